@@ -1,0 +1,395 @@
+"""Event models: what may be appended, what is recorded, and how old records are upcast.
+
+An event enters as an `EventIn` (what a user or a draft asks to record), is validated against the
+data model of its type, and leaves the store as a `RecordedEvent` (the envelope the store adds:
+position, version, times, schema version). Records are validated on the way in only; on the way
+out they are trusted, because every record is checksummed, and upcast by `upcast` when they were
+written under an older schema.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime, timezone
+from typing import Annotated, Any, Callable, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+from ledger.errors import InvalidEventError, InvalidTimeError
+
+ARTICLE_ID_MAX = 200
+_ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
+_EVENT_ID_RE = re.compile(r"[!-~]{1,128}")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def validate_article_id(value: str) -> str:
+    """Return `value` if it is a valid article id (a slug), else raise `InvalidEventError`.
+
+    A slug starts with a letter or digit and continues with letters, digits, `.`, `_`, `~`, `-`:
+    no path separators, no spaces, no control characters, at most 200 characters.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidEventError("article id is empty")
+    if len(value) > ARTICLE_ID_MAX:
+        raise InvalidEventError(f"article id is longer than {ARTICLE_ID_MAX} characters: {value[:40]!r}...")
+    if not _ARTICLE_ID_RE.fullmatch(value):
+        raise InvalidEventError(
+            f"article id {value!r} is not a slug (letters, digits, '.', '_', '~', '-'; no '/', spaces or control characters)"
+        )
+    return value
+
+
+def _check_article_id(value: str) -> str:
+    try:
+        return validate_article_id(value)
+    except InvalidEventError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _check_event_id(value: str) -> str:
+    if not _EVENT_ID_RE.fullmatch(value):
+        raise ValueError("event id must be 1-128 printable ASCII characters without spaces")
+    return value
+
+
+def _check_one_line(value: str) -> str:
+    if "\n" in value or "\r" in value:
+        raise ValueError("must be a single line")
+    return value
+
+
+def _check_no_control(value: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise ValueError("contains control characters")
+    return value
+
+
+ArticleId = Annotated[str, AfterValidator(_check_article_id)]
+EventId = Annotated[str, AfterValidator(_check_event_id)]
+Category = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_check_one_line), AfterValidator(_check_no_control)]
+OneLine = Annotated[str, AfterValidator(_check_one_line), AfterValidator(_check_no_control)]
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_time(moment: datetime) -> str:
+    """Render a datetime as the log's canonical UTC text (fixed width, so text order is time order)."""
+    if moment.tzinfo is None:
+        raise InvalidTimeError(f"time {moment.isoformat()} has no time zone")
+    return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """Parse a canonical log time (as written by `format_time`) into an aware UTC datetime."""
+    return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
+
+
+def new_event_id() -> str:
+    """A fresh, unique event id."""
+    return str(uuid.uuid4())
+
+
+# --- the data of each event type, as recorded -------------------------------------------------
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ArticleCreated(_Data):
+    """A new article: its first title, body, categories and metadata (source, url, author, ...)."""
+
+    title: OneLine = Field(min_length=1)
+    body: str = ""
+    categories: list[Category] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("categories")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return _dedupe(value)
+
+
+class ArticleEdited(_Data):
+    """A change of title and/or body. The body change is a patch against the previous body.
+
+    `patch` is a list of `[start, end, text]`: replace characters `start:end` of the previous
+    body with `text`, offsets in the previous body, ascending and not overlapping.
+    """
+
+    title: OneLine | None = Field(default=None, min_length=1)
+    patch: list[tuple[int, int, str]] | None = None
+
+
+class UpdateBlockAdded(_Data):
+    """An update block (a later paragraph headed e.g. "Update from Al Masdar News:").
+
+    `heading` is the heading line as written; `text` is everything after it up to the next block
+    (starting with the heading's line break). `index` is its place among the article's blocks;
+    `None` puts it last.
+    """
+
+    heading: OneLine = Field(min_length=1)
+    text: str = ""
+    index: int | None = Field(default=None, ge=0)
+
+
+class UpdateBlockEdited(_Data):
+    """A correction to an existing update block: a new heading and/or a patch of its text."""
+
+    index: int = Field(ge=0)
+    heading: OneLine | None = Field(default=None, min_length=1)
+    patch: list[tuple[int, int, str]] | None = None
+
+
+class UpdateBlockRemoved(_Data):
+    """An update block taken out of the article (it stays in history)."""
+
+    index: int = Field(ge=0)
+
+
+class CategoriesChanged(_Data):
+    """Categories added to and removed from an article (added ones go last, in order)."""
+
+    added: list[Category] = Field(default_factory=list)
+    removed: list[Category] = Field(default_factory=list)
+
+    @field_validator("added", "removed")
+    @classmethod
+    def _unique(cls, value: list[str]) -> list[str]:
+        return _dedupe(value)
+
+
+class MetadataChanged(_Data):
+    """Metadata keys set (to new values) and unset (author, source, url, front-matter keys...)."""
+
+    set: dict[str, Any] = Field(default_factory=dict)
+    unset: list[str] = Field(default_factory=list)
+
+
+class ArticleWithdrawn(_Data):
+    """The article is taken down: it leaves current views and listings but stays in history."""
+
+
+class ArticleRestored(_Data):
+    """A withdrawn article is back, as it was when withdrawn."""
+
+
+def _dedupe(values: list[str]) -> list[str]:
+    return list(dict.fromkeys(values))
+
+
+EVENT_TYPES: dict[str, type[_Data]] = {
+    cls.__name__: cls
+    for cls in (
+        ArticleCreated,
+        ArticleEdited,
+        UpdateBlockAdded,
+        UpdateBlockEdited,
+        UpdateBlockRemoved,
+        CategoriesChanged,
+        MetadataChanged,
+        ArticleWithdrawn,
+        ArticleRestored,
+    )
+}
+"""Every event type by name, with the model of its data."""
+
+EventType = Literal[
+    "ArticleCreated",
+    "ArticleEdited",
+    "UpdateBlockAdded",
+    "UpdateBlockEdited",
+    "UpdateBlockRemoved",
+    "CategoriesChanged",
+    "MetadataChanged",
+    "ArticleWithdrawn",
+    "ArticleRestored",
+]
+
+# --- schema versions and upcasting ------------------------------------------------------------
+
+SCHEMA_VERSIONS: dict[str, int] = {name: 1 for name in EVENT_TYPES}
+"""The schema version each type is written with today."""
+SCHEMA_VERSIONS["ArticleCreated"] = 2
+SCHEMA_VERSIONS["UpdateBlockAdded"] = 2
+
+
+def _created_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # Schema 1 (the first prototype) kept source, url and author beside the title; schema 2 keeps
+    # every such key in `metadata`, so that drafts can carry any front-matter key.
+    data = dict(data)
+    metadata = dict(data.pop("metadata", None) or {})
+    for key in ("source", "url", "author"):
+        if key in data:
+            value = data.pop(key)
+            if value is not None:
+                metadata[key] = value
+    data["metadata"] = metadata
+    return data
+
+
+def _block_added_v1_to_v2(data: dict[str, Any]) -> dict[str, Any]:
+    # Schema 1 always appended the block; schema 2 says where it goes (None: last).
+    data = dict(data)
+    data.setdefault("index", None)
+    return data
+
+
+UPCASTERS: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("ArticleCreated", 1): _created_v1_to_v2,
+    ("UpdateBlockAdded", 1): _block_added_v1_to_v2,
+}
+"""`(type, schema)` -> function turning data of that schema into data of the next schema."""
+
+
+def upcast(record: dict[str, Any]) -> dict[str, Any]:
+    """Bring a raw record's data to the current schema of its type (in place; returns it).
+
+    Works on the raw dict before any model sees it, like the eventsourcing library's chain.
+    """
+    kind = record["type"]
+    schema = record.get("schema", 1)
+    current = SCHEMA_VERSIONS.get(kind)
+    if current is None or schema == current:
+        return record
+    data = record["data"]
+    while schema < current:
+        step = UPCASTERS.get((kind, schema))
+        if step is not None:
+            data = step(data)
+        schema += 1
+    record["data"] = data
+    record["schema"] = schema
+    return record
+
+
+# --- envelopes -----------------------------------------------------------------------------
+
+
+class EventIn(BaseModel):
+    """One event as given to `Ledger.append` (one JSON line of `ledger append`).
+
+    For `ArticleEdited`, `data` gives the new `title` and/or the whole new `body` (or a ready
+    `patch`); for `UpdateBlockEdited`, a new `heading` and/or the whole new `text`; for
+    `CategoriesChanged`, `added`/`removed` or the whole new list as `categories`. The ledger
+    records only what changed.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: EventType
+    article: ArticleId
+    data: dict[str, Any] = Field(default_factory=dict)
+    id: EventId | None = None
+    actor: OneLine | None = Field(default=None, max_length=200)
+    reason: OneLine | None = Field(default=None, max_length=2000)
+    occurred_at: datetime | None = None
+    expected_version: int | None = Field(default=None, ge=0)
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("occurred_at needs a time zone (e.g. 2017-09-05T16:05:00Z)")
+        return value
+
+
+class NewRecord(BaseModel):
+    """An event ready for the store: validated data in the current schema, not yet positioned."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    article: str
+    type: str
+    data: dict[str, Any]
+    occurred_at: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    explicit_id: bool = False
+
+
+class RecordedEvent(BaseModel):
+    """An event as the log holds it: the envelope the store added, and the data."""
+
+    model_config = ConfigDict(frozen=True)
+
+    position: int = Field(description="Global position in the log, 1, 2, 3... without gaps.")
+    id: str = Field(description="Unique event id.")
+    article: str = Field(description="The article (slug) the event belongs to.")
+    version: int = Field(description="The article version this event is part of.")
+    type: str = Field(description="Event type, e.g. ArticleEdited.")
+    schema_version: int = Field(description="Schema version of `data` (after upcasting).")
+    recorded_at: datetime = Field(description="When the store recorded it (UTC).")
+    occurred_at: datetime = Field(description="When it happened (UTC); defaults to recorded_at.")
+    actor: str | None = Field(default=None, description="Who made the change.")
+    reason: str | None = Field(default=None, description="Why (an edit summary).")
+    data: dict[str, Any] = Field(default_factory=dict, description="The type's data.")
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> "RecordedEvent":
+        """Build from a raw (checksummed, upcast) record without validating it again."""
+        return cls.model_construct(
+            position=record["pos"],
+            id=record["id"],
+            article=record["article"],
+            version=record["version"],
+            type=record["type"],
+            schema_version=record.get("schema", 1),
+            recorded_at=parse_time(record["recorded_at"]),
+            occurred_at=parse_time(record["occurred_at"]),
+            actor=record.get("actor"),
+            reason=record.get("reason"),
+            data=record["data"],
+        )
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The documented JSON form (`ledger log --format json`): times as ISO 8601 UTC."""
+        return {
+            "position": self.position,
+            "id": self.id,
+            "article": self.article,
+            "version": self.version,
+            "type": self.type,
+            "schema_version": self.schema_version,
+            "recorded_at": format_time(self.recorded_at),
+            "occurred_at": format_time(self.occurred_at),
+            "actor": self.actor,
+            "reason": self.reason,
+            "data": self.data,
+        }
+
+
+def validate_data(kind: str, data: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Validate `data` for event type `kind`; return it normalised, or raise `InvalidEventError`."""
+    model = EVENT_TYPES.get(kind)
+    if model is None:
+        raise InvalidEventError(f"{where}unknown event type {kind!r}")
+    try:
+        return model.model_validate(data).model_dump(exclude_none=False)
+    except ValidationError as exc:
+        raise InvalidEventError(f"{where}{kind}: {describe_validation_error(exc)}") from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line naming the first invalid field and why (pydantic's message, shortened)."""
+    errors = exc.errors()
+    first = errors[0]
+    loc = ".".join(str(part) for part in first["loc"]) or "value"
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "missing":
+        message = "missing field"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{loc}: {message}{more}"

@@ -1,0 +1,896 @@
+"""The event store: the `EventStore` interface and its embedded, file-backed implementation.
+
+`FileEventStore` keeps the log as one file of sealed JSON lines (see `ledger.codec`):
+
+* **atomic appends**: the records of one append are written with one `write` and the last one
+  carries `"end":true`. Readers use only records up to the last `end`, so a half-written append
+  is never seen; a writer that finds records after the last `end` (a crash mid-append) cuts them
+  off, with a warning, before it appends.
+* **serialised writers**: appends take an exclusive `flock` on `lock` beside the log, so several
+  processes (a `ledger watch` and a `ledger append` typed by hand) can append to one store.
+* **durable**: every append is `fdatasync`ed before it returns, unless inside `bulk()`, which
+  syncs once at the end.
+* **tamper evident**: each record carries the hash of the one before; `verify` checks the chain.
+* **indexed**: `index.sqlite` maps articles and event ids to byte ranges of the log. It is derived
+  data: it follows the log lazily, is rebuilt when missing or stale, and is safe to delete.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from pydantic import BaseModel, Field
+
+from ledger import codec
+from ledger.errors import (
+    CorruptStoreError,
+    DuplicateEventError,
+    InvalidEventError,
+    InvalidTimeError,
+    NothingToDoError,
+    StoreError,
+    StoreLockedError,
+    StoreNotFoundError,
+    VersionConflictError,
+)
+from ledger.events import SCHEMA_VERSIONS, NewRecord, format_time, parse_time, upcast
+
+log = logging.getLogger("ledger")
+
+LOG_FILE = "events.jsonl"
+MARKER_FILE = "LEDGER"
+LOCK_FILE = "lock"
+INDEX_FILE = "index.sqlite"
+FORMAT_VERSION = 1
+_CHUNK = 4 * 1024 * 1024
+
+
+class AppendResult(BaseModel):
+    """What one append recorded (or, for a re-sent append, what it had recorded the first time)."""
+
+    versions: dict[str, int] = Field(description="The new version of each article appended to.")
+    first_position: int = Field(description="Position of the first event recorded.")
+    last_position: int = Field(description="Position of the last event recorded.")
+    event_ids: list[str] = Field(description="Ids of the recorded events, in order.")
+    duplicate: bool = Field(default=False, description="True when every event id was already in the log.")
+    recorded_at: datetime | None = Field(default=None, description="When the store recorded the append (None for a re-sent one).")
+    occurred_at: dict[str, datetime] = Field(default_factory=dict, description="When each article's new version occurred.")
+
+
+class Head(BaseModel):
+    """The end of the log: the last position and the hash that seals everything up to it."""
+
+    position: int
+    hash: str
+
+
+class Problem(BaseModel):
+    """One defect `verify` found."""
+
+    line: int = Field(description="1-based line number in the log file.")
+    position: int | None = Field(description="The record's position, where it can be read.")
+    offset: int = Field(description="Byte offset of the line in the log file.")
+    message: str
+
+
+class VerifyReport(BaseModel):
+    """The result of `verify`: counts, the head hash to note down, and every problem found."""
+
+    ok: bool
+    events: int
+    articles: int
+    head_position: int
+    head_hash: str
+    log_bytes: int
+    torn_tail_bytes: int = Field(description="Bytes after the last complete append (a crash mid-append).")
+    problems: list[Problem]
+
+
+class EventStore(ABC):
+    """What projections and the application need from a store; a server-backed store implements
+    the same methods.
+
+    Records cross this interface as raw dicts (already upcast), because projections fold millions
+    of them and validation already happened on the way in. Keys: `pos`, `id`, `article`,
+    `version`, `type`, `schema`, `recorded_at`, `occurred_at`, optional `actor`, `reason`, and
+    `data`. Times are canonical UTC text (`ledger.events.format_time`), so text order is time order.
+    """
+
+    @abstractmethod
+    def append(self, records: Sequence[NewRecord], expected_versions: Mapping[str, int] | None = None) -> AppendResult:
+        """Append all `records` atomically, as the next version of each article they name.
+
+        `expected_versions` maps articles to the version they must be at (0: must not exist);
+        on a mismatch raises `VersionConflictError` and appends nothing.
+        """
+
+    @abstractmethod
+    def read(self, after: int = 0, to: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every committed record with `after < position <= to`, in order."""
+
+    @abstractmethod
+    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[dict[str, Any]]:
+        """The records of one article's versions `from_version..to_version`, in order."""
+
+    @abstractmethod
+    def article_version(self, article: str) -> int:
+        """The article's current version (0 when it has no events)."""
+
+    @abstractmethod
+    def articles(self) -> dict[str, int]:
+        """Every article with its current version."""
+
+    @abstractmethod
+    def version_at(self, article: str, when: str) -> int:
+        """The article's last version that occurred at or before `when` (0 if none)."""
+
+    @abstractmethod
+    def version_times(self, article: str) -> list[tuple[int, str, str]]:
+        """`(version, occurred_at, recorded_at)` of each version of the article."""
+
+    @abstractmethod
+    def head(self) -> Head:
+        """The last position and hash."""
+
+    @abstractmethod
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Check every record: checksum, chain, gap-free positions and versions."""
+
+    @abstractmethod
+    def size(self) -> int:
+        """Bytes of the log."""
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Batch durability for imports: appends inside are synced once, at the end."""
+        yield
+
+    def close(self) -> None:
+        """Release files and connections."""
+
+
+@dataclass
+class _WriterState:
+    end: int = 0
+    position: int = 0
+    hash: str = codec.GENESIS_HASH
+    recorded_at: str = ""
+    versions: dict[str, int] = field(default_factory=dict)
+    occurred: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class _Scan:
+    """Committed records read from a byte range, and where the committed part ends."""
+
+    records: list[tuple[int, int, dict[str, Any], str]]
+    end: int
+    tail: int
+
+
+def init_store(path: str | os.PathLike[str]) -> Path:
+    """Create an empty store at `path` (a folder); harmless if one is already there."""
+    root = Path(path)
+    marker = root / MARKER_FILE
+    if marker.exists():
+        _read_marker(root)
+        return root
+    if root.exists() and not root.is_dir():
+        raise StoreError(f"{root}: exists and is not a folder")
+    root.mkdir(parents=True, exist_ok=True)
+    (root / LOG_FILE).touch()
+    tmp = root / (MARKER_FILE + ".tmp")
+    tmp.write_bytes(codec.dumps({"format": "ledger", "version": FORMAT_VERSION, "store_id": str(uuid.uuid4())}) + b"\n")
+    os.replace(tmp, marker)
+    _fsync_dir(root)
+    return root
+
+
+def _read_marker(root: Path) -> dict[str, Any]:
+    try:
+        marker = codec.loads((root / MARKER_FILE).read_bytes())
+    except FileNotFoundError:
+        raise StoreNotFoundError(f"{root}: no ledger store here (run `ledger init`)") from None
+    except ValueError:
+        raise CorruptStoreError(f"{root / MARKER_FILE}: not a ledger marker file") from None
+    if not isinstance(marker, dict) or marker.get("format") != "ledger":
+        raise CorruptStoreError(f"{root / MARKER_FILE}: not a ledger marker file")
+    if marker.get("version") != FORMAT_VERSION:
+        raise StoreError(f"{root}: store format {marker.get('version')} is not supported (this ledger reads {FORMAT_VERSION})")
+    return marker
+
+
+def _fsync_dir(root: Path) -> None:
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return format_time(datetime.now(timezone.utc))
+
+
+class FileEventStore(EventStore):
+    """The embedded store: an append-only file of sealed JSON lines plus a derived SQLite index.
+
+    `lock_timeout` is how long an append waits for another writer (then `StoreLockedError`).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
+        self.root = Path(path)
+        self._marker = _read_marker(self.root)
+        self.log_path = self.root / LOG_FILE
+        if not self.log_path.exists():
+            raise CorruptStoreError(f"{self.log_path}: the log file is missing")
+        self.lock_timeout = lock_timeout
+        self._read_fd = os.open(self.log_path, os.O_RDONLY)
+        self._write_fd: int | None = None
+        self._lock_fd: int | None = None
+        self._mutex = threading.RLock()
+        self._writer: _WriterState | None = None
+        self._db: sqlite3.Connection | None = None
+        self._indexed = 0
+        self._bulk_depth = 0
+        self._unsynced = False
+        self.recovered_bytes = 0
+
+    # --- opening and recovery ------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Bring the index up to date and cut off a torn tail (a crash mid-append), if no writer is
+        busy. Returns the number of bytes cut. Raises `CorruptStoreError` for damage elsewhere."""
+        with self._mutex:
+            self._sync_index()
+            if os.fstat(self._read_fd).st_size <= self._indexed:
+                return 0
+            if not self._try_lock():
+                return 0
+            try:
+                return self._cut_torn_tail()
+            finally:
+                self._unlock()
+
+    def _cut_torn_tail(self) -> int:
+        self._sync_index()
+        size = os.fstat(self._read_fd).st_size
+        cut = size - self._indexed
+        if cut > 0:
+            fd = self._writer_fd()
+            os.ftruncate(fd, self._indexed)
+            os.fsync(fd)
+            self.recovered_bytes += cut
+            log.warning("%s: cut %d bytes of an append that did not complete (a crash mid-write)", self.log_path, cut)
+        return cut
+
+    # --- the index -------------------------------------------------------------------------
+
+    def _index(self) -> sqlite3.Connection:
+        if self._db is None:
+            path = self.root / INDEX_FILE
+            try:
+                self._db = self._connect(path)
+            except sqlite3.DatabaseError:
+                log.warning("%s: unreadable index, rebuilding it from the log", path)
+                for suffix in ("", "-wal", "-shm"):
+                    Path(str(path) + suffix).unlink(missing_ok=True)
+                self._db = self._connect(path)
+        return self._db
+
+    def _connect(self, path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+            CREATE TABLE IF NOT EXISTS events (
+                pos INTEGER PRIMARY KEY, id TEXT NOT NULL, article TEXT NOT NULL,
+                version INTEGER NOT NULL, type TEXT NOT NULL, occurred_at TEXT NOT NULL,
+                recorded_at TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
+            CREATE INDEX IF NOT EXISTS events_article ON events (article, version);
+            CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
+            CREATE TABLE IF NOT EXISTS articles (
+                article TEXT PRIMARY KEY, version INTEGER NOT NULL, occurred_at TEXT NOT NULL);
+            """
+        )
+        return db
+
+    def _meta(self, db: sqlite3.Connection) -> dict[str, Any]:
+        return dict(db.execute("SELECT key, value FROM meta").fetchall())
+
+    def _sync_index(self) -> None:
+        """Index every committed record not yet indexed (any process may do this; SQLite serialises)."""
+        size = os.fstat(self._read_fd).st_size
+        if size == self._indexed and self._db is not None:
+            return
+        db = self._index()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            meta = self._meta(db)
+            covered = int(meta.get("offset", 0))
+            position = int(meta.get("position", 0))
+            last_hash = str(meta.get("hash", codec.GENESIS_HASH))
+            if meta.get("store_id") != self._marker["store_id"] or not self._index_matches_log(covered, last_hash, size):
+                if meta:
+                    log.warning("%s: index does not match the log, rebuilding it", self.root / INDEX_FILE)
+                db.execute("DELETE FROM events")
+                db.execute("DELETE FROM articles")
+                db.execute("DELETE FROM meta")
+                covered, position, last_hash = 0, 0, codec.GENESIS_HASH
+            if covered < size:
+                scan = self._scan(covered, size, position, last_hash, check_hashes=True)
+                if scan.records:
+                    self._index_records(db, scan.records)
+                    last = scan.records[-1]
+                    position, last_hash = last[2]["pos"], last[3]
+                covered = scan.end
+            db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                [("offset", covered), ("position", position), ("hash", last_hash), ("store_id", self._marker["store_id"])],
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._indexed = covered
+
+    def _index_matches_log(self, covered: int, last_hash: str, size: int) -> bool:
+        if covered == 0:
+            return True
+        if covered > size:
+            return False
+        start = max(0, covered - 65536)
+        chunk = os.pread(self._read_fd, covered - start, start)
+        line = chunk.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+        try:
+            return codec.hash_of(line) == last_hash
+        except codec.RecordError:
+            return False
+
+    @staticmethod
+    def _index_records(db: sqlite3.Connection, records: list[tuple[int, int, dict[str, Any], str]]) -> None:
+        db.executemany(
+            "INSERT OR REPLACE INTO events (pos, id, article, version, type, occurred_at, recorded_at, offset, length)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (r["pos"], r["id"], r["article"], r["version"], r["type"], r["occurred_at"], r["recorded_at"], off, length)
+                for off, length, r, _ in records
+            ],
+        )
+        latest: dict[str, tuple[int, str]] = {}
+        for _, _, r, _ in records:
+            latest[r["article"]] = (r["version"], r["occurred_at"])
+        db.executemany(
+            "INSERT OR REPLACE INTO articles (article, version, occurred_at) VALUES (?, ?, ?)",
+            [(article, version, occurred) for article, (version, occurred) in latest.items()],
+        )
+
+    # --- reading the log -----------------------------------------------------------------
+
+    def _lines(self, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+        """Complete lines (without newline) in `start..stop`, with their offsets; a last line
+        without its newline is not complete and is left out."""
+        offset = start
+        pending = b""
+        while offset < stop:
+            chunk = os.pread(self._read_fd, min(_CHUNK, stop - offset), offset)
+            if not chunk:
+                break
+            base = offset - len(pending)
+            data = pending + chunk if pending else chunk
+            offset += len(chunk)
+            lines = data.split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                yield base, line
+                base += len(line) + 1
+
+    def _scan(self, start: int, stop: int, position: int, prev_hash: str, *, check_hashes: bool) -> _Scan:
+        """Read committed records in `start..stop`; stop before an uncommitted tail (a crash
+        mid-append leaves only that). A damaged complete line is damage, never a crash: raise
+        `CorruptStoreError`."""
+        records: list[tuple[int, int, dict[str, Any], str]] = []
+        pending: list[tuple[int, int, dict[str, Any], str]] = []
+        end = start
+        for offset, line in self._lines(start, stop):
+            try:
+                record = codec.decode(line)
+                digest = codec.check(line) if check_hashes else ""
+            except codec.RecordError as exc:
+                raise CorruptStoreError(
+                    f"{self.log_path}: record after position {position} (byte {offset}): {exc}", position=position + 1
+                ) from None
+            position += 1
+            if record.get("pos") != position:
+                raise CorruptStoreError(
+                    f"{self.log_path}: expected position {position} at byte {offset}, found {record.get('pos')!r}",
+                    position=position,
+                )
+            if check_hashes and record.get("prev") != prev_hash:
+                raise CorruptStoreError(
+                    f"{self.log_path}: position {position} does not chain to the record before it (hash chain broken)",
+                    position=position,
+                )
+            prev_hash = digest
+            pending.append((offset, len(line) + 1, record, digest))
+            if record.get("end"):
+                records.extend(pending)
+                pending = []
+                end = offset + len(line) + 1
+        return _Scan(records=records, end=end, tail=stop - end)
+
+    def read(self, after: int = 0, to: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every committed record with `after < pos <= to`, upcast, in order (no hash checks:
+        `verify` does those; positions are still checked to be gap-free)."""
+        stop = os.fstat(self._read_fd).st_size
+        start, expected = 0, 1
+        if after > 0:
+            start, expected = self._offset_of(after + 1)
+        pending: list[dict[str, Any]] = []
+        schemas = SCHEMA_VERSIONS
+        for offset, line in self._lines(start, stop):
+            try:
+                record = codec.decode(line)
+            except codec.RecordError as exc:
+                raise CorruptStoreError(f"{self.log_path}: record at byte {offset}: {exc}", position=expected) from None
+            pos = record.get("pos")
+            if pos != expected:
+                raise CorruptStoreError(
+                    f"{self.log_path}: expected position {expected} at byte {offset}, found {pos!r}", position=expected
+                )
+            expected += 1
+            if record.get("schema", 1) != schemas.get(record["type"], 1):
+                upcast(record)
+            if pos <= after:
+                continue
+            if to is not None and pos > to:
+                return
+            if record.get("end"):
+                if pending:
+                    pending.append(record)
+                    yield from pending
+                    pending = []
+                else:
+                    yield record
+            else:
+                pending.append(record)
+
+    def _offset_of(self, position: int) -> tuple[int, int]:
+        """Byte offset to start reading at for `position` (from the index when it has it)."""
+        with self._mutex:
+            self._sync_index()
+            row = self._index().execute("SELECT offset FROM events WHERE pos = ?", (position,)).fetchone()
+        if row is not None:
+            return row[0], position
+        row = self._index().execute("SELECT MAX(pos), offset + length FROM events").fetchone()
+        if row is not None and row[0] is not None and row[0] < position:
+            return row[1], row[0] + 1
+        return 0, 1
+
+    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[dict[str, Any]]:
+        """One article's records through the index; every line read is hash-checked."""
+        with self._mutex:
+            self._sync_index()
+            rows = self._index().execute(
+                "SELECT pos, offset, length FROM events WHERE article = ? AND version >= ? AND version <= ? ORDER BY pos",
+                (article, from_version, to_version if to_version is not None else 1 << 62),
+            ).fetchall()
+        out: list[dict[str, Any]] = []
+        for pos, offset, length in rows:
+            line = os.pread(self._read_fd, length, offset).rstrip(b"\n")
+            try:
+                codec.check(line)
+                record = codec.decode(line)
+            except codec.RecordError as exc:
+                raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}): {exc}", position=pos) from None
+            if record.get("pos") != pos:
+                raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}) is not where the index says", position=pos)
+            out.append(upcast(record))
+        return out
+
+    def article_version(self, article: str) -> int:
+        """The article's current version (0 when it has no events)."""
+        with self._mutex:
+            if self._writer is not None:
+                # A process that appends keeps every version in memory: no index round trip.
+                return self._refresh_writer(locked=False).versions.get(article, 0)
+            self._sync_index()
+            row = self._index().execute("SELECT version FROM articles WHERE article = ?", (article,)).fetchone()
+        return row[0] if row else 0
+
+    def articles(self) -> dict[str, int]:
+        """Every article with its current version."""
+        with self._mutex:
+            self._sync_index()
+            return dict(self._index().execute("SELECT article, version FROM articles ORDER BY article").fetchall())
+
+    def version_at(self, article: str, when: str) -> int:
+        """The last version that occurred at or before `when` (0 if none)."""
+        with self._mutex:
+            self._sync_index()
+            row = self._index().execute(
+                "SELECT MAX(version) FROM events WHERE article = ? AND occurred_at <= ?", (article, when)
+            ).fetchone()
+        return row[0] or 0
+
+    def version_times(self, article: str) -> list[tuple[int, str, str]]:
+        """`(version, occurred_at, recorded_at)` of each version of the article."""
+        with self._mutex:
+            self._sync_index()
+            return [
+                tuple(row)
+                for row in self._index().execute(
+                    "SELECT version, MIN(occurred_at), MIN(recorded_at) FROM events WHERE article = ? GROUP BY version ORDER BY version",
+                    (article,),
+                )
+            ]
+
+    def head(self) -> Head:
+        """The last committed position and its hash."""
+        with self._mutex:
+            self._sync_index()
+            meta = self._meta(self._index())
+        return Head(position=int(meta.get("position", 0)), hash=str(meta.get("hash", codec.GENESIS_HASH)))
+
+    def size(self) -> int:
+        """Bytes of the log."""
+        return os.fstat(self._read_fd).st_size
+
+    def committed_size(self) -> int:
+        """Bytes of the log up to the end of the last complete append."""
+        with self._mutex:
+            self._sync_index()
+            return self._indexed
+
+    def lookup_ids(self, ids: Sequence[str]) -> dict[str, tuple[int, str, int]]:
+        """`id -> (position, article, version)` for those of `ids` already in the log."""
+        with self._mutex:
+            self._sync_index()
+            db = self._index()
+            found: dict[str, tuple[int, str, int]] = {}
+            for start in range(0, len(ids), 500):
+                part = list(ids[start : start + 500])
+                marks = ",".join("?" * len(part))
+                for eid, pos, article, version in db.execute(
+                    f"SELECT id, pos, article, version FROM events WHERE id IN ({marks})", part
+                ):
+                    found[eid] = (pos, article, version)
+            return found
+
+    # --- writing -------------------------------------------------------------------------
+
+    def _writer_fd(self) -> int:
+        if self._write_fd is None:
+            self._write_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
+        return self._write_fd
+
+    def _try_lock(self) -> bool:
+        if self._lock_fd is None:
+            self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+    def _unlock(self) -> None:
+        assert self._lock_fd is not None
+        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    @contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.0005
+        while not self._try_lock():
+            if time.monotonic() >= deadline:
+                raise StoreLockedError(f"{self.root}: locked by another writer for more than {self.lock_timeout:g}s")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        try:
+            yield
+        finally:
+            self._unlock()
+
+    def _refresh_writer(self, *, locked: bool) -> _WriterState:
+        """Bring the writer's in-memory state to the end of the committed log. Under the write
+        lock (`locked`), anything after the last complete append is a crash's leftover and is cut;
+        without it, it may be an append in progress and is left alone."""
+        state = self._writer
+        if state is None:
+            if locked:
+                self._cut_torn_tail()
+            else:
+                self._sync_index()
+            db = self._index()
+            meta = self._meta(db)
+            state = _WriterState(end=self._indexed, position=int(meta.get("position", 0)), hash=str(meta.get("hash", codec.GENESIS_HASH)))
+            for article, version, occurred in db.execute("SELECT article, version, occurred_at FROM articles"):
+                state.versions[article] = version
+                state.occurred[article] = occurred
+            row = db.execute("SELECT MAX(recorded_at) FROM events").fetchone()
+            state.recorded_at = row[0] or ""
+            self._writer = state
+        size = os.fstat(self._read_fd).st_size
+        if size < state.end:
+            raise CorruptStoreError(f"{self.log_path}: the log is shorter than {state.end} bytes: something else truncated it")
+        if size != state.end:
+            scan = self._scan(state.end, size, state.position, state.hash, check_hashes=True)
+            for _, _, record, digest in scan.records:
+                state.versions[record["article"]] = record["version"]
+                state.occurred[record["article"]] = record["occurred_at"]
+                state.recorded_at = max(state.recorded_at, record["recorded_at"])
+                state.position, state.hash = record["pos"], digest
+            state.end = scan.end
+            if scan.tail and locked:
+                fd = self._writer_fd()
+                os.ftruncate(fd, scan.end)
+                os.fsync(fd)
+                self.recovered_bytes += scan.tail
+                log.warning("%s: cut %d bytes of an append that did not complete (a crash mid-write)", self.log_path, scan.tail)
+        return state
+
+    def append(self, records: Sequence[NewRecord], expected_versions: Mapping[str, int] | None = None) -> AppendResult:
+        """Append atomically (see `EventStore.append`); idempotent for explicitly given event ids."""
+        if not records:
+            raise NothingToDoError("nothing to append: no events given")
+        ids = [r.id for r in records]
+        if len(set(ids)) != len(ids):
+            raise InvalidEventError("the same event id is given twice in one append")
+        with self._mutex, self._write_lock():
+            state = self._refresh_writer(locked=True)
+            explicit = [r.id for r in records if r.explicit_id]
+            if explicit:
+                found = self.lookup_ids(explicit)
+                if found:
+                    return self._replayed_result(records, found)
+            for article, expected in (expected_versions or {}).items():
+                current = state.versions.get(article, 0)
+                if current != expected:
+                    raise VersionConflictError(f"article {article!r} is at version {current}, not the expected {expected}; nothing appended")
+            now = max(_now(), state.recorded_at)
+            versions: dict[str, int] = {}
+            occurred: dict[str, str] = {}
+            for record in records:
+                article = record.article
+                if article not in versions:
+                    versions[article] = state.versions.get(article, 0) + 1
+                when = record.occurred_at or occurred.get(article) or now
+                if when > now:
+                    raise InvalidTimeError(f"{record.type} for {article!r}: occurred_at {when} is in the future")
+                if article in occurred and when != occurred[article]:
+                    raise InvalidTimeError(f"{record.type} for {article!r}: events of one version must share one occurred_at")
+                previous = state.occurred.get(article)
+                if previous is not None and when < previous:
+                    raise InvalidTimeError(
+                        f"{record.type} for {article!r}: occurred_at {when} is earlier than version {state.versions[article]} ({previous})"
+                    )
+                occurred[article] = when
+            lines: list[bytes] = []
+            prev = state.hash
+            position = state.position
+            last = len(records) - 1
+            for i, record in enumerate(records):
+                position += 1
+                out: dict[str, Any] = {
+                    "pos": position,
+                    "id": record.id,
+                    "article": record.article,
+                    "version": versions[record.article],
+                    "type": record.type,
+                    "schema": SCHEMA_VERSIONS[record.type],
+                    "recorded_at": now,
+                    "occurred_at": occurred[record.article],
+                }
+                if record.actor is not None:
+                    out["actor"] = record.actor
+                if record.reason is not None:
+                    out["reason"] = record.reason
+                out["data"] = record.data
+                if i == last:
+                    out["end"] = True
+                line, prev = codec.seal(out, prev)
+                lines.append(line)
+            self._write(state, b"".join(lines))
+            first = state.position + 1
+            state.position, state.hash, state.recorded_at = position, prev, now
+            state.versions.update(versions)
+            state.occurred.update(occurred)
+            return AppendResult(
+                versions=versions,
+                first_position=first,
+                last_position=position,
+                event_ids=ids,
+                recorded_at=parse_time(now),
+                occurred_at={article: parse_time(when) for article, when in occurred.items()},
+            )
+
+    def append_raw(self, lines: Sequence[bytes]) -> Head:
+        """Append already sealed record lines exactly as they are (used by `import`): they must
+        continue this log's positions and hash chain. Checked before anything is written."""
+        with self._mutex, self._write_lock():
+            state = self._refresh_writer(locked=True)
+            position, prev = state.position, state.hash
+            versions = dict(state.versions)
+            occurred = dict(state.occurred)
+            recorded = state.recorded_at
+            last_record: dict[str, Any] = {}
+            for n, line in enumerate(lines, 1):
+                body = line.rstrip(b"\n")
+                try:
+                    digest = codec.check(body)
+                    record = codec.decode(body)
+                except codec.RecordError as exc:
+                    raise InvalidEventError(f"record {n}: {exc}") from None
+                position += 1
+                if record.get("pos") != position or record.get("prev") != prev:
+                    raise InvalidEventError(f"record {n}: does not continue this log at position {position}")
+                article, version = record["article"], record["version"]
+                if version not in (versions.get(article, 0), versions.get(article, 0) + 1):
+                    raise InvalidEventError(f"record {n}: version {version} of {article!r} is out of order")
+                versions[article] = version
+                occurred[article] = record["occurred_at"]
+                recorded = max(recorded, record["recorded_at"])
+                prev = digest
+                last_record = record
+            if not lines:
+                raise NothingToDoError("nothing to import")
+            if not last_record.get("end"):
+                raise InvalidEventError("the last record does not close an append")
+            self._write(state, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
+            state.position, state.hash, state.recorded_at = position, prev, recorded
+            state.versions, state.occurred = versions, occurred
+            return Head(position=position, hash=prev)
+
+    def _replayed_result(self, records: Sequence[NewRecord], found: dict[str, tuple[int, str, int]]) -> AppendResult:
+        missing = [r.id for r in records if r.id not in found]
+        if missing:
+            raise DuplicateEventError(
+                f"{len(found)} of {len(records)} event ids are already in the log (e.g. {next(iter(found))!r}) and "
+                f"{len(missing)} are not (e.g. {missing[0]!r}); send the append again whole or with new ids"
+            )
+        positions = [found[r.id][0] for r in records]
+        return AppendResult(
+            versions={found[r.id][1]: found[r.id][2] for r in records},
+            first_position=min(positions),
+            last_position=max(positions),
+            event_ids=[r.id for r in records],
+            duplicate=True,
+        )
+
+    def _write(self, state: _WriterState, data: bytes) -> None:
+        fd = self._writer_fd()
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if self._bulk_depth:
+                self._unsynced = True
+            else:
+                os.fdatasync(fd)
+        except OSError as exc:
+            # Leave the log exactly as it was: a partial append must not stay behind.
+            try:
+                os.ftruncate(fd, state.end)
+            except OSError:
+                log.error("%s: could not cut a failed append; the next writer will", self.log_path)
+            raise StoreError(f"{self.log_path}: append failed: {exc.strerror or exc}") from None
+        state.end += len(data)
+
+    @contextmanager
+    def bulk(self) -> Iterator[None]:
+        """Appends inside are not synced one by one; one `fdatasync` at the end makes them durable.
+        A crash inside may lose the appends of the block (never corrupt the log)."""
+        with self._mutex:
+            self._bulk_depth += 1
+        try:
+            yield
+        finally:
+            with self._mutex:
+                self._bulk_depth -= 1
+                if self._bulk_depth == 0 and self._unsynced:
+                    os.fdatasync(self._writer_fd())
+                    self._unsynced = False
+
+    # --- verification ----------------------------------------------------------------------
+
+    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+        """Check every line: JSON, checksum, hash chain, gap-free positions, versions, appends closed."""
+        size = os.fstat(self._read_fd).st_size
+        problems: list[Problem] = []
+        prev = codec.GENESIS_HASH
+        position = 0
+        versions: dict[str, int] = {}
+        in_append: dict[str, int] = {}
+        events = 0
+        committed_end = 0
+        committed_hash = codec.GENESIS_HASH
+        committed_pos = 0
+        line_no = 0
+        done = 0
+        for offset, line in self._lines(0, size):
+            line_no += 1
+            where_pos: int | None = position + 1
+            try:
+                record = codec.decode(line)
+                where_pos = record.get("pos") if isinstance(record.get("pos"), int) else position + 1
+                digest = codec.check(line)
+            except codec.RecordError as exc:
+                problems.append(Problem(line=line_no, position=where_pos, offset=offset, message=str(exc)))
+                position += 1
+                try:
+                    # Chain the next record to the hash this one claims, so one damaged record
+                    # is reported once, not again as a broken link.
+                    prev = codec.hash_of(line)
+                except codec.RecordError:
+                    pass
+                continue
+            position += 1
+            events += 1
+            if record.get("pos") != position:
+                problems.append(Problem(line=line_no, position=record.get("pos"), offset=offset, message=f"expected position {position}"))
+                position = record.get("pos") if isinstance(record.get("pos"), int) else position
+            if record.get("prev") != prev:
+                problems.append(Problem(line=line_no, position=position, offset=offset, message="hash chain broken: prev does not match the record before"))
+            prev = digest
+            article, version = record.get("article"), record.get("version")
+            if article in in_append:
+                if version != in_append[article]:
+                    problems.append(Problem(line=line_no, position=position, offset=offset, message=f"version {version} of {article!r} inside one append"))
+            elif version != versions.get(article, 0) + 1:
+                problems.append(Problem(line=line_no, position=position, offset=offset, message=f"version {version} of {article!r} follows version {versions.get(article, 0)}"))
+            versions[article] = version
+            in_append[article] = version
+            if record.get("end"):
+                in_append.clear()
+                committed_end, committed_hash, committed_pos = offset + len(line) + 1, digest, position
+            done = offset + len(line) + 1
+            if progress is not None and line_no % 10000 == 0:
+                progress(done, size)
+            if len(problems) >= 100:
+                break
+        if progress is not None:
+            progress(size, size)
+        tail = size - committed_end
+        return VerifyReport(
+            ok=not problems,
+            events=events,
+            articles=len(versions),
+            head_position=committed_pos,
+            head_hash=committed_hash,
+            log_bytes=size,
+            torn_tail_bytes=tail,
+            problems=problems,
+        )
+
+    def close(self) -> None:
+        """Sync anything pending and release files and connections."""
+        with self._mutex:
+            if self._unsynced and self._write_fd is not None:
+                os.fdatasync(self._write_fd)
+                self._unsynced = False
+            for fd in (self._write_fd, self._lock_fd, self._read_fd):
+                if fd is not None:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+            self._write_fd = self._lock_fd = None
+            if self._db is not None:
+                self._db.close()
+                self._db = None
