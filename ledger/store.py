@@ -142,6 +142,11 @@ class EventStore(ABC):
         """`(version, occurred_at, recorded_at)` of each version of the article."""
 
     @abstractmethod
+    def find_append(self, ids: Sequence[str]) -> AppendResult | None:
+        """For re-sent event ids: the original result when all `ids` are in the log, None when
+        none are; raises `DuplicateEventError` when some are."""
+
+    @abstractmethod
     def head(self) -> Head:
         """The last position and hash."""
 
@@ -653,11 +658,10 @@ class FileEventStore(EventStore):
             raise InvalidEventError("the same event id is given twice in one append")
         with self._mutex, self._write_lock():
             state = self._refresh_writer(locked=True)
-            explicit = [r.id for r in records if r.explicit_id]
-            if explicit:
-                found = self.lookup_ids(explicit)
-                if found:
-                    return self._replayed_result(records, found)
+            if any(r.explicit_id for r in records):
+                original = self.find_append(ids)
+                if original is not None:
+                    return original
             for article, expected in (expected_versions or {}).items():
                 current = state.versions.get(article, 0)
                 if current != expected:
@@ -756,19 +760,23 @@ class FileEventStore(EventStore):
             state.versions, state.occurred = versions, occurred
             return Head(position=position, hash=prev)
 
-    def _replayed_result(self, records: Sequence[NewRecord], found: dict[str, tuple[int, str, int]]) -> AppendResult:
-        missing = [r.id for r in records if r.id not in found]
+    def find_append(self, ids: Sequence[str]) -> AppendResult | None:
+        """The original result of an append whose event ids are all `ids` (see `EventStore`)."""
+        found = self.lookup_ids(ids)
+        if not found:
+            return None
+        missing = [eid for eid in ids if eid not in found]
         if missing:
             raise DuplicateEventError(
-                f"{len(found)} of {len(records)} event ids are already in the log (e.g. {next(iter(found))!r}) and "
+                f"{len(found)} of {len(ids)} event ids are already in the log (e.g. {next(iter(found))!r}) and "
                 f"{len(missing)} are not (e.g. {missing[0]!r}); send the append again whole or with new ids"
             )
-        positions = [found[r.id][0] for r in records]
+        positions = [found[eid][0] for eid in ids]
         return AppendResult(
-            versions={found[r.id][1]: found[r.id][2] for r in records},
+            versions={found[eid][1]: found[eid][2] for eid in ids},
             first_position=min(positions),
             last_position=max(positions),
-            event_ids=[r.id for r in records],
+            event_ids=list(ids),
             duplicate=True,
         )
 

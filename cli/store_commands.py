@@ -1,0 +1,133 @@
+"""Commands on the log itself: init, append, log, verify."""
+
+from __future__ import annotations
+
+import sys
+from typing import IO, Any
+
+import click
+
+import ledger
+from cli.main import main, open_ledger
+from cli.output import console, format_option, json_line, json_lines, local_time, table
+from ledger.codec import loads
+
+
+@main.command()
+@click.pass_context
+def init(ctx: click.Context) -> None:
+    """Create an empty store (harmless if one exists).
+
+    \b
+    Example:
+      ledger --store newsroom-data init
+    """
+    root = ledger.init(ctx.obj["store"])
+    click.echo(f"initialised store {root}")
+
+
+def _read_events(stream: IO[bytes], name: str) -> tuple[list[dict[str, Any]], list[str]]:
+    events: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for number, raw in enumerate(stream, 1):
+        if not raw.strip():
+            continue
+        label = f"{name}:{number}"
+        try:
+            value = loads(raw)
+        except ValueError as exc:
+            raise ledger.InvalidEventError(f"{label}: malformed JSON ({exc})") from None
+        if not isinstance(value, dict):
+            raise ledger.InvalidEventError(f"{label}: expected a JSON object, got {type(value).__name__}")
+        events.append(value)
+        labels.append(label)
+    return events, labels
+
+
+@main.command()
+@click.argument("source", type=click.File("rb"), default="-")
+@format_option
+@click.pass_context
+def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
+    """Append events from SOURCE (a file of JSON lines, or - for stdin) as one atomic append.
+
+    Each line is an object with `type`, `article` and `data`, and optionally `id`, `actor`,
+    `reason`, `occurred_at` and `expected_version`. For ArticleEdited give the new `title`
+    and/or the whole new `body`: only what changed is recorded. Either every line is recorded or
+    none is.
+
+    \b
+    Example:
+      echo '{"type": "ArticleCreated", "article": "deir-ez-zor", "data": {"title": "Deir ez-Zor", "body": "..."}}' | ledger append -
+    """
+    name = "<stdin>" if source.name in ("<stdin>", "-") else source.name
+    events, labels = _read_events(source, name)
+    led = open_ledger(ctx)
+    result = led.append(events, labels=labels)
+    if fmt == "json":
+        json_line(result.model_dump(mode="json"))
+        return
+    note = " (already recorded: nothing appended)" if result.duplicate else ""
+    versions = ", ".join(f"{article} v{version}" for article, version in result.versions.items())
+    count = result.last_position - result.first_position + 1
+    click.echo(f"recorded {count} event{'s' if count != 1 else ''} at positions {result.first_position}-{result.last_position}: {versions}{note}")
+
+
+@main.command(name="log")
+@click.option("--article", "-a", help="Only this article's events.")
+@click.option("--type", "-t", "types", multiple=True, type=click.Choice(sorted(ledger.EVENT_TYPES)), help="Only events of this type (repeatable).")
+@click.option("--from", "from_position", type=click.IntRange(min=1), default=1, show_default=True, help="Start at this position.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), help="At most this many events.")
+@format_option
+@click.pass_context
+def log_command(ctx: click.Context, article: str | None, types: tuple[str, ...], from_position: int, limit: int | None, fmt: str) -> None:
+    """List recorded events, oldest first.
+
+    JSON fields: position, id, article, version, type, schema_version, recorded_at, occurred_at,
+    actor, reason, data.
+
+    \b
+    Example:
+      ledger log --article deir-ez-zor --format json
+    """
+    led = open_ledger(ctx)
+    events = led.events(after=from_position - 1, article=article, types=types or None, limit=limit)
+    if fmt == "json":
+        json_lines(event.to_json_dict() for event in events)
+        return
+    table(
+        ["pos", "article", "ver", "type", "occurred", "actor", "reason"],
+        ([e.position, e.article, e.version, e.type, local_time(e.occurred_at), e.actor, e.reason] for e in events),
+    )
+
+
+@main.command()
+@format_option
+@click.pass_context
+def verify(ctx: click.Context, fmt: str) -> None:
+    """Check every record: checksums, hash chain, gap-free positions and versions.
+
+    Prints the head hash: note it down and compare it later to prove the log was not altered.
+    Exits 8 when a problem is found, naming the line and position of each.
+
+    \b
+    Example:
+      ledger verify
+    """
+    led = open_ledger(ctx, recover=False)
+    report = led.verify()
+    if fmt == "json":
+        json_line(report.model_dump(mode="json"))
+    else:
+        out = console()
+        for problem in report.problems:
+            console(stderr=True).print(
+                f"[red]problem:[/] line {problem.line}, position {problem.position}, byte {problem.offset}: {problem.message}"
+            )
+        state = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
+        out.print(f"{state}: {report.events} events, {report.articles} articles, head position {report.head_position}")
+        out.print(f"head hash {report.head_hash}")
+        if report.torn_tail_bytes:
+            out.print(f"{report.torn_tail_bytes} bytes of an unfinished append at the end (cut on the next open)")
+    if not report.ok:
+        sys.exit(ledger.CorruptStoreError.exit_code)

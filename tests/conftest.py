@@ -1,0 +1,57 @@
+"""Shared fixtures: temporary stores, the shared corpus and sample, and the CLI as a process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import ledger
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+CORPUS = SHARED / "corpus" / "nodejs-blog"
+SAMPLES = SHARED / "samples"
+
+
+@pytest.fixture
+def store_dir(tmp_path: Path) -> Path:
+    """A fresh, initialised store folder."""
+    return ledger.init(tmp_path / "store")
+
+
+@pytest.fixture
+def led(store_dir: Path) -> Iterator[ledger.Ledger]:
+    """An open `Ledger` on a fresh store."""
+    with ledger.open(store_dir) as opened:
+        yield opened
+
+
+@pytest.fixture
+def corpus() -> Path:
+    """The real revision histories in ../shared/corpus (skipped, visibly, where absent)."""
+    if not CORPUS.is_dir():
+        pytest.skip(f"shared corpus not found at {CORPUS} (CI has ../shared beside the project)")
+    return CORPUS
+
+
+@pytest.fixture
+def samples() -> Path:
+    """The real sample drafts in ../shared/samples (skipped, visibly, where absent)."""
+    if not SAMPLES.is_dir():
+        pytest.skip(f"shared samples not found at {SAMPLES} (CI has ../shared beside the project)")
+    return SAMPLES
+
+
+def run_ledger(*args: str, store: Path | None = None, input: bytes | None = None, env: dict[str, str] | None = None,
+               timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    """Run the installed `ledger` console script as a real process."""
+    environment = {**os.environ, "NO_COLOR": "1", **(env or {})}
+    command = [str(Path(sys.executable).with_name("ledger"))]
+    if store is not None:
+        command += ["--store", str(store)]
+    return subprocess.run(command + list(args), input=input, capture_output=True, env=environment, timeout=timeout)
