@@ -1,14 +1,215 @@
-"""Rendering an article view back to the draft text it came from (see README "Draft formats")."""
+"""The draft formats, written out: an article view back to the exact draft text it came from.
+
+Two formats (README "Draft formats"): plain text (title line, body, update blocks, an optional
+last `Categories:` line) and Markdown (YAML front matter, body, update blocks). What a view's
+values do not say - the exact `Categories:` line, blank lines before the title, the trailing
+newline, the front matter as written - is kept by the draft parser (`ledger.drafts`) in the
+reserved metadata key `_draft` (`LAYOUT_KEY`), and only when it differs from the default. This
+module also holds the pieces of the formats that both directions share, because drafts import
+rendering and not the other way round.
+"""
 
 from __future__ import annotations
 
-from ledger.projections import ArticleView
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import yaml
+
+LAYOUT_KEY = "_draft"
+"""Metadata key holding how the draft was laid out (format, raw pieces); absent for plain defaults."""
+
+TITLE_KEY = "title"
+ID_KEY = "id"
+CATEGORY_KEYS = ("category", "categories", "tags")
+"""Front-matter keys whose values are categories (in this order of precedence for output)."""
+
+CATEGORIES_LABEL = "Categories:"
+
+_HEADING_RE = re.compile(
+    r"""[ \t]*(?:\#{1,6}[ \t]+)?[_*]{0,3}           # Markdown heading marks and emphasis
+    (?:
+        \([ \t]*update(?:d)?\b[^)\n]*\)             # (Update 16-Mar-2022) ...
+      | update(?:d)?                                # Update ... : ...
+        (?:[ \t]+from[ \t][^\n]*?                   #   from Al Masdar News
+          |[ \t]*\([^)\n]*\)                        #   (4:05 P.M.)
+          |[ \t]*[,\u2013\u2014-][^\n]*?            #   , 5 p.m. / - 10:30
+          |[ \t]+\#?\d[^\n]*?                       #   2 / #2 / 16 March
+        )?
+        [_*]{0,3}[ \t]*:
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_CATEGORIES_RE = re.compile(r"[ \t]*categories[ \t]*:", re.IGNORECASE)
+_FENCE_RE = re.compile(r"[ \t]{0,3}(```|~~~)")
 
 
-def render(view: ArticleView) -> str:
+class BlockLike(Protocol):
+    """An update block: its heading line and the text after it."""
+
+    heading: str
+    text: str
+
+
+class ViewLike(Protocol):
+    """What rendering needs of an article: an `ArticleView` or a parsed `Draft`."""
+
+    id: str
+    title: str
+    body: str
+    categories: list[str]
+    metadata: dict[str, Any]
+
+    @property
+    def blocks(self) -> Sequence[BlockLike]:
+        """The update blocks, in order."""
+
+
+def is_update_heading(line: str) -> bool:
+    """True if `line` (without its line break) reads as an update-block heading.
+
+    The line starts, after optional Markdown heading marks (`## `) and emphasis (`_`, `*`), with
+    either `(Update ...)` or the word `Update`/`Updated`, an optional qualifier (`from SOURCE`,
+    `(TIME)`, `, TIME`, `- TIME`, a number) and a colon. `Updates are now available` or
+    `## Update root certificates` are not headings.
+    """
+    return _HEADING_RE.match(line) is not None
+
+
+def is_categories_line(line: str) -> bool:
+    """True if `line` is a plain-text `Categories:` line (label case-insensitive)."""
+    return _CATEGORIES_RE.match(line) is not None
+
+
+def parse_categories_line(line: str) -> list[str]:
+    """The categories of a `Categories: a, b` line: split on commas, stripped, empty ones and
+    repeats dropped."""
+    rest = line.split(":", 1)[1]
+    return list(dict.fromkeys(part.strip() for part in rest.split(",") if part.strip()))
+
+
+def categories_line(categories: Sequence[str]) -> str:
+    """The canonical `Categories:` line for `categories` (empty text when there are none)."""
+    return f"{CATEGORIES_LABEL} {', '.join(categories)}" if categories else ""
+
+
+def split_blocks(content: str, markdown: bool) -> tuple[str, list[tuple[str, str]]]:
+    """Split the text after the title (plain) or front matter (Markdown) into the body and the
+    update blocks `(heading, text)`.
+
+    A block starts at a heading line (see `is_update_heading`) that begins a paragraph: the
+    first line, or a line after a blank one. In Markdown, lines inside fenced code are never
+    headings. The body ends, and each block's text runs, up to the next heading line.
+    """
+    lines = content.splitlines(keepends=True)
+    starts: list[int] = []
+    offset = 0
+    previous_blank = True
+    fence: str | None = None
+    for line in lines:
+        bare = line.rstrip("\r\n")
+        if markdown:
+            found = _FENCE_RE.match(bare)
+            if found and (fence is None or found.group(1) == fence):
+                fence = found.group(1) if fence is None else None
+                previous_blank = False
+                offset += len(line)
+                continue
+        if fence is None and previous_blank and is_update_heading(bare):
+            starts.append(offset)
+        previous_blank = not bare.strip()
+        offset += len(line)
+    if not starts:
+        return content, []
+    body = content[: starts[0]]
+    blocks: list[tuple[str, str]] = []
+    for i, start in enumerate(starts):
+        end = starts[i + 1] if i + 1 < len(starts) else len(content)
+        chunk = content[start:end]
+        cut = len(chunk.split("\n", 1)[0])
+        heading = chunk[:cut]
+        if heading.endswith("\r"):
+            cut -= 1
+            heading = heading[:-1]
+        blocks.append((heading, chunk[cut:]))
+    return body, blocks
+
+
+def fingerprint(title: str, categories: Sequence[str], metadata: Mapping[str, Any]) -> str:
+    """A short hash of the values a Markdown front matter states (title, categories, metadata
+    other than `_draft`), so rendering can tell whether the front matter as written still says
+    what the view says."""
+    values = {key: value for key, value in metadata.items() if key != LAYOUT_KEY}
+    text = json.dumps([title, list(categories), values], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def dump_front_matter(values: Mapping[str, Any]) -> str:
+    """Front-matter YAML for `values`, in their order, one key per line."""
+    if not values:
+        return ""
+    return yaml.safe_dump(dict(values), sort_keys=False, allow_unicode=True, default_flow_style=False, width=2**16)
+
+
+def _canonical_front_matter(view: ViewLike, layout: Mapping[str, Any]) -> str:
+    # Written afresh from the values: title first, then the id if the draft named one, the
+    # categories under the key the draft used (a single string stays a string), then metadata.
+    key = layout.get("categories_key", "categories")
+    values: dict[str, Any] = {TITLE_KEY: view.title}
+    if layout.get("named_id"):
+        values[ID_KEY] = view.id
+    if view.categories or "categories_key" in layout:
+        as_string = layout.get("categories_string") and len(view.categories) == 1
+        values[key] = view.categories[0] if as_string else list(view.categories)
+    values.update((k, v) for k, v in view.metadata.items() if k != LAYOUT_KEY)
+    return "---\n" + dump_front_matter(values) + "---\n"
+
+
+def render_markdown(view: ViewLike) -> str:
+    """The Markdown draft of `view`: front matter, body, update blocks.
+
+    The front matter is the one written in the draft, byte for byte, as long as the view's title,
+    categories and metadata are still the values it states; otherwise (they were changed by
+    events rather than by a draft) it is written afresh from the values.
+    """
+    layout = view.metadata.get(LAYOUT_KEY) or {}
+    raw = layout.get("front_matter")
+    if raw is not None and layout.get("fingerprint") == fingerprint(view.title, view.categories, view.metadata):
+        head = raw
+    else:
+        head = _canonical_front_matter(view, layout)
+    return "".join([head, view.body, *(block.heading + block.text for block in view.blocks)])
+
+
+def render_text(view: ViewLike) -> str:
     """The plain-text draft of `view`: title line, body, update blocks, `Categories:` line."""
-    parts = [view.title, "\n", view.body]
+    layout = view.metadata.get(LAYOUT_KEY) or {}
+    parts = [layout.get("lead", ""), view.title, layout.get("title_end", "\n"), view.body]
     parts.extend(block.heading + block.text for block in view.blocks)
-    if view.categories:
-        parts.append("Categories: " + ", ".join(view.categories))
+    raw_line = layout.get("categories_line")
+    if raw_line is not None and parse_categories_line(raw_line) == list(view.categories):
+        line = raw_line
+    else:
+        line = categories_line(view.categories)
+    if line:
+        if not "".join(parts).endswith("\n"):
+            # Content written by events may lack a final line break; the line must stand alone.
+            parts.append("\n")
+        parts.append(line)
+        parts.append(layout.get("tail", ""))
     return "".join(parts)
+
+
+def render(view: ViewLike) -> str:
+    """The draft text of `view` (an `ArticleView` or a `Draft`), in the format it was written in.
+
+    After ingesting a draft, `render(article)` gives back the draft's exact text (README
+    "Draft formats"); articles written only through events render as plain text.
+    """
+    layout = view.metadata.get(LAYOUT_KEY) or {}
+    if layout.get("format") == "markdown":
+        return render_markdown(view)
+    return render_text(view)

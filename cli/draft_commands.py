@@ -1,0 +1,107 @@
+"""Commands on drafts: ingest draft files, watch a drafts folder."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from cli.main import main, open_ledger
+from cli.output import console, format_option, json_line
+from ledger.drafts import IngestResult, ingest
+
+
+def _line(result: IngestResult) -> str:
+    where = f" ({result.path})" if result.path else ""
+    return f"{result.status} {result.article} v{result.version}{where}: {result.summary}"
+
+
+@main.command(name="ingest")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--at", "at", help="When the changes happened (ISO 8601 or an age like 2h; default: now).")
+@click.option("--actor", help="Who made the changes.")
+@click.option("--reason", help="Why (an edit summary).")
+@click.option("--id", "article", help="Ingest the (single) draft as this article, whatever its file name.")
+@format_option
+@click.pass_context
+def ingest_command(
+    ctx: click.Context, paths: tuple[Path, ...], at: str | None, actor: str | None, reason: str | None, article: str | None, fmt: str
+) -> None:
+    """Bring articles up to their drafts: one atomic append per changed draft.
+
+    PATH is a draft file (.txt plain text, .md/.markdown with front matter) or a folder of them.
+    The article id is the file name's stem unless the front matter names an `id`. An unchanged
+    draft appends nothing. Every draft is parsed first: a bad one appends nothing at all.
+
+    JSON fields (one object per draft): path, article, status (created, updated, unchanged),
+    version, changes (event types), summary, first_position.
+
+    \b
+    Example:
+      ledger ingest examples/drafts
+      ledger ingest examples/revisions/harbour-bridge-closure/v1.txt --id harbour-bridge-closure
+    """
+    led = open_ledger(ctx)
+    results = ingest(led, paths, at=at, actor=actor, reason=reason, article=article)
+    for result in results:
+        if fmt == "json":
+            json_line(result.model_dump(mode="json"))
+        else:
+            click.echo(_line(result))
+
+
+@main.command(name="watch")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--poll", type=click.FloatRange(min=0.05), help="Poll every SECONDS instead of native events (network drives, containers).")
+@click.option("--withdraw-on-delete", is_flag=True, help="Withdraw an article when its draft is deleted (default: record nothing).")
+@click.option("--actor", help="Who to record as the author of the changes.")
+@click.pass_context
+def watch_command(ctx: click.Context, folder: Path, poll: float | None, withdraw_on_delete: bool, actor: str | None) -> None:
+    """Watch FOLDER and ingest drafts as they are saved, until Ctrl-C or SIGTERM.
+
+    On start, drafts changed while no watcher ran are ingested (unchanged ones append nothing).
+    Then each draft is ingested once it has settled (quiet for 0.5 s and closed by its writer);
+    editors' temporary, swap and backup files are ignored. One line per ingest on stdout; a bad
+    draft is reported on stderr and the watcher goes on.
+
+    \b
+    Example:
+      ledger watch drafts/ --withdraw-on-delete
+    """
+    from ledger.watcher import watch  # watchdog is loaded only by the command that needs it
+
+    led = open_ledger(ctx)
+    err = console(stderr=True)
+    stopping = threading.Event()
+
+    def on_result(result: IngestResult) -> None:
+        click.echo(f"{datetime.now().strftime('%H:%M:%S')} {_line(result)}")
+
+    def on_error(path: str, message: str) -> None:
+        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+
+    def on_signal(number: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    watcher = watch(led, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor)
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        watcher.start()
+        err.print(f"watching {folder} ({watcher.mode}) into {led.path}; Ctrl-C or SIGTERM stops", highlight=False)
+        while not stopping.wait(0.2):
+            if not watcher.running:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.stop()
+        signal.signal(signal.SIGTERM, previous)
+    if watcher.failure is not None:
+        raise watcher.failure
+    err.print("stopped", highlight=False)
+    sys.stdout.flush()

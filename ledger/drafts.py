@@ -1,0 +1,609 @@
+"""Drafts: parse plain-text and Markdown draft files, and turn them into events.
+
+A draft states the whole article. `ingest` compares it with the article's current view and
+appends, in one atomic append stating the version it compared against, only the events that
+bring the article up to the draft: `ArticleCreated`, `ArticleEdited`, one `UpdateBlockAdded`
+per new update block (`UpdateBlockEdited`/`UpdateBlockRemoved` for changed or dropped ones),
+`CategoriesChanged`, `MetadataChanged`. An unchanged draft appends nothing. The formats are
+defined in README "Draft formats"; `ledger.rendering.render` writes a view back to the draft.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from difflib import SequenceMatcher
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+from ledger.application import Ledger
+from ledger.errors import ArticleNotFoundError, DraftError, InvalidEventError, VersionConflictError
+from ledger.events import validate_article_id
+from ledger.projections import ArticleView
+from ledger.rendering import (
+    CATEGORY_KEYS,
+    ID_KEY,
+    LAYOUT_KEY,
+    TITLE_KEY,
+    categories_line,
+    fingerprint,
+    is_categories_line,
+    parse_categories_line,
+    render,
+    split_blocks,
+)
+from ledger.times import parse_when
+
+DRAFT_SUFFIXES = (".txt", ".md", ".markdown")
+"""File name endings read as drafts (`.txt`: plain text; `.md`, `.markdown`: Markdown)."""
+
+MARKDOWN_SUFFIXES = (".md", ".markdown")
+_CATEGORY_MAX = 200
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
+_RETRIES = 5
+
+
+class DraftBlock(BaseModel):
+    """An update block of a draft: its heading line and everything after it up to the next block."""
+
+    heading: str
+    text: str
+
+
+class Draft(BaseModel):
+    """A parsed draft: the article it states, and (in `metadata["_draft"]`) how it was laid out."""
+
+    id: str = Field(description="The article id: front matter `id`, else the file name's stem.")
+    format: Literal["text", "markdown"]
+    title: str
+    body: str
+    blocks: list[DraftBlock] = Field(default_factory=list)
+    categories: list[str] = Field(default_factory=list)
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Front-matter keys, plus `_draft` (layout).")
+    source: str | None = Field(default=None, description="The file it was read from.")
+
+    def text(self) -> str:
+        """The draft's text, as `ledger.rendering.render` writes it (equal to the file's)."""
+        return render(self)
+
+
+class IngestResult(BaseModel):
+    """What ingesting one draft did."""
+
+    path: str | None = Field(description="The draft file.")
+    article: str
+    status: Literal["created", "updated", "unchanged", "withdrawn"]
+    version: int = Field(description="The article's version after the ingest.")
+    changes: list[str] = Field(default_factory=list, description="Types of the events appended, in order.")
+    summary: str = Field(description='What changed, for people: "edited body, added update block ...".')
+    first_position: int | None = Field(default=None, description="Log position of the first event appended.")
+
+
+# --- parsing -------------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML safe loading with timestamps kept as the text written (metadata must stay JSON)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _line_of(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _decode(data: bytes, name: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DraftError(f"{name}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); save the draft as UTF-8") from None
+
+
+def _check_line(value: str, what: str, name: str, line: int) -> None:
+    if _CONTROL_RE.search(value) or "\r" in value:
+        raise DraftError(f"{name}:{line}: {what} contains a control character")
+
+
+def _check_categories(categories: list[str], name: str, line: int) -> None:
+    for category in categories:
+        _check_line(category, f"category {category[:40]!r}", name, line)
+        if len(category) > _CATEGORY_MAX:
+            raise DraftError(f"{name}:{line}: category {category[:40]!r}... is longer than {_CATEGORY_MAX} characters")
+
+
+def _check_blocks(blocks: list[tuple[str, str]], content: str, first_line: int, name: str) -> None:
+    offset = 0
+    for heading, text in blocks:
+        offset = content.index(heading, offset)
+        _check_line(heading, "update heading", name, first_line + content.count("\n", 0, offset))
+        offset += len(heading)
+
+
+def _article_id(explicit: Any, source: str | None, name: str, line: int, given: str | None = None) -> str:
+    if given is not None:
+        try:
+            validate_article_id(given)
+        except InvalidEventError as exc:
+            raise DraftError(f"{name}:1: {exc}") from None
+        if explicit is not None and str(explicit) != given:
+            raise DraftError(f"{name}:{line}: front matter `id` {explicit!r} differs from the article id {given!r} asked for")
+        return given
+    if explicit is None:
+        if source is None:
+            raise DraftError(f"{name}:1: no article id: give the draft a file name or an `id` in front matter")
+        stem = Path(source).name
+        for suffix in DRAFT_SUFFIXES:
+            if stem.lower().endswith(suffix):
+                stem = stem[: -len(suffix)]
+                break
+        try:
+            return validate_article_id(stem)
+        except InvalidEventError as exc:
+            raise DraftError(f"{name}:1: the file name cannot be the article id: {exc}; rename the file") from None
+    if not isinstance(explicit, (str, int)) or isinstance(explicit, bool):
+        raise DraftError(f"{name}:{line}: front matter `id` must be a text slug")
+    try:
+        return validate_article_id(str(explicit))
+    except InvalidEventError as exc:
+        raise DraftError(f"{name}:{line}: front matter `id`: {exc}") from None
+
+
+def _parse_text(text: str, name: str, source: str | None, article: str | None) -> Draft:
+    # The lead (blank lines, a BOM, spaces before the title) is layout, kept to render back.
+    lead_match = re.match(r"[\s\ufeff]*", text)
+    start = lead_match.end() if lead_match else 0
+    if start == len(text):
+        raise DraftError(f"{name}:1: empty draft: no title line")
+    newline = text.find("\n", start)
+    line_end = len(text) if newline < 0 else newline + 1
+    title = text[start:line_end].rstrip()
+    title_line = _line_of(text, start)
+    _check_line(title, "title", name, title_line)
+    layout: dict[str, Any] = {}
+    if start:
+        layout["lead"] = text[:start]
+    title_end = text[start + len(title) : line_end]
+    if title_end != "\n":
+        layout["title_end"] = title_end
+    content = text[line_end:]
+    categories: list[str] = []
+    stripped = content.rstrip()
+    last_start = stripped.rfind("\n") + 1
+    last = stripped[last_start:]
+    if stripped and is_categories_line(last):
+        categories = parse_categories_line(last)
+        _check_categories(categories, name, _line_of(text, line_end + last_start))
+        if last != categories_line(categories):
+            layout["categories_line"] = last
+        if content[len(stripped) :]:
+            layout["tail"] = content[len(stripped) :]
+        content = content[:last_start]
+    body, blocks = split_blocks(content, markdown=False)
+    _check_blocks(blocks, content, _line_of(text, line_end), name)
+    return Draft(
+        id=_article_id(None, source, name, 1, article),
+        format="text",
+        title=title,
+        body=body,
+        blocks=[DraftBlock(heading=h, text=t) for h, t in blocks],
+        categories=categories,
+        metadata={LAYOUT_KEY: layout} if layout else {},
+        source=source,
+    )
+
+
+def _json_value(value: Any, where: str) -> Any:
+    """Check a front-matter value can be metadata (JSON): raise `ValueError` naming the key."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"{where}: integer too large")
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        return value
+    if isinstance(value, list):
+        return [_json_value(item, where) for item in value]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise ValueError(f"{where}: key {key!r} is not text")
+        return {key: _json_value(item, f"{where}.{key}") for key, item in value.items()}
+    raise ValueError(f"{where}: a {type(value).__name__} value cannot be stored (use text, numbers, lists, mappings)")
+
+
+def _key_line(front: str, key: str, first_line: int) -> int:
+    found = re.search(rf"^['\"]?{re.escape(key)}['\"]?[ \t]*:", front, re.MULTILINE)
+    return first_line + (front.count("\n", 0, found.start()) if found else 0)
+
+
+def _scalar_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def _parse_markdown(text: str, name: str, source: str | None, article: str | None) -> Draft:
+    opening = _OPEN_FENCE_RE.match(text)
+    if opening is None:
+        raise DraftError(f"{name}:1: a Markdown draft must start with front matter ('---', a 'title:' line, '---')")
+    offset = opening.end()
+    close_end = -1
+    front_end = offset
+    while offset < len(text):
+        newline = text.find("\n", offset)
+        end = len(text) if newline < 0 else newline + 1
+        if text[offset:end].rstrip() in ("---", "..."):
+            front_end, close_end = offset, end
+            break
+        offset = end
+    if close_end < 0:
+        raise DraftError(f"{name}:1: front matter is not closed: no '---' line after the opening one")
+    front = text[opening.end() : front_end]
+    try:
+        values = yaml.load(front, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        # The line where the broken construct began (an unclosed bracket) says more than where
+        # the parser gave up (often the end of the front matter).
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        context = getattr(exc, "context", None)
+        raise DraftError(f"{name}:{line}: broken front matter: {problem}{f' ({context})' if context else ''}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise DraftError(f"{name}:2: front matter must be a mapping of keys to values, not a {type(values).__name__}")
+    title: str | None = None
+    explicit_id: Any = None
+    categories: list[str] = []
+    metadata: dict[str, Any] = {}
+    layout: dict[str, Any] = {"format": "markdown", "front_matter": text[:close_end]}
+    for key, value in values.items():
+        line = _key_line(front, str(key), 2)
+        if not isinstance(key, str):
+            raise DraftError(f"{name}:{line}: front-matter key {key!r} is not text")
+        if key == TITLE_KEY:
+            title = _scalar_text(value)
+            if title is None or not title.strip():
+                raise DraftError(f"{name}:{line}: front matter `title` must be non-empty text")
+            if "\n" in title:
+                raise DraftError(f"{name}:{line}: front matter `title` spans several lines")
+            _check_line(title, "title", name, line)
+        elif key == ID_KEY:
+            explicit_id = value
+            layout["named_id"] = True
+        elif key in CATEGORY_KEYS:
+            items = value if isinstance(value, list) else [] if value is None else [value]
+            texts: list[str] = []
+            for item in items:
+                text_item = _scalar_text(item)
+                if text_item is None:
+                    raise DraftError(f"{name}:{line}: front matter `{key}` must be text or a list of texts")
+                texts.append(text_item)
+            layout.setdefault("categories_key", key)
+            if key == layout["categories_key"] and isinstance(value, str):
+                layout["categories_string"] = True
+            new = [item for item in dict.fromkeys(texts) if item and item not in categories]
+            _check_categories(new, name, line)
+            categories.extend(new)
+        elif key == LAYOUT_KEY:
+            raise DraftError(f"{name}:{line}: front-matter key `{LAYOUT_KEY}` is reserved by ledger")
+        else:
+            try:
+                metadata[key] = _json_value(value, f"front matter `{key}`")
+            except ValueError as exc:
+                raise DraftError(f"{name}:{line}: {exc}") from None
+    if title is None:
+        raise DraftError(f"{name}:1: front matter has no `title`")
+    article = _article_id(explicit_id, source, name, _key_line(front, ID_KEY, 2), article)
+    layout["fingerprint"] = fingerprint(title, categories, metadata)
+    content = text[close_end:]
+    body, blocks = split_blocks(content, markdown=True)
+    _check_blocks(blocks, content, _line_of(text, close_end), name)
+    metadata[LAYOUT_KEY] = layout
+    return Draft(
+        id=article,
+        format="markdown",
+        title=title,
+        body=body,
+        blocks=[DraftBlock(heading=h, text=t) for h, t in blocks],
+        categories=categories,
+        metadata=metadata,
+        source=source,
+    )
+
+
+def parse_draft(
+    data: bytes | str, source: str | os.PathLike[str] | None = None, *, markdown: bool | None = None, article: str | None = None
+) -> Draft:
+    """Parse a draft's bytes (or text). `source` is the file name: it gives the article id (its
+    stem, unless front matter names an `id`, or `article` is given), the format (`.md`,
+    `.markdown`: Markdown, unless `markdown` says) and the name in error messages.
+
+    Raises `DraftError` (one line: file, line, what is wrong) for bytes that are not UTF-8, an
+    empty draft, a missing title, broken front matter or an invalid article id.
+    """
+    name = os.fspath(source) if source is not None else "<draft>"
+    text = _decode(data, name) if isinstance(data, bytes) else data
+    if markdown is None:
+        markdown = name.lower().endswith(MARKDOWN_SUFFIXES)
+    if not text.strip("\ufeff \t\r\n"):
+        raise DraftError(f"{name}:1: empty draft: no title")
+    src = os.fspath(source) if source is not None else None
+    return _parse_markdown(text, name, src, article) if markdown else _parse_text(text, name, src, article)
+
+
+def read_draft(path: str | os.PathLike[str], article: str | None = None) -> Draft:
+    """Read and parse the draft file at `path` (see `parse_draft`); `article` overrides the id."""
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DraftError(f"{os.fspath(path)}:1: cannot read the draft: {exc.strerror or exc}") from None
+    return parse_draft(data, path, article=article)
+
+
+def is_draft_name(name: str) -> bool:
+    """True for names of draft files: an allowed suffix, and not hidden, temporary or backup."""
+    lower = name.lower()
+    if not lower.endswith(DRAFT_SUFFIXES):
+        return False
+    return not (name.startswith((".", "#", "~$")) or name.endswith(("~", "#")) or "___jb_" in name)
+
+
+# --- planning the events -------------------------------------------------------------------
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Type-strict deep equality (so that 1, 1.0 and true differ, as they do in front matter)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+
+
+def _category_change(old: Sequence[str], new: Sequence[str]) -> dict[str, list[str]] | None:
+    """`added`/`removed` that turn `old` into `new`, order included (removed ones that must move
+    are removed and added again at their new place)."""
+    if list(old) == list(new):
+        return None
+    wanted = set(new)
+    staying = [c for c in old if c in wanted]
+    keep = 0
+    while keep < len(staying) and keep < len(new) and staying[keep] == new[keep]:
+        keep += 1
+    removed = [c for c in old if c not in wanted] + staying[keep:]
+    return {"added": list(new[keep:]), "removed": removed}
+
+
+def _block_events(old: list[tuple[str, str]], new: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Events that turn the blocks `old` into `new`: blocks are matched by heading; matched ones
+    with a new text are edited, the others added or removed where they stand."""
+    events: list[dict[str, Any]] = []
+    length = len(old)
+
+    def edit(index: int, before: tuple[str, str], after: tuple[str, str]) -> None:
+        data: dict[str, Any] = {"index": index}
+        if before[0] != after[0]:
+            data["heading"] = after[0]
+        if before[1] != after[1]:
+            data["text"] = after[1]
+        if len(data) > 1:
+            events.append({"type": "UpdateBlockEdited", "data": data})
+
+    delta = 0
+    matcher = SequenceMatcher(None, [h for h, _ in old], [h for h, _ in new], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        at = i1 + delta
+        paired = min(i2 - i1, j2 - j1)
+        for k in range(paired):
+            edit(at + k, old[i1 + k], new[j1 + k])
+        for _ in range(paired, i2 - i1):
+            events.append({"type": "UpdateBlockRemoved", "data": {"index": at + paired}})
+            length -= 1
+        for k in range(paired, j2 - j1):
+            heading, text = new[j1 + k]
+            index = at + k
+            events.append({"type": "UpdateBlockAdded", "data": {"heading": heading, "text": text, "index": None if index == length else index}})
+            length += 1
+        delta += (j2 - j1) - (i2 - i1)
+    return events
+
+
+def plan(draft: Draft, current: ArticleView | None, *, restore: bool = False) -> list[dict[str, Any]]:
+    """The events (`{"type", "data"}`) that bring `current` (None: no article yet) up to `draft`.
+
+    Empty when the article already says what the draft says. A withdrawn article is restored
+    first when the draft changes it (or when `restore` is set).
+    """
+    blocks = [(b.heading, b.text) for b in draft.blocks]
+    if current is None:
+        created = {"title": draft.title, "body": draft.body, "categories": draft.categories, "metadata": draft.metadata}
+        return [{"type": "ArticleCreated", "data": created}] + [
+            {"type": "UpdateBlockAdded", "data": {"heading": h, "text": t}} for h, t in blocks
+        ]
+    events: list[dict[str, Any]] = []
+    edit: dict[str, Any] = {}
+    if draft.title != current.title:
+        edit["title"] = draft.title
+    if draft.body != current.body:
+        edit["body"] = draft.body
+    if edit:
+        events.append({"type": "ArticleEdited", "data": edit})
+    events.extend(_block_events([(b.heading, b.text) for b in current.blocks], blocks))
+    change = _category_change(current.categories, draft.categories)
+    if change is not None:
+        events.append({"type": "CategoriesChanged", "data": change})
+    # A Markdown draft states all metadata; a plain-text one only its layout.
+    keys = set(draft.metadata) | (set(current.metadata) if draft.format == "markdown" else {LAYOUT_KEY})
+    missing = object()
+    changed = {
+        key: draft.metadata[key]
+        for key in draft.metadata
+        if key in keys and (current.metadata.get(key, missing) is missing or not _same(current.metadata[key], draft.metadata[key]))
+    }
+    unset = [key for key in current.metadata if key in keys and key not in draft.metadata]
+    if changed or unset:
+        events.append({"type": "MetadataChanged", "data": {"set": changed, "unset": unset}})
+    if current.withdrawn and (events or restore):
+        events.insert(0, {"type": "ArticleRestored", "data": {}})
+    return events
+
+
+def describe(events: Iterable[Mapping[str, Any]]) -> str:
+    """What `events` change, for people: "edited title and body, added update block ..."."""
+    parts: list[str] = []
+    for event in events:
+        kind, data = event["type"], event["data"]
+        if kind == "ArticleCreated":
+            parts.append("created")
+        elif kind == "ArticleEdited":
+            parts.append("edited " + " and ".join(k for k in ("title", "body") if k in data))
+        elif kind == "UpdateBlockAdded":
+            parts.append(f"added update block {data['heading'].strip()[:60]!r}")
+        elif kind == "UpdateBlockEdited":
+            parts.append(f"edited update block {data['index'] + 1}")
+        elif kind == "UpdateBlockRemoved":
+            removed = next((i for i, part in enumerate(parts) if part.startswith("removed ")), None)
+            if removed is None:
+                parts.append("removed 1 update block")
+            else:
+                count = int(parts[removed].split()[1]) + 1
+                parts[removed] = f"removed {count} update blocks"
+        elif kind == "CategoriesChanged":
+            moves = [f"+{c}" for c in data["added"] if c not in data["removed"]]
+            moves += [f"-{c}" for c in data["removed"] if c not in data["added"]]
+            parts.append("categories " + (" ".join(moves) if moves else "reordered"))
+        elif kind == "MetadataChanged":
+            names = [k for k in [*data["set"], *data["unset"]] if k != LAYOUT_KEY]
+            parts.append("metadata " + ", ".join(names) if names else "layout")
+        elif kind == "ArticleRestored":
+            parts.append("restored")
+        elif kind == "ArticleWithdrawn":
+            parts.append("withdrawn")
+    return ", ".join(parts) if parts else "unchanged"
+
+
+# --- ingesting -----------------------------------------------------------------------------
+
+
+def _current(ledger: Ledger, article: str) -> ArticleView | None:
+    try:
+        return ledger.article(article)
+    except ArticleNotFoundError:
+        return None
+
+
+def ingest_draft(
+    ledger: Ledger,
+    draft: Draft,
+    *,
+    at: datetime | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    restore: bool = False,
+) -> IngestResult:
+    """Bring `draft`'s article up to the draft in one atomic append (nothing when unchanged).
+
+    The append states the version the events were computed against; when another writer got
+    there first, they are computed again against the new version.
+    """
+    for attempt in range(_RETRIES):
+        current = _current(ledger, draft.id)
+        events = plan(draft, current, restore=restore)
+        if not events:
+            return IngestResult(
+                path=draft.source, article=draft.id, status="unchanged", version=current.version if current else 0,
+                summary="withdrawn, unchanged" if current is not None and current.withdrawn else "unchanged",
+            )
+        expected = current.version if current is not None else 0
+        envelope = {"article": draft.id, "expected_version": expected, "occurred_at": at, "actor": actor, "reason": reason}
+        label = draft.source or draft.id
+        try:
+            result = ledger.append(
+                [{**event, **envelope} for event in events],
+                labels=[f"{label} ({event['type']})" for event in events],
+            )
+        except VersionConflictError:
+            if attempt == _RETRIES - 1:
+                raise
+            continue
+        return IngestResult(
+            path=draft.source,
+            article=draft.id,
+            status="created" if current is None else "updated",
+            version=result.versions[draft.id],
+            changes=[event["type"] for event in events],
+            summary=describe(events),
+            first_position=result.first_position,
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def withdraw(ledger: Ledger, article: str, *, at: datetime | None = None, actor: str | None = None,
+             reason: str | None = None, path: str | None = None) -> IngestResult:
+    """Withdraw `article` (its draft was deleted); nothing when it is absent or already withdrawn."""
+    current = _current(ledger, article)
+    if current is None or current.withdrawn:
+        return IngestResult(path=path, article=article, status="unchanged", version=current.version if current else 0,
+                            summary="already withdrawn" if current else "not in the log")
+    event = {"type": "ArticleWithdrawn", "article": article, "data": {}, "expected_version": current.version,
+             "occurred_at": at, "actor": actor, "reason": reason}
+    result = ledger.append([event], labels=[path or article])
+    return IngestResult(path=path, article=article, status="withdrawn", version=result.versions[article],
+                        changes=["ArticleWithdrawn"], summary="withdrawn (draft deleted)", first_position=result.first_position)
+
+
+def draft_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """The draft files named by `paths`: files as given, folders' drafts (not recursive), sorted."""
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.is_file() and is_draft_name(p.name)))
+        else:
+            files.append(path)
+    return files
+
+
+def ingest(
+    ledger: Ledger,
+    paths: Iterable[str | os.PathLike[str]],
+    at: datetime | str | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    article: str | None = None,
+) -> list[IngestResult]:
+    """Ingest draft files (folders: their drafts): one atomic append per changed draft.
+
+    Every draft is parsed before anything is appended, so a bad one (`DraftError`) or two drafts
+    naming the same article leave the log as it was. `at` (a datetime, ISO 8601 text or an age
+    like `2h`) is when the changes happened, `actor` who made them, `reason` why. `article`
+    ingests a single draft as that article, whatever its file name.
+    """
+    when = parse_when(at) if at is not None else None
+    files = draft_files(paths)
+    if article is not None and len(files) != 1:
+        raise DraftError(f"an article id can be given for one draft only, not {len(files)}")
+    drafts = [read_draft(path, article) for path in files]
+    seen: dict[str, str | None] = {}
+    for draft in drafts:
+        if draft.id in seen:
+            raise DraftError(f"{draft.source}:1: article {draft.id!r} is also the article of {seen[draft.id]}; ingest one draft per article")
+        seen[draft.id] = draft.source
+    return [ingest_draft(ledger, draft, at=when, actor=actor, reason=reason) for draft in drafts]

@@ -1,0 +1,354 @@
+"""Parsing drafts and turning them into events: the format rules, the events each change gives,
+and bad drafts (one-line errors naming file and line, nothing appended)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import ledger
+from ledger.drafts import Draft, ingest, ingest_draft, parse_draft, plan, read_draft
+from ledger.rendering import is_update_heading, render
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+REVISIONS = EXAMPLES / "revisions" / "harbour-bridge-closure"
+
+
+def types_of(led: ledger.Ledger, article: str, version: int) -> list[str]:
+    return [e.type for e in led.events(article=article) if e.version == version]
+
+
+# --- the plain-text format, on the shared sample ----------------------------------------------
+
+
+def test_sample_parses_by_the_rules(samples: Path) -> None:
+    path = samples / "deir-ez-zor-blockade.txt"
+    draft = read_draft(path)
+    assert draft.id == "deir-ez-zor-blockade"
+    assert draft.format == "text"
+    assert draft.title.startswith("Video: In Syria, Deir ez-Zor civilians celebrate")
+    assert draft.body.startswith("\n\nRT reports:\n\nEncouraged")
+    assert draft.body.endswith("in The Duran\n\n")
+    assert [b.heading for b in draft.blocks] == ["Update from Al Masdar News:"]
+    assert draft.blocks[0].text.startswith("\n\nBEIRUT, LEBANON (4:05 P.M.)")
+    assert draft.blocks[0].text.endswith("click HERE.\n\n")
+    assert draft.categories == ["conflict zones", "latest"]
+    assert draft.metadata == {}  # everything about its layout is the default
+    assert render(draft).encode() == path.read_bytes()
+
+
+def test_sample_ingests_as_one_version(led: ledger.Ledger, samples: Path) -> None:
+    path = samples / "deir-ez-zor-blockade.txt"
+    [result] = ingest(led, [path], at="2017-09-05T16:05:00Z", actor="OffG", reason="first draft")
+    assert (result.status, result.version) == ("created", 1)
+    assert result.changes == ["ArticleCreated", "UpdateBlockAdded"]
+    view = led.article("deir-ez-zor-blockade")
+    assert render(view).encode() == path.read_bytes()
+    assert view.blocks[0].added_version == 1
+    [again] = ingest(led, [path])
+    assert (again.status, again.version, again.changes) == ("unchanged", 1, [])
+    assert led.head().position == 2
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Update from Al Masdar News:",
+        "UPDATE (4:05 P.M.):",
+        "Update 2:",
+        "Update:",
+        "UPDATE: The army reached the base at dawn.",
+        "Updated, 6 p.m.:",
+        "Update - 10:30:",
+        "## _(Update 16-Mar-2022)_ Security releases available",
+        "## (Update 04-Jul-2022) OpenSSL Security Release",
+        "_(Update 12-June-2018)_ Security releases available",
+        "**Update (29-Mar-2012):** Fix styles somewhat for RSS readers.",
+        "**UPDATE 2026-02-19**: New researchers need signal.",
+    ],
+)
+def test_update_headings(line: str) -> None:
+    assert is_update_heading(line)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Updates are now available for all active Node.js release lines.",
+        "## Update root certificates",
+        "### Update",
+        "Update your installation with:",
+        "**_(Updates to this post, including a schedule change are included below)_**",
+        "RT reports:",
+        "An update on DHE man-in-the-middle protection",
+    ],
+)
+def test_not_update_headings(line: str) -> None:
+    assert not is_update_heading(line)
+
+
+def test_a_heading_must_start_a_paragraph(led: ledger.Ledger) -> None:
+    text = "Title\n\nThe report ends with\nUpdate: the figures below are new.\n\nUpdate 2:\nMore.\n"
+    draft = parse_draft(text, "story.txt")
+    assert [b.heading for b in draft.blocks] == ["Update 2:"]
+    assert draft.body == "\nThe report ends with\nUpdate: the figures below are new.\n\n"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Title",
+        "Title\n",
+        "\n\n  Title  \r\nBody\r\n\r\nUpdate:\r\nmore\r\nCategories: a, b\r\n",
+        "Title\nCategories: a",
+        "Title\n\nBody\n\ncategories:a ,b,, c \n\n",
+        "Title\n\nBody\n\nCategories:",
+        "Title\n\nBody\nCategories: b, a, b",
+        "\ufeffTitle\n\nBody",
+        "Title\n\nUpdate 1:\none\nUpdate 2:\n\nUpdate 3:\nthree",
+    ],
+)
+def test_plain_text_layout_round_trips(led: ledger.Ledger, text: str) -> None:
+    draft = parse_draft(text, "story.txt")
+    assert render(draft) == text
+    ingest_draft(led, draft)
+    assert render(led.article("story")) == text
+
+
+def test_categories_line_forms() -> None:
+    assert parse_draft("T\n\nB\n\ncategories:a ,b,, c ", "s.txt").categories == ["a", "b", "c"]
+    assert parse_draft("T\n\nB\n\nCategories:", "s.txt").categories == []
+    assert parse_draft("T\n\nB\nCategories: x\nmore text", "s.txt").categories == []
+
+
+# --- revisions: which events each change gives -------------------------------------------------
+
+
+def test_example_revisions_give_the_expected_events(led: ledger.Ledger) -> None:
+    for number in (1, 2, 3):
+        ingest(led, [REVISIONS / f"v{number}.txt"], at=f"2024-03-0{number}T09:00:00Z", article="harbour-bridge-closure")
+    assert types_of(led, "harbour-bridge-closure", 1) == ["ArticleCreated"]
+    assert types_of(led, "harbour-bridge-closure", 2) == ["ArticleEdited", "UpdateBlockAdded"]
+    assert types_of(led, "harbour-bridge-closure", 3) == ["ArticleEdited", "UpdateBlockAdded", "CategoriesChanged"]
+    for number in (1, 2, 3):
+        view = led.article("harbour-bridge-closure", version=number)
+        assert render(view).encode() == (REVISIONS / f"v{number}.txt").read_bytes()
+    edit = next(e for e in led.events(article="harbour-bridge-closure") if e.version == 2 and e.type == "ArticleEdited")
+    # "two" -> "three": the edit is recorded as the few characters that changed, not the body.
+    [[start, end, text]] = edit.data["patch"]
+    assert (end - start, text) == (2, "hree")
+
+
+def base(blocks: str = "", categories: str = "a, b") -> str:
+    return f"Title\n\nBody text.\n\n{blocks}Categories: {categories}"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "expected"),
+    [
+        (base(), base("Update 1:\none\n\n"), [("UpdateBlockAdded", {"heading": "Update 1:", "text": "\none\n\n", "index": None})]),
+        (base("Update 1:\none\n\n"), base("Update 1:\nONE\n\n"), [("UpdateBlockEdited", {"index": 0})]),
+        (base("Update 1:\none\n\nUpdate 2:\ntwo\n\n"), base("Update 2:\ntwo\n\n"), [("UpdateBlockRemoved", {"index": 0})]),
+        (base("Update 1:\none\n\nUpdate 3:\nthree\n\n"), base("Update 1:\none\n\nUpdate 2:\ntwo\n\nUpdate 3:\nthree\n\n"),
+         [("UpdateBlockAdded", {"heading": "Update 2:", "text": "\ntwo\n\n", "index": 1})]),
+        (base("Update 1:\none\n\n"), base("Update 1 (corrected):\none\n\n"), [("UpdateBlockEdited", {"index": 0, "heading": "Update 1 (corrected):"})]),
+        (base(categories="a, b, c"), base(categories="c, a"), [("CategoriesChanged", {"added": ["c", "a"], "removed": ["b", "a", "c"]})]),
+        (base(categories="a, b"), base(categories="a, b, c"), [("CategoriesChanged", {"added": ["c"], "removed": []})]),
+    ],
+)
+def test_each_change_gives_its_events(led: ledger.Ledger, before: str, after: str, expected: list[tuple[str, dict]]) -> None:
+    ingest_draft(led, parse_draft(before, "story.txt"))
+    result = ingest_draft(led, parse_draft(after, "story.txt"))
+    events = [e for e in led.events(article="story") if e.version == 2]
+    assert [(e.type) for e in events] == [kind for kind, _ in expected]
+    for event, (_, subset) in zip(events, expected):
+        assert {k: event.data[k] for k in subset} == subset
+    assert result.version == 2
+    assert render(led.article("story")) == after
+    assert render(led.article("story", version=1)) == before
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["Title", "", " ", "Body line.", "Update:", "UPDATE (4 P.M.):", "Update from X:", "Categories: a, b",
+                         "categories: c", "## _(Update 1-Jan-2020)_ x", "\t", "Update 2:", "text ü €"]),
+        min_size=1, max_size=12,
+    ),
+    st.sampled_from(["\n", "\r\n"]),
+    st.booleans(),
+)
+def test_any_text_draft_renders_back_exactly(lines: list[str], newline: str, final: bool) -> None:
+    text = newline.join(lines) + (newline if final else "")
+    try:
+        draft = parse_draft(text, "story.txt")
+    except ledger.DraftError:
+        assert not text.strip()
+        return
+    assert render(draft) == text
+    assert parse_draft(render(draft), "story.txt") == draft
+
+
+# --- Markdown ----------------------------------------------------------------------------------
+
+
+MD = """---
+title: "Night market: it returns"
+date: 2024-05-03T18:00:00Z
+category: Culture
+tags: [food, summer]
+author: Jonas
+count: 3
+nested: {a: [1, 2.5, true, null]}
+---
+
+Body.
+
+## _(Update 4-May-2024)_ Delayed
+
+Opens at 7.
+"""
+
+
+def front(text: str) -> dict:
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def test_markdown_front_matter(led: ledger.Ledger) -> None:
+    draft = parse_draft(MD, "night-market.md")
+    assert draft.format == "markdown"
+    assert draft.title == "Night market: it returns"
+    assert draft.categories == ["Culture", "food", "summer"]
+    assert {k: v for k, v in draft.metadata.items() if k != "_draft"} == {
+        "date": "2024-05-03T18:00:00Z", "author": "Jonas", "count": 3, "nested": {"a": [1, 2.5, True, None]},
+    }
+    assert draft.body == "\nBody.\n\n"
+    assert [b.heading for b in draft.blocks] == ["## _(Update 4-May-2024)_ Delayed"]
+    ingest_draft(led, draft)
+    assert render(led.article("night-market")) == MD
+
+
+def test_markdown_value_changes_are_recorded_strictly(led: ledger.Ledger) -> None:
+    ingest_draft(led, parse_draft(MD, "night-market.md"))
+    changed = MD.replace("count: 3", "count: 3.0").replace("author: Jonas", "author: true")
+    ingest_draft(led, parse_draft(changed, "night-market.md"))
+    view = led.article("night-market")
+    assert view.metadata["count"] == 3.0 and isinstance(view.metadata["count"], float)
+    assert view.metadata["author"] is True
+    assert render(view) == changed
+    assert render(led.article("night-market", version=1)) == MD
+
+
+def test_front_matter_written_afresh_when_events_change_its_values(led: ledger.Ledger) -> None:
+    ingest_draft(led, parse_draft(MD, "night-market.md"))
+    led.append([
+        {"type": "CategoriesChanged", "article": "night-market", "data": {"added": ["events"]}},
+        {"type": "MetadataChanged", "article": "night-market", "data": {"set": {"author": "Ana"}}},
+    ])
+    view = led.article("night-market")
+    text = render(view)
+    again = parse_draft(text, "night-market.md")
+    assert (again.title, again.categories) == (view.title, view.categories)
+    assert {k: v for k, v in again.metadata.items() if k != "_draft"} == {k: v for k, v in view.metadata.items() if k != "_draft"}
+    assert text.endswith(view.body + "".join(b.heading + b.text for b in view.blocks))
+    assert front(text)["author"] == "Ana"
+
+
+def test_markdown_id_names_the_article(led: ledger.Ledger, tmp_path: Path) -> None:
+    first = tmp_path / "draft-one.md"
+    first.write_text("---\ntitle: T\nid: the-story\n---\nBody\n")
+    assert ingest(led, [first])[0].article == "the-story"
+    moved = tmp_path / "renamed.md"
+    first.rename(moved)
+    [result] = ingest(led, [moved])
+    assert (result.article, result.status) == ("the-story", "unchanged")
+
+
+def test_format_change_between_versions(led: ledger.Ledger) -> None:
+    ingest_draft(led, parse_draft("T\n\nBody\n", "s.txt"))
+    ingest_draft(led, parse_draft("---\ntitle: T\n---\n\nBody\n", "s.md", article="s"))
+    ingest_draft(led, parse_draft("T\n\nBody\n", "s.txt"))
+    assert [render(led.article("s", version=v)) for v in (1, 2, 3)] == ["T\n\nBody\n", "---\ntitle: T\n---\n\nBody\n", "T\n\nBody\n"]
+    assert led.article("s").metadata == {}
+
+
+# --- state: withdrawn articles, other writers ---------------------------------------------------
+
+
+def test_withdrawn_article_is_restored_by_a_changed_draft(led: ledger.Ledger) -> None:
+    ingest_draft(led, parse_draft("T\n\nBody\n", "s.txt"))
+    led.append([{"type": "ArticleWithdrawn", "article": "s"}])
+    assert ingest_draft(led, parse_draft("T\n\nBody\n", "s.txt")).status == "unchanged"
+    result = ingest_draft(led, parse_draft("T\n\nBody, edited\n", "s.txt"))
+    assert result.changes == ["ArticleRestored", "ArticleEdited"]
+    assert not led.article("s").withdrawn
+
+
+def test_changes_by_another_writer_are_taken_into_account(store_dir: Path) -> None:
+    with ledger.open(store_dir) as one, ledger.open(store_dir) as two:
+        ingest_draft(one, parse_draft("T\n\nBody\n\nCategories: a", "s.txt"))
+        two.append([{"type": "CategoriesChanged", "article": "s", "data": {"added": ["b"]}}])
+        result = ingest_draft(one, parse_draft("T\n\nBody!\n\nCategories: a", "s.txt"))
+        assert result.version == 3
+        assert result.changes == ["ArticleEdited", "CategoriesChanged"]
+        assert render(two.article("s")) == "T\n\nBody!\n\nCategories: a"
+
+
+def test_plan_of_an_unchanged_draft_is_empty(led: ledger.Ledger) -> None:
+    draft = parse_draft(MD, "m.md")
+    assert plan(draft, None)[0]["type"] == "ArticleCreated"
+    ingest_draft(led, draft)
+    assert plan(draft, led.article("m")) == []
+
+
+# --- bad drafts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("bad.txt", b"Title\n\nfine\ncaf\xe9\n", "bad.txt:4: not UTF-8 (byte 0xe9 at column 4)"),
+        ("empty.txt", b"", "empty.txt:1: empty draft"),
+        ("blank.md", b"\n  \n", "blank.md:1: empty draft"),
+        ("plain.md", b"# Title\n\nBody\n", "plain.md:1: a Markdown draft must start with front matter"),
+        ("open.md", b"---\ntitle: T\nBody\n", "open.md:1: front matter is not closed"),
+        ("broken.md", b"---\ntitle: T\nauthor: [a, b\nx: 1\n---\nBody\n", "broken.md:3: broken front matter"),
+        ("untitled.md", b"---\nauthor: me\n---\nBody\n", "untitled.md:1: front matter has no `title`"),
+        ("listy.md", b"---\ntitle: [a, b]\n---\n", "listy.md:2: front matter `title` must be non-empty text"),
+        ("reserved.md", b"---\ntitle: T\nauthor: x\n_draft: 1\n---\n", "reserved.md:4: front-matter key `_draft` is reserved"),
+        ("nan.md", b"---\ntitle: T\nscore: .nan\n---\n", "nan.md:3: front matter `score`: nan is not a finite number"),
+        ("badid.md", b"---\ntitle: T\n\nid: a/b\n---\n", "badid.md:4: front matter `id`"),
+        ("My Story.txt", b"Title\n", "My Story.txt:1: the file name cannot be the article id"),
+        ("ctl.txt", b"Ti\x01tle\n", "ctl.txt:1: title contains a control character"),
+        ("cat.txt", b"T\n\nB\nCategories: " + b"x" * 201, "cat.txt:4: category"),
+    ],
+)
+def test_bad_drafts_give_one_line_errors_and_append_nothing(led: ledger.Ledger, tmp_path: Path, name: str, data: bytes, message: str) -> None:
+    good = tmp_path / "good.txt"
+    good.write_text("Good\n\nBody\n")
+    bad = tmp_path / name
+    bad.write_bytes(data)
+    with pytest.raises(ledger.DraftError) as caught:
+        ingest(led, [good, bad])
+    text = str(caught.value)
+    assert "\n" not in text
+    assert text.startswith(str(tmp_path / message.split(":")[0])) and message.split(":", 1)[1] in text
+    assert led.head().position == 0
+
+
+def test_two_drafts_of_one_article_are_refused(led: ledger.Ledger, tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("---\ntitle: A\nid: same\n---\n")
+    (tmp_path / "b.md").write_text("---\ntitle: B\nid: same\n---\n")
+    with pytest.raises(ledger.DraftError, match="also the article of"):
+        ingest(led, [tmp_path])
+    assert led.head().position == 0
+
+
+def test_draft_model_is_plain_data() -> None:
+    draft = parse_draft("T\n\nBody\n\nUpdate:\nx", "s.txt")
+    assert Draft.model_validate(draft.model_dump()) == draft
+    assert draft.text() == "T\n\nBody\n\nUpdate:\nx"

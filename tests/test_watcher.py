@@ -1,0 +1,308 @@
+"""The watcher with real files, a real observer and real editors' save sequences, in temp folders.
+
+Every wait is a polling loop on a condition with a generous deadline; no assertion depends on
+how fast the machine is.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+import ledger
+from ledger import watcher as watcher_module
+from ledger.drafts import IngestResult
+from ledger.rendering import render
+from ledger.watcher import Watcher, is_watched_name, watch
+from tests.conftest import run_ledger
+
+DEADLINE = 60.0
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Recorder:
+    """Collects what the watcher reports, from its thread."""
+
+    def __init__(self) -> None:
+        self.results: list[IngestResult] = []
+        self.errors: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def result(self, result: IngestResult) -> None:
+        with self.lock:
+            self.results.append(result)
+
+    def error(self, path: str, message: str) -> None:
+        with self.lock:
+            self.errors.append((path, message))
+
+
+@pytest.fixture
+def drafts(tmp_path: Path) -> Path:
+    folder = tmp_path / "drafts"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
+def running(led: ledger.Ledger, drafts: Path) -> Iterator[tuple[Watcher, Recorder]]:
+    recorder = Recorder()
+    with watch(led, drafts, on_result=recorder.result, on_error=recorder.error) as started:
+        yield started, recorder
+
+
+def version(led: ledger.Ledger, article: str) -> int:
+    return led.store.article_version(article)
+
+
+def text_of(led: ledger.Ledger, article: str) -> str | None:
+    try:
+        return render(led.article(article))
+    except ledger.ArticleNotFoundError:
+        return None
+
+
+def story(n: int, extra: str = "") -> str:
+    return f"Story {n}\n\nBody of story {n}.{extra}\n\nCategories: news"
+
+
+def test_new_and_changed_drafts_are_ingested(led: ledger.Ledger, drafts: Path, running) -> None:
+    watcher, recorder = running
+    assert watcher.mode == "inotify"
+    (drafts / "a.txt").write_text(story(1))
+    wait_for(lambda: text_of(led, "a") == story(1), "a v1")
+    (drafts / "a.txt").write_text(story(1, " More."))
+    wait_for(lambda: text_of(led, "a") == story(1, " More."), "a v2")
+    assert version(led, "a") == 2
+    assert [(r.article, r.version, r.status) for r in recorder.results] == [("a", 1, "created"), ("a", 2, "updated")]
+    assert recorder.results[1].summary == "edited body"
+
+
+def test_atomic_save_by_rename(led: ledger.Ledger, drafts: Path, running) -> None:
+    (drafts / "a.txt").write_text(story(1))
+    wait_for(lambda: version(led, "a") == 1, "a v1")
+    temp = drafts / ".a.txt.tmp-1234"
+    temp.write_text(story(1, " Saved atomically."))
+    os.replace(temp, drafts / "a.txt")
+    wait_for(lambda: text_of(led, "a") == story(1, " Saved atomically."), "a v2")
+    assert version(led, "a") == 2
+    assert set(led.store.articles()) == {"a"}
+
+
+def test_a_file_written_in_slow_chunks_is_never_ingested_half_written(led: ledger.Ledger, drafts: Path, running) -> None:
+    full = "Slow story\n\n" + "".join(f"Paragraph {i}.\n\n" for i in range(6)) + "Categories: slow"
+    with open(drafts / "slow.txt", "w", encoding="utf-8") as out:
+        for start in range(0, len(full), 20):
+            out.write(full[start : start + 20])
+            out.flush()
+            if start in (0, 40):
+                time.sleep(1.2)  # a pause longer than the quiet period, with a draft that parses
+    wait_for(lambda: text_of(led, "slow") == full, "the whole draft")
+    # Had any part been ingested before, the whole draft would be version 2 or later.
+    assert version(led, "slow") == 1
+
+
+def test_two_hundred_drafts_dropped_at_once(led: ledger.Ledger, drafts: Path, running) -> None:
+    for n in range(200):
+        (drafts / f"story-{n:03d}.txt").write_text(story(n))
+    wait_for(lambda: len(led.store.articles()) == 200, "200 articles")
+    wait_for(lambda: running[0].pending() == 0, "the watcher to settle")
+    assert all(v == 1 for v in led.store.articles().values())
+    assert all(render(led.article(f"story-{n:03d}")) == story(n) for n in range(200))
+    assert led.head().position == 200
+
+
+def test_restart_records_each_change_once(led: ledger.Ledger, drafts: Path) -> None:
+    (drafts / "a.txt").write_text(story(1))
+    (drafts / "b.txt").write_text(story(2))
+    with watch(led, drafts) as first:
+        wait_for(lambda: version(led, "a") == 1 and version(led, "b") == 1, "a and b")
+        wait_for(lambda: first.pending() == 0, "the watcher to settle")
+    (drafts / "a.txt").write_text(story(1, " Changed while down."))
+    (drafts / "c.txt").write_text(story(3))
+    for _ in range(2):
+        with watch(led, drafts) as again:
+            wait_for(lambda: version(led, "a") == 2 and version(led, "c") == 1, "the changes made while down")
+            wait_for(lambda: again.pending() == 0, "the watcher to settle")
+    assert led.store.articles() == {"a": 2, "b": 1, "c": 1}
+    assert text_of(led, "a") == story(1, " Changed while down.")
+    assert led.head().position == 4
+
+
+def test_restart_does_not_undo_changes_made_through_the_log(led: ledger.Ledger, drafts: Path, store_dir: Path) -> None:
+    (drafts / "a.txt").write_text(story(1))
+    with watch(led, drafts) as first:
+        wait_for(lambda: version(led, "a") == 1, "a v1")
+    led.append([{"type": "CategoriesChanged", "article": "a", "data": {"added": ["extra"]}}])
+    with watch(led, drafts) as again:
+        wait_for(lambda: again.pending() == 0, "the reconcile")
+    assert version(led, "a") == 2  # the draft did not change: the hand edit stands
+
+
+def test_bad_drafts_beside_good_ones(led: ledger.Ledger, drafts: Path, running) -> None:
+    watcher, recorder = running
+    (drafts / "bytes.txt").write_bytes(b"Title\n\ncaf\xe9\n")
+    (drafts / "empty.txt").write_bytes(b"")
+    (drafts / "broken.md").write_text("---\ntitle: [unclosed\n---\nBody\n")
+    (drafts / "good.txt").write_text(story(1))
+    wait_for(lambda: version(led, "good") == 1 and len(recorder.errors) == 3, "the good draft and three errors")
+    messages = sorted(message for _, message in recorder.errors)
+    assert messages[0].startswith(str(drafts / "broken.md") + ":2: broken front matter")
+    assert messages[1] == f"{drafts / 'bytes.txt'}:3: not UTF-8 (byte 0xe9 at column 4); save the draft as UTF-8"
+    assert messages[2].startswith(str(drafts / "empty.txt") + ":1: empty draft")
+    assert set(led.store.articles()) == {"good"}
+    assert watcher.running
+    (drafts / "bytes.txt").write_text("Title\n\ncafé\n")
+    wait_for(lambda: text_of(led, "bytes") == "Title\n\ncafé\n", "the fixed draft")
+
+
+def test_a_five_megabyte_draft(led: ledger.Ledger, drafts: Path, running) -> None:
+    paragraph = "A long paragraph of the report, repeated to make a big draft. " * 16 + "\n\n"
+    text = "Big story\n\n" + paragraph * (5 * 1024 * 1024 // len(paragraph)) + "Update from the desk:\n\nDone.\n"
+    assert len(text.encode()) > 5_000_000
+    (drafts / "big.txt").write_text(text)
+    wait_for(lambda: version(led, "big") == 1, "the big draft")
+    assert text_of(led, "big") == text
+
+
+def test_vim_style_save(led: ledger.Ledger, drafts: Path) -> None:
+    recorder = Recorder()
+    (drafts / "a.txt").write_text(story(1))
+    with watch(led, drafts, withdraw_on_delete=True, on_result=recorder.result, on_error=recorder.error) as watcher:
+        wait_for(lambda: version(led, "a") == 1, "a v1")
+        swap = drafts / ".a.txt.swp"
+        swap.write_bytes(b"vim swap")
+        probe = drafts / "4913"
+        probe.write_bytes(b"")
+        probe.unlink()
+        os.rename(drafts / "a.txt", drafts / "a.txt~")  # backup by rename: the draft is briefly absent
+        (drafts / "a.txt").write_text(story(1, " Edited in vim."))
+        (drafts / "a.txt~").unlink()
+        swap.unlink()
+        wait_for(lambda: text_of(led, "a") == story(1, " Edited in vim."), "a v2")
+        wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
+    assert version(led, "a") == 2
+    assert not led.article("a").withdrawn
+    assert set(led.store.articles()) == {"a"}
+    assert recorder.errors == []
+
+
+def test_emacs_and_office_files_are_ignored(led: ledger.Ledger, drafts: Path, running) -> None:
+    os.symlink("user@host.1234:1700000000", drafts / ".#a.txt")  # emacs lock: a dangling symlink
+    (drafts / "#a.txt#").write_text("autosave")
+    (drafts / ".~lock.a.txt#").write_text("lock")
+    (drafts / "~$a.txt").write_text("office")
+    (drafts / "a.txt___jb_tmp___").write_text("jetbrains")
+    (drafts / ".goutputstream-XYZ").write_text("gnome")
+    (drafts / "notes.docx").write_text("not a draft")
+    (drafts / "a.txt").write_text(story(1))
+    wait_for(lambda: version(led, "a") == 1, "a v1")
+    wait_for(lambda: running[0].pending() == 0, "the watcher to settle")
+    assert set(led.store.articles()) == {"a"}
+    assert running[1].errors == []
+
+
+@pytest.mark.parametrize(
+    ("name", "watched"),
+    [("a.txt", True), ("a.md", True), ("A.Markdown", True), (".a.txt.swp", False), ("a.txt~", False), (".#a.txt", False),
+     ("#a.txt#", False), ("4913", False), (".~lock.a.txt#", False), ("~$a.txt", False), ("a.txt___jb_tmp___", False),
+     (".goutputstream-ABC", False), (".DS_Store", False), (".hidden.txt", False), ("a.docx", False)],
+)
+def test_watched_names(name: str, watched: bool) -> None:
+    assert is_watched_name(name) is watched
+
+
+def test_renamed_draft_with_an_id_stays_the_same_article(led: ledger.Ledger, drafts: Path) -> None:
+    with watch(led, drafts, withdraw_on_delete=True) as watcher:
+        (drafts / "first-name.md").write_text("---\ntitle: T\nid: the-story\n---\nBody\n")
+        wait_for(lambda: version(led, "the-story") == 1, "the-story v1")
+        os.rename(drafts / "first-name.md", drafts / "second-name.md")
+        (drafts / "other.txt").write_text(story(2))
+        wait_for(lambda: version(led, "other") == 1 and watcher.pending() == 0, "the rename to settle")
+    assert led.store.articles() == {"the-story": 1, "other": 1}
+
+
+def test_deleting_a_draft_appends_nothing_unless_asked(led: ledger.Ledger, drafts: Path) -> None:
+    (drafts / "a.txt").write_text(story(1))
+    (drafts / "b.txt").write_text(story(2))
+    with watch(led, drafts) as watcher:
+        wait_for(lambda: version(led, "a") == 1 and version(led, "b") == 1, "a and b")
+        (drafts / "a.txt").unlink()
+        (drafts / "c.txt").write_text(story(3))
+        wait_for(lambda: version(led, "c") == 1 and watcher.pending() == 0, "the deletion to settle")
+    assert version(led, "a") == 1 and not led.article("a").withdrawn
+    with watch(led, drafts, withdraw_on_delete=True) as watcher:
+        wait_for(lambda: watcher.pending() == 0, "the reconcile")
+        (drafts / "b.txt").unlink()
+        wait_for(lambda: led.article("b").withdrawn, "b withdrawn")
+        (drafts / "b.txt").write_text(story(2))
+        wait_for(lambda: not led.article("b").withdrawn, "b restored by its draft")
+    assert [e.type for e in led.events(article="b")] == ["ArticleCreated", "ArticleWithdrawn", "ArticleRestored"]
+
+
+def test_hand_appends_to_the_same_store_while_watching(led: ledger.Ledger, drafts: Path, store_dir: Path, running) -> None:
+    (drafts / "a.txt").write_text(story(1))
+    wait_for(lambda: version(led, "a") == 1, "a v1")
+    by_hand = b'{"type": "CategoriesChanged", "article": "a", "data": {"added": ["by-hand"]}}\n'
+    by_hand += b'{"type": "ArticleCreated", "article": "z", "data": {"title": "Z"}}\n'
+    done = run_ledger("append", "-", store=store_dir, input=by_hand)
+    assert done.returncode == 0, done.stderr
+    (drafts / "a.txt").write_text(story(1, " Edited after the hand append."))
+    (drafts / "b.txt").write_text(story(2))
+    wait_for(lambda: version(led, "a") == 3 and version(led, "b") == 1, "the drafts after the hand append")
+    assert text_of(led, "a") == story(1, " Edited after the hand append.")
+    assert led.article("a", version=2).categories == ["news", "by-hand"]
+    assert version(led, "z") == 1
+    checked = run_ledger("verify", store=store_dir)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_polling_when_asked(led: ledger.Ledger, drafts: Path) -> None:
+    with watch(led, drafts, poll=0.2) as watcher:
+        assert watcher.mode == "polling every 0.2 s"
+        (drafts / "a.txt").write_text(story(1))
+        wait_for(lambda: text_of(led, "a") == story(1), "a v1 by polling")
+
+
+def test_falls_back_to_polling_when_inotify_is_exhausted(led: ledger.Ledger, drafts: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          caplog: pytest.LogCaptureFixture) -> None:
+    class Exhausted(watcher_module.Observer):  # type: ignore[misc, valid-type]
+        def schedule(self, *args: object, **kwargs: object) -> None:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watcher_module, "Observer", Exhausted)
+    with caplog.at_level("WARNING", logger="ledger.watcher"), watch(led, drafts) as watcher:
+        assert watcher.mode.startswith("polling")
+        (drafts / "a.txt").write_text(story(1))
+        wait_for(lambda: version(led, "a") == 1, "a v1 by polling")
+    assert "inotify watch limit reached" in caplog.text and "polling" in caplog.text
+
+
+def test_a_dead_observer_is_restarted(led: ledger.Ledger, drafts: Path, running) -> None:
+    watcher, _ = running
+    observer = watcher._observer
+    assert observer is not None
+    observer.stop()
+    observer.join(5)
+    (drafts / "a.txt").write_text(story(1))
+    wait_for(lambda: version(led, "a") == 1, "a v1 after the restart of the observer")
+    assert watcher._observer is not observer and watcher._observer.is_alive()
+
+
+def test_missing_folder_is_a_clear_error(led: ledger.Ledger, tmp_path: Path) -> None:
+    with pytest.raises(ledger.InvalidInputError, match="not a folder"):
+        watch(led, tmp_path / "nowhere")
