@@ -13,11 +13,13 @@ Exit codes (also in the README):
     8  corrupt store: a record fails its checksum, the hash chain or the order of positions
     9  nothing to do: the input would record nothing
   130  interrupted (Ctrl-C)
+  141  the reader of the output went away (broken pipe, e.g. `ledger log | head -1`)
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,7 @@ from cli.output import console
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -46,6 +49,11 @@ class LedgerGroup(click.Group):
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             ctx.exit(EXIT_INTERRUPTED)
+        except BrokenPipeError:
+            # The reader went away (`ledger log | head`): stop quietly, as `cat` would, and keep
+            # Python from complaining again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(EXIT_BROKEN_PIPE)
 
 
 class _StderrHandler(logging.Handler):
@@ -63,31 +71,51 @@ class _StderrHandler(logging.Handler):
     show_default=True,
     help="The store folder (else $LEDGER_STORE, else ./ledger-data).",
 )
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    envvar="LEDGER_LOCK_TIMEOUT",
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for another writer's lock before failing with exit code 7.",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="ledger", prog_name="ledger")
 @click.pass_context
-def main(ctx: click.Context, store: Path, debug: bool) -> None:
+def main(ctx: click.Context, store: Path, lock_timeout: float, debug: bool) -> None:
     """Versions articles by event sourcing: every edit, update block and category change is an
     immutable event in one log, and every view is rebuilt from it.
 
     \b
     Example:
       ledger init
-      ledger ingest examples/drafts/*.txt
-      ledger history harbour-bridge-closure
+      ledger ingest examples/drafts
+      ledger history night-market-returns
     """
     ctx.ensure_object(dict)
     ctx.obj["store"] = store
     ctx.obj["debug"] = debug
+    ctx.obj["lock_timeout"] = lock_timeout
+    # Warnings go to stderr for the length of the command only: a program that runs commands
+    # in-process (tests, scripts) gets its logging back as it was.
     logger = logging.getLogger("ledger")
-    if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
-        logger.addHandler(_StderrHandler())
+    handler = _StderrHandler()
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
     logger.propagate = False
+
+    def restore_logging() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    ctx.call_on_close(restore_logging)
 
 
 def open_ledger(ctx: click.Context, **options: Any) -> ledger.Ledger:
     """Open the store named by `--store` (the ledger is closed when the command ends)."""
+    options.setdefault("lock_timeout", ctx.obj.get("lock_timeout", 10.0))
     led = ledger.open(ctx.obj["store"], **options)
     ctx.call_on_close(led.close)
     return led
@@ -97,6 +125,9 @@ def _register() -> None:
     # Command modules import `main` to attach their commands; importing them here, after `main`
     # exists, keeps one entry point.
     from cli import store_commands  # noqa: F401
+    from cli import io_commands  # noqa: F401
+    from cli import view_commands  # noqa: F401
+    from cli import draft_commands  # noqa: F401
 
 
 _register()

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Iterable
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskProgressColumn,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.table import Table
+from rich.text import Text
 
 from ledger.codec import dumps
+from ledger.errors import InvalidTimeError
+from ledger.events import RecordedEvent, format_time
+from ledger.times import parse_when
 
 FORMATS = ("text", "json")
 
@@ -60,3 +78,86 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
     console().print(grid)
+
+
+def iso_time(moment: datetime) -> str:
+    """A time for programs (JSON): ISO 8601 in UTC, the log's canonical fixed-width form."""
+    return format_time(moment)
+
+
+class TimeParam(click.ParamType):
+    """A time typed by a person: ISO 8601 (`2017-09-05T16:05:00Z`, `2017-09-05`) or an age
+    before now (`90m`, `2h`, `3d`); converted to an aware UTC datetime.
+
+    A time that cannot be read is invalid input (exit 3, like every bad time), named with its
+    option.
+    """
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        """Parse `value` with `ledger.times.parse_when`."""
+        if isinstance(value, datetime):
+            return parse_when(value)
+        try:
+            return parse_when(str(value))
+        except InvalidTimeError as exc:
+            where = param.get_error_hint(ctx) if param is not None and ctx is not None else "time"
+            raise InvalidTimeError(f"{where}: {exc}") from None
+
+
+TIME = TimeParam()
+"""The `TimeParam` to use as `type=` of a time option or argument."""
+
+
+def event_line(event: RecordedEvent) -> str:
+    """One event on one line, for people (`ledger log --follow`)."""
+    who = f"  {event.actor}" if event.actor else ""
+    why = f"  ({event.reason})" if event.reason else ""
+    return f"{event.position:>6}  {local_time(event.occurred_at)}  {event.article} v{event.version}  {event.type}{who}{why}"
+
+
+def show_progress() -> bool:
+    """Whether to draw progress bars: only when stderr is a terminal (never on a pipe or file)."""
+    return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
+
+
+class _RateColumn(ProgressColumn):
+    """Items per second (rich has a rate column for bytes only)."""
+
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        """The task's current rate."""
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+
+
+@contextmanager
+def progress_bar(description: str, unit: str = "bytes") -> Iterator[Callable[[int, int], None]]:
+    """A callback `update(done, total)` for long work: on a terminal it draws a bar on stderr with
+    the amount done, the rate and the time left; on a pipe it does nothing. `unit` is "bytes",
+    or the name of what is counted ("events", "files").
+
+    Example::
+
+        with progress_bar("verifying") as update:
+            report = led.verify(update)
+    """
+    if not show_progress():
+        yield lambda done, total: None
+        return
+    if unit == "bytes":
+        amount: list[ProgressColumn] = [DownloadColumn(), TransferSpeedColumn()]
+    else:
+        amount = [MofNCompleteColumn(), _RateColumn(unit)]
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), *amount, TimeRemainingColumn()]
+    with Progress(*columns, console=console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield update

@@ -1,0 +1,268 @@
+"""What every command shares: documented exit codes, one-line errors, help with examples,
+colour only on a terminal, shell completion."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import ledger
+from cli.main import LedgerGroup, main
+from tests.conftest import run_ledger
+
+LEDGER = str(Path(sys.executable).with_name("ledger"))
+ANSI = b"\x1b["
+
+
+def created(article: str, title: str = "T") -> bytes:
+    return json.dumps({"type": "ArticleCreated", "article": article, "data": {"title": title, "body": "b\n"}}).encode()
+
+
+def cli(*args: str, input: bytes | str | None = None) -> click.testing.Result:
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def plain_env() -> dict[str, str]:
+    """The environment with no colour setting at all (NO_COLOR, FORCE_COLOR removed)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env["TERM"] = "xterm-256color"
+    return env
+
+
+def on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    """Run `ledger ARGS` with stdout and stderr on a pseudo-terminal; its exit code and screen."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen([LEDGER, *args], stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env=env)
+        os.close(terminal)
+        screen = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal closes when the process ends
+                break
+            if not chunk:
+                break
+            screen += chunk
+        return process.wait(timeout=60), screen
+    finally:
+        os.close(controller)
+
+
+# --- exit codes (README "Exit codes") -----------------------------------------------------
+
+
+def test_exit_1_other_ledger_error() -> None:
+    @click.group(cls=LedgerGroup)
+    def group() -> None:
+        """A group like `ledger`'s."""
+
+    @group.command()
+    def fail() -> None:
+        raise ledger.LedgerError("something else went wrong")
+
+    result = CliRunner().invoke(group, ["fail"])
+    assert (result.exit_code, result.stderr) == (1, "error: something else went wrong\n")
+
+
+@pytest.mark.parametrize("args", [["no-such-command"], ["log", "--no-such-option"], ["log", "--format", "xml"], ["log", "--from", "0"]])
+def test_exit_2_usage_error(store_dir: Path, args: list[str]) -> None:
+    result = cli("--store", str(store_dir), *args)
+    assert result.exit_code == 2
+    assert "Usage: " in result.stderr and "Error: " in result.stderr
+
+
+def test_exit_3_invalid_input(store_dir: Path) -> None:
+    result = cli("--store", str(store_dir), "append", "-", input=b'{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}\n{"type": \n')
+    assert (result.exit_code, result.stderr) == (3, "error: <stdin>:2: malformed JSON (unexpected end of data: line 2 column 1 (char 10))\n")
+    assert (store_dir / "events.jsonl").read_bytes() == b""
+
+
+def test_exit_4_not_found(store_dir: Path) -> None:
+    result = cli("--store", str(store_dir), "log", "--article", "nope")
+    assert (result.exit_code, result.stderr) == (4, "error: article 'nope' is not in the log\n")
+
+
+def test_exit_5_conflict(store_dir: Path) -> None:
+    assert cli("--store", str(store_dir), "append", "-", input=created("a")).exit_code == 0
+    result = cli("--store", str(store_dir), "append", "-", input=created("a", "Again"))
+    assert (result.exit_code, result.stderr) == (5, "error: <stdin>:1: article 'a' already exists (version 1)\n")
+
+
+def test_exit_6_no_store(tmp_path: Path) -> None:
+    result = cli("--store", str(tmp_path / "nothing-here"), "log")
+    assert (result.exit_code, result.stderr) == (6, f"error: {tmp_path / 'nothing-here'}: no ledger store here (run `ledger init`)\n")
+
+
+def test_exit_7_locked_by_another_process(store_dir: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import fcntl, os, sys\n"
+         f"fd = os.open({str(store_dir / 'lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+         "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+         "print('held', flush=True)\n"
+         "sys.stdin.read()\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
+        result = run_ledger("--lock-timeout", "0.2", "append", "-", store=store_dir, input=created("a"))
+        env_result = run_ledger("append", "-", store=store_dir, input=created("a"), env={"LEDGER_LOCK_TIMEOUT": "0"})
+    finally:
+        holder.communicate(b"", timeout=30)
+    assert (result.returncode, result.stderr) == (7, f"error: {store_dir}: locked by another writer for more than 0.2s\n".encode())
+    assert env_result.returncode == 7
+    assert (store_dir / "events.jsonl").read_bytes() == b""
+    # Once the other writer is gone, the same append goes through.
+    assert run_ledger("append", "-", store=store_dir, input=created("a")).returncode == 0
+
+
+def test_exit_8_corrupt_store(store_dir: Path) -> None:
+    for article in ("a", "b", "c"):
+        assert cli("--store", str(store_dir), "append", "-", input=created(article, "Title " + article)).exit_code == 0
+    log = store_dir / "events.jsonl"
+    data = bytearray(log.read_bytes())
+    data[data.index(b"Title b") + 6] = ord("B")  # one byte, inside the second record
+    log.write_bytes(bytes(data))
+    result = cli("--store", str(store_dir), "verify")
+    assert result.exit_code == 8
+    assert result.stderr.startswith("problem: line 2, position 2, byte ") and result.stderr.endswith("record does not match its checksum\n")
+    result = cli("--store", str(store_dir), "log")
+    assert result.exit_code == 8
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1 and "position 2" in result.stderr
+
+
+def test_exit_9_nothing_to_do(store_dir: Path) -> None:
+    assert cli("--store", str(store_dir), "append", "-", input=created("a")).exit_code == 0
+    same = json.dumps({"type": "ArticleEdited", "article": "a", "data": {"body": "b\n"}})
+    result = cli("--store", str(store_dir), "append", "-", input=same)
+    assert (result.exit_code, result.stderr) == (9, "error: <stdin>:1: ArticleEdited changes nothing in 'a'\n")
+
+
+def test_exit_130_on_ctrl_c_of_log_follow(store_dir: Path) -> None:
+    assert run_ledger("append", "-", store=store_dir, input=created("old")).returncode == 0
+    process = subprocess.Popen(
+        [LEDGER, "--store", str(store_dir), "log", "--follow", "--format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"},
+    )
+    lines: queue.Queue[bytes] = queue.Queue()
+    try:
+        assert process.stdout is not None
+        threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()  # type: ignore[union-attr]
+        # It prints what is appended after it started: append until it shows something.
+        first: bytes | None = None
+        for number in range(1, 21):
+            assert run_ledger("append", "-", store=store_dir, input=created(f"new{number}")).returncode == 0
+            try:
+                first = lines.get(timeout=1.0)
+                break
+            except queue.Empty:
+                continue
+        assert first is not None, "ledger log --follow printed nothing"
+        event = json.loads(first)
+        assert event["article"].startswith("new") and event["type"] == "ArticleCreated" and event["position"] >= 2
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=30) == 130
+        assert process.stderr is not None
+        assert b"Traceback" not in process.stderr.read()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_exit_141_quietly_when_the_reader_goes_away(store_dir: Path) -> None:
+    events = b"".join(created(f"article-{n}", "x" * 200) + b"\n" for n in range(300))
+    assert run_ledger("append", "-", store=store_dir, input=events).returncode == 0
+    process = subprocess.Popen([LEDGER, "--store", str(store_dir), "log", "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert json.loads(process.stdout.readline())["position"] == 1
+    process.stdout.close()  # like `| head -1`: the reader has what it wanted
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b""
+
+
+# --- errors ------------------------------------------------------------------------------
+
+
+def test_debug_shows_the_traceback(tmp_path: Path) -> None:
+    quiet = run_ledger("log", store=tmp_path / "missing")
+    loud = run_ledger("--debug", "log", store=tmp_path / "missing")
+    assert quiet.returncode == 6 and b"Traceback" not in quiet.stderr and quiet.stderr.count(b"\n") == 1
+    assert b"Traceback" in loud.stderr and b"StoreNotFoundError" in loud.stderr
+
+
+# --- help --------------------------------------------------------------------------------
+
+
+def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command path under `group`, nested groups included, as registered now."""
+    found: list[tuple[str, ...]] = []
+    context = click.Context(group)
+    for name in group.list_commands(context):
+        command = group.get_command(context, name)
+        assert command is not None
+        found.append((*prefix, name))
+        if isinstance(command, click.Group):
+            found.extend(all_commands(command, (*prefix, name)))
+    return found
+
+
+def test_commands_are_registered() -> None:
+    names = {path[0] for path in all_commands(main)}
+    assert {"init", "append", "log", "verify", "export", "import", "stats", "completion"} <= names
+
+
+@pytest.mark.parametrize("path", [(), *all_commands(main)], ids=lambda path: " ".join(path) or "ledger")
+def test_every_help_has_an_example(path: tuple[str, ...]) -> None:
+    result = cli(*path, "--help")
+    assert result.exit_code == 0
+    assert "Example" in result.output, f"`ledger {' '.join(path)} --help` shows no example"
+
+
+# --- colour ------------------------------------------------------------------------------
+
+
+def test_piped_output_has_no_colour_codes(store_dir: Path) -> None:
+    assert run_ledger("append", "-", store=store_dir, input=created("a")).returncode == 0
+    for args in (["log"], ["stats"], ["verify"], ["log", "--article", "nope"], ["--help"]):
+        result = subprocess.run([LEDGER, "--store", str(store_dir), *args], capture_output=True, env=plain_env())
+        assert ANSI not in result.stdout and ANSI not in result.stderr, args
+
+
+def test_colour_on_a_terminal_unless_no_color(store_dir: Path) -> None:
+    code, screen = on_terminal(["--store", str(store_dir), "log", "--article", "nope"], plain_env())
+    assert code == 4 and ANSI in screen and b"not in the log" in screen
+    code, screen = on_terminal(["--store", str(store_dir), "log", "--article", "nope"], {**plain_env(), "NO_COLOR": "1"})
+    assert code == 4 and ANSI not in screen and b"error: article 'nope' is not in the log" in screen
+
+
+# --- completion --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("shell", "marker"), [("bash", "complete -o nosort -F"), ("zsh", "#compdef ledger"), ("fish", "complete --no-files --command ledger")])
+def test_completion_prints_the_script(shell: str, marker: str) -> None:
+    result = cli("completion", shell)
+    assert result.exit_code == 0
+    assert marker in result.output and "_LEDGER_COMPLETE" in result.output
+
+
+def test_completion_completes_commands_and_choices() -> None:
+    env = {**os.environ, "_LEDGER_COMPLETE": "bash_complete", "COMP_WORDS": "ledger ex", "COMP_CWORD": "1"}
+    result = subprocess.run([LEDGER], capture_output=True, env=env)
+    assert result.returncode == 0
+    assert result.stdout.decode().split() == ["plain,export"]
+    env.update(COMP_WORDS="ledger stats --format ", COMP_CWORD="3")
+    result = subprocess.run([LEDGER], capture_output=True, env=env)
+    assert result.stdout.decode().split() == ["plain,text", "plain,json"]
