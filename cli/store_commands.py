@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 from typing import IO, Any
 
@@ -9,7 +10,7 @@ import click
 
 import ledger
 from cli.main import main, open_ledger
-from cli.output import console, format_option, json_line, json_lines, local_time, table
+from cli.output import console, event_line, format_option, json_line, json_lines, local_time, progress_bar, table
 from ledger.codec import loads
 
 
@@ -60,7 +61,8 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
     Example:
       echo '{"type": "ArticleCreated", "article": "deir-ez-zor", "data": {"title": "Deir ez-Zor", "body": "..."}}' | ledger append -
     """
-    name = "<stdin>" if source.name in ("<stdin>", "-") else source.name
+    name = getattr(source, "name", "-")
+    name = "<stdin>" if name in ("<stdin>", "-") else name
     events, labels = _read_events(source, name)
     led = open_ledger(ctx)
     result = led.append(events, labels=labels)
@@ -78,19 +80,43 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
 @click.option("--type", "-t", "types", multiple=True, type=click.Choice(sorted(ledger.EVENT_TYPES)), help="Only events of this type (repeatable).")
 @click.option("--from", "from_position", type=click.IntRange(min=1), default=1, show_default=True, help="Start at this position.")
 @click.option("--limit", "-n", type=click.IntRange(min=0), help="At most this many events.")
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print events as any process appends them, one per line, until Ctrl-C (from now on, or from --from).",
+)
 @format_option
 @click.pass_context
-def log_command(ctx: click.Context, article: str | None, types: tuple[str, ...], from_position: int, limit: int | None, fmt: str) -> None:
+def log_command(
+    ctx: click.Context, article: str | None, types: tuple[str, ...], from_position: int, limit: int | None, follow: bool, fmt: str
+) -> None:
     """List recorded events, oldest first.
 
     JSON fields: position, id, article, version, type, schema_version, recorded_at, occurred_at,
     actor, reason, data.
 
+    With --follow it keeps running like `tail -f`: new events are printed as they are
+    appended, by this or any other process, until Ctrl-C (exit 130); --limit N stops after N.
+
     \b
     Example:
       ledger log --article deir-ez-zor --format json
+      ledger log --follow --format json | jq -c .type
     """
     led = open_ledger(ctx)
+    if article is not None and led.current_version(article) == 0:
+        raise ledger.ArticleNotFoundError(f"article {article!r} is not in the log")
+    if follow:
+        explicit = ctx.get_parameter_source("from_position") is not click.core.ParameterSource.DEFAULT
+        stream = led.follow(after=from_position - 1 if explicit else None, article=article, types=types or None)
+        for event in itertools.islice(stream, limit):
+            if fmt == "json":
+                json_line(event.to_json_dict())
+            else:
+                click.echo(event_line(event))
+                sys.stdout.flush()
+        return
     events = led.events(after=from_position - 1, article=article, types=types or None, limit=limit)
     if fmt == "json":
         json_lines(event.to_json_dict() for event in events)
@@ -115,7 +141,8 @@ def verify(ctx: click.Context, fmt: str) -> None:
       ledger verify
     """
     led = open_ledger(ctx, recover=False)
-    report = led.verify()
+    with progress_bar("verifying") as update:
+        report = led.verify(update)
     if fmt == "json":
         json_line(report.model_dump(mode="json"))
     else:

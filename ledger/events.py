@@ -9,8 +9,8 @@ written under an older schema.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Literal
 
@@ -85,17 +85,35 @@ def format_time(moment: datetime) -> str:
     """Render a datetime as the log's canonical UTC text (fixed width, so text order is time order)."""
     if moment.tzinfo is None:
         raise InvalidTimeError(f"time {moment.isoformat()} has no time zone")
-    return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
+    moment = moment.astimezone(timezone.utc)
+    if moment.year >= 1000:
+        # isoformat gives the same text as strftime(_TIME_FORMAT) for 4-digit years, twice as fast
+        # (every append and every view formats times).
+        return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    return moment.strftime(_TIME_FORMAT)
+
+
+_CANONICAL_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 
 
 def parse_time(text: str) -> datetime:
     """Parse a canonical log time (as written by `format_time`) into an aware UTC datetime."""
+    if _CANONICAL_TIME_RE.fullmatch(text):
+        # fromisoformat is ~30x faster than strptime; on canonical text both give the same value
+        # (an impossible date falls through to strptime, for its error message).
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def new_event_id() -> str:
-    """A fresh, unique event id."""
-    return str(uuid.uuid4())
+    """A fresh, unique event id: a random (version 4) UUID in its usual text form."""
+    # What str(uuid.uuid4()) gives, without building a UUID object (twice as fast; every event
+    # appended without an id gets one).
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
 
 
 # --- the data of each event type, as recorded -------------------------------------------------

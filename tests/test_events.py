@@ -1,0 +1,208 @@
+"""Event validation (what may be appended) and patches (how an edit is recorded)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+import ledger
+from ledger.events import ARTICLE_ID_MAX, EventIn, format_time, parse_time, validate_article_id, validate_data
+from ledger.patches import apply_patch, make_patch
+from ledger.store import LOG_FILE
+
+
+def event(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"type": "ArticleCreated", "article": "deir-ez-zor", "data": {"title": "Deir ez-Zor"}}
+    base.update(fields)
+    return base
+
+
+# --- article ids ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "article",
+    ["deir-ez-zor", "2017-09-05.story", "A_b~c", "x", "dörfer", "a" * ARTICLE_ID_MAX],
+)
+def test_valid_article_ids(article: str) -> None:
+    assert validate_article_id(article) == article
+    assert EventIn.model_validate(event(article=article)).article == article
+
+
+@pytest.mark.parametrize(
+    ("article", "why"),
+    [
+        ("", "empty"),
+        ("news/deir-ez-zor", "not a slug"),
+        ("news\\deir", "not a slug"),
+        ("..", "not a slug"),
+        ("../etc", "not a slug"),
+        (".hidden", "not a slug"),
+        ("-flag", "not a slug"),
+        ("two words", "not a slug"),
+        ("tab\there", "not a slug"),
+        ("line\nbreak", "not a slug"),
+        ("nul\x00", "not a slug"),
+        ("bell\x07", "not a slug"),
+        ("a" * (ARTICLE_ID_MAX + 1), "longer than 200"),
+    ],
+)
+def test_invalid_article_ids(article: str, why: str) -> None:
+    with pytest.raises(ledger.InvalidEventError, match=why):
+        validate_article_id(article)
+    with pytest.raises(ValidationError):
+        EventIn.model_validate(event(article=article))
+
+
+def test_invalid_article_id_through_append_names_the_event(led: ledger.Ledger) -> None:
+    with pytest.raises(ledger.InvalidEventError, match=r"^in.jsonl:2: article: .*'a/b' is not a slug"):
+        led.append([event(), event(article="a/b")], labels=["in.jsonl:1", "in.jsonl:2"])
+    assert led.store.size() == 0
+
+
+# --- event ids, times, envelope -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("eid", ["evt-1", "0f8fad5b-d9cb-469f-a165-70867728950e", "x" * 128, "a:b/c#1"])
+def test_valid_event_ids(eid: str) -> None:
+    assert EventIn.model_validate(event(id=eid)).id == eid
+
+
+@pytest.mark.parametrize("eid", ["", "has space", "x" * 129, "tab\t", "naïve", "line\n"])
+def test_invalid_event_ids(eid: str) -> None:
+    with pytest.raises(ValidationError, match="event id must be 1-128 printable ASCII"):
+        EventIn.model_validate(event(id=eid))
+
+
+def test_occurred_at_needs_a_time_zone(led: ledger.Ledger) -> None:
+    with pytest.raises(ledger.InvalidEventError, match="occurred_at: .*needs a time zone"):
+        led.append([event(occurred_at="2017-09-05T16:05:00")])
+    aware = EventIn.model_validate(event(occurred_at="2017-09-05T18:05:00+02:00"))
+    assert aware.occurred_at == datetime(2017, 9, 5, 16, 5, tzinfo=timezone.utc)
+
+
+def test_canonical_time_text_orders_like_time() -> None:
+    moments = [datetime(2017, 9, 5, 16, 5, 0, n, tzinfo=timezone.utc) for n in (0, 5, 999999)]
+    moments.append(datetime(2017, 9, 5, 16, 5, 1, tzinfo=timezone.utc))
+    texts = [format_time(m) for m in moments]
+    assert texts == sorted(texts) and len({len(t) for t in texts}) == 1
+    assert [parse_time(t) for t in texts] == moments
+    with pytest.raises(ledger.InvalidTimeError, match="no time zone"):
+        format_time(datetime(2017, 9, 5))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"type": "ArticleDeleted"}, "type: Input should be"),
+        ({"colour": "red"}, "colour: unknown field"),
+        ({"article": None}, "article: Input should be a valid string"),
+        ({"actor": "two\nlines"}, "actor: Value error, must be a single line"),
+        ({"expected_version": -1}, "expected_version: Input should be greater than or equal to 0"),
+    ],
+)
+def test_bad_envelopes(led: ledger.Ledger, fields: dict[str, Any], message: str) -> None:
+    with pytest.raises(ledger.InvalidEventError, match=f"^event 1: {message}"):
+        led.append([event(**fields)])
+
+
+def test_missing_envelope_field(led: ledger.Ledger) -> None:
+    with pytest.raises(ledger.InvalidEventError, match="^event 1: article: missing field"):
+        led.append([{"type": "ArticleCreated", "data": {"title": "T"}}])
+
+
+# --- data of each type ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "data", "message"),
+    [
+        ("ArticleCreated", {}, "ArticleCreated: title: missing field"),
+        ("ArticleCreated", {"title": "T", "subtitle": "S"}, "ArticleCreated: subtitle: unknown field"),
+        ("ArticleCreated", {"title": ""}, "ArticleCreated: title: String should have at least 1 character"),
+        ("ArticleCreated", {"title": "T", "categories": "news"}, "ArticleCreated: categories: Input should be a valid list"),
+        ("UpdateBlockAdded", {"text": "t"}, "UpdateBlockAdded: heading: missing field"),
+        ("UpdateBlockAdded", {"heading": "H", "index": -1}, "UpdateBlockAdded: index: Input should be greater than or equal to 0"),
+        ("CategoriesChanged", {"added": ["ok", "bad\nline"]}, "CategoriesChanged: added.1: Value error, must be a single line"),
+        ("ArticleWithdrawn", {"why": "x"}, "ArticleWithdrawn: why: unknown field"),
+        ("Renamed", {}, "unknown event type 'Renamed'"),
+    ],
+)
+def test_validate_data(kind: str, data: dict[str, Any], message: str) -> None:
+    with pytest.raises(ledger.InvalidEventError, match=f"^here: {message}"):
+        validate_data(kind, data, "here: ")
+
+
+def test_validate_data_normalises() -> None:
+    out = validate_data("ArticleCreated", {"title": "T", "categories": ["a", "b", "a"]})
+    assert out == {"title": "T", "body": "", "categories": ["a", "b"], "metadata": {}}
+
+
+def test_every_event_type_validates_its_minimal_data() -> None:
+    minimal = {
+        "ArticleCreated": {"title": "T"},
+        "ArticleEdited": {"title": "T2"},
+        "UpdateBlockAdded": {"heading": "Update:"},
+        "UpdateBlockEdited": {"index": 0, "heading": "Update 2:"},
+        "UpdateBlockRemoved": {"index": 0},
+        "CategoriesChanged": {"added": ["x"]},
+        "MetadataChanged": {"set": {"author": "A"}},
+        "ArticleWithdrawn": {},
+        "ArticleRestored": {},
+    }
+    assert set(minimal) == set(ledger.EVENT_TYPES)
+    for kind, data in minimal.items():
+        validate_data(kind, data)
+
+
+# --- patches -------------------------------------------------------------------------------
+
+
+def test_patch_examples() -> None:
+    assert make_patch("same", "same") == []
+    assert make_patch("", "new") == [(0, 0, "new")]
+    assert make_patch("old", "") == [(0, 3, "")]
+    assert make_patch("The cat sat.", "The dog sat.") == [(4, 7, "dog")]
+    with pytest.raises(ValueError, match="does not fit a text of 3 characters"):
+        apply_patch("abc", [(2, 5, "x")])
+    with pytest.raises(ValueError):
+        apply_patch("abcdef", [(3, 4, "x"), (1, 2, "y")])
+
+
+texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=300)
+lines = st.lists(st.sampled_from(["alpha\n", "beta\n", "gamma", "\n", "delta delta\r\n", "é ü\n"]), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(old=texts | lines, new=texts | lines)
+def test_patch_round_trip(old: str, new: str) -> None:
+    patch = make_patch(old, new)
+    assert apply_patch(old, patch) == new
+    starts = [op[0] for op in patch]
+    assert all(a[1] <= b[0] for a, b in zip(patch, patch[1:])) and starts == sorted(starts)
+
+
+def _article(words: int) -> str:
+    sentences = [f"Sentence {n} says that the convoy reached checkpoint {n} before noon on Tuesday." for n in range(words)]
+    return "\n\n".join(" ".join(sentences[i : i + 5]) for i in range(0, len(sentences), 5))
+
+
+def test_a_one_sentence_edit_of_a_5kb_article_costs_well_under_1kb(led: ledger.Ledger, store_dir: Path) -> None:
+    body = _article(70)
+    assert len(body.encode()) >= 5000
+    led.append([{"type": "ArticleCreated", "article": "convoy", "data": {"title": "Convoy", "body": body}}])
+    before = (store_dir / LOG_FILE).stat().st_size
+    new_body = body.replace("checkpoint 33 before noon", "checkpoint 33 shortly after dawn")
+    led.append([{"type": "ArticleEdited", "article": "convoy", "data": {"body": new_body}}])
+    growth = (store_dir / LOG_FILE).stat().st_size - before
+    assert growth < 700, growth
+    assert led.article("convoy").body == new_body
+    recorded = list(led.events(article="convoy"))[-1]
+    ((start, end, text),) = recorded.data["patch"]  # one small operation, not the article
+    assert start > 2000 and end - start < 20 and len(text) < 20
