@@ -8,7 +8,7 @@ every view of an article, now or at any past version or time, is rebuilt from th
     ...     led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
 """
 
-from ledger.application import Ledger, init, open, store_path
+from ledger.application import ImportResult, Ledger, Stats, init, open, store_path
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
@@ -28,24 +28,54 @@ from ledger.errors import (
     VersionConflictError,
     VersionNotFoundError,
 )
+from ledger.drafts import Draft, IngestResult, ingest, parse_draft, read_draft
 from ledger.events import EVENT_TYPES, EventIn, RecordedEvent
 from ledger.projections import ArticleView, UpdateBlock
+from ledger.rendering import render
 from ledger.store import AppendResult, EventStore, FileEventStore, Head, Problem, VerifyReport
+from ledger.views import (
+    CategoryCount,
+    CategoryListing,
+    CategoryMember,
+    CategoryMembership,
+    Diff,
+    DiffLine,
+    FeedBlock,
+    FeedEntry,
+    HistoryEntry,
+    Hunk,
+    ReplayStats,
+    TimelineEntry,
+    WordChange,
+)
 
 __all__ = [
     "AppendResult",
     "ArticleNotFoundError",
     "ArticleStateError",
     "ArticleView",
+    "CategoryCount",
+    "CategoryListing",
+    "CategoryMember",
+    "CategoryMembership",
     "ConflictError",
     "CorruptStoreError",
+    "Diff",
+    "DiffLine",
+    "Draft",
     "DraftError",
     "DuplicateEventError",
     "EVENT_TYPES",
     "EventIn",
     "EventStore",
+    "FeedBlock",
+    "FeedEntry",
     "FileEventStore",
     "Head",
+    "HistoryEntry",
+    "Hunk",
+    "ImportResult",
+    "IngestResult",
     "InvalidEventError",
     "InvalidInputError",
     "InvalidTimeError",
@@ -55,14 +85,33 @@ __all__ = [
     "NothingToDoError",
     "Problem",
     "RecordedEvent",
+    "ReplayStats",
+    "Stats",
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
+    "TimelineEntry",
     "UpdateBlock",
     "VerifyReport",
     "VersionConflictError",
     "VersionNotFoundError",
+    "Watcher",
+    "WordChange",
+    "ingest",
     "init",
     "open",
+    "parse_draft",
+    "read_draft",
+    "render",
     "store_path",
+    "watch",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # `watch` and `Watcher` load watchdog, so only when first asked for.
+    if name in ("watch", "Watcher"):
+        from ledger import watcher
+
+        return getattr(watcher, name)
+    raise AttributeError(f"module 'ledger' has no attribute {name!r}")

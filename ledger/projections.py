@@ -8,12 +8,12 @@ public `ArticleView` model.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel, Field
 
 from ledger.events import parse_time
+from ledger.views import UtcTime
 from ledger.patches import apply_patch
 
 
@@ -23,7 +23,7 @@ class UpdateBlock(BaseModel):
     heading: str = Field(description='The heading line, e.g. "Update from Al Masdar News:".')
     text: str = Field(description="Everything after the heading line up to the next block.")
     added_version: int = Field(description="The article version that added the block.")
-    added_at: datetime = Field(description="When that version occurred (UTC).")
+    added_at: UtcTime = Field(description="When that version occurred (UTC).")
 
 
 class ArticleView(BaseModel):
@@ -37,8 +37,8 @@ class ArticleView(BaseModel):
     categories: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
     withdrawn: bool = False
-    created_at: datetime = Field(description="When version 1 occurred (UTC).")
-    updated_at: datetime = Field(description="When this version occurred (UTC).")
+    created_at: UtcTime = Field(description="When version 1 occurred (UTC).")
+    updated_at: UtcTime = Field(description="When this version occurred (UTC).")
     position: int = Field(description="Log position of the last event of this version.")
 
 
@@ -154,3 +154,172 @@ def fold(records: Iterable[dict[str, Any]], state: ArticleState | None = None) -
     for record in records:
         state = apply(state, record)
     return state
+
+
+# --- snapshots of one article's state -----------------------------------------------------
+
+SNAPSHOT_EVERY = 32
+"""An article's state is kept as a snapshot every this many versions (see `ledger.checkpoints`)."""
+
+
+def state_to_list(state: ArticleState) -> list[Any]:
+    """The state as a plain JSON-able list (the snapshot form)."""
+    return [
+        state.id, state.version, state.title, state.body, state.blocks, state.categories, state.metadata,
+        state.withdrawn, state.created_at, state.updated_at, state.position,
+    ]
+
+
+def state_from_list(values: list[Any]) -> ArticleState:
+    """The state back from `state_to_list`'s form."""
+    state = ArticleState(values[0])
+    (_, state.version, state.title, state.body, state.blocks, state.categories, state.metadata,
+     state.withdrawn, state.created_at, state.updated_at, state.position) = values
+    return state
+
+
+# --- the all-articles projection ------------------------------------------------------------
+
+# Index of each field in a catalog entry (a list, not an object: a full replay keeps one per
+# article and updates them millions of times).
+VERSION, TITLE, CATEGORIES, WITHDRAWN, CREATED_AT, UPDATED_AT, POSITION, LAST_BLOCK_AT, CHANGE = range(9)
+
+CHANGE_KIND = {
+    "ArticleCreated": "created",
+    "ArticleEdited": "edited",
+    "UpdateBlockAdded": "block added",
+    "UpdateBlockEdited": "block edited",
+    "UpdateBlockRemoved": "block removed",
+    "CategoriesChanged": "categories changed",
+    "MetadataChanged": "metadata changed",
+    "ArticleWithdrawn": "withdrawn",
+    "ArticleRestored": "restored",
+}
+"""The history/timeline kind of change of each event type."""
+
+
+class CatalogFold:
+    """The fold behind the persisted views of all articles: per article only small metadata
+    (version, title, categories, withdrawn, times), plus the rows that the category index, the
+    update feed, the title history and the timeline gain from the records folded.
+
+    It is a pure fold of raw records: `fold(record)` for each record in log order.
+    `load(article)` gives the entry of an article folded before (incremental catch-up: entries
+    come from the persisted views); None means the fold started from an empty log.
+    """
+
+    def __init__(self, load: Callable[[str], list[Any] | None] | None = None) -> None:
+        self.entries: dict[str, list[Any]] = {}
+        self._load = load
+        self.memberships: list[list[Any]] = []
+        """New stints: [article, category, entered_version, entered_at, left_version, left_at]."""
+        self.closed_memberships: list[tuple[int, str, str, str]] = []
+        """Stints persisted earlier that closed: (left_version, left_at, article, category)."""
+        self.withdrawals: list[list[Any]] = []
+        """New withdrawals: [article, withdrawn_version, withdrawn_at, restored_version, restored_at]."""
+        self.closed_withdrawals: list[tuple[int, str, str]] = []
+        """Withdrawals persisted earlier that ended: (restored_version, restored_at, article)."""
+        self.feed: list[tuple[int, str, int, str, str]] = []
+        """Update blocks added: (position, article, version, occurred_at, heading)."""
+        self.titles: list[tuple[str, int, str, str]] = []
+        """Titles set: (article, version, occurred_at, title)."""
+        self.changes: list[list[Any]] = []
+        """One row per article version: [position of its last event, article, version, occurred_at]."""
+        self._open_memberships: dict[tuple[str, str], list[Any]] = {}
+        self._open_withdrawals: dict[str, list[Any]] = {}
+        self.events = 0
+        self.position = 0
+        self.hash = ""
+
+    def fold(self, record: dict[str, Any]) -> None:
+        """Fold one raw record (upcast, in log order)."""
+        article = record["article"]
+        kind = record["type"]
+        version = record["version"]
+        when = record["occurred_at"]
+        pos = record["pos"]
+        entry = self.entries.get(article)
+        if entry is None and self._load is not None:
+            entry = self._load(article)
+            if entry is not None:
+                self.entries[article] = entry
+        # The entry keeps the timeline row of the article's latest version: a version of several
+        # events is one row, which ends at the position of its last event.
+        change = entry[CHANGE] if entry is not None else None
+        if change is not None and change[2] == version:
+            change[0] = pos
+        else:
+            change = [pos, article, version, when]
+            self.changes.append(change)
+        if kind == "ArticleCreated":
+            data = record["data"]
+            categories = list(data.get("categories", ()))
+            entry = [version, data["title"], categories, False, when, when, pos, None, change]
+            self.entries[article] = entry
+            self.titles.append((article, version, when, data["title"]))
+            for category in categories:
+                self._enter(article, category, version, when)
+        elif entry is None:
+            # The store guarantees ArticleCreated comes first; a record of an unknown article can
+            # only mean views built from another log: the caller rebuilds.
+            raise KeyError(article)
+        elif kind == "UpdateBlockAdded":
+            entry[LAST_BLOCK_AT] = when
+            self.feed.append((pos, article, version, when, record["data"]["heading"]))
+        elif kind == "CategoriesChanged":
+            data = record["data"]
+            categories = entry[CATEGORIES]
+            for category in data.get("removed", ()):
+                if category in categories:
+                    categories.remove(category)
+                    self._leave(article, category, version, when)
+            for category in data.get("added", ()):
+                if category not in categories:
+                    categories.append(category)
+                    self._enter(article, category, version, when)
+        elif kind == "ArticleEdited":
+            title = record["data"].get("title")
+            if title is not None:
+                entry[TITLE] = title
+                self.titles.append((article, version, when, title))
+        elif kind == "ArticleWithdrawn":
+            entry[WITHDRAWN] = True
+            row = [article, version, when, None, None]
+            self.withdrawals.append(row)
+            self._open_withdrawals[article] = row
+        elif kind == "ArticleRestored":
+            entry[WITHDRAWN] = False
+            row = self._open_withdrawals.pop(article, None)
+            if row is not None:
+                row[3], row[4] = version, when
+            else:
+                self.closed_withdrawals.append((version, when, article))
+        entry[VERSION] = version
+        entry[UPDATED_AT] = when
+        entry[POSITION] = pos
+        entry[CHANGE] = change
+        self.events += 1
+        self.position = pos
+        if "end" in record:
+            self.hash = record.get("hash", "")
+
+    def _enter(self, article: str, category: str, version: int, when: str) -> None:
+        row = [article, category, version, when, None, None]
+        self.memberships.append(row)
+        self._open_memberships[(article, category)] = row
+
+    def _leave(self, article: str, category: str, version: int, when: str) -> None:
+        row = self._open_memberships.pop((article, category), None)
+        if row is not None:
+            row[4], row[5] = version, when
+        else:
+            self.closed_memberships.append((version, when, article, category))
+
+    def take_rows(self) -> tuple[list[list[Any]], list[tuple[int, str, int, str, str]]]:
+        """Hand over (and forget) the timeline and feed rows so far, so that a long replay writes
+        them out in batches instead of holding them all. Call it between appends only (after a
+        record with `end`): a version's row changes until its last event."""
+        changes, feed = self.changes, self.feed
+        self.changes, self.feed = [], []
+        return changes, feed
+

@@ -1,0 +1,268 @@
+"""Commands that read the views: show, history, diff, categories, updated, timeline; and the two
+that act on them: restore (a new version) and replay (rebuild the views)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+
+import click
+from rich.text import Text
+
+from cli.main import main, open_ledger
+from cli.output import TIME, console, format_option, json_line, json_lines, local_time, progress_bar, show_progress, table
+from ledger.rendering import render
+from ledger.views import Diff
+
+
+def _write(text: str) -> None:
+    # Exactly the text's bytes: no newline added, no locale re-encoding.
+    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.flush()
+
+
+def _changes(kinds: list[str], added: list[str], removed: list[str]) -> str:
+    parts = []
+    for kind in kinds:
+        if kind == "categories changed":
+            kind = "categories " + " ".join([f"+{c}" for c in added] + [f"-{c}" for c in removed])
+        parts.append(kind)
+    return ", ".join(parts)
+
+
+@main.command()
+@click.argument("article")
+@click.option("--version", "version", type=click.IntRange(min=1), help="Show this version.")
+@click.option("--at", type=TIME, help="Show the version current at this time (ISO 8601 or an age like 2h).")
+@format_option
+@click.pass_context
+def show(ctx: click.Context, article: str, version: int | None, at: datetime | None, fmt: str) -> None:
+    """Print ARTICLE as its draft text, now, at --version N or as it stood --at TIME.
+
+    The text is exactly the rendered draft, byte for byte (no newline added), so
+    `ledger show A --version 3 > a.txt` gives back the draft of version 3. A withdrawn article is
+    still shown (with a note on stderr).
+
+    JSON fields: id, version, title, body, blocks (heading, text, added_version, added_at),
+    categories, metadata, withdrawn, created_at, updated_at, position, text (the rendered draft).
+
+    \b
+    Example:
+      ledger show deir-ez-zor --at 2017-09-05T18:00Z
+    """
+    if version is not None and at is not None:
+        raise click.UsageError("give --version or --at, not both")
+    view = open_ledger(ctx).article(article, version=version, at=at)
+    text = render(view)
+    if fmt == "json":
+        json_line({**view.model_dump(mode="json"), "text": text})
+        return
+    if view.withdrawn:
+        console(stderr=True).print(f"note: {article} is withdrawn at version {view.version}")
+    _write(text)
+
+
+@main.command()
+@click.argument("article")
+@format_option
+@click.pass_context
+def history(ctx: click.Context, article: str, fmt: str) -> None:
+    """List every version of ARTICLE: when, who, why, what kind of change, size.
+
+    JSON fields (one line per version): version, position, occurred_at, recorded_at, actor,
+    reason, changes, categories_added, categories_removed, headings, events, size, withdrawn.
+
+    \b
+    Example:
+      ledger history deir-ez-zor
+    """
+    entries = open_ledger(ctx).history(article)
+    if fmt == "json":
+        json_lines(entry.model_dump(mode="json") for entry in entries)
+        return
+    table(
+        ["ver", "occurred", "actor", "changes", "bytes", "reason"],
+        (
+            [e.version, local_time(e.occurred_at), e.actor, _changes(list(e.changes), e.categories_added, e.categories_removed), e.size, e.reason]
+            for e in entries
+        ),
+    )
+
+
+def _print_diff(diff: Diff) -> None:
+    out = console()
+    if out.no_color or not out.is_terminal:
+        _write(diff.text)
+        return
+    text = Text()
+    if diff.words:
+        for change in diff.changes:
+            style = {"equal": "", "delete": "red strike", "insert": "green"}[change.op]
+            text.append(change.text, style=style)
+    else:
+        for line in diff.text.splitlines(keepends=True):
+            style = "bold" if line.startswith(("---", "+++")) else "cyan" if line.startswith("@@") else "red" if line.startswith("-") else "green" if line.startswith("+") else ""
+            text.append(line, style=style)
+    out.print(text, end="")
+
+
+@main.command()
+@click.argument("article")
+@click.argument("from_version", metavar="[FROM]", required=False, type=click.IntRange(min=0))
+@click.argument("to_version", metavar="[TO]", required=False, type=click.IntRange(min=0))
+@click.option("--words", "-w", is_flag=True, help="Word by word instead of line by line.")
+@format_option
+@click.pass_context
+def diff(ctx: click.Context, article: str, from_version: int | None, to_version: int | None, words: bool, fmt: str) -> None:
+    """Show what changed in ARTICLE from version FROM to TO (defaults: the previous version
+    against the latest; 0 is the empty text before version 1).
+
+    Line diffs are unified diffs; word diffs mark [-deleted-] and {+inserted+} words. Coloured on
+    a terminal, plain when piped or with NO_COLOR.
+
+    JSON fields: article, from_version, to_version, words, hunks (from_start, from_count,
+    to_start, to_count, lines: op, text, newline), changes (op, text), text.
+
+    \b
+    Example:
+      ledger diff deir-ez-zor 1 3 --words
+    """
+    result = open_ledger(ctx).diff(article, from_version, to_version, words=words)
+    if fmt == "json":
+        json_line(result.model_dump(mode="json"))
+        return
+    _print_diff(result)
+
+
+@main.command()
+@click.argument("name", required=False)
+@click.option("--at", type=TIME, help="As they were at this time (ISO 8601 or an age like 2h).")
+@format_option
+@click.pass_context
+def categories(ctx: click.Context, name: str | None, at: datetime | None, fmt: str) -> None:
+    """List categories with their article counts, or the articles in category NAME; now or
+    --at TIME. Withdrawn articles are left out.
+
+    JSON fields (one line each): without NAME name, count; with NAME article, title, since,
+    since_version.
+
+    \b
+    Example:
+      ledger categories Syria --at 2017-09-05
+    """
+    led = open_ledger(ctx)
+    if name is None:
+        counts = led.categories(at=at)
+        if fmt == "json":
+            json_lines(c.model_dump(mode="json") for c in counts)
+            return
+        table(["category", "articles"], ([c.name, c.count] for c in counts))
+        return
+    listing = led.category(name, at=at)
+    if fmt == "json":
+        json_lines(m.model_dump(mode="json") for m in listing.articles)
+        return
+    table(["article", "title", "since"], ([m.article, m.title, local_time(m.since)] for m in listing.articles))
+
+
+@main.command()
+@click.option("--since", required=True, type=TIME, help="Update blocks added at or after this time (ISO 8601 or an age like 2h).")
+@format_option
+@click.pass_context
+def updated(ctx: click.Context, since: datetime, fmt: str) -> None:
+    """List the articles that received update blocks since a time, the most recent first.
+
+    JSON fields (one line per article): article, title, last_update_at, blocks (heading,
+    version, occurred_at).
+
+    \b
+    Example:
+      ledger updated --since 24h
+    """
+    entries = open_ledger(ctx).updated_since(since)
+    if fmt == "json":
+        json_lines(e.model_dump(mode="json") for e in entries)
+        return
+    table(
+        ["updated", "article", "title", "blocks"],
+        ([local_time(e.last_update_at), e.article, e.title, " | ".join(b.heading for b in e.blocks)] for e in entries),
+    )
+
+
+@main.command()
+@click.option("--since", type=TIME, help="Changes at or after this time.")
+@click.option("--until", type=TIME, help="Changes at or before this time.")
+@click.option("--article", "-a", help="Only this article.")
+@click.option("--limit", "-n", type=click.IntRange(min=0), help="At most this many (the newest).")
+@format_option
+@click.pass_context
+def timeline(ctx: click.Context, since: datetime | None, until: datetime | None, article: str | None, limit: int | None, fmt: str) -> None:
+    """List changes across all articles, newest first (one line per article version).
+
+    JSON fields (one line each): position, article, version, occurred_at, recorded_at, actor,
+    reason, changes, categories_added, categories_removed, headings, events.
+
+    \b
+    Example:
+      ledger timeline --since 2017-09-05 --limit 20
+    """
+    entries = open_ledger(ctx).timeline(since=since, until=until, article=article, limit=limit)
+    if fmt == "json":
+        json_lines(e.model_dump(mode="json") for e in entries)
+        return
+    table(
+        ["occurred", "article", "ver", "actor", "changes", "reason"],
+        (
+            [local_time(e.occurred_at), e.article, e.version, e.actor, _changes(list(e.changes), e.categories_added, e.categories_removed), e.reason]
+            for e in entries
+        ),
+    )
+
+
+@main.command()
+@click.argument("article")
+@click.argument("version", type=click.IntRange(min=1))
+@click.option("--actor", help="Who restores it.")
+@click.option("--reason", help="Why.")
+@format_option
+@click.pass_context
+def restore(ctx: click.Context, article: str, version: int, actor: str | None, reason: str | None, fmt: str) -> None:
+    """Bring ARTICLE back to what it said at VERSION, as a new version (nothing is rewritten).
+
+    JSON fields: those of `ledger append --format json`.
+
+    \b
+    Example:
+      ledger restore deir-ez-zor 2 --reason "revert vandalism"
+    """
+    result = open_ledger(ctx).restore(article, version, actor=actor, reason=reason)
+    if fmt == "json":
+        json_line(result.model_dump(mode="json"))
+        return
+    click.echo(f"restored {article} to version {version} as version {result.versions[article]}")
+
+
+@main.command()
+@click.option("--to", "to", type=click.IntRange(min=0), help="Stop at this log position.")
+@format_option
+@click.pass_context
+def replay(ctx: click.Context, to: int | None, fmt: str) -> None:
+    """Rebuild every view from the log (up to --to POSITION), and print the rate.
+
+    JSON fields: events, articles, position, seconds, events_per_second.
+
+    \b
+    Example:
+      ledger replay
+    """
+    led = open_ledger(ctx)
+    with progress_bar("replaying", unit="events") as update:
+        stats = led.replay(to=to, progress=update if show_progress() else None)
+    if fmt == "json":
+        json_line(stats.model_dump(mode="json"))
+        return
+    click.echo(
+        f"replayed {stats.events} events of {stats.articles} articles to position {stats.position} "
+        f"in {stats.seconds:.2f}s ({stats.events_per_second:,.0f} events/s)"
+    )
+

@@ -1,0 +1,168 @@
+"""The result models of the query API: what `Ledger.history`, `diff`, `category`, `timeline`...
+return. Every model is pydantic, so `model_dump(mode="json")` gives its documented JSON form (times
+as the log's canonical UTC text).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, PlainSerializer
+
+from ledger.events import format_time
+
+UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+"""A time that is written in JSON as the log's canonical UTC text (`2017-09-05T16:05:00.000000Z`:
+fixed width, so sorting the text sorts by time)."""
+
+ChangeKind = Literal[
+    "created",
+    "edited",
+    "block added",
+    "block edited",
+    "block removed",
+    "categories changed",
+    "metadata changed",
+    "withdrawn",
+    "restored",
+]
+"""What kind of change a version made (one version may make several)."""
+
+
+class HistoryEntry(BaseModel):
+    """One version of an article, as `Ledger.history` lists it."""
+
+    version: int = Field(description="The article version (1, 2, 3...).")
+    position: int = Field(description="Log position of the version's last event.")
+    occurred_at: UtcTime = Field(description="When the change happened (UTC).")
+    recorded_at: UtcTime = Field(description="When the store recorded it (UTC).")
+    actor: str | None = Field(default=None, description="Who made the change.")
+    reason: str | None = Field(default=None, description="Why (the edit summary).")
+    changes: list[ChangeKind] = Field(description="Kinds of change, in the order of the version's events.")
+    categories_added: list[str] = Field(default_factory=list, description="Categories the version added.")
+    categories_removed: list[str] = Field(default_factory=list, description="Categories the version removed.")
+    headings: list[str] = Field(default_factory=list, description="Headings of the update blocks the version added.")
+    events: int = Field(description="Number of events in the version.")
+    size: int = Field(description="Bytes (UTF-8) of the article rendered at this version.")
+    withdrawn: bool = Field(description="Whether the article is withdrawn at this version.")
+
+
+class DiffLine(BaseModel):
+    """One line of a line diff: `op` is ' ' (context), '-' (only in FROM) or '+' (only in TO)."""
+
+    op: Literal[" ", "-", "+"]
+    text: str = Field(description="The line without its line break.")
+    newline: bool = Field(default=True, description="False for a last line without a line break.")
+
+
+class WordChange(BaseModel):
+    """One run of a word diff: `op` is 'equal', 'delete' (only in FROM) or 'insert' (only in TO)."""
+
+    op: Literal["equal", "delete", "insert"]
+    text: str = Field(description="The words and the whitespace between them, exactly.")
+
+
+class Hunk(BaseModel):
+    """A run of changed lines with context, as in a unified diff (`@@ -a,b +c,d @@`)."""
+
+    from_start: int
+    from_count: int
+    to_start: int
+    to_count: int
+    lines: list[DiffLine]
+
+
+class Diff(BaseModel):
+    """What changed in the rendered article between two versions."""
+
+    article: str
+    from_version: int
+    to_version: int
+    words: bool = Field(description="True for a word diff (`changes`), False for a line diff (`hunks`).")
+    hunks: list[Hunk] = Field(default_factory=list, description="Line diff hunks (empty for a word diff).")
+    changes: list[WordChange] = Field(default_factory=list, description="Word diff runs (empty for a line diff).")
+    text: str = Field(description="The unified diff (lines) or the `[-old-]{+new+}` text (words).")
+
+    @property
+    def same(self) -> bool:
+        """True when the two versions render the same."""
+        return not self.hunks and not any(change.op != "equal" for change in self.changes)
+
+
+class CategoryMember(BaseModel):
+    """An article in a category listing."""
+
+    article: str
+    title: str = Field(description="The article's title at the listing's time.")
+    since: UtcTime = Field(description="When it (last) entered the category (UTC).")
+    since_version: int = Field(description="The version that put it there.")
+
+
+class CategoryListing(BaseModel):
+    """The articles in one category, now or at a past time (withdrawn ones left out)."""
+
+    name: str
+    at: UtcTime | None = Field(default=None, description="The time asked for; None for now.")
+    articles: list[CategoryMember]
+
+
+class CategoryCount(BaseModel):
+    """A category with how many (not withdrawn) articles it holds."""
+
+    name: str
+    count: int
+
+
+class CategoryMembership(BaseModel):
+    """A stint of an article in a category: when it entered and (unless still in) left."""
+
+    category: str
+    entered_version: int
+    entered_at: UtcTime
+    left_version: int | None = None
+    left_at: UtcTime | None = None
+
+
+class FeedBlock(BaseModel):
+    """An update block added in a feed entry."""
+
+    heading: str
+    version: int
+    occurred_at: UtcTime
+
+
+class FeedEntry(BaseModel):
+    """An article that received update blocks since the time asked for."""
+
+    article: str
+    title: str = Field(description="The article's current title.")
+    last_update_at: UtcTime = Field(description="When its latest update block was added (UTC).")
+    blocks: list[FeedBlock] = Field(description="The blocks added since then, newest first.")
+
+
+class TimelineEntry(BaseModel):
+    """One version of one article in the timeline of all changes."""
+
+    position: int
+    article: str
+    version: int
+    occurred_at: UtcTime
+    recorded_at: UtcTime
+    actor: str | None = None
+    reason: str | None = None
+    changes: list[ChangeKind]
+    categories_added: list[str] = Field(default_factory=list)
+    categories_removed: list[str] = Field(default_factory=list)
+    headings: list[str] = Field(default_factory=list, description="Headings of the update blocks it added.")
+    events: int
+
+
+class ReplayStats(BaseModel):
+    """What a full rebuild of the views did."""
+
+    events: int = Field(description="Events folded.")
+    articles: int = Field(description="Articles in the views.")
+    position: int = Field(description="The log position the views now stand at.")
+    seconds: float = Field(description="Wall-clock time of the rebuild.")
+    events_per_second: float = Field(description="events / seconds.")

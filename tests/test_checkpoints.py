@@ -1,0 +1,233 @@
+"""The persisted views (views.sqlite): catch-up, checkpoints deleted, stale or corrupt, other
+processes appending, and article snapshots."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ledger
+from ledger.checkpoints import VIEWS_FILE
+from ledger.codec import dumps, loads
+from ledger.projections import SNAPSHOT_EVERY, fold
+from tests.test_queries import build_newsroom, t
+
+
+def answers(led: ledger.Ledger) -> tuple[Any, ...]:
+    """Every listing the views answer, for comparing two sets of views."""
+    return (
+        led.categories(),
+        led.categories(at=t("12:00")),
+        led.categories(at=t("13:30")),
+        led.category("roads"),
+        led.category("traffic", at=t("11:00")),
+        led.category_history("bridge"),
+        led.updated_since(t("00:00")),
+        led.timeline(),
+        led.article("bridge").model_dump(),
+    )
+
+
+@pytest.fixture
+def built(store_dir: Path) -> tuple[Path, tuple[Any, ...]]:
+    with ledger.open(store_dir) as led:
+        build_newsroom(led)
+        return store_dir, answers(led)
+
+
+def test_views_are_persisted_with_their_position(built: tuple[Path, tuple[Any, ...]]) -> None:
+    store_dir, _ = built
+    db = sqlite3.connect(store_dir / VIEWS_FILE)
+    meta = dict(db.execute("SELECT key, value FROM meta"))
+    with ledger.open(store_dir) as led:
+        head = led.head()
+    assert (meta["position"], meta["hash"]) == (head.position, head.hash)
+    assert db.execute("SELECT article, version, withdrawn FROM articles ORDER BY article").fetchall() == [("bridge", 7, 0), ("storm", 3, 0)]
+    db.close()
+
+
+def test_deleted_views_rebuild_with_the_same_answers(built: tuple[Path, tuple[Any, ...]]) -> None:
+    store_dir, expected = built
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(store_dir / VIEWS_FILE) + suffix).unlink(missing_ok=True)
+    with ledger.open(store_dir) as led:
+        assert answers(led) == expected
+    assert (store_dir / VIEWS_FILE).exists()
+
+
+def test_corrupt_views_rebuild_with_the_same_answers(built: tuple[Path, tuple[Any, ...]], caplog: pytest.LogCaptureFixture) -> None:
+    store_dir, expected = built
+    for suffix in ("-wal", "-shm"):
+        Path(str(store_dir / VIEWS_FILE) + suffix).unlink(missing_ok=True)
+    (store_dir / VIEWS_FILE).write_bytes(b"this is not a database" * 100)
+    with ledger.open(store_dir) as led:
+        assert answers(led) == expected
+    assert "rebuilding" in caplog.text
+
+
+def test_views_of_another_log_are_rebuilt(built: tuple[Path, tuple[Any, ...]], tmp_path: Path) -> None:
+    store_dir, expected = built
+    other = ledger.init(tmp_path / "other")
+    with ledger.open(other) as led:
+        for n in range(12):
+            led.append([{"type": "ArticleCreated", "article": f"x{n}", "data": {"title": "X", "categories": ["elsewhere"]}}])
+        assert led.categories()[0].name == "elsewhere"
+    shutil.copy(other / VIEWS_FILE, store_dir / VIEWS_FILE)
+    for suffix in ("-wal", "-shm"):
+        Path(str(store_dir / VIEWS_FILE) + suffix).unlink(missing_ok=True)
+    with ledger.open(store_dir) as led:
+        assert answers(led) == expected
+
+
+def test_stale_views_catch_up_from_their_position(built: tuple[Path, tuple[Any, ...]]) -> None:
+    store_dir, _ = built
+    with ledger.open(store_dir) as led:
+        led.replay(to=3)  # a checkpoint behind the log
+        db = sqlite3.connect(store_dir / VIEWS_FILE)
+        assert dict(db.execute("SELECT key, value FROM meta"))["position"] == 3
+        db.close()
+        assert [c.name for c in led.categories()] == ["local", "roads", "weather"]
+        assert len(led.timeline()) == 10
+
+
+def test_tampered_checkpoint_position_is_detected(built: tuple[Path, tuple[Any, ...]]) -> None:
+    store_dir, expected = built
+    db = sqlite3.connect(store_dir / VIEWS_FILE)
+    db.execute("UPDATE meta SET value = 5 WHERE key = 'position'")  # hash no longer matches position 5
+    db.execute("DELETE FROM articles WHERE article = 'storm'")
+    db.commit()
+    db.close()
+    with ledger.open(store_dir) as led:
+        assert answers(led) == expected
+
+
+SECOND_PROCESS = textwrap.dedent(
+    """
+    import sys, ledger
+    with ledger.open(sys.argv[1]) as led:
+        for n in range(int(sys.argv[2])):
+            led.append([{"type": "ArticleCreated", "article": f"p{n}", "data": {"title": f"P{n}", "categories": ["proc"]}}])
+            led.append([{"type": "UpdateBlockAdded", "article": f"p{n}", "data": {"heading": f"Update {n}:"}}])
+    """
+)
+
+
+def test_views_follow_another_process_appending(built: tuple[Path, tuple[Any, ...]]) -> None:
+    store_dir, _ = built
+    count = 40
+    with ledger.open(store_dir) as led:
+        writer = subprocess.Popen([sys.executable, "-c", SECOND_PROCESS, str(store_dir), str(count)])
+        seen = []
+        try:
+            while writer.poll() is None:
+                listing = led.category("proc").articles
+                seen.append(len(listing))
+                # Every answer is a consistent prefix: an article is listed only once it exists.
+                assert all(m.title == f"P{m.article[1:]}" for m in listing)
+        finally:
+            writer.wait(timeout=60)
+        assert writer.returncode == 0
+        assert seen == sorted(seen)
+        assert len(led.category("proc").articles) == count
+        assert len(led.updated_since(t("00:00"))) == count + 2
+        live = (led.categories(), led.timeline(), led.updated_since(t("00:00")))
+        led.replay()
+        assert (led.categories(), led.timeline(), led.updated_since(t("00:00"))) == live
+
+
+# --- snapshots ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def long_article(led: ledger.Ledger) -> ledger.Ledger:
+    led.append([{"type": "ArticleCreated", "article": "long", "data": {"title": "Long", "body": "v1\n"}, "occurred_at": "2017-01-01T00:00:00Z"}])
+    for v in range(2, 3 * SNAPSHOT_EVERY + 6):
+        led.append([{"type": "ArticleEdited", "article": "long", "data": {"body": f"v{v}\n"}, "occurred_at": f"2017-01-01T00:{v // 60:02d}:{v % 60:02d}Z"}])
+    return led
+
+
+def _snapshot_versions(led: ledger.Ledger) -> list[int]:
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    try:
+        return [v for (v,) in db.execute("SELECT version FROM snapshots WHERE article = 'long' ORDER BY version")]
+    finally:
+        db.close()
+
+
+def test_reads_leave_snapshots_and_give_the_same_states(long_article: ledger.Ledger) -> None:
+    led = long_article
+    with ledger.open(led.path) as fresh:  # a cold cache: reads fold from snapshots
+        for version in (1, SNAPSHOT_EVERY, SNAPSHOT_EVERY + 1, 2 * SNAPSHOT_EVERY + 7, 3 * SNAPSHOT_EVERY + 5):
+            expected = fold(led.store.read_article("long", 1, version))
+            assert fresh.article("long", version).body == expected.body == f"v{version}\n"
+        assert _snapshot_versions(fresh) == [SNAPSHOT_EVERY, 2 * SNAPSHOT_EVERY, 3 * SNAPSHOT_EVERY]
+
+
+def test_historical_read_folds_only_records_after_the_snapshot(long_article: ledger.Ledger) -> None:
+    led = long_article
+    led.article("long", 2 * SNAPSHOT_EVERY + 1)
+    # Mark the snapshot: a read that starts from it shows the mark, one that starts from the
+    # log's beginning would not.
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    (blob,) = db.execute("SELECT state FROM snapshots WHERE article = 'long' AND version = ?", (2 * SNAPSHOT_EVERY,)).fetchone()
+    state = loads(blob)
+    state[2] = "From the snapshot"
+    db.execute("UPDATE snapshots SET state = ? WHERE article = 'long' AND version = ?", (dumps(state), 2 * SNAPSHOT_EVERY))
+    db.commit()
+    db.close()
+    with ledger.open(led.path) as fresh:
+        assert fresh.article("long", 2 * SNAPSHOT_EVERY + 3).title == "From the snapshot"
+        assert fresh.article("long", 2 * SNAPSHOT_EVERY - 1).title == "Long"
+
+
+def test_snapshots_do_not_change_as_of_time(long_article: ledger.Ledger) -> None:
+    led = long_article
+    when = "2017-01-01T00:01:05Z"  # version 65 occurred then
+    before = led.article("long", at=when)
+    led.article("long", 2 * SNAPSHOT_EVERY)
+    assert 2 * SNAPSHOT_EVERY in _snapshot_versions(led)
+    after = led.article("long", at=when)
+    assert before == after
+    assert after.version == 65
+
+
+def test_unreadable_snapshot_is_ignored(long_article: ledger.Ledger) -> None:
+    led = long_article
+    led.article("long", SNAPSHOT_EVERY + 2)
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    db.execute("UPDATE snapshots SET state = ?", (b"[1, 2",))
+    db.commit()
+    db.close()
+    with ledger.open(led.path) as fresh:
+        assert fresh.article("long", SNAPSHOT_EVERY + 2).body == f"v{SNAPSHOT_EVERY + 2}\n"
+
+
+def test_catch_up_snapshots_long_histories_before_any_read(long_article: ledger.Ledger) -> None:
+    led = long_article
+    assert not (led.path / VIEWS_FILE).exists()  # appends alone need no views
+    led.categories()  # the views catch up
+    assert _snapshot_versions(led) == [SNAPSHOT_EVERY, 2 * SNAPSHOT_EVERY, 3 * SNAPSHOT_EVERY]
+    led.replay()  # snapshots of the same log survive a replay
+    assert _snapshot_versions(led) == [SNAPSHOT_EVERY, 2 * SNAPSHOT_EVERY, 3 * SNAPSHOT_EVERY]
+
+
+def test_reads_and_appends_go_on_while_another_connection_holds_the_views(long_article: ledger.Ledger) -> None:
+    led = long_article
+    led.categories()
+    blocker = sqlite3.connect(led.path / VIEWS_FILE, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # as a long rebuild in another process would
+    try:
+        with ledger.open(led.path) as other:
+            assert other.article("long", SNAPSHOT_EVERY + 3).body == f"v{SNAPSHOT_EVERY + 3}\n"
+            other.append([{"type": "ArticleEdited", "article": "long", "data": {"body": "later\n"}}])
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert led.article("long").body == "later\n"

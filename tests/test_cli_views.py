@@ -1,0 +1,154 @@
+"""The view commands through click's CliRunner (exact output and exit codes) and one real process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+import ledger
+from cli.main import main
+from ledger.codec import loads
+from ledger.rendering import render
+from tests.conftest import run_ledger
+from tests.test_queries import build_newsroom
+
+
+@pytest.fixture
+def store(store_dir: Path) -> Path:
+    with ledger.open(store_dir) as led:
+        build_newsroom(led)
+    return store_dir
+
+
+def run(store: Path, *args: str) -> Result:
+    return CliRunner().invoke(main, ["--store", str(store), *args], env={"NO_COLOR": "1"})
+
+
+def json_lines(result: Result) -> list[dict]:
+    return [loads(line) for line in result.stdout_bytes.splitlines()]
+
+
+def test_show_prints_exactly_the_rendered_bytes(store: Path) -> None:
+    with ledger.open(store) as led:
+        expected = {v: render(led.article("bridge", v)).encode() for v in (1, 3, 7)}
+    for version in (1, 3):
+        result = run(store, "show", "bridge", "--version", str(version))
+        assert (result.exit_code, result.stdout_bytes) == (0, expected[version])
+    assert run(store, "show", "bridge").stdout_bytes == expected[7]
+    assert run(store, "show", "bridge", "--at", "2017-09-05T12:00:00.000000Z").stdout_bytes == render_at(store, 4)
+
+
+def render_at(store: Path, version: int) -> bytes:
+    with ledger.open(store) as led:
+        return render(led.article("bridge", version)).encode()
+
+
+def test_show_json(store: Path) -> None:
+    result = run(store, "show", "bridge", "--version", "2", "--format", "json")
+    assert result.exit_code == 0
+    (doc,) = json_lines(result)
+    assert set(doc) == {"id", "version", "title", "body", "blocks", "categories", "metadata", "withdrawn", "created_at", "updated_at", "position", "text"}
+    assert (doc["version"], doc["body"], doc["created_at"], doc["updated_at"]) == (2, "The bridge is closed until Friday.\n", "2017-09-05T10:00:00.000000Z", "2017-09-05T11:00:00.000000Z")
+    assert doc["text"].encode() == render_at(store, 2)
+
+
+def test_show_errors_and_exit_codes(store: Path) -> None:
+    missing = run(store, "show", "nope")
+    assert (missing.exit_code, missing.stderr) == (4, "error: article 'nope' is not in the log\n")
+    assert run(store, "show", "bridge", "--version", "9").exit_code == 4
+    before = run(store, "show", "bridge", "--at", "2017-09-05T09:00Z")
+    assert before.exit_code == 4
+    assert "did not exist yet" in before.stderr
+    assert run(store, "show", "bridge", "--at", "not a time").exit_code == 3
+    assert run(store, "show", "bridge", "--version", "1", "--at", "2h").exit_code == 2
+
+
+def test_show_withdrawn_article_notes_it(store: Path) -> None:
+    result = run(store, "show", "bridge", "--version", "5")
+    assert result.exit_code == 0
+    assert result.stderr == "note: bridge is withdrawn at version 5\n"
+    assert result.stdout_bytes == render_at(store, 5)
+
+
+def test_history(store: Path) -> None:
+    result = run(store, "history", "bridge", "--format", "json")
+    assert result.exit_code == 0
+    docs = json_lines(result)
+    assert [d["version"] for d in docs] == [1, 2, 3, 4, 5, 6, 7]
+    assert docs[3]["changes"] == ["categories changed"]
+    assert set(docs[0]) == {
+        "version", "position", "occurred_at", "recorded_at", "actor", "reason", "changes", "categories_added",
+        "categories_removed", "headings", "events", "size", "withdrawn",
+    }
+    text = run(store, "history", "bridge").stdout
+    assert text.splitlines()[0].split() == ["ver", "occurred", "actor", "changes", "bytes", "reason"]
+    assert "+roads" in text and "-traffic" in text
+    assert run(store, "history", "nope").exit_code == 4
+
+
+def test_diff_plain_when_piped(store: Path) -> None:
+    result = run(store, "diff", "storm")
+    assert result.exit_code == 0
+    with ledger.open(store) as led:
+        assert result.stdout == led.diff("storm").text
+    assert result.stdout.startswith("--- storm v2\n+++ storm v3\n@@ -")
+    assert "\n-Storm warning\n+Storm hits\n" in result.stdout
+    words = run(store, "diff", "bridge", "1", "2", "--words")
+    assert "closed{+ until Friday+}." in words.stdout
+    doc = json_lines(run(store, "diff", "bridge", "1", "2", "--format", "json"))[0]
+    assert (doc["from_version"], doc["to_version"], doc["words"]) == (1, 2, False)
+    assert {"op": "+", "text": "The bridge is closed until Friday.", "newline": True} in doc["hunks"][0]["lines"]
+    assert run(store, "diff", "bridge", "1", "12").exit_code == 4
+
+
+def test_categories(store: Path) -> None:
+    assert json_lines(run(store, "categories", "--format", "json")) == [
+        {"name": "local", "count": 1}, {"name": "roads", "count": 1}, {"name": "weather", "count": 1},
+    ]
+    assert json_lines(run(store, "categories", "--at", "2017-09-05T13:30Z", "--format", "json")) == [{"name": "weather", "count": 1}]
+    assert json_lines(run(store, "categories", "traffic", "--at", "2017-09-05T11:00Z", "--format", "json")) == [
+        {"article": "bridge", "title": "Bridge closed", "since": "2017-09-05T10:00:00.000000Z", "since_version": 1},
+    ]
+    text = run(store, "categories").stdout
+    assert [line.split() for line in text.splitlines()] == [["category", "articles"], ["local", "1"], ["roads", "1"], ["weather", "1"]]
+
+
+def test_updated(store: Path) -> None:
+    docs = json_lines(run(store, "updated", "--since", "2017-09-05T12:00Z", "--format", "json"))
+    assert [(d["article"], d["last_update_at"]) for d in docs] == [("storm", "2017-09-05T12:30:00.000000Z"), ("bridge", "2017-09-05T12:00:00.000000Z")]
+    assert docs[1]["blocks"] == [{"heading": "Update from Council:", "version": 3, "occurred_at": "2017-09-05T12:00:00.000000Z"}]
+    assert run(store, "updated").exit_code == 2
+
+
+def test_timeline(store: Path) -> None:
+    docs = json_lines(run(store, "timeline", "--article", "bridge", "--limit", "2", "--format", "json"))
+    assert [(d["version"], d["changes"]) for d in docs] == [(7, ["metadata changed"]), (6, ["restored"])]
+    docs = json_lines(run(store, "timeline", "--since", "2017-09-05T12:00Z", "--until", "2017-09-05T13:00Z", "--format", "json"))
+    assert [(d["article"], d["version"]) for d in docs] == [("bridge", 5), ("storm", 2), ("bridge", 4), ("bridge", 3)]
+
+
+def test_restore(store: Path) -> None:
+    result = run(store, "restore", "bridge", "2", "--actor", "eve", "--reason", "revert")
+    assert (result.exit_code, result.stdout) == (0, "restored bridge to version 2 as version 8\n")
+    assert run(store, "show", "bridge").stdout_bytes == render_at(store, 2)
+    again = run(store, "restore", "bridge", "2")
+    assert again.exit_code == 9
+
+
+def test_replay(store: Path) -> None:
+    doc = json_lines(run(store, "replay", "--format", "json"))[0]
+    assert set(doc) == {"events", "articles", "position", "seconds", "events_per_second"}
+    assert (doc["events"], doc["articles"], doc["position"]) == (10, 2, 10)
+    text = run(store, "replay", "--to", "4").stdout
+    assert text.startswith("replayed 4 events of 2 articles to position 4 in ")
+    assert text.endswith(" events/s)\n")
+
+
+def test_show_as_a_real_process_gives_back_the_draft_bytes(store: Path, tmp_path: Path) -> None:
+    done = run_ledger("show", "bridge", "--version", "3", store=store)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == render_at(store, 3)
+    missing = run_ledger("history", "nope", store=store)
+    assert (missing.returncode, missing.stdout) == (4, b"")

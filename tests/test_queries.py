@@ -1,0 +1,317 @@
+"""The query API against hand-built logs whose answers are known."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+import ledger
+from ledger.rendering import render
+
+
+def t(text: str) -> datetime:
+    """A UTC time on 2017-09-05 from "HH:MM[:SS]"."""
+    return datetime.fromisoformat(f"2017-09-05T{text}+00:00")
+
+
+def build_newsroom(led: ledger.Ledger) -> None:
+    """Two articles with known histories (times on 2017-09-05, UTC).
+
+    bridge: v1 10:00 created [local, traffic]; v2 11:00 body edited; v3 12:00 update block;
+    v4 12:00 traffic -> roads; v5 13:00 withdrawn; v6 14:00 restored; v7 15:00 metadata.
+    storm: v1 09:00 created [weather]; v2 12:30 update block; v3 16:00 title edited.
+    """
+
+    def add(kind: str, article: str, at: str, data: dict | None = None, **extra: str) -> None:
+        led.append([{"type": kind, "article": article, "data": data or {}, "occurred_at": f"2017-09-05T{at}Z", **extra}])
+
+    add("ArticleCreated", "storm", "09:00:00", {"title": "Storm warning", "body": "A storm is coming.\n", "categories": ["weather"]})
+    add(
+        "ArticleCreated", "bridge", "10:00:00",
+        {"title": "Bridge closed", "body": "The bridge is closed.\n", "categories": ["local", "traffic"], "metadata": {"source": "Council"}},
+        actor="ann", reason="first report",
+    )
+    add("ArticleEdited", "bridge", "11:00:00", {"body": "The bridge is closed until Friday.\n"}, actor="bob", reason="date")
+    add("UpdateBlockAdded", "bridge", "12:00:00", {"heading": "Update from Council:", "text": "\nIt reopens Monday.\n"})
+    add("CategoriesChanged", "bridge", "12:00:00", {"removed": ["traffic"], "added": ["roads"]})
+    add("UpdateBlockAdded", "storm", "12:30:00", {"heading": "Update from Met Office:", "text": "\nWinds of 100 km/h.\n"})
+    add("ArticleWithdrawn", "bridge", "13:00:00", reason="legal")
+    add("ArticleRestored", "bridge", "14:00:00")
+    add("MetadataChanged", "bridge", "15:00:00", {"set": {"author": "Ann"}})
+    add("ArticleEdited", "storm", "16:00:00", {"title": "Storm hits"})
+
+
+@pytest.fixture
+def news(led: ledger.Ledger) -> ledger.Ledger:
+    build_newsroom(led)
+    return led
+
+
+# --- article now, at a version, at a time -----------------------------------------------------
+
+
+def test_article_now_and_at_each_version(news: ledger.Ledger) -> None:
+    now = news.article("bridge")
+    assert (now.version, now.title, now.categories, now.metadata) == (7, "Bridge closed", ["local", "roads"], {"source": "Council", "author": "Ann"})
+    assert [news.article("bridge", v).body for v in (1, 2)] == ["The bridge is closed.\n", "The bridge is closed until Friday.\n"]
+    assert [b.heading for b in news.article("bridge", 3).blocks] == ["Update from Council:"]
+    assert news.article("bridge", 3).categories == ["local", "traffic"]
+    assert news.article("bridge", 5).withdrawn is True
+    assert news.article("bridge", 6).withdrawn is False
+
+
+@pytest.mark.parametrize(
+    ("when", "version"),
+    [
+        ("10:00:00", 1),  # exactly version 1's time
+        ("10:59:59.999999", 1),
+        ("11:00:00", 2),
+        ("12:00:00", 4),  # two versions at one time: the last of them
+        ("11:59:59.999999", 2),
+        ("15:00:00", 7),
+        ("23:00:00", 7),  # after the last version
+    ],
+)
+def test_article_at_time_boundaries(news: ledger.Ledger, when: str, version: int) -> None:
+    assert news.article("bridge", at=t(when)).version == version
+    assert news.article("bridge", at=f"2017-09-05T{when}Z").version == version
+
+
+def test_article_before_first_version_is_not_found(news: ledger.Ledger) -> None:
+    with pytest.raises(ledger.VersionNotFoundError, match="did not exist yet at 2017-09-05T09:59:59"):
+        news.article("bridge", at=t("09:59:59"))
+
+
+def test_article_errors(news: ledger.Ledger) -> None:
+    with pytest.raises(ledger.ArticleNotFoundError):
+        news.article("nope")
+    with pytest.raises(ledger.VersionNotFoundError, match="versions 1 to 7, not 8"):
+        news.article("bridge", 8)
+    with pytest.raises(ledger.VersionNotFoundError):
+        news.article("bridge", 0)
+    with pytest.raises(ledger.InvalidInputError):
+        news.article("bridge", 2, at=t("12:00"))
+    with pytest.raises(ledger.InvalidTimeError):
+        news.article("bridge", at="yesterday-ish")
+
+
+def test_withdrawn_article_is_readable_but_listed_nowhere(news: ledger.Ledger) -> None:
+    news.append([{"type": "ArticleWithdrawn", "article": "storm"}])
+    assert news.article("storm").withdrawn is True
+    assert "storm" not in [m.article for m in news.category("weather").articles]
+    assert [c.name for c in news.categories()] == ["local", "roads"]
+    assert [e.article for e in news.updated_since(t("00:00"))] == ["bridge"]
+    assert news.history("storm")[-1].changes == ["withdrawn"]
+    news.append([{"type": "ArticleRestored", "article": "storm"}])
+    assert [m.article for m in news.category("weather").articles] == ["storm"]
+    assert [e.article for e in news.updated_since(t("00:00"))] == ["storm", "bridge"]
+
+
+# --- history and diff ------------------------------------------------------------------------
+
+
+def test_history(news: ledger.Ledger) -> None:
+    entries = news.history("bridge")
+    assert [e.version for e in entries] == [1, 2, 3, 4, 5, 6, 7]
+    assert [e.changes for e in entries] == [
+        ["created"], ["edited"], ["block added"], ["categories changed"], ["withdrawn"], ["restored"], ["metadata changed"],
+    ]
+    assert (entries[0].actor, entries[0].reason, entries[1].actor, entries[4].reason) == ("ann", "first report", "bob", "legal")
+    assert entries[0].categories_added == ["local", "traffic"]
+    assert (entries[3].categories_added, entries[3].categories_removed) == (["roads"], ["traffic"])
+    assert entries[2].headings == ["Update from Council:"]
+    assert [e.occurred_at for e in entries[:4]] == [t("10:00"), t("11:00"), t("12:00"), t("12:00")]
+    assert [e.withdrawn for e in entries] == [False, False, False, False, True, False, False]
+    for entry in entries:
+        assert entry.size == len(render(news.article("bridge", entry.version)).encode())
+        assert entry.events == 1
+    with pytest.raises(ledger.ArticleNotFoundError):
+        news.history("nope")
+
+
+def test_history_of_a_version_of_several_events(led: ledger.Ledger) -> None:
+    led.append([
+        {"type": "ArticleCreated", "article": "a", "data": {"title": "A"}},
+        {"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update 1:"}},
+        {"type": "CategoriesChanged", "article": "a", "data": {"added": ["x"]}},
+    ])
+    (entry,) = led.history("a")
+    assert (entry.version, entry.events, entry.changes) == (1, 3, ["created", "block added", "categories changed"])
+    assert entry.categories_added == ["x"]
+
+
+def test_diff_lines_default_previous_against_latest(news: ledger.Ledger) -> None:
+    diff = news.diff("storm")
+    assert (diff.from_version, diff.to_version, diff.words) == (2, 3, False)
+    old, new = render(news.article("storm", 2)), render(news.article("storm", 3))
+    assert [line.text for line in diff.hunks[0].lines if line.op == "-"] == [old.split("\n")[0]]
+    assert [line.text for line in diff.hunks[0].lines if line.op == "+"] == [new.split("\n")[0]]
+    assert diff.text.startswith("--- storm v2\n+++ storm v3\n@@ -1")
+    assert "-Storm warning\n+Storm hits\n" in diff.text
+
+
+def test_diff_words_rebuilds_both_sides(news: ledger.Ledger) -> None:
+    diff = news.diff("bridge", 1, 2, words=True)
+    assert diff.words and not diff.hunks
+    assert [(c.op, c.text) for c in diff.changes if c.op != "equal"] == [("insert", " until Friday")]
+    old = "".join(c.text for c in diff.changes if c.op != "insert")
+    new = "".join(c.text for c in diff.changes if c.op != "delete")
+    assert (old, new) == (render(news.article("bridge", 1)), render(news.article("bridge", 2)))
+    assert "closed{+ until Friday+}." in diff.text
+
+
+def test_diff_same_and_from_nothing(news: ledger.Ledger) -> None:
+    assert news.diff("bridge", 5, 6).same  # withdrawn -> restored: the text is the same
+    assert news.diff("bridge", 5, 6).text == ""
+    first = news.diff("storm", 0, 1)
+    assert all(line.op == "+" for hunk in first.hunks for line in hunk.lines)
+    with pytest.raises(ledger.VersionNotFoundError):
+        news.diff("storm", 1, 9)
+    with pytest.raises(ledger.ArticleNotFoundError):
+        news.diff("nope")
+
+
+# --- categories ------------------------------------------------------------------------------
+
+
+def test_categories_now(news: ledger.Ledger) -> None:
+    assert [(c.name, c.count) for c in news.categories()] == [("local", 1), ("roads", 1), ("weather", 1)]
+    listing = news.category("roads")
+    assert listing.at is None
+    assert [(m.article, m.title, m.since, m.since_version) for m in listing.articles] == [("bridge", "Bridge closed", t("12:00"), 4)]
+    assert news.category("traffic").articles == []
+    assert news.category("no such category").articles == []
+
+
+@pytest.mark.parametrize(
+    ("when", "counts"),
+    [
+        ("08:59:59", []),
+        ("09:00:00", [("weather", 1)]),
+        ("10:00:00", [("local", 1), ("traffic", 1), ("weather", 1)]),
+        ("11:59:59", [("local", 1), ("traffic", 1), ("weather", 1)]),
+        ("12:00:00", [("local", 1), ("roads", 1), ("weather", 1)]),
+        ("13:00:00", [("weather", 1)]),  # bridge withdrawn
+        ("13:59:59", [("weather", 1)]),
+        ("14:00:00", [("local", 1), ("roads", 1), ("weather", 1)]),  # restored
+    ],
+)
+def test_categories_at_time(news: ledger.Ledger, when: str, counts: list[tuple[str, int]]) -> None:
+    assert [(c.name, c.count) for c in news.categories(at=t(when))] == counts
+
+
+def test_category_at_time_has_the_title_of_then(news: ledger.Ledger) -> None:
+    assert [m.title for m in news.category("weather", at=t("15:59")).articles] == ["Storm warning"]
+    assert [m.title for m in news.category("weather", at=t("16:00")).articles] == ["Storm hits"]
+    assert [m.article for m in news.category("traffic", at=t("11:00")).articles] == ["bridge"]
+    assert news.category("traffic", at=t("12:00")).articles == []
+
+
+def test_category_history(news: ledger.Ledger) -> None:
+    stints = [(s.category, s.entered_version, s.entered_at, s.left_version, s.left_at) for s in news.category_history("bridge")]
+    assert stints == [
+        ("local", 1, t("10:00"), None, None),
+        ("traffic", 1, t("10:00"), 4, t("12:00")),
+        ("roads", 4, t("12:00"), None, None),
+    ]
+    news.append([{"type": "CategoriesChanged", "article": "bridge", "data": {"added": ["traffic"]}}])
+    assert [(s.category, s.entered_version) for s in news.category_history("bridge")][-1] == ("traffic", 8)
+    with pytest.raises(ledger.ArticleNotFoundError):
+        news.category_history("nope")
+
+
+# --- the feed and the timeline -------------------------------------------------------------------
+
+
+def test_updated_since(news: ledger.Ledger) -> None:
+    feed = news.updated_since(t("12:00"))
+    assert [(e.article, e.last_update_at) for e in feed] == [("storm", t("12:30")), ("bridge", t("12:00"))]
+    assert [(b.heading, b.version) for b in feed[1].blocks] == [("Update from Council:", 3)]
+    assert feed[0].title == "Storm hits"
+    assert [e.article for e in news.updated_since(t("12:00:00.000001"))] == ["storm"]
+    assert news.updated_since(t("12:30:01")) == []
+    assert news.updated_since("2017-09-05T12:15Z")[0].article == "storm"
+
+
+def test_timeline(news: ledger.Ledger) -> None:
+    everything = news.timeline()
+    assert len(everything) == 10
+    assert [(e.article, e.version) for e in everything[:3]] == [("storm", 3), ("bridge", 7), ("bridge", 6)]
+    assert [e.occurred_at for e in everything] == sorted((e.occurred_at for e in everything), reverse=True)
+    window = news.timeline(since=t("12:00"), until=t("13:00"))
+    assert [(e.article, e.version) for e in window] == [("bridge", 5), ("storm", 2), ("bridge", 4), ("bridge", 3)]
+    assert window[0].reason == "legal"
+    assert [(e.article, e.version) for e in news.timeline(article="storm", limit=2)] == [("storm", 3), ("storm", 2)]
+    assert news.timeline(article="nope") == []
+    assert [e.changes for e in news.timeline(article="bridge", until=t("10:00"))] == [["created"]]
+
+
+# --- restore --------------------------------------------------------------------------------
+
+
+def test_restore_brings_back_an_old_version_as_a_new_one(news: ledger.Ledger) -> None:
+    before = [render(news.article("bridge", v)) for v in range(1, 8)]
+    result = news.restore("bridge", 2, actor="eve", reason="revert")
+    assert result.versions == {"bridge": 8}
+    restored = news.article("bridge")
+    old = news.article("bridge", 2)
+    assert (restored.title, restored.body, restored.blocks, restored.categories, restored.metadata) == (
+        old.title, old.body, old.blocks, old.categories, old.metadata,
+    )
+    assert render(restored) == render(old)
+    assert [render(news.article("bridge", v)) for v in range(1, 8)] == before  # nothing rewritten
+    last = news.history("bridge")[-1]
+    assert (last.actor, last.reason) == ("eve", "revert")
+    assert last.changes == ["block removed", "categories changed", "metadata changed"]
+    assert [c.name for c in news.categories()] == ["local", "traffic", "weather"]
+    with pytest.raises(ledger.NothingToDoError):
+        news.restore("bridge", 2)
+
+
+def test_restore_a_withdrawn_article_and_reordered_categories(led: ledger.Ledger) -> None:
+    led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "x\n", "categories": ["one", "two", "three"]}}])
+    led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "U1:", "text": "\nfirst\n"}}])
+    led.append([{"type": "CategoriesChanged", "article": "a", "data": {"categories": ["two", "four"]}}])
+    led.append([{"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "heading": "U0:", "text": "\nzero\n"}}])
+    led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "U2:", "text": "\nsecond\n"}}])
+    led.append([{"type": "ArticleWithdrawn", "article": "a"}])
+    led.restore("a", 2)
+    now, then = led.article("a"), led.article("a", 2)
+    assert now.withdrawn is False
+    assert (now.categories, [(b.heading, b.text) for b in now.blocks]) == (["one", "two", "three"], [("U1:", "\nfirst\n")])
+    assert render(now) == render(then)
+    with pytest.raises(ledger.VersionNotFoundError):
+        led.restore("a", 99)
+
+
+# --- views of a store that other code appends to, and replay ------------------------------------
+
+
+def test_views_follow_appends_through_the_same_ledger(news: ledger.Ledger) -> None:
+    assert news.categories()  # views built
+    news.append([{"type": "ArticleCreated", "article": "fire", "data": {"title": "Fire", "categories": ["local"]}}])
+    assert [(c.name, c.count) for c in news.categories()][0] == ("local", 2)
+    assert news.timeline(limit=1)[0].article == "fire"
+
+
+def test_replay_rebuilds_the_same_answers(news: ledger.Ledger, store_dir: Path) -> None:
+    answers = (news.categories(), news.category("roads", at=t("12:00")), news.updated_since(t("00:00")), news.timeline())
+    stats = news.replay()
+    assert (stats.events, stats.articles, stats.position) == (10, 2, 10)
+    assert stats.events_per_second > 0
+    assert (news.categories(), news.category("roads", at=t("12:00")), news.updated_since(t("00:00")), news.timeline()) == answers
+    seen: list[tuple[int, int]] = []
+    partial = news.replay(to=4, progress=lambda done, total: seen.append((done, total)))
+    assert (partial.events, partial.position) == (4, 4)
+    assert seen[-1] == (4, 10)
+    # The next query catches up from position 4 again.
+    assert news.timeline() == answers[3]
+
+
+def test_empty_store(led: ledger.Ledger) -> None:
+    assert led.categories() == []
+    assert led.timeline() == []
+    assert led.updated_since(datetime(2000, 1, 1, tzinfo=timezone.utc)) == []
+    assert led.replay().events == 0
