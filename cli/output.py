@@ -49,8 +49,12 @@ def format_option(func: Any) -> Any:
 def console(stderr: bool = False) -> Console:
     """A rich console: colour only on a terminal and without NO_COLOR."""
     stream = sys.stderr if stderr else sys.stdout
-    plain = bool(os.environ.get("NO_COLOR")) or not stream.isatty()
-    return Console(file=stream, no_color=plain, highlight=False, soft_wrap=True, force_terminal=None if not plain else False)
+    terminal = stream.isatty()
+    plain = bool(os.environ.get("NO_COLOR")) or not terminal
+    # Piped output is read by programs: a table row must stay one line, whatever its length.
+    width = None if terminal or "COLUMNS" in os.environ else 100_000
+    return Console(file=stream, no_color=plain, highlight=False, soft_wrap=True, width=width,
+                   force_terminal=None if not plain else False)
 
 
 def json_line(value: Any) -> None:
