@@ -56,6 +56,7 @@ LOCK_FILE = "lock"
 INDEX_FILE = "index.sqlite"
 FORMAT_VERSION = 1
 _CHUNK = 4 * 1024 * 1024
+_WRITTEN_MAX = 20_000
 
 
 class AppendResult(BaseModel):
@@ -66,7 +67,7 @@ class AppendResult(BaseModel):
     last_position: int = Field(description="Position of the last event recorded.")
     event_ids: list[str] = Field(description="Ids of the recorded events, in order.")
     duplicate: bool = Field(default=False, description="True when every event id was already in the log.")
-    recorded_at: datetime | None = Field(default=None, description="When the store recorded the append (None for a re-sent one).")
+    recorded_at: datetime | None = Field(default=None, description="When the store recorded the append (for a re-sent one: the first time).")
     occurred_at: dict[str, datetime] = Field(default_factory=dict, description="When each article's new version occurred.")
 
 
@@ -250,6 +251,10 @@ class FileEventStore(EventStore):
         self._writer: _WriterState | None = None
         self._db: sqlite3.Connection | None = None
         self._indexed = 0
+        # Records this process appended and has not indexed yet, from byte `_written_at` on: the
+        # index takes them as they are instead of reading, parsing and hash-checking them again.
+        self._written: list[tuple[int, int, dict[str, Any], str]] = []
+        self._written_at = -1
         self._bulk_depth = 0
         self._unsynced = False
         self.recovered_bytes = 0
@@ -324,19 +329,45 @@ class FileEventStore(EventStore):
         if size == self._indexed and self._db is not None:
             return
         db = self._index()
+        meta = self._meta(db)
+        if (
+            int(meta.get("offset", 0)) == size
+            and meta.get("store_id") == self._marker["store_id"]
+            and self._index_matches_log(size, str(meta.get("hash", codec.GENESIS_HASH)), size)
+        ):
+            # Already up to date (the common case on open): no write transaction, so opening a
+            # store writes nothing and closing it has no WAL to checkpoint.
+            self._written = []
+            self._indexed = size
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             meta = self._meta(db)
             covered = int(meta.get("offset", 0))
             position = int(meta.get("position", 0))
             last_hash = str(meta.get("hash", codec.GENESIS_HASH))
-            if meta.get("store_id") != self._marker["store_id"] or not self._index_matches_log(covered, last_hash, size):
-                if meta:
+            same_store = meta.get("store_id") == self._marker["store_id"]
+            if same_store and covered > size:
+                # Only committed records are indexed, and a crash's torn tail is never indexed:
+                # a log shorter than the index was truncated by something other than ledger.
+                log.warning(
+                    "%s: the log ends at byte %d but the index has seen records up to position %d (byte %d): "
+                    "the log was truncated by something else; rebuilding the index from the log",
+                    self.log_path, size, position, covered,
+                )
+            if not same_store or not self._index_matches_log(covered, last_hash, size):
+                if meta and not (same_store and covered > size):
                     log.warning("%s: index does not match the log, rebuilding it", self.root / INDEX_FILE)
                 db.execute("DELETE FROM events")
                 db.execute("DELETE FROM articles")
                 db.execute("DELETE FROM meta")
                 covered, position, last_hash = 0, 0, codec.GENESIS_HASH
+            written = self._written
+            if written and self._written_at == covered and written[-1][0] + written[-1][1] <= size:
+                self._index_records(db, written)
+                position, last_hash = written[-1][2]["pos"], written[-1][3]
+                covered = written[-1][0] + written[-1][1]
+            self._written = []
             if covered < size:
                 scan = self._scan(covered, size, position, last_hash, check_hashes=True)
                 if scan.records:
@@ -418,7 +449,7 @@ class FileEventStore(EventStore):
                 digest = codec.check(line) if check_hashes else ""
             except codec.RecordError as exc:
                 raise CorruptStoreError(
-                    f"{self.log_path}: record after position {position} (byte {offset}): {exc}", position=position + 1
+                    f"{self.log_path}: position {position + 1} (line at byte {offset}): {exc}", position=position + 1
                 ) from None
             position += 1
             if record.get("pos") != position:
@@ -440,40 +471,49 @@ class FileEventStore(EventStore):
         return _Scan(records=records, end=end, tail=stop - end)
 
     def read(self, after: int = 0, to: int | None = None) -> Iterator[dict[str, Any]]:
-        """Every committed record with `after < pos <= to`, upcast, in order (no hash checks:
-        `verify` does those; positions are still checked to be gap-free)."""
+        """Every committed record with `after < pos <= to`, upcast, in order. Every line read is
+        checked against its checksum and chained to the one before, so damage is never read as
+        data: it raises `CorruptStoreError` with the position."""
         stop = os.fstat(self._read_fd).st_size
         start, expected = 0, 1
         if after > 0:
             start, expected = self._offset_of(after + 1)
         pending: list[dict[str, Any]] = []
         schemas = SCHEMA_VERSIONS
+        # The first record read from the middle of the log is chained to whatever it claims.
+        prev: str | None = codec.GENESIS_HASH if start == 0 else None
         for offset, line in self._lines(start, stop):
             try:
                 record = codec.decode(line)
+                digest = codec.check(line)
             except codec.RecordError as exc:
-                raise CorruptStoreError(f"{self.log_path}: record at byte {offset}: {exc}", position=expected) from None
+                raise CorruptStoreError(
+                    f"{self.log_path}: position {expected} (line at byte {offset}): {exc}", position=expected
+                ) from None
             pos = record.get("pos")
             if pos != expected:
                 raise CorruptStoreError(
                     f"{self.log_path}: expected position {expected} at byte {offset}, found {pos!r}", position=expected
                 )
+            if prev is not None and record.get("prev") != prev:
+                raise CorruptStoreError(
+                    f"{self.log_path}: position {expected} (byte {offset}) does not chain to the record before it (hash chain broken)",
+                    position=expected,
+                )
+            prev = digest
             expected += 1
             if record.get("schema", 1) != schemas.get(record["type"], 1):
                 upcast(record)
-            if pos <= after:
-                continue
-            if to is not None and pos > to:
+            if to is not None and pos > to and not pending:
                 return
-            if record.get("end"):
-                if pending:
-                    pending.append(record)
-                    yield from pending
-                    pending = []
-                else:
-                    yield record
-            else:
+            if pos > after and (to is None or pos <= to):
                 pending.append(record)
+            if record.get("end"):
+                # Only a closed append is committed: its records are handed out together.
+                yield from pending
+                pending = []
+                if to is not None and pos >= to:
+                    return
 
     def _offset_of(self, position: int) -> tuple[int, int]:
         """Byte offset to start reading at for `position` (from the index when it has it)."""
@@ -507,6 +547,24 @@ class FileEventStore(EventStore):
                 raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}) is not where the index says", position=pos)
             out.append(upcast(record))
         return out
+
+    def raw_lines(self, article: str | None = None) -> Iterator[bytes]:
+        """The sealed record lines exactly as stored, each ending in a newline (for `export`):
+        every committed record, or one article's. Each line is checked against its hash, so
+        damage is reported (`CorruptStoreError`) rather than copied."""
+        with self._mutex:
+            self._sync_index()
+            if article is None:
+                lines: Iterator[tuple[int, bytes]] = self._lines(0, self._indexed)
+            else:
+                rows = self._index().execute("SELECT offset, length FROM events WHERE article = ? ORDER BY pos", (article,)).fetchall()
+                lines = ((offset, os.pread(self._read_fd, length, offset).rstrip(b"\n")) for offset, length in rows)
+        for offset, line in lines:
+            try:
+                codec.check(line)
+            except codec.RecordError as exc:
+                raise CorruptStoreError(f"{self.log_path}: record at byte {offset}: {exc}") from None
+            yield line + b"\n"
 
     def article_version(self, article: str) -> int:
         """The article's current version (0 when it has no events)."""
@@ -685,6 +743,8 @@ class FileEventStore(EventStore):
                     )
                 occurred[article] = when
             lines: list[bytes] = []
+            sealed: list[tuple[int, int, dict[str, Any], str]] = []
+            offset = state.end
             prev = state.hash
             position = state.position
             last = len(records) - 1
@@ -709,7 +769,10 @@ class FileEventStore(EventStore):
                     out["end"] = True
                 line, prev = codec.seal(out, prev)
                 lines.append(line)
+                sealed.append((offset, len(line), out, prev))
+                offset += len(line)
             self._write(state, b"".join(lines))
+            self._keep_for_index(sealed)
             first = state.position + 1
             state.position, state.hash, state.recorded_at = position, prev, now
             state.versions.update(versions)
@@ -722,6 +785,19 @@ class FileEventStore(EventStore):
                 recorded_at=parse_time(now),
                 occurred_at={article: parse_time(when) for article, when in occurred.items()},
             )
+
+    def _keep_for_index(self, sealed: list[tuple[int, int, dict[str, Any], str]]) -> None:
+        """Hold what was just written for the next index sync, if it continues what is held."""
+        if not self._written or self._written[-1][0] + self._written[-1][1] != sealed[0][0]:
+            self._written = []
+            self._written_at = sealed[0][0]
+        if len(self._written) < _WRITTEN_MAX:
+            self._written.extend(sealed)
+        else:
+            # A long run of appends with no read in between (an import): let the index read the
+            # log back instead of holding every record in memory.
+            self._written = []
+            self._written_at = -1
 
     def append_raw(self, lines: Sequence[bytes]) -> Head:
         """Append already sealed record lines exactly as they are (used by `import`): they must
@@ -772,12 +848,21 @@ class FileEventStore(EventStore):
                 f"{len(missing)} are not (e.g. {missing[0]!r}); send the append again whole or with new ids"
             )
         positions = [found[eid][0] for eid in ids]
+        with self._mutex:
+            # The times of the original append (its positions are contiguous), so a re-sent
+            # append gets the result the first one got.
+            times = self._index().execute(
+                "SELECT article, MIN(occurred_at), MAX(recorded_at) FROM events WHERE pos BETWEEN ? AND ? GROUP BY article",
+                (min(positions), max(positions)),
+            ).fetchall()
         return AppendResult(
             versions={found[eid][1]: found[eid][2] for eid in ids},
             first_position=min(positions),
             last_position=max(positions),
             event_ids=list(ids),
             duplicate=True,
+            recorded_at=parse_time(max(recorded for _, _, recorded in times)),
+            occurred_at={article: parse_time(occurred) for article, occurred, _ in times},
         )
 
     def _write(self, state: _WriterState, data: bytes) -> None:
@@ -818,63 +903,78 @@ class FileEventStore(EventStore):
     # --- verification ----------------------------------------------------------------------
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Check every line: JSON, checksum, hash chain, gap-free positions, versions, appends closed."""
+        """Check every line: JSON, checksum, hash chain, gap-free positions, versions, appends closed.
+
+        A damaged line is one problem (its line, byte offset and the position it holds), not also
+        a broken link or a version gap for the records after it: what follows a damaged line is
+        checked against what it claims, so each further problem is a defect of its own.
+        """
         size = os.fstat(self._read_fd).st_size
         problems: list[Problem] = []
-        prev = codec.GENESIS_HASH
+        prev: str | None = codec.GENESIS_HASH
         position = 0
         versions: dict[str, int] = {}
         in_append: dict[str, int] = {}
+        # Articles whose next record may follow a damaged one: their version cannot be checked
+        # exactly, only that it does not go back.
+        unsure: set[str] | None = None
         events = 0
         committed_end = 0
         committed_hash = codec.GENESIS_HASH
         committed_pos = 0
+        checked_end = 0
         line_no = 0
-        done = 0
         for offset, line in self._lines(0, size):
             line_no += 1
-            where_pos: int | None = position + 1
+            checked_end = offset + len(line) + 1
             try:
                 record = codec.decode(line)
-                where_pos = record.get("pos") if isinstance(record.get("pos"), int) else position + 1
                 digest = codec.check(line)
             except codec.RecordError as exc:
-                problems.append(Problem(line=line_no, position=where_pos, offset=offset, message=str(exc)))
                 position += 1
-                try:
-                    # Chain the next record to the hash this one claims, so one damaged record
-                    # is reported once, not again as a broken link.
-                    prev = codec.hash_of(line)
-                except codec.RecordError:
-                    pass
+                problems.append(Problem(line=line_no, position=position, offset=offset, message=str(exc)))
+                prev, unsure = None, set()
+                in_append.clear()
+                committed_end = checked_end
+                if len(problems) >= 100:
+                    break
                 continue
-            position += 1
             events += 1
-            if record.get("pos") != position:
-                problems.append(Problem(line=line_no, position=record.get("pos"), offset=offset, message=f"expected position {position}"))
-                position = record.get("pos") if isinstance(record.get("pos"), int) else position
-            if record.get("prev") != prev:
-                problems.append(Problem(line=line_no, position=position, offset=offset, message="hash chain broken: prev does not match the record before"))
+            pos = record.get("pos")
+            if pos != position + 1 and not (unsure is not None and isinstance(pos, int) and pos > position):
+                problems.append(Problem(line=line_no, position=pos if isinstance(pos, int) else None, offset=offset,
+                                        message=f"expected position {position + 1}, found {pos!r}"))
+            position = pos if isinstance(pos, int) else position + 1
+            if prev is not None and record.get("prev") != prev:
+                problems.append(Problem(line=line_no, position=position, offset=offset,
+                                        message="hash chain broken: prev does not match the record before"))
             prev = digest
             article, version = record.get("article"), record.get("version")
-            if article in in_append:
+            known = versions.get(article, 0)
+            if unsure is not None and article not in unsure and article not in in_append:
+                unsure.add(article)
+                if not isinstance(version, int) or version < max(known, 1):
+                    problems.append(Problem(line=line_no, position=position, offset=offset,
+                                            message=f"version {version!r} of {article!r} follows version {known}"))
+            elif article in in_append:
                 if version != in_append[article]:
-                    problems.append(Problem(line=line_no, position=position, offset=offset, message=f"version {version} of {article!r} inside one append"))
-            elif version != versions.get(article, 0) + 1:
-                problems.append(Problem(line=line_no, position=position, offset=offset, message=f"version {version} of {article!r} follows version {versions.get(article, 0)}"))
-            versions[article] = version
-            in_append[article] = version
+                    problems.append(Problem(line=line_no, position=position, offset=offset,
+                                            message=f"version {version!r} of {article!r} inside an append of version {in_append[article]}"))
+            elif version != known + 1:
+                problems.append(Problem(line=line_no, position=position, offset=offset,
+                                        message=f"version {version!r} of {article!r} follows version {known}"))
+            if isinstance(article, str) and isinstance(version, int):
+                versions[article] = version
+                in_append[article] = version
             if record.get("end"):
                 in_append.clear()
-                committed_end, committed_hash, committed_pos = offset + len(line) + 1, digest, position
-            done = offset + len(line) + 1
+                committed_end, committed_hash, committed_pos = checked_end, digest, position
             if progress is not None and line_no % 10000 == 0:
-                progress(done, size)
+                progress(checked_end, size)
             if len(problems) >= 100:
                 break
         if progress is not None:
             progress(size, size)
-        tail = size - committed_end
         return VerifyReport(
             ok=not problems,
             events=events,
@@ -882,7 +982,7 @@ class FileEventStore(EventStore):
             head_position=committed_pos,
             head_hash=committed_hash,
             log_bytes=size,
-            torn_tail_bytes=tail,
+            torn_tail_bytes=size - committed_end if len(problems) < 100 else 0,
             problems=problems,
         )
 
