@@ -12,8 +12,8 @@ from types import FrameType
 import click
 
 from cli.main import main, open_ledger
-from cli.output import console, format_option, json_line
-from ledger.drafts import IngestResult, ingest
+from cli.output import TIME, console, format_option, json_line
+from ledger import IngestResult, ingest
 
 
 def _line(result: IngestResult) -> str:
@@ -23,20 +23,22 @@ def _line(result: IngestResult) -> str:
 
 @main.command(name="ingest")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--at", "at", help="When the changes happened (ISO 8601 or an age like 2h; default: now).")
+@click.option("--at", "at", type=TIME, help="When the changes happened (ISO 8601 or an age like 2h; default: now).")
 @click.option("--actor", help="Who made the changes.")
 @click.option("--reason", help="Why (an edit summary).")
-@click.option("--id", "article", help="Ingest the (single) draft as this article, whatever its file name.")
+@click.option("--article", "-a", "article", help="Ingest the (single) draft as this article, whatever its file name.")
 @format_option
 @click.pass_context
 def ingest_command(
     ctx: click.Context, paths: tuple[Path, ...], at: str | None, actor: str | None, reason: str | None, article: str | None, fmt: str
 ) -> None:
-    """Bring articles up to their drafts: one atomic append per changed draft.
+    """Bring articles up to their drafts, all of them in one atomic append.
 
     PATH is a draft file (.txt plain text, .md/.markdown with front matter) or a folder of them.
     The article id is the file name's stem unless the front matter names an `id`. An unchanged
-    draft appends nothing. Every draft is parsed first: a bad one appends nothing at all.
+    draft appends nothing. Every draft is parsed and compared first, and the changes of all of
+    them are one append: a bad draft, two drafts of one article or an event the log refuses
+    (e.g. --at earlier than an article's last version) appends nothing at all.
 
     JSON fields (one object per draft): path, article, status (created, updated, unchanged),
     version, changes (event types), summary, first_position.
@@ -44,7 +46,7 @@ def ingest_command(
     \b
     Example:
       ledger ingest examples/drafts
-      ledger ingest examples/revisions/harbour-bridge-closure/v1.txt --id harbour-bridge-closure
+      ledger ingest examples/revisions/harbour-bridge-closure/v1.txt --article harbour-bridge-closure
     """
     led = open_ledger(ctx)
     results = ingest(led, paths, at=at, actor=actor, reason=reason, article=article)
@@ -60,20 +62,25 @@ def ingest_command(
 @click.option("--poll", type=click.FloatRange(min=0.05), help="Poll every SECONDS instead of native events (network drives, containers).")
 @click.option("--withdraw-on-delete", is_flag=True, help="Withdraw an article when its draft is deleted (default: record nothing).")
 @click.option("--actor", help="Who to record as the author of the changes.")
+@click.option("--reason", help="Why, recorded with every change (an edit summary).")
 @click.pass_context
-def watch_command(ctx: click.Context, folder: Path, poll: float | None, withdraw_on_delete: bool, actor: str | None) -> None:
+def watch_command(
+    ctx: click.Context, folder: Path, poll: float | None, withdraw_on_delete: bool, actor: str | None, reason: str | None
+) -> None:
     """Watch FOLDER and ingest drafts as they are saved, until Ctrl-C or SIGTERM.
 
     On start, drafts changed while no watcher ran are ingested (unchanged ones append nothing).
     Then each draft is ingested once it has settled (quiet for 0.5 s and closed by its writer);
-    editors' temporary, swap and backup files are ignored. One line per ingest on stdout; a bad
-    draft is reported on stderr and the watcher goes on.
+    editors' temporary, swap and backup files are ignored. Each draft is its own append: one
+    line per ingest on stdout. A bad draft is reported on stderr and skipped until it changes;
+    a draft that fails for another reason (the store locked by another writer) is reported and
+    tried again, less and less often, and the watcher goes on.
 
     \b
     Example:
       ledger watch drafts/ --withdraw-on-delete
     """
-    from ledger.watcher import watch  # watchdog is loaded only by the command that needs it
+    from ledger import watch  # watchdog is loaded only by the command that needs it
 
     led = open_ledger(ctx)
     err = console(stderr=True)
@@ -88,7 +95,9 @@ def watch_command(ctx: click.Context, folder: Path, poll: float | None, withdraw
     def on_signal(number: int, frame: FrameType | None) -> None:
         stopping.set()
 
-    watcher = watch(led, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor)
+    watcher = watch(
+        led, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor, reason=reason
+    )
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
         watcher.start()

@@ -25,11 +25,11 @@ run() {
 }
 
 run ledger init
-run ledger ingest examples/revisions/harbour-bridge-closure/v1.txt --id harbour-bridge-closure \
+run ledger ingest examples/revisions/harbour-bridge-closure/v1.txt --article harbour-bridge-closure \
     --at 2024-03-05T08:10:00Z --actor "Ana Ruiz" --reason "first report"
-run ledger ingest examples/revisions/harbour-bridge-closure/v2.txt --id harbour-bridge-closure \
+run ledger ingest examples/revisions/harbour-bridge-closure/v2.txt --article harbour-bridge-closure \
     --at 2024-03-05T11:25:00Z --actor "Ana Ruiz" --reason "third cable; ferry update"
-run ledger ingest examples/revisions/harbour-bridge-closure/v3.txt --id harbour-bridge-closure \
+run ledger ingest examples/revisions/harbour-bridge-closure/v3.txt --article harbour-bridge-closure \
     --at 2024-03-05T18:40:00Z --actor "Tom Berg" --reason "reopening date"
 run ledger ingest examples/drafts --at 2024-05-04T08:00:00Z --actor "City desk"
 run ledger history harbour-bridge-closure

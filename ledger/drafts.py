@@ -1,22 +1,21 @@
 """Drafts: parse plain-text and Markdown draft files, and turn them into events.
 
 A draft states the whole article. `ingest` compares it with the article's current view and
-appends, in one atomic append stating the version it compared against, only the events that
-bring the article up to the draft: `ArticleCreated`, `ArticleEdited`, one `UpdateBlockAdded`
-per new update block (`UpdateBlockEdited`/`UpdateBlockRemoved` for changed or dropped ones),
-`CategoriesChanged`, `MetadataChanged`. An unchanged draft appends nothing. The formats are
-defined in README "Draft formats"; `ledger.rendering.render` writes a view back to the draft.
+appends, stating the version it compared against, only the events that bring the article up to
+the draft (planned by `ledger.changes`): `ArticleCreated`, `ArticleEdited`, one
+`UpdateBlockAdded` per new update block (`UpdateBlockEdited`/`UpdateBlockRemoved` for changed or
+dropped ones), `CategoriesChanged`, `MetadataChanged`. The drafts of one `ingest` call are one
+atomic append; an unchanged draft appends nothing. The formats are defined in README "Draft
+formats"; `ledger.rendering.render` writes a view back to the draft.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +23,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from ledger.application import Ledger
+from ledger.changes import plan_changes
 from ledger.errors import ArticleNotFoundError, DraftError, InvalidEventError, VersionConflictError
 from ledger.events import validate_article_id
 from ledger.projections import ArticleView
@@ -372,97 +372,16 @@ def is_draft_name(name: str) -> bool:
 # --- planning the events -------------------------------------------------------------------
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Type-strict deep equality (so that 1, 1.0 and true differ, as they do in front matter)."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
-
-
-def _category_change(old: Sequence[str], new: Sequence[str]) -> dict[str, list[str]] | None:
-    """`added`/`removed` that turn `old` into `new`, order included (removed ones that must move
-    are removed and added again at their new place)."""
-    if list(old) == list(new):
-        return None
-    wanted = set(new)
-    staying = [c for c in old if c in wanted]
-    keep = 0
-    while keep < len(staying) and keep < len(new) and staying[keep] == new[keep]:
-        keep += 1
-    removed = [c for c in old if c not in wanted] + staying[keep:]
-    return {"added": list(new[keep:]), "removed": removed}
-
-
-def _block_events(old: list[tuple[str, str]], new: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Events that turn the blocks `old` into `new`: blocks are matched by heading; matched ones
-    with a new text are edited, the others added or removed where they stand."""
-    events: list[dict[str, Any]] = []
-    length = len(old)
-
-    def edit(index: int, before: tuple[str, str], after: tuple[str, str]) -> None:
-        data: dict[str, Any] = {"index": index}
-        if before[0] != after[0]:
-            data["heading"] = after[0]
-        if before[1] != after[1]:
-            data["text"] = after[1]
-        if len(data) > 1:
-            events.append({"type": "UpdateBlockEdited", "data": data})
-
-    delta = 0
-    matcher = SequenceMatcher(None, [h for h, _ in old], [h for h, _ in new], autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        at = i1 + delta
-        paired = min(i2 - i1, j2 - j1)
-        for k in range(paired):
-            edit(at + k, old[i1 + k], new[j1 + k])
-        for _ in range(paired, i2 - i1):
-            events.append({"type": "UpdateBlockRemoved", "data": {"index": at + paired}})
-            length -= 1
-        for k in range(paired, j2 - j1):
-            heading, text = new[j1 + k]
-            index = at + k
-            events.append({"type": "UpdateBlockAdded", "data": {"heading": heading, "text": text, "index": None if index == length else index}})
-            length += 1
-        delta += (j2 - j1) - (i2 - i1)
-    return events
-
-
 def plan(draft: Draft, current: ArticleView | None, *, restore: bool = False) -> list[dict[str, Any]]:
-    """The events (`{"type", "data"}`) that bring `current` (None: no article yet) up to `draft`.
+    """The events (`{"type", "data"}`) that bring `current` (None: no article yet) up to `draft`
+    (see `ledger.changes.plan_changes`).
 
     Empty when the article already says what the draft says. A withdrawn article is restored
     first when the draft changes it (or when `restore` is set).
     """
-    blocks = [(b.heading, b.text) for b in draft.blocks]
-    if current is None:
-        created = {"title": draft.title, "body": draft.body, "categories": draft.categories, "metadata": draft.metadata}
-        return [{"type": "ArticleCreated", "data": created}] + [
-            {"type": "UpdateBlockAdded", "data": {"heading": h, "text": t}} for h, t in blocks
-        ]
-    events: list[dict[str, Any]] = []
-    edit: dict[str, Any] = {}
-    if draft.title != current.title:
-        edit["title"] = draft.title
-    if draft.body != current.body:
-        edit["body"] = draft.body
-    if edit:
-        events.append({"type": "ArticleEdited", "data": edit})
-    events.extend(_block_events([(b.heading, b.text) for b in current.blocks], blocks))
-    change = _category_change(current.categories, draft.categories)
-    if change is not None:
-        events.append({"type": "CategoriesChanged", "data": change})
     # A Markdown draft states all metadata; a plain-text one only its layout.
-    keys = set(draft.metadata) | (set(current.metadata) if draft.format == "markdown" else {LAYOUT_KEY})
-    missing = object()
-    changed = {
-        key: draft.metadata[key]
-        for key in draft.metadata
-        if key in keys and (current.metadata.get(key, missing) is missing or not _same(current.metadata[key], draft.metadata[key]))
-    }
-    unset = [key for key in current.metadata if key in keys and key not in draft.metadata]
-    if changed or unset:
-        events.append({"type": "MetadataChanged", "data": {"set": changed, "unset": unset}})
-    if current.withdrawn and (events or restore):
-        events.insert(0, {"type": "ArticleRestored", "data": {}})
-    return events
+    keys = None if draft.format == "markdown" else {*draft.metadata, LAYOUT_KEY}
+    return plan_changes(current, draft, metadata_keys=keys, restore=restore)
 
 
 def describe(events: Iterable[Mapping[str, Any]]) -> str:
@@ -509,6 +428,76 @@ def _current(ledger: Ledger, article: str) -> ArticleView | None:
         return None
 
 
+def ingest_drafts(
+    ledger: Ledger,
+    drafts: Sequence[Draft],
+    *,
+    at: datetime | None = None,
+    actor: str | None = None,
+    reason: str | None = None,
+    restore: bool = False,
+) -> list[IngestResult]:
+    """Bring the articles of `drafts` up to them in ONE atomic append: every changed draft's
+    events, or none of them (nothing at all when every draft is unchanged). One result per
+    draft, in order.
+
+    Each article's events state the version they were computed against; when another writer
+    got there first, every draft is planned again against the new versions. Two drafts of the
+    same article are refused (`DraftError`): which one would win is not for us to guess.
+    """
+    seen: dict[str, str] = {}
+    for draft in drafts:
+        label = draft.source or f"<draft of {draft.id}>"
+        if draft.id in seen:
+            raise DraftError(f"{label}:1: article {draft.id!r} is also the article of {seen[draft.id]}; ingest one draft per article")
+        seen[draft.id] = label
+    for attempt in range(_RETRIES):
+        plans: list[tuple[Draft, ArticleView | None, list[dict[str, Any]], int]] = []
+        events: list[dict[str, Any]] = []
+        labels: list[str] = []
+        for draft in drafts:
+            current = _current(ledger, draft.id)
+            planned = plan(draft, current, restore=restore)
+            plans.append((draft, current, planned, len(events)))
+            envelope = {
+                "article": draft.id, "expected_version": current.version if current is not None else 0,
+                "occurred_at": at, "actor": actor, "reason": reason,
+            }
+            events.extend({**event, **envelope} for event in planned)
+            labels.extend(f"{draft.source or draft.id} ({event['type']})" for event in planned)
+        if not events:
+            return [_unchanged(draft, current) for draft, current, _, _ in plans]
+        try:
+            result = ledger.append(events, labels=labels)
+        except VersionConflictError:
+            if attempt == _RETRIES - 1:
+                raise
+            continue
+        return [
+            IngestResult(
+                path=draft.source,
+                article=draft.id,
+                status="created" if current is None else "updated",
+                version=result.versions[draft.id],
+                changes=[event["type"] for event in planned],
+                summary=describe(planned),
+                # Positions within one append are consecutive, in the order given.
+                first_position=result.first_position + offset,
+            )
+            if planned
+            else _unchanged(draft, current)
+            for draft, current, planned, offset in plans
+        ]
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unchanged(draft: Draft, current: ArticleView | None) -> IngestResult:
+    return IngestResult(
+        path=draft.source, article=draft.id, status="unchanged", version=current.version if current else 0,
+        summary="withdrawn, unchanged" if current is not None and current.withdrawn else "unchanged",
+    )
+
+
 def ingest_draft(
     ledger: Ledger,
     draft: Draft,
@@ -518,41 +507,9 @@ def ingest_draft(
     reason: str | None = None,
     restore: bool = False,
 ) -> IngestResult:
-    """Bring `draft`'s article up to the draft in one atomic append (nothing when unchanged).
-
-    The append states the version the events were computed against; when another writer got
-    there first, they are computed again against the new version.
-    """
-    for attempt in range(_RETRIES):
-        current = _current(ledger, draft.id)
-        events = plan(draft, current, restore=restore)
-        if not events:
-            return IngestResult(
-                path=draft.source, article=draft.id, status="unchanged", version=current.version if current else 0,
-                summary="withdrawn, unchanged" if current is not None and current.withdrawn else "unchanged",
-            )
-        expected = current.version if current is not None else 0
-        envelope = {"article": draft.id, "expected_version": expected, "occurred_at": at, "actor": actor, "reason": reason}
-        label = draft.source or draft.id
-        try:
-            result = ledger.append(
-                [{**event, **envelope} for event in events],
-                labels=[f"{label} ({event['type']})" for event in events],
-            )
-        except VersionConflictError:
-            if attempt == _RETRIES - 1:
-                raise
-            continue
-        return IngestResult(
-            path=draft.source,
-            article=draft.id,
-            status="created" if current is None else "updated",
-            version=result.versions[draft.id],
-            changes=[event["type"] for event in events],
-            summary=describe(events),
-            first_position=result.first_position,
-        )
-    raise AssertionError("unreachable")  # pragma: no cover
+    """Bring `draft`'s article up to the draft in one atomic append (nothing when unchanged);
+    see `ingest_drafts`."""
+    return ingest_drafts(ledger, [draft], at=at, actor=actor, reason=reason, restore=restore)[0]
 
 
 def withdraw(ledger: Ledger, article: str, *, at: datetime | None = None, actor: str | None = None,
@@ -589,21 +546,18 @@ def ingest(
     reason: str | None = None,
     article: str | None = None,
 ) -> list[IngestResult]:
-    """Ingest draft files (folders: their drafts): one atomic append per changed draft.
+    """Ingest draft files (folders: their drafts) in ONE atomic append: all their changes or,
+    when anything is wrong, nothing at all (see `ingest_drafts`).
 
-    Every draft is parsed before anything is appended, so a bad one (`DraftError`) or two drafts
-    naming the same article leave the log as it was. `at` (a datetime, ISO 8601 text or an age
-    like `2h`) is when the changes happened, `actor` who made them, `reason` why. `article`
-    ingests a single draft as that article, whatever its file name.
+    Every draft is parsed and planned before anything is appended, so a bad draft
+    (`DraftError`), two drafts naming the same article, or an event the log refuses (a time
+    earlier than an article's last version) leave the log as it was. `at` (a datetime, ISO 8601
+    text or an age like `2h`) is when the changes happened, `actor` who made them, `reason` why.
+    `article` ingests a single draft as that article, whatever its file name.
     """
     when = parse_when(at) if at is not None else None
     files = draft_files(paths)
     if article is not None and len(files) != 1:
         raise DraftError(f"an article id can be given for one draft only, not {len(files)}")
     drafts = [read_draft(path, article) for path in files]
-    seen: dict[str, str | None] = {}
-    for draft in drafts:
-        if draft.id in seen:
-            raise DraftError(f"{draft.source}:1: article {draft.id!r} is also the article of {seen[draft.id]}; ingest one draft per article")
-        seen[draft.id] = draft.source
-    return [ingest_draft(ledger, draft, at=when, actor=actor, reason=reason) for draft in drafts]
+    return ingest_drafts(ledger, drafts, at=when, actor=actor, reason=reason)

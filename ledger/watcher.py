@@ -54,6 +54,11 @@ OPEN_LIMIT = 30.0
 """Seconds after which a draft still reported open for writing is read anyway (a lost close)."""
 RESCAN = 10.0
 """Seconds between full rescans of the folder (catches events the kernel dropped)."""
+RETRY_FIRST = 1.0
+"""Seconds before a draft whose ingest failed for a reason other than its content (the store
+locked by another writer, a store error) is tried again; the wait doubles with each failure."""
+RETRY_MAX = 30.0
+"""The longest wait between two tries of such a draft."""
 _TICK = 0.1
 _DELETE_LIMIT = 10.0
 _INOTIFY_LIMITS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
@@ -72,6 +77,7 @@ class _Pending:
     first: float
     last: float
     writing: bool = False
+    retry_at: float = 0.0
 
 
 class _Handler(FileSystemEventHandler):
@@ -115,6 +121,7 @@ class Watcher:
         on_result: Callable[[IngestResult], None] | None = None,
         on_error: Callable[[str, str], None] | None = None,
         actor: str | None = None,
+        reason: str | None = None,
         quiet: float = QUIET,
         max_wait: float = MAX_WAIT,
         rescan: float = RESCAN,
@@ -128,6 +135,7 @@ class Watcher:
         self.on_result = on_result or _log_result
         self.on_error = on_error or _log_error
         self.actor = actor
+        self.reason = reason
         self.quiet = quiet
         self.max_wait = max_wait
         self.rescan_every = rescan
@@ -140,7 +148,10 @@ class Watcher:
         self._stop = threading.Event()
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
+        # Bad drafts by name: the digest of the content that was refused (skipped until it
+        # changes). Drafts that failed for other reasons: how many times in a row (the backoff).
         self._errors: dict[str, str] = {}
+        self._failures: dict[str, int] = {}
         self._writer: Ledger = ledger
         self._own: Ledger | None = None
         self._manifest_path = self._manifest_file()
@@ -154,7 +165,8 @@ class Watcher:
         if self._thread is not None:
             return self
         if self.ledger.path is not None:
-            self._own = self._writer = open_ledger(self.ledger.path)
+            lock_timeout = getattr(self.ledger.store, "lock_timeout", 10.0)
+            self._own = self._writer = open_ledger(self.ledger.path, lock_timeout=lock_timeout)
         self._start_observer()
         self._scan(reconcile=True)
         self._thread = threading.Thread(target=self._run, name=f"ledger-watch {self.folder.name}", daemon=True)
@@ -300,6 +312,8 @@ class Watcher:
         gone: list[str] = []
         with self._lock:
             for name, entry in self._pending.items():
+                if entry.retry_at > now:
+                    continue
                 quiet = now - entry.last
                 if entry.writing and quiet < OPEN_LIMIT:
                     continue
@@ -333,6 +347,17 @@ class Watcher:
             if entry is not None:
                 entry.last = now
 
+    def _retry(self, name: str, message: str) -> None:
+        """Keep `name` pending after a failure that is not its content's fault, and try it
+        again later, waiting longer after each failure so that a locked store is not hammered."""
+        failures = self._failures[name] = self._failures.get(name, 0) + 1
+        delay = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MAX)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._pending.setdefault(name, _Pending(first=now, last=now))
+            entry.retry_at = now + delay
+        self.on_error(str(self.folder / name), f"{message}; trying again in {delay:g} s")
+
     def _settle(self, name: str) -> None:
         path = self.folder / name
         try:
@@ -363,12 +388,18 @@ class Watcher:
             draft = parse_draft(data, path)
             # With withdraw-on-delete the folder says which articles are live: a draft that is
             # back restores its article even when its text is unchanged.
-            result = ingest_draft(self._writer, draft, actor=self.actor, restore=self.withdraw_on_delete)
-        except LedgerError as exc:
+            result = ingest_draft(self._writer, draft, actor=self.actor, reason=self.reason, restore=self.withdraw_on_delete)
+        except InvalidInputError as exc:
+            # The draft itself is bad: trying again cannot help until its content changes.
             self._errors[name] = digest
+            self._failures.pop(name, None)
             self.on_error(str(path), str(exc))
             return
+        except LedgerError as exc:
+            self._retry(name, str(exc))
+            return
         self._errors.pop(name, None)
+        self._failures.pop(name, None)
         self._remember(name, {**stat, "article": draft.id})
         if result.status != "unchanged":
             self.on_result(result)
@@ -378,6 +409,7 @@ class Watcher:
     def _gone(self, name: str) -> None:
         self._done(name)
         self._errors.pop(name, None)
+        failures = self._failures.pop(name, 0)
         known = self._manifest.pop(name, None)
         if known is None:
             return
@@ -388,9 +420,15 @@ class Watcher:
         if any(entry.get("article") == article for entry in self._manifest.values()):
             return  # the article's draft lives on under another name
         try:
-            result = withdraw(self._writer, article, actor=self.actor, path=str(self.folder / name))
-        except LedgerError as exc:
+            result = withdraw(self._writer, article, actor=self.actor, reason=self.reason, path=str(self.folder / name))
+        except InvalidInputError as exc:
             self.on_error(str(self.folder / name), str(exc))
+            return
+        except LedgerError as exc:
+            # Remember the draft again so that the deletion is retried, not forgotten.
+            self._remember(name, known)
+            self._failures[name] = failures
+            self._retry(name, str(exc))
             return
         if result.status != "unchanged":
             self.on_result(result)
@@ -444,6 +482,7 @@ def watch(
     on_result: Callable[[IngestResult], None] | None = None,
     on_error: Callable[[str, str], None] | None = None,
     actor: str | None = None,
+    reason: str | None = None,
 ) -> Watcher:
     """A `Watcher` of the drafts `folder` for `ledger` (not started: call `start()`, or use it
     in a `with` block).
@@ -452,7 +491,12 @@ def watch(
     events are used, falling back to polling with a warning where they are unavailable.
     `withdraw_on_delete` withdraws an article whose draft is deleted (by default a deletion
     records nothing). `on_result(IngestResult)` is called once per ingest that appended
-    something, `on_error(path, message)` for each bad draft; by default both are logged to the
-    `ledger.watcher` logger.
+    something, `on_error(path, message)` for each bad draft (reported once per content) and for
+    each failed try of a draft that is tried again later (the store locked by another writer);
+    by default both are logged to the `ledger.watcher` logger. `actor` and `reason` are recorded
+    with every change. Each draft is ingested in an append of its own, so a bad draft never
+    holds back the others.
     """
-    return Watcher(ledger, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor)
+    return Watcher(
+        ledger, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor, reason=reason
+    )

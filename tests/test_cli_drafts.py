@@ -20,7 +20,7 @@ DRAFTS = ROOT / "examples" / "drafts"
 
 def test_ingest_revisions_and_show_them_back(store_dir: Path) -> None:
     for number in (1, 2, 3):
-        done = run_ledger("ingest", str(REVISIONS / f"v{number}.txt"), "--id", "harbour-bridge-closure",
+        done = run_ledger("ingest", str(REVISIONS / f"v{number}.txt"), "--article", "harbour-bridge-closure",
                           "--at", f"2024-03-0{number}T09:00:00Z", "--actor", "Desk", "--reason", f"revision {number}", store=store_dir)
         assert done.returncode == 0, done.stderr
     assert done.stdout.decode() == (
@@ -62,10 +62,30 @@ def test_a_bad_draft_exits_3_and_appends_nothing(store_dir: Path, tmp_path: Path
 def test_ingest_usage_errors(store_dir: Path, tmp_path: Path) -> None:
     assert run_ledger("ingest", store=store_dir).returncode == 2
     assert run_ledger("ingest", str(tmp_path / "missing.txt"), store=store_dir).returncode == 2
-    done = run_ledger("ingest", str(DRAFTS), "--id", "x", store=store_dir)
+    done = run_ledger("ingest", str(DRAFTS), "-a", "x", store=store_dir)
     assert (done.returncode, done.stderr.decode()) == (3, "error: an article id can be given for one draft only, not 2\n")
     late = run_ledger("ingest", str(DRAFTS / "library-late-opening.txt"), "--at", "yesterday-ish", store=store_dir)
-    assert late.returncode == 3 and b"cannot read time" in late.stderr
+    assert late.returncode == 3 and late.stderr.startswith(b"error: '--at': cannot read time")
+    assert run_ledger("log", "--format", "json", store=store_dir).stdout == b""
+
+
+def test_ingest_of_a_folder_is_all_or_nothing(store_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "a1.txt").write_text("A1\n\nFirst.\n")
+    assert run_ledger("ingest", str(folder), "--at", "2018-01-01", store=store_dir).returncode == 0
+    (folder / "0new.txt").write_text("New\n\nBrand new.\n")
+    (folder / "a1.txt").write_text("A1\n\nFirst, edited.\n")
+    before = run_ledger("log", store=store_dir).stdout
+    done = run_ledger("ingest", str(folder), "--at", "2017-01-01", store=store_dir)
+    assert (done.returncode, done.stdout) == (3, b"")
+    assert b"'a1'" in done.stderr and b"earlier than" in done.stderr
+    assert run_ledger("log", store=store_dir).stdout == before  # 0new was not recorded either
+    done = run_ledger("ingest", str(folder), "--at", "2019-01-01", store=store_dir)
+    assert done.stdout.decode() == (
+        f"created 0new v1 ({folder / '0new.txt'}): created\n"
+        f"updated a1 v2 ({folder / 'a1.txt'}): edited body\n"
+    )
 
 
 def wait_until_shown(store: Path, article: str) -> None:
@@ -80,7 +100,7 @@ def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path,
     folder = tmp_path / "drafts"
     folder.mkdir()
     (folder / "early.txt").write_text("Early\n\nWritten before the watcher started.\n")
-    command = [str(Path(sys.executable).with_name("ledger")), "--store", str(store_dir), "watch", str(folder)]
+    command = [str(Path(sys.executable).with_name("ledger")), "--store", str(store_dir), "watch", str(folder), "--reason", "from the folder"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
     try:
         wait_until_shown(store_dir, "early")
@@ -99,3 +119,5 @@ def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path,
     assert text.startswith(f"watching {folder} (inotify) into {store_dir}; Ctrl-C or SIGTERM stops\n")
     assert text.endswith("stopped\n")
     assert run_ledger("show", "late", store=store_dir).stdout == (folder / "late.txt").read_bytes()
+    log = [json.loads(line) for line in run_ledger("log", "--format", "json", store=store_dir).stdout.splitlines()]
+    assert [(e["article"], e["reason"]) for e in log] == [("early", "from the folder"), ("late", "from the folder")]

@@ -343,9 +343,43 @@ def test_bad_drafts_give_one_line_errors_and_append_nothing(led: ledger.Ledger, 
 def test_two_drafts_of_one_article_are_refused(led: ledger.Ledger, tmp_path: Path) -> None:
     (tmp_path / "a.md").write_text("---\ntitle: A\nid: same\n---\n")
     (tmp_path / "b.md").write_text("---\ntitle: B\nid: same\n---\n")
-    with pytest.raises(ledger.DraftError, match="also the article of"):
+    with pytest.raises(ledger.DraftError) as caught:
         ingest(led, [tmp_path])
+    assert str(caught.value) == (
+        f"{tmp_path / 'b.md'}:1: article 'same' is also the article of {tmp_path / 'a.md'}; ingest one draft per article"
+    )
     assert led.head().position == 0
+
+
+# --- several drafts: one atomic append ----------------------------------------------------------
+
+
+def test_several_drafts_are_one_atomic_append(led: ledger.Ledger, tmp_path: Path) -> None:
+    folder = tmp_path / "d"
+    folder.mkdir()
+    (folder / "a1.txt").write_text("A1\n\nFirst.\n")
+    ingest(led, [folder / "a1.txt"], at="2018-01-01T00:00:00Z")
+    (folder / "0new.txt").write_text("New\n\nBrand new.\n")
+    (folder / "a1.txt").write_text("A1\n\nFirst, edited.\n")
+    (folder / "same.txt").write_text("Same\n\nUnchanged.\n")
+    ingest(led, [folder / "same.txt"], at="2016-01-01T00:00:00Z")
+    head = led.head()
+    # a1's edit cannot be dated before its version 1: neither draft's changes are recorded.
+    with pytest.raises(ledger.InvalidTimeError, match="'a1'"):
+        ingest(led, [folder], at="2017-01-01T00:00:00Z")
+    assert led.head() == head
+    assert led.current_version("0new") == 0
+    results = ingest(led, [folder], at="2019-01-01T00:00:00Z", actor="desk")
+    assert [(r.article, r.status, r.version, r.changes) for r in results] == [
+        ("0new", "created", 1, ["ArticleCreated"]),
+        ("a1", "updated", 2, ["ArticleEdited"]),
+        ("same", "unchanged", 1, []),
+    ]
+    assert [(r.first_position) for r in results] == [head.position + 1, head.position + 2, None]
+    appended = list(led.events(after=head.position))
+    assert [(e.article, e.position) for e in appended] == [("0new", head.position + 1), ("a1", head.position + 2)]
+    assert len({e.recorded_at for e in appended}) == 1  # one append
+    assert [r.status for r in ingest(led, [folder])] == ["unchanged"] * 3
 
 
 def test_draft_model_is_plain_data() -> None:

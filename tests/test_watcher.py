@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -168,6 +170,36 @@ def test_bad_drafts_beside_good_ones(led: ledger.Ledger, drafts: Path, running) 
     assert watcher.running
     (drafts / "bytes.txt").write_text("Title\n\ncafé\n")
     wait_for(lambda: text_of(led, "bytes") == "Title\n\ncafé\n", "the fixed draft")
+
+
+HOLD_LOCK = """
+import fcntl, sys
+with open(sys.argv[1], "a+b") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    print("locked", flush=True)
+    sys.stdin.read()
+"""
+
+
+def test_a_draft_is_retried_once_the_store_is_unlocked(store_dir: Path, drafts: Path) -> None:
+    recorder = Recorder()
+    with ledger.open(store_dir, lock_timeout=0.2) as led, watch(
+        led, drafts, on_result=recorder.result, on_error=recorder.error, actor="desk", reason="from the folder"
+    ):
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store_dir / "lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        try:
+            assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+            (drafts / "a.txt").write_text(story(1))
+            wait_for(lambda: recorder.errors, "the ingest to fail on the lock")
+        finally:
+            holder.communicate(b"", timeout=30)  # closing its stdin makes it exit, releasing the lock
+        wait_for(lambda: version(led, "a") == 1, "the draft to be tried again")
+        [event] = led.events(article="a")
+    assert (event.actor, event.reason) == ("desk", "from the folder")
+    path, message = recorder.errors[0]
+    assert path == str(drafts / "a.txt")
+    assert "locked by another writer" in message and message.endswith("; trying again in 1 s")
+    assert [(r.article, r.status) for r in recorder.results] == [("a", "created")]
 
 
 def test_a_five_megabyte_draft(led: ledger.Ledger, drafts: Path, running) -> None:

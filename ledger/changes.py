@@ -1,0 +1,147 @@
+"""Changes: the events that turn one state of an article into another.
+
+Ingesting a draft (`ledger.drafts`) and restoring an old version (`Ledger.restore`) ask the same
+question - which events bring the article as it is now to the article as it should read? - and
+get one answer here, so both follow the same rules: title and body in one `ArticleEdited`,
+update blocks matched by heading (edited, added or removed where they stand), categories in
+order, metadata compared as JSON values (`same_value`). Applying the events to the current view
+gives a view that renders to the same text as the target.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from difflib import SequenceMatcher
+from typing import Any, Protocol
+
+from ledger import codec
+from ledger.projections import ArticleView
+
+
+class BlockContent(Protocol):
+    """An update block: its heading line and the text after it."""
+
+    heading: str
+    text: str
+
+
+class ArticleContent(Protocol):
+    """What an article says: an `ArticleView`, or a parsed draft (`ledger.drafts.Draft`)."""
+
+    title: str
+    body: str
+    categories: list[str]
+    metadata: dict[str, Any]
+
+    @property
+    def blocks(self) -> Sequence[BlockContent]:
+        """The update blocks, in order."""
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """True when `a` and `b` are the same JSON value, types and key order included: unlike
+    Python's `==`, `1`, `1.0` and `true` differ, as they do in front matter and in the log."""
+    return codec.dumps(a) == codec.dumps(b)
+
+
+def _category_change(old: Sequence[str], new: Sequence[str]) -> dict[str, list[str]] | None:
+    """`CategoriesChanged` data (`added`, `removed`) that turns `old` into `new`, order
+    included, or None when they are equal. The longest common start stays; categories after it
+    that must move are removed and added again at their new place (added ones go last)."""
+    if list(old) == list(new):
+        return None
+    wanted = set(new)
+    staying = [c for c in old if c in wanted]
+    keep = 0
+    while keep < len(staying) and keep < len(new) and staying[keep] == new[keep]:
+        keep += 1
+    removed = [c for c in old if c not in wanted] + staying[keep:]
+    return {"added": list(new[keep:]), "removed": removed}
+
+
+def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Events that turn the blocks `old` into `new` (`(heading, text)` pairs): blocks are
+    matched by heading; matched ones with a new heading or text are edited, the others removed
+    or added where they stand (each event's index counts the events before it)."""
+    events: list[dict[str, Any]] = []
+    length = len(old)
+
+    def edit(index: int, before: tuple[str, str], after: tuple[str, str]) -> None:
+        data: dict[str, Any] = {"index": index}
+        if before[0] != after[0]:
+            data["heading"] = after[0]
+        if before[1] != after[1]:
+            data["text"] = after[1]
+        if len(data) > 1:
+            events.append({"type": "UpdateBlockEdited", "data": data})
+
+    delta = 0
+    matcher = SequenceMatcher(None, [h for h, _ in old], [h for h, _ in new], autojunk=False)
+    for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        at = i1 + delta
+        paired = min(i2 - i1, j2 - j1)
+        for k in range(paired):
+            edit(at + k, old[i1 + k], new[j1 + k])
+        for _ in range(paired, i2 - i1):
+            events.append({"type": "UpdateBlockRemoved", "data": {"index": at + paired}})
+            length -= 1
+        for k in range(paired, j2 - j1):
+            heading, text = new[j1 + k]
+            index = at + k
+            events.append({"type": "UpdateBlockAdded", "data": {"heading": heading, "text": text, "index": None if index == length else index}})
+            length += 1
+        delta += (j2 - j1) - (i2 - i1)
+    return events
+
+
+def _metadata_change(old: dict[str, Any], new: dict[str, Any], keys: Collection[str] | None = None) -> dict[str, Any] | None:
+    """`MetadataChanged` data (`set`, `unset`) that makes the keys `keys` of `old` say what
+    `new` says (None: every key of either), or None when they already do. Values are compared
+    with `same_value`."""
+    def stated(key: str) -> bool:
+        return keys is None or key in keys
+
+    changed = {key: value for key, value in new.items() if stated(key) and (key not in old or not same_value(old[key], value))}
+    unset = [key for key in old if stated(key) and key not in new]
+    if not changed and not unset:
+        return None
+    return {"set": changed, "unset": unset}
+
+
+def plan_changes(
+    current: ArticleView | None,
+    target: ArticleContent,
+    *,
+    metadata_keys: Collection[str] | None = None,
+    restore: bool = False,
+) -> list[dict[str, Any]]:
+    """The events (`{"type", "data"}`) that turn `current` (None: no article yet) into `target`.
+
+    `metadata_keys` are the metadata keys `target` states (None: all; a key it states and does
+    not have is unset). A withdrawn article gets `ArticleRestored` first when anything changes,
+    or when `restore` is set. Empty when `current` already says what `target` says.
+    """
+    blocks = [(block.heading, block.text) for block in target.blocks]
+    if current is None:
+        created = {"title": target.title, "body": target.body, "categories": list(target.categories), "metadata": dict(target.metadata)}
+        return [{"type": "ArticleCreated", "data": created}] + [
+            {"type": "UpdateBlockAdded", "data": {"heading": h, "text": t}} for h, t in blocks
+        ]
+    events: list[dict[str, Any]] = []
+    edit: dict[str, Any] = {}
+    if target.title != current.title:
+        edit["title"] = target.title
+    if target.body != current.body:
+        edit["body"] = target.body
+    if edit:
+        events.append({"type": "ArticleEdited", "data": edit})
+    events.extend(_block_events([(block.heading, block.text) for block in current.blocks], blocks))
+    categories = _category_change(current.categories, target.categories)
+    if categories is not None:
+        events.append({"type": "CategoriesChanged", "data": categories})
+    metadata = _metadata_change(current.metadata, target.metadata, metadata_keys)
+    if metadata is not None:
+        events.append({"type": "MetadataChanged", "data": metadata})
+    if current.withdrawn and (events or restore):
+        events.insert(0, {"type": "ArticleRestored", "data": {}})
+    return events
