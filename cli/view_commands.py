@@ -11,8 +11,7 @@ from rich.text import Text
 
 from cli.main import main, open_ledger
 from cli.output import TIME, console, format_option, json_line, json_lines, local_time, progress_bar, show_progress, table
-from ledger.rendering import render
-from ledger.views import Diff
+from ledger import Diff, render
 
 
 def _write(text: str) -> None:
@@ -43,15 +42,13 @@ def show(ctx: click.Context, article: str, version: int | None, at: datetime | N
     `ledger show A --version 3 > a.txt` gives back the draft of version 3. A withdrawn article is
     still shown (with a note on stderr).
 
-    JSON fields: id, version, title, body, blocks (heading, text, added_version, added_at),
+    JSON fields: article, version, title, body, blocks (heading, text, added_version, added_at),
     categories, metadata, withdrawn, created_at, updated_at, position, text (the rendered draft).
 
     \b
     Example:
       ledger show deir-ez-zor --at 2017-09-05T18:00Z
     """
-    if version is not None and at is not None:
-        raise click.UsageError("give --version or --at, not both")
     view = open_ledger(ctx).article(article, version=version, at=at)
     text = render(view)
     if fmt == "json":
@@ -69,8 +66,8 @@ def show(ctx: click.Context, article: str, version: int | None, at: datetime | N
 def history(ctx: click.Context, article: str, fmt: str) -> None:
     """List every version of ARTICLE: when, who, why, what kind of change, size.
 
-    JSON fields (one line per version): version, position, occurred_at, recorded_at, actor,
-    reason, changes, categories_added, categories_removed, headings, events, size, withdrawn.
+    JSON fields (one line per version): article, version, position, occurred_at, recorded_at,
+    actor, reason, changes, categories_added, categories_removed, headings, events, size, withdrawn.
 
     \b
     Example:
@@ -137,20 +134,39 @@ def diff(ctx: click.Context, article: str, from_version: int | None, to_version:
 @main.command()
 @click.argument("name", required=False)
 @click.option("--at", type=TIME, help="As they were at this time (ISO 8601 or an age like 2h).")
+@click.option("--article", "-a", help="When this article entered and left each category instead.")
 @format_option
 @click.pass_context
-def categories(ctx: click.Context, name: str | None, at: datetime | None, fmt: str) -> None:
+def categories(ctx: click.Context, name: str | None, at: datetime | None, article: str | None, fmt: str) -> None:
     """List categories with their article counts, or the articles in category NAME; now or
-    --at TIME. Withdrawn articles are left out.
+    --at TIME. Withdrawn articles are left out. With --article A: when A entered and left
+    each category (its whole history, so neither NAME nor --at).
 
-    JSON fields (one line each): without NAME name, count; with NAME article, title, since,
-    since_version.
+    JSON fields (one line each): without NAME name, count; with NAME article, title,
+    entered_at, entered_version; with --article article, category, entered_version,
+    entered_at, left_version, left_at (null while it is still in).
 
     \b
-    Example:
+    Examples:
       ledger categories Syria --at 2017-09-05
+      ledger categories --article deir-ez-zor
     """
     led = open_ledger(ctx)
+    if article is not None:
+        if name is not None or at is not None:
+            raise click.UsageError("--article lists the article's whole category history: give no NAME or --at with it")
+        stints = led.category_history(article)
+        if fmt == "json":
+            json_lines(s.model_dump(mode="json") for s in stints)
+            return
+        table(
+            ["category", "entered", "ver", "left", "ver"],
+            (
+                [s.category, local_time(s.entered_at), s.entered_version, local_time(s.left_at) if s.left_at else "", s.left_version]
+                for s in stints
+            ),
+        )
+        return
     if name is None:
         counts = led.categories(at=at)
         if fmt == "json":
@@ -162,7 +178,7 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, fmt: s
     if fmt == "json":
         json_lines(m.model_dump(mode="json") for m in listing.articles)
         return
-    table(["article", "title", "since"], ([m.article, m.title, local_time(m.since)] for m in listing.articles))
+    table(["article", "title", "entered"], ([m.article, m.title, local_time(m.entered_at)] for m in listing.articles))
 
 
 @main.command()
@@ -172,8 +188,11 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, fmt: s
 def updated(ctx: click.Context, since: datetime, fmt: str) -> None:
     """List the articles that received update blocks since a time, the most recent first.
 
+    Blocks are shown as they stand now: one added since TIME and removed again is not listed,
+    and an edited heading reads as it does now.
+
     JSON fields (one line per article): article, title, last_update_at, blocks (heading,
-    version, occurred_at).
+    added_version, added_at).
 
     \b
     Example:

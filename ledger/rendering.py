@@ -57,7 +57,10 @@ class BlockLike(Protocol):
 class ViewLike(Protocol):
     """What rendering needs of an article: an `ArticleView` or a parsed `Draft`."""
 
-    id: str
+    @property
+    def id(self) -> str:
+        """The article's id (read-only: `ArticleView.id` is an alias of its `article` field)."""
+
     title: str
     body: str
     categories: list[str]

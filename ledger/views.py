@@ -1,6 +1,11 @@
 """The result models of the query API: what `Ledger.history`, `diff`, `category`, `timeline`...
 return. Every model is pydantic, so `model_dump(mode="json")` gives its documented JSON form (times
 as the log's canonical UTC text).
+
+Field names are one vocabulary across every result: the article's id is `article`; a version and
+its time are `version`/`occurred_at` for a change itself, and `<what>_version`/`<what>_at` for
+when something happened to a block or a category membership (`added_version`/`added_at` for an
+update block, `entered_version`/`entered_at` and `left_version`/`left_at` for a category).
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ ChangeKind = Literal[
 class HistoryEntry(BaseModel):
     """One version of an article, as `Ledger.history` lists it."""
 
+    article: str = Field(description="The article's id.")
     version: int = Field(description="The article version (1, 2, 3...).")
     position: int = Field(description="Log position of the version's last event.")
     occurred_at: UtcTime = Field(description="When the change happened (UTC).")
@@ -95,8 +101,8 @@ class CategoryMember(BaseModel):
 
     article: str
     title: str = Field(description="The article's title at the listing's time.")
-    since: UtcTime = Field(description="When it (last) entered the category (UTC).")
-    since_version: int = Field(description="The version that put it there.")
+    entered_at: UtcTime = Field(description="When it (last) entered the category (UTC).")
+    entered_version: int = Field(description="The version that put it there.")
 
 
 class CategoryListing(BaseModel):
@@ -117,28 +123,29 @@ class CategoryCount(BaseModel):
 class CategoryMembership(BaseModel):
     """A stint of an article in a category: when it entered and (unless still in) left."""
 
+    article: str
     category: str
-    entered_version: int
-    entered_at: UtcTime
-    left_version: int | None = None
-    left_at: UtcTime | None = None
+    entered_version: int = Field(description="The version that put the article in the category.")
+    entered_at: UtcTime = Field(description="When that version occurred (UTC).")
+    left_version: int | None = Field(default=None, description="The version that took it out; None while it is still in.")
+    left_at: UtcTime | None = Field(default=None, description="When that version occurred (UTC); None while it is still in.")
 
 
 class FeedBlock(BaseModel):
-    """An update block added in a feed entry."""
+    """An update block of a feed entry, as it stands now (its current heading)."""
 
     heading: str
-    version: int
-    occurred_at: UtcTime
+    added_version: int = Field(description="The article version that added the block.")
+    added_at: UtcTime = Field(description="When that version occurred (UTC).")
 
 
 class FeedEntry(BaseModel):
-    """An article that received update blocks since the time asked for."""
+    """An article that received update blocks since the time asked for (blocks it still has)."""
 
     article: str
     title: str = Field(description="The article's current title.")
-    last_update_at: UtcTime = Field(description="When its latest update block was added (UTC).")
-    blocks: list[FeedBlock] = Field(description="The blocks added since then, newest first.")
+    last_update_at: UtcTime = Field(description="When its latest update block still in it was added (UTC).")
+    blocks: list[FeedBlock] = Field(description="The blocks added since then that it still has, newest first.")
 
 
 class TimelineEntry(BaseModel):

@@ -17,6 +17,8 @@ import ledger
 from ledger.checkpoints import VIEWS_FILE
 from ledger.codec import dumps, loads
 from ledger.projections import SNAPSHOT_EVERY, fold
+from ledger.events import NewRecord
+from tests.conftest import run_ledger
 from tests.test_queries import build_newsroom, t
 
 
@@ -70,6 +72,34 @@ def test_corrupt_views_rebuild_with_the_same_answers(built: tuple[Path, tuple[An
     with ledger.open(store_dir) as led:
         assert answers(led) == expected
     assert "rebuilding" in caplog.text
+
+
+def test_a_record_the_views_cannot_fold_is_a_corrupt_store_not_a_rebuild(
+    built: tuple[Path, tuple[Any, ...]], caplog: pytest.LogCaptureFixture
+) -> None:
+    store_dir, expected = built
+    views = store_dir / VIEWS_FILE
+    inode = views.stat().st_ino
+    with ledger.open(store_dir) as led:
+        # The store does not interpret data: only the Ledger refuses an edit of an article that
+        # was never created, so this is how a damaged (or foreign-written) log looks.
+        led.store.append([NewRecord(id="ghost-1", article="ghost", type="ArticleEdited", data={"title": "Boo"})])
+        position = led.head().position
+        for _ in range(2):
+            with pytest.raises(ledger.CorruptStoreError, match=f"^log position {position}: ArticleEdited of article 'ghost', which no earlier record created"):
+                led.categories()
+        # The views stay as they were, at the position before: nothing deleted, nothing rebuilt.
+        assert views.stat().st_ino == inode
+        with pytest.raises(ledger.CorruptStoreError):
+            led.replay()
+    assert "rebuilding" not in caplog.text
+    db = sqlite3.connect(views)
+    assert dict(db.execute("SELECT key, value FROM meta"))["position"] == position - 1
+    db.close()
+    done = run_ledger("categories", store=store_dir)
+    assert done.returncode == 8
+    assert done.stderr.decode().startswith(f"error: log position {position}: ArticleEdited of article 'ghost'")
+    assert done.stderr.decode().count("\n") == 1
 
 
 def test_views_of_another_log_are_rebuilt(built: tuple[Path, tuple[Any, ...]], tmp_path: Path) -> None:

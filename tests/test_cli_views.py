@@ -49,8 +49,8 @@ def test_show_json(store: Path) -> None:
     result = run(store, "show", "bridge", "--version", "2", "--format", "json")
     assert result.exit_code == 0
     (doc,) = json_lines(result)
-    assert set(doc) == {"id", "version", "title", "body", "blocks", "categories", "metadata", "withdrawn", "created_at", "updated_at", "position", "text"}
-    assert (doc["version"], doc["body"], doc["created_at"], doc["updated_at"]) == (2, "The bridge is closed until Friday.\n", "2017-09-05T10:00:00.000000Z", "2017-09-05T11:00:00.000000Z")
+    assert set(doc) == {"article", "version", "title", "body", "blocks", "categories", "metadata", "withdrawn", "created_at", "updated_at", "position", "text"}
+    assert (doc["article"], doc["version"], doc["body"], doc["created_at"], doc["updated_at"]) == ("bridge", 2, "The bridge is closed until Friday.\n", "2017-09-05T10:00:00.000000Z", "2017-09-05T11:00:00.000000Z")
     assert doc["text"].encode() == render_at(store, 2)
 
 
@@ -62,7 +62,9 @@ def test_show_errors_and_exit_codes(store: Path) -> None:
     assert before.exit_code == 4
     assert "did not exist yet" in before.stderr
     assert run(store, "show", "bridge", "--at", "not a time").exit_code == 3
-    assert run(store, "show", "bridge", "--version", "1", "--at", "2h").exit_code == 2
+    # The library says it (one place): invalid input, exit 3, not a usage error of the CLI's own.
+    both = run(store, "show", "bridge", "--version", "1", "--at", "2h")
+    assert (both.exit_code, both.stderr) == (3, "error: give a version or a time, not both\n")
 
 
 def test_show_withdrawn_article_notes_it(store: Path) -> None:
@@ -78,8 +80,9 @@ def test_history(store: Path) -> None:
     docs = json_lines(result)
     assert [d["version"] for d in docs] == [1, 2, 3, 4, 5, 6, 7]
     assert docs[3]["changes"] == ["categories changed"]
+    assert {d["article"] for d in docs} == {"bridge"}
     assert set(docs[0]) == {
-        "version", "position", "occurred_at", "recorded_at", "actor", "reason", "changes", "categories_added",
+        "article", "version", "position", "occurred_at", "recorded_at", "actor", "reason", "changes", "categories_added",
         "categories_removed", "headings", "events", "size", "withdrawn",
     }
     text = run(store, "history", "bridge").stdout
@@ -109,8 +112,10 @@ def test_categories(store: Path) -> None:
     ]
     assert json_lines(run(store, "categories", "--at", "2017-09-05T13:30Z", "--format", "json")) == [{"name": "weather", "count": 1}]
     assert json_lines(run(store, "categories", "traffic", "--at", "2017-09-05T11:00Z", "--format", "json")) == [
-        {"article": "bridge", "title": "Bridge closed", "since": "2017-09-05T10:00:00.000000Z", "since_version": 1},
+        {"article": "bridge", "title": "Bridge closed", "entered_at": "2017-09-05T10:00:00.000000Z", "entered_version": 1},
     ]
+    listing = run(store, "categories", "roads").stdout
+    assert listing.splitlines()[0].split() == ["article", "title", "entered"]
     text = run(store, "categories").stdout
     assert [line.split() for line in text.splitlines()] == [["category", "articles"], ["local", "1"], ["roads", "1"], ["weather", "1"]]
 
@@ -118,7 +123,7 @@ def test_categories(store: Path) -> None:
 def test_updated(store: Path) -> None:
     docs = json_lines(run(store, "updated", "--since", "2017-09-05T12:00Z", "--format", "json"))
     assert [(d["article"], d["last_update_at"]) for d in docs] == [("storm", "2017-09-05T12:30:00.000000Z"), ("bridge", "2017-09-05T12:00:00.000000Z")]
-    assert docs[1]["blocks"] == [{"heading": "Update from Council:", "version": 3, "occurred_at": "2017-09-05T12:00:00.000000Z"}]
+    assert docs[1]["blocks"] == [{"heading": "Update from Council:", "added_version": 3, "added_at": "2017-09-05T12:00:00.000000Z"}]
     assert run(store, "updated").exit_code == 2
 
 
@@ -127,6 +132,27 @@ def test_timeline(store: Path) -> None:
     assert [(d["version"], d["changes"]) for d in docs] == [(7, ["metadata changed"]), (6, ["restored"])]
     docs = json_lines(run(store, "timeline", "--since", "2017-09-05T12:00Z", "--until", "2017-09-05T13:00Z", "--format", "json"))
     assert [(d["article"], d["version"]) for d in docs] == [("bridge", 5), ("storm", 2), ("bridge", 4), ("bridge", 3)]
+    missing = run(store, "timeline", "--article", "nosuch")
+    assert (missing.exit_code, missing.stdout, missing.stderr) == (4, "", "error: article 'nosuch' is not in the log\n")
+
+
+def test_categories_of_an_article(store: Path) -> None:
+    docs = json_lines(run(store, "categories", "--article", "bridge", "--format", "json"))
+    assert docs == [
+        {"article": "bridge", "category": "local", "entered_version": 1, "entered_at": "2017-09-05T10:00:00.000000Z",
+         "left_version": None, "left_at": None},
+        {"article": "bridge", "category": "traffic", "entered_version": 1, "entered_at": "2017-09-05T10:00:00.000000Z",
+         "left_version": 4, "left_at": "2017-09-05T12:00:00.000000Z"},
+        {"article": "bridge", "category": "roads", "entered_version": 4, "entered_at": "2017-09-05T12:00:00.000000Z",
+         "left_version": None, "left_at": None},
+    ]
+    text = run(store, "categories", "--article", "bridge").stdout
+    # Times are local: compare the parts that do not depend on the time zone.
+    rows = [line.split() for line in text.splitlines()]
+    assert rows[0] == ["category", "entered", "ver", "left", "ver"]
+    assert [(row[0], row[4], row[8:]) for row in rows[1:]] == [("local", "1", []), ("traffic", "1", ["4"]), ("roads", "4", [])]
+    assert run(store, "categories", "--article", "nosuch").exit_code == 4
+    assert run(store, "categories", "roads", "--article", "bridge").exit_code == 2
 
 
 def test_restore(store: Path) -> None:

@@ -8,12 +8,13 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledger
 from ledger.checkpoints import VIEWS_FILE
-from ledger.projections import CatalogFold, apply, fold, state_from_list, state_to_list
+from ledger.projections import BLOCKS, CatalogFold, apply, fold, state_from_list, state_to_list
 
 
 def record(pos: int, article: str, version: int, kind: str, data: dict[str, Any], when: str = "2017-09-05T10:00:00.000000Z") -> dict[str, Any]:
@@ -47,7 +48,8 @@ def test_catalog_fold_rows() -> None:
         ["a", "r", 2, LOG[2]["occurred_at"], None, None],
     ]
     assert catalog.withdrawals == [["b", 2, LOG[4]["occurred_at"], 3, LOG[6]["occurred_at"]]]
-    assert catalog.feed == [(4, "a", 3, LOG[3]["occurred_at"], "Update:")]
+    assert catalog.feed == {4: [4, "a", 3, LOG[3]["occurred_at"], "Update:"]}
+    assert catalog.entries["a"][BLOCKS] == [4]
     assert catalog.titles == [("a", 1, LOG[0]["occurred_at"], "A"), ("b", 1, LOG[1]["occurred_at"], "B"), ("a", 4, LOG[5]["occurred_at"], "A2")]
     assert [tuple(c[:3]) for c in catalog.changes] == [(1, "a", 1), (2, "b", 1), (3, "a", 2), (4, "a", 3), (5, "b", 2), (6, "a", 4), (7, "b", 3)]
     assert (catalog.events, catalog.position, catalog.hash) == (7, 7, "h7")
@@ -77,6 +79,34 @@ def test_catalog_fold_incremental_closes_rows_folded_before() -> None:
     assert second.withdrawals == [["b", 2, LOG[4]["occurred_at"], 3, LOG[6]["occurred_at"]]]
 
 
+def test_catalog_fold_feed_follows_block_edits_and_removals() -> None:
+    first = CatalogFold()
+    for r in LOG[:4]:
+        first.fold(r)
+    (row,) = first.take_rows()[1]
+    assert row == [4, "a", 3, LOG[3]["occurred_at"], "Update:"]
+    # Rows handed over before change by position; rows not handed over yet change in place.
+    first.fold(record(8, "a", 4, "UpdateBlockAdded", {"heading": "Update 0:", "index": 0}))
+    first.fold(record(9, "a", 5, "UpdateBlockEdited", {"index": 1, "heading": "Update 1:"}))
+    first.fold(record(10, "a", 6, "UpdateBlockEdited", {"index": 0, "heading": "Update zero:"}))
+    assert first.entries["a"][BLOCKS] == [8, 4]
+    first.fold(record(11, "a", 7, "UpdateBlockRemoved", {"index": 1}))
+    _, feed, headings, removed = first.take_rows()
+    assert (feed, headings, removed) == ([[8, "a", 4, LOG[0]["occurred_at"], "Update zero:"]], [("Update 1:", 4)], [(4,)])
+    first.fold(record(12, "a", 8, "UpdateBlockRemoved", {"index": 0}))
+    assert first.take_rows()[1:] == ([], [], [(8,)])
+    assert first.entries["a"][BLOCKS] == []
+
+
+def test_catalog_fold_refuses_records_it_cannot_fold() -> None:
+    catalog = CatalogFold()
+    with pytest.raises(ledger.CorruptStoreError, match="^log position 1: ArticleEdited of article 'a', which no earlier record created"):
+        catalog.fold(record(1, "a", 1, "ArticleEdited", {"title": "A"}))
+    catalog.fold(LOG[0])
+    with pytest.raises(ledger.CorruptStoreError, match="^log position 2: UpdateBlockRemoved of block 0, but the article has 0 blocks"):
+        catalog.fold(record(2, "a", 2, "UpdateBlockRemoved", {"index": 0}))
+
+
 def test_article_fold_and_snapshot_round_trip() -> None:
     state = fold(r for r in LOG if r["article"] == "a")
     assert state is not None
@@ -98,7 +128,9 @@ operation = st.one_of(
     st.tuples(st.just("create"), st.sampled_from(ARTICLES), st.lists(st.sampled_from(CATEGORIES), max_size=2)),
     st.tuples(st.just("edit"), st.sampled_from(ARTICLES), st.text("ab\n", max_size=6)),
     st.tuples(st.just("block"), st.sampled_from(ARTICLES), st.sampled_from(["Update 1:", "Update 2:"])),
-    st.tuples(st.just("unblock"), st.sampled_from(ARTICLES), st.just(0)),
+    st.tuples(st.just("first block"), st.sampled_from(ARTICLES), st.sampled_from(["Update 3:", "Update 4:"])),
+    st.tuples(st.just("reblock"), st.sampled_from(ARTICLES), st.tuples(st.integers(0, 2), st.sampled_from(["Update 5:", "Update 6:"]))),
+    st.tuples(st.just("unblock"), st.sampled_from(ARTICLES), st.integers(0, 2)),
     st.tuples(st.just("categories"), st.sampled_from(ARTICLES), st.lists(st.sampled_from(CATEGORIES), max_size=3, unique=True)),
     st.tuples(st.just("withdraw"), st.sampled_from(ARTICLES), st.none()),
     st.tuples(st.just("restore"), st.sampled_from(ARTICLES), st.none()),
@@ -113,6 +145,10 @@ def _event(kind: str, article: str, arg: Any) -> dict[str, Any]:
         return {"type": "ArticleEdited", "article": article, "data": {"body": arg}}
     if kind == "block":
         return {"type": "UpdateBlockAdded", "article": article, "data": {"heading": arg}}
+    if kind == "first block":
+        return {"type": "UpdateBlockAdded", "article": article, "data": {"heading": arg, "index": 0}}
+    if kind == "reblock":
+        return {"type": "UpdateBlockEdited", "article": article, "data": {"index": arg[0], "heading": arg[1]}}
     if kind == "unblock":
         return {"type": "UpdateBlockRemoved", "article": article, "data": {"index": arg}}
     if kind == "categories":
@@ -152,6 +188,17 @@ def test_incremental_views_equal_a_rebuild(operations: list[tuple[str, Any, Any]
             incremental = _dump(root)
             led.replay()
             assert _dump(root) == incremental
+            # The feed lists exactly the blocks each (not withdrawn) article has now.
+            feed = {e.article: sorted((b.heading, b.added_version) for b in e.blocks) for e in led.updated_since("2000-01-01")}
+            expected_feed = {}
+            for name in ARTICLES:
+                try:
+                    now = led.article(name)
+                except ledger.NotFoundError:
+                    continue
+                if now.blocks and not now.withdrawn:
+                    expected_feed[name] = sorted((b.heading, b.added_version) for b in now.blocks)
+            assert feed == expected_feed
             # And answers at every past time agree with folding each article up to then.
             for entry in led.timeline():
                 when = entry.occurred_at

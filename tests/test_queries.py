@@ -54,6 +54,7 @@ def news(led: ledger.Ledger) -> ledger.Ledger:
 
 def test_article_now_and_at_each_version(news: ledger.Ledger) -> None:
     now = news.article("bridge")
+    assert now.article == now.id == "bridge"  # `id`: a read-only alias kept for Python callers
     assert (now.version, now.title, now.categories, now.metadata) == (7, "Bridge closed", ["local", "roads"], {"source": "Council", "author": "Ann"})
     assert [news.article("bridge", v).body for v in (1, 2)] == ["The bridge is closed.\n", "The bridge is closed until Friday.\n"]
     assert [b.heading for b in news.article("bridge", 3).blocks] == ["Update from Council:"]
@@ -180,7 +181,7 @@ def test_categories_now(news: ledger.Ledger) -> None:
     assert [(c.name, c.count) for c in news.categories()] == [("local", 1), ("roads", 1), ("weather", 1)]
     listing = news.category("roads")
     assert listing.at is None
-    assert [(m.article, m.title, m.since, m.since_version) for m in listing.articles] == [("bridge", "Bridge closed", t("12:00"), 4)]
+    assert [(m.article, m.title, m.entered_at, m.entered_version) for m in listing.articles] == [("bridge", "Bridge closed", t("12:00"), 4)]
     assert news.category("traffic").articles == []
     assert news.category("no such category").articles == []
 
@@ -228,7 +229,7 @@ def test_category_history(news: ledger.Ledger) -> None:
 def test_updated_since(news: ledger.Ledger) -> None:
     feed = news.updated_since(t("12:00"))
     assert [(e.article, e.last_update_at) for e in feed] == [("storm", t("12:30")), ("bridge", t("12:00"))]
-    assert [(b.heading, b.version) for b in feed[1].blocks] == [("Update from Council:", 3)]
+    assert [(b.heading, b.added_version, b.added_at) for b in feed[1].blocks] == [("Update from Council:", 3, t("12:00"))]
     assert feed[0].title == "Storm hits"
     assert [e.article for e in news.updated_since(t("12:00:00.000001"))] == ["storm"]
     assert news.updated_since(t("12:30:01")) == []
@@ -244,7 +245,8 @@ def test_timeline(news: ledger.Ledger) -> None:
     assert [(e.article, e.version) for e in window] == [("bridge", 5), ("storm", 2), ("bridge", 4), ("bridge", 3)]
     assert window[0].reason == "legal"
     assert [(e.article, e.version) for e in news.timeline(article="storm", limit=2)] == [("storm", 3), ("storm", 2)]
-    assert news.timeline(article="nope") == []
+    with pytest.raises(ledger.ArticleNotFoundError, match="'nope' is not in the log"):
+        news.timeline(article="nope")
     assert [e.changes for e in news.timeline(article="bridge", until=t("10:00"))] == [["created"]]
 
 
@@ -315,3 +317,94 @@ def test_empty_store(led: ledger.Ledger) -> None:
     assert led.timeline() == []
     assert led.updated_since(datetime(2000, 1, 1, tzinfo=timezone.utc)) == []
     assert led.replay().events == 0
+
+
+# --- the feed follows removed and edited blocks ----------------------------------------------------
+
+
+def _feed(led: ledger.Ledger, since: str = "12:00") -> list[tuple[str, list[tuple[str, int]]]]:
+    return [(e.article, [(b.heading, b.added_version) for b in e.blocks]) for e in led.updated_since(t(since))]
+
+
+def test_feed_shows_blocks_as_they_stand_now(news: ledger.Ledger, store_dir: Path) -> None:
+    assert _feed(news) == [("storm", [("Update from Met Office:", 2)]), ("bridge", [("Update from Council:", 3)])]
+    # Folded onto the persisted views: the heading edit and the removal change rows written before.
+    news.append([{"type": "UpdateBlockEdited", "article": "bridge", "data": {"index": 0, "heading": "Update from the Council:"}}])
+    news.append([{"type": "UpdateBlockRemoved", "article": "storm", "data": {"index": 0}}])
+    expected = [("bridge", [("Update from the Council:", 3)])]
+    assert _feed(news) == expected
+    # Folded in one go (rows not yet written when the block changes): the same answer.
+    news.replay()
+    assert _feed(news) == expected
+    (store_dir / "views.sqlite").unlink()
+    assert _feed(news) == expected
+
+
+def test_feed_follows_blocks_by_identity_not_index(led: ledger.Ledger) -> None:
+    led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A"}, "occurred_at": "2017-09-05T10:00Z"}])
+    led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update 1:"}, "occurred_at": "2017-09-05T11:00Z"}])
+    assert _feed(led, "00:00") == [("a", [("Update 1:", 2)])]
+    # A block inserted before it, in the same append as the removal of the old one (now index 1).
+    led.append([
+        {"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update 0:", "index": 0}, "occurred_at": "2017-09-05T12:00Z"},
+        {"type": "UpdateBlockRemoved", "article": "a", "data": {"index": 1}},
+        {"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "heading": "Update zero:"}},
+    ])
+    assert _feed(led, "00:00") == [("a", [("Update zero:", 3)])]
+    assert led.updated_since(t("00:00"))[0].last_update_at == t("12:00")
+    led.append([{"type": "UpdateBlockRemoved", "article": "a", "data": {"index": 0}}])
+    assert led.updated_since(t("00:00")) == []
+    led.replay()
+    assert led.updated_since(t("00:00")) == []
+
+
+# --- history sizes and timeline reads ------------------------------------------------------------
+
+
+def test_history_sizes_equal_the_rendered_article_in_every_case(led: ledger.Ledger) -> None:
+    examples = Path(__file__).resolve().parent.parent / "examples" / "drafts"
+    ledger.ingest(led, [examples / "night-market-returns.md", examples / "library-late-opening.txt"])
+    markdown = led.article("night-market-returns").article
+    for article in (markdown, "library-late-opening"):
+        led.append([{"type": "UpdateBlockAdded", "article": article, "data": {"heading": "Update: last", "text": "\nlast\n"}}])
+        led.append([{"type": "UpdateBlockAdded", "article": article, "data": {"heading": "Update 0:", "text": "\nfirst é\n", "index": 0}}])
+        led.append([{"type": "UpdateBlockEdited", "article": article, "data": {"index": 0, "text": "\nno final line break ü"}}])
+        led.append([{"type": "CategoriesChanged", "article": article, "data": {"added": ["déjà vu"]}}])
+        led.append([{"type": "UpdateBlockRemoved", "article": article, "data": {"index": 1}}])
+        led.append([{"type": "MetadataChanged", "article": article, "data": {"set": {"desk": "city"}}}])
+        led.append([{"type": "ArticleEdited", "article": article, "data": {"title": "Å new title", "body": "no line break"}}])
+        led.append([{"type": "UpdateBlockRemoved", "article": article, "data": {"index": 0}}])
+    led.append([{"type": "ArticleCreated", "article": "bare", "data": {"title": "Bare", "categories": ["x"]}}])
+    led.append([{"type": "UpdateBlockAdded", "article": "bare", "data": {"heading": "Update:"}}])
+    for article in (markdown, "library-late-opening", "bare"):
+        entries = led.history(article)
+        assert {e.article for e in entries} == {article}
+        assert [e.size for e in entries] == [len(render(led.article(article, e.version)).encode()) for e in entries]
+
+
+def test_history_renders_no_version_whole(news: ledger.Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    bodies: list[str] = []
+
+    def spy(view: object) -> str:
+        bodies.append(getattr(view, "body"))
+        return render(view)  # type: ignore[arg-type]
+
+    monkeypatch.setattr("ledger.application.render", spy)
+    news.history("bridge")
+    assert bodies and max(len(body) for body in bodies) <= 1
+
+
+def test_timeline_reads_each_article_once(news: ledger.Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[str] = []
+    read_article = news.store.read_article
+
+    def counting(article: str, *args: object) -> list[dict]:
+        reads.append(article)
+        return read_article(article, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(news.store, "read_article", counting)
+    assert len(news.timeline()) == 10
+    assert sorted(reads) == ["bridge", "storm"]
+    reads.clear()
+    assert [e.version for e in news.timeline(article="bridge", since=t("11:00"), until=t("14:00"))] == [6, 5, 4, 3, 2]
+    assert reads == ["bridge"]
