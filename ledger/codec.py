@@ -13,6 +13,8 @@ from typing import Any
 
 import orjson
 
+from ledger.errors import CorruptStoreError
+
 GENESIS_HASH = "0" * 64
 """The `prev` of the first record of every log."""
 
@@ -20,18 +22,14 @@ _HASH_TAIL = len(b',"hash":"') + 64 + len(b'"}')
 _HASH_PREFIX = b',"hash":"'
 
 
-class RecordError(ValueError):
-    """A line that is not a sealed record: bad JSON, missing or wrong hash."""
+class RecordError(CorruptStoreError):
+    """A line that is not a sealed record: bad JSON, missing or wrong hash. Callers that read
+    outside input (imports) turn it into an `InvalidEventError` naming the file and line."""
 
 
 def dumps(value: Any) -> bytes:
     """Serialise any JSON value (pydantic models' dumps included) to compact bytes."""
     return orjson.dumps(value)
-
-
-def dumps_pretty(value: Any) -> bytes:
-    """Serialise with indentation, for people."""
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2)
 
 
 def loads(data: bytes | str) -> Any:
@@ -63,6 +61,52 @@ def check(line: bytes) -> str:
     if hashlib.sha256(body).hexdigest() != claimed:
         raise RecordError("record does not match its checksum")
     return claimed
+
+
+class LineError(RecordError):
+    """A bad line among several (`decode_lines`): `index` is its place in the list given."""
+
+    def __init__(self, index: int, message: str, records: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.index = index
+        self.records = records
+        """The records of the lines before it."""
+
+
+def decode_lines(lines: list[bytes], check_from: int = 0) -> list[dict[str, Any]]:
+    """Parse sealed lines (without newlines) into their record dicts, in one pass.
+
+    Every record must be a JSON object with a `hash` field (the hash the line claims). Lines from
+    `lines[check_from]` on are also checked against their hash, as `check` does; those before it
+    are trusted (lines the caller already checked once). The checks and messages are those of
+    `decode` then `check`; the first bad line raises `LineError` with its index and the
+    records before it. This is the read path's inner loop, so it is written with locals rather
+    than calls to `decode` and `check`.
+    """
+    records: list[dict[str, Any]] = []
+    append = records.append
+    parse = orjson.loads
+    sha256 = hashlib.sha256
+    tail = _HASH_TAIL
+    prefix = _HASH_PREFIX
+    for index, line in enumerate(lines):
+        try:
+            record = parse(line)
+        except orjson.JSONDecodeError as exc:
+            raise LineError(index, f"record is not valid JSON ({exc.msg})", records) from None
+        if not isinstance(record, dict):
+            raise LineError(index, "record is not a JSON object", records)
+        if index >= check_from:
+            if len(line) < tail or line[-tail:-66] != prefix or line[-2:] != b'"}':
+                raise LineError(index, "record has no hash", records)
+            digest = sha256(line[:-tail] + b"}").hexdigest()
+            # The parsed `hash` is the claimed text too (unless a second "hash" key hides it).
+            if digest.encode("ascii") != line[-66:-2] or record.get("hash") != digest:
+                raise LineError(index, "record does not match its checksum", records)
+        elif not isinstance(record.get("hash"), str):
+            raise LineError(index, "record has no hash", records)
+        append(record)
+    return records
 
 
 def decode(line: bytes) -> dict[str, Any]:

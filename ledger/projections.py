@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable
 
 from pydantic import BaseModel, Field
 
+from ledger.errors import CorruptStoreError
 from ledger.events import parse_time
 from ledger.views import UtcTime
 from ledger.patches import apply_patch
@@ -29,7 +30,7 @@ class UpdateBlock(BaseModel):
 class ArticleView(BaseModel):
     """An article as it stood at one version."""
 
-    id: str
+    article: str = Field(description="The article's id (the same field name as in every other result).")
     version: int
     title: str
     body: str
@@ -40,6 +41,11 @@ class ArticleView(BaseModel):
     created_at: UtcTime = Field(description="When version 1 occurred (UTC).")
     updated_at: UtcTime = Field(description="When this version occurred (UTC).")
     position: int = Field(description="Log position of the last event of this version.")
+
+    @property
+    def id(self) -> str:
+        """The article's id (read-only alias of `article`; drafts and rendering call it `id`)."""
+        return self.article
 
 
 class ArticleState:
@@ -61,12 +67,15 @@ class ArticleState:
         self.position = 0
 
     def copy(self) -> "ArticleState":
-        """An independent copy (blocks, categories and metadata are copied, strings shared)."""
-        other = ArticleState(self.id)
+        """An independent copy: the block list, categories and metadata are copied; strings and
+        each block's own list are shared, because `apply` replaces a block rather than change
+        it (copy on write: a live article carries hundreds of blocks, copied on every append)."""
+        other = ArticleState.__new__(ArticleState)
+        other.id = self.id
         other.version = self.version
         other.title = self.title
         other.body = self.body
-        other.blocks = [list(block) for block in self.blocks]
+        other.blocks = list(self.blocks)
         other.categories = list(self.categories)
         other.metadata = dict(self.metadata)
         other.withdrawn = self.withdrawn
@@ -78,7 +87,7 @@ class ArticleState:
     def view(self) -> ArticleView:
         """The public model of this state."""
         return ArticleView(
-            id=self.id,
+            article=self.id,
             version=self.version,
             title=self.title,
             body=self.body,
@@ -97,7 +106,8 @@ class ArticleState:
 def apply(state: ArticleState | None, record: dict[str, Any]) -> ArticleState:
     """Fold one raw record into the article's state and return the state.
 
-    For speed the state is updated in place (copy it first to keep the old one). The record must
+    For speed the state is updated in place (copy it first to keep the old one; a block is
+    replaced, never changed in place, so copies may share blocks). The record must
     belong to the article and follow the state's version; the store guarantees both.
     """
     kind = record["type"]
@@ -123,11 +133,14 @@ def apply(state: ArticleState | None, record: dict[str, Any]) -> ArticleState:
         else:
             state.blocks.insert(index, block)
     elif kind == "UpdateBlockEdited":
-        block = state.blocks[data["index"]]
+        # A new list, not the old one changed: copies of the state share block lists.
+        index = data["index"]
+        heading, text, added_version, added_at = state.blocks[index]
         if data.get("heading") is not None:
-            block[0] = data["heading"]
+            heading = data["heading"]
         if data.get("patch"):
-            block[1] = apply_patch(block[1], data["patch"])
+            text = apply_patch(text, data["patch"])
+        state.blocks[index] = [heading, text, added_version, added_at]
     elif kind == "UpdateBlockRemoved":
         del state.blocks[data["index"]]
     elif kind == "CategoriesChanged":
@@ -182,7 +195,9 @@ def state_from_list(values: list[Any]) -> ArticleState:
 
 # Index of each field in a catalog entry (a list, not an object: a full replay keeps one per
 # article and updates them millions of times).
-VERSION, TITLE, CATEGORIES, WITHDRAWN, CREATED_AT, UPDATED_AT, POSITION, LAST_BLOCK_AT, CHANGE = range(9)
+VERSION, TITLE, CATEGORIES, WITHDRAWN, CREATED_AT, UPDATED_AT, POSITION, LAST_BLOCK_AT, CHANGE, BLOCKS = range(10)
+# BLOCKS: the log position of the UpdateBlockAdded of each update block the article has now, in
+# block order, so that removing or editing block i finds that block's feed row.
 
 CHANGE_KIND = {
     "ArticleCreated": "created",
@@ -219,8 +234,13 @@ class CatalogFold:
         """New withdrawals: [article, withdrawn_version, withdrawn_at, restored_version, restored_at]."""
         self.closed_withdrawals: list[tuple[int, str, str]] = []
         """Withdrawals persisted earlier that ended: (restored_version, restored_at, article)."""
-        self.feed: list[tuple[int, str, int, str, str]] = []
-        """Update blocks added: (position, article, version, occurred_at, heading)."""
+        self.feed: dict[int, list[Any]] = {}
+        """New feed rows of update blocks still in their article, by the position of the event that
+        added them: [position, article, version, occurred_at, heading (as it stands now)]."""
+        self.feed_headings: list[tuple[str, int]] = []
+        """Feed rows handed over earlier whose block got a new heading: (heading, position)."""
+        self.feed_removed: list[tuple[int]] = []
+        """Feed rows handed over earlier whose block was removed: (position,)."""
         self.titles: list[tuple[str, int, str, str]] = []
         """Titles set: (article, version, occurred_at, title)."""
         self.changes: list[list[Any]] = []
@@ -254,18 +274,41 @@ class CatalogFold:
         if kind == "ArticleCreated":
             data = record["data"]
             categories = list(data.get("categories", ()))
-            entry = [version, data["title"], categories, False, when, when, pos, None, change]
+            entry = [version, data["title"], categories, False, when, when, pos, None, change, []]
             self.entries[article] = entry
             self.titles.append((article, version, when, data["title"]))
             for category in categories:
                 self._enter(article, category, version, when)
         elif entry is None:
-            # The store guarantees ArticleCreated comes first; a record of an unknown article can
-            # only mean views built from another log: the caller rebuilds.
-            raise KeyError(article)
+            # Appends through a Ledger create an article first; a record that does not is a damaged
+            # log (or, when folding onto persisted views, views that lost the article). Either
+            # way the views cannot go on: say where, and leave them as they are (rebuilding them
+            # from this log would stop at the same record).
+            raise CorruptStoreError(
+                f"log position {pos}: {kind} of article {article!r}, which no earlier record created"
+                " (if `ledger verify` passes, `ledger replay` rebuilds the views)"
+            )
         elif kind == "UpdateBlockAdded":
             entry[LAST_BLOCK_AT] = when
-            self.feed.append((pos, article, version, when, record["data"]["heading"]))
+            index = record["data"].get("index")
+            if index is None:
+                entry[BLOCKS].append(pos)
+            else:
+                entry[BLOCKS].insert(self._block(entry, index, pos, kind, insert=True), pos)
+            self.feed[pos] = [pos, article, version, when, record["data"]["heading"]]
+        elif kind == "UpdateBlockEdited":
+            heading = record["data"].get("heading")
+            added = entry[BLOCKS][self._block(entry, record["data"]["index"], pos, kind)]
+            if heading is not None:
+                row = self.feed.get(added)
+                if row is not None:
+                    row[4] = heading
+                else:
+                    self.feed_headings.append((heading, added))
+        elif kind == "UpdateBlockRemoved":
+            added = entry[BLOCKS].pop(self._block(entry, record["data"]["index"], pos, kind))
+            if self.feed.pop(added, None) is None:
+                self.feed_removed.append((added,))
         elif kind == "CategoriesChanged":
             data = record["data"]
             categories = entry[CATEGORIES]
@@ -303,6 +346,14 @@ class CatalogFold:
         if "end" in record:
             self.hash = record.get("hash", "")
 
+    @staticmethod
+    def _block(entry: list[Any], index: Any, pos: int, kind: str, *, insert: bool = False) -> int:
+        """`index` checked against the article's blocks (one past the end is fine to insert at)."""
+        count = len(entry[BLOCKS])
+        if not isinstance(index, int) or not 0 <= index < count + insert:
+            raise CorruptStoreError(f"log position {pos}: {kind} of block {index!r}, but the article has {count} blocks")
+        return index
+
     def _enter(self, article: str, category: str, version: int, when: str) -> None:
         row = [article, category, version, when, None, None]
         self.memberships.append(row)
@@ -315,11 +366,12 @@ class CatalogFold:
         else:
             self.closed_memberships.append((version, when, article, category))
 
-    def take_rows(self) -> tuple[list[list[Any]], list[tuple[int, str, int, str, str]]]:
-        """Hand over (and forget) the timeline and feed rows so far, so that a long replay writes
-        them out in batches instead of holding them all. Call it between appends only (after a
-        record with `end`): a version's row changes until its last event."""
-        changes, feed = self.changes, self.feed
-        self.changes, self.feed = [], []
-        return changes, feed
+    def take_rows(self) -> tuple[list[list[Any]], list[list[Any]], list[tuple[str, int]], list[tuple[int]]]:
+        """Hand over (and forget) the timeline rows, new feed rows, feed heading changes and feed
+        removals so far, so that a long replay writes them out in batches instead of holding them
+        all. Call it between appends only (after a record with `end`): a version's row changes
+        until its last event. Write them in this order (headings before removals)."""
+        taken = (self.changes, list(self.feed.values()), self.feed_headings, self.feed_removed)
+        self.changes, self.feed, self.feed_headings, self.feed_removed = [], {}, [], []
+        return taken
 
