@@ -3,16 +3,12 @@ export, import, stats, completion."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import click
 from click.shell_completion import get_completion_class
 
-import ledger
 from cli.main import main, open_ledger
 from cli.output import format_option, json_line, progress_bar
 
@@ -44,30 +40,13 @@ def export(ctx: click.Context, article: str | None, output: Path | None) -> None
       ledger export --article deir-ez-zor | gzip > deir-ez-zor.jsonl.gz
     """
     led = open_ledger(ctx)
-    lines = led.export(article)
     if output is None:
         out = sys.stdout.buffer
-        for line in lines:
+        for line in led.export(article):
             out.write(line)
         out.flush()
         return
-    # Write beside the target and rename, so a failed export never leaves half a file behind.
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-    count = 0
-    try:
-        with tmp.open("wb") as handle:
-            for line in lines:
-                handle.write(line)
-                count += 1
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, output)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise ledger.StoreError(f"{output}: cannot write the export ({exc.strerror or exc})") from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    count = led.export_to(output, article)
     click.echo(f"exported {count} event{'s' if count != 1 else ''} to {output}")
 
 
@@ -95,13 +74,7 @@ def import_command(ctx: click.Context, source: Path, fmt: str) -> None:
     """
     led = open_ledger(ctx)
     with progress_bar("importing") as update:
-        if str(source) == "-":
-            # The input is read more than once (checked, then appended): keep stdin in a file.
-            with tempfile.TemporaryFile(prefix="ledger-import-") as spool:
-                shutil.copyfileobj(sys.stdin.buffer, spool)
-                result = led.import_file(spool, progress=update)
-        else:
-            result = led.import_file(source, progress=update)
+        result = led.import_file(sys.stdin.buffer if str(source) == "-" else source, progress=update)
     if fmt == "json":
         json_line(result.model_dump(mode="json"))
         return

@@ -26,10 +26,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from ledger.codec import dumps
-from ledger.errors import InvalidTimeError
-from ledger.events import RecordedEvent, format_time
-from ledger.times import parse_when
+from ledger import InvalidTimeError, RecordedEvent, dumps, parse_when
 
 FORMATS = ("text", "json")
 
@@ -84,27 +81,25 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     console().print(grid)
 
 
-def iso_time(moment: datetime) -> str:
-    """A time for programs (JSON): ISO 8601 in UTC, the log's canonical fixed-width form."""
-    return format_time(moment)
-
-
 class TimeParam(click.ParamType):
     """A time typed by a person: ISO 8601 (`2017-09-05T16:05:00Z`, `2017-09-05`) or an age
-    before now (`90m`, `2h`, `3d`); converted to an aware UTC datetime.
+    before now (`90m`, `2h`, `3d`).
 
-    A time that cannot be read is invalid input (exit 3, like every bad time), named with its
-    option.
+    It is checked here and handed to the library as typed, because what a typed time means
+    depends on its use (`--at 2017-09-05` is as of the end of that day, `--since 2017-09-05` from
+    its start: see `ledger.times`). A time that cannot be read is invalid input (exit 3, like
+    every bad time), named with its option.
     """
 
     name = "time"
 
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
-        """Parse `value` with `ledger.times.parse_when`."""
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | datetime:
+        """Check `value` with `ledger.times.parse_when` and return it unchanged."""
         if isinstance(value, datetime):
-            return parse_when(value)
+            return value
         try:
-            return parse_when(str(value))
+            parse_when(str(value))
+            return str(value)
         except InvalidTimeError as exc:
             where = param.get_error_hint(ctx) if param is not None and ctx is not None else "time"
             raise InvalidTimeError(f"{where}: {exc}") from None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import itertools
 import sys
-from typing import IO, Any
+from typing import IO
 
 import click
 
 import ledger
 from cli.main import main, open_ledger
 from cli.output import console, event_line, format_option, json_line, json_lines, local_time, progress_bar, table
-from ledger.codec import loads
 
 
 @main.command()
@@ -25,24 +24,6 @@ def init(ctx: click.Context) -> None:
     """
     root = ledger.init(ctx.obj["store"])
     click.echo(f"initialised store {root}")
-
-
-def _read_events(stream: IO[bytes], name: str) -> tuple[list[dict[str, Any]], list[str]]:
-    events: list[dict[str, Any]] = []
-    labels: list[str] = []
-    for number, raw in enumerate(stream, 1):
-        if not raw.strip():
-            continue
-        label = f"{name}:{number}"
-        try:
-            value = loads(raw)
-        except ValueError as exc:
-            raise ledger.InvalidEventError(f"{label}: malformed JSON ({exc})") from None
-        if not isinstance(value, dict):
-            raise ledger.InvalidEventError(f"{label}: expected a JSON object, got {type(value).__name__}")
-        events.append(value)
-        labels.append(label)
-    return events, labels
 
 
 @main.command()
@@ -63,9 +44,7 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
     """
     name = getattr(source, "name", "-")
     name = "<stdin>" if name in ("<stdin>", "-") else name
-    events, labels = _read_events(source, name)
-    led = open_ledger(ctx)
-    result = led.append(events, labels=labels)
+    result = open_ledger(ctx).append_json_lines(source, name=name)
     if fmt == "json":
         json_line(result.model_dump(mode="json"))
         return
@@ -105,8 +84,6 @@ def log_command(
       ledger log --follow --format json | jq -c .type
     """
     led = open_ledger(ctx)
-    if article is not None and led.current_version(article) == 0:
-        raise ledger.ArticleNotFoundError(f"article {article!r} is not in the log")
     if follow:
         explicit = ctx.get_parameter_source("from_position") is not click.core.ParameterSource.DEFAULT
         stream = led.follow(after=from_position - 1 if explicit else None, article=article, types=types or None)

@@ -28,11 +28,13 @@ from ledger.errors import (
     VersionConflictError,
     VersionNotFoundError,
 )
+from ledger.codec import dumps
 from ledger.drafts import Draft, IngestResult, ingest, parse_draft, read_draft
-from ledger.events import EVENT_TYPES, EventIn, RecordedEvent
+from ledger.events import EVENT_TYPES, EventIn, RecordedEvent, format_time
 from ledger.projections import ArticleView, UpdateBlock
 from ledger.rendering import render
 from ledger.store import AppendResult, EventStore, FileEventStore, Head, Problem, VerifyReport
+from ledger.times import parse_when
 from ledger.views import (
     CategoryCount,
     CategoryListing,
@@ -97,10 +99,13 @@ __all__ = [
     "VersionNotFoundError",
     "Watcher",
     "WordChange",
+    "dumps",
+    "format_time",
     "ingest",
     "init",
     "open",
     "parse_draft",
+    "parse_when",
     "read_draft",
     "render",
     "store_path",

@@ -1,4 +1,15 @@
-"""Times as people type them: ISO 8601 instants and dates, and relative ages like `2h`."""
+"""Times as people type them: ISO 8601 instants and dates, and relative ages like `2h`.
+
+Two rules keep a typed time meaning what the person saw:
+
+* A time without a zone is local time, because that is how ledger prints times for people
+  (JSON output is always UTC with `Z`).
+* A time typed to a coarser precision than the log's microseconds covers that whole period when
+  it is an upper bound (`end=True`: "as of", "until"): `--at 2017-09-05T16:05:00` means as of the
+  end of that second, so the version that `history` shows at 16:05:00 is included, and
+  `--at 2017-09-05` means as of the end of that day. As a lower bound (`since`) or a point in
+  time (when something occurred) it means the start of the period.
+"""
 
 from __future__ import annotations
 
@@ -9,16 +20,36 @@ from ledger.errors import InvalidTimeError
 
 _AGE = re.compile(r"(\d+)\s*(s|m|h|d|w)")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+_CLOCK = re.compile(r"[T ](\d{2})(:?\d{2})?(:?\d{2})?([.,]\d+)?", re.IGNORECASE)
+_TICK = timedelta(microseconds=1)
 
 
-def parse_when(text: str | datetime, now: datetime | None = None) -> datetime:
-    """An aware UTC datetime from `2017-09-05T16:05:00Z`, `2017-09-05T18:05+02:00`, `2017-09-05`
-    (midnight UTC), or an age before `now`: `90s`, `90m`, `2h`, `3d`, `1w`.
+def _period(raw: str) -> timedelta:
+    """How long the typed text spans: a day, an hour, a minute, a second, or nothing."""
+    if _DATE_ONLY.fullmatch(raw):
+        return timedelta(days=1)
+    clock = _CLOCK.search(raw)
+    if clock is None or clock.group(4):
+        return timedelta(0)
+    if clock.group(3):
+        return timedelta(seconds=1)
+    if clock.group(2):
+        return timedelta(minutes=1)
+    return timedelta(hours=1)
 
-    A time without a zone is taken as UTC. Raises `InvalidTimeError` naming the text.
+
+def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool = False) -> datetime:
+    """An aware UTC datetime from `2017-09-05T16:05:00Z`, `2017-09-05T18:05+02:00`,
+    `2017-09-05 16:05` (local time), `2017-09-05`, or an age before `now`: `90s`, `90m`, `2h`,
+    `3d`, `1w`.
+
+    With `end`, text typed to less than microsecond precision means the last instant of the
+    period it names (see the module docstring). Raises `InvalidTimeError` naming the text.
     """
     if isinstance(text, datetime):
         moment = text
+        span = timedelta(0)
     else:
         raw = text.strip()
         age = _AGE.fullmatch(raw)
@@ -31,6 +62,10 @@ def parse_when(text: str | datetime, now: datetime | None = None) -> datetime:
             raise InvalidTimeError(
                 f"cannot read time {text!r}: use ISO 8601 (2017-09-05T16:05:00Z, 2017-09-05) or an age (90m, 2h, 3d)"
             ) from None
+        span = _period(raw)
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        # Naive means local: `astimezone` reads a naive datetime as the machine's local time.
+        moment = moment.astimezone()
+    if end and span:
+        moment = moment + span - _TICK
     return moment.astimezone(timezone.utc)

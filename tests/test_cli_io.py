@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 import pytest
@@ -17,6 +18,8 @@ from click.testing import CliRunner
 import ledger
 from cli.main import LedgerGroup, main
 from cli.output import TIME
+from ledger import codec
+from ledger.times import parse_when
 from tests.conftest import run_ledger
 
 LOG = "events.jsonl"
@@ -187,6 +190,40 @@ def test_bad_import_files_append_nothing(source: Path, tmp_path: Path, damage: o
     assert (copy / LOG).read_bytes() == b""
 
 
+def _resealed(lines: list[bytes], change: Callable[[dict[str, Any]], None]) -> bytes:
+    """The log with `change` made to its second record and every record sealed again, so the
+    hash chain is intact: only the import's own checks can refuse it."""
+    out, prev = [], codec.GENESIS_HASH
+    for number, line in enumerate(lines, 1):
+        record = codec.decode(line.rstrip(b"\n"))
+        del record["hash"]
+        if number == 2:
+            change(record)
+        sealed, prev = codec.seal(record, prev)
+        out.append(sealed)
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: r.update(type="Bogus"), ":2: unknown event type 'Bogus'"),
+        (lambda r: r["data"].update(title=""), ":2: ArticleCreated: title"),
+        (lambda r: r.update(version=2), ":2: version 2 of 'harbour' where 1 comes next"),
+        (lambda r: r.update(type="ArticleWithdrawn", data={}), ":2: ArticleWithdrawn at version 1 of 'harbour'"),
+    ],
+    ids=["unknown-type", "bad-data", "version-gap", "no-create"],
+)
+def test_sealed_but_invalid_records_are_refused(source: Path, tmp_path: Path, change: Callable[[dict[str, Any]], None], message: str) -> None:
+    dump = tmp_path / "forged.jsonl"
+    dump.write_bytes(_resealed((source / LOG).read_bytes().splitlines(keepends=True), change))
+    copy = ledger.init(tmp_path / "copy")
+    result = cli("import", str(dump), store=copy)
+    assert result.exit_code == 3, result.output
+    assert message in result.stderr and result.stderr.count("\n") == 1
+    assert (copy / LOG).read_bytes() == b""
+
+
 def test_import_from_stdin(source: Path, tmp_path: Path) -> None:
     copy = ledger.init(tmp_path / "copy")
     result = cli("import", "-", store=copy, input=(source / LOG).read_bytes())
@@ -299,8 +336,8 @@ def _time_command() -> click.Group:
 
     @group.command()
     @click.option("--since", type=TIME, required=True)
-    def since(since: datetime) -> None:
-        click.echo(since.isoformat())
+    def since(since: str) -> None:
+        click.echo(parse_when(since).isoformat())
 
     return group
 

@@ -1,0 +1,78 @@
+"""Typed times: ISO 8601, local time without a zone, ages, and the period an upper bound covers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from ledger.errors import InvalidTimeError
+from ledger.times import parse_when
+
+UTC = timezone.utc
+
+
+@pytest.fixture
+def paris() -> Iterator[None]:
+    """Run with the machine's local zone set to Europe/Paris (UTC+1 in winter)."""
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "Europe/Paris"
+    time.tzset()
+    yield
+    if old is None:
+        del os.environ["TZ"]
+    else:
+        os.environ["TZ"] = old
+    time.tzset()
+
+
+def test_instants_with_a_zone_are_exact() -> None:
+    assert parse_when("2017-09-05T16:05:00Z") == datetime(2017, 9, 5, 16, 5, tzinfo=UTC)
+    assert parse_when("2017-09-05T18:05:00+02:00") == datetime(2017, 9, 5, 16, 5, tzinfo=UTC)
+    assert parse_when("2017-09-05T16:05:00.250000Z", end=True) == datetime(2017, 9, 5, 16, 5, 0, 250000, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "start", "last"),
+    [
+        ("2017-09-05", datetime(2017, 9, 5, tzinfo=UTC), datetime(2017, 9, 5, 23, 59, 59, 999999, tzinfo=UTC)),
+        ("2017-09-05T16Z", datetime(2017, 9, 5, 16, tzinfo=UTC), datetime(2017, 9, 5, 16, 59, 59, 999999, tzinfo=UTC)),
+        ("2017-09-05T16:05Z", datetime(2017, 9, 5, 16, 5, tzinfo=UTC), datetime(2017, 9, 5, 16, 5, 59, 999999, tzinfo=UTC)),
+        ("2017-09-05T16:05:07Z", datetime(2017, 9, 5, 16, 5, 7, tzinfo=UTC), datetime(2017, 9, 5, 16, 5, 7, 999999, tzinfo=UTC)),
+    ],
+)
+def test_an_upper_bound_covers_the_period_typed(text: str, start: datetime, last: datetime) -> None:
+    assert parse_when(text) == start
+    assert parse_when(text, end=True) == last
+
+
+def test_a_time_without_a_zone_is_local_time(paris: None) -> None:
+    assert parse_when("2026-11-27 22:22:58") == datetime(2026, 11, 27, 21, 22, 58, tzinfo=UTC)
+    assert parse_when("2026-11-27") == datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
+
+
+def test_ages_count_back_from_now() -> None:
+    now = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+    assert parse_when("90m", now) == now - timedelta(minutes=90)
+    assert parse_when("3d", now, end=True) == now - timedelta(days=3)
+
+
+@pytest.mark.parametrize("text", ["yesterday", "2017-13-01", "", "5 parsecs"])
+def test_unreadable_times_name_the_text(text: str) -> None:
+    with pytest.raises(InvalidTimeError, match="cannot read time"):
+        parse_when(text)
+
+
+def test_as_of_a_second_includes_what_happened_within_it(led) -> None:  # type: ignore[no-untyped-def]
+    led.append([{"type": "ArticleCreated", "article": "a", "occurred_at": "2017-09-05T16:05:00.300000Z",
+                 "data": {"title": "First"}}])
+    led.append([{"type": "ArticleEdited", "article": "a", "occurred_at": "2017-09-05T18:00:00.500000Z",
+                 "data": {"title": "Second"}}])
+    # `history` prints 16:05:00 for version 1: asking as of that second must find it.
+    assert led.article("a", at="2017-09-05T16:05:00Z").version == 1
+    assert led.article("a", at="2017-09-05T18:00:00Z").version == 2
+    assert led.article("a", at="2017-09-05T17:59:59Z").version == 1
+    assert led.article("a", at="2017-09-05").version == 2
