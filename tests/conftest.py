@@ -55,3 +55,17 @@ def run_ledger(*args: str, store: Path | None = None, input: bytes | None = None
     if store is not None:
         command += ["--store", str(store)]
     return subprocess.run(command + list(args), input=input, capture_output=True, env=environment, timeout=timeout)
+
+
+def drain_terminal(controller: int) -> bytes:
+    """Everything written to a pseudo-terminal until its last writer closes it."""
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 65536)
+        except OSError:  # the terminal closes when the process ends
+            break
+        if not chunk:
+            break
+        screen += chunk
+    return screen

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 
 import ledger
 from cli.main import LedgerGroup, main
-from tests.conftest import run_ledger
+from tests.conftest import drain_terminal, run_ledger
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 ANSI = b"\x1b["
@@ -46,15 +46,7 @@ def on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, bytes]:
     try:
         process = subprocess.Popen([LEDGER, *args], stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal, env=env)
         os.close(terminal)
-        screen = b""
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal closes when the process ends
-                break
-            if not chunk:
-                break
-            screen += chunk
+        screen = drain_terminal(controller)
         return process.wait(timeout=60), screen
     finally:
         os.close(controller)

@@ -20,7 +20,7 @@ from cli.main import LedgerGroup, main
 from cli.output import TIME
 from ledger import codec
 from ledger.times import parse_when
-from tests.conftest import run_ledger
+from tests.conftest import drain_terminal, run_ledger
 
 LOG = "events.jsonl"
 
@@ -298,16 +298,9 @@ def on_terminal_stderr(args: list[str]) -> tuple[int, bytes, bytes]:
             stdout=subprocess.PIPE, stderr=terminal, env={**os.environ, "TERM": "xterm", "COLUMNS": "100"},
         )
         os.close(terminal)
+        # Read the terminal first: a full terminal buffer would otherwise block the process.
+        screen = drain_terminal(controller)
         out, _ = process.communicate(timeout=60)
-        screen = b""
-        while True:
-            try:
-                chunk = os.read(controller, 65536)
-            except OSError:  # the terminal closes when the process ends
-                break
-            if not chunk:
-                break
-            screen += chunk
     finally:
         os.close(controller)
     return process.returncode, out, screen
