@@ -55,7 +55,6 @@ def test_corpus_has_every_article_and_version(ingested, corpus: Path) -> None:
 
 def test_every_version_renders_to_its_exact_bytes(ingested) -> None:
     led, histories = ingested
-    skipped = 0
     for article, history in histories.items():
         previous = 0
         for number, (data, version, _) in enumerate(history, 1):

@@ -147,7 +147,7 @@ def test_restart_records_each_change_once(led: ledger.Ledger, drafts: Path) -> N
 
 def test_restart_does_not_undo_changes_made_through_the_log(led: ledger.Ledger, drafts: Path, store_dir: Path) -> None:
     (drafts / "a.txt").write_text(story(1))
-    with watch(led, drafts) as first:
+    with watch(led, drafts):
         wait_for(lambda: version(led, "a") == 1, "a v1")
     led.append([{"type": "CategoriesChanged", "article": "a", "data": {"added": ["extra"]}}])
     with watch(led, drafts) as again:
