@@ -12,30 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from difflib import SequenceMatcher
-from typing import Any, Protocol
+from typing import Any
 
 from ledger import codec
 from ledger.projections import ArticleView
-
-
-class BlockContent(Protocol):
-    """An update block: its heading line and the text after it."""
-
-    heading: str
-    text: str
-
-
-class ArticleContent(Protocol):
-    """What an article says: an `ArticleView`, or a parsed draft (`ledger.drafts.Draft`)."""
-
-    title: str
-    body: str
-    categories: list[str]
-    metadata: dict[str, Any]
-
-    @property
-    def blocks(self) -> Sequence[BlockContent]:
-        """The update blocks, in order."""
+from ledger.rendering import ViewLike
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -110,7 +91,7 @@ def _metadata_change(old: dict[str, Any], new: dict[str, Any], keys: Collection[
 
 def plan_changes(
     current: ArticleView | None,
-    target: ArticleContent,
+    target: ViewLike,
     *,
     metadata_keys: Collection[str] | None = None,
     restore: bool = False,
