@@ -78,7 +78,15 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
     for row in rows:
         grid.add_row(*("" if cell is None else str(cell) for cell in row))
-    console().print(grid)
+    out = console()
+    if out.is_terminal:
+        out.print(grid)
+        return
+    # Piped: no padding after the last cell of a row, so tools see the row's real end.
+    with out.capture() as captured:
+        out.print(grid)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    sys.stdout.flush()
 
 
 class TimeParam(click.ParamType):
