@@ -104,9 +104,20 @@ class _Handler(FileSystemEventHandler):
 
 
 class Watcher:
-    """Watches a drafts folder and ingests settled drafts into a ledger (see `watch`).
+    """Watches the drafts `folder` and ingests settled drafts into `ledger`; also named
+    `ledger.watch`. It is not started: call `start()` and `stop()`, or use `with watcher:`.
 
-    Use `start()` and `stop()`, or `with watcher:`. Ingests run on the watcher's own thread; for
+    `poll` (seconds) forces the polling observer (network drives, containers); otherwise native
+    events are used, falling back to polling with a warning where they are unavailable.
+    `withdraw_on_delete` withdraws an article whose draft is deleted (by default a deletion
+    records nothing). `on_result(IngestResult)` is called once per ingest that appended
+    something, `on_error(path, message)` for each bad draft (reported once per content) and for
+    each failed try of a draft that is tried again later (the store locked by another writer);
+    by default both are logged to the `ledger.watcher` logger. `actor` and `reason` are recorded
+    with every change. Each draft is ingested in an append of its own, so a bad draft never
+    holds back the others.
+
+    Ingests run on the watcher's own thread; for
     a file store it opens its own `Ledger` on the same folder (so the one given stays free for
     the caller's thread), otherwise it uses the one given.
     """
@@ -474,29 +485,5 @@ def _log_error(path: str, message: str) -> None:
     log.error("%s", message if message.startswith(path) else f"{path}: {message}")
 
 
-def watch(
-    ledger: Ledger,
-    folder: str | os.PathLike[str],
-    poll: float | None = None,
-    withdraw_on_delete: bool = False,
-    on_result: Callable[[IngestResult], None] | None = None,
-    on_error: Callable[[str, str], None] | None = None,
-    actor: str | None = None,
-    reason: str | None = None,
-) -> Watcher:
-    """A `Watcher` of the drafts `folder` for `ledger` (not started: call `start()`, or use it
-    in a `with` block).
-
-    `poll` (seconds) forces the polling observer (network drives, containers); otherwise native
-    events are used, falling back to polling with a warning where they are unavailable.
-    `withdraw_on_delete` withdraws an article whose draft is deleted (by default a deletion
-    records nothing). `on_result(IngestResult)` is called once per ingest that appended
-    something, `on_error(path, message)` for each bad draft (reported once per content) and for
-    each failed try of a draft that is tried again later (the store locked by another writer);
-    by default both are logged to the `ledger.watcher` logger. `actor` and `reason` are recorded
-    with every change. Each draft is ingested in an append of its own, so a bad draft never
-    holds back the others.
-    """
-    return Watcher(
-        ledger, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor, reason=reason
-    )
+watch = Watcher
+"""`ledger.watch(ledger, folder, ...)`: a `Watcher` (not started), by its public name."""
