@@ -35,8 +35,8 @@ ChangeKind = Literal[
 """What kind of change a version made (one version may make several)."""
 
 
-class HistoryEntry(BaseModel):
-    """One version of an article, as `Ledger.history` lists it."""
+class VersionChange(BaseModel):
+    """What one version of an article changed: a line of `history` and of `timeline`."""
 
     article: str = Field(description="The article's id.")
     version: int = Field(description="The article version (1, 2, 3...).")
@@ -50,6 +50,11 @@ class HistoryEntry(BaseModel):
     categories_removed: list[str] = Field(default_factory=list, description="Categories the version removed.")
     headings: list[str] = Field(default_factory=list, description="Headings of the update blocks the version added.")
     events: int = Field(description="Number of events in the version.")
+
+
+class HistoryEntry(VersionChange):
+    """One version of an article, as `Ledger.history` lists it."""
+
     size: int = Field(description="Bytes (UTF-8) of the article rendered at this version.")
     withdrawn: bool = Field(description="Whether the article is withdrawn at this version.")
 
@@ -148,21 +153,8 @@ class FeedEntry(BaseModel):
     blocks: list[FeedBlock] = Field(description="The blocks added since then that it still has, newest first.")
 
 
-class TimelineEntry(BaseModel):
+class TimelineEntry(VersionChange):
     """One version of one article in the timeline of all changes."""
-
-    position: int
-    article: str
-    version: int
-    occurred_at: UtcTime
-    recorded_at: UtcTime
-    actor: str | None = None
-    reason: str | None = None
-    changes: list[ChangeKind]
-    categories_added: list[str] = Field(default_factory=list)
-    categories_removed: list[str] = Field(default_factory=list)
-    headings: list[str] = Field(default_factory=list, description="Headings of the update blocks it added.")
-    events: int
 
 
 class ReplayStats(BaseModel):
