@@ -531,9 +531,11 @@ class Ledger:
         while len(self._states) > _CACHE_SIZE:
             self._states.popitem(last=False)
 
-    def _current(self, article: str) -> ArticleState | None:
-        """The article's state at its latest version (None if it has no events)."""
-        version = self.store.article_version(article)
+    def _current(self, article: str, version: int | None = None) -> ArticleState | None:
+        """The article's state at its latest version (None if it has no events); `version` is
+        that latest version when the caller has just asked the store for it."""
+        if version is None:
+            version = self.store.article_version(article)
         if version == 0:
             return None
         cached = self._states.get(article)
@@ -603,7 +605,7 @@ class Ledger:
                 first = self.store.version_times(article)[0][1]
                 raise VersionNotFoundError(f"article {article!r} did not exist yet at {when} (version 1 is from {first})")
         if version is None or version == current:
-            state = self._current(article)
+            state = self._current(article, current)
         elif 1 <= version < current:
             state = self._state_at(article, version)
         else:
