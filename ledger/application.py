@@ -44,13 +44,13 @@ from ledger.events import (
     RecordedEvent,
     describe_validation_error,
     format_time,
-    new_event_id,
+    new_event_ids,
     parse_time,
     upcast,
     validate_data,
 )
 from ledger.changes import plan_changes, same_value
-from ledger.patches import apply_patch, make_patch
+from ledger.patches import make_patch
 from ledger.checkpoints import ViewStore
 from ledger.diffs import line_diff, word_diff
 from ledger.projections import CHANGE_KIND, ArticleState, ArticleView, apply, fold
@@ -359,6 +359,9 @@ class Ledger:
         records: list[NewRecord] = []
         # The events of an append mostly share one time: format each distinct time once.
         times: dict[datetime, str] = {}
+        fresh_ids = iter(new_event_ids(sum(1 for event in events if event.id is None)))
+        # One look at the log for all the articles: each look checks whether it grew.
+        versions = self.store.article_versions(dict.fromkeys(event.article for event in events))
         for event, name in zip(events, names):
             article = event.article
             occurred_at = None
@@ -367,7 +370,7 @@ class Ledger:
                 if occurred_at is None:
                     occurred_at = times[event.occurred_at] = format_time(event.occurred_at)
             if article not in states:
-                current = self._current(article)
+                current = self._current(article, versions[article])
                 version = current.version if current is not None else 0
                 if article in expected_by_user and expected_by_user[article] != version:
                     raise VersionConflictError(
@@ -379,7 +382,7 @@ class Ledger:
             # Validating these already valid fields again is cheaper than model_construct
             # (pydantic 2.13: about 4 µs against 6).
             record = NewRecord(
-                id=event.id or new_event_id(),
+                id=event.id if event.id is not None else next(fresh_ids),
                 article=article,
                 type=event.type,
                 data=data,
@@ -388,12 +391,16 @@ class Ledger:
                 reason=event.reason,
                 explicit_id=event.id is not None,
             )
-            # Fold as we go so that the next event of the same append is checked against it.
-            states[article] = apply(
-                states[article],
-                {"type": record.type, "data": data, "article": article, "version": expected[article] + 1,
-                 "occurred_at": record.occurred_at or "", "pos": 0},
-            )
+            # Fold as we go so that the next event of the same append is checked against it. The
+            # fold applies the event's patch, so it is also where a patch that does not fit fails.
+            try:
+                states[article] = apply(
+                    states[article],
+                    {"type": record.type, "data": data, "article": article, "version": expected[article] + 1,
+                     "occurred_at": record.occurred_at or "", "pos": 0},
+                )
+            except ValueError as exc:
+                raise InvalidEventError(f"{name}: patch: {exc}") from None
             records.append(record)
         return records, expected, states
 
@@ -441,7 +448,6 @@ class Ledger:
                 out["heading"] = None
             if out["heading"] is None and not out["patch"]:
                 raise NothingToDoError(f"{where}UpdateBlockEdited changes nothing in block {out['index']} of {article!r}")
-            self._check_patch(out["patch"], block[1], where)
             return {k: v for k, v in out.items() if v is not None}
         if kind == "CategoriesChanged":
             if "categories" in data:
@@ -479,18 +485,9 @@ class Ledger:
             out["title"] = None
         if out["patch"] is not None:
             out["patch"] = [list(op) for op in out["patch"]]
-            self._check_patch(out["patch"], state.body, where)
         if out["title"] is None and not out["patch"]:
             raise NothingToDoError(f"{where}ArticleEdited changes nothing in {state.id!r}")
         return {k: v for k, v in out.items() if v}
-
-    @staticmethod
-    def _check_patch(patch: list[Any] | None, text: str, where: str) -> None:
-        if patch:
-            try:
-                apply_patch(text, patch)
-            except ValueError as exc:
-                raise InvalidEventError(f"{where}patch: {exc}") from None
 
     def _remember(self, records: list[NewRecord], result: AppendResult, states: dict[str, ArticleState | None]) -> None:
         # Keep the states we just folded, stamped with what the store assigned, so the next

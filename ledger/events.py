@@ -10,7 +10,10 @@ written under an older schema.
 from __future__ import annotations
 
 import os
+import random
 import re
+import threading
+import time
 from datetime import datetime, timezone
 from typing import Annotated, Any, Callable, Literal
 
@@ -109,12 +112,41 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
-def new_event_id() -> str:
-    """A fresh, unique event id: a random (version 4) UUID in its usual text form."""
-    # What str(uuid.uuid4()) gives, without building a UUID object (twice as fast; every event
-    # appended without an id gets one).
-    h = os.urandom(16).hex()
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+def new_event_ids(count: int) -> list[str]:
+    """`count` fresh, unique event ids: time-ordered UUIDs (version 7, RFC 9562) in their usual
+    text form, increasing within this process.
+
+    Time order keeps the index's id lookups cheap: each new id lands at the end of the id index
+    instead of at a random place in it (random version-4 ids made indexing an event 2.7x slower
+    at 200k events, and the gap grows with the log).
+    """
+    global _next_stamp
+    with _ids_lock:
+        # A 60-bit counter: the millisecond (48 bits) then 12 bits counting ids within it.
+        now = time.time_ns() // 1_000_000 << 12
+        if now >= _next_stamp:
+            # A random start in the lower half leaves room to count up within the millisecond.
+            _next_stamp = now | _random.getrandbits(11)
+        first = _next_stamp
+        # Past 4,096 ids in one millisecond the counter borrows the next one: still increasing.
+        _next_stamp += count
+    ids = []
+    for stamp in range(first, first + count):
+        # The 128 bits: millisecond, version 7, the 12-bit count, variant 0b10, 62 random bits.
+        h = f"{(stamp >> 12) << 80 | _VERSION | (stamp & 0xFFF) << 64 | _VARIANT | _random.getrandbits(62):032x}"
+        ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+    return ids
+
+
+_ids_lock = threading.Lock()
+_next_stamp = 0
+_VERSION = 7 << 76
+_VARIANT = 2 << 62
+# The ids' random bits: a generator of our own, seeded from os.urandom (a user's random.seed()
+# must not make two processes draw the same ids) and seeded again in a forked child. It is
+# 6x cheaper than an os.urandom call per append; ids need uniqueness, not secrecy.
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
 
 
 # --- the data of each event type, as recorded -------------------------------------------------

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -134,6 +134,11 @@ class EventStore(ABC):
     @abstractmethod
     def article_version(self, article: str) -> int:
         """The article's current version (0 when it has no events)."""
+
+    def article_versions(self, articles: Iterable[str]) -> dict[str, int]:
+        """The current version of each of `articles` (0 for those with no events), read at one
+        moment: what an append checks its events against."""
+        return {article: self.article_version(article) for article in articles}
 
     @abstractmethod
     def articles(self) -> dict[str, int]:
@@ -685,6 +690,21 @@ class FileEventStore(EventStore):
             self._sync_index()
             row = self._index().execute("SELECT version FROM articles WHERE article = ?", (article,)).fetchone()
         return row[0] if row else 0
+
+    def article_versions(self, articles: Iterable[str]) -> dict[str, int]:
+        """The current version of each of `articles` (see `EventStore.article_versions`)."""
+        with self._mutex:
+            if self._writer is not None:
+                versions = self._refresh_writer(locked=False).versions
+                return {article: versions.get(article, 0) for article in articles}
+            self._sync_index()
+            wanted = list(dict.fromkeys(articles))
+            found = dict.fromkeys(wanted, 0)
+            for start in range(0, len(wanted), 500):
+                part = wanted[start : start + 500]
+                marks = ",".join("?" * len(part))
+                found.update(self._index().execute(f"SELECT article, version FROM articles WHERE article IN ({marks})", part))
+            return found
 
     def articles(self) -> dict[str, int]:
         """Every article with its current version."""

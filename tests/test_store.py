@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
@@ -138,10 +139,23 @@ def test_one_append_is_one_version_and_one_end_marker(led: ledger.Ledger, store_
     assert [r["prev"] for r in records] == [codec.GENESIS_HASH, *(r["hash"] for r in records[:-1])]
 
 
-def test_generated_event_ids_are_uuid4(led: ledger.Ledger) -> None:
-    result = led.append([created("a"), created("b")])
-    assert all(uuid.UUID(eid).version == 4 for eid in result.event_ids)
-    assert len(set(result.event_ids)) == 2
+def test_generated_event_ids_are_time_ordered_uuid7(led: ledger.Ledger) -> None:
+    before = time.time()
+    first = led.append([created("a"), created("b")])
+    second = led.append([created("c")])
+    ids = first.event_ids + second.event_ids
+    assert all(uuid.UUID(eid).version == 7 and uuid.UUID(eid).variant == uuid.RFC_4122 for eid in ids)
+    # Ids sort in the order they were recorded, and carry the millisecond they were made in.
+    assert ids == sorted(ids) and len(set(ids)) == 3
+    assert before - 1 <= int(ids[0][:8] + ids[0][9:13], 16) / 1000 <= time.time() + 1
+
+
+def test_event_ids_stay_unique_and_ordered_past_4096_in_one_millisecond() -> None:
+    from ledger.events import new_event_ids
+
+    ids = new_event_ids(10_000) + new_event_ids(3)
+    assert ids == sorted(ids) and len(set(ids)) == 10_003
+    assert all(uuid.UUID(eid).version == 7 for eid in ids)
 
 
 # --- optimistic concurrency ------------------------------------------------------------------
@@ -173,10 +187,44 @@ def test_a_second_store_object_sees_the_first_ones_appends(store_dir: Path) -> N
         two.append([raw("a", {"n": 5})], {"a": 3})
         assert [(r["pos"], r["version"], r["data"]["n"]) for r in one.read()] == [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 1, 4), (5, 4, 5)]
         assert one.article_version("a") == two.article_version("a") == 4
+        assert one.article_versions(["a", "b", "none"]) == two.article_versions(["none", "b", "a"]) == {"a": 4, "b": 1, "none": 0}
         assert one.verify().ok
     finally:
         one.close()
         two.close()
+
+
+
+def test_versions_of_many_articles_at_once_from_a_reader_and_a_writer(store_dir: Path) -> None:
+    writer, reader = FileEventStore(store_dir), FileEventStore(store_dir)
+    try:
+        writer.append([raw(f"a{i}", {}) for i in range(700)])  # more than one query's worth of names
+        writer.append([raw("a3", {})])
+        wanted = ["a3", "zz", *(f"a{i}" for i in range(700))]
+        expected = {"zz": 0, **{f"a{i}": 1 for i in range(700)}, "a3": 2}
+        assert reader.article_versions(wanted) == writer.article_versions(wanted) == expected
+        writer.append([raw("zz", {})])  # the reader sees it on its next look
+        assert reader.article_versions(["zz"]) == {"zz": 1}
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_a_patch_that_does_not_fit_is_refused_and_nothing_is_written(led: ledger.Ledger, store_dir: Path) -> None:
+    led.append([created("a", body="Short.")])
+    led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update:", "text": "\nOne."}}])
+    before = log_bytes(store_dir)
+    bad = [
+        {"type": "ArticleEdited", "article": "a", "data": {"title": "New", "patch": [[2, 40, "x"]]}},
+        {"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "patch": [[3, 1, "x"]]}},
+    ]
+    for event in bad:
+        with pytest.raises(ledger.InvalidEventError, match=r"^event 1: patch: patch operation \[\d+, \d+\] does not fit a text of \d+ characters$"):
+            led.append([event])
+    # A second event of one append is checked against the first one's result.
+    with pytest.raises(ledger.InvalidEventError, match=r"^event 2: patch: .* does not fit a text of 3 characters$"):
+        led.append([edited("a", "Big"), {"type": "ArticleEdited", "article": "a", "data": {"patch": [[0, 6, "x"]]}}])
+    assert log_bytes(store_dir) == before
 
 
 # --- idempotency ---------------------------------------------------------------------------
