@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import Field
+
 
 from ledger.application import Ledger
 from ledger.changes import plan_changes
 from ledger.errors import ArticleNotFoundError, DraftError, InvalidEventError, VersionConflictError
 from ledger.events import validate_article_id
+from ledger.model import Model
 from ledger.projections import ArticleView
 from ledger.rendering import (
     CATEGORY_KEYS,
@@ -51,14 +53,14 @@ _OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
 _RETRIES = 5
 
 
-class DraftBlock(BaseModel):
+class DraftBlock(Model):
     """An update block of a draft: its heading line and everything after it up to the next block."""
 
     heading: str
     text: str
 
 
-class Draft(BaseModel):
+class Draft(Model):
     """A parsed draft: the article it states, and (in `metadata["_draft"]`) how it was laid out."""
 
     id: str = Field(description="The article id: front matter `id`, else the file name's stem.")
@@ -75,7 +77,7 @@ class Draft(BaseModel):
         return render(self)
 
 
-class IngestResult(BaseModel):
+class IngestResult(Model):
     """What ingesting one draft did."""
 
     path: str | None = Field(description="The draft file.")

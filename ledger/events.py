@@ -19,7 +19,6 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -27,6 +26,7 @@ from pydantic import (
 )
 
 from ledger.errors import InvalidEventError, InvalidTimeError
+from ledger.model import Model
 
 ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
@@ -152,7 +152,7 @@ os.register_at_fork(after_in_child=_random.seed)
 # --- the data of each event type, as recorded -------------------------------------------------
 
 
-class _Data(BaseModel):
+class _Data(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -327,7 +327,7 @@ def upcast(record: dict[str, Any]) -> dict[str, Any]:
 # --- envelopes -----------------------------------------------------------------------------
 
 
-class EventIn(BaseModel):
+class EventIn(Model):
     """One event as given to `Ledger.append` (one JSON line of `ledger append`).
 
     For `ArticleEdited`, `data` gives the new `title` and/or the whole new `body` (or a ready
@@ -355,7 +355,7 @@ class EventIn(BaseModel):
         return value
 
 
-class NewRecord(BaseModel):
+class NewRecord(Model):
     """An event ready for the store: validated data in the current schema, not yet positioned."""
 
     model_config = ConfigDict(frozen=True)
@@ -370,7 +370,7 @@ class NewRecord(BaseModel):
     explicit_id: bool = False
 
 
-class RecordedEvent(BaseModel):
+class RecordedEvent(Model):
     """An event as the log holds it: the envelope the store added, and the data."""
 
     model_config = ConfigDict(frozen=True)

@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field
+from pydantic import Field
+
 
 from ledger import codec
 from ledger.errors import (
@@ -46,6 +47,7 @@ from ledger.errors import (
     StoreNotFoundError,
     VersionConflictError,
 )
+from ledger.model import Model
 from ledger.events import SCHEMA_VERSIONS, NewRecord, parse_time, upcast, validate_data
 
 log = logging.getLogger("ledger")
@@ -62,7 +64,7 @@ _CHUNK = 64 * 1024
 _WRITTEN_MAX = 20_000
 
 
-class AppendResult(BaseModel):
+class AppendResult(Model):
     """What one append recorded (or, for a re-sent append, what it had recorded the first time)."""
 
     versions: dict[str, int] = Field(description="The new version of each article appended to.")
@@ -74,14 +76,14 @@ class AppendResult(BaseModel):
     occurred_at: dict[str, datetime] = Field(default_factory=dict, description="When each article's new version occurred.")
 
 
-class Head(BaseModel):
+class Head(Model):
     """The end of the log: the last position and the hash that seals everything up to it."""
 
     position: int
     hash: str
 
 
-class Problem(BaseModel):
+class Problem(Model):
     """One defect `verify` found."""
 
     line: int = Field(description="1-based line number in the log file.")
@@ -90,7 +92,7 @@ class Problem(BaseModel):
     message: str
 
 
-class VerifyReport(BaseModel):
+class VerifyReport(Model):
     """The result of `verify`: counts, the head hash to note down, and every problem found."""
 
     ok: bool
