@@ -23,7 +23,6 @@ from typing import Any, Callable, Literal
 
 from pydantic import Field, ValidationError
 
-
 from ledger import codec
 
 from ledger.errors import (

@@ -22,7 +22,6 @@ from typing import Any, Literal
 import yaml
 from pydantic import Field
 
-
 from ledger.application import Ledger
 from ledger.changes import plan_changes
 from ledger.errors import ArticleNotFoundError, DraftError, InvalidEventError, VersionConflictError

@@ -12,7 +12,6 @@ from typing import Any, Callable, Iterable
 
 from pydantic import Field
 
-
 from ledger.errors import CorruptStoreError
 from ledger.model import Model
 from ledger.events import parse_time

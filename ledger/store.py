@@ -34,7 +34,6 @@ from typing import Any, Callable
 
 from pydantic import Field
 
-
 from ledger import codec
 from ledger.errors import (
     CorruptStoreError,
@@ -47,8 +46,8 @@ from ledger.errors import (
     StoreNotFoundError,
     VersionConflictError,
 )
-from ledger.model import Model
 from ledger.events import SCHEMA_VERSIONS, NewRecord, parse_time, upcast, validate_data
+from ledger.model import Model
 
 log = logging.getLogger("ledger")
 

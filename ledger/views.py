@@ -15,7 +15,6 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PlainSerializer
 
-
 from ledger.events import format_time
 from ledger.model import Model
 
