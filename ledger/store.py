@@ -364,7 +364,8 @@ class FileEventStore(EventStore):
                 self._db = self._connect(path)
         return self._db
 
-    def _connect(self, path: Path) -> sqlite3.Connection:
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
