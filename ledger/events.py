@@ -112,13 +112,24 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
+_ids_lock = threading.Lock()
+_next_stamp = 0
+_VERSION = 7 << 76
+_VARIANT = 2 << 62
+# The ids' random bits: a generator of our own, seeded from os.urandom (a user's random.seed()
+# must not make two processes draw the same ids) and seeded again in a forked child. It is
+# 6x cheaper than an os.urandom call per append; ids need uniqueness, not secrecy.
+_random = random.Random()
+os.register_at_fork(after_in_child=_random.seed)
+
+
 def new_event_ids(count: int) -> list[str]:
     """`count` fresh, unique event ids: time-ordered UUIDs (version 7, RFC 9562) in their usual
     text form, increasing within this process.
 
     Time order keeps the index's id lookups cheap: each new id lands at the end of the id index
     instead of at a random place in it (random version-4 ids made indexing an event 2.7x slower
-    at 200k events, and the gap grows with the log).
+    at 200k events and 5x at 1M: `benchmarks/index_ids.py`).
     """
     global _next_stamp
     with _ids_lock:
@@ -136,17 +147,6 @@ def new_event_ids(count: int) -> list[str]:
         h = f"{(stamp >> 12) << 80 | _VERSION | (stamp & 0xFFF) << 64 | _VARIANT | _random.getrandbits(62):032x}"
         ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
     return ids
-
-
-_ids_lock = threading.Lock()
-_next_stamp = 0
-_VERSION = 7 << 76
-_VARIANT = 2 << 62
-# The ids' random bits: a generator of our own, seeded from os.urandom (a user's random.seed()
-# must not make two processes draw the same ids) and seeded again in a forked child. It is
-# 6x cheaper than an os.urandom call per append; ids need uniqueness, not secrecy.
-_random = random.Random()
-os.register_at_fork(after_in_child=_random.seed)
 
 
 # --- the data of each event type, as recorded -------------------------------------------------
