@@ -392,18 +392,24 @@ class Ledger:
                 reason=event.reason,
                 explicit_id=event.id is not None,
             )
-            # Fold as we go so that the next event of the same append is checked against it. The
-            # fold applies the event's patch, so it is also where a patch that does not fit fails.
-            try:
-                states[article] = apply(
-                    states[article],
-                    {"type": record.type, "data": data, "article": article, "version": expected[article] + 1,
-                     "occurred_at": record.occurred_at or "", "pos": 0},
-                )
-            except ValueError as exc:
-                raise InvalidEventError(f"{name}: patch: {exc}") from None
+            # Fold as we go so that the next event of the same append is checked against it.
+            states[article] = self._fold_checked(
+                states[article],
+                {"type": record.type, "data": data, "article": article, "version": expected[article] + 1,
+                 "occurred_at": record.occurred_at or "", "pos": 0},
+                name,
+            )
             records.append(record)
         return records, expected, states
+
+    @staticmethod
+    def _fold_checked(state: ArticleState | None, record: dict[str, Any], name: str) -> ArticleState:
+        """Fold an event that is being checked for appending. Folding applies its patch, so this is
+        where a patch that does not fit the text is refused (once, not applied twice)."""
+        try:
+            return apply(state, record)
+        except ValueError as exc:
+            raise InvalidEventError(f"{name}: patch: {exc}") from None
 
     def _record_data(self, event: EventIn, state: ArticleState | None, name: str) -> dict[str, Any]:
         """Check `event` against the article's state; return the data to record (only what changes)."""
@@ -1101,7 +1107,9 @@ class Ledger:
             previous = (state.version, state.updated_at) if state is not None else (0, "")
             for label, event in zip(labels, events):
                 data = self._record_data(event, state, label)
-                state = apply(state, {"type": event.type, "data": data, "article": article, "version": previous[0] + 1, "occurred_at": when, "pos": 0})
+                state = self._fold_checked(
+                    state, {"type": event.type, "data": data, "article": article, "version": previous[0] + 1, "occurred_at": when, "pos": 0}, label
+                )
             if when < previous[1]:
                 raise InvalidTimeError(f"{labels[0]}: occurred_at {when} of {article!r} is earlier than its version {previous[0]} ({previous[1]})")
             states[article] = state

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
@@ -168,6 +169,28 @@ def test_import_that_conflicts_appends_nothing(source: Path, tmp_path: Path) -> 
     # deir-ez-zor would import fine; harbour exists already: nothing at all is appended.
     assert (result.exit_code, result.stderr) == (5, f"error: {dump}:2: article 'harbour' already exists (version 1)\n")
     assert (other / LOG).read_bytes() == before
+
+
+def test_import_of_a_patch_that_no_longer_fits_is_refused_with_its_line(tmp_path: Path) -> None:
+    # Two copies of one store edit the same article differently; importing one copy's edit into
+    # the other re-appends it, and its patch does not fit the other copy's text.
+    first = ledger.init(tmp_path / "first")
+    with ledger.open(first) as led:
+        led.append([{"type": "ArticleCreated", "article": "x", "data": {"title": "T", "body": "Short body here."}, "id": "c1"}])
+    second = tmp_path / "second"
+    shutil.copytree(first, second)
+    with ledger.open(first) as led:
+        led.append([{"type": "ArticleEdited", "article": "x", "data": {"patch": [[10, 16, "text that is here now."]]}, "id": "e1"}])
+    with ledger.open(second) as led:
+        led.append([{"type": "ArticleEdited", "article": "x", "data": {"body": "Tiny"}, "id": "e2"}])
+    before = (second / LOG).read_bytes()
+    dump = tmp_path / "first.jsonl"
+    dump.write_bytes(cli("export", store=first).stdout_bytes)
+    result = cli("import", str(dump), store=second)
+    assert (result.exit_code, result.stderr) == (
+        3, f"error: {dump}:2: patch: patch operation [10, 16] does not fit a text of 4 characters\n"
+    )
+    assert (second / LOG).read_bytes() == before
 
 
 @pytest.mark.parametrize(
