@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ledger import codec
 
@@ -50,7 +50,6 @@ from ledger.events import (
     validate_data,
 )
 from ledger.changes import plan_changes, same_value
-from ledger.model import Model
 from ledger.patches import make_patch
 from ledger.checkpoints import ViewStore
 from ledger.diffs import line_diff, word_diff
@@ -113,7 +112,7 @@ def open(path: str | os.PathLike[str] | None = None, *, create: bool = False, lo
     return Ledger(store)
 
 
-class Stats(Model):
+class Stats(BaseModel):
     """Counts of a store (`ledger stats`)."""
 
     events: int = Field(description="Events in the log.")
@@ -126,7 +125,7 @@ class Stats(Model):
     head_hash: str = Field(description="The hash that seals the log up to the head.")
 
 
-class ImportResult(Model):
+class ImportResult(BaseModel):
     """What `Ledger.import_records` did."""
 
     mode: Literal["exact", "reappended"] = Field(

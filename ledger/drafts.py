@@ -20,13 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ledger.application import Ledger
 from ledger.changes import plan_changes
 from ledger.errors import ArticleNotFoundError, DraftError, InvalidEventError, VersionConflictError
 from ledger.events import validate_article_id
-from ledger.model import Model
 from ledger.projections import ArticleView
 from ledger.rendering import (
     CATEGORY_KEYS,
@@ -52,14 +51,14 @@ _OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
 _RETRIES = 5
 
 
-class DraftBlock(Model):
+class DraftBlock(BaseModel):
     """An update block of a draft: its heading line and everything after it up to the next block."""
 
     heading: str
     text: str
 
 
-class Draft(Model):
+class Draft(BaseModel):
     """A parsed draft: the article it states, and (in `metadata["_draft"]`) how it was laid out."""
 
     id: str = Field(description="The article id: front matter `id`, else the file name's stem.")
@@ -76,7 +75,7 @@ class Draft(Model):
         return render(self)
 
 
-class IngestResult(Model):
+class IngestResult(BaseModel):
     """What ingesting one draft did."""
 
     path: str | None = Field(description="The draft file.")

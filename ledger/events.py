@@ -19,6 +19,7 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     ConfigDict,
     Field,
     ValidationError,
@@ -26,7 +27,6 @@ from pydantic import (
 )
 
 from ledger.errors import InvalidEventError, InvalidTimeError
-from ledger.model import Model
 
 ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
@@ -152,7 +152,7 @@ def new_event_ids(count: int) -> list[str]:
 # --- the data of each event type, as recorded -------------------------------------------------
 
 
-class _Data(Model):
+class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -327,7 +327,7 @@ def upcast(record: dict[str, Any]) -> dict[str, Any]:
 # --- envelopes -----------------------------------------------------------------------------
 
 
-class EventIn(Model):
+class EventIn(BaseModel):
     """One event as given to `Ledger.append` (one JSON line of `ledger append`).
 
     For `ArticleEdited`, `data` gives the new `title` and/or the whole new `body` (or a ready
@@ -355,7 +355,7 @@ class EventIn(Model):
         return value
 
 
-class NewRecord(Model):
+class NewRecord(BaseModel):
     """An event ready for the store: validated data in the current schema, not yet positioned."""
 
     model_config = ConfigDict(frozen=True)
@@ -370,7 +370,7 @@ class NewRecord(Model):
     explicit_id: bool = False
 
 
-class RecordedEvent(Model):
+class RecordedEvent(BaseModel):
     """An event as the log holds it: the envelope the store added, and the data."""
 
     model_config = ConfigDict(frozen=True)

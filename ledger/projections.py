@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ledger.errors import CorruptStoreError
-from ledger.model import Model
 from ledger.views import UtcTime
 from ledger.patches import apply_patch
 
 
-class UpdateBlock(Model):
+class UpdateBlock(BaseModel):
     """An update block as it stands in a version of an article."""
 
     heading: str = Field(description='The heading line, e.g. "Update from Al Masdar News:".')
@@ -27,7 +26,7 @@ class UpdateBlock(Model):
     added_at: UtcTime = Field(description="When that version occurred (UTC).")
 
 
-class ArticleView(Model):
+class ArticleView(BaseModel):
     """An article as it stood at one version."""
 
     article: str = Field(description="The article's id (the same field name as in every other result).")

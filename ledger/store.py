@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from ledger import codec
 from ledger.errors import (
@@ -47,7 +47,6 @@ from ledger.errors import (
     VersionConflictError,
 )
 from ledger.events import SCHEMA_VERSIONS, NewRecord, parse_time, upcast, validate_data
-from ledger.model import Model
 
 log = logging.getLogger("ledger")
 
@@ -63,7 +62,7 @@ _CHUNK = 64 * 1024
 _WRITTEN_MAX = 20_000
 
 
-class AppendResult(Model):
+class AppendResult(BaseModel):
     """What one append recorded (or, for a re-sent append, what it had recorded the first time)."""
 
     versions: dict[str, int] = Field(description="The new version of each article appended to.")
@@ -75,14 +74,14 @@ class AppendResult(Model):
     occurred_at: dict[str, datetime] = Field(default_factory=dict, description="When each article's new version occurred.")
 
 
-class Head(Model):
+class Head(BaseModel):
     """The end of the log: the last position and the hash that seals everything up to it."""
 
     position: int
     hash: str
 
 
-class Problem(Model):
+class Problem(BaseModel):
     """One defect `verify` found."""
 
     line: int = Field(description="1-based line number in the log file.")
@@ -91,7 +90,7 @@ class Problem(Model):
     message: str
 
 
-class VerifyReport(Model):
+class VerifyReport(BaseModel):
     """The result of `verify`: counts, the head hash to note down, and every problem found."""
 
     ok: bool

@@ -13,10 +13,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, PlainSerializer
+from pydantic import BaseModel, Field, PlainSerializer
 
 from ledger.events import format_time
-from ledger.model import Model
 
 UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
 """A time that is written in JSON as the log's canonical UTC text (`2017-09-05T16:05:00.000000Z`:
@@ -36,7 +35,7 @@ ChangeKind = Literal[
 """What kind of change a version made (one version may make several)."""
 
 
-class VersionChange(Model):
+class VersionChange(BaseModel):
     """What one version of an article changed: a line of `history` and of `timeline`."""
 
     article: str = Field(description="The article's id.")
@@ -60,7 +59,7 @@ class HistoryEntry(VersionChange):
     withdrawn: bool = Field(description="Whether the article is withdrawn at this version.")
 
 
-class DiffLine(Model):
+class DiffLine(BaseModel):
     """One line of a line diff: `op` is ' ' (context), '-' (only in FROM) or '+' (only in TO)."""
 
     op: Literal[" ", "-", "+"]
@@ -68,14 +67,14 @@ class DiffLine(Model):
     newline: bool = Field(default=True, description="False for a last line without a line break.")
 
 
-class WordChange(Model):
+class WordChange(BaseModel):
     """One run of a word diff: `op` is 'equal', 'delete' (only in FROM) or 'insert' (only in TO)."""
 
     op: Literal["equal", "delete", "insert"]
     text: str = Field(description="The words and the whitespace between them, exactly.")
 
 
-class Hunk(Model):
+class Hunk(BaseModel):
     """A run of changed lines with context, as in a unified diff (`@@ -a,b +c,d @@`)."""
 
     from_start: int
@@ -85,7 +84,7 @@ class Hunk(Model):
     lines: list[DiffLine]
 
 
-class Diff(Model):
+class Diff(BaseModel):
     """What changed in the rendered article between two versions."""
 
     article: str
@@ -102,7 +101,7 @@ class Diff(Model):
         return not self.hunks and not any(change.op != "equal" for change in self.changes)
 
 
-class CategoryMember(Model):
+class CategoryMember(BaseModel):
     """An article in a category listing."""
 
     article: str
@@ -111,7 +110,7 @@ class CategoryMember(Model):
     entered_version: int = Field(description="The version that put it there.")
 
 
-class CategoryListing(Model):
+class CategoryListing(BaseModel):
     """The articles in one category, now or at a past time (withdrawn ones left out)."""
 
     name: str
@@ -119,14 +118,14 @@ class CategoryListing(Model):
     articles: list[CategoryMember]
 
 
-class CategoryCount(Model):
+class CategoryCount(BaseModel):
     """A category with how many (not withdrawn) articles it holds."""
 
     name: str
     count: int
 
 
-class CategoryMembership(Model):
+class CategoryMembership(BaseModel):
     """A stint of an article in a category: when it entered and (unless still in) left."""
 
     article: str
@@ -137,7 +136,7 @@ class CategoryMembership(Model):
     left_at: UtcTime | None = Field(default=None, description="When that version occurred (UTC); None while it is still in.")
 
 
-class FeedBlock(Model):
+class FeedBlock(BaseModel):
     """An update block of a feed entry, as it stands now (its current heading)."""
 
     heading: str
@@ -145,7 +144,7 @@ class FeedBlock(Model):
     added_at: UtcTime = Field(description="When that version occurred (UTC).")
 
 
-class FeedEntry(Model):
+class FeedEntry(BaseModel):
     """An article that received update blocks since the time asked for (blocks it still has)."""
 
     article: str
@@ -158,7 +157,7 @@ class TimelineEntry(VersionChange):
     """One version of one article in the timeline of all changes."""
 
 
-class ReplayStats(Model):
+class ReplayStats(BaseModel):
     """What a full rebuild of the views did."""
 
     events: int = Field(description="Events folded.")

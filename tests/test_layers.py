@@ -18,7 +18,6 @@ LAYERS = {
     "errors": 0,
     "times": 0,
     "patches": 0,
-    "model": 0,
     "events": 1,
     "codec": 2,
     "store": 3,
