@@ -117,10 +117,20 @@ _next_stamp = 0
 _VERSION = 7 << 76
 _VARIANT = 2 << 62
 # The ids' random bits: a generator of our own, seeded from os.urandom (a user's random.seed()
-# must not make two processes draw the same ids) and seeded again in a forked child. It is
-# 6x cheaper than an os.urandom call per append; ids need uniqueness, not secrecy.
+# must not make two processes draw the same ids). It is 6x cheaper than an os.urandom call per
+# append; ids need uniqueness, not secrecy.
 _random = random.Random()
-os.register_at_fork(after_in_child=_random.seed)
+
+
+def _ids_after_fork() -> None:
+    # A forked child draws other random bits than its parent, and gets a lock of its own: the
+    # parent's may have been held by a thread that does not exist in the child.
+    global _ids_lock
+    _ids_lock = threading.Lock()
+    _random.seed()
+
+
+os.register_at_fork(after_in_child=_ids_after_fork)
 
 
 def new_event_ids(count: int) -> list[str]:

@@ -158,6 +158,31 @@ def test_event_ids_stay_unique_and_ordered_past_4096_in_one_millisecond() -> Non
     assert all(uuid.UUID(eid).version == 7 for eid in ids)
 
 
+
+def test_a_forked_child_makes_ids_even_if_the_parent_held_the_id_lock() -> None:
+    from ledger import events
+
+    parent_ids = events.new_event_ids(1)
+    read_end, write_end = os.pipe()
+    with events._ids_lock:  # as another thread of the parent might be at the moment of the fork
+        pid = os.fork()
+        if pid == 0:
+            os.write(write_end, events.new_event_ids(1)[0].encode())
+            os._exit(0)
+    deadline = time.monotonic() + 10
+    while os.waitpid(pid, os.WNOHANG) == (0, 0):
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on the id lock")
+        time.sleep(0.01)
+    child_id = os.read(read_end, 100).decode()
+    os.close(read_end)
+    os.close(write_end)
+    assert uuid.UUID(child_id).version == 7
+    # The child draws its own random bits: the same millisecond and count cannot collide.
+    assert child_id[19:] != events.new_event_ids(1)[0][19:] and child_id not in parent_ids
+
 # --- optimistic concurrency ------------------------------------------------------------------
 
 
