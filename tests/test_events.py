@@ -97,6 +97,19 @@ def test_canonical_time_text_orders_like_time() -> None:
         format_time(datetime(2017, 9, 5))
 
 
+def test_times_before_the_year_1000_keep_the_fixed_width(led: ledger.Ledger) -> None:
+    moments = [datetime(1, 1, 1, tzinfo=timezone.utc), datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=timezone.utc),
+               datetime(1000, 1, 1, tzinfo=timezone.utc)]
+    texts = [format_time(m) for m in moments]
+    assert texts[1] == "0999-12-31T23:59:59.000005Z"
+    assert texts == sorted(texts) and len({len(t) for t in texts}) == 1
+    assert [parse_time(t) for t in texts] == moments
+    # A date from a digitised chronicle is a time like any other.
+    led.append([event(occurred_at="0999-12-31T12:00:00Z")])
+    assert led.article("deir-ez-zor", at="0999-12-31T13:00:00Z").version == 1
+    assert led.history("deir-ez-zor")[0].occurred_at == datetime(999, 12, 31, 12, tzinfo=timezone.utc)
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
