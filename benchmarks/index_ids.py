@@ -30,10 +30,10 @@ _ARTICLES = 97_000  # as many as the 1M-event generated store has
 _TIME = "2024-01-01T00:00:00.000000Z"
 
 
-def _build(path: Path, rows: int, make_ids: Callable[[int], list[str]]) -> list[float]:
-    """Index `rows` records; returns microseconds per row of each transaction."""
+def _build(path: Path, rows: int, make_ids: Callable[[int], list[str]]) -> list[tuple[int, float]]:
+    """Index `rows` records; returns (rows, microseconds per row) of each transaction."""
     db = FileEventStore._connect(path)
-    costs: list[float] = []
+    costs: list[tuple[int, float]] = []
     try:
         for start in range(0, rows, _PER_TRANSACTION):
             count = min(_PER_TRANSACTION, rows - start)
@@ -52,7 +52,7 @@ def _build(path: Path, rows: int, make_ids: Callable[[int], list[str]]) -> list[
             db.execute("BEGIN")
             FileEventStore._index_records(db, records)
             db.execute("COMMIT")
-            costs.append((time.perf_counter() - began) / count * 1e6)
+            costs.append((count, (time.perf_counter() - began) / count * 1e6))
     finally:
         db.close()
     return costs
@@ -68,14 +68,14 @@ def main(argv: list[str] | None = None) -> int:
         "time-ordered (ledger)": new_event_ids,
         "random uuid4": lambda n: [str(uuid.uuid4()) for _ in range(n)],
     }
-    results: dict[str, list[float]] = {}
+    results: dict[str, list[tuple[int, float]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, make_ids in kinds.items():
             results[name] = _build(Path(tmp) / f"{len(results)}.sqlite", args.rows, make_ids)
     ours, theirs = results.values()
     every = max(1, len(ours) // 5)
-    marks = [(min((i + 1) * _PER_TRANSACTION, args.rows), ours[i], theirs[i]) for i in range(every - 1, len(ours), every)]
-    total = {name: sum(costs) * _PER_TRANSACTION / 1e6 for name, costs in results.items()}
+    marks = [(min((i + 1) * _PER_TRANSACTION, args.rows), ours[i][1], theirs[i][1]) for i in range(every - 1, len(ours), every)]
+    total = {name: sum(count * cost for count, cost in costs) / 1e6 for name, costs in results.items()}
     if args.json:
         print(json.dumps({"rows": args.rows, "us_per_row": [{"indexed": n, "ledger": round(a, 2), "uuid4": round(b, 2)} for n, a, b in marks],
                           "seconds": {k: round(v, 1) for k, v in total.items()}}))

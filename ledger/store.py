@@ -136,8 +136,9 @@ class EventStore(ABC):
         """The article's current version (0 when it has no events)."""
 
     def article_versions(self, articles: Iterable[str]) -> dict[str, int]:
-        """The current version of each of `articles` (0 for those with no events), read at one
-        moment: what an append checks its events against."""
+        """The current version of each of `articles` (0 for those with no events), in one look at
+        the store: what an append checks its events against (the store checks them again under
+        its lock when it writes)."""
         return {article: self.article_version(article) for article in articles}
 
     @abstractmethod
