@@ -306,6 +306,8 @@ class FileEventStore(EventStore):
         # index takes them as they are instead of reading, parsing and hash-checking them again.
         self._written: list[tuple[int, int, dict[str, Any], str]] = []
         self._written_at = -1
+        # The event ids of `_written`: id -> (position, article, version).
+        self._written_ids: dict[str, tuple[int, str, int]] = {}
         self._bulk_depth = 0
         self._unsynced = False
         self.recovered_bytes = 0
@@ -401,7 +403,7 @@ class FileEventStore(EventStore):
         ):
             # Already up to date (the common case on open): no write transaction, so opening a
             # store writes nothing and closing it has no WAL to checkpoint.
-            self._written = []
+            self._forget_written()
             self._indexed = size
             return
         db.execute("BEGIN IMMEDIATE")
@@ -434,7 +436,7 @@ class FileEventStore(EventStore):
                 self._index_records(db, written)
                 position, last_hash = written[-1][2]["pos"], written[-1][3]
                 covered = written[-1][0] + written[-1][1]
-            self._written = []
+            self._forget_written()
             if covered < size:
                 scan = self._scan(covered, size, position, last_hash)
                 if scan.records:
@@ -746,10 +748,25 @@ class FileEventStore(EventStore):
         """Bytes of the log."""
         return os.fstat(self._read_fd).st_size
 
+    def _forget_written(self) -> None:
+        self._written = []
+        self._written_ids = {}
+
+    def _unindexed_are_held(self) -> bool:
+        """Whether all the log holds beyond the index is what this process wrote and still holds,
+        so that ids can be looked up there, in memory, instead of indexing them first (a write
+        transaction per append with ids: it tripled their cost)."""
+        if not self._written or self._db is None or self._written_at != self._indexed:
+            return False
+        last_offset, last_length = self._written[-1][0], self._written[-1][1]
+        return os.fstat(self._read_fd).st_size == last_offset + last_length
+
     def lookup_ids(self, ids: Sequence[str]) -> dict[str, tuple[int, str, int]]:
         """`id -> (position, article, version)` for those of `ids` already in the log."""
         with self._mutex:
-            self._sync_index()
+            held = self._written_ids if self._unindexed_are_held() else {}
+            if not held:
+                self._sync_index()
             db = self._index()
             found: dict[str, tuple[int, str, int]] = {}
             for start in range(0, len(ids), 500):
@@ -759,6 +776,9 @@ class FileEventStore(EventStore):
                     f"SELECT id, pos, article, version FROM events WHERE id IN ({marks})", part
                 ):
                     found[eid] = (pos, article, version)
+            for eid in ids:
+                if eid in held:
+                    found[eid] = held[eid]
             return found
 
     # --- writing -------------------------------------------------------------------------
@@ -933,9 +953,10 @@ class FileEventStore(EventStore):
     def _keep_for_index(self, sealed: list[tuple[int, int, dict[str, Any], str]]) -> None:
         """Hold what was just written for the next index sync, if it continues what is held."""
         if not self._written or self._written[-1][0] + self._written[-1][1] != sealed[0][0]:
-            self._written = []
+            self._forget_written()
             self._written_at = sealed[0][0]
         self._written.extend(sealed)
+        self._written_ids.update((r["id"], (r["pos"], r["article"], r["version"])) for _, _, r, _ in sealed)
         if len(self._written) >= _WRITTEN_MAX:
             # A long run of appends with no read in between (an import): index what is held now,
             # rather than hold every record in memory or drop them and read the log back later.
@@ -991,7 +1012,9 @@ class FileEventStore(EventStore):
         positions = [found[eid][0] for eid in ids]
         with self._mutex:
             # The times of the original append (its positions are contiguous), so a re-sent
-            # append gets the result the first one got.
+            # append gets the result the first one got. It may not be indexed yet (a re-send is
+            # rare: indexing it now costs nothing on the common path).
+            self._sync_index()
             times = self._index().execute(
                 "SELECT article, MIN(occurred_at), MAX(recorded_at) FROM events WHERE pos BETWEEN ? AND ? GROUP BY article",
                 (min(positions), max(positions)),
