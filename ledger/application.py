@@ -313,20 +313,18 @@ class Ledger:
                 if expected_by_user.setdefault(event.article, event.expected_version) != event.expected_version:
                     raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event.article!r}")
         explicit = [event.id for event in parsed if event.id is not None]
-        if explicit:
-            if len(explicit) == len(parsed):
-                original = self.store.find_append(explicit)
-                if original is not None:
-                    return original
-            elif self.store.find_append(explicit) is not None:
-                raise DuplicateEventError(f"{names[0]}: some events of this append are already in the log and others have no id")
+        # A re-sent append (every id given) is recognised by the store, under its lock, when it
+        # would write it, or below when its events no longer fit the articles: one look for its
+        # ids on the common path, not two.
+        if explicit and len(explicit) != len(parsed) and self.store.find_append(explicit) is not None:
+            raise DuplicateEventError(f"{names[0]}: some events of this append are already in the log and others have no id")
         for attempt in range(_RETRIES):
             try:
                 records, expected, states = self._prepare(parsed, names, expected_by_user)
             except LedgerError:
-                # Another process may have recorded this very append since the check above; the
-                # article's new state then refuses it (created twice, changes nothing, version
-                # moved on), but a re-sent append must get its original result.
+                # A re-sent append (by us or, meanwhile, by another process) is refused by the
+                # articles' new state (created twice, changes nothing, version moved on), but
+                # must get its original result.
                 original = self.store.find_append(explicit) if explicit and len(explicit) == len(parsed) else None
                 if original is not None:
                     return original

@@ -274,18 +274,19 @@ def test_resent_ids_return_the_original_result(led: ledger.Ledger, store_dir: Pa
 
 
 class _RacedStore(FileEventStore):
-    """A real store on which another writer records `batch` right after this one looked its ids
-    up and found none: the interleaving of two processes sending the same append at once."""
+    """A real store on which another writer records `batch` right after this one looked at the
+    articles' versions to check its append against them: the interleaving of two processes
+    sending the same append at once."""
 
     batch: list[dict[str, Any]] = []
 
-    def find_append(self, ids: Any) -> ledger.AppendResult | None:
-        found = super().find_append(ids)
+    def article_versions(self, articles: Any) -> dict[str, int]:
+        versions = super().article_versions(articles)
         if self.batch:
             batch, self.batch = self.batch, []
             with ledger.open(self.root) as other:
                 other.append(batch)
-        return found
+        return versions
 
 
 @pytest.mark.parametrize(
