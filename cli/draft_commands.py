@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from cli.main import main, open_ledger
-from cli.output import TIME, console, format_option, json_line
+from cli.output import TIME, console, format_option, json_line, notice
 from ledger import IngestResult, ingest
 
 
@@ -90,7 +90,7 @@ def watch_command(
         click.echo(f"{datetime.now().strftime('%H:%M:%S')} {_line(result)}")
 
     def on_error(path: str, message: str) -> None:
-        err.print(f"[bold red]error:[/] {message}", markup=True, highlight=False)
+        notice("[bold red]error:[/]", message)
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         stopping.set()
@@ -101,7 +101,7 @@ def watch_command(
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
         watcher.start()
-        err.print(f"watching {folder} ({watcher.mode}) into {led.path}; Ctrl-C or SIGTERM stops", highlight=False)
+        err.print(f"watching {folder} ({watcher.mode}) into {led.path}; Ctrl-C or SIGTERM stops", markup=False, highlight=False)
         while not stopping.wait(0.2):
             if not watcher.running:
                 break

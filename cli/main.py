@@ -27,7 +27,7 @@ from typing import Any
 import click
 
 import ledger
-from cli.output import console
+from cli.output import notice
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -45,7 +45,7 @@ class LedgerGroup(click.Group):
         except ledger.LedgerError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            console(stderr=True).print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            notice("[bold red]error:[/]", str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
             ctx.exit(EXIT_INTERRUPTED)
@@ -58,7 +58,7 @@ class LedgerGroup(click.Group):
 
 class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        console(stderr=True).print(f"[yellow]warning:[/] {record.getMessage()}", markup=True, highlight=False)
+        notice("[yellow]warning:[/]", record.getMessage())
 
 
 @click.group(cls=LedgerGroup, context_settings=CONTEXT_SETTINGS)

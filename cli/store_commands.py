@@ -10,7 +10,7 @@ import click
 
 import ledger
 from cli.main import main, open_ledger
-from cli.output import console, event_line, format_option, json_line, json_lines, local_time, progress_bar, table
+from cli.output import console, event_line, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 
 @main.command()
@@ -125,9 +125,7 @@ def verify(ctx: click.Context, fmt: str) -> None:
     else:
         out = console()
         for problem in report.problems:
-            console(stderr=True).print(
-                f"[red]problem:[/] line {problem.line}, position {problem.position}, byte {problem.offset}: {problem.message}"
-            )
+            notice("[red]problem:[/]", f"line {problem.line}, position {problem.position}, byte {problem.offset}: {problem.message}")
         state = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
         out.print(f"{state}: {report.events} events, {report.articles} articles, head position {report.head_position}")
         out.print(f"head hash {report.head_hash}")

@@ -233,6 +233,36 @@ def test_piped_output_has_no_colour_codes(store_dir: Path) -> None:
         assert ANSI not in result.stdout and ANSI not in result.stderr, args
 
 
+def test_piped_tables_are_aligned_and_end_rows_at_their_last_cell(tmp_path: Path) -> None:
+    store = ledger.init(tmp_path / "store")
+    with ledger.open(store) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "categories": ["world", "économie"]}}])
+        led.append([{"type": "ArticleCreated", "article": "b", "data": {"title": "B", "categories": ["world"]}}])
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    piped = subprocess.run([LEDGER, "--store", str(store), "categories"], capture_output=True, env=env)
+    assert piped.stdout.decode() == "category  articles\nworld     2\néconomie  1\n"
+    # At a width COLUMNS sets, rich wraps the rows; they still end at their last cell.
+    narrow = subprocess.run([LEDGER, "--store", str(store), "categories", "--article", "a"], capture_output=True,
+                            env={**env, "COLUMNS": "40"})
+    lines = narrow.stdout.decode().splitlines()
+    assert narrow.returncode == 0 and len(lines) > 3 and all(line == line.rstrip() for line in lines)
+
+
+def test_titles_and_paths_are_never_read_as_rich_markup(tmp_path: Path) -> None:
+    store = ledger.init(tmp_path / "store")
+    title = "Live [b]bold[/b] a[/]b [red]x"
+    with ledger.open(store) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": title, "categories": ["news"]}}])
+    piped = run_ledger("categories", "news", store=store)
+    assert piped.returncode == 0 and title in piped.stdout.decode()
+    code, screen = on_terminal(["--store", str(store), "categories", "news"], plain_env())
+    assert code == 0 and title.encode() in screen
+    # An error naming a path with brackets names it as it is.
+    missing = tmp_path / "[b]old[/b]"
+    result = run_ledger("show", "a", store=missing)
+    assert (result.returncode, result.stderr.decode()) == (6, f"error: {missing}: no ledger store here (run `ledger init`)\n")
+
+
 def test_colour_on_a_terminal_unless_no_color(store_dir: Path) -> None:
     code, screen = on_terminal(["--store", str(store_dir), "log", "--article", "nope"], plain_env())
     assert code == 4 and ANSI in screen and b"not in the log" in screen
