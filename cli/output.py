@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -115,10 +116,12 @@ def _plain_table(columns: list[str], rows: list[list[str]], title: str | None) -
     for row in rows:
         for i, cell in enumerate(row):
             widths[i] = max(widths[i], cell_len(cell))
-    lines = [title] if title else []
-    for row in [columns, *rows]:
-        lines.append("  ".join(cell + " " * (width - cell_len(cell)) for cell, width in zip(row, widths)).rstrip())
-    sys.stdout.write("".join(line + "\n" for line in lines))
+    if title:
+        sys.stdout.write(title + "\n")
+    sys.stdout.writelines(
+        "  ".join(cell + " " * (width - cell_len(cell)) for cell, width in zip(row, widths)).rstrip() + "\n"
+        for row in itertools.chain([columns], rows)
+    )
     sys.stdout.flush()
 
 
