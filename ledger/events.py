@@ -398,19 +398,23 @@ class RecordedEvent(BaseModel):
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> "RecordedEvent":
-        """Build from a raw (checksummed, upcast) record without validating it again."""
-        return cls.model_construct(
-            position=record["pos"],
-            id=record["id"],
-            article=record["article"],
-            version=record["version"],
-            type=record["type"],
-            schema_version=record.get("schema", 1),
-            recorded_at=parse_time(record["recorded_at"]),
-            occurred_at=parse_time(record["occurred_at"]),
-            actor=record.get("actor"),
-            reason=record.get("reason"),
-            data=record["data"],
+        """Build from a raw (checksummed, upcast) record."""
+        # One validation, which also parses both times, costs half of model_construct plus two
+        # parse_time calls (3.8 against 8 µs; `ledger log` builds one per event).
+        return cls.model_validate(
+            {
+                "position": record["pos"],
+                "id": record["id"],
+                "article": record["article"],
+                "version": record["version"],
+                "type": record["type"],
+                "schema_version": record.get("schema", 1),
+                "recorded_at": record["recorded_at"],
+                "occurred_at": record["occurred_at"],
+                "actor": record.get("actor"),
+                "reason": record.get("reason"),
+                "data": record["data"],
+            }
         )
 
     def to_json_dict(self) -> dict[str, Any]:
