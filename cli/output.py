@@ -48,6 +48,8 @@ def format_option(func: Any) -> Any:
 
 _UNBOUNDED = 100_000
 """The width of piped output (unless COLUMNS says otherwise): rows are never wrapped."""
+_RICH_MAX_ROWS = 1_000
+"""Longer tables are printed plain on a terminal too: rich lays out about 1,400 rows a second."""
 
 
 def console(stderr: bool = False) -> Console:
@@ -88,10 +90,10 @@ def local_time(moment: datetime) -> str:
 
 def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = None) -> None:
     """Print a table for people: rich on a terminal (or at the width COLUMNS gives); plain aligned
-    text, one line per row, when piped."""
+    text, one line per row, when piped or longer than 1,000 rows."""
     cells = [["" if cell is None else str(cell) for cell in row] for row in rows]
     out = console()
-    if out.width == _UNBOUNDED:
+    if out.width == _UNBOUNDED or len(cells) > _RICH_MAX_ROWS:
         _plain_table(columns, cells, title)
         return
     grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")

@@ -248,6 +248,19 @@ def test_piped_tables_are_aligned_and_end_rows_at_their_last_cell(tmp_path: Path
     assert narrow.returncode == 0 and len(lines) > 3 and all(line == line.rstrip() for line in lines)
 
 
+def test_a_long_table_on_a_terminal_is_printed_as_when_piped(tmp_path: Path) -> None:
+    store = ledger.init(tmp_path / "store")
+    with ledger.open(store) as led, led.bulk():
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "0"}}])
+        for n in range(1, 1001):
+            led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": str(n)}, "reason": "r" * (n % 7)}])
+    piped = run_ledger("history", "a", store=store)
+    code, screen = on_terminal(["--store", str(store), "history", "a"], plain_env())
+    assert code == 0 and len(piped.stdout.splitlines()) == 1002
+    # Rich would have made the header bold and padded every row to the terminal's width.
+    assert screen.replace(b"\r\n", b"\n") == piped.stdout
+
+
 def test_titles_and_paths_are_never_read_as_rich_markup(tmp_path: Path) -> None:
     store = ledger.init(tmp_path / "store")
     title = "Live [b]bold[/b] a[/]b [red]x"
