@@ -704,10 +704,7 @@ class FileEventStore(EventStore):
             self._sync_index()
             wanted = list(dict.fromkeys(articles))
             found = dict.fromkeys(wanted, 0)
-            for start in range(0, len(wanted), 500):
-                part = wanted[start : start + 500]
-                marks = ",".join("?" * len(part))
-                found.update(self._index().execute(f"SELECT article, version FROM articles WHERE article IN ({marks})", part))
+            found.update(self._rows_in("SELECT article, version FROM articles WHERE article IN ({})", wanted))
             return found
 
     def articles(self) -> dict[str, int]:
@@ -748,6 +745,13 @@ class FileEventStore(EventStore):
         """Bytes of the log."""
         return os.fstat(self._read_fd).st_size
 
+    def _rows_in(self, query: str, values: Sequence[str]) -> Iterator[tuple[Any, ...]]:
+        """The index's rows for `query`, whose `{}` is filled with one `?` per value: 500 values a
+        statement, under SQLite's limit on parameters."""
+        for start in range(0, len(values), 500):
+            part = list(values[start : start + 500])
+            yield from self._index().execute(query.format(",".join("?" * len(part))), part)
+
     def _forget_written(self) -> None:
         self._written = []
         self._written_ids = {}
@@ -767,15 +771,9 @@ class FileEventStore(EventStore):
             held = self._written_ids if self._unindexed_are_held() else {}
             if not held:
                 self._sync_index()
-            db = self._index()
             found: dict[str, tuple[int, str, int]] = {}
-            for start in range(0, len(ids), 500):
-                part = list(ids[start : start + 500])
-                marks = ",".join("?" * len(part))
-                for eid, pos, article, version in db.execute(
-                    f"SELECT id, pos, article, version FROM events WHERE id IN ({marks})", part
-                ):
-                    found[eid] = (pos, article, version)
+            for eid, pos, article, version in self._rows_in("SELECT id, pos, article, version FROM events WHERE id IN ({})", ids):
+                found[eid] = (pos, article, version)
             for eid in ids:
                 if eid in held:
                     found[eid] = held[eid]
