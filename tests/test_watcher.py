@@ -90,6 +90,8 @@ def test_new_and_changed_drafts_are_ingested(led: ledger.Ledger, drafts: Path, r
     (drafts / "a.txt").write_text(story(1, " More."))
     wait_for(lambda: text_of(led, "a") == story(1, " More."), "a v2")
     assert version(led, "a") == 2
+    # The watcher reports after the append is durable, so the log can be ahead of the report.
+    wait_for(lambda: len(recorder.results) == 2, "both ingests to be reported")
     assert [(r.article, r.version, r.status) for r in recorder.results] == [("a", 1, "created"), ("a", 2, "updated")]
     assert recorder.results[1].summary == "edited body"
 
