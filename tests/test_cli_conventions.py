@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 
 import ledger
 from cli.main import LedgerGroup, main
+from cli.output import table
 from tests.conftest import drain_terminal, run_ledger
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
@@ -259,6 +261,24 @@ def test_a_long_table_on_a_terminal_is_printed_as_when_piped(tmp_path: Path) -> 
     assert code == 0 and len(piped.stdout.splitlines()) == 1002
     # Rich would have made the header bold and padded every row to the terminal's width.
     assert screen.replace(b"\r\n", b"\n") == piped.stdout
+
+
+def test_a_long_table_is_streamed_and_a_wider_cell_widens_its_column_from_its_row(capsys: pytest.CaptureFixture[str]) -> None:
+    printed_before_the_last_row: list[str] = []
+
+    def rows() -> Iterator[list[object]]:
+        for n in range(1, 2001):
+            if n == 2000:
+                printed_before_the_last_row.append(capsys.readouterr().out)
+            yield ["a-longer-name" if n == 1500 else "a", n, None]
+
+    table(["article", "ver", "note"], rows())
+    lines = (printed_before_the_last_row[0] + capsys.readouterr().out).splitlines()
+    # All but the last row were out before the last was read: nothing waits for the whole table.
+    assert len(printed_before_the_last_row[0].splitlines()) == 1 + 1999
+    assert lines[:2] == ["article  ver   note", "a        1"]
+    assert lines[1499:1502] == ["a        1499", "a-longer-name  1500", "a              1501"]
+    assert len(lines) == 2001 and lines[-1] == "a              2000"
 
 
 def test_titles_and_paths_are_never_read_as_rich_markup(tmp_path: Path) -> None:
