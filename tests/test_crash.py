@@ -74,6 +74,12 @@ def test_sigkill_during_large_appends_loses_only_the_unfinished_append(tmp_path:
     returned: dict[str, dict[str, object]] = {}
     torn_rounds = 0
     must_have_returned = 0
+
+    def record_returned(line: bytes) -> None:
+        if line.startswith(b"done "):
+            report = json.loads(line[5:])
+            returned[report["ids"][0]] = report
+
     for round_no in range(ROUNDS):
         child = subprocess.Popen(
             [sys.executable, "-c", WRITER, str(store_dir), str(round_no), str(EVENTS_PER_APPEND), str(BODY_BYTES)],
@@ -87,6 +93,7 @@ def test_sigkill_during_large_appends_loses_only_the_unfinished_append(tmp_path:
             while True:
                 line = child.stdout.readline()
                 assert line, f"writer exited early: {child.stderr.read().decode() if child.stderr else ''}"
+                record_returned(line)  # appends 0..target-1 returned before "start target"
                 if line.startswith(f"start {target}\n".encode()):
                     break
             time.sleep(rng.uniform(0, 0.08))
@@ -95,9 +102,7 @@ def test_sigkill_during_large_appends_loses_only_the_unfinished_append(tmp_path:
         rest, errors = child.communicate(timeout=30)
         assert child.returncode == -signal.SIGKILL, errors.decode()
         for line in rest.splitlines():
-            if line.startswith(b"done "):
-                report = json.loads(line[5:])
-                returned[report["ids"][0]] = report
+            record_returned(line)
 
         # Before recovery: what verify sees without cutting anything.
         with ledger.open(store_dir, recover=False) as led:

@@ -216,7 +216,9 @@ def test_a_five_megabyte_draft(led: ledger.Ledger, drafts: Path, running) -> Non
 def test_vim_style_save(led: ledger.Ledger, drafts: Path) -> None:
     recorder = Recorder()
     (drafts / "a.txt").write_text(story(1))
-    with watch(led, drafts, withdraw_on_delete=True, on_result=recorder.result, on_error=recorder.error) as watcher:
+    # quiet=2.0: a thread stalled for over the default 0.5 s between the rename and the write
+    # would see the draft missing, withdraw it and restore it (version 3), as designed.
+    with watch(led, drafts, withdraw_on_delete=True, on_result=recorder.result, on_error=recorder.error, quiet=2.0) as watcher:
         wait_for(lambda: version(led, "a") == 1, "a v1")
         swap = drafts / ".a.txt.swp"
         swap.write_bytes(b"vim swap")
