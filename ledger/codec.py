@@ -74,7 +74,7 @@ class LineError(RecordError):
 
 
 def decode_lines(lines: list[bytes], check_from: int = 0) -> list[dict[str, Any]]:
-    """Parse sealed lines (without newlines) into their record dicts, in one pass.
+    """Parse sealed lines, each ending in its newline, into their record dicts, in one pass.
 
     Every record must be a JSON object with a `hash` field (the hash the line claims). Lines from
     `lines[check_from]` on are also checked against their hash, as `check` does; those before it
@@ -87,7 +87,8 @@ def decode_lines(lines: list[bytes], check_from: int = 0) -> list[dict[str, Any]
     append = records.append
     parse = orjson.loads
     sha256 = hashlib.sha256
-    tail = _HASH_TAIL
+    # Offsets from the line's end, past its newline.
+    tail = _HASH_TAIL + 1
     prefix = _HASH_PREFIX
     for index, line in enumerate(lines):
         try:
@@ -97,11 +98,11 @@ def decode_lines(lines: list[bytes], check_from: int = 0) -> list[dict[str, Any]
         if not isinstance(record, dict):
             raise LineError(index, "record is not a JSON object", records)
         if index >= check_from:
-            if len(line) < tail or line[-tail:-66] != prefix or line[-2:] != b'"}':
+            if len(line) < tail or line[-tail:-67] != prefix or line[-3:] != b'"}\n':
                 raise LineError(index, "record has no hash", records)
             digest = sha256(line[:-tail] + b"}").hexdigest()
             # The parsed `hash` is the claimed text too (unless a second "hash" key hides it).
-            if digest.encode("ascii") != line[-66:-2] or record.get("hash") != digest:
+            if digest.encode("ascii") != line[-67:-3] or record.get("hash") != digest:
                 raise LineError(index, "record does not match its checksum", records)
         elif not isinstance(record.get("hash"), str):
             raise LineError(index, "record has no hash", records)

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import logging
 import os
 import sqlite3
@@ -272,7 +273,7 @@ def _fsync_dir(root: Path) -> None:
 
 def _offset_in(base: int, lines: list[bytes], index: int) -> int:
     """Byte offset of `lines[index]`, the lines of a chunk read from byte `base` (for messages)."""
-    return base + sum(len(line) + 1 for line in lines[:index])
+    return base + sum(len(line) for line in lines[:index])
 
 
 def _now() -> tuple[str, datetime]:
@@ -488,9 +489,9 @@ class FileEventStore(EventStore):
     # --- reading the log -----------------------------------------------------------------
 
     def _chunks(self, start: int, stop: int) -> Iterator[tuple[int, list[bytes]]]:
-        """The complete lines (without newline) in `start..stop`, a chunk at a time, each list
-        with the offset of its first line; a last line without its newline is not complete and is
-        left out."""
+        """The complete lines in `start..stop`, each ending in its newline, a chunk at a time,
+        each list with the offset of its first line; a last line without its newline is not
+        complete and is left out."""
         offset = start
         pending = b""
         while offset < stop:
@@ -500,16 +501,19 @@ class FileEventStore(EventStore):
             base = offset - len(pending)
             data = pending + chunk if pending else chunk
             offset += len(chunk)
-            lines = data.split(b"\n")
-            pending = lines.pop()
+            # readlines finds line ends with memchr; bytes.split tests byte by byte and took 0.7
+            # of the 6.5 µs a replayed event costs (readlines: 0.13).
+            lines = io.BytesIO(data).readlines()
+            pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
             yield base, lines
 
     def _lines(self, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
-        """Complete lines (without newline) in `start..stop`, with their offsets (see `_chunks`)."""
+        """Complete lines in `start..stop`, each ending in its newline, with their offsets (see
+        `_chunks`)."""
         for base, lines in self._chunks(start, stop):
             for line in lines:
                 yield base, line
-                base += len(line) + 1
+                base += len(line)
 
     def _scan(self, start: int, stop: int, position: int, prev_hash: str) -> _Scan:
         """Read and hash-check committed records in `start..stop`; stop before an uncommitted
@@ -538,7 +542,7 @@ class FileEventStore(EventStore):
                         position=position,
                     )
                 prev_hash = record["hash"]
-                length = len(line) + 1
+                length = len(line)
                 pending.append((offset, length, record, prev_hash))
                 offset += length
                 if record.get("end"):
@@ -584,7 +588,7 @@ class FileEventStore(EventStore):
             if base < trusted:
                 end = base
                 for line in lines:
-                    end += len(line) + 1
+                    end += len(line)
                     if end > trusted:
                         break
                     check_from += 1
@@ -677,13 +681,14 @@ class FileEventStore(EventStore):
                 lines: Iterator[tuple[int, bytes]] = self._lines(0, self._indexed)
             else:
                 rows = self._index().execute("SELECT offset, length FROM events WHERE article = ? ORDER BY pos", (article,)).fetchall()
-                lines = ((offset, os.pread(self._read_fd, length, offset).rstrip(b"\n")) for offset, length in rows)
+                lines = ((offset, os.pread(self._read_fd, length, offset)) for offset, length in rows)
         for offset, line in lines:
             try:
-                codec.check(line)
+                # Every line held or indexed ends in its newline: one without is damaged too.
+                codec.check(line[:-1])
             except codec.RecordError as exc:
                 raise CorruptStoreError(f"{self.log_path}: record at byte {offset}: {exc}") from None
-            yield line + b"\n"
+            yield line
 
     def article_version(self, article: str) -> int:
         """The article's current version (0 when it has no events)."""
@@ -1088,10 +1093,10 @@ class FileEventStore(EventStore):
         line_no = 0
         for offset, line in self._lines(0, size):
             line_no += 1
-            checked_end = offset + len(line) + 1
+            checked_end = offset + len(line)
             try:
                 record = codec.decode(line)
-                digest = codec.check(line)
+                digest = codec.check(line[:-1])
             except codec.RecordError as exc:
                 position += 1
                 problems.append(Problem(line=line_no, position=position, offset=offset, message=str(exc)))
