@@ -103,10 +103,9 @@ class CorruptStoreError(StoreError):
 
     exit_code = 8
 
-    def __init__(self, message: str, position: int | None = None, line: int | None = None) -> None:
+    def __init__(self, message: str, position: int | None = None) -> None:
         super().__init__(message)
         self.position = position
-        self.line = line
 
 
 class NothingToDoError(LedgerError):

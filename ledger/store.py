@@ -47,7 +47,7 @@ from ledger.errors import (
     StoreNotFoundError,
     VersionConflictError,
 )
-from ledger.events import SCHEMA_VERSIONS, NewRecord, parse_time, upcast, validate_data
+from ledger.events import SCHEMA_VERSIONS, NewRecord, format_time, parse_time, upcast, validate_data
 
 log = logging.getLogger("ledger")
 
@@ -196,7 +196,6 @@ class _Scan:
 
     records: list[tuple[int, int, dict[str, Any], str]]
     end: int
-    tail: int
 
 
 class RecordOrder:
@@ -279,8 +278,7 @@ def _offset_in(base: int, lines: list[bytes], index: int) -> int:
 def _now() -> tuple[str, datetime]:
     """The time now, as canonical text (what `format_time` gives) and as a datetime."""
     moment = datetime.now(timezone.utc)
-    # isoformat of an aware UTC time ends in "+00:00": the same text as format_time, minus one call.
-    return moment.isoformat(timespec="microseconds")[:-6] + "Z", moment
+    return format_time(moment), moment
 
 
 class FileEventStore(EventStore):
@@ -311,7 +309,6 @@ class FileEventStore(EventStore):
         self._written_ids: dict[str, tuple[int, str, int]] = {}
         self._bulk_depth = 0
         self._unsynced = False
-        self.recovered_bytes = 0
 
     # --- opening and recovery ------------------------------------------------------------
 
@@ -331,13 +328,15 @@ class FileEventStore(EventStore):
 
     def _cut_torn_tail(self) -> int:
         self._sync_index()
-        size = os.fstat(self._read_fd).st_size
-        cut = size - self._indexed
+        return self._cut_after(self._indexed, os.fstat(self._read_fd).st_size)
+
+    def _cut_after(self, end: int, size: int) -> int:
+        """Cut the log back to `end` (the end of its last complete append); returns the bytes cut."""
+        cut = size - end
         if cut > 0:
             fd = self._writer_fd()
-            os.ftruncate(fd, self._indexed)
+            os.ftruncate(fd, end)
             os.fsync(fd)
-            self.recovered_bytes += cut
             log.warning("%s: cut %d bytes of an append that did not complete (a crash mid-write)", self.log_path, cut)
         return cut
 
@@ -460,7 +459,9 @@ class FileEventStore(EventStore):
             return True
         if covered > size:
             return False
-        start = max(0, covered - 65536)
+        # The hash a line claims is in its last 75 bytes: read a little more than that, not the
+        # whole line (this runs whenever the log has grown since the last look).
+        start = max(0, covered - 128)
         chunk = os.pread(self._read_fd, covered - start, start)
         line = chunk.rstrip(b"\n").rsplit(b"\n", 1)[-1]
         try:
@@ -553,7 +554,7 @@ class FileEventStore(EventStore):
                 raise CorruptStoreError(
                     f"{self.log_path}: position {position + 1} (line at byte {offset}): {bad}", position=position + 1
                 )
-        return _Scan(records=records, end=end, tail=stop - end)
+        return _Scan(records=records, end=end)
 
     def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[dict[str, Any]]:
         """Every committed record with `after < pos <= to`, upcast, in order.
@@ -660,9 +661,10 @@ class FileEventStore(EventStore):
             ).fetchall()
         out: list[dict[str, Any]] = []
         for pos, offset, length in rows:
-            line = os.pread(self._read_fd, length, offset).rstrip(b"\n")
+            line = os.pread(self._read_fd, length, offset)
             try:
-                codec.check(line)
+                # Every indexed line ends in its newline: one without is damaged too.
+                codec.check(line[:-1])
                 record = codec.decode(line)
             except codec.RecordError as exc:
                 raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}): {exc}", position=pos) from None
@@ -854,12 +856,8 @@ class FileEventStore(EventStore):
                 state.recorded_at = max(state.recorded_at, record["recorded_at"])
                 state.position, state.hash = record["pos"], digest
             state.end = scan.end
-            if scan.tail and locked:
-                fd = self._writer_fd()
-                os.ftruncate(fd, scan.end)
-                os.fsync(fd)
-                self.recovered_bytes += scan.tail
-                log.warning("%s: cut %d bytes of an append that did not complete (a crash mid-write)", self.log_path, scan.tail)
+            if locked:
+                self._cut_after(scan.end, size)
         return state
 
     def append(self, records: Sequence[NewRecord], expected_versions: Mapping[str, int] | None = None) -> AppendResult:
