@@ -18,8 +18,8 @@ from ledger.errors import CorruptStoreError
 GENESIS_HASH = "0" * 64
 """The `prev` of the first record of every log."""
 
-_HASH_TAIL = len(b',"hash":"') + 64 + len(b'"}')
 _HASH_PREFIX = b',"hash":"'
+_HASH_TAIL = len(_HASH_PREFIX) + 64 + len(b'"}')
 
 
 class RecordError(CorruptStoreError):

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from ledger.errors import InvalidEventError, InvalidTimeError
+from ledger.patches import Patch
 
 ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
@@ -187,7 +188,7 @@ class ArticleEdited(_Data):
     """
 
     title: OneLine | None = Field(default=None, min_length=1)
-    patch: list[tuple[int, int, str]] | None = None
+    patch: Patch | None = None
 
 
 class UpdateBlockAdded(_Data):
@@ -208,7 +209,7 @@ class UpdateBlockEdited(_Data):
 
     index: int = Field(ge=0)
     heading: OneLine | None = Field(default=None, min_length=1)
-    patch: list[tuple[int, int, str]] | None = None
+    patch: Patch | None = None
 
 
 class UpdateBlockRemoved(_Data):
