@@ -140,6 +140,8 @@ class ImportResult(BaseModel):
 
 
 _IMPORT_BATCH = 4 * 1024 * 1024
+# Ends the error for an input line that is not a sealed record.
+_IMPORT_HINT = " (import reads the sealed records `ledger export` writes)"
 _RECORD_FIELDS: dict[str, type] = {
     "pos": int, "id": str, "article": str, "version": int, "type": str, "recorded_at": str, "occurred_at": str, "data": dict,
 }
@@ -567,8 +569,8 @@ class Ledger:
         """Recorded events in log order: those after position `after`, of `article` and of
         `types` when given, at most `limit` of them. Raises `ArticleNotFoundError` at once for an
         article that is not in the log."""
-        if article is not None and self.store.article_version(article) == 0:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+        if article is not None:
+            self._version_of(article)
         return self._events(after, article, types, limit)
 
     def _events(self, after: int, article: str | None, types: Iterable[str] | None, limit: int | None) -> Iterator[RecordedEvent]:
@@ -594,9 +596,7 @@ class Ledger:
         left out of listings. Raises `ArticleNotFoundError`, or `VersionNotFoundError` for a
         version it does not have or a time before its first version.
         """
-        current = self.store.article_version(article)
-        if current == 0:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+        current = self._version_of(article)
         if at is not None:
             if version is not None:
                 raise InvalidInputError("give a version or a time, not both")
@@ -605,14 +605,25 @@ class Ledger:
             if version == 0:
                 first = self.store.version_times(article)[0][1]
                 raise VersionNotFoundError(f"article {article!r} did not exist yet at {when} (version 1 is from {first})")
-        if version is None or version == current:
+        return self._state(article, current if version is None else version, current).view()
+
+    def _version_of(self, article: str) -> int:
+        """The article's latest version; raises `ArticleNotFoundError` when it has none."""
+        current = self.store.article_version(article)
+        if current == 0:
+            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+        return current
+
+    def _state(self, article: str, version: int, current: int) -> ArticleState:
+        """The article's state at `version`, given its `current` (latest) version."""
+        if version == current:
             state = self._current(article, current)
         elif 1 <= version < current:
             state = self._state_at(article, version)
         else:
             raise VersionNotFoundError(f"article {article!r} has versions 1 to {current}, not {version}")
         assert state is not None
-        return state.view()
+        return state
 
     @property
     def views(self) -> ViewStore:
@@ -647,19 +658,11 @@ class Ledger:
         """What changed in the rendered article from `from_version` to `to_version` (defaults:
         the previous version against the latest; version 0 is the empty text before the
         article existed), line by line or, with `words`, word by word."""
-        current = self.store.article_version(article)
-        if current == 0:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+        current = self._version_of(article)
         to_version = current if to_version is None else to_version
         from_version = max(to_version - 1, 0) if from_version is None else from_version
-        texts = []
-        for version in (from_version, to_version):
-            if version == 0:
-                texts.append("")
-            elif not 1 <= version <= current:
-                raise VersionNotFoundError(f"article {article!r} has versions 1 to {current}, not {version}")
-            else:
-                texts.append(render(self.article(article, version)))
+        # Version 0 is the empty text before the article existed.
+        texts = ["" if version == 0 else render(self._state(article, version, current).view()) for version in (from_version, to_version)]
         make = word_diff if words else line_diff
         return make(article, texts[0], texts[1], from_version, to_version)
 
@@ -762,8 +765,7 @@ class Ledger:
         low = format_time(parse_when(since)) if since is not None else None
         high = format_time(parse_when(until, end=True)) if until is not None else None
         if article is not None:
-            if self.store.article_version(article) == 0:
-                raise ArticleNotFoundError(f"article {article!r} is not in the log")
+            self._version_of(article)
             # One article's versions come from the store's index, newest first (an article's
             # versions never go back in time).
             versions = [
@@ -862,8 +864,8 @@ class Ledger:
         once it is complete, never half. Raises `ArticleNotFoundError` at once for an `article`
         that is not in the log.
         """
-        if article is not None and self.store.article_version(article) == 0:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+        if article is not None:
+            self._version_of(article)
         start = self.head().position if after is None else after
         return self._follow(start, poll, article, set(types) if types else None)
 
@@ -892,8 +894,8 @@ class Ledger:
         log, or only `article`'s events. `import_records` turns a whole-log export into an
         identical store (same positions, hashes and head hash)."""
         store = self._file_store("export")
-        if article is not None and store.article_version(article) == 0:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+        if article is not None:
+            self._version_of(article)
         return store.raw_lines(article)
 
     def export_to(self, path: str | os.PathLike[str], article: str | None = None) -> int:
@@ -982,7 +984,12 @@ class Ledger:
                     progress(done, total * passes)
                 line = raw.rstrip(b"\r\n")
                 if line.strip():
-                    yield f"{name}:{number}", line, codec.decode(line)
+                    where = f"{name}:{number}"
+                    try:
+                        record = codec.decode(line)
+                    except codec.RecordError as exc:
+                        raise InvalidEventError(f"{where}: {exc}{_IMPORT_HINT}") from None
+                    yield where, line, record
 
         # Pass 1: every line is a sealed record; is the input one chain from position 1 that
         # this store's log is a prefix of?
@@ -991,19 +998,11 @@ class Ledger:
         chained = True
         reaches_head = head.position == 0
         last_pos, last_hash, last_end = 0, codec.GENESIS_HASH, False
-        for number, raw in enumerate(lines(), 1):
-            done += len(raw)
-            if progress is not None and number % 2000 == 0:
-                progress(done, total * 2)
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                continue
-            where = f"{name}:{number}"
+        for where, line, record in records(2):
             try:
-                record = codec.decode(line)
                 digest = codec.check(line)
             except codec.RecordError as exc:
-                raise InvalidEventError(f"{where}: {exc} (import reads the sealed records `ledger export` writes)") from None
+                raise InvalidEventError(f"{where}: {exc}{_IMPORT_HINT}") from None
             for key, kind in _RECORD_FIELDS.items():
                 if not isinstance(record.get(key), kind):
                     raise InvalidEventError(f"{where}: record field {key!r} is missing or not a {kind.__name__}")
