@@ -109,10 +109,10 @@ class ViewStore:
     """The read model of one store: kept in `views.sqlite` in the store folder (in memory for
     stores without a folder), caught up with the log by `refresh()`."""
 
-    def __init__(self, store: EventStore, path: Path | None = None) -> None:
+    def __init__(self, store: EventStore) -> None:
         self.store = store
         root = getattr(store, "root", None)
-        self.path = path if path is not None else (Path(root) / VIEWS_FILE if root is not None else None)
+        self.path = Path(root) / VIEWS_FILE if root is not None else None
         self._db: sqlite3.Connection | None = None
         self._inode: int | None = None
         self._position = -1
@@ -245,6 +245,8 @@ class ViewStore:
         return int(meta.get("position", 0)), str(meta.get("hash", ""))
 
     def _matches(self, position: int, digest: str) -> bool:
+        # The head read now, under the views' write lock: another process may have caught the
+        # views up past the head the caller saw before it waited for that lock.
         head = self.store.head()
         if position > head.position:
             return False
@@ -389,7 +391,7 @@ class ViewStore:
         """The article's latest snapshot at or before `version` (None if there is none)."""
         with self._mutex:
             db = self._open()
-            if self._position < 0 and not self._checked:
+            if not self._checked:
                 # Snapshots of another log must never be used: check the checkpoint first (cheap),
                 # without catching up. An append must not wait for another process's rebuild of
                 # the views: while they are busy, fold from the first version instead.
