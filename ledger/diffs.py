@@ -25,14 +25,14 @@ def _unified(line: DiffLine) -> str:
     return line.op + line.text + tail
 
 
-def line_diff(article: str, old: str, new: str, from_version: int, to_version: int, context: int = CONTEXT) -> Diff:
-    """The unified line diff of `old` -> `new`, with `context` lines around each change."""
+def line_diff(article: str, old: str, new: str, from_version: int, to_version: int) -> Diff:
+    """The unified line diff of `old` -> `new`, with `CONTEXT` lines around each change."""
     # Lines keep their line breaks, so that "a" against "a\n" is a difference, as in diff(1).
     a, b = _LINE.findall(old), _LINE.findall(new)
     hunks: list[Hunk] = []
     out: list[str] = []
     matcher = SequenceMatcher(None, a, b, autojunk=False)
-    for group in matcher.get_grouped_opcodes(context):
+    for group in matcher.get_grouped_opcodes(CONTEXT):
         i1, i2 = group[0][1], group[-1][2]
         j1, j2 = group[0][3], group[-1][4]
         lines: list[DiffLine] = []
@@ -64,23 +64,19 @@ def word_diff(article: str, old: str, new: str, from_version: int, to_version: i
     a, b = _TOKEN.findall(old), _TOKEN.findall(new)
     changes: list[WordChange] = []
     matcher = SequenceMatcher(None, a, b, autojunk=False)
+    # Equal runs alternate with the others (a replace gives a delete then an insert), so no run
+    # follows one of its own kind.
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            _add(changes, "equal", "".join(a[i1:i2]))
+            changes.append(WordChange(op="equal", text="".join(a[i1:i2])))
             continue
         if i2 > i1:
-            _add(changes, "delete", "".join(a[i1:i2]))
+            changes.append(WordChange(op="delete", text="".join(a[i1:i2])))
         if j2 > j1:
-            _add(changes, "insert", "".join(b[j1:j2]))
+            changes.append(WordChange(op="insert", text="".join(b[j1:j2])))
     text = "".join(
         change.text if change.op == "equal" else (f"[-{change.text}-]" if change.op == "delete" else f"{{+{change.text}+}}")
         for change in changes
     )
     return Diff(article=article, from_version=from_version, to_version=to_version, words=True, changes=changes, text=text)
 
-
-def _add(changes: list[WordChange], op: str, text: str) -> None:
-    if changes and changes[-1].op == op:
-        changes[-1] = WordChange(op=changes[-1].op, text=changes[-1].text + text)
-    else:
-        changes.append(WordChange(op=op, text=text))  # type: ignore[arg-type]

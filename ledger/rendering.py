@@ -198,8 +198,9 @@ def render_text(view: ViewLike) -> str:
     else:
         line = categories_line(view.categories)
     if line:
-        if not "".join(parts).endswith("\n"):
-            # Content written by events may lack a final line break; the line must stand alone.
+        # Content written by events may lack a final line break; the line must stand alone. The
+        # last non-empty part tells, without joining a live blog's whole text twice.
+        if not next((part for part in reversed(parts) if part), "").endswith("\n"):
             parts.append("\n")
         parts.append(line)
         parts.append(layout.get("tail", ""))
