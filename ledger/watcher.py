@@ -112,8 +112,8 @@ class Watcher:
     `withdraw_on_delete` withdraws an article whose draft is deleted (by default a deletion
     records nothing). `on_result(IngestResult)` is called once per ingest that appended
     something, `on_error(path, message)` for each bad draft (reported once per content) and for
-    each failed try of a draft that is tried again later (the store locked by another writer);
-    by default both are logged to the `ledger.watcher` logger. `actor` and `reason` are recorded
+    each failed try of a draft that is tried again later (the store locked by another writer),
+    with a one-line message that starts with the draft's path; by default both are logged to the `ledger.watcher` logger. `actor` and `reason` are recorded
     with every change. Each draft is ingested in an append of its own, so a bad draft never
     holds back the others.
 
@@ -283,7 +283,7 @@ class Watcher:
         try:
             entries = list(os.scandir(self.folder))
         except OSError as exc:
-            self.on_error(str(self.folder), f"cannot list the folder: {exc.strerror or exc}")
+            self._report_error(str(self.folder), f"cannot list the folder: {exc.strerror or exc}")
             return
         dirty: list[str] = []
         for entry in entries:
@@ -358,6 +358,11 @@ class Watcher:
             if entry is not None:
                 entry.last = now
 
+    def _report_error(self, path: str, message: str) -> None:
+        # Some messages name the store or nothing (a lock held by another writer): every report
+        # names the draft, whoever prints it.
+        self.on_error(path, message if message.startswith(path) else f"{path}: {message}")
+
     def _retry(self, name: str, message: str) -> None:
         """Keep `name` pending after a failure that is not its content's fault, and try it
         again later, waiting longer after each failure so that a locked store is not hammered."""
@@ -367,7 +372,7 @@ class Watcher:
         with self._lock:
             entry = self._pending.setdefault(name, _Pending(first=now, last=now))
             entry.retry_at = now + delay
-        self.on_error(str(self.folder / name), f"{message}; trying again in {delay:g} s")
+        self._report_error(str(self.folder / name), f"{message}; trying again in {delay:g} s")
 
     def _settle(self, name: str) -> None:
         path = self.folder / name
@@ -380,7 +385,7 @@ class Watcher:
             return
         except OSError as exc:
             self._done(name)
-            self.on_error(str(path), f"cannot read the draft: {exc.strerror or exc}")
+            self._report_error(str(path), f"cannot read the draft: {exc.strerror or exc}")
             return
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
             self._again(name)  # still being written
@@ -404,7 +409,7 @@ class Watcher:
             # The draft itself is bad: trying again cannot help until its content changes.
             self._errors[name] = digest
             self._failures.pop(name, None)
-            self.on_error(str(path), str(exc))
+            self._report_error(str(path), str(exc))
             return
         except LedgerError as exc:
             self._retry(name, str(exc))
@@ -433,7 +438,7 @@ class Watcher:
         try:
             result = withdraw(self._writer, article, actor=self.actor, reason=self.reason, path=str(self.folder / name))
         except InvalidInputError as exc:
-            self.on_error(str(self.folder / name), str(exc))
+            self._report_error(str(self.folder / name), str(exc))
             return
         except LedgerError as exc:
             # Remember the draft again so that the deletion is retried, not forgotten.
@@ -482,7 +487,7 @@ def _log_result(result: IngestResult) -> None:
 
 
 def _log_error(path: str, message: str) -> None:
-    log.error("%s", message if message.startswith(path) else f"{path}: {message}")
+    log.error("%s", message)
 
 
 watch = Watcher

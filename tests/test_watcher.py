@@ -200,7 +200,7 @@ def test_a_draft_is_retried_once_the_store_is_unlocked(store_dir: Path, drafts: 
     assert (event.actor, event.reason) == ("desk", "from the folder")
     path, message = recorder.errors[0]
     assert path == str(drafts / "a.txt")
-    assert "locked by another writer" in message and message.endswith("; trying again in 1 s")
+    assert message.startswith(f"{path}: ") and "locked by another writer" in message and message.endswith("; trying again in 1 s")
     assert [(r.article, r.status) for r in recorder.results] == [("a", "created")]
 
 
