@@ -62,14 +62,13 @@ RETRY_MAX = 30.0
 _TICK = 0.1
 _DELETE_LIMIT = 10.0
 _INOTIFY_LIMITS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
-_IGNORED_NAMES = ("4913", ".DS_Store")
 
 
 def is_watched_name(name: str) -> bool:
     """True for file names the watcher reads: drafts (`.txt`, `.md`, `.markdown`) that are not
     hidden, temporary, swap or backup files (`.x.swp`, `x~`, `.#x`, `#x#`, `4913`, `.~lock.x#`,
-    `~$x`, `x___jb_tmp___`, `.goutputstream-*`, `.DS_Store`)."""
-    return name not in _IGNORED_NAMES and is_draft_name(name)
+    `~$x`, `x___jb_tmp___`, `.goutputstream-*`, `.DS_Store`): exactly `is_draft_name`."""
+    return is_draft_name(name)
 
 
 @dataclass
@@ -93,14 +92,13 @@ class _Handler(FileSystemEventHandler):
             if event.event_type in ("moved", "deleted", "created"):
                 self.watcher._request_rescan()
             return
-        closed = isinstance(event, FileClosedEvent)
         if isinstance(event, FileMovedEvent):
             self.watcher._touch(os.fsdecode(event.src_path), writing=False)
             self.watcher._touch(os.fsdecode(event.dest_path), writing=False)
         elif event.event_type == "deleted":
             self.watcher._touch(os.fsdecode(event.src_path), writing=False)
         else:
-            self.watcher._touch(os.fsdecode(event.src_path), writing=not closed, closed=closed)
+            self.watcher._touch(os.fsdecode(event.src_path), writing=not isinstance(event, FileClosedEvent))
 
 
 class Watcher:
@@ -260,7 +258,7 @@ class Watcher:
 
     # --- events and scans --------------------------------------------------------------------
 
-    def _touch(self, path: str, *, writing: bool, closed: bool = False) -> None:
+    def _touch(self, path: str, *, writing: bool) -> None:
         name = os.path.basename(path)
         if os.path.dirname(os.path.abspath(path)) != str(self.folder) or not is_watched_name(name):
             return
@@ -270,7 +268,7 @@ class Watcher:
             if entry is None:
                 entry = self._pending[name] = _Pending(first=now, last=now)
             entry.last = now
-            entry.writing = self._close_events and writing and not closed
+            entry.writing = self._close_events and writing
 
     def _request_rescan(self) -> None:
         self._rescan_due = 0.0
