@@ -115,7 +115,7 @@ def main(ctx: click.Context, store: Path, lock_timeout: float, debug: bool) -> N
 
 def open_ledger(ctx: click.Context, **options: Any) -> ledger.Ledger:
     """Open the store named by `--store` (the ledger is closed when the command ends)."""
-    options.setdefault("lock_timeout", ctx.obj.get("lock_timeout", 10.0))
+    options.setdefault("lock_timeout", ctx.obj["lock_timeout"])
     led = ledger.open(ctx.obj["store"], **options)
     ctx.call_on_close(led.close)
     return led

@@ -191,10 +191,11 @@ class _RateColumn(ProgressColumn):
 
 
 @contextmanager
-def progress_bar(description: str, unit: str = "bytes") -> Iterator[Callable[[int, int], None]]:
+def progress_bar(description: str, unit: str = "bytes") -> Iterator[Callable[[int, int], None] | None]:
     """A callback `update(done, total)` for long work: on a terminal it draws a bar on stderr with
-    the amount done, the rate and the time left; on a pipe it does nothing. `unit` is "bytes",
-    or the name of what is counted ("events", "files").
+    the amount done, the rate and the time left; on a pipe it is None, so that the library does
+    not even measure the work to report. `unit` is "bytes", or the name of what is counted
+    ("events", "files").
 
     Example::
 
@@ -202,7 +203,7 @@ def progress_bar(description: str, unit: str = "bytes") -> Iterator[Callable[[in
             report = led.verify(update)
     """
     if not show_progress():
-        yield lambda done, total: None
+        yield None
         return
     if unit == "bytes":
         amount: list[ProgressColumn] = [DownloadColumn(), TransferSpeedColumn()]

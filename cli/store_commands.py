@@ -91,8 +91,7 @@ def log_command(
             if fmt == "json":
                 json_line(event.to_json_dict())
             else:
-                click.echo(event_line(event))
-                sys.stdout.flush()
+                click.echo(event_line(event))  # echo flushes: each event shows as it comes
         return
     events = led.events(after=from_position - 1, article=article, types=types or None, limit=limit)
     if fmt == "json":

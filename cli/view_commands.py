@@ -10,8 +10,8 @@ import click
 from rich.text import Text
 
 from cli.main import main, open_ledger
-from cli.output import TIME, console, format_option, json_line, json_lines, local_time, progress_bar, show_progress, table
-from ledger import Diff, render
+from cli.output import TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from ledger import Diff, HistoryEntry, TimelineEntry, render
 
 
 def _write(text: str) -> None:
@@ -20,11 +20,11 @@ def _write(text: str) -> None:
     sys.stdout.flush()
 
 
-def _changes(kinds: list[str], added: list[str], removed: list[str]) -> str:
+def _changes(entry: HistoryEntry | TimelineEntry) -> str:
     parts = []
-    for kind in kinds:
+    for kind in entry.changes:
         if kind == "categories changed":
-            kind = "categories " + " ".join([f"+{c}" for c in added] + [f"-{c}" for c in removed])
+            kind = "categories " + " ".join([f"+{c}" for c in entry.categories_added] + [f"-{c}" for c in entry.categories_removed])
         parts.append(kind)
     return ", ".join(parts)
 
@@ -55,7 +55,7 @@ def show(ctx: click.Context, article: str, version: int | None, at: datetime | N
         json_line({**view.model_dump(mode="json"), "text": text})
         return
     if view.withdrawn:
-        console(stderr=True).print(f"note: {article} is withdrawn at version {view.version}")
+        notice("note:", f"{article} is withdrawn at version {view.version}")
     _write(text)
 
 
@@ -80,7 +80,7 @@ def history(ctx: click.Context, article: str, fmt: str) -> None:
     table(
         ["ver", "occurred", "actor", "changes", "bytes", "reason"],
         (
-            [e.version, local_time(e.occurred_at), e.actor, _changes(list(e.changes), e.categories_added, e.categories_removed), e.size, e.reason]
+            [e.version, local_time(e.occurred_at), e.actor, _changes(e), e.size, e.reason]
             for e in entries
         ),
     )
@@ -232,7 +232,7 @@ def timeline(ctx: click.Context, since: datetime | None, until: datetime | None,
     table(
         ["occurred", "article", "ver", "actor", "changes", "reason"],
         (
-            [local_time(e.occurred_at), e.article, e.version, e.actor, _changes(list(e.changes), e.categories_added, e.categories_removed), e.reason]
+            [local_time(e.occurred_at), e.article, e.version, e.actor, _changes(e), e.reason]
             for e in entries
         ),
     )
@@ -276,7 +276,7 @@ def replay(ctx: click.Context, to: int | None, fmt: str) -> None:
     """
     led = open_ledger(ctx)
     with progress_bar("replaying", unit="events") as update:
-        stats = led.replay(to=to, progress=update if show_progress() else None)
+        stats = led.replay(to=to, progress=update)
     if fmt == "json":
         json_line(stats.model_dump(mode="json"))
         return
