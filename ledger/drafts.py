@@ -348,7 +348,7 @@ def parse_draft(
         markdown = name.lower().endswith(MARKDOWN_SUFFIXES)
     if not text.strip("\ufeff \t\r\n"):
         raise DraftError(f"{name}:1: empty draft: no title")
-    src = os.fspath(source) if source is not None else None
+    src = name if source is not None else None
     return _parse_markdown(text, name, src, article) if markdown else _parse_text(text, name, src, article)
 
 
@@ -387,6 +387,9 @@ def plan(draft: Draft, current: ArticleView | None, *, restore: bool = False) ->
 def describe(events: Iterable[Mapping[str, Any]]) -> str:
     """What `events` change, for people: "edited title and body, added update block ..."."""
     parts: list[str] = []
+    # Removed blocks are counted into one part, at the place of the first removal.
+    removed_at: int | None = None
+    removed = 0
     for event in events:
         kind, data = event["type"], event["data"]
         if kind == "ArticleCreated":
@@ -398,12 +401,11 @@ def describe(events: Iterable[Mapping[str, Any]]) -> str:
         elif kind == "UpdateBlockEdited":
             parts.append(f"edited update block {data['index'] + 1}")
         elif kind == "UpdateBlockRemoved":
-            removed = next((i for i, part in enumerate(parts) if part.startswith("removed ")), None)
-            if removed is None:
-                parts.append("removed 1 update block")
-            else:
-                count = int(parts[removed].split()[1]) + 1
-                parts[removed] = f"removed {count} update blocks"
+            removed += 1
+            if removed_at is None:
+                removed_at = len(parts)
+                parts.append("")
+            parts[removed_at] = f"removed {removed} update block{'s' if removed > 1 else ''}"
         elif kind == "CategoriesChanged":
             moves = [f"+{c}" for c in data["added"] if c not in data["removed"]]
             moves += [f"-{c}" for c in data["removed"] if c not in data["added"]]

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ledger
-from ledger.drafts import Draft, ingest, ingest_draft, parse_draft, plan, read_draft
+from ledger.drafts import Draft, describe, ingest, ingest_draft, parse_draft, plan, read_draft
 from ledger.rendering import is_update_heading, render
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -386,3 +386,12 @@ def test_draft_model_is_plain_data() -> None:
     draft = parse_draft("T\n\nBody\n\nUpdate:\nx", "s.txt")
     assert Draft.model_validate(draft.model_dump()) == draft
     assert draft.text() == "T\n\nBody\n\nUpdate:\nx"
+
+
+def test_describe_counts_removed_blocks_in_one_part_where_the_first_was_removed() -> None:
+    def removed(index: int) -> dict[str, object]:
+        return {"type": "UpdateBlockRemoved", "data": {"index": index}}
+
+    edited = {"type": "ArticleEdited", "data": {"body": "x"}}
+    assert describe([removed(2)]) == "removed 1 update block"
+    assert describe([edited, removed(2), removed(1), edited, removed(0)]) == "edited body, removed 3 update blocks, edited body"
