@@ -17,6 +17,7 @@ Hierarchy (the CLI exit code of each is in brackets; see README "Exit codes")::
     ├── StoreError                   [6]
     │   ├── StoreNotFoundError       [6]  no store at that path
     │   ├── StoreLockedError         [7]  lock not acquired within the timeout
+    │   ├── IndexMismatchError       [6]  a cache disagrees with the log (rebuilt and retried)
     │   └── CorruptStoreError        [8]  a record fails its checksum, chain or order
     └── NothingToDoError             [9]  e.g. an edit that changes nothing
 
@@ -106,6 +107,11 @@ class CorruptStoreError(StoreError):
     def __init__(self, message: str, position: int | None = None) -> None:
         super().__init__(message)
         self.position = position
+
+
+class IndexMismatchError(StoreError):
+    """A cache beside the log (the index) disagrees with the log. The store rebuilds the cache
+    from the log and tries again; this reaches users only if the disagreement persists."""
 
 
 class NothingToDoError(LedgerError):

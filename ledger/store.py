@@ -6,13 +6,19 @@
   carries `"end":true`. Readers use only records up to the last `end`, so a half-written append
   is never seen; a writer that finds records after the last `end` (a crash mid-append) cuts them
   off, with a warning, before it appends.
-* **serialised writers**: appends take an exclusive `flock` on `lock` beside the log, so several
-  processes (a `ledger watch` and a `ledger append` typed by hand) can append to one store.
+* **serialised writers**: appends take an exclusive `flock` on the log file itself, so several
+  processes (a `ledger watch` and a `ledger append` typed by hand) can append to one store. (A
+  lock file beside the log could be deleted under a writer and let a second one in.)
 * **durable**: every append is `fdatasync`ed before it returns, unless inside `bulk()`, which
   syncs once at the end.
 * **tamper evident**: each record carries the hash of the one before; `verify` checks the chain.
 * **indexed**: `index.sqlite` maps articles and event ids to byte ranges of the log. It is derived
-  data: it follows the log lazily, is rebuilt when missing or stale, and is safe to delete.
+  data: it follows the log lazily, is rebuilt when missing, stale or inconsistent, and is safe to
+  delete. It is never trusted blindly: its head is checked against the log's bytes whenever it
+  is used, every record read through it is checked against what it claims (position, article,
+  version, hash), and the writer proves an article's version against the log before appending.
+  What the index saw committed must still be in the log, unchanged: a log cut or rewritten
+  below that is damage (`CorruptStoreError`), never a torn tail to cut.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from ledger import codec
 from ledger.errors import (
     CorruptStoreError,
     DuplicateEventError,
+    IndexMismatchError,
     InvalidEventError,
     InvalidTimeError,
     NothingToDoError,
@@ -53,14 +60,31 @@ log = logging.getLogger("ledger")
 
 LOG_FILE = "events.jsonl"
 MARKER_FILE = "LEDGER"
-LOCK_FILE = "lock"
 INDEX_FILE = "index.sqlite"
 FORMAT_VERSION = 1
+# The index's own layout: an index of another layout is rebuilt from the log.
+INDEX_FORMAT = 2
+# How much of each record's hash the index keeps: enough to notice a record changed after it was
+# indexed (64 bits), at a quarter of the full hash's size.
+_HASH_KEPT = 16
 # Reads go 64 KB (about 100 records) at a time: a chunk's records are parsed together, and at this
 # size they are still in the CPU's cache when used (4 MB chunks made a full read 1.5-2x slower). A
 # reader that wants only a few records parses only a few too.
 _CHUNK = 64 * 1024
 _WRITTEN_MAX = 20_000
+
+
+_INDEX_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS events (
+    pos INTEGER PRIMARY KEY, id TEXT NOT NULL, article TEXT NOT NULL,
+    version INTEGER NOT NULL, type TEXT NOT NULL, occurred_at TEXT NOT NULL,
+    recorded_at TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS events_article ON events (article, version);
+CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
+CREATE TABLE IF NOT EXISTS articles (
+    article TEXT PRIMARY KEY, version INTEGER NOT NULL, occurred_at TEXT NOT NULL);
+"""
 
 
 class AppendResult(BaseModel):
@@ -188,6 +212,9 @@ class _WriterState:
     recorded_at: str = ""
     versions: dict[str, int] = field(default_factory=dict)
     occurred: dict[str, str] = field(default_factory=dict)
+    # Articles whose version and time were read from the log itself (or written by this process),
+    # not taken from the index: only these are appended to without checking the log first.
+    proven: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -371,19 +398,25 @@ class FileEventStore(EventStore):
         db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(
-            """
-            CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-            CREATE TABLE IF NOT EXISTS events (
-                pos INTEGER PRIMARY KEY, id TEXT NOT NULL, article TEXT NOT NULL,
-                version INTEGER NOT NULL, type TEXT NOT NULL, occurred_at TEXT NOT NULL,
-                recorded_at TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL);
-            CREATE INDEX IF NOT EXISTS events_article ON events (article, version);
-            CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
-            CREATE TABLE IF NOT EXISTS articles (
-                article TEXT PRIMARY KEY, version INTEGER NOT NULL, occurred_at TEXT NOT NULL);
-            """
-        )
+        db.executescript(_INDEX_SCHEMA)
+        if db.execute("SELECT 1 FROM meta").fetchone() is not None and db.execute(
+            "SELECT value FROM meta WHERE key = 'format'"
+        ).fetchone() != (INDEX_FORMAT,):
+            # An index of another layout (an older ledger's): start it again from the log. Under
+            # the index's lock, looking again, as another process may be doing the same.
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                if db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() != (INDEX_FORMAT,):
+                    db.execute("DROP TABLE IF EXISTS events")
+                    db.execute("DROP TABLE IF EXISTS articles")
+                    db.execute("DELETE FROM meta")
+                    for statement in _INDEX_SCHEMA.split(";"):
+                        if statement.strip():
+                            db.execute(statement)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
         return db
 
     def _meta(self, db: sqlite3.Connection) -> dict[str, Any]:
@@ -396,37 +429,33 @@ class FileEventStore(EventStore):
             return
         db = self._index()
         meta = self._meta(db)
-        if (
-            int(meta.get("offset", 0)) == size
-            and meta.get("store_id") == self._marker["store_id"]
-            and self._index_matches_log(size, str(meta.get("hash", codec.GENESIS_HASH)), size)
-        ):
-            # Already up to date (the common case on open): no write transaction, so opening a
-            # store writes nothing and closing it has no WAL to checkpoint.
-            self._forget_written()
-            self._indexed = size
-            return
+        if int(meta.get("offset", -1)) == size and meta.get("store_id") == self._marker["store_id"]:
+            try:
+                self._check_index_head(db, meta, size)
+            except IndexMismatchError:
+                pass  # rebuilt below, under the index's lock
+            else:
+                # Already up to date (the common case on open): no write transaction, so opening
+                # a store writes nothing and closing it has no WAL to checkpoint.
+                self._forget_written()
+                self._indexed = size
+                return
         db.execute("BEGIN IMMEDIATE")
         try:
             # Measured again under the index's lock: while this process waited for it, another
             # may have appended and indexed more (the log looked shorter than the index before).
             size = os.fstat(self._read_fd).st_size
             meta = self._meta(db)
-            covered = int(meta.get("offset", 0))
-            position = int(meta.get("position", 0))
-            last_hash = str(meta.get("hash", codec.GENESIS_HASH))
-            same_store = meta.get("store_id") == self._marker["store_id"]
-            if same_store and covered > size:
-                # Only committed records are indexed, and a crash's torn tail is never indexed:
-                # a log shorter than the index was truncated by something other than ledger.
-                log.warning(
-                    "%s: the log ends at byte %d but the index has seen records up to position %d (byte %d): "
-                    "the log was truncated by something else; rebuilding the index from the log",
-                    self.log_path, size, position, covered,
-                )
-            if not same_store or not self._index_matches_log(covered, last_hash, size):
-                if meta and not (same_store and covered > size):
-                    log.warning("%s: index does not match the log, rebuilding it", self.root / INDEX_FILE)
+            fresh = meta.get("store_id") != self._marker["store_id"]
+            if meta and fresh:
+                log.warning("%s: index does not match the log (it belongs to another store); rebuilding it from the log", self.root / INDEX_FILE)
+            if not fresh:
+                try:
+                    covered, position, last_hash = self._check_index_head(db, meta, size)
+                except IndexMismatchError as exc:
+                    log.warning("%s; rebuilding it from the log", exc)
+                    fresh = True
+            if fresh:
                 db.execute("DELETE FROM events")
                 db.execute("DELETE FROM articles")
                 db.execute("DELETE FROM meta")
@@ -446,7 +475,8 @@ class FileEventStore(EventStore):
                 covered = scan.end
             db.executemany(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("offset", covered), ("position", position), ("hash", last_hash), ("store_id", self._marker["store_id"])],
+                [("offset", covered), ("position", position), ("hash", last_hash), ("store_id", self._marker["store_id"]),
+                 ("format", INDEX_FORMAT)],
             )
             db.execute("COMMIT")
         except BaseException:
@@ -454,29 +484,58 @@ class FileEventStore(EventStore):
             raise
         self._indexed = covered
 
-    def _index_matches_log(self, covered: int, last_hash: str, size: int) -> bool:
-        if covered == 0:
-            return True
-        if covered > size:
-            return False
-        # The hash a line claims is in its last 75 bytes: read a little more than that, not the
-        # whole line (this runs whenever the log has grown since the last look).
-        start = max(0, covered - 128)
-        chunk = os.pread(self._read_fd, covered - start, start)
-        line = chunk.rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    def _check_index_head(self, db: sqlite3.Connection, meta: dict[str, Any], size: int) -> tuple[int, int, str]:
+        """The index's head `(offset, position, hash)`, checked against the log.
+
+        Raises `IndexMismatchError` when the index contradicts itself (its head is not the end of
+        its own last record: a damaged cache, to rebuild), and `CorruptStoreError` when it is
+        consistent but the log no longer holds, unchanged, the committed record it saw last: the
+        log was cut or rewritten after the fact. That is damage to report, never a torn tail to
+        cut or a cache to rebuild around it.
+        """
+        where = self.root / INDEX_FILE
         try:
-            return codec.hash_of(line) == last_hash
+            covered, position = int(meta.get("offset", 0)), int(meta.get("position", 0))
+        except (TypeError, ValueError):
+            raise IndexMismatchError(f"{where}: its head is not readable") from None
+        last_hash = str(meta.get("hash", codec.GENESIS_HASH))
+        if covered == 0:
+            if position != 0 or last_hash != codec.GENESIS_HASH:
+                raise IndexMismatchError(f"{where}: its head (position {position}) does not match its own records")
+            return covered, position, last_hash
+        row = db.execute("SELECT offset, length, hash FROM events WHERE pos = ?", (position,)).fetchone()
+        if row is None or row[0] + row[1] != covered or row[2] != last_hash[:_HASH_KEPT]:
+            raise IndexMismatchError(f"{where}: its head (position {position}, byte {covered}) does not match its own records")
+        hint = f"restore the log from a copy (or, to accept the log as it is now, delete {INDEX_FILE})"
+        if covered > size:
+            raise CorruptStoreError(
+                f"{self.log_path}: the log ends at byte {size}, but positions up to {position} (byte {covered}) were "
+                f"committed: it was truncated after the fact; {hint}",
+                position=position,
+            )
+        line = os.pread(self._read_fd, row[1], row[0])
+        try:
+            digest = codec.check(line[:-1]) if line.endswith(b"\n") else ""
+            record = codec.decode(line)
         except codec.RecordError:
-            return False
+            digest, record = "", {}
+        if digest != last_hash or record.get("pos") != position or not record.get("end"):
+            raise CorruptStoreError(
+                f"{self.log_path}: position {position} (byte {row[0]}) is no longer the record committed there: "
+                f"the log was changed after it was written; {hint}",
+                position=position,
+            )
+        return covered, position, last_hash
 
     @staticmethod
     def _index_records(db: sqlite3.Connection, records: list[tuple[int, int, dict[str, Any], str]]) -> None:
         db.executemany(
-            "INSERT OR REPLACE INTO events (pos, id, article, version, type, occurred_at, recorded_at, offset, length)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO events (pos, id, article, version, type, occurred_at, recorded_at, offset, length, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (r["pos"], r["id"], r["article"], r["version"], r["type"], r["occurred_at"], r["recorded_at"], off, length)
-                for off, length, r, _ in records
+                (r["pos"], r["id"], r["article"], r["version"], r["type"], r["occurred_at"], r["recorded_at"], off, length,
+                 digest[:_HASH_KEPT])
+                for off, length, r, digest in records
             ],
         )
         latest: dict[str, tuple[int, str]] = {}
@@ -495,13 +554,22 @@ class FileEventStore(EventStore):
         complete and is left out."""
         offset = start
         pending = b""
+        # Pieces of a line longer than a chunk: joined once its end is read, not copied again
+        # with every chunk (that made reading a 50 MB record quadratic).
+        pieces: list[bytes] = []
         while offset < stop:
             chunk = os.pread(self._read_fd, min(_CHUNK, stop - offset), offset)
             if not chunk:
                 break
-            base = offset - len(pending)
-            data = pending + chunk if pending else chunk
             offset += len(chunk)
+            if b"\n" not in chunk:
+                pieces.append(chunk)
+                continue
+            if pieces:
+                pending += b"".join(pieces)
+                pieces = []
+            base = offset - len(chunk) - len(pending)
+            data = pending + chunk if pending else chunk
             # readlines finds line ends with memchr; bytes.split tests byte by byte and took 0.7
             # of the 6.5 µs a replayed event costs (readlines: 0.13).
             lines = io.BytesIO(data).readlines()
@@ -652,26 +720,80 @@ class FileEventStore(EventStore):
         return 0, 1
 
     def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[dict[str, Any]]:
-        """One article's records through the index; every line read is hash-checked."""
+        """One article's records through the index. Every line read is hash-checked and must be
+        what the index says it is (position, article, version, hash), and the versions must run
+        without gaps: an index that disagrees with the log is rebuilt from it and the read done
+        again."""
+        try:
+            return self._read_article(article, from_version, to_version)
+        except IndexMismatchError as exc:
+            self._rebuild_index(exc)
+            return self._read_article(article, from_version, to_version)
+
+    def _read_article(self, article: str, from_version: int, to_version: int | None) -> list[dict[str, Any]]:
+        top = to_version if to_version is not None else 1 << 62
         with self._mutex:
             self._sync_index()
-            rows = self._index().execute(
-                "SELECT pos, offset, length FROM events WHERE article = ? AND version >= ? AND version <= ? ORDER BY pos",
-                (article, from_version, to_version if to_version is not None else 1 << 62),
+            db = self._index()
+            rows = db.execute(
+                "SELECT pos, version, offset, length, hash FROM events WHERE article = ? AND version >= ? AND version <= ? ORDER BY pos",
+                (article, from_version, top),
             ).fetchall()
+            if to_version is not None and (rows[-1][1] if rows else from_version - 1) < to_version:
+                # Fewer versions than asked for: only right if the article has no more.
+                row = db.execute("SELECT MAX(version) FROM events WHERE article = ?", (article,)).fetchone()
+                if row[0] is not None and row[0] >= min(to_version, max(from_version, 1)):
+                    raise IndexMismatchError(f"{self.root / INDEX_FILE}: versions of {article!r} are missing from it")
         out: list[dict[str, Any]] = []
-        for pos, offset, length in rows:
+        expected = max(from_version, 1)
+        for pos, version, offset, length, kept in rows:
             line = os.pread(self._read_fd, length, offset)
             try:
                 # Every indexed line ends in its newline: one without is damaged too.
-                codec.check(line[:-1])
+                digest = codec.check(line[:-1] if line.endswith(b"\n") else line + b"!")
                 record = codec.decode(line)
             except codec.RecordError as exc:
+                if not self._is_line(offset, length):
+                    raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} is not a line of the log") from None
                 raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}): {exc}", position=pos) from None
-            if record.get("pos") != pos:
-                raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}) is not where the index says", position=pos)
+            if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or version not in (
+                expected - 1,
+                expected,
+            ):
+                raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} does not match the log")
+            if digest[:_HASH_KEPT] != kept:
+                self._check_link(pos, digest)
+            expected = version + 1
             out.append(upcast(record))
         return out
+
+    def _is_line(self, offset: int, length: int) -> bool:
+        """Whether `offset..offset+length` is one whole line of the log (whatever it holds)."""
+        before = os.pread(self._read_fd, 1, offset - 1) if offset > 0 else b"\n"
+        line = os.pread(self._read_fd, length, offset)
+        return before == b"\n" and len(line) == length and line.find(b"\n") == length - 1
+
+    def _check_link(self, pos: int, digest: str) -> None:
+        """A record whose hash is not the one the index kept: if the next record still chains to
+        it, the index is wrong (`IndexMismatchError`); if not, the record was changed after it
+        was written (`CorruptStoreError`)."""
+        row = self._index().execute("SELECT offset, length FROM events WHERE pos = ?", (pos + 1,)).fetchone()
+        following = codec.decode(os.pread(self._read_fd, row[1], row[0])) if row is not None else None
+        if following is not None and following.get("prev") == digest:
+            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its hash of position {pos} does not match the log")
+        raise CorruptStoreError(
+            f"{self.log_path}: position {pos} was changed after it was written (it no longer chains to the record after it)",
+            position=pos,
+        )
+
+    def _rebuild_index(self, reason: Exception) -> None:
+        """Rebuild the index from the log (it disagreed with it), and forget what was taken from it."""
+        log.warning("%s; rebuilding it from the log", reason)
+        with self._mutex:
+            self._index().execute("DELETE FROM meta")
+            self._indexed = -1
+            self._writer = None
+            self._sync_index()
 
     def raw_lines(self, article: str | None = None) -> Iterator[bytes]:
         """The sealed record lines exactly as stored, each ending in a newline (for `export`):
@@ -694,24 +816,21 @@ class FileEventStore(EventStore):
 
     def article_version(self, article: str) -> int:
         """The article's current version (0 when it has no events)."""
-        with self._mutex:
-            if self._writer is not None:
-                # A process that appends keeps every version in memory: no index round trip.
-                return self._refresh_writer(locked=False).versions.get(article, 0)
-            self._sync_index()
-            row = self._index().execute("SELECT version FROM articles WHERE article = ?", (article,)).fetchone()
-        return row[0] if row else 0
+        return self.article_versions((article,))[article]
 
     def article_versions(self, articles: Iterable[str]) -> dict[str, int]:
         """The current version of each of `articles` (see `EventStore.article_versions`)."""
         with self._mutex:
             if self._writer is not None:
+                # A process that appends keeps every version in memory: no index round trip.
                 versions = self._refresh_writer(locked=False).versions
                 return {article: versions.get(article, 0) for article in articles}
             self._sync_index()
             wanted = list(dict.fromkeys(articles))
             found = dict.fromkeys(wanted, 0)
-            found.update(self._rows_in("SELECT article, version FROM articles WHERE article IN ({})", wanted))
+            # From the events' rows, not the `articles` table: those rows are what `read_article`
+            # checks against the log, so a version read here is one that it can prove.
+            found.update(self._rows_in("SELECT article, MAX(version) FROM events WHERE article IN ({}) GROUP BY article", wanted))
             return found
 
     def articles(self) -> dict[str, int]:
@@ -795,11 +914,24 @@ class FileEventStore(EventStore):
 
     def _try_lock(self) -> bool:
         if self._lock_fd is None:
-            self._lock_fd = os.open(self.root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            # The writers' lock is the log file itself, through a descriptor of its own (flock
+            # locks belong to an open file description): it cannot be deleted from under a
+            # writer the way a lock file beside the log could.
+            self._lock_fd = os.open(self.log_path, os.O_RDONLY)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
+        try:
+            here = os.stat(self.log_path)
+        except FileNotFoundError:
+            here = None
+        mine = os.fstat(self._read_fd)
+        if here is None or (here.st_dev, here.st_ino) != (mine.st_dev, mine.st_ino) or not os.path.samestat(mine, os.fstat(self._lock_fd)):
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            raise CorruptStoreError(
+                f"{self.log_path}: the log file was deleted or replaced while this process had it open; nothing appended"
+            )
         return True
 
     def _unlock(self) -> None:
@@ -853,6 +985,7 @@ class FileEventStore(EventStore):
             for _, _, record, digest in scan.records:
                 state.versions[record["article"]] = record["version"]
                 state.occurred[record["article"]] = record["occurred_at"]
+                state.proven.add(record["article"])
                 state.recorded_at = max(state.recorded_at, record["recorded_at"])
                 state.position, state.hash = record["pos"], digest
             state.end = scan.end
@@ -871,7 +1004,11 @@ class FileEventStore(EventStore):
         with self._mutex:
             self._lock_for_write()
             try:
-                return self._append_locked(records, ids, expected_versions)
+                try:
+                    return self._append_locked(records, ids, expected_versions)
+                except IndexMismatchError as exc:
+                    self._rebuild_index(exc)
+                    return self._append_locked(records, ids, expected_versions)
             finally:
                 self._unlock()
 
@@ -882,6 +1019,9 @@ class FileEventStore(EventStore):
             original = self.find_append(ids)
             if original is not None:
                 return original
+        for article in dict.fromkeys(record.article for record in records):
+            if article not in state.proven:
+                self._prove(state, article)
         for article, expected in (expected_versions or {}).items():
             current = state.versions.get(article, 0)
             if current != expected:
@@ -942,6 +1082,7 @@ class FileEventStore(EventStore):
         state.position, state.hash, state.recorded_at = position, prev, now
         state.versions.update(versions)
         state.occurred.update(occurred)
+        state.proven.update(versions)
         return AppendResult(
             versions=versions,
             first_position=first,
@@ -950,6 +1091,36 @@ class FileEventStore(EventStore):
             recorded_at=now_time,
             occurred_at={article: now_time if when == now else parse_time(when) for article, when in occurred.items()},
         )
+
+    def _prove(self, state: _WriterState, article: str) -> None:
+        """Check the version and time the writer took from the index for `article` against the
+        log: the article's latest indexed record must be that version, say so itself, and have
+        the hash the index kept. Raises `IndexMismatchError` (the caller rebuilds the index)."""
+        claimed = state.versions.get(article, 0)
+        row = self._index().execute(
+            "SELECT pos, version, offset, length, hash FROM events WHERE article = ? ORDER BY version DESC, pos DESC LIMIT 1",
+            (article,),
+        ).fetchone()
+        mismatch = IndexMismatchError(f"{self.root / INDEX_FILE}: its version of {article!r} does not match the log")
+        if row is None:
+            if claimed:
+                raise mismatch
+        else:
+            pos, version, offset, length, kept = row
+            line = os.pread(self._read_fd, length, offset)
+            try:
+                digest = codec.check(line[:-1] if line.endswith(b"\n") else line + b"!")
+                record = codec.decode(line)
+            except codec.RecordError:
+                raise mismatch from None
+            if (
+                (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version)
+                or version != claimed
+                or digest[:_HASH_KEPT] != kept
+                or record.get("occurred_at") != state.occurred.get(article)
+            ):
+                raise mismatch
+        state.proven.add(article)
 
     def _keep_for_index(self, sealed: list[tuple[int, int, dict[str, Any], str]]) -> None:
         """Hold what was just written for the next index sync, if it continues what is held."""
@@ -996,6 +1167,7 @@ class FileEventStore(EventStore):
                 raise InvalidEventError("the last record does not close an append")
             self._write(state, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
             state.position, state.hash, state.recorded_at = position, prev, recorded
+            state.proven.update(article for article, version in order.versions.items() if version != state.versions.get(article))
             state.versions, state.occurred = order.versions, order.occurred
             return Head(position=position, hash=prev)
 
@@ -1140,6 +1312,11 @@ class FileEventStore(EventStore):
                 break
         if progress is not None:
             progress(size, size)
+        if not problems:
+            missing = self._committed_but_missing(size)
+            if missing is not None:
+                problems.append(Problem(line=line_no + 1, position=None, offset=size, message=missing))
+                committed_end = size
         return VerifyReport(
             ok=not problems,
             events=events,
@@ -1151,12 +1328,42 @@ class FileEventStore(EventStore):
             problems=problems,
         )
 
+    def _committed_but_missing(self, size: int) -> str | None:
+        """What the index saw committed that the log no longer holds unchanged, if anything: a
+        tail cut or rewritten after the fact is damage, not an unfinished append. The index is
+        only read (never built or repaired here); one that is missing, unreadable or
+        inconsistent in itself proves nothing and is passed over."""
+        path = self.root / INDEX_FILE
+        if not path.exists():
+            return None
+        try:
+            db = sqlite3.connect(path, timeout=5)
+            try:
+                meta = self._meta(db)
+                if meta.get("store_id") != self._marker["store_id"]:
+                    return None
+                self._check_index_head(db, meta, size)
+            finally:
+                db.close()
+        except (sqlite3.Error, IndexMismatchError):
+            return None
+        except CorruptStoreError as exc:
+            return str(exc).removeprefix(f"{self.log_path}: ")
+        return None
+
     def close(self) -> None:
         """Sync anything pending and release files and connections."""
         with self._mutex:
             if self._unsynced and self._write_fd is not None:
                 os.fdatasync(self._write_fd)
                 self._unsynced = False
+            if self._written:
+                # Index what this process wrote: the index's record of what was committed is what
+                # tells a later cut of the log from a crash's torn tail. Best effort: it is a cache.
+                try:
+                    self._sync_index()
+                except (sqlite3.Error, StoreError) as exc:
+                    log.debug("index not brought up to date on close: %s", exc)
             for fd in (self._write_fd, self._lock_fd, self._read_fd):
                 if fd is not None:
                     try:

@@ -103,7 +103,7 @@ def test_exit_7_locked_by_another_process(store_dir: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
          "import fcntl, os, sys\n"
-         f"fd = os.open({str(store_dir / 'lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+         f"fd = os.open({str(store_dir / 'events.jsonl')!r}, os.O_RDWR | os.O_CREAT)\n"
          "fcntl.flock(fd, fcntl.LOCK_EX)\n"
          "print('held', flush=True)\n"
          "sys.stdin.read()\n"],

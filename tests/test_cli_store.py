@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 import ledger
 from cli.main import main
 from ledger import codec
-from ledger.store import INDEX_FILE, LOCK_FILE, LOG_FILE, MARKER_FILE
+from ledger.store import INDEX_FILE, LOG_FILE, MARKER_FILE
 from tests.conftest import run_ledger
 
 CREATE = b'{"type": "ArticleCreated", "article": "deir-ez-zor", "id": "evt-1", "actor": "ana", "reason": "first report", "occurred_at": "2017-09-05T16:05:00Z", "data": {"title": "Deir ez-Zor", "body": "Troops arrived.", "categories": ["latest"]}}\n'
@@ -161,7 +161,7 @@ def test_bad_input(store: Path, tmp_path: Path, what: str, payload: bytes, code:
 @pytest.fixture
 def held_lock(store: Path) -> Iterator[None]:
     # flock locks belong to an open file description: this one conflicts with the CLI's own.
-    fd = os.open(store / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fd = os.open(store / LOG_FILE, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)
     try:
         yield

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 import ledger
-from ledger.store import LOCK_FILE, LOG_FILE
+from ledger.store import LOG_FILE
 from tests.conftest import run_ledger
 
 PER_WRITER = 1000
@@ -126,7 +126,7 @@ def test_a_held_lock_makes_append_fail_with_exit_7_and_change_nothing(store_dir:
     with ledger.open(store_dir) as led:
         led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A"}}])
     before = (store_dir / LOG_FILE).read_bytes()
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store_dir / LOCK_FILE)], stdout=subprocess.PIPE)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(store_dir / LOG_FILE)], stdout=subprocess.PIPE)
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
         line = b'{"type": "ArticleCreated", "article": "b", "data": {"title": "B"}}\n'

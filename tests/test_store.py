@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import ledger
 from ledger import codec
 from ledger.events import NewRecord, format_time
-from ledger.store import INDEX_FILE, LOCK_FILE, LOG_FILE, FileEventStore
+from ledger.store import INDEX_FILE, LOG_FILE, FileEventStore
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -424,11 +424,19 @@ def test_log_truncated_by_something_else(store_dir: Path, warnings_logged: list[
     finally:
         writer.close()
     assert len(log_bytes(store_dir)) == keep
-    # A new open cannot tell from the log alone; it says so loudly and follows the log.
+    # A new open knows from the index that position 2 was committed: the log lost it, which is
+    # damage to report (exit 8), not something to follow silently.
+    with pytest.raises(ledger.CorruptStoreError, match="positions up to 2 .* were committed: it was truncated"):
+        ledger.open(store_dir)
+    with ledger.open(store_dir, recover=False) as led:
+        report = led.verify()
+    assert not report.ok and "positions up to 2" in report.problems[-1].message
+    assert len(log_bytes(store_dir)) == keep
+    # The way out the message gives: delete the index to accept the log as it is now.
+    (store_dir / INDEX_FILE).unlink()
     with ledger.open(store_dir) as led:
         assert led.store.articles() == {"a": 1}
         assert led.append([created("c")]).first_position == 2
-    assert any("truncated" in message for message in warnings_logged), warnings_logged
 
 
 # --- recovery and damage -------------------------------------------------------------------
@@ -481,7 +489,7 @@ def test_recover_leaves_an_append_in_progress_alone(store_dir: Path) -> None:
     good, tail = _torn(store_dir)
     # Another writer holds the lock: the bytes after the last end marker are its append in
     # progress, not a crash's leftover.
-    fd = os.open(store_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    fd = os.open(store_dir / LOG_FILE, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         with ledger.open(store_dir) as led:

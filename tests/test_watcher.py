@@ -188,7 +188,7 @@ def test_a_draft_is_retried_once_the_store_is_unlocked(store_dir: Path, drafts: 
     with ledger.open(store_dir, lock_timeout=0.2) as led, watch(
         led, drafts, on_result=recorder.result, on_error=recorder.error, actor="desk", reason="from the folder"
     ):
-        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store_dir / "lock")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(store_dir / "events.jsonl")], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         try:
             assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
             (drafts / "a.txt").write_text(story(1))
