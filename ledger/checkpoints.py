@@ -14,11 +14,17 @@ articles: see `snapshot_due`), written when the views catch up past such a versi
 read folds past one, so that a historical read folds only the records after the nearest snapshot.
 A snapshot is keyed by version, never by time: reads at a time first find the version that was
 current then (from `occurred_at`), so snapshots cannot change what "as of" means.
+
+A snapshot is never trusted as it is: it carries the hash of the log record it was folded up to
+and a digest of its content bound to that hash. Before one is used (to show a version, or to
+prepare an append) the record at its position is read from the log and both are checked; a
+snapshot that fails is dropped and the state folded from an earlier one (or from version 1).
 """
 
 from __future__ import annotations
 
 import gc
+import hashlib
 import logging
 import os
 import sqlite3
@@ -49,7 +55,7 @@ from ledger.views import ReplayStats
 log = logging.getLogger("ledger")
 
 VIEWS_FILE = "views.sqlite"
-FORMAT = 3
+FORMAT = 4
 _BATCH = 50_000
 _CHARS_PER_VERSION = 2000
 
@@ -75,7 +81,7 @@ CREATE TABLE IF NOT EXISTS changes (
     occurred_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
     article TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL, state BLOB NOT NULL,
-    PRIMARY KEY (article, version));
+    hash TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (article, version));
 """
 
 # Indexes are made after a rebuild has inserted everything (much faster than keeping them
@@ -388,7 +394,8 @@ class ViewStore:
     # --- snapshots ---------------------------------------------------------------------------
 
     def snapshot_before(self, article: str, version: int) -> ArticleState | None:
-        """The article's latest snapshot at or before `version` (None if there is none)."""
+        """The article's latest snapshot at or before `version` that the log confirms (None if
+        there is none): see the module's notes on how a snapshot is checked."""
         with self._mutex:
             db = self._open()
             if not self._checked:
@@ -405,17 +412,30 @@ class ViewStore:
                 finally:
                     db.execute("PRAGMA busy_timeout = 60000")
                 self._checked = True
-            row = db.execute(
-                "SELECT state FROM snapshots WHERE article = ? AND version <= ? ORDER BY version DESC LIMIT 1",
+            rows = db.execute(
+                "SELECT version, position, state, hash, digest FROM snapshots WHERE article = ? AND version <= ? ORDER BY version DESC",
                 (article, version),
-            ).fetchone()
-        if row is None:
+            )
+            for found, position, blob, record_hash, digest in rows:
+                state = self._confirmed(article, found, position, blob, record_hash, digest)
+                if state is not None:
+                    return state
+                log.warning("%s: the snapshot of %r at version %d does not match the log; not using it", self.path, article, found)
+        return None
+
+    def _confirmed(self, article: str, version: int, position: int, blob: Any, record_hash: Any, digest: Any) -> ArticleState | None:
+        """The snapshot's state if its content is intact and the log's record at its position is
+        the one it was folded up to; else None."""
+        if not isinstance(blob, bytes) or not isinstance(record_hash, str) or digest != _digest(record_hash, blob):
+            return None
+        last = self.store.read_article(article, version, version)
+        if not last or last[-1]["pos"] != position or last[-1]["hash"] != record_hash:
             return None
         try:
-            return state_from_list(codec.loads(row[0]))
+            state = state_from_list(codec.loads(blob))
         except (ValueError, TypeError):
-            log.warning("%s: unreadable snapshot of %r, ignoring it", self.path, article)
             return None
+        return state if (state.id, state.version, state.position) == (article, version, position) else None
 
     def state_at(self, article: str, version: int) -> ArticleState | None:
         """The article's state at `version`: its nearest snapshot at or before `version` plus
@@ -425,16 +445,18 @@ class ViewStore:
         if state is not None and state.version == version:
             return state
         last = state.version if state is not None else 0
+        record_hash = ""
         for record in self.store.read_article(article, last + 1, version):
             if state is not None and record["version"] != state.version and snapshot_due(state, last):
-                self.save_snapshots([snapshot_row(state)])
+                self.save_snapshots([snapshot_row(state, record_hash)])
                 last = state.version
             state = apply(state, record)
+            record_hash = record["hash"]
         if state is not None and snapshot_due(state, last):
-            self.save_snapshots([snapshot_row(state)])
+            self.save_snapshots([snapshot_row(state, record_hash)])
         return state
 
-    def save_snapshots(self, rows: list[tuple[str, int, int, bytes]]) -> None:
+    def save_snapshots(self, rows: list[tuple[str, int, int, bytes, str, str]]) -> None:
         """Keep these `snapshot_row`s. Skipped, not waited for, while another process holds the
         views: snapshots only save time."""
         if not rows:
@@ -443,7 +465,7 @@ class ViewStore:
             db = self._open()
             try:
                 db.execute("PRAGMA busy_timeout = 200")
-                db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?)", rows)
+                db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
             except sqlite3.OperationalError as exc:
                 log.debug("snapshots not saved: %s", exc)
             finally:
@@ -477,6 +499,13 @@ def snapshot_due(state: ArticleState, last: int) -> bool:
     return version - last >= max(SNAPSHOT_EVERY, size // _CHARS_PER_VERSION)
 
 
-def snapshot_row(state: ArticleState) -> tuple[str, int, int, bytes]:
-    """A snapshot of `state` as it is now (serialised at once: the state may change after)."""
-    return (state.id, state.version, state.position, codec.dumps(state_to_list(state)))
+def snapshot_row(state: ArticleState, record_hash: str) -> tuple[str, int, int, bytes, str, str]:
+    """A snapshot of `state` as it is now (serialised at once: the state may change after), folded
+    up to the record whose hash is `record_hash`."""
+    blob = codec.dumps(state_to_list(state))
+    return (state.id, state.version, state.position, blob, record_hash, _digest(record_hash, blob))
+
+
+def _digest(record_hash: str, blob: bytes) -> str:
+    """What a snapshot's content is checked against: its bytes, bound to the record it ends at."""
+    return hashlib.sha256(record_hash.encode("ascii") + blob).hexdigest()

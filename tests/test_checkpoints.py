@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import ledger
-from ledger.checkpoints import VIEWS_FILE
+from ledger.checkpoints import VIEWS_FILE, _digest
 from ledger.codec import dumps, loads
 from ledger.projections import SNAPSHOT_EVERY, fold
 from ledger.events import NewRecord
@@ -206,10 +206,17 @@ def test_historical_read_folds_only_records_after_the_snapshot(long_article: led
     # Mark the snapshot: a read that starts from it shows the mark, one that starts from the
     # log's beginning would not.
     db = sqlite3.connect(led.path / VIEWS_FILE)
-    (blob,) = db.execute("SELECT state FROM snapshots WHERE article = 'long' AND version = ?", (2 * SNAPSHOT_EVERY,)).fetchone()
+    (blob, record_hash) = db.execute(
+        "SELECT state, hash FROM snapshots WHERE article = 'long' AND version = ?", (2 * SNAPSHOT_EVERY,)
+    ).fetchone()
     state = loads(blob)
     state[2] = "From the snapshot"
-    db.execute("UPDATE snapshots SET state = ? WHERE article = 'long' AND version = ?", (dumps(state), 2 * SNAPSHOT_EVERY))
+    # Sealed again as ledger would seal it: an unsealed edit is refused (tests/test_hostile_store.py).
+    marked = dumps(state)
+    db.execute(
+        "UPDATE snapshots SET state = ?, digest = ? WHERE article = 'long' AND version = ?",
+        (marked, _digest(record_hash, marked), 2 * SNAPSHOT_EVERY),
+    )
     db.commit()
     db.close()
     with ledger.open(led.path) as fresh:

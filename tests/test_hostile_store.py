@@ -1,0 +1,265 @@
+"""Hostile runs against the files beside the log: a damaged, edited or deleted index, snapshot or
+lock, and a log cut or rewritten after the fact. The log is the only truth: whatever happens to
+the caches, the worst allowed is a rebuild, a slower answer or a clear error, never a wrong
+answer with exit 0 and never a damaged log. Every finding of the hostile run goes here.
+
+Real stores, real CLI processes, the index and views edited with SQLite as a person would."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ledger
+from ledger import codec
+from ledger.checkpoints import VIEWS_FILE
+from ledger.projections import SNAPSHOT_EVERY
+from ledger.store import INDEX_FILE, LOG_FILE
+from tests.conftest import run_ledger
+
+
+def _created(article: str, title: str, body: str, categories: list[str] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"title": title, "body": body}
+    if categories:
+        data["categories"] = categories
+    return {"type": "ArticleCreated", "article": article, "data": data}
+
+
+def _edited(article: str, body: str) -> dict[str, Any]:
+    return {"type": "ArticleEdited", "article": article, "data": {"body": body}}
+
+
+def _sql(path: Path, statement: str, *args: Any) -> None:
+    db = sqlite3.connect(path)
+    try:
+        db.execute(statement, args)
+        db.commit()
+    finally:
+        db.close()
+
+
+def _ten_events(store: Path) -> None:
+    """Ten events in ten appends: a1 (created in 'x', then edits) and a2."""
+    with ledger.open(store) as led:
+        led.append([_created("a1", "A one", "one\n", ["x"])])
+        led.append([_created("a2", "A two", "two\n")])
+        for n in range(8):
+            led.append([_edited("a1" if n % 2 else "a2", f"text {n}\n")])
+        led.head()  # the index has seen all ten
+
+
+def _verify_ok(store: Path) -> None:
+    result = run_ledger("verify", store=store)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"ok"), result.stdout
+
+
+def _caches_deleted(store: Path) -> None:
+    for name in (INDEX_FILE, VIEWS_FILE):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{store / name}{suffix}").unlink(missing_ok=True)
+
+
+# --- 1. a damaged index never makes the writer damage the log -----------------------------
+
+
+def test_index_head_set_back_does_not_make_the_writer_reuse_positions(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    _sql(store_dir / INDEX_FILE, "UPDATE meta SET value = 3 WHERE key = 'position'")
+    line = b'{"type": "ArticleCreated", "article": "b", "data": {"title": "B"}}\n'
+    result = run_ledger("append", "-", store=store_dir, input=line)
+    assert result.returncode == 0, result.stderr
+    assert b"rebuilding it from the log" in result.stderr
+    records = [codec.decode(line) for line in (store_dir / LOG_FILE).read_bytes().splitlines()]
+    assert [r["pos"] for r in records] == list(range(1, 12))
+    _verify_ok(store_dir)
+    _caches_deleted(store_dir)
+    assert run_ledger("show", "b", store=store_dir).returncode == 0
+
+
+def test_index_row_moved_to_another_article_is_not_shown_as_its_history(store_dir: Path) -> None:
+    with ledger.open(store_dir) as led:
+        led.append([_created("a1", "A one", "one\n")])
+        led.append([_created("a2", "A two", "two\n", ["x"])])
+        led.append([{"type": "CategoriesChanged", "article": "a2", "data": {"added": ["y"]}}])
+        want = run_ledger("history", "a1", store=store_dir).stdout
+    # The index now claims a2's category change is version 2 of a1.
+    _sql(store_dir / INDEX_FILE, "UPDATE events SET article = 'a1', version = 2 WHERE pos = 3")
+    _sql(store_dir / INDEX_FILE, "UPDATE articles SET version = 2 WHERE article = 'a1'")
+    result = run_ledger("history", "a1", store=store_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == want
+    assert b"categories" not in result.stdout
+
+
+def test_index_row_deleted_does_not_drop_a_version_from_show(store_dir: Path) -> None:
+    with ledger.open(store_dir) as led:
+        led.append([_created("a1", "A one", "one\n")])
+        led.append([{"type": "CategoriesChanged", "article": "a1", "data": {"added": ["x"]}}])
+        led.append([_edited("a1", "one, edited\n")])
+    want = run_ledger("show", "a1", store=store_dir).stdout
+    assert b"Categories: x" in want
+    _sql(store_dir / INDEX_FILE, "DELETE FROM events WHERE pos = 2")
+    result = run_ledger("show", "a1", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+
+
+def test_index_version_of_an_article_set_back_does_not_make_the_writer_repeat_it(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    # Consistent with itself: the article's last two rows and its version are gone.
+    _sql(store_dir / INDEX_FILE, "UPDATE articles SET version = 3 WHERE article = 'a1'")
+    result = run_ledger("append", "-", store=store_dir, input=b'{"type": "ArticleEdited", "article": "a1", "data": {"body": "new\\n"}}\n')
+    assert result.returncode == 0, result.stderr
+    records = [codec.decode(line) for line in (store_dir / LOG_FILE).read_bytes().splitlines()]
+    assert [r["version"] for r in records if r["article"] == "a1"] == [1, 2, 3, 4, 5, 6]
+    _verify_ok(store_dir)
+
+
+# --- 2. a damaged snapshot is never shown or written into the log -------------------------
+
+
+def _long_article(store: Path, versions: int) -> list[str]:
+    bodies = [f"Paragraph one.\n\nVersion {v} of the story.\n" for v in range(1, versions + 1)]
+    with ledger.open(store) as led:
+        led.append([_created("long", "Long", bodies[0])])
+        for body in bodies[1:]:
+            led.append([_edited("long", body)])
+        led.article("long", versions - 1)  # folds past the snapshot versions and keeps them
+    return bodies
+
+
+def test_edited_snapshot_is_not_shown_nor_used_to_prepare_an_append(store_dir: Path, tmp_path: Path) -> None:
+    bodies = _long_article(store_dir, SNAPSHOT_EVERY + 8)
+    db = sqlite3.connect(store_dir / VIEWS_FILE)
+    (blob,) = db.execute("SELECT state FROM snapshots WHERE article = 'long' AND version = ?", (SNAPSHOT_EVERY,)).fetchone()
+    db.execute(
+        "UPDATE snapshots SET state = ? WHERE article = 'long' AND version = ?",
+        (blob.replace(b"Paragraph one.", b"Paragraph EDITED."), SNAPSHOT_EVERY),
+    )
+    db.commit()
+    db.close()
+    shown = run_ledger("show", "long", "--version", str(SNAPSHOT_EVERY + 2), store=store_dir)
+    assert shown.returncode == 0, shown.stderr
+    assert b"Paragraph one." in shown.stdout and b"EDITED" not in shown.stdout
+    assert b"does not match the log" in shown.stderr
+    # An ingest of the true draft plus a line records a patch against the true text.
+    draft = tmp_path / "long.txt"
+    draft.write_text(f"Long\n\n{bodies[-1]}One more line.\n")
+    result = run_ledger("ingest", "--article", "long", str(draft), store=store_dir)
+    assert result.returncode == 0, result.stderr
+    _caches_deleted(store_dir)
+    _verify_ok(store_dir)
+    now = run_ledger("show", "long", store=store_dir)
+    assert now.returncode == 0, now.stderr
+    assert b"Paragraph one." in now.stdout and b"One more line." in now.stdout
+
+
+# --- 3. deleting files beside the log never breaks mutual exclusion -----------------------
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import ledger
+    store, name, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    with ledger.open(store) as led:
+        led.append([{"type": "ArticleCreated", "article": name, "data": {"title": name}}])
+        print("ready", flush=True)
+        for n in range(count):
+            led.append([{"type": "ArticleEdited", "article": name, "data": {"body": f"{name} {n}\\n"}}])
+    print("done", flush=True)
+    """
+)
+
+
+@pytest.mark.slow
+def test_writers_stay_exclusive_while_the_lock_file_is_deleted(store_dir: Path) -> None:
+    # One long-running writer; meanwhile the old lock file is deleted and new writers start,
+    # each opening the store afresh (with a lock file, they locked a new file of that name).
+    count = 400
+    long_running = subprocess.Popen([sys.executable, "-c", WRITER, str(store_dir), "w", str(count)], stdout=subprocess.PIPE)
+    try:
+        assert long_running.stdout is not None and long_running.stdout.readline() == b"ready\n"
+        started = 0
+        while long_running.poll() is None and started < 40:
+            (store_dir / "lock").unlink(missing_ok=True)
+            line = f'{{"type": "ArticleCreated", "article": "c{started}", "data": {{"title": "C"}}}}\n'.encode()
+            result = run_ledger("append", "-", store=store_dir, input=line)
+            assert result.returncode == 0, result.stderr
+            started += 1
+    finally:
+        long_running.wait(timeout=120)
+    assert long_running.returncode == 0
+    assert started > 0, "the long-running writer finished before any other writer started"
+    records = [codec.decode(line) for line in (store_dir / LOG_FILE).read_bytes().splitlines()]
+    assert [r["pos"] for r in records] == list(range(1, count + 1 + started + 1))
+    assert [r["version"] for r in records if r["article"] == "w"] == list(range(1, count + 2))
+    _verify_ok(store_dir)
+
+
+def test_a_log_replaced_under_an_open_writer_is_an_error_not_an_append(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        led.article("a1")
+        copy = (store_dir / LOG_FILE).read_bytes()
+        (store_dir / LOG_FILE).unlink()
+        (store_dir / LOG_FILE).write_bytes(copy)
+        with pytest.raises(ledger.CorruptStoreError, match="deleted or replaced"):
+            led.append([_edited("a1", "lost?\n")])
+    assert (store_dir / LOG_FILE).read_bytes() == copy
+
+
+# --- 4. committed events that vanish are damage, never a torn tail -------------------------
+
+
+def test_committed_events_cut_from_the_log_are_reported_and_nothing_is_cut(store_dir: Path) -> None:
+    with ledger.open(store_dir) as led:
+        for n in range(4):
+            led.append([_created(f"a{n}", "T", "b\n")])
+        led.append([_created("b1", "T", "b\n"), _created("b2", "T", "b\n")])  # positions 5-6, one append
+    log = store_dir / LOG_FILE
+    os.truncate(log, log.stat().st_size - 5)
+    cut = log.read_bytes()
+    verify = run_ledger("verify", store=store_dir)
+    assert verify.returncode == 8, verify.stdout + verify.stderr
+    assert b"positions up to 6" in verify.stdout + verify.stderr
+    for args in (("show", "b1"), ("append", "-")):
+        result = run_ledger(*args, store=store_dir, input=b'{"type": "ArticleCreated", "article": "c", "data": {"title": "C"}}\n')
+        assert result.returncode == 8, result.stderr
+        assert result.stderr.count(b"\n") == 1 and b"truncated after the fact" in result.stderr
+    assert log.read_bytes() == cut
+
+
+def test_a_record_rewritten_after_it_was_written_is_damage(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    original = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    lines = list(original)
+    # Position 3 rewritten and sealed again with a recomputed hash: its own checksum holds.
+    record = codec.decode(lines[2])
+    record.pop("hash")
+    prev = record.pop("prev")
+    # The same length (one character of its id), so every other record stays where it was.
+    record["id"] = record["id"][:-1] + ("1" if record["id"][-1] == "0" else "0")
+    lines[2], _ = codec.seal(record, prev)
+    assert len(lines[2]) == len(original[2])
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    result = run_ledger("history", record["article"], store=store_dir)
+    assert result.returncode == 8, result.stderr
+    assert b"position 4 does not chain" in result.stderr or b"position 3 was changed after it was written" in result.stderr
+    # The last record rewritten the same way: the index's head says otherwise.
+    record = codec.decode(lines[-1])
+    record.pop("hash")
+    prev = record.pop("prev")
+    record["actor"] = "someone else"
+    lines[-1], _ = codec.seal(record, prev)
+    lines[2] = original[2]
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    result = run_ledger("show", "a1", store=store_dir)
+    assert result.returncode == 8 and b"no longer the record committed there" in result.stderr, result.stderr
