@@ -302,6 +302,14 @@ def _offset_in(base: int, lines: list[bytes], index: int) -> int:
     return base + sum(len(line) for line in lines[:index])
 
 
+def _sealed(line: bytes) -> tuple[str, dict[str, Any]]:
+    """The hash and record of one whole line of the log, checked; raises `codec.RecordError`.
+    Every committed line ends in its newline: one without it is damaged too."""
+    if not line.endswith(b"\n"):
+        raise codec.RecordError("record is cut short")
+    return codec.check(line[:-1]), codec.decode(line)
+
+
 def _now() -> tuple[str, datetime]:
     """The time now, as canonical text (what `format_time` gives) and as a datetime."""
     moment = datetime.now(timezone.utc)
@@ -513,10 +521,8 @@ class FileEventStore(EventStore):
                 f"committed: it was truncated after the fact; {hint}",
                 position=position,
             )
-        line = os.pread(self._read_fd, row[1], row[0])
         try:
-            digest = codec.check(line[:-1]) if line.endswith(b"\n") else ""
-            record = codec.decode(line)
+            digest, record = _sealed(os.pread(self._read_fd, row[1], row[0]))
         except codec.RecordError:
             digest, record = "", {}
         if digest != last_hash or record.get("pos") != position or not record.get("end"):
@@ -747,11 +753,8 @@ class FileEventStore(EventStore):
         out: list[dict[str, Any]] = []
         expected = max(from_version, 1)
         for pos, version, offset, length, kept in rows:
-            line = os.pread(self._read_fd, length, offset)
             try:
-                # Every indexed line ends in its newline: one without is damaged too.
-                digest = codec.check(line[:-1] if line.endswith(b"\n") else line + b"!")
-                record = codec.decode(line)
+                digest, record = _sealed(os.pread(self._read_fd, length, offset))
             except codec.RecordError as exc:
                 if not self._is_line(offset, length):
                     raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} is not a line of the log") from None
@@ -1107,10 +1110,8 @@ class FileEventStore(EventStore):
                 raise mismatch
         else:
             pos, version, offset, length, kept = row
-            line = os.pread(self._read_fd, length, offset)
             try:
-                digest = codec.check(line[:-1] if line.endswith(b"\n") else line + b"!")
-                record = codec.decode(line)
+                digest, record = _sealed(os.pread(self._read_fd, length, offset))
             except codec.RecordError:
                 raise mismatch from None
             if (
