@@ -14,15 +14,15 @@ import sqlite3
 from pathlib import Path
 from urllib.parse import quote
 
-from ledger.errors import StoreError
+from ledger.errors import StoreError, StoreLockedError
 
 log = logging.getLogger("ledger")
 
 # The SQLite result codes (primary part) that mean "this file cannot be written here", as opposed
-# to a damaged file: SQLITE_PERM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
-_CANNOT_WRITE = {3, 8, 10, 13, 14}
-_FULL = 13
-_IOERR = 10
+# to a damaged file.
+_CANNOT_WRITE = {
+    sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+}
 
 
 def writable(path: Path) -> bool:
@@ -56,10 +56,10 @@ def reason(exc: BaseException) -> str:
             return f"cannot be written ({seen.strerror or seen})"
         code = getattr(seen, "sqlite_errorcode", None)
         if code is not None:
-            if code & 0xFF == _FULL:
-                return "cannot be written: the disk is full"
-            if code & 0xFF == _IOERR:
-                return "cannot be written: an I/O error (is the disk full?)"
+            if code & 0xFF == sqlite3.SQLITE_FULL:
+                return "cannot be written (the disk is full)"
+            if code & 0xFF == sqlite3.SQLITE_IOERR:
+                return "cannot be written (an I/O error; is the disk full?)"
             if code & 0xFF in _CANNOT_WRITE:
                 return "cannot be written (a read-only store?)"
         seen = seen.__context__
@@ -69,7 +69,9 @@ def reason(exc: BaseException) -> str:
 def store_error(path: Path, exc: BaseException) -> StoreError:
     """A one-line `StoreError` for a cache that failed even in memory (or in a way that a copy in
     memory does not help)."""
-    return StoreError(f"{path} {reason(exc)}; it is a cache of the log, so deleting it is safe")
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreLockedError(f"{path}: busy in another process for too long ({exc})")
+    return StoreError(f"{path}: {reason(exc)}; it is a cache of the log, so deleting it is safe")
 
 
 def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:

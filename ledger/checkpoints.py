@@ -182,7 +182,7 @@ class ViewStore:
         except (sqlite3.Error, OSError) as exc:
             if not caches.cannot_write(exc) or self.path is None:
                 raise
-            log.warning("%s %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
+            log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
             return self._open_memory(self.path)
         self._inode = os.stat(self.path).st_ino if self.path is not None else None
         return db
@@ -202,7 +202,7 @@ class ViewStore:
 
     def _to_memory(self, exc: BaseException) -> None:
         """Go on in memory from what the views file holds (it failed to take a write)."""
-        log.warning("%s %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
+        log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
         assert self._db is not None
         if self._db.in_transaction:
             try:

@@ -305,11 +305,9 @@ def _index_write_guard(sync: Callable[["FileEventStore"], None]) -> Callable[["F
     def guarded(store: "FileEventStore") -> None:
         try:
             sync(store)
-        except (sqlite3.Error, OSError) as exc:
+        except sqlite3.Error as exc:
             if store._index_in_memory or store._db is None or not caches.cannot_write(exc):
-                if isinstance(exc, sqlite3.Error):
-                    raise caches.store_error(store.root / INDEX_FILE, exc) from None
-                raise
+                raise caches.store_error(store.root / INDEX_FILE, exc) from None
             store._index_to_memory(exc)
             try:
                 sync(store)
@@ -395,7 +393,7 @@ class FileEventStore(EventStore):
             except (sqlite3.Error, OSError) as exc:
                 if not caches.cannot_write(exc):
                     raise caches.store_error(path, exc) from None
-                log.warning("%s %s; using a copy of the index in memory for this run", path, caches.reason(exc))
+                log.warning("%s: %s; using a copy of the index in memory for this run", path, caches.reason(exc))
                 self._db = self._memory_index(caches.memory_copy(path))
         return self._db
 
@@ -433,7 +431,7 @@ class FileEventStore(EventStore):
     def _index_to_memory(self, exc: BaseException) -> None:
         """Go on with a copy in memory of what the index file holds (it failed to take a write)."""
         path = self.root / INDEX_FILE
-        log.warning("%s %s; using a copy of the index in memory for this run", path, caches.reason(exc))
+        log.warning("%s: %s; using a copy of the index in memory for this run", path, caches.reason(exc))
         assert self._db is not None
         if self._db.in_transaction:
             try:
