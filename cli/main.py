@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ import ledger
 from cli.output import notice
 
 EXIT_USAGE = 2
+EXIT_STORE = ledger.StoreError.exit_code
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
@@ -47,6 +49,14 @@ class LedgerGroup(click.Group):
                 raise
             notice("[bold red]error:[/]", str(exc))
             ctx.exit(exc.exit_code)
+        except sqlite3.Error as exc:
+            # The library maps the caches' errors it expects; this is the last line of defence,
+            # so that a damaged or unwritable cache is never a traceback.
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            notice("[bold red]error:[/]", f"the store's index or views failed ({exc}); they are caches of the log, "
+                   "so deleting index.sqlite and views.sqlite in the store folder is safe")
+            ctx.exit(EXIT_STORE)
         except KeyboardInterrupt:
             ctx.exit(EXIT_INTERRUPTED)
         except BrokenPipeError:

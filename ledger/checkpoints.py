@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable
 
-from ledger import codec
+from ledger import caches, codec
 from ledger.errors import StoreError
 from ledger.projections import (
     BLOCKS,
@@ -125,15 +125,25 @@ class ViewStore:
         self._hash = ""
         self._mutex = threading.RLock()
         self._checked = False
+        # Set when the file cannot be written (a read-only store, a full disk): the views live in
+        # memory for the rest of this process, from a copy of the file.
+        self._in_memory = False
 
     # --- the connection ----------------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
-        target = str(self.path) if self.path is not None else ":memory:"
-        db = sqlite3.connect(target, timeout=60, isolation_level=None, check_same_thread=False)
+    def _connect(self, copy: sqlite3.Connection | None = None) -> sqlite3.Connection:
+        """The views database with its tables: the file, or in memory `copy` (a copy of the file)
+        or an empty database for stores without a folder."""
+        if copy is not None:
+            db = copy
+        elif self.path is None:
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        else:
+            db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            if copy is None and self.path is not None:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             db.executescript(_INDEXES)
             found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
@@ -145,7 +155,7 @@ class ViewStore:
         return db
 
     def _open(self) -> sqlite3.Connection:
-        if self._db is not None and self.path is not None:
+        if self._db is not None and self.path is not None and not self._in_memory:
             try:
                 inode = os.stat(self.path).st_ino
             except FileNotFoundError:
@@ -154,19 +164,65 @@ class ViewStore:
                 # Deleted (or replaced) under us: start again from whatever is there now.
                 self._close_db()
         if self._db is None:
-            try:
-                self._db = self._connect()
-            except sqlite3.DatabaseError as exc:
-                log.warning("%s: unreadable views (%s), rebuilding them from the log", self.path, exc)
-                self._remove_files()
-                self._db = self._connect()
-            self._inode = os.stat(self.path).st_ino if self.path is not None else None
+            self._db = self._open_memory(None) if self._in_memory else self._open_file()
             self._position = -1
             self._checked = False
         return self._db
 
+    def _open_file(self) -> sqlite3.Connection:
+        """The views file, rebuilt when it is unreadable; a copy in memory when it cannot be
+        written."""
+        if self.path is not None and not caches.writable(self.path):
+            # A read-only store: expected, so no warning.
+            log.debug("%s: not writable, using a copy of the views in memory", self.path)
+            return self._open_memory(self.path)
+        try:
+            try:
+                db = self._connect()
+            except sqlite3.DatabaseError as exc:
+                if caches.cannot_write(exc):
+                    raise
+                log.warning("%s: unreadable views (%s), rebuilding them from the log", self.path, exc)
+                self._remove_files()
+                db = self._connect()
+        except (sqlite3.Error, OSError) as exc:
+            if not caches.cannot_write(exc) or self.path is None:
+                raise
+            log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
+            return self._open_memory(self.path)
+        self._inode = os.stat(self.path).st_ino if self.path is not None else None
+        return db
+
+    def _open_memory(self, source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
+        """Views in memory, from a copy of `source` (the file, or the connection that failed to
+        write it); an unreadable copy gives empty views, rebuilt from the log."""
+        copy = caches.memory_copy(source)
+        try:
+            db = self._connect(copy)
+        except sqlite3.DatabaseError as exc:
+            log.debug("views copied into memory are unusable (%s), rebuilding them", exc)
+            db = self._connect(caches.memory_copy(None))
+        self._in_memory = True
+        self._inode = None
+        return db
+
+    def _to_memory(self, exc: BaseException) -> None:
+        """Go on in memory from what the views file holds (it failed to take a write)."""
+        log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
+        assert self._db is not None
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.debug("%s: nothing to roll back (SQLite already did)", self.path)
+        failed = self._db
+        self._db = self._open_memory(failed)
+        failed.close()
+        self._position = -1
+        self._checked = False
+
     def _remove_files(self) -> None:
-        if self.path is None:
+        if self.path is None or self._in_memory:
             return
         for suffix in ("", "-wal", "-shm"):
             Path(str(self.path) + suffix).unlink(missing_ok=True)
@@ -189,7 +245,10 @@ class ViewStore:
         try:
             yield
         except BaseException:
-            db.execute("ROLLBACK")
+            # SQLite may have rolled back already (a full disk): a second ROLLBACK would raise
+            # and hide the error that matters.
+            if db.in_transaction:
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
@@ -204,15 +263,26 @@ class ViewStore:
             except sqlite3.DatabaseError as exc:
                 if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
                     raise StoreError(f"{self.path}: views locked by another process for too long") from None
-                log.warning("%s: damaged views (%s), rebuilding them from the log", self.path, exc)
-                self._close_db()
-                self._remove_files()
+                if caches.cannot_write(exc) and not self._in_memory and self._db is not None:
+                    self._to_memory(exc)
+                else:
+                    log.warning("%s: damaged views (%s), rebuilding them from the log", self.path, exc)
+                    self._close_db()
+                    self._remove_files()
+            try:
                 return self._refresh()
+            except sqlite3.Error as exc:
+                raise caches.store_error(self.path or Path(VIEWS_FILE), exc) from None
 
     def _refresh(self) -> sqlite3.Connection:
         db = self._open()
         head = self.store.head()
         if self._position == head.position and self._hash == head.hash:
+            return db
+        if self._checkpoint(db) == (head.position, head.hash):
+            # Already at the head (another process caught them up): a read writes nothing.
+            self._position, self._hash = head.position, head.hash
+            self._checked = True
             return db
         with self._write(db):
             position, digest = self._validate(db)
@@ -358,7 +428,22 @@ class ViewStore:
 
     def rebuild(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
         """Throw the views away and fold the whole log again (up to position `to`), in one
-        transaction: readers see the old views until the new ones are complete."""
+        transaction: readers see the old views until the new ones are complete. Views that
+        cannot be written are rebuilt in memory (the replay still measures the fold)."""
+        with self._mutex:
+            try:
+                return self._rebuild(to, progress)
+            except sqlite3.DatabaseError as exc:
+                if not caches.cannot_write(exc) or self._in_memory or self._db is None:
+                    raise caches.store_error(self.path or Path(VIEWS_FILE), exc) from None
+                self._to_memory(exc)
+            try:
+                return self._rebuild(to, progress)
+            except sqlite3.Error as exc:
+                raise caches.store_error(self.path or Path(VIEWS_FILE), exc) from None
+
+    def _rebuild(self, to: int | None, progress: Callable[[int, int], None] | None) -> ReplayStats:
+        """`rebuild`, once."""
         with self._mutex:
             started = time.perf_counter()
             db = self._open()

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import io
 import logging
 import os
@@ -41,7 +42,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from ledger import codec
+from ledger import caches, codec
 from ledger.errors import (
     CorruptStoreError,
     DuplicateEventError,
@@ -316,6 +317,41 @@ def _now() -> tuple[str, datetime]:
     return format_time(moment), moment
 
 
+def _open_sqlite_file(path: Path) -> sqlite3.Connection:
+    """A cache file beside the log, in WAL mode (readers never wait for a writer)."""
+    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        # Switching to WAL creates the -wal and -shm files: on a full disk it is the first
+        # thing that fails, and the connection would otherwise stay open on the file.
+        db.close()
+        raise
+    return db
+
+
+def _index_write_guard(sync: Callable[["FileEventStore"], None]) -> Callable[["FileEventStore"], None]:
+    """`FileEventStore._sync_index`, going on with the index in memory when its file cannot take
+    a write (a full disk, a store made read-only while open): the index is a cache, and a cache
+    that cannot be written must not stop a read, nor an append that the log can still take."""
+
+    @functools.wraps(sync)
+    def guarded(store: "FileEventStore") -> None:
+        try:
+            sync(store)
+        except sqlite3.Error as exc:
+            if store._index_in_memory or store._db is None or not caches.cannot_write(exc):
+                raise caches.store_error(store.root / INDEX_FILE, exc) from None
+            store._index_to_memory(exc)
+            try:
+                sync(store)
+            except sqlite3.Error as again:
+                raise caches.store_error(store.root / INDEX_FILE, again) from None
+
+    return guarded
+
+
 class FileEventStore(EventStore):
     """The embedded store: an append-only file of sealed JSON lines plus a derived SQLite index.
 
@@ -335,6 +371,7 @@ class FileEventStore(EventStore):
         self._mutex = threading.RLock()
         self._writer: _WriterState | None = None
         self._db: sqlite3.Connection | None = None
+        self._index_in_memory = False
         self._indexed = 0
         # Records this process appended and has not indexed yet, from byte `_written_at` on: the
         # index takes them as they are instead of reading, parsing and hash-checking them again.
@@ -344,6 +381,8 @@ class FileEventStore(EventStore):
         self._written_ids: dict[str, tuple[int, str, int]] = {}
         self._bulk_depth = 0
         self._unsynced = False
+        # Set when the index was found to disagree with the log: the next sync rebuilds it whole.
+        self._distrusted = False
 
     # --- opening and recovery ------------------------------------------------------------
 
@@ -354,7 +393,8 @@ class FileEventStore(EventStore):
             self._sync_index()
             if os.fstat(self._read_fd).st_size <= self._indexed:
                 return 0
-            if not self._try_lock():
+            if not caches.writable(self.log_path) or not self._try_lock():
+                # Read-only: the torn tail stays (reads never use it) for a writer to cut.
                 return 0
             try:
                 return self._cut_torn_tail()
@@ -380,32 +420,69 @@ class FileEventStore(EventStore):
     def _index(self) -> sqlite3.Connection:
         if self._db is None:
             path = self.root / INDEX_FILE
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    self._db = self._connect(path)
-                    break
-                except sqlite3.DatabaseError as exc:
-                    if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                        break
-                    # Another process is creating the index at this moment (switching it to WAL
-                    # does not wait): it is not damaged, and deleting it would pull it from
-                    # under that process.
-                    if time.monotonic() >= deadline:
-                        raise StoreLockedError(f"{path}: the index is busy in another process ({exc})") from None
-                    time.sleep(0.01)
-            if self._db is None:
-                log.warning("%s: unreadable index, rebuilding it from the log", path)
-                for suffix in ("", "-wal", "-shm"):
-                    Path(str(path) + suffix).unlink(missing_ok=True)
-                self._db = self._connect(path)
+            if not caches.writable(path):
+                # A read-only store: expected, so no warning; reads answer from a copy in memory.
+                log.debug("%s: not writable, using a copy of the index in memory", path)
+                self._db = self._memory_index(caches.memory_copy(path))
+                return self._db
+            try:
+                self._db = self._open_index_file(path)
+            except (sqlite3.Error, OSError) as exc:
+                if not caches.cannot_write(exc):
+                    raise caches.store_error(path, exc) from None
+                log.warning("%s: %s; using a copy of the index in memory for this run", path, caches.reason(exc))
+                self._db = self._memory_index(caches.memory_copy(path))
         return self._db
 
+    def _open_index_file(self, path: Path) -> sqlite3.Connection:
+        """The index file, rebuilt empty when it is damaged; raises what SQLite raises when it
+        cannot be written."""
+        deadline = time.monotonic() + self.lock_timeout
+        while True:
+            try:
+                return self._connect(path)
+            except sqlite3.DatabaseError as exc:
+                if caches.cannot_write(exc):
+                    raise
+                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    break
+                # Another process is creating the index at this moment (switching it to WAL
+                # does not wait): it is not damaged, and deleting it would pull it from
+                # under that process.
+                if time.monotonic() >= deadline:
+                    raise StoreLockedError(f"{path}: the index is busy in another process ({exc})") from None
+                time.sleep(0.01)
+        log.warning("%s: unreadable index, rebuilding it from the log", path)
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(path) + suffix).unlink(missing_ok=True)
+        return self._connect(path)
+
+    def _memory_index(self, db: sqlite3.Connection) -> sqlite3.Connection:
+        """`db` (a copy of the index in memory) with the index's tables, checked against the log
+        by the next sync like the file would be."""
+        self._index_in_memory = True
+        self._indexed = 0
+        self._forget_written()
+        return self._connect(db)
+
+    def _index_to_memory(self, exc: BaseException) -> None:
+        """Go on with a copy in memory of what the index file holds (it failed to take a write)."""
+        path = self.root / INDEX_FILE
+        log.warning("%s: %s; using a copy of the index in memory for this run", path, caches.reason(exc))
+        assert self._db is not None
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                log.debug("%s: nothing to roll back (SQLite already did)", path)
+        copy = caches.memory_copy(self._db)
+        self._db.close()
+        self._db = self._memory_index(copy)
+
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
+    def _connect(target: Path | sqlite3.Connection) -> sqlite3.Connection:
+        """The index at `target` (a file, or a database in memory), with its tables."""
+        db = target if isinstance(target, sqlite3.Connection) else _open_sqlite_file(target)
         db.executescript(_INDEX_SCHEMA)
         if db.execute("SELECT 1 FROM meta").fetchone() is not None and db.execute(
             "SELECT value FROM meta WHERE key = 'format'"
@@ -430,6 +507,7 @@ class FileEventStore(EventStore):
     def _meta(self, db: sqlite3.Connection) -> dict[str, Any]:
         return dict(db.execute("SELECT key, value FROM meta").fetchall())
 
+    @_index_write_guard
     def _sync_index(self) -> None:
         """Index every committed record not yet indexed (any process may do this; SQLite serialises)."""
         size = os.fstat(self._read_fd).st_size
@@ -437,7 +515,7 @@ class FileEventStore(EventStore):
             return
         db = self._index()
         meta = self._meta(db)
-        if int(meta.get("offset", -1)) == size and meta.get("store_id") == self._marker["store_id"]:
+        if int(meta.get("offset", -1)) == size and meta.get("store_id") == self._marker["store_id"] and not self._distrusted:
             try:
                 self._check_index_head(db, meta, size)
             except IndexMismatchError:
@@ -454,8 +532,8 @@ class FileEventStore(EventStore):
             # may have appended and indexed more (the log looked shorter than the index before).
             size = os.fstat(self._read_fd).st_size
             meta = self._meta(db)
-            fresh = meta.get("store_id") != self._marker["store_id"]
-            if meta and fresh:
+            fresh = meta.get("store_id") != self._marker["store_id"] or self._distrusted
+            if meta and fresh and not self._distrusted:
                 log.warning("%s: index does not match the log (it belongs to another store); rebuilding it from the log", self.root / INDEX_FILE)
             if not fresh:
                 try:
@@ -491,6 +569,7 @@ class FileEventStore(EventStore):
             db.execute("ROLLBACK")
             raise
         self._indexed = covered
+        self._distrusted = False
 
     def _check_index_head(self, db: sqlite3.Connection, meta: dict[str, Any], size: int) -> tuple[int, int, str]:
         """The index's head `(offset, position, hash)`, checked against the log.
@@ -793,7 +872,7 @@ class FileEventStore(EventStore):
         """Rebuild the index from the log (it disagreed with it), and forget what was taken from it."""
         log.warning("%s; rebuilding it from the log", reason)
         with self._mutex:
-            self._index().execute("DELETE FROM meta")
+            self._distrusted = True
             self._indexed = -1
             self._writer = None
             self._sync_index()
@@ -912,7 +991,10 @@ class FileEventStore(EventStore):
 
     def _writer_fd(self) -> int:
         if self._write_fd is None:
-            self._write_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
+            try:
+                self._write_fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND)
+            except OSError as exc:
+                raise StoreError(f"{self.log_path}: cannot write the log ({exc.strerror or exc}); nothing appended") from None
         return self._write_fd
 
     def _try_lock(self) -> bool:
@@ -920,7 +1002,10 @@ class FileEventStore(EventStore):
             # The writers' lock is the log file itself, through a descriptor of its own (flock
             # locks belong to an open file description): it cannot be deleted from under a
             # writer the way a lock file beside the log could.
-            self._lock_fd = os.open(self.log_path, os.O_RDONLY)
+            try:
+                self._lock_fd = os.open(self.log_path, os.O_RDONLY)
+            except OSError as exc:
+                raise StoreError(f"{self.log_path}: cannot open the log to lock it ({exc.strerror or exc}); nothing appended") from None
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -20,6 +20,7 @@ LAYERS = {
     "patches": 0,
     "events": 1,
     "codec": 2,
+    "caches": 2,
     "store": 3,
     "projections": 4,
     "views": 4,

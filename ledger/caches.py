@@ -1,0 +1,127 @@
+"""The SQLite caches beside the log (`index.sqlite`, `views.sqlite`) when they cannot be written.
+
+Both are derived from the log, so a cache that cannot be written must never stop a read: on a
+read-only store (a read-only mount, a folder the user may not write) and on a full disk, a
+process works on a copy of the cache in memory, caught up with the log there, and leaves the
+file as it was. The next process that can write brings the file up to date.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from urllib.parse import quote
+
+from ledger.errors import StoreError, StoreLockedError
+
+log = logging.getLogger("ledger")
+
+# The SQLite result codes (primary part) that mean "this file cannot be written here", as opposed
+# to a damaged file.
+_CANNOT_WRITE = {
+    sqlite3.SQLITE_PERM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN,
+}
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write the file at `path` (and its `-wal`/`-shm` beside it).
+
+    `os.access` answers for read-only mounts too (EROFS), even for root, which chmod alone does
+    not stop."""
+    if not os.access(path.parent, os.W_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def cannot_write(exc: BaseException) -> bool:
+    """Whether `exc` (or the error it was raised while handling, e.g. a failed ROLLBACK after a
+    full disk) says the file cannot be written, rather than that it is damaged."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return True
+        if isinstance(seen, sqlite3.Error) and getattr(seen, "sqlite_errorcode", 0) & 0xFF in _CANNOT_WRITE:
+            return True
+        seen = seen.__context__
+    return False
+
+
+def reason(exc: BaseException) -> str:
+    """`exc`, in plain words, for the warning or error that names the cache."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError):
+            return f"cannot be written ({seen.strerror or seen})"
+        code = getattr(seen, "sqlite_errorcode", None)
+        if code is not None:
+            if code & 0xFF == sqlite3.SQLITE_FULL:
+                return "cannot be written (the disk is full)"
+            if code & 0xFF == sqlite3.SQLITE_IOERR:
+                return "cannot be written (an I/O error; is the disk full?)"
+            if code & 0xFF in _CANNOT_WRITE:
+                return "cannot be written (a read-only store?)"
+        seen = seen.__context__
+    return f"failed ({exc})"
+
+
+def store_error(path: Path, exc: BaseException) -> StoreError:
+    """A one-line `StoreError` for a cache that failed even in memory (or in a way that a copy in
+    memory does not help)."""
+    if getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreLockedError(f"{path}: busy in another process for too long ({exc})")
+    return StoreError(f"{path}: {reason(exc)}; it is a cache of the log, so deleting it is safe")
+
+
+def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
+    """A database in memory holding a copy of `source`: an open connection (read through it, so
+    the copy is what it has committed), a file, or nothing. A file that is missing, unreadable or
+    changing while it is copied gives an empty database: the caller checks the copy against the
+    log and rebuilds what does not match, as it does with the file."""
+    memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    if source is None:
+        return memory
+    if isinstance(source, sqlite3.Connection):
+        try:
+            source.backup(memory)
+        except sqlite3.Error as exc:
+            log.debug("could not copy a cache into memory: %s", exc)
+            memory.close()
+            return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        return memory
+    try:
+        before = _stamps(source)
+        # A writer elsewhere (through another mount) may have commits only in the -wal, and a
+        # checkpoint rewrites pages of the file in place: copy only a file that holds everything
+        # and that did not change while it was read.
+        if before[0] is None or before[1] is not None:
+            return memory
+        # immutable: no -shm to create (a read-only folder cannot hold one), no locks to take.
+        uri = "file:" + quote(os.fspath(source.resolve())) + "?mode=ro&immutable=1"
+        file_db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            file_db.backup(memory)
+        finally:
+            file_db.close()
+        if _stamps(source) == before:
+            return memory
+    except (sqlite3.Error, OSError) as exc:
+        log.debug("%s: could not copy it into memory: %s", source, exc)
+    memory.close()
+    return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+
+
+def _stamps(path: Path) -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]:
+    """(inode, size, mtime) of the file and of its non-empty `-wal`, None where there is none."""
+
+    def stamp(p: Path, nonempty: bool) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(p)
+        except FileNotFoundError:
+            return None
+        if nonempty and st.st_size == 0:
+            return None
+        return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+    return stamp(path, False), stamp(Path(str(path) + "-wal"), True)
