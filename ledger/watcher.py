@@ -423,7 +423,8 @@ class Watcher:
                 candidates.append(name)
         present: list[str] = []
         gone: list[str] = []
-        files: dict[tuple[int, int], str] = {}
+        # By (device, inode): hard links and followed symbolic links share one.
+        files: dict[tuple[int, int], list[str]] = {}
         for name in candidates:
             try:
                 info = self._stat(self.folder / name)
@@ -434,19 +435,21 @@ class Watcher:
                 present.append(name)  # reading it will say what is wrong
                 continue
             if stat.S_ISREG(info.st_mode):
-                files[(info.st_dev, info.st_ino)] = name
+                files.setdefault((info.st_dev, info.st_ino), []).append(name)
             else:
                 present.append(name)  # never opened as a draft: reading it reports what it is
         writers = open_for_writing(set(files)) if files else set()
         with self._lock:
-            for key, name in files.items():
-                entry = self._pending.get(name)
-                if writers is not None and key in writers and entry is not None:
-                    # Still open for writing however quiet: wait for its close (or for /proc
-                    # to show no writer), starting the quiet period afresh.
-                    entry.first = entry.last = now
+            for key, names in files.items():
+                if writers is None or key not in writers:
+                    present.extend(names)
                     continue
-                present.append(name)
+                # Still open for writing however quiet: wait for its close (or for /proc to
+                # show no writer), starting the quiet period afresh.
+                for name in names:
+                    entry = self._pending.get(name)
+                    if entry is not None:
+                        entry.first = entry.last = now
             waiting = len(self._pending) - len(present) - len(gone)
             # A draft renamed to another name waits until the new name is read, so that an
             # article whose draft only moved is never withdrawn.
@@ -533,8 +536,11 @@ class Watcher:
             else:
                 self._not_a_draft(name, str(exc))
             return
-        except OSError:
-            self._again(name)  # gone after the read: settled later
+        except OSError as exc:
+            if not os.path.lexists(path):
+                self._again(name)  # gone after the read: settled later
+            else:
+                self._not_a_draft(name, f"{path}:1: cannot read the draft: {exc.strerror or exc}")
             return
         if _identity(opened) != _identity(after) or len(data) != after.st_size:
             self._again(name)  # still being written
