@@ -349,8 +349,13 @@ def test_sigterm_stops_a_watcher_beside_a_fifo_promptly(store_dir: Path, drafts:
         wait_for(lambda: run_ledger("show", "good", store=store_dir).returncode == 0, "the draft beside the FIFO")
     finally:
         process.send_signal(signal.SIGTERM)
-        # Blocked in open() on the FIFO, the watcher took over 10 s (its join timeout) to stop.
-        out, err = process.communicate(timeout=9)
+        try:
+            # Blocked in open() on the FIFO, the watcher took over 10 s (its join timeout) to stop.
+            out, err = process.communicate(timeout=9)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise
     assert process.returncode == 0, err
     assert f"error: {drafts / 'x.txt'}: a FIFO (named pipe), not a regular file".encode() in err
     assert err.endswith(b"stopped\n")
@@ -365,8 +370,9 @@ def test_the_watcher_does_not_follow_links_unless_asked(store_dir: Path, drafts:
         recorder = Recorder()
         with ledger.open(store_dir) as led, watch(led, drafts, on_result=recorder.result, on_error=recorder.error,
                                                    follow_symlinks=follow) as watcher:
-            wait_for(lambda: version(led, "original") == 1 and watcher.pending() == 0, "the reconcile")
-            wait_for(lambda: len(recorder.errors) == (2 if not follow else 1), "the links to be reported")
+            wait_for(lambda: version(led, "original") == 1 and version(led, "alias") == (1 if follow else 0)
+                     and len(recorder.errors) == (1 if follow else 2), "the drafts to be ingested and the links reported")
+            wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
             assert version(led, "alias") == (1 if follow else 0)
             assert version(led, "shadow") == 0
         messages = sorted(message for _, message in recorder.errors)
