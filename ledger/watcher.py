@@ -192,7 +192,9 @@ class Watcher:
 
     Only regular files of at most `max_draft_size` bytes are drafts; a name that is something
     else (a folder, a FIFO) is reported once. Symbolic links are skipped (reported once) unless
-    `follow_symlinks`, and even then only links to drafts in the folder are read.
+    `follow_symlinks`, and even then only links to drafts in the folder are read. `quiet`,
+    `max_wait`, `open_check` and `rescan` (seconds) default to `QUIET`, `MAX_WAIT`, `OPEN_CHECK`
+    and `RESCAN`.
 
     Ingests run on the watcher's own thread; for
     a file store it opens its own `Ledger` on the same folder (so the one given stays free for
