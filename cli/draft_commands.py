@@ -13,7 +13,17 @@ import click
 
 from cli.main import main, open_ledger
 from cli.output import TIME, console, format_option, json_line, notice
-from ledger import IngestResult, ingest
+from ledger import DRAFT_SIZE_LIMIT, IngestResult, ingest
+
+
+follow_symlinks_option = click.option(
+    "--follow-symlinks", is_flag=True,
+    help="Read symbolic links to drafts in the same folder (default: links are not followed; never out of the folder).",
+)
+max_draft_size_option = click.option(
+    "--max-draft-size", type=click.IntRange(min=1), default=DRAFT_SIZE_LIMIT, show_default=True, metavar="BYTES",
+    envvar="LEDGER_MAX_DRAFT_SIZE", help="Refuse drafts bigger than this (else $LEDGER_MAX_DRAFT_SIZE).",
+)
 
 
 def _line(result: IngestResult) -> str:
@@ -27,10 +37,13 @@ def _line(result: IngestResult) -> str:
 @click.option("--actor", help="Who made the changes.")
 @click.option("--reason", help="Why (an edit summary).")
 @click.option("--article", "-a", "article", help="Ingest the (single) draft as this article, whatever its file name.")
+@follow_symlinks_option
+@max_draft_size_option
 @format_option
 @click.pass_context
 def ingest_command(
-    ctx: click.Context, paths: tuple[Path, ...], at: str | None, actor: str | None, reason: str | None, article: str | None, fmt: str
+    ctx: click.Context, paths: tuple[Path, ...], at: str | None, actor: str | None, reason: str | None, article: str | None,
+    follow_symlinks: bool, max_draft_size: int, fmt: str,
 ) -> None:
     """Bring articles up to their drafts, all of them in one atomic append.
 
@@ -38,7 +51,9 @@ def ingest_command(
     The article id is the file name's stem unless the front matter names an `id`. An unchanged
     draft appends nothing. Every draft is parsed and compared first, and the changes of all of
     them are one append: a bad draft, two drafts of one article or an event the log refuses
-    (e.g. --at earlier than an article's last version) appends nothing at all.
+    (e.g. --at earlier than an article's last version) appends nothing at all. Only regular
+    files are drafts: in a folder, anything else named like a draft (a FIFO, a folder, a symbolic
+    link unless --follow-symlinks) is skipped with a warning; named on its own, it is refused.
 
     JSON fields (one object per draft): path, article, status (created, updated, unchanged),
     version, changes (event types), summary, first_position.
@@ -49,7 +64,7 @@ def ingest_command(
       ledger ingest examples/revisions/harbour-bridge-closure/v1.txt --article harbour-bridge-closure
     """
     led = open_ledger(ctx)
-    results = ingest(led, paths, at=at, actor=actor, reason=reason, article=article)
+    results = ingest(led, paths, at=at, actor=actor, reason=reason, article=article, follow_symlinks=follow_symlinks, max_size=max_draft_size)
     for result in results:
         if fmt == "json":
             json_line(result.model_dump(mode="json"))
@@ -63,15 +78,20 @@ def ingest_command(
 @click.option("--withdraw-on-delete", is_flag=True, help="Withdraw an article when its draft is deleted (default: record nothing).")
 @click.option("--actor", help="Who to record as the author of the changes.")
 @click.option("--reason", help="Why, recorded with every change (an edit summary).")
+@follow_symlinks_option
+@max_draft_size_option
 @click.pass_context
 def watch_command(
-    ctx: click.Context, folder: Path, poll: float | None, withdraw_on_delete: bool, actor: str | None, reason: str | None
+    ctx: click.Context, folder: Path, poll: float | None, withdraw_on_delete: bool, actor: str | None, reason: str | None,
+    follow_symlinks: bool, max_draft_size: int,
 ) -> None:
     """Watch FOLDER and ingest drafts as they are saved, until Ctrl-C or SIGTERM.
 
     On start, drafts changed while no watcher ran are ingested (unchanged ones append nothing).
-    Then each draft is ingested once it has settled (quiet for 0.5 s and closed by its writer);
-    editors' temporary, swap and backup files are ignored. Each draft is its own append: one
+    Then each draft is ingested once it has settled (quiet for 0.5 s and closed by its writer:
+    a draft still open for writing is not read, however quiet); editors' temporary, swap and
+    backup files are ignored, and names that are no regular file (a FIFO, a folder, a symbolic
+    link unless --follow-symlinks) are reported once. Each draft is its own append: one
     line per ingest on stdout. A bad draft is reported on stderr and skipped until it changes;
     a draft that fails for another reason (the store locked by another writer) is reported and
     tried again, less and less often, and the watcher goes on.
@@ -96,7 +116,8 @@ def watch_command(
         stopping.set()
 
     watcher = watch(
-        led, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor, reason=reason
+        led, folder, poll=poll, withdraw_on_delete=withdraw_on_delete, on_result=on_result, on_error=on_error, actor=actor, reason=reason,
+        follow_symlinks=follow_symlinks, max_draft_size=max_draft_size,
     )
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:

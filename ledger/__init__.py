@@ -29,7 +29,7 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.codec import dumps
-from ledger.drafts import Draft, IngestResult, ingest, parse_draft, read_draft
+from ledger.drafts import DRAFT_SIZE_LIMIT, Draft, IngestResult, ingest, parse_draft, read_draft
 from ledger.events import EVENT_TYPES, EventIn, RecordedEvent, format_time
 from ledger.projections import ArticleView, UpdateBlock
 from ledger.rendering import render
@@ -62,6 +62,7 @@ __all__ = [
     "CategoryMembership",
     "ConflictError",
     "CorruptStoreError",
+    "DRAFT_SIZE_LIMIT",
     "Diff",
     "DiffLine",
     "Draft",

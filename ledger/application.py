@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections import OrderedDict
@@ -942,9 +943,13 @@ class Ledger:
             path = Path(source)
             name = str(path)
             try:
-                total = path.stat().st_size
+                info = path.stat()
             except OSError as exc:
                 raise InvalidEventError(f"{path}: cannot read the import file ({exc.strerror})") from None
+            if not stat.S_ISREG(info.st_mode):
+                # A FIFO with no writer would block forever; a pipe is read as stdin (`-`).
+                raise InvalidEventError(f"{path}: not a regular file; to import from a pipe, give - and redirect it to stdin")
+            total = info.st_size
 
             def lines() -> Iterator[bytes]:
                 with path.open("rb") as handle:

@@ -11,9 +11,11 @@ formats"; `ledger.rendering.render` writes a view back to the draft.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import re
+import stat
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +47,13 @@ DRAFT_SUFFIXES = (".txt", ".md", ".markdown")
 """File name endings read as drafts (`.txt`: plain text; `.md`, `.markdown`: Markdown)."""
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
+DRAFT_SIZE_LIMIT = 1024 * 1024
+"""The default largest draft, in bytes (1 MiB: a long article is a few tens of KiB). A bigger
+draft is refused before it is read; `max_size` (CLI: `--max-draft-size`) sets another limit."""
+FRONT_MATTER_DEPTH = 50
+"""How deeply lists and mappings may nest in front matter."""
+
+log = logging.getLogger("ledger.drafts")
 _CATEGORY_MAX = 200
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
@@ -90,8 +99,37 @@ class IngestResult(BaseModel):
 # --- parsing -------------------------------------------------------------------------------
 
 
+class _Refused(yaml.YAMLError):
+    """A front-matter construct ledger does not accept, where it starts."""
+
+    def __init__(self, problem: str, mark: yaml.Mark) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.problem_mark = mark
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML safe loading with timestamps kept as the text written (metadata must stay JSON)."""
+    """YAML safe loading with timestamps kept as the text written (metadata must stay JSON),
+    without aliases and with bounded nesting.
+
+    An alias makes a value out of another one: a few hundred bytes of nested aliases ("billion
+    laughs") expand to gigabytes, and an alias inside its own anchor is an endless value. Both
+    are refused where the alias is written, before anything is built.
+    """
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _Refused(f"the YAML alias *{event.anchor} is not allowed in front matter (aliases and merge keys can expand without bound; write the value out)", event.start_mark)
+        if self._depth >= FRONT_MATTER_DEPTH:
+            raise _Refused(f"front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels", self.peek_event().start_mark)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -260,6 +298,8 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
     front = text[opening.end() : front_end]
     try:
         values = yaml.load(front, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except _Refused as exc:
+        raise DraftError(f"{name}:{exc.problem_mark.line + 2}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         # The line where the broken construct began (an unclosed bracket) says more than where
         # the parser gave up (often the end of the front matter).
@@ -352,12 +392,96 @@ def parse_draft(
     return _parse_markdown(text, name, src, article) if markdown else _parse_text(text, name, src, article)
 
 
-def read_draft(path: str | os.PathLike[str], article: str | None = None) -> Draft:
-    """Read and parse the draft file at `path` (see `parse_draft`); `article` overrides the id."""
+def _kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")):
+        if test(mode):
+            return kind
+    return "not a regular file"
+
+
+def _link_target(name: str, path: Path) -> os.stat_result:
+    """The file a symbolic link in a drafts folder points to, when it is a regular file in the
+    same folder (links out of the folder would let a draft publish any file the user can read)."""
+    folder = os.path.realpath(path.parent)
+    target = os.path.realpath(path)
+    if os.path.commonpath([folder, target]) != folder:
+        raise DraftError(f"{name}: a symbolic link to {target}, outside the drafts folder: not followed")
     try:
-        data = Path(path).read_bytes()
+        info = os.stat(target)
     except OSError as exc:
-        raise DraftError(f"{os.fspath(path)}:1: cannot read the draft: {exc.strerror or exc}") from None
+        raise DraftError(f"{name}: a symbolic link to {target}, which cannot be read ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DraftError(f"{name}: a symbolic link to {_kind(info.st_mode)}, not a regular file: only regular files are drafts")
+    return info
+
+
+def check_draft_file(path: str | os.PathLike[str], *, follow_symlinks: bool = False) -> os.stat_result:
+    """The `lstat` of `path` (of its target, for a followed link) if it can be read as a draft;
+    else `DraftError` naming what it is. Only regular files are drafts: a FIFO or a device would
+    block or never end, a folder is not text. A symbolic link is followed only when asked, and
+    only to a regular file in the link's own folder."""
+    name = os.fspath(path)
+    try:
+        info = os.lstat(path)
+    except OSError as exc:
+        raise DraftError(f"{name}:1: cannot read the draft: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        if not follow_symlinks:
+            raise DraftError(f"{name}: a symbolic link: not followed (--follow-symlinks reads links to drafts in the same folder)")
+        return _link_target(name, Path(path))
+    if not stat.S_ISREG(info.st_mode):
+        raise DraftError(f"{name}: {_kind(info.st_mode)}, not a regular file: only regular files are drafts")
+    return info
+
+
+def read_draft_bytes(
+    path: str | os.PathLike[str], *, follow_symlinks: bool = False, max_size: int = DRAFT_SIZE_LIMIT
+) -> tuple[bytes, os.stat_result]:
+    """The bytes of the draft file at `path` and its `fstat` as read, after `check_draft_file`.
+
+    The file is opened without blocking and checked again once open (it may have been swapped
+    for a FIFO or a link in between); more than `max_size` bytes is refused before it is read.
+    """
+    name = os.fspath(path)
+    expected = check_draft_file(path, follow_symlinks=follow_symlinks)
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow_symlinks else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise DraftError(f"{name}:1: cannot read the draft: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if (info.st_dev, info.st_ino) != (expected.st_dev, expected.st_ino) or not stat.S_ISREG(info.st_mode):
+            raise DraftError(f"{name}: replaced while it was opened; save it again")
+        too_big = f"{name}: the draft is over the size limit of {max_size:,} bytes (--max-draft-size sets another)"
+        if info.st_size > max_size:
+            raise DraftError(too_big)
+        chunks: list[bytes] = []
+        size = 0
+        # The file may grow after fstat: read one byte past the limit to know.
+        while size <= max_size:
+            chunk = os.read(fd, max_size + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > max_size:
+            raise DraftError(too_big)
+    except OSError as exc:
+        raise DraftError(f"{name}:1: cannot read the draft: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    return b"".join(chunks), info
+
+
+def read_draft(
+    path: str | os.PathLike[str], article: str | None = None, *, follow_symlinks: bool = False, max_size: int = DRAFT_SIZE_LIMIT
+) -> Draft:
+    """Read and parse the draft file at `path` (see `parse_draft`); `article` overrides the id.
+    Only a regular file of at most `max_size` bytes is read, and a symbolic link only with
+    `follow_symlinks` (see `read_draft_bytes`)."""
+    data, _ = read_draft_bytes(path, follow_symlinks=follow_symlinks, max_size=max_size)
     return parse_draft(data, path, article=article)
 
 
@@ -528,15 +652,27 @@ def withdraw(ledger: Ledger, article: str, *, at: datetime | None = None, actor:
                         changes=["ArticleWithdrawn"], summary="withdrawn (draft deleted)", first_position=result.first_position)
 
 
-def draft_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
-    """The draft files named by `paths`: files as given, folders' drafts (not recursive), sorted."""
+def draft_files(paths: Iterable[str | os.PathLike[str]], *, follow_symlinks: bool = False) -> list[Path]:
+    """The draft files named by `paths`: files as given, folders' drafts (not recursive), sorted.
+
+    In a folder, names that are drafts but not regular files (a folder, a FIFO, a symbolic link
+    unless `follow_symlinks`, a link out of the folder even then) are skipped with a warning on
+    the `ledger.drafts` logger; files named as such are refused when read."""
     files: list[Path] = []
     for given in paths:
         path = Path(given)
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir() if p.is_file() and is_draft_name(p.name)))
-        else:
+        if not path.is_dir():
             files.append(path)
+            continue
+        for entry in sorted(path.iterdir()):
+            if not is_draft_name(entry.name):
+                continue
+            try:
+                check_draft_file(entry, follow_symlinks=follow_symlinks)
+            except DraftError as exc:
+                log.warning("%s; skipped", exc)
+                continue
+            files.append(entry)
     return files
 
 
@@ -547,6 +683,9 @@ def ingest(
     actor: str | None = None,
     reason: str | None = None,
     article: str | None = None,
+    *,
+    follow_symlinks: bool = False,
+    max_size: int = DRAFT_SIZE_LIMIT,
 ) -> list[IngestResult]:
     """Ingest draft files (folders: their drafts) in ONE atomic append: all their changes or,
     when anything is wrong, nothing at all (see `ingest_drafts`).
@@ -555,11 +694,13 @@ def ingest(
     (`DraftError`), two drafts naming the same article, or an event the log refuses (a time
     earlier than an article's last version) leave the log as it was. `at` (a datetime, ISO 8601
     text or an age like `2h`) is when the changes happened, `actor` who made them, `reason` why.
-    `article` ingests a single draft as that article, whatever its file name.
+    `article` ingests a single draft as that article, whatever its file name. Only regular files
+    of at most `max_size` bytes are drafts; symbolic links are read only with `follow_symlinks`,
+    and only to drafts in their own folder (see `draft_files`, `read_draft_bytes`).
     """
     when = parse_when(at) if at is not None else None
-    files = draft_files(paths)
+    files = draft_files(paths, follow_symlinks=follow_symlinks)
     if article is not None and len(files) != 1:
         raise DraftError(f"an article id can be given for one draft only, not {len(files)}")
-    drafts = [read_draft(path, article) for path in files]
+    drafts = [read_draft(path, article, follow_symlinks=follow_symlinks, max_size=max_size) for path in files]
     return ingest_drafts(ledger, drafts, at=when, actor=actor, reason=reason)

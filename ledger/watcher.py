@@ -2,15 +2,27 @@
 
 The only module that imports watchdog. Events from the file system only mark a path "dirty"; what
 happens is decided later from the file itself, once it has settled: quiet for `quiet` seconds
-(or dirty for `max_wait` seconds), closed by its writer (Linux reports the close of a file
-written to; a file still open for writing is not ready however quiet), unchanged while read,
-and parsed. So editors' atomic saves (temp file renamed over the draft), vim's and emacs' save
-sequences and slow writers all come down to "the draft has new settled content".
+(or dirty for `max_wait` seconds), closed by its writer, unchanged while read, and parsed. So
+editors' atomic saves (temp file renamed over the draft), vim's and emacs' save sequences, a
+chmod or touch after a save and slow writers all come down to "the draft has new settled
+content".
 
-A manifest in the store folder (`watch/<folder hash>.json`: size, mtime, SHA-256 and article
-of each draft last ingested) lets a restart pick up what changed while the watcher was down,
-and only that: an unchanged draft is not even read, and a changed one whose content the article
-already has appends nothing. A periodic rescan catches events the kernel dropped.
+"Closed by its writer" is known two ways on Linux: inotify reports a write and then the close
+of a file written to (a change of attributes only, chmod or utime, is no write), and /proc
+shows which processes have the file open for writing. A draft some process still has open for
+writing is not ready, however quiet; a draft reported written but never closed (a lost event)
+is read once /proc shows no writer, after `OPEN_CHECK` seconds of quiet.
+
+Only regular files are drafts: a FIFO, a folder or a device named like a draft is reported once
+and never opened in a way that could block; symbolic links are followed only when asked, and
+only to drafts in the folder.
+
+A manifest in the store folder (`watch/<folder hash>.json`: size, mtime, ctime, inode, SHA-256
+and article of each draft last ingested) lets a restart pick up what changed while the watcher
+was down, and only that: an unchanged draft is not even read, one whose ctime or inode changed
+is read and hashed (a rewrite that kept size and mtime is still a change), and a changed one
+whose content the article already has appends nothing. A periodic rescan catches events the
+kernel dropped.
 """
 
 from __future__ import annotations
@@ -19,6 +31,7 @@ import errno
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -27,8 +40,11 @@ from pathlib import Path
 from typing import Any
 
 from watchdog.events import (
+    FileAttribEvent,
     FileClosedEvent,
     FileClosedNoWriteEvent,
+    FileCreatedEvent,
+    FileModifiedEvent,
     FileMovedEvent,
     FileOpenedEvent,
     FileSystemEvent,
@@ -41,8 +57,8 @@ from watchdog.observers.polling import PollingObserver
 from ledger.application import Ledger
 from ledger.application import open as open_ledger
 from ledger.codec import dumps, loads
-from ledger.drafts import IngestResult, ingest_draft, is_draft_name, parse_draft, withdraw
-from ledger.errors import InvalidInputError, LedgerError
+from ledger.drafts import DRAFT_SIZE_LIMIT, IngestResult, ingest_draft, is_draft_name, parse_draft, read_draft_bytes, withdraw
+from ledger.errors import DraftError, InvalidInputError, LedgerError
 
 log = logging.getLogger("ledger.watcher")
 
@@ -50,8 +66,9 @@ QUIET = 0.5
 """Seconds a draft must be left alone before it is read."""
 MAX_WAIT = 3.0
 """Seconds after which a draft that keeps changing (but is not open for writing) is read anyway."""
-OPEN_LIMIT = 30.0
-"""Seconds after which a draft still reported open for writing is read anyway (a lost close)."""
+OPEN_CHECK = 5.0
+"""Seconds of quiet after which a draft reported written but never closed is read, if no process
+has it open for writing (the close event was lost); a draft that is still open is never read."""
 RESCAN = 10.0
 """Seconds between full rescans of the folder (catches events the kernel dropped)."""
 RETRY_FIRST = 1.0
@@ -77,6 +94,46 @@ class _Pending:
     last: float
     writing: bool = False
     retry_at: float = 0.0
+    # Counts the events seen: a read during which it moved may have seen a half-written file.
+    events: int = 0
+
+
+def _identity(info: os.stat_result) -> dict[str, int]:
+    """What the manifest keeps of a stat: ctime and inode change with any rewrite, even one that
+    puts size and mtime back (`touch -r`), so they trigger a re-hash."""
+    return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns, "ino": info.st_ino}
+
+
+def open_for_writing(files: set[tuple[int, int]]) -> set[tuple[int, int]] | None:
+    """Which of `files` (`(st_dev, st_ino)` pairs) some process has open for writing, read from
+    /proc (Linux); None where /proc cannot tell. Processes of other users cannot be inspected and
+    are not counted."""
+    try:
+        pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
+    except OSError:
+        return None
+    found: set[tuple[int, int]] = set()
+    for pid in pids:
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue  # ended, or not ours to inspect
+        for fd in fds:
+            try:
+                info = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            key = (info.st_dev, info.st_ino)
+            if key not in files or key in found:
+                continue
+            try:
+                with open(f"/proc/{pid}/fdinfo/{fd}", encoding="ascii") as fdinfo:
+                    flags = next((int(line.split()[1], 8) for line in fdinfo if line.startswith("flags:")), 0)
+            except (OSError, ValueError, IndexError):
+                continue
+            if flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR):
+                found.add(key)
+    return found
 
 
 class _Handler(FileSystemEventHandler):
@@ -92,13 +149,31 @@ class _Handler(FileSystemEventHandler):
             if event.event_type in ("moved", "deleted", "created"):
                 self.watcher._request_rescan()
             return
+        path = os.fsdecode(event.src_path)
         if isinstance(event, FileMovedEvent):
-            self.watcher._touch(os.fsdecode(event.src_path), writing=False)
+            self.watcher._touch(path, writing=False)
             self.watcher._touch(os.fsdecode(event.dest_path), writing=False)
-        elif event.event_type == "deleted":
-            self.watcher._touch(os.fsdecode(event.src_path), writing=False)
+        elif isinstance(event, FileModifiedEvent):
+            self.watcher._touch(path, writing=True)  # content written: a close follows
+        elif isinstance(event, FileCreatedEvent):
+            self.watcher._touch(path, writing=_just_created(path))
+        elif isinstance(event, FileAttribEvent):
+            # chmod, utime, chown (`cp -p`, `shutil.copy` after the close): nothing was written,
+            # so whether a writer has the file open is unchanged.
+            self.watcher._touch(path, writing=None)
         else:
-            self.watcher._touch(os.fsdecode(event.src_path), writing=not isinstance(event, FileClosedEvent))
+            # deleted, or closed after a write
+            self.watcher._touch(path, writing=False)
+
+
+def _just_created(path: str) -> bool:
+    """True when a created file is empty: its writer has just opened it and a close will come.
+    A file that arrives whole (moved in from another folder, hard-linked) is not being written."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
 
 
 class Watcher:
@@ -111,9 +186,15 @@ class Watcher:
     records nothing). `on_result(IngestResult)` is called once per ingest that appended
     something, `on_error(path, message)` for each bad draft (reported once per content) and for
     each failed try of a draft that is tried again later (the store locked by another writer),
-    with a one-line message that starts with the draft's path; by default both are logged to the `ledger.watcher` logger. `actor` and `reason` are recorded
-    with every change. Each draft is ingested in an append of its own, so a bad draft never
-    holds back the others.
+    with a one-line message that starts with the draft's path; by default both are logged to
+    the `ledger.watcher` logger. `actor` and `reason` are recorded with every change. Each draft
+    is ingested in an append of its own, so a bad draft never holds back the others.
+
+    Only regular files of at most `max_draft_size` bytes are drafts; a name that is something
+    else (a folder, a FIFO) is reported once. Symbolic links are skipped (reported once) unless
+    `follow_symlinks`, and even then only links to drafts in the folder are read. `quiet`,
+    `max_wait`, `open_check` and `rescan` (seconds) default to `QUIET`, `MAX_WAIT`, `OPEN_CHECK`
+    and `RESCAN`.
 
     Ingests run on the watcher's own thread; for
     a file store it opens its own `Ledger` on the same folder (so the one given stays free for
@@ -134,6 +215,9 @@ class Watcher:
         quiet: float = QUIET,
         max_wait: float = MAX_WAIT,
         rescan: float = RESCAN,
+        open_check: float = OPEN_CHECK,
+        follow_symlinks: bool = False,
+        max_draft_size: int = DRAFT_SIZE_LIMIT,
     ) -> None:
         self.ledger = ledger
         self.folder = Path(folder).resolve()
@@ -148,6 +232,9 @@ class Watcher:
         self.quiet = quiet
         self.max_wait = max_wait
         self.rescan_every = rescan
+        self.open_check = open_check
+        self.follow_symlinks = follow_symlinks
+        self.max_draft_size = max_draft_size
         self.mode = "not started"
         self.failure: BaseException | None = None
         self._lock = threading.Lock()
@@ -157,8 +244,9 @@ class Watcher:
         self._stop = threading.Event()
         self._observer: BaseObserver | None = None
         self._thread: threading.Thread | None = None
-        # Bad drafts by name: the digest of the content that was refused (skipped until it
-        # changes). Drafts that failed for other reasons: how many times in a row (the backoff).
+        # Bad drafts by name: the digest of the content that was refused, or for a name that is
+        # no draft file (a folder, a FIFO, a link) what it is (skipped until it changes). Drafts
+        # that failed for other reasons: how many times in a row (the backoff).
         self._errors: dict[str, str] = {}
         self._failures: dict[str, int] = {}
         self._writer: Ledger = ledger
@@ -258,7 +346,9 @@ class Watcher:
 
     # --- events and scans --------------------------------------------------------------------
 
-    def _touch(self, path: str, *, writing: bool) -> None:
+    def _touch(self, path: str, *, writing: bool | None) -> None:
+        """Mark `path` dirty; `writing` says whether a writer now has it open (None: unknown,
+        keep what was known)."""
         name = os.path.basename(path)
         if os.path.dirname(os.path.abspath(path)) != str(self.folder) or not is_watched_name(name):
             return
@@ -268,14 +358,19 @@ class Watcher:
             if entry is None:
                 entry = self._pending[name] = _Pending(first=now, last=now)
             entry.last = now
-            entry.writing = self._close_events and writing
+            entry.events += 1
+            if writing is not None:
+                entry.writing = self._close_events and writing
 
     def _request_rescan(self) -> None:
         self._rescan_due = 0.0
 
+    def _stat(self, path: str | os.PathLike[str]) -> os.stat_result:
+        return os.stat(path) if self.follow_symlinks else os.lstat(path)
+
     def _scan(self, *, reconcile: bool = False) -> None:
-        """Mark dirty every draft whose size or mtime differs from the manifest, and every draft
-        of the manifest that is gone."""
+        """Mark dirty every draft whose size, mtime, ctime or inode differs from the manifest,
+        and every draft of the manifest that is gone."""
         now = time.monotonic()
         seen: set[str] = set()
         try:
@@ -288,12 +383,12 @@ class Watcher:
             if not is_watched_name(entry.name):
                 continue
             try:
-                info = entry.stat()
+                info = entry.stat(follow_symlinks=self.follow_symlinks)
             except OSError:
                 continue
             seen.add(entry.name)
             known = self._manifest.get(entry.name)
-            if known is None or known["size"] != info.st_size or known["mtime_ns"] != info.st_mtime_ns:
+            if known is None or any(known.get(key) != value for key, value in _identity(info).items()):
                 if reconcile or entry.name not in self._errors:
                     dirty.append(entry.name)
         dirty.extend(name for name in self._manifest if name not in seen)
@@ -317,18 +412,46 @@ class Watcher:
             raise
 
     def _ready(self, now: float) -> tuple[list[str], list[str]]:
-        present: list[str] = []
-        gone: list[str] = []
+        candidates: list[str] = []
         with self._lock:
             for name, entry in self._pending.items():
                 if entry.retry_at > now:
                     continue
                 quiet = now - entry.last
-                if entry.writing and quiet < OPEN_LIMIT:
-                    continue
+                if entry.writing and quiet < self.open_check:
+                    continue  # written and not yet closed
                 if quiet < self.quiet and now - entry.first < self.max_wait:
                     continue
-                (present if os.path.exists(self.folder / name) else gone).append(name)
+                candidates.append(name)
+        present: list[str] = []
+        gone: list[str] = []
+        # By (device, inode): hard links and followed symbolic links share one.
+        files: dict[tuple[int, int], list[str]] = {}
+        for name in candidates:
+            try:
+                info = self._stat(self.folder / name)
+            except FileNotFoundError:
+                gone.append(name)
+                continue
+            except OSError:
+                present.append(name)  # reading it will say what is wrong
+                continue
+            if stat.S_ISREG(info.st_mode):
+                files.setdefault((info.st_dev, info.st_ino), []).append(name)
+            else:
+                present.append(name)  # never opened as a draft: reading it reports what it is
+        writers = open_for_writing(set(files)) if files else set()
+        with self._lock:
+            for key, names in files.items():
+                if writers is None or key not in writers:
+                    present.extend(names)
+                    continue
+                # Still open for writing however quiet: wait for its close (or for /proc to
+                # show no writer), starting the quiet period afresh.
+                for name in names:
+                    entry = self._pending.get(name)
+                    if entry is not None:
+                        entry.first = entry.last = now
             waiting = len(self._pending) - len(present) - len(gone)
             # A draft renamed to another name waits until the new name is read, so that an
             # article whose draft only moved is never withdrawn.
@@ -348,6 +471,22 @@ class Watcher:
     def _done(self, name: str) -> None:
         with self._lock:
             self._pending.pop(name, None)
+
+    def _events_seen(self, name: str) -> int:
+        with self._lock:
+            entry = self._pending.get(name)
+            return entry.events if entry is not None else 0
+
+    def _done_if_quiet(self, name: str, events: int) -> bool:
+        """Forget `name` unless an event came for it since `events` were counted (then it was
+        written to while read: keep it pending, as if just touched). True if forgotten."""
+        with self._lock:
+            entry = self._pending.get(name)
+            if entry is not None and entry.events != events:
+                entry.last = time.monotonic()
+                return False
+            self._pending.pop(name, None)
+            return True
 
     def _again(self, name: str) -> None:
         now = time.monotonic()
@@ -372,29 +511,50 @@ class Watcher:
             entry.retry_at = now + delay
         self._report_error(str(self.folder / name), f"{message}; trying again in {delay:g} s")
 
+    def _not_a_draft(self, name: str, message: str) -> None:
+        """Report once that `name` cannot be read as a draft (a folder, a FIFO, a link, too
+        big), until what is at that name changes."""
+        self._done(name)
+        try:
+            info = os.lstat(self.folder / name)
+            marker = f"{stat.S_IFMT(info.st_mode)} {_identity(info)}"
+        except OSError:
+            marker = message
+        if self._errors.get(name) == marker:
+            return
+        self._errors[name] = marker
+        self._failures.pop(name, None)
+        self._report_error(str(self.folder / name), message)
+
     def _settle(self, name: str) -> None:
         path = self.folder / name
+        events = self._events_seen(name)
         try:
-            before = os.stat(path)
-            data = path.read_bytes()
-            after = os.stat(path)
-        except FileNotFoundError:
-            self._again(name)
+            data, opened = read_draft_bytes(path, follow_symlinks=self.follow_symlinks, max_size=self.max_draft_size)
+            after = self._stat(path)
+        except DraftError as exc:
+            if not os.path.lexists(path):
+                self._again(name)  # gone while read: a rename or a delete, settled later
+            else:
+                self._not_a_draft(name, str(exc))
             return
         except OSError as exc:
-            self._done(name)
-            self._report_error(str(path), f"cannot read the draft: {exc.strerror or exc}")
+            if not os.path.lexists(path):
+                self._again(name)  # gone after the read: settled later
+            else:
+                self._not_a_draft(name, f"{path}:1: cannot read the draft: {exc.strerror or exc}")
             return
-        if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(data) != after.st_size:
+        if _identity(opened) != _identity(after) or len(data) != after.st_size:
             self._again(name)  # still being written
             return
-        self._done(name)
+        if not self._done_if_quiet(name, events):
+            return
         digest = hashlib.sha256(data).hexdigest()
-        stat = {"size": after.st_size, "mtime_ns": after.st_mtime_ns, "sha256": digest}
+        stat_entry: dict[str, Any] = {**_identity(after), "sha256": digest}
         known = self._manifest.get(name)
         if known is not None and known["sha256"] == digest:
-            if (known["size"], known["mtime_ns"]) != (after.st_size, after.st_mtime_ns):
-                self._remember(name, {**known, **stat})
+            if any(known.get(key) != value for key, value in stat_entry.items()):
+                self._remember(name, {**known, **stat_entry})
             return
         if self._errors.get(name) == digest:
             return
@@ -414,7 +574,7 @@ class Watcher:
             return
         self._errors.pop(name, None)
         self._failures.pop(name, None)
-        self._remember(name, {**stat, "article": draft.id})
+        self._remember(name, {**stat_entry, "article": draft.id})
         if result.status != "unchanged":
             self.on_result(result)
         else:

@@ -204,10 +204,10 @@ def test_a_draft_is_retried_once_the_store_is_unlocked(store_dir: Path, drafts: 
     assert [(r.article, r.status) for r in recorder.results] == [("a", "created")]
 
 
-def test_a_five_megabyte_draft(led: ledger.Ledger, drafts: Path, running) -> None:
+def test_a_draft_just_under_the_size_limit(led: ledger.Ledger, drafts: Path, running) -> None:
     paragraph = "A long paragraph of the report, repeated to make a big draft. " * 16 + "\n\n"
-    text = "Big story\n\n" + paragraph * (5 * 1024 * 1024 // len(paragraph)) + "Update from the desk:\n\nDone.\n"
-    assert len(text.encode()) > 5_000_000
+    text = "Big story\n\n" + paragraph * (1000 * 1000 // len(paragraph)) + "Update from the desk:\n\nDone.\n"
+    assert 1_000_000 < len(text.encode()) <= ledger.DRAFT_SIZE_LIMIT
     (drafts / "big.txt").write_text(text)
     wait_for(lambda: version(led, "big") == 1, "the big draft")
     assert text_of(led, "big") == text
