@@ -936,7 +936,24 @@ class Ledger:
         store = self._file_store("export")
         if article is not None:
             self._version_of(article)
-        return store.raw_lines(article)
+        return self._chained(store.raw_lines(article), whole=article is None, source=str(store.log_path))
+
+    @staticmethod
+    def _chained(lines: Iterable[bytes], *, whole: bool, source: str) -> Iterator[bytes]:
+        """`lines` (sealed, checksums checked), checked to chain as they go: each record's `prev`
+        is the hash of the record before it wherever both are exported, so a record changed and
+        sealed again in the log is reported (`CorruptStoreError`), never exported with exit 0.
+        A whole-log export must also hold every position from 1."""
+        last_pos, last_hash = 0, codec.GENESIS_HASH
+        for line in lines:
+            record = codec.decode(line.rstrip(b"\n"))
+            pos = record.get("pos")
+            if not isinstance(pos, int) or pos <= last_pos or (whole and pos != last_pos + 1):
+                raise CorruptStoreError(f"{source}: position {pos!r} follows position {last_pos}")
+            if pos == last_pos + 1 and record.get("prev") != last_hash:
+                raise CorruptStoreError(f"{source}: position {pos} does not chain to the record before it (hash chain broken)")
+            last_pos, last_hash = pos, record["hash"]
+            yield line
 
     def export_to(self, path: str | os.PathLike[str], article: str | None = None) -> int:
         """Write `export(article)` to the file `path` and return the number of events. The file

@@ -311,3 +311,19 @@ def test_a_head_that_is_not_one_is_invalid_input(led: ledger.Ledger, given: str)
 def test_a_head_that_is_not_one_is_exit_3(store_dir: Path) -> None:
     result = run_ledger("verify", "--head", "abc@1", store=store_dir)
     assert one_line_error(result, 3).startswith("error: head 'abc@1': expected HASH or HASH@POSITION")
+
+
+# --- exports of a tampered log -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("article", [None, "deir-ez-zor"], ids=["whole", "article"])
+def test_a_log_record_edited_and_sealed_again_is_not_exported(source: Path, tmp_path: Path, article: str | None) -> None:
+    head_of(source)  # the index takes every record (checking each once)
+    lines = (source / LOG).read_bytes().splitlines(keepends=True)
+    # deir v3 at position 4, of the same length, so the index still fits the log.
+    lines[3] = reseal(lines[3], lambda fields: fields["data"].update(heading="Update from Al Masdar Newz:"))[0]
+    (source / LOG).write_bytes(b"".join(lines))
+    target = tmp_path / "out.jsonl"
+    result = run_ledger("export", *(["--article", article] if article else []), "-o", str(target), store=source)
+    assert one_line_error(result, 8) == f"error: {source / LOG}: position 5 does not chain to the record before it (hash chain broken)"
+    assert not target.exists()
