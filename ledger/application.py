@@ -1071,7 +1071,7 @@ class Ledger:
         # positions say they were neighbours in their log. Is the input one unbroken piece of
         # a log that starts this store's log or continues it?
         read = 0
-        order: RecordOrder | None = None
+        order = RecordOrder()
         gap: str | None = None
         # Whether the input holds this store's head record, or starts right after it.
         reaches_head = False
@@ -1089,6 +1089,8 @@ class Ledger:
             except ValueError:
                 raise InvalidEventError(f"{where}: occurred_at {record['occurred_at']!r} is not a log time") from None
             pos, prev = record["pos"], record.get("prev")
+            if pos < 1 or isinstance(pos, bool):
+                raise InvalidEventError(f"{where}: record field 'pos' is not a position (1, 2, 3 ...)")
             if pos == last_pos + 1 and (read or pos == 1):
                 # Neighbours in their log (or the log's first record): the chain must hold, in
                 # every mode; a break means lines were edited and resealed, dropped or moved.
@@ -1107,9 +1109,10 @@ class Ledger:
             if head.position == 0 and pos == 1 and read == 0:
                 reaches_head = True
             if gap is None and reaches_head and pos > head.position:
-                # An exact import is appended in batches: check all of it before any of it.
-                if order is None:
-                    order = self._record_order()
+                # An exact import is appended in batches: check all of it before any of it,
+                # each article from where this store has it.
+                if head.position and record["article"] not in order.versions:
+                    self._order_from_store(order, record["article"])
                 order.check(record, where)
             read += 1
             last_pos, last_hash, last_end, last_where = pos, digest, bool(record.get("end")), where
@@ -1168,11 +1171,11 @@ class Ledger:
             progress(total * 3, total * 3)
         return ImportResult(mode="reappended", read=read, imported=imported, skipped=read - imported, head=self.head())
 
-    def _record_order(self) -> RecordOrder:
-        """A `RecordOrder` at this store's head: each article's version and last occurred_at."""
-        versions = self.store.articles()
-        occurred = {article: self.store.version_times(article)[-1][1] for article in versions}
-        return RecordOrder(versions, occurred)
+    def _order_from_store(self, order: RecordOrder, article: str) -> None:
+        """Give `order` this store's version and last occurred_at of `article` (none if new)."""
+        times = self.store.version_times(article)
+        if times:
+            order.versions[article], order.occurred[article] = times[-1][0], times[-1][1]
 
     def _holds(self, position: int, digest: str) -> bool:
         """Whether this store's record at `position` has the hash `digest` (so, by the chain,

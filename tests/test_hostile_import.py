@@ -176,6 +176,15 @@ def test_a_first_record_that_does_not_start_a_log_is_refused(source: Path, copy:
     assert one_line_error(result, 3) == f"error: {dump}:1: hash chain broken: its prev is not the hash of the record before it in the log"
 
 
+@pytest.mark.parametrize("pos", [0, -1, True])
+def test_a_record_whose_position_is_not_one_is_refused(source: Path, copy: Path, tmp_path: Path, pos: object) -> None:
+    lines = reseal_from(exported(source), 0, lambda fields: fields.update(pos=pos))
+    with ledger.open(copy) as led, pytest.raises(ledger.InvalidEventError) as raised:
+        led.import_records(lines, name="forged.jsonl", reappend=True)
+    assert str(raised.value) == "forged.jsonl:1: record field 'pos' is not a position (1, 2, 3 ...)"
+    assert (copy / LOG).read_bytes() == b""
+
+
 def test_the_rest_of_a_log_imports_exactly_only_where_it_continues_the_head(source: Path, copy: Path, tmp_path: Path) -> None:
     lines = exported(source)
     # Into an empty store the tail continues nothing.
