@@ -119,6 +119,8 @@ def _parse_head(text: str) -> tuple[str, int | None]:
     digest = digest.lower()
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or (at and not (position.isascii() and position.isdigit())):
         raise InvalidInputError(f"head {text!r}: expected HASH or HASH@POSITION as `ledger head` prints it (a 64-digit hex hash, a position from 0)")
+    if at and int(position) == 0 and digest != codec.GENESIS_HASH:
+        raise InvalidInputError(f"head {text!r}: position 0 is the empty log, whose hash is {codec.GENESIS_HASH}")
     return digest, int(position) if at else None
 
 

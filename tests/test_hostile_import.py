@@ -317,6 +317,14 @@ def test_a_head_that_is_not_one_is_invalid_input(led: ledger.Ledger, given: str)
     assert str(raised.value) == expected
 
 
+def test_the_empty_logs_head_is_extended_by_every_log(source: Path) -> None:
+    with ledger.open(source) as led:
+        for given in (f"{codec.GENESIS_HASH}@0", codec.GENESIS_HASH):
+            assert led.verify(head=given).anchor == ledger.Head(position=0, hash=codec.GENESIS_HASH)
+        with pytest.raises(ledger.InvalidInputError, match="position 0 is the empty log"):
+            led.verify(head="a" * 64 + "@0")
+
+
 def test_a_head_that_is_not_one_is_exit_3(store_dir: Path) -> None:
     result = run_ledger("verify", "--head", "abc@1", store=store_dir)
     assert one_line_error(result, 3).startswith("error: head 'abc@1': expected HASH or HASH@POSITION")
