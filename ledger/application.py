@@ -142,7 +142,7 @@ class ImportResult(BaseModel):
 
     mode: Literal["exact", "reappended"] = Field(
         description="exact: the sealed records were appended as they are (same positions and hashes); "
-        "reappended: each version was appended anew (same ids, versions, occurred_at, actors and reasons; new positions, "
+        "reappended (only when asked): each append was appended anew (same ids, versions, occurred_at, actors and reasons; new positions, "
         "recorded_at and hashes)."
     )
     read: int = Field(description="Records read from the input.")
@@ -933,7 +933,7 @@ class Ledger:
 
     def export(self, article: str | None = None) -> Iterator[bytes]:
         """The log's sealed record lines exactly as stored, each ending in a newline: the whole
-        log, or only `article`'s events. `import_records` turns a whole-log export into an
+        log, or only `article`'s events, each checked against its hash and the chain as it goes. `import_records` turns a whole-log export into an
         identical store (same positions, hashes and head hash)."""
         store = self._file_store("export")
         if article is not None:
