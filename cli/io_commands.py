@@ -16,7 +16,7 @@ SHELLS = ("bash", "zsh", "fish")
 
 
 @main.command()
-@click.option("--article", "-a", help="Only this article's events (an import reappends them: new positions and hashes).")
+@click.option("--article", "-a", help="Only this article's events (`import --reappend` appends them anew: new positions and hashes).")
 @click.option(
     "--output",
     "-o",
@@ -52,17 +52,25 @@ def export(ctx: click.Context, article: str | None, output: Path | None) -> None
 
 @main.command(name="import")
 @click.argument("source", type=click.Path(exists=True, dir_okay=False, allow_dash=True, path_type=Path))
+@click.option(
+    "--reappend",
+    is_flag=True,
+    help="Append the versions of an export that is not a whole piece of this log (an --article export, another store's) anew.",
+)
 @format_option
 @click.pass_context
-def import_command(ctx: click.Context, source: Path, fmt: str) -> None:
+def import_command(ctx: click.Context, source: Path, reappend: bool, fmt: str) -> None:
     """Load an export file (SOURCE, or - for stdin) into this store.
 
-    A whole-log export into an empty store is appended exactly as it was: same positions,
-    hashes and head hash. An `--article` export, or any import into a store that already has
-    other events, is reappended version by version: same ids, versions, occurred_at, actors and
-    reasons, but new positions, recorded_at times and hashes. Everything is checked before
-    anything is appended; events already in the store are skipped, so an import can be run
-    again (exit 9 when there is nothing left to import).
+    An import is exact or refused: a whole-log export into an empty store, or into an older
+    copy of the same log, is appended exactly as it was (same positions, hashes and head
+    hash), provided its hash chain is unbroken and it ends where an append ends. Anything else
+    is refused (exit 3), unless --reappend is given: then an `--article` export, or an export
+    of another store, is reappended append by append, with the same ids, versions,
+    occurred_at, actors and reasons but new positions, recorded_at times and hashes; every
+    append in it must still be whole. Everything is checked before anything is appended;
+    events already in the store are skipped, so an import can be run again (exit 9 when there
+    is nothing left to import).
 
     JSON fields: mode (exact or reappended), read, imported, skipped, head {position, hash}.
 
@@ -71,10 +79,11 @@ def import_command(ctx: click.Context, source: Path, fmt: str) -> None:
       ledger --store copy init
       ledger --store copy import newsroom.jsonl
       ledger --store copy verify
+      ledger --store other import --reappend deir-ez-zor.jsonl
     """
     led = open_ledger(ctx)
     with progress_bar("importing") as update:
-        result = led.import_file(sys.stdin.buffer if str(source) == "-" else source, progress=update)
+        result = led.import_file(sys.stdin.buffer if str(source) == "-" else source, reappend=reappend, progress=update)
     if fmt == "json":
         json_line(result.model_dump(mode="json"))
         return

@@ -10,7 +10,8 @@ Exit codes (also in the README):
     5  conflict: version conflict, duplicate event ids, event not allowed in the article's state
     6  store error: no store at that path, unsupported format, I/O failure
     7  store locked by another writer past the timeout
-    8  corrupt store: a record fails its checksum, the hash chain or the order of positions
+    8  corrupt store: a record fails its checksum, the hash chain or the order of positions;
+       the log no longer extends an anchored head (verify --head)
     9  nothing to do: the input would record nothing
   130  interrupted (Ctrl-C)
   141  the reader of the output went away (broken pipe, e.g. `ledger log | head -1`)

@@ -29,6 +29,7 @@ from ledger import codec
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
+    CorruptStoreError,
     DuplicateEventError,
     InvalidEventError,
     InvalidInputError,
@@ -113,6 +114,17 @@ def open(path: str | os.PathLike[str] | None = None, *, create: bool = False, lo
     return Ledger(store)
 
 
+def _parse_head(text: str) -> tuple[str, int | None]:
+    """`HASH` or `HASH@POSITION` (as `ledger head` prints it) as its hash and position."""
+    digest, at, position = text.strip().partition("@")
+    digest = digest.lower()
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or (at and not (position.isascii() and position.isdigit())):
+        raise InvalidInputError(f"head {text!r}: expected HASH or HASH@POSITION as `ledger head` prints it (a 64-digit hex hash, a position from 0)")
+    if at and int(position) == 0 and digest != codec.GENESIS_HASH:
+        raise InvalidInputError(f"head {text!r}: position 0 is the empty log, whose hash is {codec.GENESIS_HASH}")
+    return digest, int(position) if at else None
+
+
 class Stats(BaseModel):
     """Counts of a store (`ledger stats`)."""
 
@@ -131,7 +143,7 @@ class ImportResult(BaseModel):
 
     mode: Literal["exact", "reappended"] = Field(
         description="exact: the sealed records were appended as they are (same positions and hashes); "
-        "reappended: each version was appended anew (same ids, versions, occurred_at, actors and reasons; new positions, "
+        "reappended (only when asked): each append was appended anew (same ids, versions, occurred_at, actors and reasons; new positions, "
         "recorded_at and hashes)."
     )
     read: int = Field(description="Records read from the input.")
@@ -833,9 +845,39 @@ class Ledger:
         """The last position in the log and its hash."""
         return self.store.head()
 
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Check every record of the log (checksums, hash chain, positions, versions)."""
-        return self.store.verify(progress)
+    def verify(self, progress: Callable[[int, int], None] | None = None, *, head: str | None = None) -> VerifyReport:
+        """Check every record of the log (checksums, hash chain, positions, versions).
+
+        The chain alone cannot tell a log from one rewritten and sealed again from the changed
+        record on. `head`, a head noted down or published earlier (`HASH@POSITION` as `ledger
+        head` prints it, or only `HASH`), anchors it: when the log is otherwise sound, the
+        record at POSITION (without one: some record) must have that hash, so that the checked
+        chain proves every record up to it is unchanged; the report's `anchor` is then that
+        head. Raises `CorruptStoreError` when the log no longer extends it, `InvalidInputError`
+        when `head` is not a head.
+        """
+        wanted = _parse_head(head) if head is not None else None
+        report = self.store.verify(progress)
+        if wanted is None or not report.ok:
+            return report
+        return report.model_copy(update={"anchor": self._anchor(*wanted, report.head_position)})
+
+    def _anchor(self, digest: str, position: int | None, end: int) -> Head:
+        """The head `digest@position` if the log extends it, found by position or by search."""
+        shown = f"{digest}@{position}" if position is not None else digest
+        if digest == codec.GENESIS_HASH and not position:
+            return Head(position=0, hash=digest)
+        if position is None:
+            for record in self.store.read(0, end):
+                if record["hash"] == digest:
+                    return Head(position=record["pos"], hash=digest)
+            raise CorruptStoreError(f"the log no longer extends head {shown}: no record has that hash (history rewritten, or a head of another log)")
+        if position > end:
+            raise CorruptStoreError(f"the log no longer extends head {shown}: it ends at position {end} (records removed)")
+        found = next((record["hash"] for record in self.store.read(position - 1, position)), None)
+        if found != digest:
+            raise CorruptStoreError(f"the log no longer extends head {shown}: the record at position {position} has hash {found} (history rewritten)")
+        return Head(position=position, hash=digest)
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
@@ -892,12 +934,29 @@ class Ledger:
 
     def export(self, article: str | None = None) -> Iterator[bytes]:
         """The log's sealed record lines exactly as stored, each ending in a newline: the whole
-        log, or only `article`'s events. `import_records` turns a whole-log export into an
+        log, or only `article`'s events, each checked against its hash and the chain as it goes. `import_records` turns a whole-log export into an
         identical store (same positions, hashes and head hash)."""
         store = self._file_store("export")
         if article is not None:
             self._version_of(article)
-        return store.raw_lines(article)
+        return self._chained(store.raw_lines(article), whole=article is None, source=str(store.log_path))
+
+    @staticmethod
+    def _chained(lines: Iterable[bytes], *, whole: bool, source: str) -> Iterator[bytes]:
+        """`lines` (sealed, checksums checked), checked to chain as they go: each record's `prev`
+        is the hash of the record before it wherever both are exported, so a record changed and
+        sealed again in the log is reported (`CorruptStoreError`), never exported with exit 0.
+        A whole-log export must also hold every position from 1."""
+        last_pos, last_hash = 0, codec.GENESIS_HASH
+        for line in lines:
+            record = codec.decode(line.rstrip(b"\n"))
+            pos = record.get("pos")
+            if not isinstance(pos, int) or pos <= last_pos or (whole and pos != last_pos + 1):
+                raise CorruptStoreError(f"{source}: position {pos!r} follows position {last_pos}")
+            if pos == last_pos + 1 and record.get("prev") != last_hash:
+                raise CorruptStoreError(f"{source}: position {pos} does not chain to the record before it (hash chain broken)")
+            last_pos, last_hash = pos, record["hash"]
+            yield line
 
     def export_to(self, path: str | os.PathLike[str], article: str | None = None) -> int:
         """Write `export(article)` to the file `path` and return the number of events. The file
@@ -921,7 +980,13 @@ class Ledger:
             tmp.unlink(missing_ok=True)
         return count
 
-    def import_file(self, source: str | os.PathLike[str] | Any, *, progress: Callable[[int, int], None] | None = None) -> ImportResult:
+    def import_file(
+        self,
+        source: str | os.PathLike[str] | Any,
+        *,
+        reappend: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ImportResult:
         """Import an export file (a path, or a binary file such as stdin): see `import_records`.
         `progress(done_bytes, total_bytes)` is called as the input is read (it is read two or
         three times: checked, then appended, so a stream that cannot seek is first kept in a
@@ -929,7 +994,7 @@ class Ledger:
         if hasattr(source, "read") and not (hasattr(source, "seekable") and source.seekable()):
             with tempfile.TemporaryFile(prefix="ledger-import-") as spool:
                 shutil.copyfileobj(source, spool)
-                return self.import_file(spool, progress=progress)
+                return self.import_file(spool, reappend=reappend, progress=progress)
         if hasattr(source, "read"):
             stream = source
             name = str(getattr(source, "name", "<input>"))
@@ -954,28 +1019,41 @@ class Ledger:
             def lines() -> Iterator[bytes]:
                 with path.open("rb") as handle:
                     yield from handle
-        return self._import(lines, total, name, progress)
+        return self._import(lines, total, name, progress, reappend)
 
-    def import_records(self, lines: Sequence[bytes], *, name: str = "<records>") -> ImportResult:
+    def import_records(self, lines: Sequence[bytes], *, name: str = "<records>", reappend: bool = False) -> ImportResult:
         """Load sealed record lines written by `export` (JSON lines) into this store.
 
-        * A whole-log export into an empty store (or into a store whose log is an identical
-          prefix of it, such as an older copy) is appended **exactly**: same positions, ids,
-          versions, times, actors, reasons and hashes, so `verify` gives the source's head hash.
-        * Anything else (an `--article` export, or a store with other events) is **reappended**:
-          each version becomes a new append through the normal checks, keeping ids, versions,
-          occurred_at, actors and reasons; positions, recorded_at and hashes are new (a hash
-          chain cannot be carried into a different log). Events whose ids are already in the
-          store are skipped, so an import can be run again.
+        An import is **exact** or refused: the records must be one unbroken piece of a log
+        (positions without gaps, each record's `prev` the hash of the one before it), end where
+        an append ends (the last record carries `"end":true`), and either start the log
+        (position 1) with this store's log a prefix of it, or continue this store's head. They
+        are then appended as they are: same positions, ids, versions, times, actors, reasons and
+        hashes, so `verify` gives the source's head hash.
 
-        Every record is checked (checksum, fields, and in the second mode the article's state)
-        before anything is appended: bad input appends nothing. Raises `InvalidEventError` for
-        bad records, `NothingToDoError` when everything is already in the store.
+        With `reappend=True`, anything else (an `--article` export, or an export of another
+        store into one with events of its own) is **reappended**: each append of the input
+        becomes a new append through the normal checks, keeping ids, versions, occurred_at,
+        actors and reasons; positions, recorded_at and hashes are new (a hash chain cannot be
+        carried into a different log). Every append of the input must still be whole (the
+        input ends with an `end` record), records with consecutive positions must still chain,
+        and each article's versions must continue this store's. Events whose ids are already
+        in the store are skipped, so an import can be run again.
+
+        Every record is checked (checksum, fields, chain, and when reappending the article's
+        state) before anything is appended: bad input appends nothing. Raises
+        `InvalidEventError` for bad or refused records, `NothingToDoError` when everything is
+        already in the store.
         """
-        return self._import(lambda: lines, sum(len(line) for line in lines), name, None)
+        return self._import(lambda: lines, sum(len(line) for line in lines), name, None, reappend)
 
     def _import(
-        self, lines: Callable[[], Iterable[bytes]], total: int, name: str, progress: Callable[[int, int], None] | None
+        self,
+        lines: Callable[[], Iterable[bytes]],
+        total: int,
+        name: str,
+        progress: Callable[[int, int], None] | None,
+        reappend: bool,
     ) -> ImportResult:
         store = self._file_store("import")
         head = self.head()
@@ -996,13 +1074,15 @@ class Ledger:
                         raise InvalidEventError(f"{where}: {exc}{_IMPORT_HINT}") from None
                     yield where, line, record
 
-        # Pass 1: every line is a sealed record; is the input one chain from position 1 that
-        # this store's log is a prefix of?
+        # Pass 1: every line is a sealed record, chained to the one before wherever their
+        # positions say they were neighbours in their log. Is the input one unbroken piece of
+        # a log that starts this store's log or continues it?
         read = 0
         order = RecordOrder()
-        chained = True
-        reaches_head = head.position == 0
-        last_pos, last_hash, last_end = 0, codec.GENESIS_HASH, False
+        gap: str | None = None
+        # Whether the input holds this store's head record, or starts right after it.
+        reaches_head = False
+        last_pos, last_hash, last_end, last_where = 0, codec.GENESIS_HASH, False, name
         for where, line, record in records(2):
             try:
                 digest = codec.check(line)
@@ -1015,18 +1095,45 @@ class Ledger:
                 parse_time(record["occurred_at"])
             except ValueError:
                 raise InvalidEventError(f"{where}: occurred_at {record['occurred_at']!r} is not a log time") from None
-            chained = chained and record["pos"] == last_pos + 1 and record.get("prev") == last_hash
-            if chained:
-                # A whole-log export is appended as it is: check all of it before any of it.
-                order.check(record, where)
-            if chained and record["pos"] == head.position and digest == head.hash:
+            pos, prev = record["pos"], record.get("prev")
+            if pos < 1 or isinstance(pos, bool):
+                raise InvalidEventError(f"{where}: record field 'pos' is not a position (1, 2, 3 ...)")
+            if pos == last_pos + 1 and (read or pos == 1):
+                # Neighbours in their log (or the log's first record): the chain must hold, in
+                # every mode; a break means lines were edited and resealed, dropped or moved.
+                if prev != last_hash:
+                    raise InvalidEventError(f"{where}: hash chain broken: its prev is not the hash of the record before it in the log")
+            elif read == 0:
+                if pos == head.position + 1 and prev == head.hash:
+                    reaches_head = True
+                elif pos > head.position:
+                    gap = f"{where}: starts at position {pos} without continuing this store's log (head position {head.position})"
+            elif gap is None:
+                gap = (f"{where}: position {pos} comes after position {last_pos} (records out of order)" if pos <= last_pos
+                       else f"{where}: position {pos} follows position {last_pos} (records missing, as in an --article export)")
+            if pos == head.position and digest == head.hash and gap is None:
                 reaches_head = True
+            if head.position == 0 and pos == 1 and read == 0:
+                reaches_head = True
+            if gap is None and reaches_head and pos > head.position:
+                # An exact import is appended in batches: check all of it before any of it,
+                # each article from where this store has it.
+                if head.position and record["article"] not in order.versions:
+                    self._order_from_store(order, record["article"])
+                order.check(record, where)
             read += 1
-            last_pos, last_hash, last_end = record["pos"], digest, bool(record.get("end"))
+            last_pos, last_hash, last_end, last_where = pos, digest, bool(record.get("end")), where
         if not read:
             raise NothingToDoError(f"{name}: no records to import")
+        if not last_end:
+            raise InvalidEventError(
+                f'{last_where}: the file ends inside an append (its last record has no "end"): it was cut short, '
+                "or it is an --article export of a version appended together with other articles"
+            )
+        if gap is None and last_pos <= head.position and (reaches_head or self._holds(last_pos, last_hash)):
+            raise NothingToDoError(f"{name}: the store already holds all {read} records")
 
-        if chained and last_end and reaches_head:
+        if gap is None and reaches_head:
             imported = 0
             new_head = head
             with self.bulk():
@@ -1046,18 +1153,20 @@ class Ledger:
                 if batch:
                     new_head = store.append_raw(batch, labels)
                     imported += len(batch)
-            if not imported:
-                raise NothingToDoError(f"{name}: the store already holds all {read} records")
             if progress is not None:
                 progress(total * 2, total * 2)
             # The head from the appends themselves: the index catches up on the next read.
             return ImportResult(mode="exact", read=read, imported=imported, skipped=read - imported, head=new_head)
 
-        # Pass 2: check every version against the article's state as it will be; pass 3: append.
-        skip = self._check_reappend(self._versions(records(3)))
+        if not reappend:
+            why = gap or f"{name}: does not continue this store's log (head position {head.position}): the store has other events"
+            raise InvalidEventError(f"{why}; only a whole piece of this log is imported as it is (--reappend appends anything else anew)")
+
+        # Pass 2: check every append against the articles' states as they will be; pass 3: append.
+        skip = self._check_reappend(self._appends(records(3)))
         imported = 0
         with self.bulk():
-            for index, (labels, events) in enumerate(self._versions(records(3))):
+            for index, (labels, events, _) in enumerate(self._appends(records(3))):
                 if index in skip:
                     continue
                 result = self.append(events, labels=labels)
@@ -1069,51 +1178,78 @@ class Ledger:
             progress(total * 3, total * 3)
         return ImportResult(mode="reappended", read=read, imported=imported, skipped=read - imported, head=self.head())
 
-    def _versions(self, records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[tuple[list[str], list[EventIn]]]:
-        """Group imported records into versions (consecutive records of one article and version)."""
+    def _order_from_store(self, order: RecordOrder, article: str) -> None:
+        """Give `order` this store's version and last occurred_at of `article` (none if new)."""
+        times = self.store.version_times(article)
+        if times:
+            order.versions[article], order.occurred[article] = times[-1][0], times[-1][1]
+
+    def _holds(self, position: int, digest: str) -> bool:
+        """Whether this store's record at `position` has the hash `digest` (so, by the chain,
+        its log up to there is the one that hash seals)."""
+        return any(record.get("hash") == digest for record in self.store.read(position - 1, position))
+
+    def _appends(self, records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[tuple[list[str], list[EventIn], dict[str, int]]]:
+        """Group imported records into the appends to make: the records up to each `end`, split
+        where an article comes back at another version (an `--article` export keeps only one
+        article's records of each append, and its `end` may have been on another article's).
+        Yields labels, events, and the version each article had in the input."""
         labels: list[str] = []
         events: list[EventIn] = []
-        key: tuple[str, int] | None = None
+        versions: dict[str, int] = {}
         for label, _, record in records:
             upcast(record)
-            if key is not None and key != (record["article"], record["version"]):
-                yield labels, events
-                labels, events = [], []
-            key = (record["article"], record["version"])
-            event = {"type": record["type"], "article": record["article"], "data": record["data"], "id": record["id"],
+            article, version = record["article"], record["version"]
+            if versions.get(article, version) != version:
+                yield labels, events, versions
+                labels, events, versions = [], [], {}
+            versions[article] = version
+            event = {"type": record["type"], "article": article, "data": record["data"], "id": record["id"],
                      "occurred_at": parse_time(record["occurred_at"])}
             for optional in ("actor", "reason"):
                 if record.get(optional) is not None:
                     event[optional] = record[optional]
             labels.append(label)
             events.append(self._parse(event, label))
+            if record.get("end"):
+                yield labels, events, versions
+                labels, events, versions = [], [], {}
         if events:
-            yield labels, events
+            yield labels, events, versions
 
-    def _check_reappend(self, versions: Iterable[tuple[list[str], list[EventIn]]]) -> set[int]:
-        """Check imported versions in order against the articles' states as the import will
-        leave them, without appending; return the indexes of versions already in the store."""
+    def _check_reappend(self, appends: Iterable[tuple[list[str], list[EventIn], dict[str, int]]]) -> set[int]:
+        """Check imported appends in order against the articles' states as the import will
+        leave them, without appending; return the indexes of appends already in the store."""
         states: dict[str, ArticleState | None] = {}
         skip: set[int] = set()
-        for index, (labels, events) in enumerate(versions):
+        for index, (labels, events, versions) in enumerate(appends):
             if self.store.find_append([event.id for event in events if event.id]) is not None:
                 skip.add(index)
                 continue
-            article = events[0].article
-            if article not in states:
-                current = self._current(article)
-                states[article] = current.copy() if current is not None else None
-            state = states[article]
-            when = format_time(events[0].occurred_at) if events[0].occurred_at else ""
-            previous = (state.version, state.updated_at) if state is not None else (0, "")
+            # Each article's version and time before this append.
+            before: dict[str, tuple[int, str]] = {}
             for label, event in zip(labels, events):
+                article = event.article
+                if article not in states:
+                    current = self._current(article)
+                    states[article] = current.copy() if current is not None else None
+                state = states[article]
+                if article not in before:
+                    before[article] = (state.version, state.updated_at) if state is not None else (0, "")
                 data = self._record_data(event, state, label)
-                state = self._fold_checked(
-                    state, {"type": event.type, "data": data, "article": article, "version": previous[0] + 1, "occurred_at": when, "pos": 0}, label
+                version, previous = before[article]
+                if versions[article] != version + 1:
+                    # Its patches were made against the file's text of that article, not this store's.
+                    raise InvalidEventError(
+                        f"{label}: version {versions[article]} of {article!r} would be version {version + 1} here: "
+                        f"this store's history of {article!r} differs from the file's"
+                    )
+                when = format_time(event.occurred_at) if event.occurred_at else ""
+                if when < previous:
+                    raise InvalidTimeError(f"{label}: occurred_at {when} of {article!r} is earlier than its version {version} ({previous})")
+                states[article] = self._fold_checked(
+                    state, {"type": event.type, "data": data, "article": article, "version": version + 1, "occurred_at": when, "pos": 0}, label
                 )
-            if when < previous[1]:
-                raise InvalidTimeError(f"{labels[0]}: occurred_at {when} of {article!r} is earlier than its version {previous[0]} ({previous[1]})")
-            states[article] = state
         return skip
 
     def stats(self) -> Stats:

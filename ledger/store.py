@@ -127,6 +127,7 @@ class VerifyReport(BaseModel):
     log_bytes: int
     torn_tail_bytes: int = Field(description="Bytes after the last complete append (a crash mid-append).")
     problems: list[Problem]
+    anchor: Head | None = Field(default=None, description="The head given to `Ledger.verify(head=...)`, which the log was proved to extend.")
 
 
 class EventStore(ABC):

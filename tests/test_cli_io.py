@@ -139,7 +139,13 @@ def test_import_of_an_article_into_another_store_reappends_it(source: Path, tmp_
         led.append([{"type": "ArticleCreated", "article": "elsewhere", "data": {"title": "Elsewhere"}}])
     dump = tmp_path / "deir.jsonl"
     dump.write_bytes(cli("export", "--article", "deir-ez-zor", store=source).stdout_bytes)
-    result = cli("import", str(dump), "--format", "json", store=other)
+    before = (other / LOG).read_bytes()
+    refused = cli("import", str(dump), store=other)
+    assert (refused.exit_code, refused.stderr) == (3, (
+        f"error: {dump}:2: position 3 follows position 1 (records missing, as in an --article export); "
+        "only a whole piece of this log is imported as it is (--reappend appends anything else anew)\n"))
+    assert (other / LOG).read_bytes() == before
+    result = cli("import", "--reappend", str(dump), "--format", "json", store=other)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert {k: report[k] for k in ("mode", "read", "imported", "skipped")} == {"mode": "reappended", "read": 3, "imported": 3, "skipped": 0}
@@ -153,7 +159,7 @@ def test_import_of_an_article_into_another_store_reappends_it(source: Path, tmp_
         assert b.article("deir-ez-zor").model_dump(exclude={"position"}) == a.article("deir-ez-zor").model_dump(exclude={"position"})
         assert b.verify().ok
     # Run again: the event ids are there, so nothing is appended.
-    again = cli("import", str(dump), store=other)
+    again = cli("import", "--reappend", str(dump), store=other)
     assert (again.exit_code, again.stderr) == (9, f"error: {dump}: all 3 events are already in the store\n")
 
 
@@ -165,13 +171,17 @@ def test_import_that_conflicts_appends_nothing(source: Path, tmp_path: Path) -> 
     before = (other / LOG).read_bytes()
     dump = tmp_path / "all.jsonl"
     dump.write_bytes(cli("export", store=source).stdout_bytes)
-    result = cli("import", str(dump), store=other)
+    refused = cli("import", str(dump), store=other)
+    assert (refused.exit_code, refused.stderr) == (3, (
+        f"error: {dump}: does not continue this store's log (head position 2): the store has other events; "
+        "only a whole piece of this log is imported as it is (--reappend appends anything else anew)\n"))
+    result = cli("import", "--reappend", str(dump), store=other)
     # deir-ez-zor would import fine; harbour exists already: nothing at all is appended.
     assert (result.exit_code, result.stderr) == (5, f"error: {dump}:2: article 'harbour' already exists (version 1)\n")
     assert (other / LOG).read_bytes() == before
 
 
-def test_import_of_a_patch_that_no_longer_fits_is_refused_with_its_line(tmp_path: Path) -> None:
+def test_reappending_a_diverged_history_is_refused_with_its_line(tmp_path: Path) -> None:
     # Two copies of one store edit the same article differently; importing one copy's edit into
     # the other re-appends it, and its patch does not fit the other copy's text.
     first = ledger.init(tmp_path / "first")
@@ -186,9 +196,10 @@ def test_import_of_a_patch_that_no_longer_fits_is_refused_with_its_line(tmp_path
     before = (second / LOG).read_bytes()
     dump = tmp_path / "first.jsonl"
     dump.write_bytes(cli("export", store=first).stdout_bytes)
-    result = cli("import", str(dump), store=second)
+    result = cli("import", "--reappend", str(dump), store=second)
+    # Its patch was made against the first copy's version 1 text, and this copy is at version 2.
     assert (result.exit_code, result.stderr) == (
-        3, f"error: {dump}:2: patch: patch operation [10, 16] does not fit a text of 4 characters\n"
+        3, f"error: {dump}:2: version 2 of 'x' would be version 3 here: this store's history of 'x' differs from the file's\n"
     )
     assert (second / LOG).read_bytes() == before
 
