@@ -56,6 +56,9 @@ def check_layout(value: Any) -> None:
             raise ValueError(f"{key}: must be {'text' if kind is str else 'true or false'}")
     if value.get("format", "markdown") != "markdown":
         raise ValueError("format: must be 'markdown' (plain text has no format key)")
+    line = value.get("categories_line")
+    if line is not None and (not is_categories_line(line) or "\n" in line):
+        raise ValueError("categories_line: must be one 'Categories:' line")
     if value.get("categories_key", "categories") not in CATEGORY_KEYS:
         raise ValueError(f"categories_key: must be one of {', '.join(CATEGORY_KEYS)}")
 
