@@ -9,7 +9,6 @@ against, and is prepared again if another process got there first.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -57,7 +56,7 @@ from ledger.patches import make_patch
 from ledger.checkpoints import ViewStore
 from ledger.diffs import line_diff, word_diff
 from ledger.projections import CHANGE_KIND, ArticleState, ArticleView, apply, fold
-from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS, render
+from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS, check_layout, render
 from ledger.times import parse_when
 from ledger.views import (
     CategoryCount,
@@ -198,6 +197,27 @@ def _summary(group: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _check_reserved_keys(event: EventIn, name: str, allowed: bool) -> None:
+    """Refuse metadata keys ledger reserves (`RESERVED_METADATA_KEYS`) unless `allowed`; and even
+    then a draft layout (`_draft`) of another shape than the draft parser writes, which rendering
+    could not use."""
+    for field in ("metadata", "set", "unset"):
+        values = event.data.get(field)
+        if not isinstance(values, (dict, list)):
+            continue  # not a mapping or list: the data's model says so
+        for key in values:
+            if not isinstance(key, str) or key not in RESERVED_METADATA_KEYS:
+                continue
+            if not allowed:
+                why = "ledger keeps a draft's layout there" if key == LAYOUT_KEY else "a Markdown draft states the article's own title, id and categories under it"
+                raise InvalidEventError(f"{name}: {event.type}: metadata key {key!r} is reserved ({why})")
+            if key == LAYOUT_KEY and isinstance(values, dict):
+                try:
+                    check_layout(values[key])
+                except ValueError as exc:
+                    raise InvalidEventError(f"{name}: {event.type}: {field}.{key}: {exc}") from None
+
+
 class _Frame:
     """An article without its body and blocks, save the last character of them: rendered, it
     gives exactly the bytes `render` puts around the body and blocks (title line and categories
@@ -309,12 +329,6 @@ class Ledger:
                 value = codec.loads_input(raw)
             except codec.InputJsonError as exc:
                 raise InvalidEventError(f"{label}: {exc}") from None
-            except json.JSONDecodeError as exc:
-                if exc.pos >= len(exc.doc.rstrip()):
-                    problem = "the line ends before the JSON object does"
-                else:
-                    problem = f"{exc.msg[0].lower()}{exc.msg[1:]} at column {exc.pos + 1}"
-                raise InvalidEventError(f"{label}: malformed JSON ({problem})") from None
             if not isinstance(value, dict):
                 raise InvalidEventError(f"{label}: expected a JSON object, got {type(value).__name__}")
             events.append(value)
@@ -435,17 +449,8 @@ class Ledger:
                 parsed = EventIn.model_validate(event)
             except ValidationError as exc:
                 raise InvalidEventError(f"{name}: {describe_validation_error(exc)}") from None
-        if not reserved_keys and parsed.type in ("ArticleCreated", "MetadataChanged"):
-            data = parsed.data
-            keys: list[Any] = []
-            for field in ("metadata", "set", "unset"):
-                value = data.get(field)
-                if isinstance(value, (dict, list)):
-                    keys.extend(value)
-            for key in keys:
-                if isinstance(key, str) and key in RESERVED_METADATA_KEYS:
-                    why = "ledger keeps a draft's layout there" if key == LAYOUT_KEY else "a Markdown draft states the article's own title, id and categories under it"
-                    raise InvalidEventError(f"{name}: {parsed.type}: metadata key {key!r} is reserved ({why})")
+        if parsed.type in ("ArticleCreated", "MetadataChanged"):
+            _check_reserved_keys(parsed, name, reserved_keys)
         return parsed
 
     def _prepare(

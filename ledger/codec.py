@@ -80,8 +80,8 @@ _INPUT_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer,
 def loads_input(data: bytes | str) -> Any:
     """Parse JSON typed or sent by a user, refusing what a lenient parser would silently change:
     a key given twice (the last would win), integers beyond 64 bits (they would become floats),
-    NaN and Infinity, numbers too large for a float. Raises `InputJsonError` for those and
-    `ValueError` (json.JSONDecodeError) for text that is not JSON.
+    NaN and Infinity, numbers too large for a float. Raises `InputJsonError` for those and for
+    text that is not JSON, with a message in plain words.
 
     The log's own lines are read with `loads` (orjson, fast): they were written by `seal`.
     """
@@ -93,6 +93,12 @@ def loads_input(data: bytes | str) -> Any:
         return _INPUT_DECODER.decode(text)
     except RecursionError:
         raise InputJsonError("JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            problem = "the line ends before the JSON does"
+        else:
+            problem = f"{exc.msg[0].lower()}{exc.msg[1:]} at column {exc.pos + 1}"
+        raise InputJsonError(f"malformed JSON ({problem})") from None
 
 
 def seal(record: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:

@@ -30,7 +30,6 @@ from pydantic import (
 
 from ledger.errors import InvalidEventError, InvalidTimeError
 from ledger.patches import Patch
-from ledger.rendering import LAYOUT_KEY, check_layout
 
 ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
@@ -499,18 +498,13 @@ def check_json_value(value: Any, where: str, depth: int = 0) -> None:
 
 def _check_metadata(kind: str, data: dict[str, Any], where: str) -> None:
     """Check the free-form metadata of `data` (the only values no model types): JSON values that
-    keep exactly as given, and a layout (`_draft`) of the shape the draft parser writes."""
+    keep exactly as given. (Reserved keys are the application's to check: see `Ledger.append`.)"""
     field = "metadata" if kind == "ArticleCreated" else "set"
     values = data.get(field)
     if not isinstance(values, dict):
         return  # not a mapping: the model says so
     try:
         check_json_value(values, field)
-        if LAYOUT_KEY in values:
-            try:
-                check_layout(values[LAYOUT_KEY])
-            except ValueError as exc:
-                raise ValueError(f"{field}.{LAYOUT_KEY}: {exc}") from None
     except ValueError as exc:
         raise InvalidEventError(f"{where}{kind}: {exc}") from None
 

@@ -193,7 +193,7 @@ def test_anything_an_append_accepts_can_be_read(tmp_path: Path, title: str, body
          ["occurred_at", "out of range"]),
         ('{"type":"ArticleCreated","article":"b","data":{"title":"T"},"actor":"\\ud800"}', ["actor", "unpaired surrogates"]),
         ('{"type":"ArticleCreated","article":"b","data":{"title":"T","body":"x\\udc00"}}', ["data cannot be written as JSON"]),
-        ('{"type": ', ["malformed JSON (the line ends before the JSON object does)"]),
+        ('{"type": ', ["malformed JSON (the line ends before the JSON does)"]),
         ('{"type": "ArticleCreated" "article": "b"}', ["malformed JSON (expecting ',' delimiter at column 27)"]),
     ],
     ids=["bigint", "bigneg", "nan", "inf", "1e999", "dupkey", "dupkey-data", "time-int", "time-digits", "time-naive", "time-underflow",
