@@ -176,11 +176,11 @@ def count(minimum: int) -> click.IntRange:
 
 
 class Seconds(click.FloatRange):
-    """A number of seconds from `min` on: NaN is refused (every comparison with it is false, so
-    a wait of NaN seconds never ends), and so is infinity unless `forever` allows it."""
+    """A number of seconds from `minimum` on: NaN is refused (every comparison with it is false,
+    so a wait of NaN seconds never ends), and so is infinity unless `forever` allows it."""
 
-    def __init__(self, min: float, *, forever: bool = False) -> None:  # noqa: A002 - click's name
-        super().__init__(min=min)
+    def __init__(self, minimum: float, *, forever: bool = False) -> None:
+        super().__init__(min=minimum)
         self.forever = forever
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
