@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from cli.main import main, open_ledger
-from cli.output import TIME, console, format_option, json_line, notice
+from cli.output import TIME, Seconds, console, format_option, json_line, notice
 from ledger import DRAFT_SIZE_LIMIT, IngestResult, ingest
 
 
@@ -74,7 +74,7 @@ def ingest_command(
 
 @main.command(name="watch")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--poll", type=click.FloatRange(min=0.05), help="Poll every SECONDS instead of native events (network drives, containers).")
+@click.option("--poll", type=Seconds(0.05), help="Poll every SECONDS instead of native events (network drives, containers).")
 @click.option("--withdraw-on-delete", is_flag=True, help="Withdraw an article when its draft is deleted (default: record nothing).")
 @click.option("--actor", help="Who to record as the author of the changes.")
 @click.option("--reason", help="Why, recorded with every change (an edit summary).")

@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 import ledger
-from cli.output import notice
+from cli.output import Seconds, count, notice
 
 EXIT_USAGE = 2
 EXIT_STORE = ledger.StoreError.exit_code
@@ -84,16 +84,24 @@ class _StderrHandler(logging.Handler):
 )
 @click.option(
     "--lock-timeout",
-    type=click.FloatRange(min=0),
+    type=Seconds(0, forever=True),
     envvar="LEDGER_LOCK_TIMEOUT",
     default=10.0,
     show_default=True,
-    help="Seconds to wait for another writer's lock before failing with exit code 7.",
+    help="Seconds to wait for another writer's lock before failing with exit code 7 (inf: wait for ever).",
+)
+@click.option(
+    "--max-event-bytes",
+    type=count(1),
+    envvar="LEDGER_MAX_EVENT_BYTES",
+    default=ledger.DEFAULT_MAX_EVENT_BYTES,
+    show_default=True,
+    help="Refuse an event whose data, as JSON, is larger than this (exit code 3).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="ledger", prog_name="ledger")
 @click.pass_context
-def main(ctx: click.Context, store: Path, lock_timeout: float, debug: bool) -> None:
+def main(ctx: click.Context, store: Path, lock_timeout: float, max_event_bytes: int, debug: bool) -> None:
     """Versions articles by event sourcing: every edit, update block and category change is an
     immutable event in one log, and every view is rebuilt from it.
 
@@ -107,6 +115,7 @@ def main(ctx: click.Context, store: Path, lock_timeout: float, debug: bool) -> N
     ctx.obj["store"] = store
     ctx.obj["debug"] = debug
     ctx.obj["lock_timeout"] = lock_timeout
+    ctx.obj["max_event_bytes"] = max_event_bytes
     # Warnings go to stderr for the length of the command only: a program that runs commands
     # in-process (tests, scripts) gets its logging back as it was.
     logger = logging.getLogger("ledger")
@@ -127,6 +136,7 @@ def main(ctx: click.Context, store: Path, lock_timeout: float, debug: bool) -> N
 def open_ledger(ctx: click.Context, **options: Any) -> ledger.Ledger:
     """Open the store named by `--store` (the ledger is closed when the command ends)."""
     options.setdefault("lock_timeout", ctx.obj["lock_timeout"])
+    options.setdefault("max_event_bytes", ctx.obj["max_event_bytes"])
     led = ledger.open(ctx.obj["store"], **options)
     ctx.call_on_close(led.close)
     return led

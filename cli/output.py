@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -163,6 +164,31 @@ class TimeParam(click.ParamType):
 
 TIME = TimeParam()
 """The `TimeParam` to use as `type=` of a time option or argument."""
+
+INT64_MAX = 2**63 - 1
+"""The largest position, version or count the log and its index can hold."""
+
+
+def count(minimum: int) -> click.IntRange:
+    """An integer option type from `minimum` up to what the log can hold (a larger one is a
+    usage error naming the range, not an overflow deep in the index)."""
+    return click.IntRange(min=minimum, max=INT64_MAX)
+
+
+class Seconds(click.FloatRange):
+    """A number of seconds from `minimum` on: NaN is refused (every comparison with it is false,
+    so a wait of NaN seconds never ends), and so is infinity unless `forever` allows it."""
+
+    def __init__(self, minimum: float, *, forever: bool = False) -> None:
+        super().__init__(min=minimum)
+        self.forever = forever
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """Check `value` as `FloatRange` does, then refuse NaN (and infinity unless allowed)."""
+        seconds = super().convert(value, param, ctx)
+        if math.isnan(seconds) or (math.isinf(seconds) and not self.forever):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        return seconds
 
 
 def event_line(event: RecordedEvent) -> str:

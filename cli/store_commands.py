@@ -10,7 +10,7 @@ import click
 
 import ledger
 from cli.main import main, open_ledger
-from cli.output import console, event_line, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from cli.output import count, console, event_line, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 
 @main.command()
@@ -57,8 +57,8 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
 @main.command(name="log")
 @click.option("--article", "-a", help="Only this article's events.")
 @click.option("--type", "-t", "types", multiple=True, type=click.Choice(sorted(ledger.EVENT_TYPES)), help="Only events of this type (repeatable).")
-@click.option("--from", "from_position", type=click.IntRange(min=1), default=1, show_default=True, help="Start at this position.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), help="At most this many events.")
+@click.option("--from", "from_position", type=count(1), default=1, show_default=True, help="Start at this position.")
+@click.option("--limit", "-n", type=count(0), help="At most this many events.")
 @click.option(
     "--follow",
     "-f",

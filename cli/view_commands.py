@@ -10,7 +10,7 @@ import click
 from rich.text import Text
 
 from cli.main import main, open_ledger
-from cli.output import TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from cli.output import count, TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 from ledger import Diff, HistoryEntry, TimelineEntry, render
 
 
@@ -31,7 +31,7 @@ def _changes(entry: HistoryEntry | TimelineEntry) -> str:
 
 @main.command()
 @click.argument("article")
-@click.option("--version", "version", type=click.IntRange(min=1), help="Show this version.")
+@click.option("--version", "version", type=count(1), help="Show this version.")
 @click.option("--at", type=TIME, help="Show the version current at this time (ISO 8601 or an age like 2h).")
 @format_option
 @click.pass_context
@@ -105,8 +105,8 @@ def _print_diff(diff: Diff) -> None:
 
 @main.command()
 @click.argument("article")
-@click.argument("from_version", metavar="[FROM]", required=False, type=click.IntRange(min=0))
-@click.argument("to_version", metavar="[TO]", required=False, type=click.IntRange(min=0))
+@click.argument("from_version", metavar="[FROM]", required=False, type=count(0))
+@click.argument("to_version", metavar="[TO]", required=False, type=count(0))
 @click.option("--words", "-w", is_flag=True, help="Word by word instead of line by line.")
 @format_option
 @click.pass_context
@@ -212,7 +212,7 @@ def updated(ctx: click.Context, since: datetime, fmt: str) -> None:
 @click.option("--since", type=TIME, help="Changes at or after this time.")
 @click.option("--until", type=TIME, help="Changes at or before this time.")
 @click.option("--article", "-a", help="Only this article.")
-@click.option("--limit", "-n", type=click.IntRange(min=0), help="At most this many (the newest).")
+@click.option("--limit", "-n", type=count(0), help="At most this many (the newest).")
 @format_option
 @click.pass_context
 def timeline(ctx: click.Context, since: datetime | None, until: datetime | None, article: str | None, limit: int | None, fmt: str) -> None:
@@ -240,7 +240,7 @@ def timeline(ctx: click.Context, since: datetime | None, until: datetime | None,
 
 @main.command()
 @click.argument("article")
-@click.argument("version", type=click.IntRange(min=1))
+@click.argument("version", type=count(1))
 @click.option("--actor", help="Who restores it.")
 @click.option("--reason", help="Why.")
 @format_option
@@ -262,7 +262,7 @@ def restore(ctx: click.Context, article: str, version: int, actor: str | None, r
 
 
 @main.command()
-@click.option("--to", "to", type=click.IntRange(min=0), help="Stop at this log position.")
+@click.option("--to", "to", type=count(0), help="Stop at this log position.")
 @format_option
 @click.pass_context
 def replay(ctx: click.Context, to: int | None, fmt: str) -> None:

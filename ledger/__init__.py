@@ -30,7 +30,7 @@ from ledger.errors import (
 )
 from ledger.codec import dumps
 from ledger.drafts import DRAFT_SIZE_LIMIT, Draft, IngestResult, ingest, parse_draft, read_draft
-from ledger.events import EVENT_TYPES, EventIn, RecordedEvent, format_time
+from ledger.events import DEFAULT_MAX_EVENT_BYTES, EVENT_TYPES, EventIn, RecordedEvent, format_time
 from ledger.projections import ArticleView, UpdateBlock
 from ledger.rendering import render
 from ledger.store import AppendResult, EventStore, FileEventStore, Head, Problem, VerifyReport
@@ -62,6 +62,7 @@ __all__ = [
     "CategoryMembership",
     "ConflictError",
     "CorruptStoreError",
+    "DEFAULT_MAX_EVENT_BYTES",
     "DRAFT_SIZE_LIMIT",
     "Diff",
     "DiffLine",

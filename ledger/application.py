@@ -9,6 +9,7 @@ against, and is prepared again if another process got there first.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import stat
@@ -16,7 +17,7 @@ import tempfile
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +42,7 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.events import (
+    DEFAULT_MAX_EVENT_BYTES,
     EventIn,
     NewRecord,
     RecordedEvent,
@@ -56,7 +58,7 @@ from ledger.patches import make_patch
 from ledger.checkpoints import ViewStore
 from ledger.diffs import line_diff, word_diff
 from ledger.projections import CHANGE_KIND, ArticleState, ArticleView, apply, fold
-from ledger.rendering import render
+from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS, check_layout, render
 from ledger.times import parse_when
 from ledger.views import (
     CategoryCount,
@@ -75,6 +77,9 @@ from ledger.store import AppendResult, EventStore, FileEventStore, Head, RecordO
 DEFAULT_STORE = "ledger-data"
 ENV_STORE = "LEDGER_STORE"
 _RETRIES = 8
+# Optimistic attempts of an append that states no expected version, before it prepares and
+# appends under the store's lock, where no other writer can move its articles on.
+_OPTIMISTIC = 3
 _CACHE_SIZE = 512
 # An article is not in a listing at time :t while a withdrawal covers :t.
 _NOT_WITHDRAWN_AT = (
@@ -95,12 +100,23 @@ def init(path: str | os.PathLike[str] | None = None) -> Path:
     return init_store(store_path(path))
 
 
-def open(path: str | os.PathLike[str] | None = None, *, create: bool = False, lock_timeout: float = 10.0, recover: bool = True) -> "Ledger":  # noqa: A001
+def open(  # noqa: A001
+    path: str | os.PathLike[str] | None = None,
+    *,
+    create: bool = False,
+    lock_timeout: float = 10.0,
+    recover: bool = True,
+    max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
+) -> "Ledger":
     """Open the store at `path` (see `store_path`) as a `Ledger`.
 
     `create` makes the store if it is missing. `recover` (the default) cuts off a torn tail left
     by a crash and brings the index up to date; `verify` opens without it, to report damage.
+    `lock_timeout` is how long a write waits for another writer, in seconds (`math.inf`: for
+    ever); `max_event_bytes` bounds the data of one event, as JSON (see `Ledger`).
     """
+    if math.isnan(lock_timeout) or lock_timeout < 0:
+        raise InvalidInputError(f"lock timeout {lock_timeout} is not a number of seconds (0 or more)")
     root = store_path(path)
     if create:
         init_store(root)
@@ -111,7 +127,7 @@ def open(path: str | os.PathLike[str] | None = None, *, create: bool = False, lo
         except BaseException:
             store.close()
             raise
-    return Ledger(store)
+    return Ledger(store, max_event_bytes=max_event_bytes)
 
 
 def _parse_head(text: str) -> tuple[str, int | None]:
@@ -194,6 +210,27 @@ def _summary(group: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def _check_reserved_keys(event: EventIn, name: str, allowed: bool) -> None:
+    """Refuse metadata keys ledger reserves (`RESERVED_METADATA_KEYS`) unless `allowed`; and even
+    then a draft layout (`_draft`) of another shape than the draft parser writes, which rendering
+    could not use."""
+    for field in ("metadata", "set", "unset"):
+        values = event.data.get(field)
+        if not isinstance(values, (dict, list)):
+            continue  # not a mapping or list: the data's model says so
+        for key in values:
+            if not isinstance(key, str) or key not in RESERVED_METADATA_KEYS:
+                continue
+            if not allowed:
+                why = "ledger keeps a draft's layout there" if key == LAYOUT_KEY else "a Markdown draft states the article's own title, id and categories under it"
+                raise InvalidEventError(f"{name}: {event.type}: metadata key {key!r} is reserved ({why})")
+            if key == LAYOUT_KEY and isinstance(values, dict):
+                try:
+                    check_layout(values[key])
+                except ValueError as exc:
+                    raise InvalidEventError(f"{name}: {event.type}: {field}.{key}: {exc}") from None
+
+
 class _Frame:
     """An article without its body and blocks, save the last character of them: rendered, it
     gives exactly the bytes `render` puts around the body and blocks (title line and categories
@@ -256,10 +293,17 @@ class _RenderedSize:
 
 
 class Ledger:
-    """A versioned archive of articles, backed by an `EventStore`. Use as a context manager."""
+    """A versioned archive of articles, backed by an `EventStore`. Use as a context manager.
 
-    def __init__(self, store: EventStore) -> None:
+    `max_event_bytes` bounds the data of one event as recorded, as JSON (an edit records only
+    its patch): an append with a larger event is refused (`InvalidEventError`).
+    """
+
+    def __init__(self, store: EventStore, *, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        if max_event_bytes < 1:
+            raise InvalidInputError(f"max_event_bytes must be at least 1, not {max_event_bytes}")
         self.store = store
+        self.max_event_bytes = max_event_bytes
         self._states: OrderedDict[str, ArticleState] = OrderedDict()
         self._views: ViewStore | None = None
 
@@ -284,7 +328,10 @@ class Ledger:
 
     def append_json_lines(self, lines: Iterable[bytes | str], *, name: str = "<input>") -> AppendResult:
         """Append events given as JSON objects, one per line (blank lines skipped), as one
-        atomic append: what `ledger append FILE` does. Errors name `name:line`."""
+        atomic append: what `ledger append FILE` does. Errors name `name:line`.
+
+        The JSON is read strictly: a key given twice, an integer beyond 64 bits, NaN or
+        Infinity is refused rather than kept otherwise than written."""
         events: list[Any] = []
         labels: list[str] = []
         for number, raw in enumerate(lines, 1):
@@ -292,9 +339,9 @@ class Ledger:
                 continue
             label = f"{name}:{number}"
             try:
-                value = codec.loads(raw)
-            except ValueError as exc:
-                raise InvalidEventError(f"{label}: malformed JSON ({exc})") from None
+                value = codec.loads_input(raw)
+            except codec.InputJsonError as exc:
+                raise InvalidEventError(f"{label}: {exc}") from None
             if not isinstance(value, dict):
                 raise InvalidEventError(f"{label}: expected a JSON object, got {type(value).__name__}")
             events.append(value)
@@ -306,6 +353,7 @@ class Ledger:
         events: Iterable[EventIn | Mapping[str, Any]],
         *,
         labels: Sequence[str] | None = None,
+        reserved_keys: bool = False,
     ) -> AppendResult:
         """Record `events` as one atomic append: all of them or none.
 
@@ -314,12 +362,23 @@ class Ledger:
         messages; by default `event 1`, `event 2`, ... Raises an `InvalidInputError`,
         `ArticleNotFoundError`, `ConflictError` or `NothingToDoError` and records nothing when
         any event does not fit.
+
+        Metadata keys ledger reserves (`ledger.rendering.RESERVED_METADATA_KEYS`: the draft
+        layout `_draft` and the front-matter keys of title, id and categories) are refused unless
+        `reserved_keys` is set, as ingest, restore and import do to carry a draft's layout over;
+        a layout is checked against the shape the draft parser writes either way.
+
+        An append that states no `expected_version` never fails with a version conflict: when
+        other writers keep moving its articles on, it is prepared and appended under the
+        store's lock (`EventStore.exclusive`). An event id already in the log makes the append a
+        re-send, which records nothing and returns the first append's result, if its events say
+        what was recorded under those ids; otherwise it is refused (`DuplicateEventError`).
         """
         given = list(events)
         names = list(labels) if labels is not None else [f"event {i}" for i in range(1, len(given) + 1)]
         if len(names) != len(given):
             raise InvalidInputError(f"{len(given)} events but {len(names)} labels")
-        parsed = [self._parse(event, names[i]) for i, event in enumerate(given)]
+        parsed = [self._parse(event, names[i], reserved_keys) for i, event in enumerate(given)]
         if not parsed:
             raise NothingToDoError("nothing to append: no events given")
         expected_by_user: dict[str, int] = {}
@@ -334,35 +393,78 @@ class Ledger:
         if explicit and len(explicit) != len(parsed) and self.store.find_append(explicit) is not None:
             raise DuplicateEventError(f"{names[0]}: some events of this append are already in the log and others have no id")
         for attempt in range(_RETRIES):
-            try:
-                records, expected, states = self._prepare(parsed, names, expected_by_user)
-            except LedgerError:
-                # A re-sent append (by us or, meanwhile, by another process) is refused by the
-                # articles' new state (created twice, changes nothing, version moved on), but
-                # must get its original result.
-                original = self.store.find_append(explicit) if explicit and len(explicit) == len(parsed) else None
-                if original is not None:
-                    return original
-                raise
-            try:
-                result = self.store.append(records, expected)
-            except VersionConflictError:
-                if expected_by_user or attempt == _RETRIES - 1:
+            lock: AbstractContextManager[Any] = self.store.exclusive() if attempt >= _OPTIMISTIC else nullcontext()
+            with lock:
+                try:
+                    records, expected, states = self._prepare(parsed, names, expected_by_user)
+                except LedgerError:
+                    # A re-sent append (by us or, meanwhile, by another process) is refused by the
+                    # articles' new state (created twice, changes nothing, version moved on), but
+                    # must get its original result.
+                    original = self.store.find_append(explicit) if explicit and len(explicit) == len(parsed) else None
+                    if original is not None:
+                        return self._resent(parsed, names, original)
                     raise
-                continue
-            if not result.duplicate:
-                self._remember(records, result, states)
+                try:
+                    result = self.store.append(records, expected)
+                except VersionConflictError:
+                    # Only a version the user stated may fail the append: a conflict on any other
+                    # article of it means prepare again (under the lock after a few tries).
+                    if attempt == _RETRIES - 1 or (
+                        expected_by_user and self.store.article_versions(expected_by_user) != expected_by_user
+                    ):
+                        raise
+                    continue
+            if result.duplicate:
+                return self._resent(parsed, names, result)
+            self._remember(records, result, states)
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    # Types whose recorded data is their data as given, validated: a re-send of one can be
+    # compared with the record (the others record a change against the article's state).
+    _AS_GIVEN = frozenset({"ArticleCreated", "UpdateBlockAdded", "UpdateBlockRemoved", "ArticleWithdrawn", "ArticleRestored"})
+
+    def _resent(self, events: list[EventIn], names: list[str], original: AppendResult) -> AppendResult:
+        """`original`, the result of the append that recorded `events`' ids first, if `events`
+        say what it recorded (article, type, actor, reason, time and data where comparable);
+        else `DuplicateEventError`: reusing an id for other content must not pass for a re-send."""
+        recorded = {record["id"]: record for record in self.store.read(original.first_position - 1, original.last_position)}
+        for event, name in zip(events, names):
+            record = recorded.get(event.id or "")
+            if record is None:
+                raise DuplicateEventError(f"{name}: event id {event.id!r} is in the log, but not in the append it seems to repeat")
+            where = f"{name}: event id {event.id!r} is already recorded (position {record['pos']})"
+            if (record["article"], record["type"]) != (event.article, event.type):
+                raise DuplicateEventError(
+                    f"{where} as {record['type']} of {record['article']!r}, not {event.type} of {event.article!r}; nothing appended"
+                )
+            differs = [field for field in ("actor", "reason") if getattr(event, field) != record.get(field)]
+            if event.occurred_at is not None and format_time(event.occurred_at) != record["occurred_at"]:
+                differs.append("occurred_at")
+            if event.type in self._AS_GIVEN:
+                try:
+                    same = same_value(validate_data(event.type, dict(event.data)), record["data"])
+                except InvalidEventError:
+                    same = False
+                if not same:
+                    differs.append("data")
+            if differs:
+                raise DuplicateEventError(f"{where} with another {' and '.join(differs)}; nothing appended")
+        return original
+
     @staticmethod
-    def _parse(event: EventIn | Mapping[str, Any], name: str) -> EventIn:
+    def _parse(event: EventIn | Mapping[str, Any], name: str, reserved_keys: bool = False) -> EventIn:
         if isinstance(event, EventIn):
-            return event
-        try:
-            return EventIn.model_validate(event)
-        except ValidationError as exc:
-            raise InvalidEventError(f"{name}: {describe_validation_error(exc)}") from None
+            parsed = event
+        else:
+            try:
+                parsed = EventIn.model_validate(event)
+            except ValidationError as exc:
+                raise InvalidEventError(f"{name}: {describe_validation_error(exc)}") from None
+        if parsed.type in ("ArticleCreated", "MetadataChanged"):
+            _check_reserved_keys(parsed, name, reserved_keys)
+        return parsed
 
     def _prepare(
         self, events: list[EventIn], names: list[str], expected_by_user: dict[str, int]
@@ -392,6 +494,7 @@ class Ledger:
                 expected[article] = version
                 states[article] = current.copy() if current is not None else None
             data = self._record_data(event, states[article], name)
+            self._check_size(event.type, data, name)
             # Validating these already valid fields again is cheaper than model_construct
             # (pydantic 2.13: about 4 µs against 6).
             record = NewRecord(
@@ -413,6 +516,18 @@ class Ledger:
             )
             records.append(record)
         return records, expected, states
+
+    def _check_size(self, kind: str, data: dict[str, Any], name: str) -> None:
+        """Refuse data that cannot be written as JSON, or is larger than `max_event_bytes`."""
+        try:
+            size = len(codec.dumps(data))
+        except TypeError as exc:  # orjson's JSONEncodeError: e.g. an unpaired surrogate in a body
+            raise InvalidEventError(f"{name}: {kind}: data cannot be written as JSON ({exc})") from None
+        if size > self.max_event_bytes:
+            raise InvalidEventError(
+                f"{name}: {kind} is {size:,} bytes of data, over the limit of {self.max_event_bytes:,}"
+                " (ledger --max-event-bytes raises it)"
+            )
 
     @staticmethod
     def _fold_checked(state: ArticleState | None, record: dict[str, Any], name: str) -> ArticleState:
@@ -834,7 +949,7 @@ class Ledger:
         if reason is not None:
             envelope["reason"] = reason
         events = [{**event, **envelope} for event in planned]
-        return self.append(events)
+        return self.append(events, reserved_keys=True)
 
     def replay(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;
@@ -1169,7 +1284,7 @@ class Ledger:
             for index, (labels, events, _) in enumerate(self._appends(records(3))):
                 if index in skip:
                     continue
-                result = self.append(events, labels=labels)
+                result = self.append(events, labels=labels, reserved_keys=True)
                 if not result.duplicate:
                     imported += len(events)
         if not imported:
@@ -1210,7 +1325,7 @@ class Ledger:
                 if record.get(optional) is not None:
                     event[optional] = record[optional]
             labels.append(label)
-            events.append(self._parse(event, label))
+            events.append(self._parse(event, label, reserved_keys=True))
             if record.get("end"):
                 yield labels, events, versions
                 labels, events, versions = [], [], {}

@@ -9,6 +9,8 @@ line needs no re-serialisation: cut the last 76 bytes, close the brace, hash.
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from typing import Any
 
 import orjson
@@ -35,6 +37,68 @@ def dumps(value: Any) -> bytes:
 def loads(data: bytes | str) -> Any:
     """Parse JSON bytes or text. Raises `ValueError` (orjson.JSONDecodeError) on bad input."""
     return orjson.loads(data)
+
+
+class InputJsonError(ValueError):
+    """User JSON that parses but would not be kept as written (see `loads_input`)."""
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise InputJsonError(f"key {key!r} is given twice in one object")
+            seen.add(key)
+    return value
+
+
+def _integer(text: str) -> int:
+    if len(text) > 20 or not _INT64_MIN <= (value := int(text)) <= _INT64_MAX:
+        raise InputJsonError(f"integer {text[:40]} is beyond 64 bits (the log keeps integers from -2**63 to 2**63-1)")
+    return value
+
+
+def _number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InputJsonError(f"number {text[:40]} is too large for a 64-bit float")
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise InputJsonError(f"{name} is not a JSON number")
+
+
+_INPUT_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer, parse_float=_number, parse_constant=_constant)
+
+
+def loads_input(data: bytes | str) -> Any:
+    """Parse JSON typed or sent by a user, refusing what a lenient parser would silently change:
+    a key given twice (the last would win), integers beyond 64 bits (they would become floats),
+    NaN and Infinity, numbers too large for a float. Raises `InputJsonError` for those and for
+    text that is not JSON, with a message in plain words.
+
+    The log's own lines are read with `loads` (orjson, fast): they were written by `seal`.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise InputJsonError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at byte {exc.start + 1})") from None
+    try:
+        return _INPUT_DECODER.decode(text)
+    except RecursionError:
+        raise InputJsonError("JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            problem = "the line ends before the JSON does"
+        else:
+            problem = f"{exc.msg[0].lower()}{exc.msg[1:]} at column {exc.pos + 1}"
+        raise InputJsonError(f"malformed JSON ({problem})") from None
 
 
 def seal(record: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:

@@ -594,7 +594,8 @@ def ingest_drafts(
         if not events:
             return [_unchanged(draft, current) for draft, current, _, _ in plans]
         try:
-            result = ledger.append(events, labels=labels)
+            # A draft's layout goes into the reserved metadata key `_draft`.
+            result = ledger.append(events, labels=labels, reserved_keys=True)
         except VersionConflictError:
             if attempt == _RETRIES - 1:
                 raise

@@ -9,6 +9,7 @@ written under an older schema.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -19,6 +20,7 @@ from typing import Annotated, Any, Callable, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -32,7 +34,13 @@ from ledger.patches import Patch
 ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
 _EVENT_ID_RE = re.compile(r"[!-~]{1,128}")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+# Lone surrogates are not text: they cannot be written as UTF-8 (nor sealed into the log).
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+MAX_NESTING = 32
+"""How deep metadata values may nest (lists and mappings inside each other)."""
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The default bound on one event's data, as JSON (`ledger.open(max_event_bytes=...)`)."""
 
 
 def validate_article_id(value: str) -> str:
@@ -73,8 +81,28 @@ def _check_one_line(value: str) -> str:
 
 def _check_no_control(value: str) -> str:
     if _CONTROL_RE.search(value):
-        raise ValueError("contains control characters")
+        raise ValueError("contains control characters or unpaired surrogates")
     return value
+
+
+def _check_occurred_at(value: Any) -> Any:
+    # Only ISO 8601 text or a datetime: pydantic would also read 12345 (or "12345") as seconds
+    # since 1970, a time nobody meant.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value[:40]!r} is not an ISO 8601 time (e.g. 2017-09-05T16:05:00Z)") from None
+    elif not isinstance(value, datetime):
+        raise ValueError(f"must be an ISO 8601 time as text (e.g. \"2017-09-05T16:05:00Z\"), not {type(value).__name__}")
+    if value.tzinfo is None:
+        raise ValueError("occurred_at needs a time zone (e.g. 2017-09-05T16:05:00Z)")
+    try:
+        return value.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{value.isoformat()} is out of range: in UTC it must fall within the years 1 to 9999") from None
 
 
 ArticleId = Annotated[str, AfterValidator(_check_article_id)]
@@ -354,15 +382,8 @@ class EventIn(BaseModel):
     id: EventId | None = None
     actor: OneLine | None = Field(default=None, max_length=200)
     reason: OneLine | None = Field(default=None, max_length=2000)
-    occurred_at: datetime | None = None
+    occurred_at: Annotated[datetime | None, BeforeValidator(_check_occurred_at)] = None
     expected_version: int | None = Field(default=None, ge=0)
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("occurred_at needs a time zone (e.g. 2017-09-05T16:05:00Z)")
-        return value
 
 
 class NewRecord(BaseModel):
@@ -440,11 +461,61 @@ class RecordedEvent(BaseModel):
 _FLAT_TYPES = frozenset(model for model in EVENT_TYPES.values() if model not in (ArticleCreated, MetadataChanged))
 
 
+def check_json_value(value: Any, where: str, depth: int = 0) -> None:
+    """Raise `ValueError` naming the place (`where`, e.g. `metadata.source`) of the first part of
+    `value` that the log cannot keep exactly as given: anything but text, 64-bit integers,
+    finite floats, true/false/null, lists and mappings with text keys; text with unpaired
+    surrogates; nesting deeper than `MAX_NESTING`."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        if _SURROGATE_RE.search(value):
+            raise ValueError(f"{where}: text with unpaired surrogates")
+        return
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise ValueError(f"{where}: integer beyond 64 bits")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: {value} is not a finite number")
+        return
+    if isinstance(value, (list, dict)):
+        if depth >= MAX_NESTING:
+            # The path to that depth is long: its start says where.
+            raise ValueError(f"{where[:60]}...: nested deeper than {MAX_NESTING} levels")
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                check_json_value(item, f"{where}.{index}", depth + 1)
+            return
+        for key, item in value.items():
+            if not isinstance(key, str) or _SURROGATE_RE.search(key):
+                raise ValueError(f"{where}: key {key!r} is not text")
+            check_json_value(item, f"{where}.{key}", depth + 1)
+        return
+    raise ValueError(f"{where}: a {type(value).__name__} is not a JSON value (use text, numbers, true/false, null, lists, mappings)")
+
+
+def _check_metadata(kind: str, data: dict[str, Any], where: str) -> None:
+    """Check the free-form metadata of `data` (the only values no model types): JSON values that
+    keep exactly as given. (Reserved keys are the application's to check: see `Ledger.append`.)"""
+    field = "metadata" if kind == "ArticleCreated" else "set"
+    values = data.get(field)
+    if not isinstance(values, dict):
+        return  # not a mapping: the model says so
+    try:
+        check_json_value(values, field)
+    except ValueError as exc:
+        raise InvalidEventError(f"{where}{kind}: {exc}") from None
+
+
 def validate_data(kind: str, data: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Validate `data` for event type `kind`; return it normalised, or raise `InvalidEventError`."""
     model = EVENT_TYPES.get(kind)
     if model is None:
         raise InvalidEventError(f"{where}unknown event type {kind!r}")
+    if model not in _FLAT_TYPES:
+        _check_metadata(kind, data, where)
     try:
         valid = model.model_validate(data)
     except ValidationError as exc:

@@ -29,6 +29,53 @@ CATEGORY_KEYS = ("category", "categories", "tags")
 
 CATEGORIES_LABEL = "Categories:"
 
+RESERVED_METADATA_KEYS = frozenset({LAYOUT_KEY, TITLE_KEY, ID_KEY, *CATEGORY_KEYS})
+"""Metadata keys a user may not set through events: `_draft` is written by the draft parser
+only, and the others are the front-matter keys of the title, id and categories, which a Markdown
+draft rendered from metadata holding them would state twice."""
+
+
+_LAYOUT_FIELDS: dict[str, type] = {
+    "format": str, "front_matter": str, "fingerprint": str, "named_id": bool, "categories_key": str,
+    "categories_string": bool, "lead": str, "title_end": str, "categories_line": str, "tail": str,
+}
+"""Every key of `metadata["_draft"]` the draft parser writes, with the type of its value."""
+
+
+def check_layout(value: Any) -> None:
+    """Raise `ValueError` naming the first problem when `value` is not a layout the draft parser
+    could have written. Checked when an event carries one, and again when rendering, so that no
+    value can break a read (rendering runs once per version in `history`: plain checks, no model)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"must be a mapping written by the draft parser, not a {type(value).__name__}")
+    for key, item in value.items():
+        kind = _LAYOUT_FIELDS.get(key)
+        if kind is None:
+            raise ValueError(f"unknown key {key!r}")
+        if type(item) is not kind:
+            raise ValueError(f"{key}: must be {'text' if kind is str else 'true or false'}")
+    if value.get("format", "markdown") != "markdown":
+        raise ValueError("format: must be 'markdown' (plain text has no format key)")
+    line = value.get("categories_line")
+    if line is not None and (not is_categories_line(line) or "\n" in line):
+        raise ValueError("categories_line: must be one 'Categories:' line")
+    if value.get("categories_key", "categories") not in CATEGORY_KEYS:
+        raise ValueError(f"categories_key: must be one of {', '.join(CATEGORY_KEYS)}")
+
+
+def layout_of(view: ViewLike) -> Mapping[str, Any]:
+    """The layout the draft parser kept in `view`'s metadata; empty (the plain default) when
+    there is none, or when a record written before layouts were checked holds something else."""
+    layout = view.metadata.get(LAYOUT_KEY)
+    if not layout:
+        return {}
+    try:
+        check_layout(layout)
+    except ValueError:
+        return {}
+    return layout
+
+
 _HEADING_RE = re.compile(
     r"""[ \t]*(?:\#{1,6}[ \t]+)?[_*]{0,3}           # Markdown heading marks and emphasis
     (?:
@@ -167,7 +214,9 @@ def _canonical_front_matter(view: ViewLike, layout: Mapping[str, Any]) -> str:
     if view.categories or "categories_key" in layout:
         as_string = layout.get("categories_string") and len(view.categories) == 1
         values[key] = view.categories[0] if as_string else list(view.categories)
-    values.update((k, v) for k, v in view.metadata.items() if k != LAYOUT_KEY)
+    # Reserved keys are refused in new events; an older record may hold one, which must not
+    # restate (or, under a categories key, add to) what the values above say.
+    values.update((k, v) for k, v in view.metadata.items() if k not in RESERVED_METADATA_KEYS)
     return "---\n" + dump_front_matter(values) + "---\n"
 
 
@@ -178,7 +227,7 @@ def render_markdown(view: ViewLike) -> str:
     categories and metadata are still the values it states; otherwise (they were changed by
     events rather than by a draft) it is written afresh from the values.
     """
-    layout = view.metadata.get(LAYOUT_KEY) or {}
+    layout = layout_of(view)
     raw = layout.get("front_matter")
     if raw is not None and layout.get("fingerprint") == fingerprint(view.title, view.categories, view.metadata):
         head = raw
@@ -189,7 +238,7 @@ def render_markdown(view: ViewLike) -> str:
 
 def render_text(view: ViewLike) -> str:
     """The plain-text draft of `view`: title line, body, update blocks, `Categories:` line."""
-    layout = view.metadata.get(LAYOUT_KEY) or {}
+    layout = layout_of(view)
     parts = [layout.get("lead", ""), view.title, layout.get("title_end", "\n"), view.body]
     parts.extend(block.heading + block.text for block in view.blocks)
     raw_line = layout.get("categories_line")
@@ -213,7 +262,6 @@ def render(view: ViewLike) -> str:
     After ingesting a draft, `render(article)` gives back the draft's exact text (README
     "Draft formats"); articles written only through events render as plain text.
     """
-    layout = view.metadata.get(LAYOUT_KEY) or {}
-    if layout.get("format") == "markdown":
+    if layout_of(view).get("format") == "markdown":
         return render_markdown(view)
     return render_text(view)

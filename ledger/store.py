@@ -202,6 +202,13 @@ class EventStore(ABC):
         """Batch durability for imports: appends inside are synced once, at the end."""
         yield
 
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold off every other writer for the block: what is read inside stays current until
+        the block's own `append`. A store that cannot promise it (this default) gives nothing,
+        and appends inside may still meet a version conflict."""
+        yield
+
     def close(self) -> None:
         """Release files and connections."""
 
@@ -369,6 +376,9 @@ class FileEventStore(EventStore):
         self._read_fd = os.open(self.log_path, os.O_RDONLY)
         self._write_fd: int | None = None
         self._lock_fd: int | None = None
+        # How many `_lock_for_write` calls hold the writers' lock now: an append inside
+        # `exclusive` neither takes it again nor lets it go.
+        self._lock_depth = 0
         self._mutex = threading.RLock()
         self._writer: _WriterState | None = None
         self._db: sqlite3.Connection | None = None
@@ -1025,10 +1035,22 @@ class FileEventStore(EventStore):
 
     def _unlock(self) -> None:
         assert self._lock_fd is not None
+        if self._lock_depth > 1:
+            self._lock_depth -= 1
+            return
+        self._lock_depth = 0
         fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _lock_for_write(self) -> None:
-        """Take the writers' lock, waiting up to `lock_timeout` (release it with `_unlock`)."""
+        """Take the writers' lock, waiting up to `lock_timeout` (release it with `_unlock`);
+        reentrant, under `_mutex`."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            return
+        self._take_lock()
+        self._lock_depth = 1
+
+    def _take_lock(self) -> None:
         if self._try_lock():
             return
         deadline = time.monotonic() + self.lock_timeout
@@ -1038,6 +1060,17 @@ class FileEventStore(EventStore):
                 raise StoreLockedError(f"{self.root}: locked by another writer for more than {self.lock_timeout:g}s")
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writers' lock (and this object's mutex) for the block (see `EventStore`);
+        appends inside take neither again."""
+        with self._mutex:
+            self._lock_for_write()
+            try:
+                yield
+            finally:
+                self._unlock()
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:

@@ -55,7 +55,11 @@ def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool =
         age = _AGE.fullmatch(raw)
         if age:
             base = now or datetime.now(timezone.utc)
-            return base - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+            try:
+                return base - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
+            except OverflowError:
+                # timedelta itself overflows past 999,999,999 days, the subtraction before year 1.
+                raise InvalidTimeError(f"cannot read time {text!r}: that age reaches back before the year 1") from None
         try:
             moment = datetime.fromisoformat(raw.replace("z", "Z"))
         except ValueError:
@@ -63,9 +67,18 @@ def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool =
                 f"cannot read time {text!r}: use ISO 8601 (2017-09-05T16:05:00Z, 2017-09-05) or an age (90m, 2h, 3d)"
             ) from None
         span = _period(raw)
-    if moment.tzinfo is None:
-        # Naive means local: `astimezone` reads a naive datetime as the machine's local time.
-        moment = moment.astimezone()
-    if end and span:
-        moment = moment + span - _TICK
-    return moment.astimezone(timezone.utc)
+    naive = moment.tzinfo is None
+    try:
+        if naive:
+            # Naive means local: `astimezone` reads a naive datetime as the machine's local time.
+            moment = moment.astimezone()
+        if end and span:
+            # The period's last instant, reached without stepping past it: the end of 9999-12-31
+            # is a valid time, the start of the day after is not.
+            moment = moment + (span - _TICK)
+        return moment.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        # At the edges of years 1 and 9999 the shift to UTC (or, for local times, the C library's
+        # conversion) leaves the range a datetime can hold.
+        hint = " (a local time near those edges needs a zone, e.g. 0001-01-01T00:00Z)" if naive else ""
+        raise InvalidTimeError(f"time {str(text)!r} is out of range: in UTC it must fall within the years 1 to 9999{hint}") from None

@@ -261,11 +261,22 @@ def test_verify_head_passes_while_the_log_extends_the_anchor(source: Path) -> No
     assert report["ok"] and report["anchor"] == {"position": 6, "hash": anchor.split("@")[0]}
 
 
+def drop_caches(store: Path) -> None:
+    """Delete the caches beside the log, as someone covering a rewrite would."""
+    for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "views.sqlite", "views.sqlite-wal", "views.sqlite-shm"):
+        (store / name).unlink(missing_ok=True)
+
+
 def test_a_resealed_last_record_passes_verify_but_not_verify_head(source: Path) -> None:
     anchor = head_of(source)
     lines = (source / LOG).read_bytes().splitlines(keepends=True)
     lines[-1] = reseal(lines[-1], lambda fields: fields["data"].update(added=["sport"]))[0]
     (source / LOG).write_bytes(b"".join(lines))
+    # The index saw the record that was committed there: it says so while it is there.
+    witnessed = run_ledger("verify", store=source)
+    assert witnessed.returncode == 8, witnessed.stderr
+    assert b"were committed" in witnessed.stderr or b"committed there" in witnessed.stderr
+    drop_caches(source)  # a rewriter who deletes the caches too
     plain = run_ledger("verify", store=source)
     assert plain.returncode == 0, plain.stderr  # the chain alone cannot tell
     assert f"head hash {record(lines[-1])['hash']}" in plain.stdout.decode()
@@ -283,6 +294,8 @@ def test_an_earlier_record_rewritten_and_the_rest_resealed_fails_verify_head(sou
     anchor = f"{old.hash}@{old.position}"
     lines = reseal_from((source / LOG).read_bytes().splitlines(keepends=True), 2, edit_body)
     (source / LOG).write_bytes(b"".join(lines))
+    assert run_ledger("verify", store=source).returncode == 8  # the index witnessed the old head
+    drop_caches(source)
     assert run_ledger("verify", store=source).returncode == 0
     assert "(history rewritten)" in one_line_error(run_ledger("verify", "--head", anchor, store=source), 8)
 
@@ -291,8 +304,7 @@ def test_a_log_cut_before_the_anchor_fails_verify_head(source: Path) -> None:
     anchor = head_of(source)
     lines = (source / LOG).read_bytes().splitlines(keepends=True)
     (source / LOG).write_bytes(b"".join(lines[:-1]))  # a whole append gone: still a sound log
-    for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm", "views.sqlite", "views.sqlite-wal", "views.sqlite-shm"):
-        (source / name).unlink(missing_ok=True)
+    drop_caches(source)
     assert run_ledger("verify", store=source).returncode == 0
     assert one_line_error(run_ledger("verify", "--head", anchor, store=source), 8) == (
         f"error: the log no longer extends head {anchor}: it ends at position 5 (records removed)")

@@ -1,0 +1,403 @@
+"""Hostile input: every bad input anyone finds goes here, with what it must give.
+
+The rule each test checks: a bad input gets one plain line on stderr naming what is wrong and
+where, its documented exit code (2 bad option value, 3 invalid input, 5 conflict), and leaves the
+log byte for byte as it was; and nothing the schema admits can make a later read fail. The CLI
+runs as a real process (`run_ledger`), so a traceback cannot hide behind an in-process runner.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ledger
+from ledger.events import MAX_NESTING, NewRecord
+from ledger.store import LOG_FILE
+from tests.conftest import run_ledger
+
+CREATE = {"type": "ArticleCreated", "article": "a1", "data": {"title": "T", "body": "b\n", "categories": ["x"]},
+          "occurred_at": "2020-01-01T00:00:00Z", "id": "e1"}
+
+
+def line(value: dict[str, Any] | str) -> bytes:
+    return (value if isinstance(value, str) else json.dumps(value)).encode() + b"\n"
+
+
+@pytest.fixture
+def store(store_dir: Path) -> Path:
+    """A store holding article `a1` (one version, event id `e1`)."""
+    with ledger.open(store_dir) as led:
+        led.append([CREATE])
+    return store_dir
+
+
+def refused(store: Path, args: list[str], code: int, *needles: str, input: bytes | None = None) -> str:
+    """Run `ledger ARGS` and check it fails with `code`, one line on stderr holding `needles`, no
+    traceback, and the log unchanged; returns the line."""
+    log = (store / LOG_FILE).read_bytes()
+    result = run_ledger(*args, store=store, input=input)
+    err = result.stderr.decode()
+    assert result.returncode == code, (result.returncode, err)
+    assert "Traceback" not in err
+    message = err.strip().splitlines()[-1]
+    if code != 2:  # click's usage errors print the usage first; ours are one line
+        assert err.count("\n") == 1, err
+    for needle in needles:
+        assert needle in message, message
+    assert (store / LOG_FILE).read_bytes() == log
+    return message
+
+
+# --- point 7: reserved metadata keys, and reads no recorded value can break ------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"type": "ArticleCreated", "article": "b", "data": {"title": "T", "metadata": {"_draft": "x"}}},
+        {"type": "ArticleCreated", "article": "b", "data": {"title": "T", "metadata": {"_draft": {"format": "markdown"}}}},
+        {"type": "MetadataChanged", "article": "a1", "data": {"set": {"_draft": {"lead": "\n"}}}},
+        {"type": "MetadataChanged", "article": "a1", "data": {"unset": ["_draft"]}},
+        {"type": "ArticleCreated", "article": "b", "data": {"title": "T", "metadata": {"title": "Other"}}},
+        {"type": "MetadataChanged", "article": "a1", "data": {"set": {"tags": ["x"]}}},
+    ],
+    ids=["created-draft-text", "created-draft-layout", "set-draft", "unset-draft", "created-title", "set-tags"],
+)
+def test_reserved_metadata_keys_are_refused_at_the_append_door(store: Path, event: dict[str, Any]) -> None:
+    message = refused(store, ["append", "-"], 3, "<stdin>:1:", "metadata key", "is reserved", input=line(event))
+    assert message.startswith("error: <stdin>:1: ")
+
+
+def test_a_layout_must_have_the_parsers_shape_even_where_reserved_keys_pass(led: ledger.Ledger) -> None:
+    for layout, problem in [("x", "not a str"), ({"front_matter": 5}, "front_matter: must be text"),
+                            ({"format": "html"}, "format: must be 'markdown'"), ({"evil": True}, "unknown key 'evil'"),
+                            ({"named_id": "yes"}, "named_id: must be true or false")]:
+        with pytest.raises(ledger.InvalidEventError, match=f"metadata._draft: .*{problem}"):
+            led.append([{"type": "ArticleCreated", "article": "b", "data": {"title": "T", "metadata": {"_draft": layout}}}],
+                       reserved_keys=True)
+    assert led.head().position == 0
+
+
+POISONED = [
+    {"_draft": "x"},
+    {"_draft": {"format": "markdown", "front_matter": 5, "fingerprint": None}},
+    {"_draft": {"format": "markdown", "categories_key": 7}},
+    {"_draft": {"lead": 3, "title_end": None, "categories_line": ["x"], "tail": {}}},
+    {"_draft": ["format", "markdown"]},
+    {"_draft": {"format": "markdown"}, "title": "Not the title", "tags": ["extra"], "id": 5},
+]
+
+
+def test_reads_of_records_written_before_the_checks_never_fail(store_dir: Path) -> None:
+    # Records such as older versions accepted: written below the checks, straight to the store.
+    with ledger.open(store_dir) as led:
+        for n, metadata in enumerate(POISONED):
+            led.store.append([NewRecord(id=f"p{n}", article=f"b{n}", type="ArticleCreated",
+                                        data={"title": "T", "body": "Body.\n", "categories": ["c"], "metadata": metadata})])
+            led.store.append([NewRecord(id=f"q{n}", article=f"b{n}", type="ArticleEdited", data={"patch": [[0, 4, "New"]]})])
+    with ledger.open(store_dir) as led:
+        for n in range(len(POISONED)):
+            for version in (1, 2):
+                text = ledger.render(led.article(f"b{n}", version=version))
+                assert "Not the title" not in text
+            assert "New.\n" in text
+            led.history(f"b{n}")
+            led.diff(f"b{n}", 1, 2, words=True)
+    # The CLI on the two worst: a layout that is not a mapping, reserved keys beside a layout.
+    for article in ("b0", f"b{len(POISONED) - 1}"):
+        for args in (["show", article], ["history", article], ["diff", article], ["log", "--article", article]):
+            result = run_ledger(*args, store=store_dir)
+            assert result.returncode == 0 and b"Traceback" not in result.stderr, (args, result.stderr)
+    for args in (["timeline"], ["categories"], ["updated", "--since", "2000-01-01"]):
+        result = run_ledger(*args, store=store_dir)
+        assert result.returncode == 0 and b"Traceback" not in result.stderr, (args, result.stderr)
+
+
+JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20))
+JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                           max_leaves=20)
+LAYOUTS = st.fixed_dictionaries({}, optional={
+    "format": st.just("markdown"), "front_matter": st.text(max_size=30), "fingerprint": st.text(max_size=32),
+    "named_id": st.booleans(), "categories_key": st.sampled_from(["category", "categories", "tags"]),
+    "categories_string": st.booleans(), "lead": st.text(max_size=5), "title_end": st.text(max_size=5),
+    "categories_line": st.text(max_size=30), "tail": st.text(max_size=5),
+})
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(
+    title=st.text(min_size=1, max_size=30), body=st.text(max_size=60), categories=st.lists(st.text(min_size=1, max_size=12), max_size=3),
+    metadata=st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=4), layout=st.none() | LAYOUTS,
+    heading=st.text(min_size=1, max_size=20), edit=st.dictionaries(st.text(max_size=10), JSON_VALUES, max_size=2),
+)
+def test_anything_an_append_accepts_can_be_read(tmp_path: Path, title: str, body: str, categories: list[str],
+                                                metadata: dict[str, Any], layout: dict[str, Any] | None, heading: str,
+                                                edit: dict[str, Any]) -> None:
+    root = ledger.init(tmp_path / f"s{time.monotonic_ns()}")
+    if layout is not None:
+        metadata = {**metadata, "_draft": layout}
+    with ledger.open(root) as led:
+        try:
+            led.append([{"type": "ArticleCreated", "article": "p", "data": {"title": title, "body": body, "categories": categories,
+                                                                            "metadata": metadata}}], reserved_keys=True)
+        except ledger.InvalidEventError:
+            return  # refused whole: a one-line error is all that may happen
+        for event in ({"type": "UpdateBlockAdded", "data": {"heading": heading, "text": "\n" + body}},
+                      {"type": "MetadataChanged", "data": {"set": edit}}):
+            try:
+                led.append([{**event, "article": "p"}], reserved_keys=True)
+            except (ledger.InvalidEventError, ledger.NothingToDoError):
+                pass
+        current = led.article("p").version
+        for version in range(1, current + 1):
+            ledger.render(led.article("p", version=version))
+        led.history("p")
+        led.diff("p", 1, current)
+        led.diff("p", 1, current, words=True)
+        led.timeline()
+        led.categories()
+        list(led.events(article="p"))
+
+
+# --- point 8: input that would be kept otherwise than given -----------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, needles",
+    [
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T","metadata":{"n":123456789012345678901234567890}}}',
+         ["integer 123456789012345678901234567890 is beyond 64 bits"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T","metadata":{"n":-9223372036854775809}}}', ["beyond 64 bits"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T","metadata":{"n":NaN}}}', ["NaN is not a JSON number"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T","metadata":{"n":-Infinity}}}', ["-Infinity is not a JSON number"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T","metadata":{"n":1e999}}}', ["1e999 is too large"]),
+        ('{"type":"ArticleCreated","article":"b","article":"c","data":{"title":"T"}}', ["key 'article' is given twice"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T","title":"U"}}', ["key 'title' is given twice"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T"},"occurred_at":12345}', ["occurred_at", "ISO 8601", "not int"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T"},"occurred_at":"12345"}', ["occurred_at", "not an ISO 8601 time"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T"},"occurred_at":"2017-09-05"}', ["occurred_at needs a time zone"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T"},"occurred_at":"0001-01-01T00:00:00+14:00"}',
+         ["occurred_at", "out of range"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T"},"actor":"\\ud800"}', ["actor", "unpaired surrogates"]),
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T","body":"x\\udc00"}}', ["data cannot be written as JSON"]),
+        ('{"type": ', ["malformed JSON (the line ends before the JSON does)"]),
+        ('{"type": "ArticleCreated" "article": "b"}', ["malformed JSON (expecting ',' delimiter at column 27)"]),
+    ],
+    ids=["bigint", "bigneg", "nan", "inf", "1e999", "dupkey", "dupkey-data", "time-int", "time-digits", "time-naive", "time-underflow",
+         "surrogate-actor", "surrogate-body", "truncated", "syntax"],
+)
+def test_json_that_would_change_is_refused(store: Path, text: str, needles: list[str]) -> None:
+    message = refused(store, ["append", "-"], 3, "error: <stdin>:2: ", *needles, input=b"\n" + line(text))
+    assert len(message) < 300
+
+
+def test_python_values_that_json_cannot_keep_are_refused(led: ledger.Ledger) -> None:
+    created = {"type": "ArticleCreated", "article": "b", "data": {"title": "T"}}
+    for value, problem in [(math.nan, "metadata.v: nan is not a finite number"), (math.inf, "metadata.v: inf is not a finite number"),
+                           (2**64, "metadata.v: integer beyond 64 bits"), (datetime.now(timezone.utc), "metadata.v: a datetime is not a JSON value"),
+                           ({1: "x"}, "metadata.v: key 1 is not text"), ((1, 2), "metadata.v: a tuple is not a JSON value"),
+                           ({"k": "\ud800"}, "metadata.v.k: text with unpaired surrogates")]:
+        with pytest.raises(ledger.InvalidEventError, match=f"event 1: ArticleCreated: {problem}"):
+            led.append([{**created, "data": {"title": "T", "metadata": {"v": value}}}])
+    with pytest.raises(ledger.InvalidEventError, match="occurred_at: .*out of range"):
+        led.append([{**created, "occurred_at": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14)))}])
+    assert led.head().position == 0
+
+
+@pytest.mark.parametrize(
+    "change, needle",
+    [
+        ({"article": "zz"}, "as ArticleCreated of 'a1', not ArticleCreated of 'zz'"),
+        ({"type": "ArticleWithdrawn", "data": {}}, "as ArticleCreated of 'a1', not ArticleWithdrawn of 'a1'"),
+        ({"data": {"title": "Other"}}, "with another data"),
+        ({"actor": "someone"}, "with another actor"),
+        ({"occurred_at": "2021-01-01T00:00:00Z"}, "with another occurred_at"),
+    ],
+    ids=["article", "type", "data", "actor", "time"],
+)
+def test_a_reused_event_id_with_other_content_is_a_conflict(store: Path, change: dict[str, Any], needle: str) -> None:
+    refused(store, ["append", "-"], 5, "<stdin>:1: event id 'e1' is already recorded (position 1)", needle, "nothing appended",
+            input=line({**CREATE, **change}))
+    again = run_ledger("append", "-", store=store, input=line(CREATE))
+    assert again.returncode == 0 and b"already recorded: nothing appended" in again.stdout
+
+
+# --- point 13 (events): a bound on the size of one event ----------------------------------------
+
+
+def test_an_event_over_the_size_limit_is_refused(store: Path) -> None:
+    big = {"type": "ArticleEdited", "article": "a1", "data": {"body": "x" * 5000}}
+    refused(store, ["--max-event-bytes", "4096", "append", "-"], 3, "<stdin>:1: ArticleEdited is 5,",
+            "over the limit of 4,096", input=line(big))
+    env_run = run_ledger("append", "-", store=store, input=line(big), env={"LEDGER_MAX_EVENT_BYTES": "4096"})
+    assert env_run.returncode == 3 and b"over the limit of 4,096" in env_run.stderr
+    assert run_ledger("--max-event-bytes", "6000", "append", "-", store=store, input=line(big)).returncode == 0
+    # The bound is on what is recorded: a one-word edit of that 5 KB body is a small patch.
+    small_edit = {"type": "ArticleEdited", "article": "a1", "data": {"body": "y" + "x" * 4999}}
+    assert run_ledger("--max-event-bytes", "4096", "append", "-", store=store, input=line(small_edit)).returncode == 0
+
+
+def test_the_default_limit_refuses_a_seventeen_megabyte_body(store_dir: Path) -> None:
+    with ledger.open(store_dir) as led:
+        assert led.max_event_bytes == ledger.DEFAULT_MAX_EVENT_BYTES == 16 * 1024 * 1024
+        with pytest.raises(ledger.InvalidEventError, match=r"event 1: ArticleCreated is 17,\d{3},\d{3} bytes of data, over the limit"):
+            led.append([{"type": "ArticleCreated", "article": "big", "data": {"title": "T", "body": "x" * (17 * 1024 * 1024)}}])
+        assert led.head().position == 0
+    with ledger.open(store_dir, max_event_bytes=100) as led:
+        with pytest.raises(ledger.InvalidEventError, match="over the limit of 100"):
+            led.append([{"type": "ArticleCreated", "article": "b", "data": {"title": "T", "body": "x" * 100}}])
+
+
+# --- point 15: edge values --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, codes",
+    [
+        (["show", "a1", "--at", "9999-12-31"], {0}),
+        (["show", "a1", "--at", "9999-12-31T23:59:59-14:00"], {3}),
+        (["show", "a1", "--at", "0001-01-01"], {3}),
+        (["show", "a1", "--at", "0001-01-01T00:00Z"], {4}),
+        (["show", "a1", "--at", "99999999w"], {3}),
+        (["timeline", "--since", "0001-01-01", "--until", "9999-12-31"], {3}),
+        (["timeline", "--since", "0001-01-01T00:00Z", "--until", "9999-12-31"], {0}),
+        (["categories", "--at", "9999-12-31"], {0}),
+        (["categories", "--at", "0001-01-01"], {3}),
+        (["categories", "x", "--at", "99999999999999d"], {3}),
+        (["updated", "--since", "0001-01-01"], {3}),
+        (["updated", "--since", "9999-12-31"], {0}),
+        (["ingest", "DRAFT", "--at", "9999-12-31"], {3}),
+        (["ingest", "DRAFT", "--at", "0001-01-01"], {3}),
+        (["ingest", "DRAFT", "--at", "0001-01-01T00:00:00+14:00"], {3}),
+        (["log", "--from", "99999999999999999999"], {2}),
+        (["log", "--limit", "99999999999999999999"], {2}),
+        (["timeline", "--limit", "99999999999999999999"], {2}),
+        (["show", "a1", "--version", "99999999999999999999"], {2}),
+        (["diff", "a1", "1", "99999999999999999999"], {2}),
+        (["replay", "--to", "99999999999999999999"], {2}),
+        (["--lock-timeout", "nan", "log"], {2}),
+        (["--lock-timeout", "-1", "log"], {2}),
+        (["--max-event-bytes", "0", "log"], {2}),
+    ],
+)
+def test_edge_values_give_one_line_and_their_exit_code(store: Path, tmp_path: Path, args: list[str], codes: set[int]) -> None:
+    draft = tmp_path / "d.txt"
+    draft.write_text("Title\n\nBody.\n")
+    args = [str(draft) if arg == "DRAFT" else arg for arg in args]
+    log = (store / LOG_FILE).read_bytes()
+    result = run_ledger(*args, store=store)
+    err = result.stderr.decode()
+    assert result.returncode in codes, (result.returncode, err)
+    assert "Traceback" not in err
+    if result.returncode not in (0, 2):
+        assert err.count("\n") == 1 and err.startswith("error: "), err
+    if result.returncode == 2:
+        assert err.strip().splitlines()[-1].startswith("Error: Invalid value for"), err
+    assert (store / LOG_FILE).read_bytes() == log
+
+
+def test_lock_timeout_infinity_waits_and_nan_is_refused_in_python(store: Path) -> None:
+    assert run_ledger("--lock-timeout", "inf", "append", "-", store=store,
+                      input=line({"type": "ArticleEdited", "article": "a1", "data": {"body": "c\n"}})).returncode == 0
+    with pytest.raises(ledger.InvalidInputError, match="lock timeout nan is not a number of seconds"):
+        ledger.open(store, lock_timeout=math.nan)
+
+
+def test_metadata_nested_five_hundred_deep_is_refused(store: Path) -> None:
+    deep: Any = "leaf"
+    for _ in range(500):
+        deep = [deep]
+    event = {"type": "MetadataChanged", "article": "a1", "data": {"set": {"deep": deep}}}
+    refused(store, ["append", "-"], 3, "<stdin>:1: MetadataChanged: set.deep.0.0", f"nested deeper than {MAX_NESTING} levels",
+            input=line(event))
+    ok: Any = "leaf"
+    for _ in range(MAX_NESTING - 2):
+        ok = [ok]
+    assert run_ledger("append", "-", store=store, input=line({**event, "data": {"set": {"deep": ok}}})).returncode == 0
+    assert run_ledger("show", "a1", store=store).returncode == 0
+
+
+FAST_WRITER = textwrap.dedent(
+    """
+    import os, sys
+    import ledger
+
+    store, name, stop = sys.argv[1], sys.argv[2], sys.argv[3]
+    with ledger.open(store, lock_timeout=300) as led:
+        sys.stdout.write("ready\\n")
+        sys.stdout.flush()
+        sys.stdin.readline()  # start together
+        n = 0
+        while not os.path.exists(stop) and n < 20000:
+            led.append([{"type": "ArticleEdited", "article": "hot", "data": {"title": f"{name} {n}"}}])
+            n += 1
+    """
+)
+
+SLOW_WRITER = textwrap.dedent(
+    """
+    import sys
+    import ledger
+
+    store, appends, blocks = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    with ledger.open(store, lock_timeout=300) as led:
+        sys.stdout.write("ready\\n")
+        sys.stdout.flush()
+        sys.stdin.readline()
+        for a in range(appends):
+            # One big append takes a while to prepare: time for the fast writers to move on.
+            led.append([{"type": "UpdateBlockAdded", "article": "hot", "data": {"heading": f"Update {a}.{b}:", "text": "\\nNews.\\n"}}
+                        for b in range(blocks)])
+    """
+)
+
+
+@pytest.mark.slow
+def test_writers_that_state_no_version_never_get_a_version_conflict(store_dir: Path, tmp_path: Path) -> None:
+    # Seven fast writers keep moving one article on while an eighth prepares big appends to it:
+    # optimistic retries alone fail it (8 conflicts in a row); none of them asked for a version.
+    fast, appends, blocks = 7, 3, 1500
+    stop = tmp_path / "stop"
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "hot", "data": {"title": "Hot", "body": "start\n"}}])
+    processes = [
+        subprocess.Popen([sys.executable, "-c", FAST_WRITER, str(store_dir), f"w{i}", str(stop)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(fast)
+    ]
+    processes.append(subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(store_dir), str(appends), str(blocks)],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        for process in processes:
+            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+        slow_out, slow_err = processes[-1].communicate(timeout=600)
+        stop.touch()
+        outcomes = [process.communicate(timeout=600) for process in processes[:-1]] + [(slow_out, slow_err)]
+    finally:
+        stop.touch()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    errors = [err.decode().strip().splitlines()[-1] for _, err in outcomes if err.strip()]
+    assert [process.returncode for process in processes] == [0] * (fast + 1), errors
+    with ledger.open(store_dir) as led:
+        assert len(led.article("hot").blocks) == appends * blocks
+        assert led.verify().problems == []
