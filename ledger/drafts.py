@@ -17,6 +17,7 @@ import os
 import re
 import stat
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -58,6 +59,8 @@ _CATEGORY_MAX = 200
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
 _RETRIES = 5
+# Tries planned without the writers' lock; the rest plan and append under it (see `ingest_drafts`).
+_OPTIMISTIC = 2
 
 
 class DraftBlock(BaseModel):
@@ -578,44 +581,56 @@ def ingest_drafts(
             raise DraftError(f"{label}:1: article {draft.id!r} is also the article of {seen[draft.id]}; ingest one draft per article")
         seen[draft.id] = label
     for attempt in range(_RETRIES):
-        plans: list[tuple[Draft, ArticleView | None, list[dict[str, Any]], int]] = []
-        events: list[dict[str, Any]] = []
-        labels: list[str] = []
-        for draft in drafts:
-            current = _current(ledger, draft.id)
-            planned = plan(draft, current, restore=restore)
-            plans.append((draft, current, planned, len(events)))
-            envelope = {
-                "article": draft.id, "expected_version": current.version if current is not None else 0,
-                "occurred_at": at, "actor": actor, "reason": reason,
-            }
-            events.extend({**event, **envelope} for event in planned)
-            labels.extend(f"{draft.source or draft.id} ({event['type']})" for event in planned)
-        if not events:
-            return [_unchanged(draft, current) for draft, current, _, _ in plans]
+        # The expected versions are ours, not the user's: an ingest must not fail because others
+        # write too. After a few optimistic tries, plan and append under the writers' lock, where
+        # no one can move the articles on.
+        lock: AbstractContextManager[Any] = ledger.store.exclusive() if attempt >= _OPTIMISTIC else nullcontext()
         try:
-            # A draft's layout goes into the reserved metadata key `_draft`.
-            result = ledger.append(events, labels=labels, reserved_keys=True)
+            with lock:
+                return _ingest_once(ledger, drafts, at=at, actor=actor, reason=reason, restore=restore)
         except VersionConflictError:
             if attempt == _RETRIES - 1:
                 raise
-            continue
-        return [
-            IngestResult(
-                path=draft.source,
-                article=draft.id,
-                status="created" if current is None else "updated",
-                version=result.versions[draft.id],
-                changes=[event["type"] for event in planned],
-                summary=describe(planned),
-                # Positions within one append are consecutive, in the order given.
-                first_position=result.first_position + offset,
-            )
-            if planned
-            else _unchanged(draft, current)
-            for draft, current, planned, offset in plans
-        ]
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _ingest_once(
+    ledger: Ledger, drafts: Sequence[Draft], *, at: datetime | None, actor: str | None, reason: str | None, restore: bool
+) -> list[IngestResult]:
+    """One try of `ingest_drafts`: plan every draft against its article now and append; raises
+    `VersionConflictError` when another writer moved an article on in between."""
+    plans: list[tuple[Draft, ArticleView | None, list[dict[str, Any]], int]] = []
+    events: list[dict[str, Any]] = []
+    labels: list[str] = []
+    for draft in drafts:
+        current = _current(ledger, draft.id)
+        planned = plan(draft, current, restore=restore)
+        plans.append((draft, current, planned, len(events)))
+        envelope = {
+            "article": draft.id, "expected_version": current.version if current is not None else 0,
+            "occurred_at": at, "actor": actor, "reason": reason,
+        }
+        events.extend({**event, **envelope} for event in planned)
+        labels.extend(f"{draft.source or draft.id} ({event['type']})" for event in planned)
+    if not events:
+        return [_unchanged(draft, current) for draft, current, _, _ in plans]
+    # A draft's layout goes into the reserved metadata key `_draft`.
+    result = ledger.append(events, labels=labels, reserved_keys=True)
+    return [
+        IngestResult(
+            path=draft.source,
+            article=draft.id,
+            status="created" if current is None else "updated",
+            version=result.versions[draft.id],
+            changes=[event["type"] for event in planned],
+            summary=describe(planned),
+            # Positions within one append are consecutive, in the order given.
+            first_position=result.first_position + offset,
+        )
+        if planned
+        else _unchanged(draft, current)
+        for draft, current, planned, offset in plans
+    ]
 
 
 def _unchanged(draft: Draft, current: ArticleView | None) -> IngestResult:

@@ -401,3 +401,63 @@ def test_writers_that_state_no_version_never_get_a_version_conflict(store_dir: P
     with ledger.open(store_dir) as led:
         assert len(led.article("hot").blocks) == appends * blocks
         assert led.verify().problems == []
+
+
+SLOW_INGESTER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    import ledger
+
+    store, folder, rounds, paragraphs = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    with ledger.open(store, lock_timeout=300) as led:
+        sys.stdout.write("ready\\n")
+        sys.stdout.flush()
+        sys.stdin.readline()
+        for r in range(rounds):
+            # A long draft takes a while to plan: time for the fast writers to move the article on.
+            body = "\\n\\n".join(f"Paragraph {p} of round {r}." for p in range(paragraphs))
+            draft = folder / "hot.txt"
+            draft.write_text(f"Hot\\n\\n{body}\\n")
+            ledger.ingest(led, [draft], article="hot")
+    """
+)
+
+
+@pytest.mark.slow
+def test_an_ingest_racing_writers_never_gets_a_version_conflict(store_dir: Path, tmp_path: Path) -> None:
+    # The expected versions of an ingest are its own, not the user's: like an append without
+    # one, it must not fail because others keep writing (it planned optimistically 5 times).
+    fast, rounds = 7, 3
+    stop, folder = tmp_path / "stop", tmp_path / "drafts"
+    folder.mkdir()
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "hot", "data": {"title": "Hot", "body": "start\n"}}])
+    processes = [
+        subprocess.Popen([sys.executable, "-c", FAST_WRITER, str(store_dir), f"w{i}", str(stop)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for i in range(fast)
+    ]
+    processes.append(subprocess.Popen([sys.executable, "-c", SLOW_INGESTER, str(store_dir), str(folder), str(rounds), "400"],
+                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    try:
+        for process in processes:
+            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
+        for process in processes:
+            assert process.stdin is not None
+            process.stdin.write(b"go\n")
+            process.stdin.flush()
+        slow_out, slow_err = processes[-1].communicate(timeout=600)
+        stop.touch()
+        outcomes = [process.communicate(timeout=600) for process in processes[:-1]] + [(slow_out, slow_err)]
+    finally:
+        stop.touch()
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    errors = [err.decode().strip().splitlines()[-1] for _, err in outcomes if err.strip()]
+    assert [process.returncode for process in processes] == [0] * (fast + 1), errors
+    with ledger.open(store_dir) as led:
+        assert "Paragraph 399 of round 2." in led.article("hot").body
+        assert led.verify().problems == []
