@@ -82,7 +82,7 @@ CREATE TABLE IF NOT EXISTS events (
     version INTEGER NOT NULL, type TEXT NOT NULL, occurred_at TEXT NOT NULL,
     recorded_at TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS events_article ON events (article, version);
-CREATE UNIQUE INDEX IF NOT EXISTS events_id ON events (id);
+CREATE INDEX IF NOT EXISTS events_id ON events (id);
 CREATE TABLE IF NOT EXISTS articles (
     article TEXT PRIMARY KEY, version INTEGER NOT NULL, occurred_at TEXT NOT NULL);
 """
@@ -835,13 +835,15 @@ class FileEventStore(EventStore):
                 "SELECT pos, version, offset, length, hash FROM events WHERE article = ? AND version >= ? AND version <= ? ORDER BY pos",
                 (article, from_version, top),
             ).fetchall()
-            if to_version is not None and (rows[-1][1] if rows else from_version - 1) < to_version:
+            returned = rows[-1][1] if rows else from_version - 1
+            if to_version is not None and returned < to_version:
                 # Fewer versions than asked for: only right if the article has no more.
                 row = db.execute("SELECT MAX(version) FROM events WHERE article = ?", (article,)).fetchone()
-                if row[0] is not None and row[0] >= min(to_version, max(from_version, 1)):
+                if row[0] is not None and row[0] > returned:
                     raise IndexMismatchError(f"{self.root / INDEX_FILE}: versions of {article!r} are missing from it")
         out: list[dict[str, Any]] = []
         expected = max(from_version, 1)
+        listed = {row[0] for row in rows}
         for pos, version, offset, length, kept in rows:
             try:
                 digest, record = _sealed(os.pread(self._read_fd, length, offset))
@@ -856,9 +858,27 @@ class FileEventStore(EventStore):
                 raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} does not match the log")
             if digest[:_HASH_KEPT] != kept:
                 self._check_link(pos, digest)
+            if not record.get("end"):
+                # The append goes on at the next position: if that record is this article's too,
+                # the index must have listed it (a row deleted inside a version hides an event).
+                self._check_follower(pos, offset + length, article, top, listed)
             expected = version + 1
             out.append(upcast(record))
         return out
+
+    def _check_follower(self, pos: int, at: int, article: str, top: int, listed: set[int]) -> None:
+        """`IndexMismatchError` unless the record after position `pos` (at byte `at`, in the same
+        append) is where the index says, and is listed in `listed` when it is `article`'s."""
+        with self._mutex:
+            row = self._index().execute("SELECT offset, length FROM events WHERE pos = ?", (pos + 1,)).fetchone()
+        if row is None or row[0] != at:
+            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos + 1} does not match the log")
+        try:
+            _, record = _sealed(os.pread(self._read_fd, row[1], row[0]))
+        except codec.RecordError:
+            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos + 1} is not a line of the log") from None
+        if record.get("article") == article and record.get("version", 0) <= top and pos + 1 not in listed:
+            raise IndexMismatchError(f"{self.root / INDEX_FILE}: an event of {article!r} at position {pos + 1} is missing from it")
 
     def _is_line(self, offset: int, length: int) -> bool:
         """Whether `offset..offset+length` is one whole line of the log (whatever it holds)."""
@@ -870,7 +890,8 @@ class FileEventStore(EventStore):
         """A record whose hash is not the one the index kept: if the next record still chains to
         it, the index is wrong (`IndexMismatchError`); if not, the record was changed after it
         was written (`CorruptStoreError`)."""
-        row = self._index().execute("SELECT offset, length FROM events WHERE pos = ?", (pos + 1,)).fetchone()
+        with self._mutex:
+            row = self._index().execute("SELECT offset, length FROM events WHERE pos = ?", (pos + 1,)).fetchone()
         following = codec.decode(os.pread(self._read_fd, row[1], row[0])) if row is not None else None
         if following is not None and following.get("prev") == digest:
             raise IndexMismatchError(f"{self.root / INDEX_FILE}: its hash of position {pos} does not match the log")
@@ -912,7 +933,16 @@ class FileEventStore(EventStore):
         return self.article_versions((article,))[article]
 
     def article_versions(self, articles: Iterable[str]) -> dict[str, int]:
-        """The current version of each of `articles` (see `EventStore.article_versions`)."""
+        """The current version of each of `articles` (see `EventStore.article_versions`). The
+        index's answer for each is checked against the article's latest record in the log."""
+        wanted = list(articles)
+        try:
+            return self._article_versions(wanted)
+        except IndexMismatchError as exc:
+            self._rebuild_index(exc)
+            return self._article_versions(wanted)
+
+    def _article_versions(self, articles: list[str]) -> dict[str, int]:
         with self._mutex:
             if self._writer is not None:
                 # A process that appends keeps every version in memory: no index round trip.
@@ -924,6 +954,9 @@ class FileEventStore(EventStore):
             # From the events' rows, not the `articles` table: those rows are what `read_article`
             # checks against the log, so a version read here is one that it can prove.
             found.update(self._rows_in("SELECT article, MAX(version) FROM events WHERE article IN ({}) GROUP BY article", wanted))
+            for article, version in found.items():
+                if version:
+                    self._latest(article)
             return found
 
     def articles(self) -> dict[str, int]:
@@ -933,13 +966,27 @@ class FileEventStore(EventStore):
             return dict(self._index().execute("SELECT article, version FROM articles ORDER BY article").fetchall())
 
     def version_at(self, article: str, when: str) -> int:
-        """The last version that occurred at or before `when` (0 if none)."""
+        """The last version that occurred at or before `when` (0 if none): found through the
+        index, then checked against the records of that version and the next in the log."""
+        try:
+            return self._version_at(article, when)
+        except IndexMismatchError as exc:
+            self._rebuild_index(exc)
+            return self._version_at(article, when)
+
+    def _version_at(self, article: str, when: str) -> int:
         with self._mutex:
             self._sync_index()
             row = self._index().execute(
                 "SELECT MAX(version) FROM events WHERE article = ? AND occurred_at <= ?", (article, when)
             ).fetchone()
-        return row[0] or 0
+        version = row[0] or 0
+        around = self._read_article(article, max(version, 1), version + 1)
+        before = [r for r in around if r["version"] == version]
+        after = [r for r in around if r["version"] == version + 1]
+        if (before and before[-1]["occurred_at"] > when) or (after and after[0]["occurred_at"] <= when) or (version and not before):
+            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its times of {article!r} do not match the log")
+        return version
 
     def version_times(self, article: str) -> list[tuple[int, str, str]]:
         """`(version, occurred_at, recorded_at)` of each version of the article."""
@@ -1218,29 +1265,30 @@ class FileEventStore(EventStore):
         """Check the version and time the writer took from the index for `article` against the
         log: the article's latest indexed record must be that version, say so itself, and have
         the hash the index kept. Raises `IndexMismatchError` (the caller rebuilds the index)."""
-        claimed = state.versions.get(article, 0)
+        record = self._latest(article)
+        version = record["version"] if record is not None else 0
+        occurred = record["occurred_at"] if record is not None else None
+        if version != state.versions.get(article, 0) or occurred != state.occurred.get(article):
+            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its version of {article!r} does not match the log")
+        state.proven.add(article)
+
+    def _latest(self, article: str) -> dict[str, Any] | None:
+        """The article's latest record by the index (None if it has none), read from the log and
+        checked to be what the index says it is: `IndexMismatchError` if it is not."""
         row = self._index().execute(
             "SELECT pos, version, offset, length, hash FROM events WHERE article = ? ORDER BY version DESC, pos DESC LIMIT 1",
             (article,),
         ).fetchone()
-        mismatch = IndexMismatchError(f"{self.root / INDEX_FILE}: its version of {article!r} does not match the log")
         if row is None:
-            if claimed:
-                raise mismatch
-        else:
-            pos, version, offset, length, kept = row
-            try:
-                digest, record = _sealed(os.pread(self._read_fd, length, offset))
-            except codec.RecordError:
-                raise mismatch from None
-            if (
-                (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version)
-                or version != claimed
-                or digest[:_HASH_KEPT] != kept
-                or record.get("occurred_at") != state.occurred.get(article)
-            ):
-                raise mismatch
-        state.proven.add(article)
+            return None
+        pos, version, offset, length, kept = row
+        try:
+            digest, record = _sealed(os.pread(self._read_fd, length, offset))
+        except codec.RecordError:
+            record, digest = {}, ""
+        if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or digest[:_HASH_KEPT] != kept:
+            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its latest record of {article!r} does not match the log")
+        return record
 
     def _keep_for_index(self, sealed: list[tuple[int, int, dict[str, Any], str]]) -> None:
         """Hold what was just written for the next index sync, if it continues what is held."""

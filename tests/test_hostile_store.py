@@ -263,3 +263,46 @@ def test_a_record_rewritten_after_it_was_written_is_damage(store_dir: Path) -> N
     (store_dir / LOG_FILE).write_bytes(b"".join(lines))
     result = run_ledger("show", "a1", store=store_dir)
     assert result.returncode == 8 and b"no longer the record committed there" in result.stderr, result.stderr
+
+
+def test_index_row_deleted_inside_a_version_does_not_hide_its_event(store_dir: Path, tmp_path: Path) -> None:
+    # A version of two events (an edit and an update block, as an ingest writes): deleting the
+    # block's row left it out of `show`, and the next ingest added the block a second time.
+    with ledger.open(store_dir) as led:
+        led.append([_created("hb", "Bridge", "Closed.\n")])
+        led.append([_edited("hb", "Closed today.\n"),
+                    {"type": "UpdateBlockAdded", "article": "hb", "data": {"heading": "Update:", "text": "\nOpen at 6.\n"}}])
+        led.append([_created("other", "Other", "Other.\n")])  # the deleted row is not the index's head
+        led.head()
+    want = run_ledger("show", "hb", store=store_dir).stdout
+    assert b"Open at 6." in want
+    _sql(store_dir / INDEX_FILE, "DELETE FROM events WHERE pos = 3")
+    result = run_ledger("show", "hb", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+    draft = tmp_path / "hb.txt"
+    draft.write_bytes(want.replace(b"Closed today.", b"Closed today, open tonight."))
+    assert run_ledger("ingest", "--article", "hb", str(draft), store=store_dir).returncode == 0
+    _caches_deleted(store_dir)
+    now = run_ledger("show", "hb", store=store_dir).stdout
+    assert now.count(b"Open at 6.") == 1 and b"open tonight" in now
+
+
+def test_index_times_edited_do_not_change_what_as_of_shows(store_dir: Path) -> None:
+    with ledger.open(store_dir) as led:
+        led.append([{**_created("a", "Version one", "1\n"), "occurred_at": "2024-03-05T08:00:00Z"}])
+        led.append([{**_edited("a", "2\n"), "occurred_at": "2024-03-05T11:00:00Z"}])
+        led.append([{**_edited("a", "3\n"), "occurred_at": "2024-03-05T18:00:00Z"}])
+        led.head()
+    want = run_ledger("show", "a", "--at", "2024-03-05T12:00Z", store=store_dir).stdout
+    assert want.endswith(b"2\n") or b"\n2\n" in want
+    _sql(store_dir / INDEX_FILE, "UPDATE events SET occurred_at = '2024-03-05T09:00:00.000000Z' WHERE pos = 3")
+    result = run_ledger("show", "a", "--at", "2024-03-05T12:00Z", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+
+
+def test_index_version_raised_is_rebuilt_and_answered_the_first_time(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    want = run_ledger("show", "a1", store=store_dir).stdout
+    _sql(store_dir / INDEX_FILE, "UPDATE events SET version = 9 WHERE pos = 10")
+    result = run_ledger("show", "a1", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
