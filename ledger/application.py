@@ -305,6 +305,9 @@ class Ledger:
         self.store = store
         self.max_event_bytes = max_event_bytes
         self._states: OrderedDict[str, ArticleState] = OrderedDict()
+        # Articles whose cached state was folded from the log alone (or left by our own appends),
+        # never from a snapshot: only such a state prepares an append (see `_current`).
+        self._from_log: set[str] = set()
         self._views: ViewStore | None = None
 
     def __enter__(self) -> "Ledger":
@@ -485,7 +488,7 @@ class Ledger:
                 if occurred_at is None:
                     occurred_at = times[event.occurred_at] = format_time(event.occurred_at)
             if article not in states:
-                current = self._current(article, versions[article])
+                current = self._current(article, versions[article], from_log=True)
                 version = current.version if current is not None else 0
                 if article in expected_by_user and expected_by_user[article] != version:
                     raise VersionConflictError(
@@ -654,35 +657,48 @@ class Ledger:
                     if block[2] == state.version and block[3] != when:
                         # A new list: block lists may be shared with copies of the state.
                         blocks[index] = [block[0], block[1], block[2], when]
-            self._cache(state)
+            self._cache(state, from_log=True)
 
-    def _cache(self, state: ArticleState) -> None:
+    def _cache(self, state: ArticleState, *, from_log: bool) -> None:
         self._states[state.id] = state
         self._states.move_to_end(state.id)
+        if from_log:
+            self._from_log.add(state.id)
+        else:
+            self._from_log.discard(state.id)
         while len(self._states) > _CACHE_SIZE:
-            self._states.popitem(last=False)
+            evicted, _ = self._states.popitem(last=False)
+            self._from_log.discard(evicted)
 
-    def _current(self, article: str, version: int | None = None) -> ArticleState | None:
+    def _current(self, article: str, version: int | None = None, *, from_log: bool = False) -> ArticleState | None:
         """The article's state at its latest version (None if it has no events); `version` is
-        that latest version when the caller has just asked the store for it."""
+        that latest version when the caller has just asked the store for it.
+
+        `from_log`: folded from the log alone, never from a snapshot. An append is prepared
+        from such a state, so that a snapshot edited in `views.sqlite` (even with its digest
+        recomputed) can never become a patch in the log; reads may start from snapshots."""
         if version is None:
             version = self.store.article_version(article)
         if version == 0:
             return None
         cached = self._states.get(article)
+        if cached is not None and from_log and article not in self._from_log:
+            cached = None
+        trusted = from_log or article in self._from_log
         if cached is not None and cached.version == version:
             return cached
         if cached is not None and cached.version < version:
             state = fold(self.store.read_article(article, cached.version + 1, version), cached.copy())
         else:
-            state = self._state_at(article, version)
+            state = self._state_at(article, version, snapshots=not from_log)
         assert state is not None
-        self._cache(state)
+        self._cache(state, from_log=trusted)
         return state
 
-    def _state_at(self, article: str, version: int) -> ArticleState | None:
-        """The article's state at `version`, folded from its nearest snapshot (see `ViewStore`)."""
-        return self.views.state_at(article, version)
+    def _state_at(self, article: str, version: int, *, snapshots: bool = True) -> ArticleState | None:
+        """The article's state at `version`, folded from its nearest snapshot (see `ViewStore`),
+        or from its first version without `snapshots`."""
+        return self.views.state_at(article, version, snapshots=snapshots)
 
     # --- reading ---------------------------------------------------------------------------
 

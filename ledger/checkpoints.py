@@ -522,11 +522,11 @@ class ViewStore:
             return None
         return state if (state.id, state.version, state.position) == (article, version, position) else None
 
-    def state_at(self, article: str, version: int) -> ArticleState | None:
+    def state_at(self, article: str, version: int, *, snapshots: bool = True) -> ArticleState | None:
         """The article's state at `version`: its nearest snapshot at or before `version` plus
-        its records after that (None if it has no records). Versions passed on the way that
-        are due a snapshot get one."""
-        state = self.snapshot_before(article, version)
+        its records after that (None if it has no records); without `snapshots`, folded from
+        its first version. Versions passed on the way that are due a snapshot get one."""
+        state = self.snapshot_before(article, version) if snapshots else None
         if state is not None and state.version == version:
             return state
         last = state.version if state is not None else 0

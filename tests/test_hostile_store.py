@@ -20,7 +20,7 @@ import pytest
 
 import ledger
 from ledger import codec
-from ledger.checkpoints import VIEWS_FILE
+from ledger.checkpoints import VIEWS_FILE, _digest
 from ledger.projections import SNAPSHOT_EVERY
 from ledger.store import INDEX_FILE, LOG_FILE
 from tests.conftest import run_ledger
@@ -306,3 +306,27 @@ def test_index_version_raised_is_rebuilt_and_answered_the_first_time(store_dir: 
     _sql(store_dir / INDEX_FILE, "UPDATE events SET version = 9 WHERE pos = 10")
     result = run_ledger("show", "a1", store=store_dir)
     assert (result.returncode, result.stdout) == (0, want), result.stderr
+
+
+def test_a_forged_snapshot_never_becomes_a_patch_in_the_log(store_dir: Path, tmp_path: Path) -> None:
+    # Edited and sealed again the way ledger seals it (the digest has no key): `show` of an old
+    # version may start from it, but an append is always prepared from the log alone.
+    bodies = _long_article(store_dir, SNAPSHOT_EVERY + 5)
+    db = sqlite3.connect(store_dir / VIEWS_FILE)
+    (blob, record_hash) = db.execute(
+        "SELECT state, hash FROM snapshots WHERE article = 'long' AND version = ?", (SNAPSHOT_EVERY,)
+    ).fetchone()
+    forged = blob.replace(b"Paragraph one.", b"EVIL BODY.")
+    db.execute("UPDATE snapshots SET state = ?, digest = ? WHERE article = 'long' AND version = ?",
+               (forged, _digest(record_hash, forged), SNAPSHOT_EVERY))
+    db.commit()
+    db.close()
+    draft = tmp_path / "long.txt"
+    draft.write_text(f"Long\n\n{bodies[-1]}One more line.\n")
+    result = run_ledger("ingest", "--article", "long", str(draft), store=store_dir)
+    assert result.returncode == 0, result.stderr
+    _caches_deleted(store_dir)
+    _verify_ok(store_dir)
+    now = run_ledger("show", "long", store=store_dir)
+    assert now.returncode == 0, now.stderr
+    assert b"Paragraph one." in now.stdout and b"One more line." in now.stdout and b"EVIL" not in now.stdout
