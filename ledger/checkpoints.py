@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ledger import caches, codec
-from ledger.errors import StoreError
+from ledger.errors import CorruptStoreError, StoreError
 from ledger.projections import (
     BLOCKS,
     CATEGORIES,
@@ -269,6 +269,16 @@ class ViewStore:
                     log.warning("%s: damaged views (%s), rebuilding them from the log", self.path, exc)
                     self._close_db()
                     self._remove_files()
+            except CorruptStoreError as exc:
+                db = self._open()
+                if self._checkpoint(db)[0] == 0:
+                    raise  # folded from the start: the log's records themselves do not fit
+                # Caught up from a checkpoint the log does not fold onto from there: the views
+                # (not the log) are wrong, e.g. a checkpoint moved in views.sqlite.
+                log.warning("%s: the views do not match the log (%s); rebuilding them from the log", self.path, exc)
+                with self._write(db):
+                    self._clear(db, snapshots=True)
+                self._position = -1
             try:
                 return self._refresh()
             except sqlite3.Error as exc:

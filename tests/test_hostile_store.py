@@ -330,3 +330,19 @@ def test_a_forged_snapshot_never_becomes_a_patch_in_the_log(store_dir: Path, tmp
     now = run_ledger("show", "long", store=store_dir)
     assert now.returncode == 0, now.stderr
     assert b"Paragraph one." in now.stdout and b"One more line." in now.stdout and b"EVIL" not in now.stdout
+
+
+def test_a_views_checkpoint_moved_back_is_rebuilt_not_called_a_corrupt_log(store_dir: Path) -> None:
+    with ledger.open(store_dir) as led:
+        led.append([_created("a", "A", "a\n")])
+        led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update:", "text": "\nOne.\n"}}])
+        led.append([{"type": "UpdateBlockRemoved", "article": "a", "data": {"index": 0}}])
+        led.append([_created("b", "B", "b\n")])
+    want = run_ledger("timeline", store=store_dir).stdout
+    # The checkpoint says position 2, with position 2's true hash; the rows are those of position 4.
+    second = codec.decode((store_dir / LOG_FILE).read_bytes().splitlines()[1])
+    _sql(store_dir / VIEWS_FILE, "UPDATE meta SET value = 2 WHERE key = 'position'")
+    _sql(store_dir / VIEWS_FILE, "UPDATE meta SET value = ? WHERE key = 'hash'", second["hash"])
+    result = run_ledger("timeline", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+    assert b"do not match the log" in result.stderr
