@@ -253,6 +253,7 @@ class Watcher:
         self._own: Ledger | None = None
         self._manifest_path = self._manifest_file()
         self._manifest: dict[str, dict[str, Any]] = self._load_manifest()
+        self._manifest_failed = False
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -634,10 +635,18 @@ class Watcher:
     def _save_manifest(self) -> None:
         if self._manifest_path is None:
             return
-        self._manifest_path.parent.mkdir(exist_ok=True)
         temp = self._manifest_path.with_suffix(f".{os.getpid()}.tmp")
-        temp.write_bytes(dumps({"folder": str(self.folder), "files": self._manifest}))
-        os.replace(temp, self._manifest_path)
+        try:
+            self._manifest_path.parent.mkdir(exist_ok=True)
+            temp.write_bytes(dumps({"folder": str(self.folder), "files": self._manifest}))
+            os.replace(temp, self._manifest_path)
+        except OSError as exc:
+            # The manifest is a cache: without it a restart compares every draft with its
+            # article. Watching goes on; say so once, not on every save.
+            if not self._manifest_failed:
+                log.warning("%s: cannot save the watch manifest (%s); watching goes on without it",
+                            self._manifest_path, exc.strerror or exc)
+            self._manifest_failed = True
 
 
 def _log_result(result: IngestResult) -> None:

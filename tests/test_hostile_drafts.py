@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -442,3 +443,33 @@ def test_a_folder_named_like_a_draft_is_reported_once(led: ledger.Ledger, drafts
         wait_for(lambda: version(led, "good") == 1, "the good draft")
         wait_for(lambda: scans >= 20, "twenty rescans")
     assert recorder.errors == [(str(drafts / "x.txt"), f"{drafts / 'x.txt'}: a folder, not a regular file: only regular files are drafts")]
+
+
+def test_a_watch_manifest_that_cannot_be_saved_does_not_stop_the_watcher(store_dir: Path, tmp_path: Path) -> None:
+    # `watch` in the store folder is a file: the manifest (a cache) cannot be saved there.
+    (store_dir / "watch").write_text("x")
+    folder = tmp_path / "drafts"
+    folder.mkdir()
+    process = subprocess.Popen([str(Path(sys.executable).with_name("ledger")), "--store", str(store_dir), "watch", str(folder)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        (folder / "one.txt").write_text("One\n\nThe first draft.\n")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            with ledger.open(store_dir) as led:
+                if led.store.article_version("one") == 1:
+                    break
+            time.sleep(0.1)
+        (folder / "two.txt").write_text("Two\n\nThe second draft.\n")
+        while time.monotonic() < deadline:
+            with ledger.open(store_dir) as led:
+                if led.store.article_version("two") == 1:
+                    break
+            time.sleep(0.1)
+        else:
+            raise AssertionError("the watcher did not go on after the manifest failed")
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+    assert err.count(b"cannot save the watch manifest") == 1 and b"Traceback" not in err, err
