@@ -9,6 +9,7 @@ against, and is prepared again if another process got there first.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -73,6 +74,8 @@ from ledger.views import (
     TimelineEntry,
 )
 from ledger.store import AppendResult, EventStore, FileEventStore, Head, RecordOrder, VerifyReport, init_store
+
+log = logging.getLogger("ledger")
 
 DEFAULT_STORE = "ledger-data"
 ENV_STORE = "LEDGER_STORE"
@@ -908,6 +911,9 @@ class Ledger:
         `ArticleNotFoundError` for an `article` that is not in the log."""
         low = format_time(parse_when(since)) if since is not None else None
         high = format_time(parse_when(until, end=True)) if until is not None else None
+        return self._timeline(low, high, article, limit)
+
+    def _timeline(self, low: str | None, high: str | None, article: str | None, limit: int | None, *, retried: bool = False) -> list[TimelineEntry]:
         if article is not None:
             self._version_of(article)
             # One article's versions come from the store's index, newest first (an article's
@@ -942,6 +948,14 @@ class Ledger:
         for name, (first, last) in wanted.items():
             for record in self.store.read_article(name, first, last):
                 groups.setdefault((name, record["version"]), []).append(record)
+        missing = [pair for pair in versions if pair not in groups]
+        if missing:
+            # A row of the views names a version the log does not have: the views are wrong.
+            if article is None and not retried:
+                log.warning("%s: the views list %s v%d, which is not in the log; rebuilding them", self.views.path, *missing[0])
+                self.views.rebuild()
+                return self._timeline(low, high, article, limit, retried=True)
+            raise CorruptStoreError(f"the views list {missing[0][0]!r} v{missing[0][1]}, which is not in the log")
         entries = []
         for name, version in versions:
             summary = _summary(groups[(name, version)])

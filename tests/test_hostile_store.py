@@ -346,3 +346,12 @@ def test_a_views_checkpoint_moved_back_is_rebuilt_not_called_a_corrupt_log(store
     result = run_ledger("timeline", store=store_dir)
     assert (result.returncode, result.stdout) == (0, want), result.stderr
     assert b"do not match the log" in result.stderr
+
+
+def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    want = run_ledger("timeline", store=store_dir).stdout
+    _sql(store_dir / VIEWS_FILE, "UPDATE changes SET article = 'ghost' WHERE position = 4")
+    result = run_ledger("timeline", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+    assert b"which is not in the log; rebuilding them" in result.stderr
