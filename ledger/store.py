@@ -1420,6 +1420,8 @@ class FileEventStore(EventStore):
         position = 0
         versions: dict[str, int] = {}
         in_append: dict[str, int] = {}
+        # Every event id seen: an id recorded twice is damage the chain alone does not show.
+        ids: set[str] = set()
         # Articles whose next record may follow a damaged one: their version cannot be checked
         # exactly, only that it does not go back.
         unsure: set[str] | None = None
@@ -1454,6 +1456,12 @@ class FileEventStore(EventStore):
                 problems.append(Problem(line=line_no, position=position, offset=offset,
                                         message="hash chain broken: prev does not match the record before"))
             prev = digest
+            event_id = record.get("id")
+            if isinstance(event_id, str):
+                if event_id in ids:
+                    problems.append(Problem(line=line_no, position=position, offset=offset,
+                                            message=f"event id {event_id!r} was already recorded by an earlier record"))
+                ids.add(event_id)
             article, version = record.get("article"), record.get("version")
             known = versions.get(article, 0)
             if unsure is not None and article not in unsure and article not in in_append:

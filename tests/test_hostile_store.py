@@ -355,3 +355,21 @@ def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(
     result = run_ledger("timeline", store=store_dir)
     assert (result.returncode, result.stdout) == (0, want), result.stderr
     assert b"which is not in the log; rebuilding them" in result.stderr
+
+
+def test_verify_finds_an_event_id_recorded_twice(store_dir: Path) -> None:
+    # Sealed with an intact chain, as a writer misled by an edited index row would write it.
+    with ledger.open(store_dir) as led:
+        led.append([{**_created("a", "A", "a\n"), "id": "blk-1"}])
+        led.append([_created("b", "B", "b\n")])
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    second = codec.decode(lines[1])
+    second.pop("hash")
+    prev = second.pop("prev")
+    second["id"] = "blk-1"
+    lines[1], _ = codec.seal(second, prev)
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    (store_dir / INDEX_FILE).unlink()
+    result = run_ledger("verify", store=store_dir)
+    assert result.returncode == 8, result.stdout
+    assert b"event id 'blk-1' was already recorded" in result.stderr
