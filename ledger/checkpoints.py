@@ -270,15 +270,16 @@ class ViewStore:
                     self._close_db()
                     self._remove_files()
             except CorruptStoreError as exc:
-                db = self._open()
-                if self._checkpoint(db)[0] == 0:
+                if self._checkpoint(self._open())[0] == 0:
                     raise  # folded from the start: the log's records themselves do not fit
-                # Caught up from a checkpoint the log does not fold onto from there: the views
-                # (not the log) are wrong, e.g. a checkpoint moved in views.sqlite.
-                log.warning("%s: the views do not match the log (%s); rebuilding them from the log", self.path, exc)
-                with self._write(db):
-                    self._clear(db, snapshots=True)
-                self._position = -1
+                # Caught up from a checkpoint the log does not fold onto from there: either the
+                # views are wrong (a checkpoint moved in views.sqlite) or the log is. A rebuild
+                # in one transaction tells: it fails, and changes nothing, only if the log is.
+                try:
+                    self.rebuild()
+                except CorruptStoreError:
+                    raise exc from None
+                log.warning("%s: the views did not match the log (%s); rebuilt them from the log", self.path, exc)
             try:
                 return self._refresh()
             except sqlite3.Error as exc:

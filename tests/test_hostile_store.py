@@ -345,7 +345,7 @@ def test_a_views_checkpoint_moved_back_is_rebuilt_not_called_a_corrupt_log(store
     _sql(store_dir / VIEWS_FILE, "UPDATE meta SET value = ? WHERE key = 'hash'", second["hash"])
     result = run_ledger("timeline", store=store_dir)
     assert (result.returncode, result.stdout) == (0, want), result.stderr
-    assert b"do not match the log" in result.stderr
+    assert b"did not match the log" in result.stderr
 
 
 def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(store_dir: Path) -> None:
