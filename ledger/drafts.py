@@ -304,6 +304,8 @@ _TOML_PROBLEMS = {
     "Unclosed inline table": "an inline table '{' is not closed",
     "Unterminated string": "a quoted text is not closed",
     "Invalid statement": "a line that is neither `key = value` nor a `[table]`",
+    "Expected newline or end of document after a statement":
+        "something follows the value on its line (one `key = value` a line; a date or number written wrong?)",
     "Cannot declare": "a table is declared twice",
     "Cannot mutate immutable namespace": "a table or key is defined twice",
     "Cannot redefine namespace": "a table or key is defined twice",
