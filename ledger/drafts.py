@@ -1,4 +1,5 @@
-"""Drafts: parse plain-text and Markdown draft files, and turn them into events.
+"""Drafts: parse plain-text and Markdown draft files (YAML, TOML or JSON front matter, or a
+`# ` title heading), and turn them into events.
 
 A draft states the whole article. `ingest` compares it with the article's current view and
 appends, stating the version it compared against, only the events that bring the article up to
@@ -551,7 +552,8 @@ def parse_draft(
     `.markdown`: Markdown, unless `markdown` says) and the name in error messages.
 
     Raises `DraftError` (one line: file, line, what is wrong) for bytes that are not UTF-8, an
-    empty draft, a missing title, broken front matter or an invalid article id.
+    empty draft, a missing title (a Markdown draft needs front matter or a `# ` title heading),
+    broken or hostile front matter or an invalid article id.
     """
     name = os.fspath(source) if source is not None else "<draft>"
     text = _decode(data, name) if isinstance(data, bytes) else data
