@@ -314,6 +314,12 @@ _TOML_PROBLEMS = {
 }
 """tomllib's problems (a message, or the start of one that goes on to name a key in Python
 syntax), in plain words."""
+_TOML_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_TOML_DOTTED_RE = re.compile(rf"{_TOML_KEY_PART}(?:[ \t]*\.[ \t]*{_TOML_KEY_PART}){{{FRONT_MATTER_DEPTH},}}")
+"""A dotted key or table name of more than `FRONT_MATTER_DEPTH` parts: tomllib's cost grows with
+the square of a key's parts (20 KB of `a.a.a...` took 2 s, 1 MiB would take hours), so such a
+key is refused before parsing. Text that merely looks like one (51 dotted words in a string) is
+refused too: a false alarm on what no front matter holds, against an unbounded stall."""
 _TOML_ERROR_RE = re.compile(r"(?P<problem>.*) \(at (?:line (?P<line>\d+), column \d+|end of document)\)")
 
 
@@ -371,6 +377,10 @@ def _plain_toml(value: Any) -> Any:
 
 
 def _toml_front(front: str, name: str) -> Any:
+    dotted = _TOML_DOTTED_RE.search(front)
+    if dotted is not None:
+        line = _line_of(front, dotted.start()) + 1
+        raise DraftError(f"{name}:{line}: front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels")
     try:
         values = tomllib.loads(front)
     except RecursionError:

@@ -128,6 +128,8 @@ DEEP = 80
         ('+++\ntitle = "T"\ndeep = ' + "[" * 500 + "]" * 500 + "\n+++\n", "x.md:3: front matter nests lists or mappings deeper than 50 levels"),
         ('+++\ntitle = "T"\n\ndeep.' + ".".join(f"k{n}" for n in range(DEEP)) + " = 1\n+++\n", "x.md:4: front matter nests lists or mappings deeper than 50 levels"),
         ('+++\ntitle = "T"\n[' + ".".join(f"k{n}" for n in range(DEEP)) + "]\n+++\n", "x.md:3: front matter nests lists or mappings deeper than 50 levels"),
+        ('+++\ntitle = "T"\nx = {' + ".".join(f'"k{n}"' for n in range(DEEP)) + " = 1}\n+++\n",
+         "x.md:3: front matter nests lists or mappings deeper than 50 levels"),
         ('+++\ntitle = T\n+++\n', 'x.md:2: broken TOML front matter: a value TOML does not know (text must be quoted: title = "...")'),
         ('+++\ntitle = "T"\nx = [1, 2\n+++\n', "x.md:4: broken TOML front matter: a list '[' is not closed"),
         ('+++\ntitle = "T"\n_draft = 1\n+++\n', "x.md:3: front-matter key `_draft` is reserved by ledger"),
@@ -152,6 +154,7 @@ DEEP = 80
     ],
     ids=["toml duplicate key", "toml table twice", "toml inline duplicate", "toml 30 February", "toml month 13",
          "toml 67-bit integer", "toml huge float", "toml nan", "toml 500 deep", "toml 80 dotted keys", "toml 80 deep table",
+         "toml 80 dotted keys inline",
          "toml bare text", "toml open list", "toml reserved key", "toml not closed", "json duplicate key", "json 67-bit integer",
          "json huge float", "json NaN", "json 500 deep", "json trailing comma", "json not closed", "json body on its line",
          "json array", "json without title", "no heading", "empty heading", "heading control character"],
@@ -184,6 +187,17 @@ def test_hostile_toml_and_json_through_the_cli_append_nothing(store_dir: Path, t
     done = run_ledger("ingest", str(tmp_path / "good.md"), str(tmp_path / name), store=store_dir, timeout=60)
     assert done.returncode == 3
     assert done.stderr.decode() == f"error: {tmp_path / name}:{error}\n"
+    assert nothing_recorded(store_dir)
+
+
+def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: Path, tmp_path: Path) -> None:
+    # tomllib's cost grows with the square of a key's parts: this key would take it hours.
+    parts = 400_000
+    (tmp_path / "dots.md").write_text('+++\ntitle = "T"\nx.' + ".".join(["k"] * parts) + " = 1\n+++\nBody\n")
+    assert (tmp_path / "dots.md").stat().st_size < 1024 * 1024
+    done = run_ledger("ingest", str(tmp_path / "dots.md"), store=store_dir, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.decode() == f"error: {tmp_path / 'dots.md'}:3: front matter nests lists or mappings deeper than 50 levels\n"
     assert nothing_recorded(store_dir)
 
 
