@@ -406,6 +406,7 @@ def test_a_history_that_changes_format_renders_every_version_as_written(led: led
     # Each format change is a version of its own, in history and in diff.
     history = led.history("bridge")
     assert [entry.changes for entry in history] == [["created"], ["metadata changed"], ["metadata changed"]]
+    assert [entry.size for entry in history] == [len(text.encode("utf-8")) for text in HISTORY]
     diff = led.diff("bridge", 1, 2).text
     assert "+tags = [\"transport\"]" in diff and "-category: transport" in diff
     # The categories stay the same through the key's rename: one membership since version 1.
