@@ -485,8 +485,8 @@ def _front_matter(text: str, name: str) -> tuple[str, str, Any, int]:
 
 def _parse_markdown(text: str, name: str, source: str | None, article: str | None) -> Draft:
     syntax, front, values, close_end = _front_matter(text, name)
-    # The line of the front matter's first key: after the opening line, but a JSON object may
-    # start with its first key, and the title of a heading is its own line.
+    # The line `front` starts on: the one after the opening fence, or the draft's first line for
+    # a JSON object (its first key may share the '{' line) and a heading (blank lines included).
     first_line = 1 if syntax in ("json", "heading") else 2
     if values is None:
         values = {}
