@@ -47,7 +47,8 @@ def ingest_command(
 ) -> None:
     """Bring articles up to their drafts, all of them in one atomic append.
 
-    PATH is a draft file (.txt plain text, .md/.markdown with front matter) or a folder of them.
+    PATH is a draft file (.txt plain text; .md/.markdown with YAML, TOML or JSON front matter, or a
+    '# Title' heading) or a folder of them.
     The article id is the file name's stem unless the front matter names an `id`. An unchanged
     draft appends nothing. Every draft is parsed and compared first, and the changes of all of
     them are one append: a bad draft, two drafts of one article or an event the log refuses

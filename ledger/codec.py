@@ -40,7 +40,16 @@ def loads(data: bytes | str) -> Any:
 
 
 class InputJsonError(ValueError):
-    """User JSON that parses but would not be kept as written (see `loads_input`)."""
+    """User JSON that parses but would not be kept as written (see `loads_input`). So that a
+    caller can name the line of a longer file: for JSON that does not parse, `problem` says what
+    is wrong without the place and `position` where (an offset in the text); for a refused value,
+    `subject` is the key given twice or the number as written."""
+
+    def __init__(self, message: str, problem: str | None = None, position: int | None = None, subject: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem
+        self.position = position
+        self.subject = subject
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -52,26 +61,26 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise InputJsonError(f"key {key!r} is given twice in one object")
+                raise InputJsonError(f"key {key!r} is given twice in one object", subject=key)
             seen.add(key)
     return value
 
 
 def _integer(text: str) -> int:
     if len(text) > 20 or not _INT64_MIN <= (value := int(text)) <= _INT64_MAX:
-        raise InputJsonError(f"integer {text[:40]} is beyond 64 bits (the log keeps integers from -2**63 to 2**63-1)")
+        raise InputJsonError(f"integer {text[:40]} is beyond 64 bits (the log keeps integers from -2**63 to 2**63-1)", subject=text)
     return value
 
 
 def _number(text: str) -> float:
     value = float(text)
     if not math.isfinite(value):
-        raise InputJsonError(f"number {text[:40]} is too large for a 64-bit float")
+        raise InputJsonError(f"number {text[:40]} is too large for a 64-bit float", subject=text)
     return value
 
 
 def _constant(name: str) -> Any:
-    raise InputJsonError(f"{name} is not a JSON number")
+    raise InputJsonError(f"{name} is not a JSON number", subject=name)
 
 
 _INPUT_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_int=_integer, parse_float=_number, parse_constant=_constant)
@@ -94,11 +103,12 @@ def loads_input(data: bytes | str) -> Any:
     except RecursionError:
         raise InputJsonError("JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
+        words = f"{exc.msg[0].lower()}{exc.msg[1:]}"
         if exc.pos >= len(text.rstrip()):
             problem = "the line ends before the JSON does"
         else:
-            problem = f"{exc.msg[0].lower()}{exc.msg[1:]} at column {exc.pos + 1}"
-        raise InputJsonError(f"malformed JSON ({problem})") from None
+            problem = f"{words} at column {exc.pos + 1}"
+        raise InputJsonError(f"malformed JSON ({problem})", words, exc.pos) from None
 
 
 def seal(record: dict[str, Any], prev_hash: str) -> tuple[bytes, str]:

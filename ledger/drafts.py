@@ -1,4 +1,5 @@
-"""Drafts: parse plain-text and Markdown draft files, and turn them into events.
+"""Drafts: parse plain-text and Markdown draft files (YAML, TOML or JSON front matter, or a
+`# ` title heading), and turn them into events.
 
 A draft states the whole article. `ingest` compares it with the article's current view and
 appends, stating the version it compared against, only the events that bring the article up to
@@ -11,14 +12,16 @@ formats"; `ledger.rendering.render` writes a view back to the draft.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
 import re
 import stat
+import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from datetime import datetime
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,11 +30,13 @@ from pydantic import BaseModel, Field
 
 from ledger.application import Ledger
 from ledger.changes import plan_changes
+from ledger.codec import InputJsonError, loads_input
 from ledger.errors import ArticleNotFoundError, DraftError, InvalidEventError, VersionConflictError
 from ledger.events import validate_article_id
 from ledger.projections import ArticleView
 from ledger.rendering import (
     CATEGORY_KEYS,
+    HEADING_TITLE_RE,
     ID_KEY,
     LAYOUT_KEY,
     TITLE_KEY,
@@ -58,6 +63,7 @@ log = logging.getLogger("ledger.drafts")
 _CATEGORY_MAX = 200
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
+_TOML_FENCE_RE = re.compile(r"\ufeff?\+\+\+[ \t]*\r?\n")
 _RETRIES = 5
 # Tries planned without the writers' lock; the rest plan and append under it (see `ingest_drafts`).
 _OPTIMISTIC = 2
@@ -269,8 +275,20 @@ def _json_value(value: Any, where: str) -> Any:
     raise ValueError(f"{where}: a {type(value).__name__} value cannot be stored (use text, numbers, lists, mappings)")
 
 
-def _key_line(front: str, key: str, first_line: int) -> int:
-    found = re.search(rf"^['\"]?{re.escape(key)}['\"]?[ \t]*:", front, re.MULTILINE)
+def _key_line(front: str, key: str, first_line: int, syntax: str = "yaml") -> int:
+    """The line where `key` is given at the top of `front` (which starts at `first_line`); the
+    first line when it cannot be found (a key written in an unusual way)."""
+    quoted = rf"['\"]?{re.escape(key)}['\"]?"
+    if syntax == "toml":
+        # `key = ...`, a dotted `key.sub = ...`, or a table `[key]` / `[[key]]` / `[key.sub]`.
+        pattern = rf"^[ \t]*\[*[ \t]*{quoted}[ \t]*[=.\]]"
+    elif syntax == "json":
+        pattern = rf"\"{re.escape(key)}\"\s*:"
+    elif syntax == "heading":
+        pattern = "#"  # the title heading is the only key, after blank lines at most
+    else:
+        pattern = rf"^{quoted}[ \t]*:"
+    found = re.search(pattern, front, re.MULTILINE)
     return first_line + (front.count("\n", 0, found.start()) if found else 0)
 
 
@@ -282,25 +300,49 @@ def _scalar_text(value: Any) -> str | None:
     return None
 
 
-def _parse_markdown(text: str, name: str, source: str | None, article: str | None) -> Draft:
-    opening = _OPEN_FENCE_RE.match(text)
-    if opening is None:
-        raise DraftError(f"{name}:1: a Markdown draft must start with front matter ('---', a 'title:' line, '---')")
+_TOML_PROBLEMS = {
+    "Cannot overwrite a value": "a key is given twice (or as a value and as a table)",
+    "Invalid date or datetime": "not a valid date or time (a month, day or hour out of range?)",
+    "Invalid value": "a value TOML does not know (text must be quoted: title = \"...\")",
+    "Unclosed array": "a list '[' is not closed",
+    "Unclosed inline table": "an inline table '{' is not closed",
+    "Unterminated string": "a quoted text is not closed",
+    "Invalid statement": "a line that is neither `key = value` nor a `[table]`",
+    "Expected newline or end of document after a statement":
+        "something follows the value on its line (one `key = value` a line; a date or number written wrong?)",
+    "Cannot declare": "a table is declared twice",
+    "Cannot mutate immutable namespace": "a table or key is defined twice",
+    "Cannot redefine namespace": "a table or key is defined twice",
+    "Duplicate inline table key": "a key is given twice in an inline table",
+}
+"""tomllib's problems (a message, or the start of one that goes on to name a key in Python
+syntax), in plain words."""
+_TOML_KEY_PART = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\\n]|\\.)*"|'[^'\n]*')"""
+_TOML_DOTTED_RE = re.compile(rf"{_TOML_KEY_PART}(?:[ \t]*\.[ \t]*{_TOML_KEY_PART}){{{FRONT_MATTER_DEPTH},}}")
+"""A dotted key or table name of more than `FRONT_MATTER_DEPTH` parts: tomllib's cost grows with
+the square of a key's parts (20 KB of `a.a.a...` took 2 s, 1 MiB would take hours), so such a
+key is refused before parsing. Text that merely looks like one (51 dotted words in a string) is
+refused too: a false alarm on what no front matter holds, against an unbounded stall."""
+_TOML_ERROR_RE = re.compile(r"(?P<problem>.*) \(at (?:line (?P<line>\d+), column \d+|end of document)\)")
+
+
+def _fenced(text: str, opening: re.Match[str], fence: str, name: str) -> tuple[str, int]:
+    """The front matter between `opening` and the next line that is only `fence` (YAML: or
+    `...`), and where that closing line ends."""
     offset = opening.end()
-    close_end = -1
-    front_end = offset
+    closers = ("---", "...") if fence == "---" else (fence,)
     while offset < len(text):
         newline = text.find("\n", offset)
         end = len(text) if newline < 0 else newline + 1
-        if text[offset:end].rstrip() in ("---", "..."):
-            front_end, close_end = offset, end
-            break
+        if text[offset:end].rstrip() in closers:
+            return text[opening.end() : offset], end
         offset = end
-    if close_end < 0:
-        raise DraftError(f"{name}:1: front matter is not closed: no '---' line after the opening one")
-    front = text[opening.end() : front_end]
+    raise DraftError(f"{name}:1: front matter is not closed: no '{fence}' line after the opening one")
+
+
+def _yaml_front(front: str, name: str) -> Any:
     try:
-        values = yaml.load(front, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(front, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except _Refused as exc:
         raise DraftError(f"{name}:{exc.problem_mark.line + 2}: {exc.problem}") from None
     except yaml.YAMLError as exc:
@@ -311,6 +353,144 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         context = getattr(exc, "context", None)
         raise DraftError(f"{name}:{line}: broken front matter: {problem}{f' ({context})' if context else ''}") from None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """True when lists and mappings in `value` nest more than `limit` levels (a mapping holding
+    a list is two); stops looking `limit` levels down, so it costs no more than that."""
+    if not isinstance(value, (list, dict)):
+        return False
+    if limit == 0:
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    return any(_deeper_than(item, limit - 1) for item in items)
+
+
+def _plain_toml(value: Any) -> Any:
+    """`value` with TOML dates and times as ISO 8601 text (metadata is JSON; YAML dates stay
+    text too, so `date` reads the same whatever the front matter): UTC is written `Z`."""
+    if isinstance(value, dict):
+        return {key: _plain_toml(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain_toml(item) for item in value]
+    if isinstance(value, (datetime, date, time)):
+        text = value.isoformat()
+        return text[: -len("+00:00")] + "Z" if text.endswith("+00:00") else text
+    return value
+
+
+def _toml_front(front: str, name: str) -> Any:
+    dotted = _TOML_DOTTED_RE.search(front)
+    if dotted is not None:
+        line = _line_of(front, dotted.start()) + 1
+        raise DraftError(f"{name}:{line}: front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels")
+    try:
+        values = tomllib.loads(front)
+    except RecursionError:
+        # Lists or inline tables nested some hundreds deep: the line where they pass the limit.
+        depth, line = 0, 0
+        for line, row in enumerate(front.splitlines(), 2):
+            depth += row.count("[") + row.count("{") - row.count("]") - row.count("}")
+            if depth > FRONT_MATTER_DEPTH:
+                break
+        raise DraftError(f"{name}:{line}: front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels") from None
+    except tomllib.TOMLDecodeError as exc:
+        found = _TOML_ERROR_RE.fullmatch(str(exc))
+        problem = found.group("problem") if found else str(exc)
+        line = int(found.group("line")) + 1 if found and found.group("line") else front.count("\n") + 2
+        known = next((words for start, words in _TOML_PROBLEMS.items() if problem.startswith(start)), None)
+        words = known or f"{problem[:1].lower()}{problem[1:]}"
+        raise DraftError(f"{name}:{line}: broken TOML front matter: {words}") from None
+    for key, value in values.items():
+        if _deeper_than(value, FRONT_MATTER_DEPTH - 1):
+            line = _key_line(front, key, 2, "toml")
+            raise DraftError(f"{name}:{line}: front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels")
+    return _plain_toml(values)
+
+
+def _json_end(text: str, start: int, name: str) -> int:
+    """Where the JSON object opening at `start` ends (after its `}`), found without parsing it:
+    strings are skipped, brackets counted. Nesting deeper than `FRONT_MATTER_DEPTH` is refused
+    here, before a recursive parser could spend a stack on it."""
+    depth = 0
+    in_string = escaped = False
+    for offset in range(start, len(text)):
+        char = text[offset]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > FRONT_MATTER_DEPTH:
+                line = _line_of(text, offset)
+                raise DraftError(f"{name}:{line}: front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels")
+        elif char in "]}":
+            depth -= 1
+            if depth == 0:
+                return offset + 1
+    raise DraftError(f"{name}:1: JSON front matter is not closed: no '}}' matches the '{{' that opens the draft")
+
+
+def _json_front(text: str, start: int, name: str) -> tuple[Any, int]:
+    """The values of the JSON front matter opening at `start`, and where its closing line ends."""
+    end = _json_end(text, start, name)
+    newline = text.find("\n", end)
+    close_end = len(text) if newline < 0 else newline + 1
+    if text[end:close_end].strip():
+        raise DraftError(f"{name}:{_line_of(text, end)}: text after the '}}' that closes the JSON front matter; start the body on the next line")
+    front = text[start:end]
+    try:
+        return loads_input(front), close_end
+    except InputJsonError as exc:
+        if exc.position is not None:
+            raise DraftError(f"{name}:{_line_of(text, start + exc.position)}: broken JSON front matter: {exc.problem}") from None
+        # A refused value (a key given twice, a 65-bit integer, NaN): the line of the second
+        # `"key":`, or of the number as written.
+        line = 1
+        if exc.subject is not None:
+            keys = [m.start() for m in re.finditer(re.escape(json.dumps(exc.subject, ensure_ascii=False)) + r"\s*:", front)]
+            place = keys[1] if len(keys) > 1 else front.find(exc.subject)
+            line = _line_of(text, start + place) if place >= 0 else 1
+        raise DraftError(f"{name}:{line}: JSON front matter: {exc}") from None
+
+
+def _front_matter(text: str, name: str) -> tuple[str, str, Any, int]:
+    """Find and parse the front matter of a Markdown draft: its syntax ("yaml", "toml", "json",
+    "heading"), its text, its values and where it ends (the body starts there)."""
+    if (opening := _OPEN_FENCE_RE.match(text)) is not None:
+        front, close_end = _fenced(text, opening, "---", name)
+        return "yaml", front, _yaml_front(front, name), close_end
+    if (opening := _TOML_FENCE_RE.match(text)) is not None:
+        front, close_end = _fenced(text, opening, "+++", name)
+        return "toml", front, _toml_front(front, name), close_end
+    brace = 1 if text.startswith("\ufeff") else 0
+    if text.startswith("{", brace):
+        values, close_end = _json_front(text, brace, name)
+        return "json", text[brace:close_end], values, close_end
+    lead = re.match(r"[\s\ufeff]*", text)
+    start = lead.end() if lead else 0
+    newline = text.find("\n", start)
+    close_end = len(text) if newline < 0 else newline + 1
+    heading = HEADING_TITLE_RE.fullmatch(text[start:close_end])
+    if heading is None or not heading.group("title"):
+        raise DraftError(
+            f"{name}:{_line_of(text, start)}: no title: a Markdown draft starts with front matter "
+            "('---' YAML, '+++' TOML or a JSON object, with a title) or with a '# Title' heading line"
+        )
+    return "heading", text[:close_end], {TITLE_KEY: heading.group("title")}, close_end
+
+
+def _parse_markdown(text: str, name: str, source: str | None, article: str | None) -> Draft:
+    syntax, front, values, close_end = _front_matter(text, name)
+    # The line `front` starts on: the one after the opening fence, or the draft's first line for
+    # a JSON object (its first key may share the '{' line) and a heading (blank lines included).
+    first_line = 1 if syntax in ("json", "heading") else 2
     if values is None:
         values = {}
     if not isinstance(values, dict):
@@ -320,8 +500,10 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
     categories: list[str] = []
     metadata: dict[str, Any] = {}
     layout: dict[str, Any] = {"format": "markdown", "front_matter": text[:close_end]}
+    if syntax != "yaml":
+        layout["syntax"] = syntax
     for key, value in values.items():
-        line = _key_line(front, str(key), 2)
+        line = _key_line(front, str(key), first_line, syntax)
         if not isinstance(key, str):
             raise DraftError(f"{name}:{line}: front-matter key {key!r} is not text")
         if key == TITLE_KEY:
@@ -357,7 +539,7 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
                 raise DraftError(f"{name}:{line}: {exc}") from None
     if title is None:
         raise DraftError(f"{name}:1: front matter has no `title`")
-    article = _article_id(explicit_id, source, name, _key_line(front, ID_KEY, 2), article)
+    article = _article_id(explicit_id, source, name, _key_line(front, ID_KEY, first_line, syntax), article)
     layout["fingerprint"] = fingerprint(title, categories, metadata)
     content = text[close_end:]
     body, blocks = split_blocks(content, markdown=True)
@@ -383,7 +565,8 @@ def parse_draft(
     `.markdown`: Markdown, unless `markdown` says) and the name in error messages.
 
     Raises `DraftError` (one line: file, line, what is wrong) for bytes that are not UTF-8, an
-    empty draft, a missing title, broken front matter or an invalid article id.
+    empty draft, a missing title (a Markdown draft needs front matter or a `# ` title heading),
+    broken or hostile front matter or an invalid article id.
     """
     name = os.fspath(source) if source is not None else "<draft>"
     text = _decode(data, name) if isinstance(data, bytes) else data

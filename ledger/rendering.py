@@ -1,7 +1,8 @@
 """The draft formats, written out: an article view back to the exact draft text it came from.
 
 Two formats (README "Draft formats"): plain text (title line, body, update blocks, an optional
-last `Categories:` line) and Markdown (YAML front matter, body, update blocks). What a view's
+last `Categories:` line) and Markdown (YAML, TOML or JSON front matter, or only a `# ` title
+heading; then body, update blocks). What a view's
 values do not say - the exact `Categories:` line, blank lines before the title, the trailing
 newline, the front matter as written - is kept by the draft parser (`ledger.drafts`) in the
 reserved metadata key `_draft` (`LAYOUT_KEY`), and only when it differs from the default. This
@@ -35,8 +36,16 @@ only, and the others are the front-matter keys of the title, id and categories, 
 draft rendered from metadata holding them would state twice."""
 
 
+SYNTAXES = ("toml", "json", "heading")
+"""How a Markdown draft states its title and metadata, when not in YAML front matter (layout key
+`syntax`; absent means YAML): `+++` TOML front matter, a JSON object, or a `# ` title heading."""
+
+HEADING_TITLE_RE = re.compile(r"#[ \t]+(?P<title>.*?)(?:[ \t]+#+)?[ \t]*\r?\n?")
+"""A level-1 ATX heading line (`# Title`, optionally closed by `#`s), the title of a Markdown
+draft without front matter. Match with `fullmatch`; an empty title is no title."""
+
 _LAYOUT_FIELDS: dict[str, type] = {
-    "format": str, "front_matter": str, "fingerprint": str, "named_id": bool, "categories_key": str,
+    "format": str, "syntax": str, "front_matter": str, "fingerprint": str, "named_id": bool, "categories_key": str,
     "categories_string": bool, "lead": str, "title_end": str, "categories_line": str, "tail": str,
 }
 """Every key of `metadata["_draft"]` the draft parser writes, with the type of its value."""
@@ -56,6 +65,8 @@ def check_layout(value: Any) -> None:
             raise ValueError(f"{key}: must be {'text' if kind is str else 'true or false'}")
     if value.get("format", "markdown") != "markdown":
         raise ValueError("format: must be 'markdown' (plain text has no format key)")
+    if "syntax" in value and ("format" not in value or value["syntax"] not in SYNTAXES):
+        raise ValueError(f"syntax: must be one of {', '.join(SYNTAXES)}, in a Markdown layout")
     line = value.get("categories_line")
     if line is not None and (not is_categories_line(line) or "\n" in line):
         raise ValueError("categories_line: must be one 'Categories:' line")
@@ -204,6 +215,44 @@ def dump_front_matter(values: Mapping[str, Any]) -> str:
     return yaml.safe_dump(dict(values), sort_keys=False, allow_unicode=True, default_flow_style=False, width=2**16)
 
 
+def _toml_value(value: Any) -> str | None:
+    """`value` as a TOML value (inline arrays and tables), or None when TOML cannot say it (null)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        # A JSON string is a TOML basic string too, once DEL (raw in JSON, not in TOML) is escaped.
+        return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    if isinstance(value, dict):
+        parts = [(_toml_key(key), _toml_value(item)) for key, item in value.items()]
+        if any(text is None for _, text in parts):
+            return None
+        return "{" + ", ".join(f"{key} = {text}" for key, text in parts) + "}"
+    items = [_toml_value(item) for item in value]
+    if any(text is None for text in items):
+        return None
+    return "[" + ", ".join(text for text in items if text is not None) + "]"
+
+
+def _toml_key(key: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_-]+", key):
+        return key
+    return json.dumps(key, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def dump_toml(values: Mapping[str, Any]) -> str | None:
+    """TOML front matter (between `+++` lines) for `values`, or None when TOML cannot say them
+    (a null anywhere): nested lists and mappings are written inline, one key per line."""
+    lines = []
+    for key, value in values.items():
+        text = _toml_value(value)
+        if text is None:
+            return None
+        lines.append(f"{_toml_key(key)} = {text}\n")
+    return "+++\n" + "".join(lines) + "+++\n"
+
+
 def _canonical_front_matter(view: ViewLike, layout: Mapping[str, Any]) -> str:
     # Written afresh from the values: title first, then the id if the draft named one, the
     # categories under the key the draft used (a single string stays a string), then metadata.
@@ -217,6 +266,17 @@ def _canonical_front_matter(view: ViewLike, layout: Mapping[str, Any]) -> str:
     # Reserved keys are refused in new events; an older record may hold one, which must not
     # restate (or, under a categories key, add to) what the values above say.
     values.update((k, v) for k, v in view.metadata.items() if k not in RESERVED_METADATA_KEYS)
+    # In the draft's own syntax where it can state the values; else YAML, which states them all.
+    syntax = layout.get("syntax")
+    if syntax == "json":
+        return json.dumps(values, ensure_ascii=False, indent=2) + "\n"
+    if syntax == "toml" and (toml := dump_toml(values)) is not None:
+        return toml
+    if syntax == "heading" and len(values) == 1:
+        line = f"# {view.title}\n"
+        found = HEADING_TITLE_RE.fullmatch(line)
+        if found is not None and found.group("title") == view.title:
+            return line
     return "---\n" + dump_front_matter(values) + "---\n"
 
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 import ledger
 from ledger.drafts import Draft, describe, ingest, ingest_draft, parse_draft, plan, read_draft
 from ledger.rendering import is_update_heading, render
+from ledger.times import parse_when
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 REVISIONS = EXAMPLES / "revisions" / "harbour-bridge-closure"
@@ -276,6 +277,176 @@ def test_format_change_between_versions(led: ledger.Ledger) -> None:
     assert led.article("s").metadata == {}
 
 
+# --- TOML, JSON and no front matter; histories that change format ------------------------------
+
+TOML_MD = """+++
+# Zola writes TOML front matter between +++ lines
+title = "Night market: it returns"
+date = 2024-05-03T18:00:00Z
+authors = ["Jonas", "Ana"]
+tags = ["Culture", "food"]
+
+[extra]
+count = 3
+nested = { a = [1, 2.5, true] }
++++
+
+Body.
+
+## _(Update 4-May-2024)_ Delayed
+
+Opens at 7.
+"""
+
+JSON_MD = """{
+  "title": "Night market: it returns",
+  "date": "2024-05-03T18:00:00Z",
+  "authors": ["Jonas", "Ana"],
+  "tags": ["Culture", "food"],
+  "extra": {"count": 3, "nested": {"a": [1, 2.5, true]}}
+}
+
+Body.
+
+## _(Update 4-May-2024)_ Delayed
+
+Opens at 7.
+"""
+
+YAML_MD = """---
+title: "Night market: it returns"
+date: 2024-05-03T18:00:00Z
+authors: [Jonas, Ana]
+tags: [Culture, food]
+extra:
+  count: 3
+  nested: {a: [1, 2.5, true]}
+---
+
+Body.
+
+## _(Update 4-May-2024)_ Delayed
+
+Opens at 7.
+"""
+
+HEADING_MD = "\n# Night market: it returns #\n\nBody.\n\n## _(Update 4-May-2024)_ Delayed\n\nOpens at 7.\n"
+
+
+def values_of(view: object) -> tuple:
+    return (view.title, view.categories, {k: v for k, v in view.metadata.items() if k != "_draft"},  # type: ignore[attr-defined]
+            view.body, [(b.heading, b.text) for b in view.blocks])  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("text", [TOML_MD, JSON_MD, YAML_MD, HEADING_MD], ids=["toml", "json", "yaml", "heading"])
+def test_each_front_matter_round_trips_byte_for_byte(led: ledger.Ledger, tmp_path: Path, text: str) -> None:
+    path = tmp_path / "night-market.md"
+    path.write_bytes(text.encode("utf-8"))
+    [result] = ingest(led, [path])
+    assert result.status == "created"
+    view = led.article("night-market")
+    assert render(view).encode("utf-8") == path.read_bytes()
+    assert view.title == "Night market: it returns"
+    assert [b.heading for b in view.blocks] == ["## _(Update 4-May-2024)_ Delayed"]
+    assert ingest(led, [path])[0].status == "unchanged"
+
+
+def test_every_front_matter_gives_the_same_values() -> None:
+    toml, json_, yaml_ = (parse_draft(text, "m.md") for text in (TOML_MD, JSON_MD, YAML_MD))
+    assert values_of(toml) == values_of(json_) == values_of(yaml_)
+    # TOML's own datetime reads as the text YAML keeps, so `date` is one value whatever the format.
+    assert toml.metadata["date"] == "2024-05-03T18:00:00Z"
+    assert toml.categories == ["Culture", "food"]
+    assert toml.metadata["extra"] == {"count": 3, "nested": {"a": [1, 2.5, True]}}
+
+
+def test_toml_dates_and_times_become_iso_text() -> None:
+    draft = parse_draft('+++\ntitle = "T"\nday = 2024-05-03\nlocal = 2024-05-03 07:32:00\n'
+                        'offset = 2024-05-03T07:32:00+02:00\nat = 07:32:00\n+++\n', "m.md")
+    assert [draft.metadata[k] for k in ("day", "local", "offset", "at")] == [
+        "2024-05-03", "2024-05-03T07:32:00", "2024-05-03T07:32:00+02:00", "07:32:00"]
+
+
+def test_plain_markdown_takes_its_title_from_the_first_heading() -> None:
+    draft = parse_draft(HEADING_MD, "m.md")
+    assert (draft.title, draft.body, draft.metadata["_draft"]["syntax"]) == ("Night market: it returns", "\nBody.\n\n", "heading")
+    assert render(draft) == HEADING_MD
+    assert parse_draft("# C#\r\nBody\n", "m.md").title == "C#"
+
+
+def test_the_readme_shows_one_post_in_every_markdown_syntax() -> None:
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### The Markdown format", 1)[1].split("\n### ", 1)[0]
+    blocks = [block.split("\n```", 1)[0] + "\n" for block in section.split("```markdown\n")[1:]]
+    drafts = [parse_draft(block, "post.md") for block in blocks]
+    assert [d.metadata["_draft"].get("syntax", "yaml") for d in drafts] == ["yaml", "toml", "json", "heading"]
+    assert len({d.title for d in drafts}) == 1
+    fronts = drafts[:3]
+    assert [(d.categories, d.metadata["date"], d.metadata["author"]) for d in fronts] == [
+        (["culture", "local news", "food", "summer"], "2024-05-03T18:00:00Z", "Jonas Ferreira")] * 3
+
+
+HISTORY = [
+    # Jekyll: YAML, a `category:` key.
+    "---\ntitle: Harbour bridge closes\ncategory: transport\nauthor: Jonas  # the desk\n---\n\nThe bridge closes.\n",
+    # The move to Zola: TOML, keys reordered and renamed (`tags`), comments, an [extra] table.
+    '+++\n# moved from Jekyll\nauthor = "Jonas"\ntitle = "Harbour bridge closes"\ntags = ["transport"]\n\n'
+    '[extra]\nlegacy = true\n+++\n\nThe bridge closes.\n',
+    # And back: YAML again, another order, another comment, the extra table dropped.
+    "---\n# back to YAML\nauthor: Jonas\ncategories:\n  - transport\ntitle: Harbour bridge closes\n---\n\nThe bridge closes.\n",
+]
+
+
+def test_a_history_that_changes_format_renders_every_version_as_written(led: ledger.Ledger) -> None:
+    times = ["2024-01-01T10:00:00Z", "2024-02-01T10:00:00Z", "2024-03-01T10:00:00Z"]
+    for text, when in zip(HISTORY, times):
+        ingest_draft(led, parse_draft(text, "bridge.md"), at=parse_when(when))
+    assert [render(led.article("bridge", version=v)) for v in (1, 2, 3)] == HISTORY
+    assert [render(led.article("bridge", at=when)) for when in times] == HISTORY
+    # Each format change is a version of its own, in history and in diff.
+    history = led.history("bridge")
+    assert [entry.changes for entry in history] == [["created"], ["metadata changed"], ["metadata changed"]]
+    assert [entry.size for entry in history] == [len(text.encode("utf-8")) for text in HISTORY]
+    diff = led.diff("bridge", 1, 2).text
+    assert "+tags = [\"transport\"]" in diff and "-category: transport" in diff
+    # The categories stay the same through the key's rename: one membership since version 1.
+    assert [(m.article, m.entered_version) for m in led.category("transport", at=times[1]).articles] == [("bridge", 1)]
+    assert [(m.article, m.entered_version) for m in led.category("transport").articles] == [("bridge", 1)]
+    assert led.article("bridge", version=2).metadata["extra"] == {"legacy": True}
+    assert "extra" not in led.article("bridge").metadata
+
+
+@pytest.mark.parametrize(
+    ("text", "opening"),
+    [(TOML_MD, "+++\n"), (JSON_MD, "{\n"), (YAML_MD, "---\n")],
+    ids=["toml", "json", "yaml"],
+)
+def test_front_matter_is_written_afresh_in_its_own_syntax(led: ledger.Ledger, text: str, opening: str) -> None:
+    ingest_draft(led, parse_draft(text, "m.md"))
+    led.append([{"type": "MetadataChanged", "article": "m", "data": {"set": {"author": 'Ana "A" \x7f', "extra": {"n": [1, {"k": 2}]}}}}])
+    fresh = render(led.article("m"))
+    assert fresh.startswith(opening)
+    assert values_of(parse_draft(fresh, "m.md")) == values_of(led.article("m"))
+
+
+def test_values_toml_cannot_state_are_written_in_yaml(led: ledger.Ledger) -> None:
+    ingest_draft(led, parse_draft(TOML_MD, "m.md"))
+    led.append([{"type": "MetadataChanged", "article": "m", "data": {"set": {"subtitle": None}}}])
+    fresh = render(led.article("m"))
+    assert fresh.startswith("---\n")
+    assert values_of(parse_draft(fresh, "m.md")) == values_of(led.article("m"))
+
+
+def test_a_plain_markdown_draft_keeps_its_heading_until_values_need_front_matter(led: ledger.Ledger) -> None:
+    ingest_draft(led, parse_draft(HEADING_MD, "m.md"))
+    led.append([{"type": "ArticleEdited", "article": "m", "data": {"title": "A new title"}}])
+    assert render(led.article("m")) == "# A new title\n\nBody.\n\n## _(Update 4-May-2024)_ Delayed\n\nOpens at 7.\n"
+    led.append([{"type": "CategoriesChanged", "article": "m", "data": {"added": ["food"]}}])
+    fresh = render(led.article("m"))
+    assert fresh.startswith("---\ntitle: A new title\ncategories:\n- food\n---\n")
+    assert values_of(parse_draft(fresh, "m.md")) == values_of(led.article("m"))
+
+
 # --- state: withdrawn articles, other writers ---------------------------------------------------
 
 
@@ -314,7 +485,7 @@ def test_plan_of_an_unchanged_draft_is_empty(led: ledger.Ledger) -> None:
         ("bad.txt", b"Title\n\nfine\ncaf\xe9\n", "bad.txt:4: not UTF-8 (byte 0xe9 at column 4)"),
         ("empty.txt", b"", "empty.txt:1: empty draft"),
         ("blank.md", b"\n  \n", "blank.md:1: empty draft"),
-        ("plain.md", b"# Title\n\nBody\n", "plain.md:1: a Markdown draft must start with front matter"),
+        ("plain.md", b"\nJust text\n\n# Title\n", "plain.md:2: no title: a Markdown draft starts with front matter"),
         ("open.md", b"---\ntitle: T\nBody\n", "open.md:1: front matter is not closed"),
         ("broken.md", b"---\ntitle: T\nauthor: [a, b\nx: 1\n---\nBody\n", "broken.md:3: broken front matter"),
         ("untitled.md", b"---\nauthor: me\n---\nBody\n", "untitled.md:1: front matter has no `title`"),

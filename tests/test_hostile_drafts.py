@@ -111,6 +111,97 @@ def test_hostile_front_matter_through_the_cli_appends_nothing(store_dir: Path, t
     assert nothing_recorded(store_dir)
 
 
+DEEP = 80
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('+++\ntitle = "T"\ntitle = "U"\n+++\n', "x.md:3: broken TOML front matter: a key is given twice (or as a value and as a table)"),
+        ('+++\ntitle = "T"\n[extra]\na = 1\n[extra]\nb = 2\n+++\n', "x.md:5: broken TOML front matter: a table is declared twice"),
+        ('+++\ntitle = "T"\nx = {a = 1, a = 2}\n+++\n', "x.md:3: broken TOML front matter: a key is given twice in an inline table"),
+        ('+++\ntitle = "T"\ndate = 2024-02-30\n+++\n', "x.md:3: broken TOML front matter: not a valid date or time (a month, day or hour out of range?)"),
+        ('+++\ntitle = "T"\ndate = 2024-13-01T10:00:00Z\n+++\n',
+         "x.md:3: broken TOML front matter: something follows the value on its line (one `key = value` a line; a date or number written wrong?)"),
+        ('+++\ntitle = "T"\nviews = 99999999999999999999\n+++\n', "x.md:3: front matter `views`: integer too large"),
+        ('+++\ntitle = "T"\nscore = 1e999\n+++\n', "x.md:3: front matter `score`: inf is not a finite number"),
+        ('+++\ntitle = "T"\nscore = nan\n+++\n', "x.md:3: front matter `score`: nan is not a finite number"),
+        ('+++\ntitle = "T"\ndeep = ' + "[" * 500 + "]" * 500 + "\n+++\n", "x.md:3: front matter nests lists or mappings deeper than 50 levels"),
+        ('+++\ntitle = "T"\n\ndeep.' + ".".join(f"k{n}" for n in range(DEEP)) + " = 1\n+++\n", "x.md:4: front matter nests lists or mappings deeper than 50 levels"),
+        ('+++\ntitle = "T"\n[' + ".".join(f"k{n}" for n in range(DEEP)) + "]\n+++\n", "x.md:3: front matter nests lists or mappings deeper than 50 levels"),
+        ('+++\ntitle = "T"\nx = {' + ".".join(f'"k{n}"' for n in range(DEEP)) + " = 1}\n+++\n",
+         "x.md:3: front matter nests lists or mappings deeper than 50 levels"),
+        ('+++\ntitle = T\n+++\n', 'x.md:2: broken TOML front matter: a value TOML does not know (text must be quoted: title = "...")'),
+        ('+++\ntitle = "T"\nx = [1, 2\n+++\n', "x.md:4: broken TOML front matter: a list '[' is not closed"),
+        ('+++\ntitle = "T"\n_draft = 1\n+++\n', "x.md:3: front-matter key `_draft` is reserved by ledger"),
+        ('+++\ntitle = "T"\n', "x.md:1: front matter is not closed: no '+++' line after the opening one"),
+        ('{\n  "title": "T",\n  "title": "U"\n}\n', "x.md:3: JSON front matter: key 'title' is given twice in one object"),
+        ('{\n  "title": "T",\n  "views": 123456789012345678901\n}\n',
+         "x.md:3: JSON front matter: integer 123456789012345678901 is beyond 64 bits (the log keeps integers from -2**63 to 2**63-1)"),
+        ('{\n  "title": "T",\n  "score": 1e999\n}\n', "x.md:3: JSON front matter: number 1e999 is too large for a 64-bit float"),
+        ('{\n  "title": "T",\n  "score": NaN\n}\n', "x.md:3: JSON front matter: NaN is not a JSON number"),
+        ('{\n  "title": "T",\n  "deep":\n' + "[" * 500 + "]" * 500 + "\n}\n", "x.md:4: front matter nests lists or mappings deeper than 50 levels"),
+        ('{\n  "title": "T",\n  "x": 1,\n}\n', "x.md:4: broken JSON front matter: expecting property name enclosed in double quotes"),
+        ('{\n  "title": "T",\n  "x": "}"\n', "x.md:1: JSON front matter is not closed: no '}' matches the '{' that opens the draft"),
+        ('{"title": "T"} Body\n', "x.md:1: text after the '}' that closes the JSON front matter; start the body on the next line"),
+        ('["title", "T"]\n', "x.md:1: no title: a Markdown draft starts with front matter ('---' YAML, '+++' TOML or a JSON object, "
+                              "with a title) or with a '# Title' heading line"),
+        ('{\n  "name": "T"\n}\n', "x.md:1: front matter has no `title`"),
+        ("\n\nJust a paragraph.\n", "x.md:3: no title: a Markdown draft starts with front matter ('---' YAML, '+++' TOML or a JSON "
+                                       "object, with a title) or with a '# Title' heading line"),
+        ("#   \nBody\n", "x.md:1: no title: a Markdown draft starts with front matter ('---' YAML, '+++' TOML or a JSON object, "
+                        "with a title) or with a '# Title' heading line"),
+        ("# Ti\x01tle\n", "x.md:1: title contains a control character"),
+    ],
+    ids=["toml duplicate key", "toml table twice", "toml inline duplicate", "toml 30 February", "toml month 13",
+         "toml 67-bit integer", "toml huge float", "toml nan", "toml 500 deep", "toml 80 dotted keys", "toml 80 deep table",
+         "toml 80 dotted keys inline",
+         "toml bare text", "toml open list", "toml reserved key", "toml not closed", "json duplicate key", "json 67-bit integer",
+         "json huge float", "json NaN", "json 500 deep", "json trailing comma", "json not closed", "json body on its line",
+         "json array", "json without title", "no heading", "empty heading", "heading control character"],
+)
+def test_hostile_toml_json_and_plain_markdown_are_refused_in_one_line(text: str, message: str) -> None:
+    with pytest.raises(ledger.DraftError) as refused:
+        parse_draft(text, "x.md")
+    assert str(refused.value) == message
+
+
+def test_json_dates_are_text_as_in_yaml() -> None:
+    # JSON has no dates: a date that is no day is text as written, as YAML keeps it.
+    for text in ('{"title": "T", "date": "2024-02-30"}\n', "---\ntitle: T\ndate: 2024-02-30\n---\n"):
+        assert parse_draft(text, "x.md").metadata["date"] == "2024-02-30"
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "error"),
+    [
+        ("dup.md", '+++\ntitle = "T"\ntags = ["a"]\ntags = ["b"]\n+++\nBody\n',
+         "4: broken TOML front matter: a key is given twice (or as a value and as a table)"),
+        ("deep.md", '{\n  "title": "T",\n  "x": ' + "{\"a\": " * 900 + "1" + "}" * 900 + "\n}\nBody\n",
+         "3: front matter nests lists or mappings deeper than 50 levels"),
+    ],
+    ids=["toml", "json"],
+)
+def test_hostile_toml_and_json_through_the_cli_append_nothing(store_dir: Path, tmp_path: Path, name: str, text: str, error: str) -> None:
+    (tmp_path / "good.md").write_text("+++\ntitle = \"Good\"\n+++\nBody\n")
+    (tmp_path / name).write_text(text)
+    done = run_ledger("ingest", str(tmp_path / "good.md"), str(tmp_path / name), store=store_dir, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.decode() == f"error: {tmp_path / name}:{error}\n"
+    assert nothing_recorded(store_dir)
+
+
+def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: Path, tmp_path: Path) -> None:
+    # tomllib's cost grows with the square of a key's parts: this key would take it hours.
+    parts = 400_000
+    (tmp_path / "dots.md").write_text('+++\ntitle = "T"\nx.' + ".".join(["k"] * parts) + " = 1\n+++\nBody\n")
+    assert (tmp_path / "dots.md").stat().st_size < 1024 * 1024
+    done = run_ledger("ingest", str(tmp_path / "dots.md"), store=store_dir, timeout=60)
+    assert done.returncode == 3
+    assert done.stderr.decode() == f"error: {tmp_path / 'dots.md'}:3: front matter nests lists or mappings deeper than 50 levels\n"
+    assert nothing_recorded(store_dir)
+
+
 def test_an_oversize_draft_is_refused_before_it_is_read(store_dir: Path, tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("Big\n\n" + "x" * ledger.DRAFT_SIZE_LIMIT)

@@ -83,7 +83,9 @@ def test_reserved_metadata_keys_are_refused_at_the_append_door(store: Path, even
 def test_a_layout_must_have_the_parsers_shape_even_where_reserved_keys_pass(led: ledger.Ledger) -> None:
     for layout, problem in [("x", "not a str"), ({"front_matter": 5}, "front_matter: must be text"),
                             ({"format": "html"}, "format: must be 'markdown'"), ({"evil": True}, "unknown key 'evil'"),
-                            ({"named_id": "yes"}, "named_id: must be true or false")]:
+                            ({"named_id": "yes"}, "named_id: must be true or false"),
+                            ({"format": "markdown", "syntax": "xml"}, "syntax: must be one of toml, json, heading"),
+                            ({"syntax": "toml"}, "syntax: must be one of toml, json, heading, in a Markdown layout")]:
         with pytest.raises(ledger.InvalidEventError, match=f"metadata._draft: .*{problem}"):
             led.append([{"type": "ArticleCreated", "article": "b", "data": {"title": "T", "metadata": {"_draft": layout}}}],
                        reserved_keys=True)
@@ -130,7 +132,8 @@ JSON_SCALARS = (st.none() | st.booleans() | st.integers(min_value=-(2**63), max_
 JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
                            max_leaves=20)
 LAYOUTS = st.fixed_dictionaries({}, optional={
-    "format": st.just("markdown"), "front_matter": st.text(max_size=30), "fingerprint": st.text(max_size=32),
+    "format": st.just("markdown"), "syntax": st.sampled_from(["toml", "json", "heading"]),
+    "front_matter": st.text(max_size=30), "fingerprint": st.text(max_size=32),
     "named_id": st.booleans(), "categories_key": st.sampled_from(["category", "categories", "tags"]),
     "categories_string": st.booleans(), "lead": st.text(max_size=5), "title_end": st.text(max_size=5),
     "categories_line": st.text(max_size=30), "tail": st.text(max_size=5),

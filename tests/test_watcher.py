@@ -107,6 +107,20 @@ def test_atomic_save_by_rename(led: ledger.Ledger, drafts: Path, running) -> Non
     assert set(led.store.articles()) == {"a"}
 
 
+def test_a_toml_draft_is_picked_up_like_any_other(led: ledger.Ledger, drafts: Path, running) -> None:
+    watcher, recorder = running
+    yaml_text = "---\ntitle: Ferry timetable\ncategory: transport\n---\n\nFerries run hourly.\n"
+    toml_text = '+++\n# after the move to Zola\ntitle = "Ferry timetable"\ntags = ["transport"]\n+++\n\nFerries run hourly.\n'
+    (drafts / "ferry.md").write_text(yaml_text)
+    wait_for(lambda: text_of(led, "ferry") == yaml_text, "the YAML version")
+    (drafts / "ferry.md").write_text(toml_text)
+    wait_for(lambda: text_of(led, "ferry") == toml_text, "the TOML version")
+    assert version(led, "ferry") == 2
+    wait_for(lambda: len(recorder.results) == 2, "both ingests to be reported")
+    assert [(r.status, r.summary) for r in recorder.results] == [("created", "created"), ("updated", "layout")]
+    assert recorder.errors == []
+
+
 def test_a_file_written_in_slow_chunks_is_never_ingested_half_written(led: ledger.Ledger, drafts: Path, running) -> None:
     full = "Slow story\n\n" + "".join(f"Paragraph {i}.\n\n" for i in range(6)) + "Categories: slow"
     with open(drafts / "slow.txt", "w", encoding="utf-8") as out:
