@@ -1174,7 +1174,10 @@ class Ledger:
         head = self.head()
         done = 0
 
-        def records(passes: int) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+        def records(passes: int, strict: bool = True) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+            """The input's records with their `file:line` labels; `strict`: parsed by the rules
+            for user input (only the exact import's second pass, which appends the lines
+            already checked, needs no more than their positions)."""
             nonlocal done
             for number, raw in enumerate(lines(), 1):
                 done += len(raw)
@@ -1185,8 +1188,15 @@ class Ledger:
                     where = f"{name}:{number}"
                     try:
                         record = codec.decode(line)
+                        if strict:
+                            # Read again by the rules for user input: orjson would turn an
+                            # integer beyond 64 bits into a rounded float, and keep the last of
+                            # two equal keys. orjson's read must pass too: it is what reads the log.
+                            record = codec.loads_input(line)
                     except codec.RecordError as exc:
                         raise InvalidEventError(f"{where}: {exc}{_IMPORT_HINT}") from None
+                    except codec.InputJsonError as exc:
+                        raise InvalidEventError(f"{where}: {exc}") from None
                     yield where, line, record
 
         # Pass 1: every line is a sealed record, chained to the one before wherever their
@@ -1255,7 +1265,7 @@ class Ledger:
                 batch: list[bytes] = []
                 labels: list[str] = []
                 size = 0
-                for label, line, record in records(2):
+                for label, line, record in records(2, strict=False):
                     if record["pos"] <= head.position:
                         continue
                     batch.append(line + b"\n")

@@ -8,6 +8,7 @@ two appends swapped, the whole tail sealed again. Imports are real processes (`r
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -356,3 +357,41 @@ def test_a_log_record_edited_and_sealed_again_is_not_exported(source: Path, tmp_
     result = run_ledger("export", *(["--article", article] if article else []), "-o", str(target), store=source)
     assert one_line_error(result, 8) == f"error: {source / LOG}: position 5 does not chain to the record before it (hash chain broken)"
     assert not target.exists()
+
+
+# --- crafted files: a correct hash chain around content `append` would never have written ---------
+
+T1, T2 = "2017-09-05T16:05:00.000000Z", "2017-09-05T17:00:00.000000Z"
+
+
+def crafted(*changes: dict[str, Any], start: int = 1, prev: str = codec.GENESIS_HASH) -> list[bytes]:
+    """One sealed record per append, each a valid `ArticleCreated` of `x` (body "B") changed by its
+    `changes`, chained from `prev` at position `start`: only the import's content checks can
+    refuse them."""
+    lines = []
+    for pos, change in enumerate(changes, start):
+        fields: dict[str, Any] = {"pos": pos, "id": f"ev-{pos}", "article": "x", "version": 1, "type": "ArticleCreated",
+                                  "schema": 2, "recorded_at": T1, "occurred_at": T1, "data": {"title": "X", "body": "B"}, "end": True}
+        fields.update(change)
+        line, prev = codec.seal(fields, prev)
+        lines.append(line)
+    return lines
+
+
+def rewritten(line: bytes, old: bytes, new: bytes) -> bytes:
+    """`line` with `old` replaced by `new` and its hash made right again, as `codec.seal` makes it:
+    for JSON that `seal` cannot write (an integer beyond 64 bits, a key twice)."""
+    body = line[: -len(',"hash":"') - 64 - len(b'"}\n')] + b"}"
+    body = body.replace(old, new)
+    return body[:-1] + b',"hash":"' + hashlib.sha256(body).hexdigest().encode() + b'"}\n'
+
+
+def test_a_reappended_integer_beyond_64_bits_is_refused_not_rounded(copy: Path, tmp_path: Path) -> None:
+    with ledger.open(copy) as led:
+        led.append([{"type": "ArticleCreated", "article": "other", "data": {"title": "Other"}}])
+    before = (copy / LOG).read_bytes()
+    line = crafted({"data": {"title": "X", "metadata": {"n": 7}}})[0]
+    dump, result = import_(copy, [rewritten(line, b'"n":7', b'"n":1180591620717411303424')], tmp_path, "--reappend")
+    assert one_line_error(result, 3) == (
+        f"error: {dump}:1: integer 1180591620717411303424 is beyond 64 bits (the log keeps integers from -2**63 to 2**63-1)")
+    assert (copy / LOG).read_bytes() == before
