@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Literal
@@ -45,6 +45,7 @@ from ledger.errors import (
 from ledger.events import (
     DEFAULT_MAX_EVENT_BYTES,
     EventIn,
+    SCHEMA_VERSIONS,
     NewRecord,
     RecordedEvent,
     describe_validation_error,
@@ -177,6 +178,152 @@ _IMPORT_HINT = " (import reads the sealed records `ledger export` writes)"
 _RECORD_FIELDS: dict[str, type] = {
     "pos": int, "id": str, "article": str, "version": int, "type": str, "recorded_at": str, "occurred_at": str, "data": dict,
 }
+
+
+# Every top-level field a record written by this store may have (`FileEventStore.append`).
+_KNOWN_FIELDS = frozenset({*_RECORD_FIELDS, "schema", "actor", "reason", "end", "prev", "hash"})
+# How many event ids of an exact import are looked up in the store at once.
+_ID_LOOKUP_BATCH = 2000
+
+
+class _ExactImport:
+    """Checks the records of an exact import, in log order, as strictly as `Ledger.append` checked
+    them when it wrote them: a sealed line proves only that its bytes are the ones hashed, and
+    the import writes them into the log as they are, so anything `append` could never have
+    written (bad ids, data that does not fit its type, a patch that does not fit the text, an edit
+    of a withdrawn article, times going back or into the future...) must be refused here, before
+    a line is written. Each article is checked from this store's state of it.
+
+    Feed `check` every record after this store's head, then call `finish`.
+    """
+
+    def __init__(self, ledger: "Ledger", head: Head) -> None:
+        self.ledger = ledger
+        self.head = head
+        self.order = RecordOrder()
+        self.states: dict[str, ArticleState | None] = {}
+        # Event ids of the file, with the line that gave each (ids must be unique in the log).
+        self.ids: dict[str, str] = {}
+        self.unlooked: list[str] = []
+        # recorded_at never goes back: it starts from the store's last record.
+        self.recorded = ""
+        if head.position:
+            self.recorded = next(iter(ledger.store.read(head.position - 1, head.position)))["recorded_at"]
+        self.now = format_time(datetime.now(timezone.utc))
+        # What the records of the append being read share: one recorded_at, and one occurred_at
+        # per article (the store writes them so).
+        self.append_recorded: str | None = None
+        self.append_occurred: dict[str, str] = {}
+        # The last recorded_at and occurred_at found to be log times.
+        self.last_times: dict[str, str] = {}
+
+    def check(self, record: dict[str, Any], where: str) -> None:
+        """Raise `InvalidEventError` (or a `ConflictError`), prefixed with `where`, if this store's
+        `append` could not have written `record` next."""
+        unknown = sorted(set(record) - _KNOWN_FIELDS)
+        if unknown:
+            raise InvalidEventError(f"{where}: unknown record field {unknown[0]!r} (a record of this store has no such field)")
+        # isinstance lets true and false pass for integers.
+        for key in ("pos", "version"):
+            if type(record[key]) is not int:
+                raise InvalidEventError(f"{where}: record field {key!r} is not an integer")
+        if record.get("end", True) is not True:
+            raise InvalidEventError(f"{where}: record field 'end' is not true (it marks the last record of an append)")
+        article = record["article"]
+        if article not in self.order.versions and article not in self.states:
+            self._load(article)
+        self.order.check(record, where)
+        kind = record["type"]
+        schema = record.get("schema", 1)
+        if type(schema) is not int or not 1 <= schema <= SCHEMA_VERSIONS[kind]:
+            raise InvalidEventError(f"{where}: schema {schema!r} of {kind} is not one this ledger knows (1 to {SCHEMA_VERSIONS[kind]})")
+        self._check_times(record, where)
+        stored = upcast(dict(record))
+        event: dict[str, Any] = {"type": kind, "article": article, "data": stored["data"], "id": record["id"],
+                                 "occurred_at": record["occurred_at"]}
+        for optional in ("actor", "reason"):
+            if optional in record:
+                # The store leaves out an actor or reason it was not given: it never writes null.
+                if record[optional] is None:
+                    raise InvalidEventError(f"{where}: record field {optional!r} is null")
+                event[optional] = record[optional]
+        parsed = self.ledger._parse(event, where, reserved_keys=True)
+        self._check_reserved(parsed, where)
+        self._check_id(record["id"], where)
+        state = self.states[article]
+        try:
+            # The rules of the article's state; the data it returns (what an append would record
+            # today) is not compared with the record's: only whether it could be recorded.
+            self.ledger._record_data(parsed, state, where)
+        except NothingToDoError as exc:
+            # Not "nothing to do" for the import: `append` never records such an event.
+            raise InvalidEventError(f"{exc}, and no append records such an event") from None
+        self.ledger._check_size(kind, stored["data"], where)
+        # Folding the data as stored is what every read will do: a patch must fit the text.
+        self.states[article] = self.ledger._fold_checked(state, stored, where)
+        if record.get("end"):
+            self.append_recorded = None
+            self.append_occurred.clear()
+
+    def finish(self) -> None:
+        """Look up the ids not yet looked up (raises `DuplicateEventError`)."""
+        self._look_up()
+
+    def _load(self, article: str) -> None:
+        """Take `article`'s version, last occurred_at and state from this store (none if new)."""
+        current = self.ledger._current(article) if self.head.position else None
+        if current is not None:
+            self.order.versions[article], self.order.occurred[article] = current.version, current.updated_at
+        # A copy: folding changes a state in place, and the ledger caches this one.
+        self.states[article] = current.copy() if current is not None else None
+
+    def _check_times(self, record: dict[str, Any], where: str) -> None:
+        recorded = record["recorded_at"]
+        for key in ("recorded_at", "occurred_at"):
+            if record[key] == self.last_times.get(key):
+                continue  # the records of an append share their times: each is checked once
+            try:
+                canonical = format_time(parse_time(record[key])) == record[key]
+            except ValueError:
+                canonical = False
+            if not canonical:
+                raise InvalidEventError(f"{where}: {key} {record[key]!r} is not a log time (e.g. 2017-09-05T16:05:00.000000Z)")
+            self.last_times[key] = record[key]
+        if recorded < self.recorded:
+            raise InvalidEventError(f"{where}: recorded_at {recorded} is earlier than the record before it ({self.recorded})")
+        if recorded > self.now:
+            raise InvalidEventError(f"{where}: recorded_at {recorded} is in the future")
+        if self.append_recorded is not None and recorded != self.append_recorded:
+            raise InvalidEventError(f"{where}: recorded_at {recorded} differs from the other records of its append ({self.append_recorded})")
+        occurred = self.append_occurred.setdefault(record["article"], record["occurred_at"])
+        if record["occurred_at"] != occurred:
+            raise InvalidEventError(f"{where}: occurred_at {record['occurred_at']} differs from the other records of its version ({occurred})")
+        self.recorded = self.append_recorded = recorded
+
+    @staticmethod
+    def _check_reserved(event: EventIn, where: str) -> None:
+        """Refuse reserved metadata keys but the draft layout (whose shape `_parse` checked):
+        the draft parser writes only that one."""
+        for field in ("metadata", "set", "unset"):
+            for key in event.data.get(field) or ():
+                if key in RESERVED_METADATA_KEYS and key != LAYOUT_KEY:
+                    raise InvalidEventError(f"{where}: {event.type}: metadata key {key!r} is reserved (a Markdown draft states the article's own title, id and categories under it)")
+
+    def _check_id(self, eid: str, where: str) -> None:
+        first = self.ids.setdefault(eid, where)
+        if first != where:
+            raise InvalidEventError(f"{where}: event id {eid!r} is given twice (first at {first})")
+        if self.head.position:
+            self.unlooked.append(eid)
+            if len(self.unlooked) >= _ID_LOOKUP_BATCH:
+                self._look_up()
+
+    def _look_up(self) -> None:
+        found = self.ledger.store.lookup_ids(self.unlooked) if self.unlooked else {}
+        if found:
+            eid = next(eid for eid in self.unlooked if eid in found)
+            raise DuplicateEventError(f"{self.ids[eid]}: event id {eid!r} is already in this store (position {found[eid][0]})")
+        self.unlooked.clear()
 
 
 def _summary(group: list[dict[str, Any]]) -> dict[str, Any]:
@@ -1204,7 +1351,10 @@ class Ledger:
         head = self.head()
         done = 0
 
-        def records(passes: int) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+        def records(passes: int, strict: bool = True) -> Iterator[tuple[str, bytes, dict[str, Any]]]:
+            """The input's records with their `file:line` labels; `strict`: parsed by the rules
+            for user input (only the exact import's second pass, which appends the lines
+            already checked, needs no more than their positions)."""
             nonlocal done
             for number, raw in enumerate(lines(), 1):
                 done += len(raw)
@@ -1215,15 +1365,22 @@ class Ledger:
                     where = f"{name}:{number}"
                     try:
                         record = codec.decode(line)
+                        if strict:
+                            # Read again by the rules for user input: orjson would turn an
+                            # integer beyond 64 bits into a rounded float, and keep the last of
+                            # two equal keys. orjson's read must pass too: it is what reads the log.
+                            record = codec.loads_input(line)
                     except codec.RecordError as exc:
                         raise InvalidEventError(f"{where}: {exc}{_IMPORT_HINT}") from None
+                    except codec.InputJsonError as exc:
+                        raise InvalidEventError(f"{where}: {exc}") from None
                     yield where, line, record
 
         # Pass 1: every line is a sealed record, chained to the one before wherever their
         # positions say they were neighbours in their log. Is the input one unbroken piece of
         # a log that starts this store's log or continues it?
         read = 0
-        order = RecordOrder()
+        exact = _ExactImport(self, head)
         gap: str | None = None
         # Whether the input holds this store's head record, or starts right after it.
         reaches_head = False
@@ -1263,9 +1420,7 @@ class Ledger:
             if gap is None and reaches_head and pos > head.position:
                 # An exact import is appended in batches: check all of it before any of it,
                 # each article from where this store has it.
-                if head.position and record["article"] not in order.versions:
-                    self._order_from_store(order, record["article"])
-                order.check(record, where)
+                exact.check(record, where)
             read += 1
             last_pos, last_hash, last_end, last_where = pos, digest, bool(record.get("end")), where
         if not read:
@@ -1279,13 +1434,14 @@ class Ledger:
             raise NothingToDoError(f"{name}: the store already holds all {read} records")
 
         if gap is None and reaches_head:
+            exact.finish()
             imported = 0
             new_head = head
             with self.bulk():
                 batch: list[bytes] = []
                 labels: list[str] = []
                 size = 0
-                for label, line, record in records(2):
+                for label, line, record in records(2, strict=False):
                     if record["pos"] <= head.position:
                         continue
                     batch.append(line + b"\n")
@@ -1322,12 +1478,6 @@ class Ledger:
         if progress is not None:
             progress(total * 3, total * 3)
         return ImportResult(mode="reappended", read=read, imported=imported, skipped=read - imported, head=self.head())
-
-    def _order_from_store(self, order: RecordOrder, article: str) -> None:
-        """Give `order` this store's version and last occurred_at of `article` (none if new)."""
-        times = self.store.version_times(article)
-        if times:
-            order.versions[article], order.occurred[article] = times[-1][0], times[-1][1]
 
     def _holds(self, position: int, digest: str) -> bool:
         """Whether this store's record at `position` has the hash `digest` (so, by the chain,

@@ -8,6 +8,7 @@ two appends swapped, the whole tail sealed again. Imports are real processes (`r
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -356,3 +357,124 @@ def test_a_log_record_edited_and_sealed_again_is_not_exported(source: Path, tmp_
     result = run_ledger("export", *(["--article", article] if article else []), "-o", str(target), store=source)
     assert one_line_error(result, 8) == f"error: {source / LOG}: position 5 does not chain to the record before it (hash chain broken)"
     assert not target.exists()
+
+
+# --- crafted files: a correct hash chain around content `append` would never have written ---------
+
+T1, T2 = "2017-09-05T16:05:00.000000Z", "2017-09-05T17:00:00.000000Z"
+
+
+def crafted(*changes: dict[str, Any], start: int = 1, prev: str = codec.GENESIS_HASH) -> list[bytes]:
+    """One sealed record per append, each a valid `ArticleCreated` of `x` (body "B") changed by its
+    `changes`, chained from `prev` at position `start`: only the import's content checks can
+    refuse them."""
+    lines = []
+    for pos, change in enumerate(changes, start):
+        fields: dict[str, Any] = {"pos": pos, "id": f"ev-{pos}", "article": "x", "version": 1, "type": "ArticleCreated",
+                                  "schema": 2, "recorded_at": T1, "occurred_at": T1, "data": {"title": "X", "body": "B"}, "end": True}
+        fields.update(change)
+        line, prev = codec.seal(fields, prev)
+        lines.append(line)
+    return lines
+
+
+def rewritten(line: bytes, old: bytes, new: bytes) -> bytes:
+    """`line` with `old` replaced by `new` and its hash made right again, as `codec.seal` makes it:
+    for JSON that `seal` cannot write (an integer beyond 64 bits, a key twice)."""
+    body = line[: -len(',"hash":"') - 64 - len(b'"}\n')] + b"}"
+    body = body.replace(old, new)
+    return body[:-1] + b',"hash":"' + hashlib.sha256(body).hexdigest().encode() + b'"}\n'
+
+
+EDIT = {"type": "ArticleEdited", "version": 2, "recorded_at": T2, "occurred_at": T2, "schema": 1}
+CRAFTED: dict[str, tuple[Callable[[], list[bytes]], int, str]] = {
+    "patch-out-of-text": (lambda: crafted({}, {**EDIT, "data": {"patch": [[100, 200, "zz"]]}}), 3, ":2: patch: "),
+    "same-event-id": (lambda: crafted({}, {"id": "ev-1", "article": "y"}), 3, ":2: event id 'ev-1' is given twice (first at "),
+    "article-id-a-path": (lambda: crafted({"article": "../../etc"}), 3, ":1: article: "),
+    "draft-layout-not-a-layout": (lambda: crafted({"data": {"title": "X", "metadata": {"_draft": {"evil": [1, 2, 3]}}}}), 3,
+                                  ":1: ArticleCreated: metadata._draft: unknown key 'evil'"),
+    "reserved-metadata-key": (lambda: crafted({"data": {"title": "X", "metadata": {"title": "Other"}}}), 3,
+                              ":1: ArticleCreated: metadata key 'title' is reserved"),
+    "integer-beyond-64-bits": (lambda: [rewritten(crafted({"data": {"title": "X", "metadata": {"n": 7}}})[0], b'"n":7', b'"n":1180591620717411303424')],
+                               3, ":1: integer 1180591620717411303424 is beyond 64 bits"),
+    "key-given-twice": (lambda: [rewritten(crafted({})[0], b'"title":"X"', b'"title":"X","title":"Y"')], 3,
+                        ":1: key 'title' is given twice in one object"),
+    "occurred-in-2099": (lambda: crafted({"occurred_at": "2099-01-01T00:00:00.000000Z"}), 3, ":1: occurred_at 2099-01-01T00:00:00.000000Z of 'x' is out of order"),
+    "recorded-in-2099": (lambda: crafted({"occurred_at": "2099-01-01T00:00:00.000000Z", "recorded_at": "2099-01-01T00:00:00.000000Z"}), 3,
+                         ":1: recorded_at 2099-01-01T00:00:00.000000Z is in the future"),
+    "unknown-schema": (lambda: crafted({"schema": 99}), 3, ":1: schema 99 of ArticleCreated is not one this ledger knows (1 to 2)"),
+    "unknown-field": (lambda: crafted({"evil": 1}), 3, ":1: unknown record field 'evil'"),
+    "recorded-at-backwards": (lambda: crafted({"recorded_at": T2, "occurred_at": T1}, {"article": "y", "recorded_at": T1}), 3,
+                              f":2: recorded_at {T1} is earlier than the record before it ({T2})"),
+    "actor-null": (lambda: crafted({"actor": None}), 3, ":1: record field 'actor' is null"),
+    "version-as-true": (lambda: crafted({"version": True}), 3, ":1: record field 'version' is not an integer"),
+    "edit-while-withdrawn": (lambda: crafted({}, {**EDIT, "type": "ArticleWithdrawn", "data": {}},
+                                             {**EDIT, "version": 3, "data": {"title": "Y"}}), 5, ":3: article 'x' is withdrawn"),
+    "no-such-block": (lambda: crafted({}, {**EDIT, "type": "UpdateBlockRemoved", "data": {"index": 0}}), 3,
+                      ":2: UpdateBlockRemoved: 'x' has no update block 0 (it has 0)"),
+    "edit-that-changes-nothing": (lambda: crafted({}, {**EDIT, "data": {"title": "X"}}), 3, ":2: ArticleEdited changes nothing in 'x'"),
+}
+
+
+@pytest.mark.parametrize("case", CRAFTED)
+@pytest.mark.parametrize("reappend", [False, True], ids=["exact", "reappend"])
+def test_a_crafted_file_with_a_sound_chain_is_refused_into_an_empty_store(copy: Path, case: str, reappend: bool) -> None:
+    make, code, message = CRAFTED[case]
+    with ledger.open(copy) as led, pytest.raises(ledger.LedgerError) as raised:
+        led.import_records(make(), name="crafted.jsonl", reappend=reappend)
+    assert raised.value.exit_code == code and str(raised.value).startswith(f"crafted.jsonl{message}"), str(raised.value)
+    assert "\n" not in str(raised.value)
+    assert (copy / LOG).read_bytes() == b""
+
+
+def test_a_patch_that_does_not_fit_is_refused_as_a_process_and_verify_stays_ok(copy: Path, tmp_path: Path) -> None:
+    dump, result = import_(copy, crafted({}, {**EDIT, "data": {"patch": [[100, 200, "zz"]]}}), tmp_path)
+    assert one_line_error(result, 3).startswith(f"error: {dump}:2: patch: ")
+    assert (copy / LOG).read_bytes() == b""
+
+
+@pytest.mark.parametrize(
+    ("change", "code", "message"),
+    [
+        ({"data": {"patch": [[100, 200, "zz"]]}}, 3, ":1: patch: "),
+        ({"id": "live-1", "data": {"title": "Y"}}, 5, ":1: event id 'live-1' is already in this store (position 1)"),
+        ({"version": 1, "type": "ArticleCreated", "schema": 2, "data": {"title": "Again"}}, 3, ":1: version 1 of 'x' where 2 comes next"),
+        ({"occurred_at": "2017-09-05T15:00:00.000000Z", "data": {"title": "Y"}}, 3, ":1: occurred_at 2017-09-05T15:00:00.000000Z of 'x' is out of order"),
+        ({"recorded_at": T2, "data": {"title": "Y"}}, 3, f":1: recorded_at {T2} is earlier than the record before it ("),
+    ],
+    ids=["patch-out-of-text", "id-in-the-store", "created-twice", "occurred-at-backwards", "recorded-at-backwards"],
+)
+def test_a_crafted_record_continuing_a_live_stores_head_is_checked_against_its_articles(
+    copy: Path, change: dict[str, Any], code: int, message: str
+) -> None:
+    with ledger.open(copy) as led:
+        led.append([{"type": "ArticleCreated", "article": "x", "id": "live-1", "occurred_at": T1, "data": {"title": "X", "body": "B"}}])
+        head = led.head()
+        # The head's own recorded_at (now): a continuation of it is recorded no earlier.
+        recorded = next(led.events()).recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        before = (copy / LOG).read_bytes()
+        with pytest.raises(ledger.LedgerError) as raised:
+            led.import_records(crafted({**EDIT, "recorded_at": recorded, **change}, start=2, prev=head.hash), name="crafted.jsonl")
+    assert raised.value.exit_code == code and str(raised.value).startswith(f"crafted.jsonl{message}"), str(raised.value)
+    assert (copy / LOG).read_bytes() == before
+
+
+def test_a_crafted_record_that_fits_a_live_stores_article_is_imported_exactly(copy: Path) -> None:
+    with ledger.open(copy) as led:
+        led.append([{"type": "ArticleCreated", "article": "x", "id": "live-1", "occurred_at": T1, "data": {"title": "X", "body": "B"}}])
+        recorded = next(led.events()).recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        lines = crafted({**EDIT, "recorded_at": recorded, "data": {"patch": [[0, 1, "Bee"]]}}, start=2, prev=led.head().hash)
+        assert led.import_records(lines, name="crafted.jsonl").mode == "exact"
+        assert led.article("x").body == "Bee" and led.verify().ok
+    assert (copy / LOG).read_bytes().endswith(lines[0])
+
+
+def test_a_reappended_integer_beyond_64_bits_is_refused_not_rounded(copy: Path, tmp_path: Path) -> None:
+    with ledger.open(copy) as led:
+        led.append([{"type": "ArticleCreated", "article": "other", "data": {"title": "Other"}}])
+    before = (copy / LOG).read_bytes()
+    line = crafted({"data": {"title": "X", "metadata": {"n": 7}}})[0]
+    dump, result = import_(copy, [rewritten(line, b'"n":7', b'"n":1180591620717411303424')], tmp_path, "--reappend")
+    assert one_line_error(result, 3) == (
+        f"error: {dump}:1: integer 1180591620717411303424 is beyond 64 bits (the log keeps integers from -2**63 to 2**63-1)")
+    assert (copy / LOG).read_bytes() == before
