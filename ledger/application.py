@@ -19,7 +19,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Callable, Literal
@@ -77,6 +77,8 @@ from ledger.views import (
 from ledger.store import AppendResult, EventStore, FileEventStore, Head, RecordOrder, VerifyReport, init_store
 
 log = logging.getLogger("ledger")
+# How far ahead of this machine's clock an imported record's recorded_at may be.
+_CLOCK_SKEW = timedelta(days=1)
 
 DEFAULT_STORE = "ledger-data"
 ENV_STORE = "LEDGER_STORE"
@@ -209,7 +211,8 @@ class _ExactImport:
         self.recorded = ""
         if head.position:
             self.recorded = next(iter(ledger.store.read(head.position - 1, head.position)))["recorded_at"]
-        self.now = format_time(datetime.now(timezone.utc))
+        # A day of grace: an export from a machine whose clock ran ahead is not a forgery.
+        self.now = format_time(datetime.now(timezone.utc) + _CLOCK_SKEW)
         # What the records of the append being read share: one recorded_at, and one occurred_at
         # per article (the store writes them so).
         self.append_recorded: str | None = None
