@@ -368,21 +368,15 @@ SLOW_WRITER = textwrap.dedent(
 )
 
 
-@pytest.mark.slow
-def test_writers_that_state_no_version_never_get_a_version_conflict(store_dir: Path, tmp_path: Path) -> None:
-    # Seven fast writers keep moving one article on while an eighth prepares big appends to it:
-    # optimistic retries alone fail it (8 conflicts in a row); none of them asked for a version.
-    fast, appends, blocks = 7, 3, 1500
-    stop = tmp_path / "stop"
-    with ledger.open(store_dir) as led:
-        led.append([{"type": "ArticleCreated", "article": "hot", "data": {"title": "Hot", "body": "start\n"}}])
+def _race(store_dir: Path, stop: Path, slow: list[str], fast: int = 7) -> None:
+    """Start `fast` writers that keep moving the article `hot` on and the `slow` process (a
+    command line), let them go together, and assert that every one of them exits 0."""
     processes = [
         subprocess.Popen([sys.executable, "-c", FAST_WRITER, str(store_dir), f"w{i}", str(stop)],
                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         for i in range(fast)
     ]
-    processes.append(subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(store_dir), str(appends), str(blocks)],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    processes.append(subprocess.Popen(slow, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     try:
         for process in processes:
             assert process.stdout is not None and process.stdout.readline() == b"ready\n"
@@ -401,6 +395,16 @@ def test_writers_that_state_no_version_never_get_a_version_conflict(store_dir: P
                 process.wait()
     errors = [err.decode().strip().splitlines()[-1] for _, err in outcomes if err.strip()]
     assert [process.returncode for process in processes] == [0] * (fast + 1), errors
+
+
+@pytest.mark.slow
+def test_writers_that_state_no_version_never_get_a_version_conflict(store_dir: Path, tmp_path: Path) -> None:
+    # Seven fast writers keep moving one article on while an eighth prepares big appends to it:
+    # optimistic retries alone fail it (8 conflicts in a row); none of them asked for a version.
+    appends, blocks = 3, 1500
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "hot", "data": {"title": "Hot", "body": "start\n"}}])
+    _race(store_dir, tmp_path / "stop", [sys.executable, "-c", SLOW_WRITER, str(store_dir), str(appends), str(blocks)])
     with ledger.open(store_dir) as led:
         assert len(led.article("hot").blocks) == appends * blocks
         assert led.verify().problems == []
@@ -431,36 +435,11 @@ SLOW_INGESTER = textwrap.dedent(
 def test_an_ingest_racing_writers_never_gets_a_version_conflict(store_dir: Path, tmp_path: Path) -> None:
     # The expected versions of an ingest are its own, not the user's: like an append without
     # one, it must not fail because others keep writing (it planned optimistically 5 times).
-    fast, rounds = 7, 3
-    stop, folder = tmp_path / "stop", tmp_path / "drafts"
+    folder = tmp_path / "drafts"
     folder.mkdir()
     with ledger.open(store_dir) as led:
         led.append([{"type": "ArticleCreated", "article": "hot", "data": {"title": "Hot", "body": "start\n"}}])
-    processes = [
-        subprocess.Popen([sys.executable, "-c", FAST_WRITER, str(store_dir), f"w{i}", str(stop)],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        for i in range(fast)
-    ]
-    processes.append(subprocess.Popen([sys.executable, "-c", SLOW_INGESTER, str(store_dir), str(folder), str(rounds), "400"],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-    try:
-        for process in processes:
-            assert process.stdout is not None and process.stdout.readline() == b"ready\n"
-        for process in processes:
-            assert process.stdin is not None
-            process.stdin.write(b"go\n")
-            process.stdin.flush()
-        slow_out, slow_err = processes[-1].communicate(timeout=600)
-        stop.touch()
-        outcomes = [process.communicate(timeout=600) for process in processes[:-1]] + [(slow_out, slow_err)]
-    finally:
-        stop.touch()
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    errors = [err.decode().strip().splitlines()[-1] for _, err in outcomes if err.strip()]
-    assert [process.returncode for process in processes] == [0] * (fast + 1), errors
+    _race(store_dir, tmp_path / "stop", [sys.executable, "-c", SLOW_INGESTER, str(store_dir), str(folder), "3", "400"])
     with ledger.open(store_dir) as led:
         assert "Paragraph 399 of round 2." in led.article("hot").body
         assert led.verify().problems == []

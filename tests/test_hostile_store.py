@@ -136,6 +136,21 @@ def _long_article(store: Path, versions: int) -> list[str]:
     return bodies
 
 
+def _ingest_one_more_line_and_check_the_log(store_dir: Path, tmp_path: Path, body: str) -> None:
+    """Ingest the article `long` (last body `body`) plus one line; then, from the log alone (the
+    caches deleted), it must say the true text plus that line and nothing of an edited snapshot."""
+    draft = tmp_path / "long.txt"
+    draft.write_text(f"Long\n\n{body}One more line.\n")
+    result = run_ledger("ingest", "--article", "long", str(draft), store=store_dir)
+    assert result.returncode == 0, result.stderr
+    _caches_deleted(store_dir)
+    _verify_ok(store_dir)
+    now = run_ledger("show", "long", store=store_dir)
+    assert now.returncode == 0, now.stderr
+    assert b"Paragraph one." in now.stdout and b"One more line." in now.stdout
+    assert b"EVIL" not in now.stdout and b"EDITED" not in now.stdout
+
+
 def test_edited_snapshot_is_not_shown_nor_used_to_prepare_an_append(store_dir: Path, tmp_path: Path) -> None:
     bodies = _long_article(store_dir, SNAPSHOT_EVERY + 8)
     db = sqlite3.connect(store_dir / VIEWS_FILE)
@@ -151,15 +166,7 @@ def test_edited_snapshot_is_not_shown_nor_used_to_prepare_an_append(store_dir: P
     assert b"Paragraph one." in shown.stdout and b"EDITED" not in shown.stdout
     assert b"does not match the log" in shown.stderr
     # An ingest of the true draft plus a line records a patch against the true text.
-    draft = tmp_path / "long.txt"
-    draft.write_text(f"Long\n\n{bodies[-1]}One more line.\n")
-    result = run_ledger("ingest", "--article", "long", str(draft), store=store_dir)
-    assert result.returncode == 0, result.stderr
-    _caches_deleted(store_dir)
-    _verify_ok(store_dir)
-    now = run_ledger("show", "long", store=store_dir)
-    assert now.returncode == 0, now.stderr
-    assert b"Paragraph one." in now.stdout and b"One more line." in now.stdout
+    _ingest_one_more_line_and_check_the_log(store_dir, tmp_path, bodies[-1])
 
 
 # --- 3. deleting files beside the log never breaks mutual exclusion -----------------------
@@ -321,15 +328,7 @@ def test_a_forged_snapshot_never_becomes_a_patch_in_the_log(store_dir: Path, tmp
                (forged, _digest(record_hash, forged), SNAPSHOT_EVERY))
     db.commit()
     db.close()
-    draft = tmp_path / "long.txt"
-    draft.write_text(f"Long\n\n{bodies[-1]}One more line.\n")
-    result = run_ledger("ingest", "--article", "long", str(draft), store=store_dir)
-    assert result.returncode == 0, result.stderr
-    _caches_deleted(store_dir)
-    _verify_ok(store_dir)
-    now = run_ledger("show", "long", store=store_dir)
-    assert now.returncode == 0, now.stderr
-    assert b"Paragraph one." in now.stdout and b"One more line." in now.stdout and b"EVIL" not in now.stdout
+    _ingest_one_more_line_and_check_the_log(store_dir, tmp_path, bodies[-1])
 
 
 def test_a_views_checkpoint_moved_back_is_rebuilt_not_called_a_corrupt_log(store_dir: Path) -> None:
