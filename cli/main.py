@@ -48,7 +48,8 @@ class LedgerGroup(click.Group):
         except ledger.LedgerError as exc:
             if ctx.obj and ctx.obj.get("debug"):
                 raise
-            notice("[bold red]error:[/]", str(exc))
+            # One line, always: a name given by the user may hold a line break.
+            notice("[bold red]error:[/]", str(exc).replace("\r", "\\r").replace("\n", "\\n"))
             ctx.exit(exc.exit_code)
         except sqlite3.Error as exc:
             # The library maps the caches' errors it expects; this is the last line of defence,

@@ -29,6 +29,7 @@ import io
 import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -374,6 +375,9 @@ class FileEventStore(EventStore):
             raise CorruptStoreError(f"{self.log_path}: the log file is missing")
         self.lock_timeout = lock_timeout
         self._read_fd = os.open(self.log_path, os.O_RDONLY)
+        if not stat.S_ISREG(os.fstat(self._read_fd).st_mode):
+            os.close(self._read_fd)
+            raise CorruptStoreError(f"{self.log_path}: the log is not a regular file")
         self._write_fd: int | None = None
         self._lock_fd: int | None = None
         # How many `_lock_for_write` calls hold the writers' lock now: an append inside

@@ -372,3 +372,19 @@ def test_verify_finds_an_event_id_recorded_twice(store_dir: Path) -> None:
     result = run_ledger("verify", store=store_dir)
     assert result.returncode == 8, result.stdout
     assert b"event id 'blk-1' was already recorded" in result.stderr
+
+
+def test_a_log_that_is_a_folder_is_named_so(store_dir: Path) -> None:
+    (store_dir / LOG_FILE).unlink()
+    (store_dir / LOG_FILE).mkdir()
+    result = run_ledger("verify", store=store_dir)
+    assert result.returncode == 8
+    assert result.stderr.endswith(b"events.jsonl: the log is not a regular file\n"), result.stderr
+
+
+def test_an_error_naming_a_file_with_a_line_break_stays_one_line(store_dir: Path, tmp_path: Path) -> None:
+    draft = tmp_path / "new\nline.txt"
+    draft.write_bytes(b"\xff\xfe not a draft")
+    result = run_ledger("ingest", str(draft), store=store_dir)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.count(b"\n") == 1 and b"new\\nline.txt" in result.stderr, result.stderr
