@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -59,6 +59,7 @@ from ledger.errors import (
 from ledger.events import SCHEMA_VERSIONS, NewRecord, format_time, parse_time, upcast, validate_data
 
 log = logging.getLogger("ledger")
+_T = TypeVar("_T")
 
 LOG_FILE = "events.jsonl"
 MARKER_FILE = "LEDGER"
@@ -530,7 +531,7 @@ class FileEventStore(EventStore):
             return
         db = self._index()
         meta = self._meta(db)
-        if int(meta.get("offset", -1)) == size and meta.get("store_id") == self._marker["store_id"] and not self._distrusted:
+        if meta.get("offset") == size and meta.get("store_id") == self._marker["store_id"] and not self._distrusted:
             try:
                 self._check_index_head(db, meta, size)
             except IndexMismatchError:
@@ -824,11 +825,7 @@ class FileEventStore(EventStore):
         what the index says it is (position, article, version, hash), and the versions must run
         without gaps: an index that disagrees with the log is rebuilt from it and the read done
         again."""
-        try:
-            return self._read_article(article, from_version, to_version)
-        except IndexMismatchError as exc:
-            self._rebuild_index(exc)
-            return self._read_article(article, from_version, to_version)
+        return self._checked_by_log(lambda: self._read_article(article, from_version, to_version))
 
     def _read_article(self, article: str, from_version: int, to_version: int | None) -> list[dict[str, Any]]:
         top = to_version if to_version is not None else 1 << 62
@@ -904,6 +901,15 @@ class FileEventStore(EventStore):
             position=pos,
         )
 
+    def _checked_by_log(self, call: Callable[[], _T]) -> _T:
+        """`call()`, which checks what it takes from the index against the log; when the index
+        disagrees (`IndexMismatchError`), it is rebuilt from the log and `call` runs once more."""
+        try:
+            return call()
+        except IndexMismatchError as exc:
+            self._rebuild_index(exc)
+            return call()
+
     def _rebuild_index(self, reason: Exception) -> None:
         """Rebuild the index from the log (it disagreed with it), and forget what was taken from it."""
         log.warning("%s; rebuilding it from the log", reason)
@@ -940,11 +946,7 @@ class FileEventStore(EventStore):
         """The current version of each of `articles` (see `EventStore.article_versions`). The
         index's answer for each is checked against the article's latest record in the log."""
         wanted = list(articles)
-        try:
-            return self._article_versions(wanted)
-        except IndexMismatchError as exc:
-            self._rebuild_index(exc)
-            return self._article_versions(wanted)
+        return self._checked_by_log(lambda: self._article_versions(wanted))
 
     def _article_versions(self, articles: list[str]) -> dict[str, int]:
         with self._mutex:
@@ -953,14 +955,12 @@ class FileEventStore(EventStore):
                 versions = self._refresh_writer(locked=False).versions
                 return {article: versions.get(article, 0) for article in articles}
             self._sync_index()
-            wanted = list(dict.fromkeys(articles))
-            found = dict.fromkeys(wanted, 0)
-            # From the events' rows, not the `articles` table: those rows are what `read_article`
-            # checks against the log, so a version read here is one that it can prove.
-            found.update(self._rows_in("SELECT article, MAX(version) FROM events WHERE article IN ({}) GROUP BY article", wanted))
-            for article, version in found.items():
-                if version:
-                    self._latest(article)
+            found: dict[str, int] = {}
+            # Each from the article's latest record, read from the log and checked against the
+            # index's row (not from the `articles` table, which nothing checks).
+            for article in dict.fromkeys(articles):
+                latest = self._latest(article)
+                found[article] = latest["version"] if latest is not None else 0
             return found
 
     def articles(self) -> dict[str, int]:
@@ -972,11 +972,7 @@ class FileEventStore(EventStore):
     def version_at(self, article: str, when: str) -> int:
         """The last version that occurred at or before `when` (0 if none): found through the
         index, then checked against the records of that version and the next in the log."""
-        try:
-            return self._version_at(article, when)
-        except IndexMismatchError as exc:
-            self._rebuild_index(exc)
-            return self._version_at(article, when)
+        return self._checked_by_log(lambda: self._version_at(article, when))
 
     def _version_at(self, article: str, when: str) -> int:
         with self._mutex:
@@ -1077,7 +1073,7 @@ class FileEventStore(EventStore):
         except FileNotFoundError:
             here = None
         mine = os.fstat(self._read_fd)
-        if here is None or (here.st_dev, here.st_ino) != (mine.st_dev, mine.st_ino) or not os.path.samestat(mine, os.fstat(self._lock_fd)):
+        if here is None or not os.path.samestat(here, mine) or not os.path.samestat(mine, os.fstat(self._lock_fd)):
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
             raise CorruptStoreError(
                 f"{self.log_path}: the log file was deleted or replaced while this process had it open; nothing appended"
@@ -1177,11 +1173,7 @@ class FileEventStore(EventStore):
         with self._mutex:
             self._lock_for_write()
             try:
-                try:
-                    return self._append_locked(records, ids, expected_versions)
-                except IndexMismatchError as exc:
-                    self._rebuild_index(exc)
-                    return self._append_locked(records, ids, expected_versions)
+                return self._checked_by_log(lambda: self._append_locked(records, ids, expected_versions))
             finally:
                 self._unlock()
 
