@@ -388,3 +388,12 @@ def test_an_error_naming_a_file_with_a_line_break_stays_one_line(store_dir: Path
     result = run_ledger("ingest", str(draft), store=store_dir)
     assert result.returncode == 3, result.stderr
     assert result.stderr.count(b"\n") == 1 and b"new\\nline.txt" in result.stderr, result.stderr
+
+
+def test_an_index_head_that_is_not_a_number_is_rebuilt(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    want = run_ledger("show", "a1", store=store_dir).stdout
+    _sql(store_dir / INDEX_FILE, "UPDATE meta SET value = 'abc' WHERE key = 'offset'")
+    result = run_ledger("show", "a1", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+    assert b"its head is not readable; rebuilding it from the log" in result.stderr
