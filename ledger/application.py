@@ -17,7 +17,7 @@ import stat
 import tempfile
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -210,7 +210,7 @@ class _ExactImport:
         # recorded_at never goes back: it starts from the store's last record.
         self.recorded = ""
         if head.position:
-            self.recorded = next(iter(ledger.store.read(head.position - 1, head.position)))["recorded_at"]
+            self.recorded = ledger._record_at(head.position)["recorded_at"]
         # A day of grace: an export from a machine whose clock ran ahead is not a forgery.
         self.now = format_time(datetime.now(timezone.utc) + _CLOCK_SKEW)
         # What the records of the append being read share: one recorded_at, and one occurred_at
@@ -250,8 +250,8 @@ class _ExactImport:
                 if record[optional] is None:
                     raise InvalidEventError(f"{where}: record field {optional!r} is null")
                 event[optional] = record[optional]
-        parsed = self.ledger._parse(event, where, reserved_keys=True)
-        self._check_reserved(parsed, where)
+        # Of the reserved metadata keys, the draft parser writes only the layout.
+        parsed = self.ledger._parse(event, where, allowed_keys=(LAYOUT_KEY,))
         self._check_id(record["id"], where)
         state = self.states[article]
         try:
@@ -302,15 +302,6 @@ class _ExactImport:
         if record["occurred_at"] != occurred:
             raise InvalidEventError(f"{where}: occurred_at {record['occurred_at']} differs from the other records of its version ({occurred})")
         self.recorded = self.append_recorded = recorded
-
-    @staticmethod
-    def _check_reserved(event: EventIn, where: str) -> None:
-        """Refuse reserved metadata keys but the draft layout (whose shape `_parse` checked):
-        the draft parser writes only that one."""
-        for field in ("metadata", "set", "unset"):
-            for key in event.data.get(field) or ():
-                if key in RESERVED_METADATA_KEYS and key != LAYOUT_KEY:
-                    raise InvalidEventError(f"{where}: {event.type}: metadata key {key!r} is reserved (a Markdown draft states the article's own title, id and categories under it)")
 
     def _check_id(self, eid: str, where: str) -> None:
         first = self.ids.setdefault(eid, where)
@@ -363,10 +354,10 @@ def _summary(group: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _check_reserved_keys(event: EventIn, name: str, allowed: bool) -> None:
-    """Refuse metadata keys ledger reserves (`RESERVED_METADATA_KEYS`) unless `allowed`; and even
-    then a draft layout (`_draft`) of another shape than the draft parser writes, which rendering
-    could not use."""
+def _check_reserved_keys(event: EventIn, name: str, allowed: Collection[str]) -> None:
+    """Refuse metadata keys ledger reserves (`RESERVED_METADATA_KEYS`) but those `allowed`; and
+    a draft layout (`_draft`), where allowed, of another shape than the draft parser writes,
+    which rendering could not use."""
     for field in ("metadata", "set", "unset"):
         values = event.data.get(field)
         if not isinstance(values, (dict, list)):
@@ -374,7 +365,7 @@ def _check_reserved_keys(event: EventIn, name: str, allowed: bool) -> None:
         for key in values:
             if not isinstance(key, str) or key not in RESERVED_METADATA_KEYS:
                 continue
-            if not allowed:
+            if key not in allowed:
                 why = "ledger keeps a draft's layout there" if key == LAYOUT_KEY else "a Markdown draft states the article's own title, id and categories under it"
                 raise InvalidEventError(f"{name}: {event.type}: metadata key {key!r} is reserved ({why})")
             if key == LAYOUT_KEY and isinstance(values, dict):
@@ -534,7 +525,8 @@ class Ledger:
         names = list(labels) if labels is not None else [f"event {i}" for i in range(1, len(given) + 1)]
         if len(names) != len(given):
             raise InvalidInputError(f"{len(given)} events but {len(names)} labels")
-        parsed = [self._parse(event, names[i], reserved_keys) for i, event in enumerate(given)]
+        allowed = RESERVED_METADATA_KEYS if reserved_keys else frozenset()
+        parsed = [self._parse(event, names[i], allowed) for i, event in enumerate(given)]
         if not parsed:
             raise NothingToDoError("nothing to append: no events given")
         expected_by_user: dict[str, int] = {}
@@ -610,7 +602,7 @@ class Ledger:
         return original
 
     @staticmethod
-    def _parse(event: EventIn | Mapping[str, Any], name: str, reserved_keys: bool = False) -> EventIn:
+    def _parse(event: EventIn | Mapping[str, Any], name: str, allowed_keys: Collection[str] = ()) -> EventIn:
         if isinstance(event, EventIn):
             parsed = event
         else:
@@ -619,7 +611,7 @@ class Ledger:
             except ValidationError as exc:
                 raise InvalidEventError(f"{name}: {describe_validation_error(exc)}") from None
         if parsed.type in ("ArticleCreated", "MetadataChanged"):
-            _check_reserved_keys(parsed, name, reserved_keys)
+            _check_reserved_keys(parsed, name, allowed_keys)
         return parsed
 
     def _prepare(
@@ -1169,7 +1161,7 @@ class Ledger:
             raise CorruptStoreError(f"the log no longer extends head {shown}: no record has that hash (history rewritten, or a head of another log)")
         if position > end:
             raise CorruptStoreError(f"the log no longer extends head {shown}: it ends at position {end} (records removed)")
-        found = next((record["hash"] for record in self.store.read(position - 1, position)), None)
+        found = self._record_at(position).get("hash")
         if found != digest:
             raise CorruptStoreError(f"the log no longer extends head {shown}: the record at position {position} has hash {found} (history rewritten)")
         return Head(position=position, hash=digest)
@@ -1485,7 +1477,11 @@ class Ledger:
     def _holds(self, position: int, digest: str) -> bool:
         """Whether this store's record at `position` has the hash `digest` (so, by the chain,
         its log up to there is the one that hash seals)."""
-        return any(record.get("hash") == digest for record in self.store.read(position - 1, position))
+        return self._record_at(position).get("hash") == digest
+
+    def _record_at(self, position: int) -> dict[str, Any]:
+        """The log's record at `position` (empty when the log has no such position)."""
+        return next(iter(self.store.read(position - 1, position)), {})
 
     def _appends(self, records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[tuple[list[str], list[EventIn], dict[str, int]]]:
         """Group imported records into the appends to make: the records up to each `end`, split
@@ -1508,7 +1504,7 @@ class Ledger:
                 if record.get(optional) is not None:
                     event[optional] = record[optional]
             labels.append(label)
-            events.append(self._parse(event, label, reserved_keys=True))
+            events.append(self._parse(event, label, RESERVED_METADATA_KEYS))
             if record.get("end"):
                 yield labels, events, versions
                 labels, events, versions = [], [], {}
