@@ -25,6 +25,20 @@ _CANNOT_WRITE = {
 }
 
 
+def open_file(path: Path) -> sqlite3.Connection:
+    """A cache file beside the log, in WAL mode (readers never wait for a writer)."""
+    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        # Switching to WAL creates the -wal and -shm files: on a full disk it is the first
+        # thing that fails, and the connection would otherwise stay open on the file.
+        db.close()
+        raise
+    return db
+
+
 def writable(path: Path) -> bool:
     """Whether this process may write the file at `path` (and its `-wal`/`-shm` beside it).
 

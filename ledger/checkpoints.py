@@ -16,9 +16,9 @@ A snapshot is keyed by version, never by time: reads at a time first find the ve
 current then (from `occurred_at`), so snapshots cannot change what "as of" means.
 
 A snapshot is never trusted as it is: it carries the hash of the log record it was folded up to
-and a digest of its content bound to that hash. Before one is used (to show a version, or to
-prepare an append) the record at its position is read from the log and both are checked; a
-snapshot that fails is dropped and the state folded from an earlier one (or from version 1).
+and a digest of its content bound to that hash. Before a read uses one, the record at its
+position is read from the log and both are checked; a snapshot that fails is passed over and the
+state folded from an earlier one (or from version 1). Appends never start from a snapshot.
 """
 
 from __future__ import annotations
@@ -139,11 +139,8 @@ class ViewStore:
         elif self.path is None:
             db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         else:
-            db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None, check_same_thread=False)
+            db = caches.open_file(self.path)
         try:
-            if copy is None and self.path is not None:
-                db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=NORMAL")
             db.executescript(_SCHEMA)
             db.executescript(_INDEXES)
             found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()

@@ -327,20 +327,6 @@ def _now() -> tuple[str, datetime]:
     return format_time(moment), moment
 
 
-def _open_sqlite_file(path: Path) -> sqlite3.Connection:
-    """A cache file beside the log, in WAL mode (readers never wait for a writer)."""
-    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-    except BaseException:
-        # Switching to WAL creates the -wal and -shm files: on a full disk it is the first
-        # thing that fails, and the connection would otherwise stay open on the file.
-        db.close()
-        raise
-    return db
-
-
 def _index_write_guard(sync: Callable[["FileEventStore"], None]) -> Callable[["FileEventStore"], None]:
     """`FileEventStore._sync_index`, going on with the index in memory when its file cannot take
     a write (a full disk, a store made read-only while open): the index is a cache, and a cache
@@ -498,7 +484,7 @@ class FileEventStore(EventStore):
     @staticmethod
     def _connect(target: Path | sqlite3.Connection) -> sqlite3.Connection:
         """The index at `target` (a file, or a database in memory), with its tables."""
-        db = target if isinstance(target, sqlite3.Connection) else _open_sqlite_file(target)
+        db = target if isinstance(target, sqlite3.Connection) else caches.open_file(target)
         db.executescript(_INDEX_SCHEMA)
         if db.execute("SELECT 1 FROM meta").fetchone() is not None and db.execute(
             "SELECT value FROM meta WHERE key = 'format'"
