@@ -32,6 +32,14 @@ def led(store_dir: Path) -> Iterator[ledger.Ledger]:
 
 
 @pytest.fixture
+def drafts(tmp_path: Path) -> Path:
+    """An empty drafts folder."""
+    folder = tmp_path / "drafts"
+    folder.mkdir()
+    return folder
+
+
+@pytest.fixture
 def corpus() -> Path:
     """The real revision histories in ../shared/corpus (skipped, visibly, where absent)."""
     if not CORPUS.is_dir():

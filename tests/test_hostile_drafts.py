@@ -55,13 +55,6 @@ def nothing_recorded(store: Path) -> bool:
 
 
 @pytest.fixture
-def drafts(tmp_path: Path) -> Path:
-    folder = tmp_path / "drafts"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def secret(tmp_path: Path) -> Path:
     """A file outside the drafts folder that must never reach the log."""
     path = tmp_path / "secret.txt"

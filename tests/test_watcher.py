@@ -54,13 +54,6 @@ class Recorder:
 
 
 @pytest.fixture
-def drafts(tmp_path: Path) -> Path:
-    folder = tmp_path / "drafts"
-    folder.mkdir()
-    return folder
-
-
-@pytest.fixture
 def running(led: ledger.Ledger, drafts: Path) -> Iterator[tuple[Watcher, Recorder]]:
     recorder = Recorder()
     with watch(led, drafts, on_result=recorder.result, on_error=recorder.error) as started:
