@@ -3,7 +3,7 @@
     python benchmarks/index_ids.py [--rows N] [--json]
 
 Both runs index the same rows with the store's own schema and insert code
-(`FileEventStore._connect`, `FileEventStore._index_records`), 20,000 per transaction as an
+(`ledger.store.index.LogIndex`: its `open` and `write`), 20,000 per transaction as an
 import does, and differ only in the ids: `new_event_ids` (UUIDv7, increasing) or `uuid.uuid4()`.
 Prints the cost per row as the index grows and the ratio, measured in the same run.
 """
@@ -23,7 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ledger.events import new_event_ids  # noqa: E402
-from ledger.store import FileEventStore  # noqa: E402
+from ledger.store.index import LogIndex  # noqa: E402
 
 _PER_TRANSACTION = 20_000
 _ARTICLES = 97_000  # as many as the 1M-event generated store has
@@ -32,7 +32,8 @@ _TIME = "2024-01-01T00:00:00.000000Z"
 
 def _build(path: Path, rows: int, make_ids: Callable[[int], list[str]]) -> list[tuple[int, float]]:
     """Index `rows` records; returns (rows, microseconds per row) of each transaction."""
-    db = FileEventStore._connect(path)
+    index = LogIndex(path, busy_timeout=10.0, on_memory=lambda: None)
+    db = index.open()
     costs: list[tuple[int, float]] = []
     try:
         for start in range(0, rows, _PER_TRANSACTION):
@@ -50,11 +51,11 @@ def _build(path: Path, rows: int, make_ids: Callable[[int], list[str]]) -> list[
             ]
             began = time.perf_counter()
             db.execute("BEGIN")
-            FileEventStore._index_records(db, records)
+            index.write(records)
             db.execute("COMMIT")
             costs.append((count, (time.perf_counter() - began) / count * 1e6))
     finally:
-        db.close()
+        index.close()
     return costs
 
 

@@ -117,7 +117,7 @@ def verify(ctx: click.Context, anchor: str | None, fmt: str) -> None:
     each.
 
     JSON fields: ok, events, articles, head_position, head_hash, log_bytes, torn_tail_bytes,
-    problems [{line, position, offset, message}], anchor {position, hash} (with --head).
+    problems [{position, message}], anchor {position, hash} (with --head).
 
     \b
     Example:
@@ -132,7 +132,7 @@ def verify(ctx: click.Context, anchor: str | None, fmt: str) -> None:
     else:
         out = console()
         for problem in report.problems:
-            notice("[red]problem:[/]", f"line {problem.line}, position {problem.position}, byte {problem.offset}: {problem.message}")
+            notice("[red]problem:[/]", problem.message)
         state = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
         out.print(f"{state}: {report.events} events, {report.articles} articles, head position {report.head_position}")
         out.print(f"head hash {report.head_hash}")

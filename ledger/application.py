@@ -74,7 +74,7 @@ from ledger.views import (
     ReplayStats,
     TimelineEntry,
 )
-from ledger.store import AppendResult, EventStore, FileEventStore, Head, RecordOrder, VerifyReport, init_store
+from ledger.store import LOG_FILE, AppendResult, EventStore, FileEventStore, Head, RecordOrder, VerifyReport, init_store
 
 log = logging.getLogger("ledger")
 # How far ahead of this machine's clock an imported record's recorded_at may be.
@@ -469,7 +469,7 @@ class Ledger:
     @property
     def path(self) -> Path | None:
         """The store folder, for file-backed stores."""
-        return getattr(self.store, "root", None)
+        return self.store.root
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -1200,33 +1200,28 @@ class Ledger:
         return self._follow(start, poll, article, set(types) if types else None)
 
     def _follow(self, position: int, poll: float, article: str | None, wanted: set[str] | None) -> Iterator[RecordedEvent]:
-        seen = -1
         while True:
-            size = self.store.size()
-            if size == seen:
+            # Polled by position: an append still being written is not committed yet, so it is
+            # left for a later round and nothing is missed.
+            if self.store.head().position == position:
                 time.sleep(poll)
                 continue
-            # Any append that completes after this grows the file again, so nothing is missed
-            # when an append still being written is left for the next round.
-            seen = size
             for record in self.store.read(position):
                 position = record["pos"]
                 if (article is None or record["article"] == article) and (wanted is None or record["type"] in wanted):
                     yield RecordedEvent.from_record(record)
 
-    def _file_store(self, what: str) -> FileEventStore:
-        if not isinstance(self.store, FileEventStore):
-            raise StoreError(f"{what} needs a file store, not {type(self.store).__name__}")
-        return self.store
-
     def export(self, article: str | None = None) -> Iterator[bytes]:
         """The log's sealed record lines exactly as stored, each ending in a newline: the whole
         log, or only `article`'s events, each checked against its hash and the chain as it goes. `import_records` turns a whole-log export into an
         identical store (same positions, hashes and head hash)."""
-        store = self._file_store("export")
         if article is not None:
             self._version_of(article)
-        return self._chained(store.raw_lines(article), whole=article is None, source=str(store.log_path))
+        return self._chained(self.store.raw_lines(article), whole=article is None, source=self._log_name())
+
+    def _log_name(self) -> str:
+        """How messages name the log: its file, for a store kept in a folder."""
+        return str(self.store.root / LOG_FILE) if self.store.root is not None else type(self.store).__name__
 
     @staticmethod
     def _chained(lines: Iterable[bytes], *, whole: bool, source: str) -> Iterator[bytes]:
@@ -1342,7 +1337,7 @@ class Ledger:
         progress: Callable[[int, int], None] | None,
         reappend: bool,
     ) -> ImportResult:
-        store = self._file_store("import")
+        store = self.store
         head = self.head()
         done = 0
 
@@ -1559,7 +1554,7 @@ class Ledger:
             versions=sum(articles.values()),
             categories=categories,
             withdrawn=withdrawn,
-            log_bytes=self.store.size(),
+            log_bytes=(self.store.root / LOG_FILE).stat().st_size if self.store.root is not None else 0,
             head_position=head.position,
             head_hash=head.hash,
         )

@@ -117,8 +117,7 @@ class ViewStore:
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        root = getattr(store, "root", None)
-        self.path = Path(root) / VIEWS_FILE if root is not None else None
+        self.path = store.root / VIEWS_FILE if store.root is not None else None
         self._db: sqlite3.Connection | None = None
         self._inode: int | None = None
         self._position = -1

@@ -263,8 +263,7 @@ class Watcher:
         if self._thread is not None:
             return self
         if self.ledger.path is not None:
-            lock_timeout = getattr(self.ledger.store, "lock_timeout", 10.0)
-            self._own = self._writer = open_ledger(self.ledger.path, lock_timeout=lock_timeout)
+            self._own = self._writer = open_ledger(self.ledger.path, lock_timeout=self.ledger.store.lock_timeout)
         self._start_observer()
         self._scan(reconcile=True)
         self._thread = threading.Thread(target=self._run, name=f"ledger-watch {self.folder.name}", daemon=True)

@@ -13,7 +13,8 @@ import ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# Each module's layer; a module may import only from its own layer or lower ones.
+# Each module's layer (a package, such as `store`, is one module here: every file in it has the
+# package's layer); a module may import only from its own layer or lower ones.
 LAYERS = {
     "errors": 0,
     "times": 0,
@@ -33,6 +34,10 @@ LAYERS = {
     "watcher": 8,
 }
 
+# Inside the store package: the port (`contract`) knows no implementation, and the index knows
+# nothing of the file store that uses it.
+STORE_INSIDE = {"contract": set(), "index": set(), "file": {"contract", "index"}}
+
 # Third-party libraries and the only places allowed to import them.
 CONFINED = {"orjson": {"ledger/codec.py"}, "watchdog": {"ledger/watcher.py"}, "click": {"cli"}, "rich": {"cli"}}
 
@@ -50,23 +55,42 @@ def _imports(path: Path) -> set[str]:
 
 
 def _sources() -> list[Path]:
-    return sorted([*(ROOT / "ledger").glob("*.py"), *(ROOT / "cli").glob("*.py")])
+    return sorted([*(ROOT / "ledger").rglob("*.py"), *(ROOT / "cli").glob("*.py")])
+
+
+def _module(path: Path) -> str:
+    """The layered module a library file belongs to: its own name, or its package's."""
+    return path.relative_to(ROOT / "ledger").parts[0].removesuffix(".py")
+
+
+def _library_files() -> list[Path]:
+    return sorted(p for p in (ROOT / "ledger").rglob("*.py") if p.relative_to(ROOT / "ledger").as_posix() != "__init__.py")
 
 
 def test_every_library_module_has_a_layer() -> None:
-    modules = {path.stem for path in (ROOT / "ledger").glob("*.py")} - {"__init__"}
+    modules = {_module(path) for path in _library_files()}
     assert modules == set(LAYERS), "add new modules to LAYERS with the layer they belong to"
 
 
-@pytest.mark.parametrize("path", [p for p in (ROOT / "ledger").glob("*.py") if p.stem != "__init__"], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", _library_files(), ids=lambda p: p.relative_to(ROOT / "ledger").as_posix())
 def test_library_imports_point_down(path: Path) -> None:
-    own = LAYERS[path.stem]
+    own = LAYERS[_module(path)]
     for name in _imports(path):
         parts = name.split(".")
         if parts[0] == "cli":
             pytest.fail(f"{path.name} imports the CLI ({name})")
         if parts[0] == "ledger" and len(parts) > 1 and parts[1] in LAYERS:
             assert LAYERS[parts[1]] <= own, f"{path.name} (layer {own}) imports {name} (layer {LAYERS[parts[1]]})"
+
+
+def test_the_store_package_is_a_port_and_its_implementation() -> None:
+    package = ROOT / "ledger" / "store"
+    assert {p.stem for p in package.glob("*.py")} - {"__init__"} == set(STORE_INSIDE), "add new store modules to STORE_INSIDE"
+    for path in package.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        inside = {name.split(".")[2] for name in _imports(path) if name.startswith("ledger.store.")}
+        assert inside <= STORE_INSIDE[path.stem], f"store/{path.name} imports {sorted(inside - STORE_INSIDE[path.stem])}"
 
 
 @pytest.mark.parametrize("library", sorted(CONFINED))

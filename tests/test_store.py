@@ -533,7 +533,8 @@ def test_every_flipped_byte_of_a_middle_record_is_reported_once(filled: Path, be
                 f.seek(offset)
                 f.write(bytes([original[offset] ^ 0x01]))
             report = store.verify()
-            assert [(p.line, p.position, p.offset) for p in report.problems] == [(line_no, position, start)], offset
+            assert [p.position for p in report.problems] == [position], offset
+            assert report.problems[0].message.startswith(f"line {line_no}, position {position}, byte {start}: "), offset
             assert not report.ok
             with open(path, "r+b") as f:
                 f.seek(offset)

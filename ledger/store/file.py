@@ -1,4 +1,4 @@
-"""The event store: the `EventStore` interface and its embedded, file-backed implementation.
+"""`FileEventStore`: the embedded, file-backed `EventStore`.
 
 `FileEventStore` keeps the log as one file of sealed JSON lines (see `ledger.codec`):
 
@@ -33,7 +33,6 @@ import stat
 import threading
 import time
 import uuid
-from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,178 +40,49 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from pydantic import BaseModel, Field
-
 from ledger import caches, codec
 from ledger.errors import (
     CorruptStoreError,
     DuplicateEventError,
     IndexMismatchError,
     InvalidEventError,
-    InvalidTimeError,
     NothingToDoError,
     StoreError,
     StoreLockedError,
     StoreNotFoundError,
     VersionConflictError,
 )
-from ledger.events import SCHEMA_VERSIONS, NewRecord, format_time, parse_time, upcast, validate_data
+from ledger.events import SCHEMA_VERSIONS, NewRecord, format_time, parse_time, upcast
+from ledger.store.contract import (
+    AppendResult,
+    EventStore,
+    Head,
+    Problem,
+    RecordOrder,
+    VerifyReport,
+    check_occurred_at,
+)
+from ledger.store.index import (
+    HASH_KEPT,
+    INDEX_FILE,
+    LogIndex,
+    Sealed,
+    check_head,
+    meta_of,
+    sealed,
+)
 
 log = logging.getLogger("ledger")
 _T = TypeVar("_T")
 
 LOG_FILE = "events.jsonl"
 MARKER_FILE = "LEDGER"
-INDEX_FILE = "index.sqlite"
 FORMAT_VERSION = 1
-# The index's own layout: an index of another layout is rebuilt from the log.
-INDEX_FORMAT = 2
-# How much of each record's hash the index keeps: enough to notice a record changed after it was
-# indexed (64 bits), at a quarter of the full hash's size.
-_HASH_KEPT = 16
 # Reads go 64 KB (about 100 records) at a time: a chunk's records are parsed together, and at this
 # size they are still in the CPU's cache when used (4 MB chunks made a full read 1.5-2x slower). A
 # reader that wants only a few records parses only a few too.
 _CHUNK = 64 * 1024
 _WRITTEN_MAX = 20_000
-
-
-_INDEX_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
-CREATE TABLE IF NOT EXISTS events (
-    pos INTEGER PRIMARY KEY, id TEXT NOT NULL, article TEXT NOT NULL,
-    version INTEGER NOT NULL, type TEXT NOT NULL, occurred_at TEXT NOT NULL,
-    recorded_at TEXT NOT NULL, offset INTEGER NOT NULL, length INTEGER NOT NULL, hash TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS events_article ON events (article, version);
-CREATE INDEX IF NOT EXISTS events_id ON events (id);
-CREATE TABLE IF NOT EXISTS articles (
-    article TEXT PRIMARY KEY, version INTEGER NOT NULL, occurred_at TEXT NOT NULL);
-"""
-
-
-class AppendResult(BaseModel):
-    """What one append recorded (or, for a re-sent append, what it had recorded the first time)."""
-
-    versions: dict[str, int] = Field(description="The new version of each article appended to.")
-    first_position: int = Field(description="Position of the first event recorded.")
-    last_position: int = Field(description="Position of the last event recorded.")
-    event_ids: list[str] = Field(description="Ids of the recorded events, in order.")
-    duplicate: bool = Field(default=False, description="True when every event id was already in the log.")
-    recorded_at: datetime | None = Field(default=None, description="When the store recorded the append (for a re-sent one: the first time).")
-    occurred_at: dict[str, datetime] = Field(default_factory=dict, description="When each article's new version occurred.")
-
-
-class Head(BaseModel):
-    """The end of the log: the last position and the hash that seals everything up to it."""
-
-    position: int
-    hash: str
-
-
-class Problem(BaseModel):
-    """One defect `verify` found."""
-
-    line: int = Field(description="1-based line number in the log file.")
-    position: int | None = Field(description="The record's position, where it can be read.")
-    offset: int = Field(description="Byte offset of the line in the log file.")
-    message: str
-
-
-class VerifyReport(BaseModel):
-    """The result of `verify`: counts, the head hash to note down, and every problem found."""
-
-    ok: bool
-    events: int
-    articles: int
-    head_position: int
-    head_hash: str
-    log_bytes: int
-    torn_tail_bytes: int = Field(description="Bytes after the last complete append (a crash mid-append).")
-    problems: list[Problem]
-    anchor: Head | None = Field(default=None, description="The head given to `Ledger.verify(head=...)`, which the log was proved to extend.")
-
-
-class EventStore(ABC):
-    """What projections and the application need from a store; a server-backed store implements
-    the same methods.
-
-    Records cross this interface as raw dicts (already upcast), because projections fold millions
-    of them and validation already happened on the way in. Keys: `pos`, `id`, `article`,
-    `version`, `type`, `schema`, `recorded_at`, `occurred_at`, optional `actor`, `reason`, and
-    `data`. Times are canonical UTC text (`ledger.events.format_time`), so text order is time order.
-    """
-
-    @abstractmethod
-    def append(self, records: Sequence[NewRecord], expected_versions: Mapping[str, int] | None = None) -> AppendResult:
-        """Append all `records` atomically, as the next version of each article they name.
-
-        `expected_versions` maps articles to the version they must be at (0: must not exist);
-        on a mismatch raises `VersionConflictError` and appends nothing.
-        """
-
-    @abstractmethod
-    def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[dict[str, Any]]:
-        """Every committed record with `after < position <= to`, in order. `check=False` lets a
-        store skip re-checking what it checked once already (replays); it never skips checking
-        that positions and the hash chain follow on."""
-
-    @abstractmethod
-    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[dict[str, Any]]:
-        """The records of one article's versions `from_version..to_version`, in order."""
-
-    @abstractmethod
-    def article_version(self, article: str) -> int:
-        """The article's current version (0 when it has no events)."""
-
-    def article_versions(self, articles: Iterable[str]) -> dict[str, int]:
-        """The current version of each of `articles` (0 for those with no events), in one look at
-        the store: what an append checks its events against (the store checks them again under
-        its lock when it writes)."""
-        return {article: self.article_version(article) for article in articles}
-
-    @abstractmethod
-    def articles(self) -> dict[str, int]:
-        """Every article with its current version."""
-
-    @abstractmethod
-    def version_at(self, article: str, when: str) -> int:
-        """The article's last version that occurred at or before `when` (0 if none)."""
-
-    @abstractmethod
-    def version_times(self, article: str) -> list[tuple[int, str, str]]:
-        """`(version, occurred_at, recorded_at)` of each version of the article."""
-
-    @abstractmethod
-    def find_append(self, ids: Sequence[str]) -> AppendResult | None:
-        """For re-sent event ids: the original result when all `ids` are in the log, None when
-        none are; raises `DuplicateEventError` when some are."""
-
-    @abstractmethod
-    def head(self) -> Head:
-        """The last position and hash."""
-
-    @abstractmethod
-    def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Check every record: checksum, chain, gap-free positions and versions."""
-
-    @abstractmethod
-    def size(self) -> int:
-        """Bytes of the log."""
-
-    @contextmanager
-    def bulk(self) -> Iterator[None]:
-        """Batch durability for imports: appends inside are synced once, at the end."""
-        yield
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """Hold off every other writer for the block: what is read inside stays current until
-        the block's own `append`. A store that cannot promise it (this default) gives nothing,
-        and appends inside may still meet a version conflict."""
-        yield
-
-    def close(self) -> None:
-        """Release files and connections."""
 
 
 @dataclass
@@ -232,40 +102,8 @@ class _WriterState:
 class _Scan:
     """Committed records read from a byte range, and where the committed part ends."""
 
-    records: list[tuple[int, int, dict[str, Any], str]]
+    records: list[Sealed]
     end: int
-
-
-class RecordOrder:
-    """Checks that sealed records taken from outside (an import) could have been written by this
-    store: a known type whose data fits its schema, each article's versions without gaps (one
-    version per append), `ArticleCreated` first and only first, `occurred_at` in order and not
-    after `recorded_at`. Feed it the records in log order."""
-
-    def __init__(self, versions: Mapping[str, int] | None = None, occurred: Mapping[str, str] | None = None) -> None:
-        self.versions: dict[str, int] = dict(versions or {})
-        self.occurred: dict[str, str] = dict(occurred or {})
-        self._in_append: set[str] = set()
-
-    def check(self, record: dict[str, Any], where: str) -> None:
-        """Raise `InvalidEventError`, prefixed with `where`, if `record` cannot come next."""
-        validate_data(record.get("type", ""), upcast(dict(record))["data"], f"{where}: ")
-        article, version, when = record["article"], record["version"], record["occurred_at"]
-        opening = article not in self._in_append
-        expected = self.versions.get(article, 0) + (1 if opening else 0)
-        if version != expected:
-            raise InvalidEventError(f"{where}: version {version} of {article!r} where {expected} comes next")
-        if (version == 1 and opening) != (record["type"] == "ArticleCreated"):
-            raise InvalidEventError(
-                f"{where}: {record['type']} at version {version} of {article!r} (an article opens with ArticleCreated, once)"
-            )
-        if when < self.occurred.get(article, "") or when > record["recorded_at"]:
-            raise InvalidEventError(f"{where}: occurred_at {when} of {article!r} is out of order")
-        self._in_append.add(article)
-        if record.get("end"):
-            self._in_append.clear()
-        self.versions[article] = version
-        self.occurred[article] = when
 
 
 def init_store(path: str | os.PathLike[str]) -> Path:
@@ -313,12 +151,9 @@ def _offset_in(base: int, lines: list[bytes], index: int) -> int:
     return base + sum(len(line) for line in lines[:index])
 
 
-def _sealed(line: bytes) -> tuple[str, dict[str, Any]]:
-    """The hash and record of one whole line of the log, checked; raises `codec.RecordError`.
-    Every committed line ends in its newline: one without it is damaged too."""
-    if not line.endswith(b"\n"):
-        raise codec.RecordError("record is cut short")
-    return codec.check(line[:-1]), codec.decode(line)
+def _problem(*, line: int, position: int | None, offset: int, message: str) -> Problem:
+    """A problem `verify` found, saying where in the log file it is (line and byte)."""
+    return Problem(position=position, message=f"line {line}, position {position}, byte {offset}: {message}")
 
 
 def _now() -> tuple[str, datetime]:
@@ -337,13 +172,13 @@ def _index_write_guard(sync: Callable[["FileEventStore"], None]) -> Callable[["F
         try:
             sync(store)
         except sqlite3.Error as exc:
-            if store._index_in_memory or store._db is None or not caches.cannot_write(exc):
-                raise caches.store_error(store.root / INDEX_FILE, exc) from None
-            store._index_to_memory(exc)
+            if store._idx.in_memory or store._idx.db is None or not caches.cannot_write(exc):
+                raise caches.store_error(store._idx.path, exc) from None
+            store._idx.to_memory(exc)
             try:
                 sync(store)
             except sqlite3.Error as again:
-                raise caches.store_error(store.root / INDEX_FILE, again) from None
+                raise caches.store_error(store._idx.path, again) from None
 
     return guarded
 
@@ -353,6 +188,8 @@ class FileEventStore(EventStore):
 
     `lock_timeout` is how long an append waits for another writer (then `StoreLockedError`).
     """
+
+    root: Path
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
         self.root = Path(path)
@@ -372,12 +209,11 @@ class FileEventStore(EventStore):
         self._lock_depth = 0
         self._mutex = threading.RLock()
         self._writer: _WriterState | None = None
-        self._db: sqlite3.Connection | None = None
-        self._index_in_memory = False
+        self._idx = LogIndex(self.root / INDEX_FILE, busy_timeout=lock_timeout, on_memory=self._index_restarts)
         self._indexed = 0
         # Records this process appended and has not indexed yet, from byte `_written_at` on: the
         # index takes them as they are instead of reading, parsing and hash-checking them again.
-        self._written: list[tuple[int, int, dict[str, Any], str]] = []
+        self._written: list[Sealed] = []
         self._written_at = -1
         # The event ids of `_written`: id -> (position, article, version).
         self._written_ids: dict[str, tuple[int, str, int]] = {}
@@ -419,107 +255,17 @@ class FileEventStore(EventStore):
 
     # --- the index -------------------------------------------------------------------------
 
-    def _index(self) -> sqlite3.Connection:
-        if self._db is None:
-            path = self.root / INDEX_FILE
-            if not caches.writable(path):
-                # A read-only store: expected, so no warning; reads answer from a copy in memory.
-                log.debug("%s: not writable, using a copy of the index in memory", path)
-                self._db = self._memory_index(caches.memory_copy(path))
-                return self._db
-            try:
-                self._db = self._open_index_file(path)
-            except (sqlite3.Error, OSError) as exc:
-                if not caches.cannot_write(exc):
-                    raise caches.store_error(path, exc) from None
-                log.warning("%s: %s; using a copy of the index in memory for this run", path, caches.reason(exc))
-                self._db = self._memory_index(caches.memory_copy(path))
-        return self._db
-
-    def _open_index_file(self, path: Path) -> sqlite3.Connection:
-        """The index file, rebuilt empty when it is damaged; raises what SQLite raises when it
-        cannot be written."""
-        deadline = time.monotonic() + self.lock_timeout
-        while True:
-            try:
-                return self._connect(path)
-            except sqlite3.DatabaseError as exc:
-                if caches.cannot_write(exc):
-                    raise
-                if getattr(exc, "sqlite_errorcode", 0) & 0xFF not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                    break
-                # Another process is creating the index at this moment (switching it to WAL
-                # does not wait): it is not damaged, and deleting it would pull it from
-                # under that process.
-                if time.monotonic() >= deadline:
-                    raise StoreLockedError(f"{path}: the index is busy in another process ({exc})") from None
-                time.sleep(0.01)
-        log.warning("%s: unreadable index, rebuilding it from the log", path)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
-        return self._connect(path)
-
-    def _memory_index(self, db: sqlite3.Connection) -> sqlite3.Connection:
-        """`db` (a copy of the index in memory) with the index's tables, checked against the log
-        by the next sync like the file would be."""
-        self._index_in_memory = True
-        self._indexed = 0
-        self._forget_written()
-        return self._connect(db)
-
-    def _index_to_memory(self, exc: BaseException) -> None:
-        """Go on with a copy in memory of what the index file holds (it failed to take a write)."""
-        path = self.root / INDEX_FILE
-        log.warning("%s: %s; using a copy of the index in memory for this run", path, caches.reason(exc))
-        assert self._db is not None
-        if self._db.in_transaction:
-            try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.debug("%s: nothing to roll back (SQLite already did)", path)
-        copy = caches.memory_copy(self._db)
-        self._db.close()
-        self._db = self._memory_index(copy)
-
-    @staticmethod
-    def _connect(target: Path | sqlite3.Connection) -> sqlite3.Connection:
-        """The index at `target` (a file, or a database in memory), with its tables."""
-        db = target if isinstance(target, sqlite3.Connection) else caches.open_file(target)
-        db.executescript(_INDEX_SCHEMA)
-        if db.execute("SELECT 1 FROM meta").fetchone() is not None and db.execute(
-            "SELECT value FROM meta WHERE key = 'format'"
-        ).fetchone() != (INDEX_FORMAT,):
-            # An index of another layout (an older ledger's): start it again from the log. Under
-            # the index's lock, looking again, as another process may be doing the same.
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                if db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone() != (INDEX_FORMAT,):
-                    db.execute("DROP TABLE IF EXISTS events")
-                    db.execute("DROP TABLE IF EXISTS articles")
-                    db.execute("DELETE FROM meta")
-                    for statement in _INDEX_SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return db
-
-    def _meta(self, db: sqlite3.Connection) -> dict[str, Any]:
-        return dict(db.execute("SELECT key, value FROM meta").fetchall())
-
     @_index_write_guard
     def _sync_index(self) -> None:
         """Index every committed record not yet indexed (any process may do this; SQLite serialises)."""
         size = os.fstat(self._read_fd).st_size
-        if size == self._indexed and self._db is not None:
+        if size == self._indexed and self._idx.db is not None:
             return
-        db = self._index()
-        meta = self._meta(db)
+        db = self._idx.open()
+        meta = meta_of(db)
         if meta.get("offset") == size and meta.get("store_id") == self._marker["store_id"] and not self._distrusted:
             try:
-                self._check_index_head(db, meta, size)
+                check_head(db, meta, size, self._read_fd, self.log_path)
             except IndexMismatchError:
                 pass  # rebuilt below, under the index's lock
             else:
@@ -533,105 +279,39 @@ class FileEventStore(EventStore):
             # Measured again under the index's lock: while this process waited for it, another
             # may have appended and indexed more (the log looked shorter than the index before).
             size = os.fstat(self._read_fd).st_size
-            meta = self._meta(db)
+            meta = meta_of(db)
             fresh = meta.get("store_id") != self._marker["store_id"] or self._distrusted
             if meta and fresh and not self._distrusted:
                 log.warning("%s: index does not match the log (it belongs to another store); rebuilding it from the log", self.root / INDEX_FILE)
             if not fresh:
                 try:
-                    covered, position, last_hash = self._check_index_head(db, meta, size)
+                    covered, position, last_hash = check_head(db, meta, size, self._read_fd, self.log_path)
                 except IndexMismatchError as exc:
                     log.warning("%s; rebuilding it from the log", exc)
                     fresh = True
             if fresh:
-                db.execute("DELETE FROM events")
-                db.execute("DELETE FROM articles")
-                db.execute("DELETE FROM meta")
+                self._idx.clear()
                 covered, position, last_hash = 0, 0, codec.GENESIS_HASH
             written = self._written
             if written and self._written_at == covered and written[-1][0] + written[-1][1] <= size:
-                self._index_records(db, written)
+                self._idx.write(written)
                 position, last_hash = written[-1][2]["pos"], written[-1][3]
                 covered = written[-1][0] + written[-1][1]
             self._forget_written()
             if covered < size:
                 scan = self._scan(covered, size, position, last_hash)
                 if scan.records:
-                    self._index_records(db, scan.records)
+                    self._idx.write(scan.records)
                     last = scan.records[-1]
                     position, last_hash = last[2]["pos"], last[3]
                 covered = scan.end
-            db.executemany(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                [("offset", covered), ("position", position), ("hash", last_hash), ("store_id", self._marker["store_id"]),
-                 ("format", INDEX_FORMAT)],
-            )
+            self._idx.set_head(covered, position, last_hash, self._marker["store_id"])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         self._indexed = covered
         self._distrusted = False
-
-    def _check_index_head(self, db: sqlite3.Connection, meta: dict[str, Any], size: int) -> tuple[int, int, str]:
-        """The index's head `(offset, position, hash)`, checked against the log.
-
-        Raises `IndexMismatchError` when the index contradicts itself (its head is not the end of
-        its own last record: a damaged cache, to rebuild), and `CorruptStoreError` when it is
-        consistent but the log no longer holds, unchanged, the committed record it saw last: the
-        log was cut or rewritten after the fact. That is damage to report, never a torn tail to
-        cut or a cache to rebuild around it.
-        """
-        where = self.root / INDEX_FILE
-        try:
-            covered, position = int(meta.get("offset", 0)), int(meta.get("position", 0))
-        except (TypeError, ValueError):
-            raise IndexMismatchError(f"{where}: its head is not readable") from None
-        last_hash = str(meta.get("hash", codec.GENESIS_HASH))
-        if covered == 0:
-            if position != 0 or last_hash != codec.GENESIS_HASH:
-                raise IndexMismatchError(f"{where}: its head (position {position}) does not match its own records")
-            return covered, position, last_hash
-        row = db.execute("SELECT offset, length, hash FROM events WHERE pos = ?", (position,)).fetchone()
-        if row is None or row[0] + row[1] != covered or row[2] != last_hash[:_HASH_KEPT]:
-            raise IndexMismatchError(f"{where}: its head (position {position}, byte {covered}) does not match its own records")
-        hint = f"restore the log from a copy (or, to accept the log as it is now, delete {INDEX_FILE})"
-        if covered > size:
-            raise CorruptStoreError(
-                f"{self.log_path}: the log ends at byte {size}, but positions up to {position} (byte {covered}) were "
-                f"committed: it was truncated after the fact; {hint}",
-                position=position,
-            )
-        try:
-            digest, record = _sealed(os.pread(self._read_fd, row[1], row[0]))
-        except codec.RecordError:
-            digest, record = "", {}
-        if digest != last_hash or record.get("pos") != position or not record.get("end"):
-            raise CorruptStoreError(
-                f"{self.log_path}: position {position} (byte {row[0]}) is no longer the record committed there: "
-                f"the log was changed after it was written; {hint}",
-                position=position,
-            )
-        return covered, position, last_hash
-
-    @staticmethod
-    def _index_records(db: sqlite3.Connection, records: list[tuple[int, int, dict[str, Any], str]]) -> None:
-        db.executemany(
-            "INSERT OR REPLACE INTO events (pos, id, article, version, type, occurred_at, recorded_at, offset, length, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (r["pos"], r["id"], r["article"], r["version"], r["type"], r["occurred_at"], r["recorded_at"], off, length,
-                 digest[:_HASH_KEPT])
-                for off, length, r, digest in records
-            ],
-        )
-        latest: dict[str, tuple[int, str]] = {}
-        for _, _, r, _ in records:
-            latest[r["article"]] = (r["version"], r["occurred_at"])
-        db.executemany(
-            "INSERT OR REPLACE INTO articles (article, version, occurred_at) VALUES (?, ?, ?)",
-            [(article, version, occurred) for article, (version, occurred) in latest.items()],
-        )
 
     # --- reading the log -----------------------------------------------------------------
 
@@ -675,8 +355,8 @@ class FileEventStore(EventStore):
         """Read and hash-check committed records in `start..stop`; stop before an uncommitted
         tail (a crash mid-append leaves only that). A damaged complete line is damage, never a
         crash: raise `CorruptStoreError`."""
-        records: list[tuple[int, int, dict[str, Any], str]] = []
-        pending: list[tuple[int, int, dict[str, Any], str]] = []
+        records: list[Sealed] = []
+        pending: list[Sealed] = []
         end = start
         for base, lines in self._chunks(start, stop):
             bad: codec.LineError | None = None
@@ -798,12 +478,12 @@ class FileEventStore(EventStore):
         """Byte offset to start reading at for `position` (from the index when it has it)."""
         with self._mutex:
             self._sync_index()
-            row = self._index().execute("SELECT offset FROM events WHERE pos = ?", (position,)).fetchone()
-        if row is not None:
-            return row[0], position
-        row = self._index().execute("SELECT MAX(pos), offset + length FROM events").fetchone()
-        if row is not None and row[0] is not None and row[0] < position:
-            return row[1], row[0] + 1
+            at = self._idx.at(position)
+            if at is not None:
+                return at[0], position
+            last = self._idx.end_of_last()
+        if last is not None and last[0] < position:
+            return last[1], last[0] + 1
         return 0, 1
 
     def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[dict[str, Any]]:
@@ -817,23 +497,19 @@ class FileEventStore(EventStore):
         top = to_version if to_version is not None else 1 << 62
         with self._mutex:
             self._sync_index()
-            db = self._index()
-            rows = db.execute(
-                "SELECT pos, version, offset, length, hash FROM events WHERE article = ? AND version >= ? AND version <= ? ORDER BY pos",
-                (article, from_version, top),
-            ).fetchall()
+            rows = self._idx.article_rows(article, from_version, top)
             returned = rows[-1][1] if rows else from_version - 1
             if to_version is not None and returned < to_version:
                 # Fewer versions than asked for: only right if the article has no more.
-                row = db.execute("SELECT MAX(version) FROM events WHERE article = ?", (article,)).fetchone()
-                if row[0] is not None and row[0] > returned:
+                highest = self._idx.max_version(article)
+                if highest is not None and highest > returned:
                     raise IndexMismatchError(f"{self.root / INDEX_FILE}: versions of {article!r} are missing from it")
         out: list[dict[str, Any]] = []
         expected = max(from_version, 1)
         listed = {row[0] for row in rows}
         for pos, version, offset, length, kept in rows:
             try:
-                digest, record = _sealed(os.pread(self._read_fd, length, offset))
+                digest, record = sealed(os.pread(self._read_fd, length, offset))
             except codec.RecordError as exc:
                 if not self._is_line(offset, length):
                     raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} is not a line of the log") from None
@@ -843,7 +519,7 @@ class FileEventStore(EventStore):
                 expected,
             ):
                 raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} does not match the log")
-            if digest[:_HASH_KEPT] != kept:
+            if digest[:HASH_KEPT] != kept:
                 self._check_link(pos, digest)
             if not record.get("end"):
                 # The append goes on at the next position: if that record is this article's too,
@@ -857,11 +533,11 @@ class FileEventStore(EventStore):
         """`IndexMismatchError` unless the record after position `pos` (at byte `at`, in the same
         append) is where the index says, and is listed in `listed` when it is `article`'s."""
         with self._mutex:
-            row = self._index().execute("SELECT offset, length FROM events WHERE pos = ?", (pos + 1,)).fetchone()
+            row = self._idx.at(pos + 1)
         if row is None or row[0] != at:
             raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos + 1} does not match the log")
         try:
-            _, record = _sealed(os.pread(self._read_fd, row[1], row[0]))
+            _, record = sealed(os.pread(self._read_fd, row[1], row[0]))
         except codec.RecordError:
             raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos + 1} is not a line of the log") from None
         if record.get("article") == article and record.get("version", 0) <= top and pos + 1 not in listed:
@@ -878,7 +554,7 @@ class FileEventStore(EventStore):
         it, the index is wrong (`IndexMismatchError`); if not, the record was changed after it
         was written (`CorruptStoreError`)."""
         with self._mutex:
-            row = self._index().execute("SELECT offset, length FROM events WHERE pos = ?", (pos + 1,)).fetchone()
+            row = self._idx.at(pos + 1)
         following = codec.decode(os.pread(self._read_fd, row[1], row[0])) if row is not None else None
         if following is not None and following.get("prev") == digest:
             raise IndexMismatchError(f"{self.root / INDEX_FILE}: its hash of position {pos} does not match the log")
@@ -914,7 +590,7 @@ class FileEventStore(EventStore):
             if article is None:
                 lines: Iterator[tuple[int, bytes]] = self._lines(0, self._indexed)
             else:
-                rows = self._index().execute("SELECT offset, length FROM events WHERE article = ? ORDER BY pos", (article,)).fetchall()
+                rows = self._idx.article_ranges(article)
                 lines = ((offset, os.pread(self._read_fd, length, offset)) for offset, length in rows)
         for offset, line in lines:
             try:
@@ -953,7 +629,7 @@ class FileEventStore(EventStore):
         """Every article with its current version."""
         with self._mutex:
             self._sync_index()
-            return dict(self._index().execute("SELECT article, version FROM articles ORDER BY article").fetchall())
+            return self._idx.articles()
 
     def version_at(self, article: str, when: str) -> int:
         """The last version that occurred at or before `when` (0 if none): found through the
@@ -963,10 +639,7 @@ class FileEventStore(EventStore):
     def _version_at(self, article: str, when: str) -> int:
         with self._mutex:
             self._sync_index()
-            row = self._index().execute(
-                "SELECT MAX(version) FROM events WHERE article = ? AND occurred_at <= ?", (article, when)
-            ).fetchone()
-        version = row[0] or 0
+            version = self._idx.version_at(article, when)
         around = self._read_article(article, max(version, 1), version + 1)
         before = [r for r in around if r["version"] == version]
         after = [r for r in around if r["version"] == version + 1]
@@ -978,31 +651,23 @@ class FileEventStore(EventStore):
         """`(version, occurred_at, recorded_at)` of each version of the article."""
         with self._mutex:
             self._sync_index()
-            return [
-                tuple(row)
-                for row in self._index().execute(
-                    "SELECT version, MIN(occurred_at), MIN(recorded_at) FROM events WHERE article = ? GROUP BY version ORDER BY version",
-                    (article,),
-                )
-            ]
+            return self._idx.version_times(article)
 
     def head(self) -> Head:
         """The last committed position and its hash."""
         with self._mutex:
             self._sync_index()
-            meta = self._meta(self._index())
+            meta = self._idx.meta()
         return Head(position=int(meta.get("position", 0)), hash=str(meta.get("hash", codec.GENESIS_HASH)))
+
+    def _index_restarts(self) -> None:
+        """The index went to a copy in memory: what it covers is checked again from the start."""
+        self._indexed = 0
+        self._forget_written()
 
     def size(self) -> int:
         """Bytes of the log."""
         return os.fstat(self._read_fd).st_size
-
-    def _rows_in(self, query: str, values: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-        """The index's rows for `query`, whose `{}` is filled with one `?` per value: 500 values a
-        statement, under SQLite's limit on parameters."""
-        for start in range(0, len(values), 500):
-            part = list(values[start : start + 500])
-            yield from self._index().execute(query.format(",".join("?" * len(part))), part)
 
     def _forget_written(self) -> None:
         self._written = []
@@ -1012,7 +677,7 @@ class FileEventStore(EventStore):
         """Whether all the log holds beyond the index is what this process wrote and still holds,
         so that ids can be looked up there, in memory, instead of indexing them first (a write
         transaction per append with ids: it tripled their cost)."""
-        if not self._written or self._db is None or self._written_at != self._indexed:
+        if not self._written or self._idx.db is None or self._written_at != self._indexed:
             return False
         last_offset, last_length = self._written[-1][0], self._written[-1][1]
         return os.fstat(self._read_fd).st_size == last_offset + last_length
@@ -1024,7 +689,7 @@ class FileEventStore(EventStore):
             if not held:
                 self._sync_index()
             found: dict[str, tuple[int, str, int]] = {}
-            for eid, pos, article, version in self._rows_in("SELECT id, pos, article, version FROM events WHERE id IN ({})", ids):
+            for eid, pos, article, version in self._idx.ids(ids):
                 found[eid] = (pos, article, version)
             for eid in ids:
                 if eid in held:
@@ -1123,14 +788,12 @@ class FileEventStore(EventStore):
                 self._cut_torn_tail()
             else:
                 self._sync_index()
-            db = self._index()
-            meta = self._meta(db)
+            meta = self._idx.meta()
             state = _WriterState(end=self._indexed, position=int(meta.get("position", 0)), hash=str(meta.get("hash", codec.GENESIS_HASH)))
-            for article, version, occurred in db.execute("SELECT article, version, occurred_at FROM articles"):
+            for article, version, occurred in self._idx.article_states():
                 state.versions[article] = version
                 state.occurred[article] = occurred
-            row = db.execute("SELECT MAX(recorded_at) FROM events").fetchone()
-            state.recorded_at = row[0] or ""
+            state.recorded_at = self._idx.last_recorded_at()
             self._writer = state
         size = os.fstat(self._read_fd).st_size
         if size < state.end:
@@ -1188,18 +851,11 @@ class FileEventStore(EventStore):
             if article not in versions:
                 versions[article] = state.versions.get(article, 0) + 1
             when = record.occurred_at or occurred.get(article) or now
-            if when > now:
-                raise InvalidTimeError(f"{record.type} for {article!r}: occurred_at {when} is in the future")
-            if article in occurred and when != occurred[article]:
-                raise InvalidTimeError(f"{record.type} for {article!r}: events of one version must share one occurred_at")
-            previous = state.occurred.get(article)
-            if previous is not None and when < previous:
-                raise InvalidTimeError(
-                    f"{record.type} for {article!r}: occurred_at {when} is earlier than version {state.versions[article]} ({previous})"
-                )
+            check_occurred_at(record.type, article, when, occurred.get(article), state.occurred.get(article),
+                              state.versions.get(article, 0), now)
             occurred[article] = when
         lines: list[bytes] = []
-        sealed: list[tuple[int, int, dict[str, Any], str]] = []
+        sealed: list[Sealed] = []
         offset = state.end
         prev = state.hash
         position = state.position
@@ -1257,22 +913,19 @@ class FileEventStore(EventStore):
     def _latest(self, article: str) -> dict[str, Any] | None:
         """The article's latest record by the index (None if it has none), read from the log and
         checked to be what the index says it is: `IndexMismatchError` if it is not."""
-        row = self._index().execute(
-            "SELECT pos, version, offset, length, hash FROM events WHERE article = ? ORDER BY version DESC, pos DESC LIMIT 1",
-            (article,),
-        ).fetchone()
+        row = self._idx.latest(article)
         if row is None:
             return None
         pos, version, offset, length, kept = row
         try:
-            digest, record = _sealed(os.pread(self._read_fd, length, offset))
+            digest, record = sealed(os.pread(self._read_fd, length, offset))
         except codec.RecordError:
             record, digest = {}, ""
-        if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or digest[:_HASH_KEPT] != kept:
+        if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or digest[:HASH_KEPT] != kept:
             raise IndexMismatchError(f"{self.root / INDEX_FILE}: its latest record of {article!r} does not match the log")
         return record
 
-    def _keep_for_index(self, sealed: list[tuple[int, int, dict[str, Any], str]]) -> None:
+    def _keep_for_index(self, sealed: list[Sealed]) -> None:
         """Hold what was just written for the next index sync, if it continues what is held."""
         if not self._written or self._written[-1][0] + self._written[-1][1] != sealed[0][0]:
             self._forget_written()
@@ -1338,10 +991,7 @@ class FileEventStore(EventStore):
             # append gets the result the first one got. It may not be indexed yet (a re-send is
             # rare: indexing it now costs nothing on the common path).
             self._sync_index()
-            times = self._index().execute(
-                "SELECT article, MIN(occurred_at), MAX(recorded_at) FROM events WHERE pos BETWEEN ? AND ? GROUP BY article",
-                (min(positions), max(positions)),
-            ).fetchall()
+            times = self._idx.times_between(min(positions), max(positions))
         return AppendResult(
             versions={found[eid][1]: found[eid][2] for eid in ids},
             first_position=min(positions),
@@ -1421,7 +1071,7 @@ class FileEventStore(EventStore):
                 digest = codec.check(line[:-1])
             except codec.RecordError as exc:
                 position += 1
-                problems.append(Problem(line=line_no, position=position, offset=offset, message=str(exc)))
+                problems.append(_problem(line=line_no, position=position, offset=offset, message=str(exc)))
                 prev, unsure = None, set()
                 in_append.clear()
                 committed_end = checked_end
@@ -1431,17 +1081,17 @@ class FileEventStore(EventStore):
             events += 1
             pos = record.get("pos")
             if pos != position + 1 and not (unsure is not None and isinstance(pos, int) and pos > position):
-                problems.append(Problem(line=line_no, position=pos if isinstance(pos, int) else None, offset=offset,
+                problems.append(_problem(line=line_no, position=pos if isinstance(pos, int) else None, offset=offset,
                                         message=f"expected position {position + 1}, found {pos!r}"))
             position = pos if isinstance(pos, int) else position + 1
             if prev is not None and record.get("prev") != prev:
-                problems.append(Problem(line=line_no, position=position, offset=offset,
+                problems.append(_problem(line=line_no, position=position, offset=offset,
                                         message="hash chain broken: prev does not match the record before"))
             prev = digest
             event_id = record.get("id")
             if isinstance(event_id, str):
                 if event_id in ids:
-                    problems.append(Problem(line=line_no, position=position, offset=offset,
+                    problems.append(_problem(line=line_no, position=position, offset=offset,
                                             message=f"event id {event_id!r} was already recorded by an earlier record"))
                 ids.add(event_id)
             article, version = record.get("article"), record.get("version")
@@ -1449,14 +1099,14 @@ class FileEventStore(EventStore):
             if unsure is not None and article not in unsure and article not in in_append:
                 unsure.add(article)
                 if not isinstance(version, int) or version < max(known, 1):
-                    problems.append(Problem(line=line_no, position=position, offset=offset,
+                    problems.append(_problem(line=line_no, position=position, offset=offset,
                                             message=f"version {version!r} of {article!r} follows version {known}"))
             elif article in in_append:
                 if version != in_append[article]:
-                    problems.append(Problem(line=line_no, position=position, offset=offset,
+                    problems.append(_problem(line=line_no, position=position, offset=offset,
                                             message=f"version {version!r} of {article!r} inside an append of version {in_append[article]}"))
             elif version != known + 1:
-                problems.append(Problem(line=line_no, position=position, offset=offset,
+                problems.append(_problem(line=line_no, position=position, offset=offset,
                                         message=f"version {version!r} of {article!r} follows version {known}"))
             if isinstance(article, str) and isinstance(version, int):
                 versions[article] = version
@@ -1473,7 +1123,7 @@ class FileEventStore(EventStore):
         if not problems:
             missing = self._committed_but_missing(size)
             if missing is not None:
-                problems.append(Problem(line=line_no + 1, position=None, offset=size, message=missing))
+                problems.append(_problem(line=line_no + 1, position=None, offset=size, message=missing))
                 committed_end = size
         return VerifyReport(
             ok=not problems,
@@ -1497,10 +1147,10 @@ class FileEventStore(EventStore):
         try:
             db = sqlite3.connect(path, timeout=5)
             try:
-                meta = self._meta(db)
+                meta = meta_of(db)
                 if meta.get("store_id") != self._marker["store_id"]:
                     return None
-                self._check_index_head(db, meta, size)
+                check_head(db, meta, size, self._read_fd, self.log_path)
             finally:
                 db.close()
         except (sqlite3.Error, IndexMismatchError):
@@ -1529,6 +1179,4 @@ class FileEventStore(EventStore):
                     except OSError:
                         pass
             self._write_fd = self._lock_fd = None
-            if self._db is not None:
-                self._db.close()
-                self._db = None
+            self._idx.close()
