@@ -36,7 +36,14 @@ LAYERS = {
 
 # Inside the store package: the port (`contract`) knows no implementation, and the index knows
 # nothing of the file store that uses it.
-STORE_INSIDE = {"contract": set(), "index": set(), "file": {"contract", "index"}}
+STORE_INSIDE = {
+    "contract": set(),
+    "index": set(),
+    "locking": set(),
+    "logfile": {"index"},
+    "verify": {"contract", "logfile"},
+    "file": {"contract", "index", "locking", "logfile", "verify"},
+}
 
 # Third-party libraries and the only places allowed to import them.
 CONFINED = {"orjson": {"ledger/codec.py"}, "watchdog": {"ledger/watcher.py"}, "click": {"cli"}, "rich": {"cli"}}

@@ -1,5 +1,6 @@
 """The event store: the `EventStore` port (`ledger.store.contract`) and its embedded,
-file-backed implementation (`ledger.store.file`, with its index in `ledger.store.index`)."""
+file-backed implementation (`ledger.store.file`, with its log in `logfile`, its index in
+`index`, its writers' lock in `locking` and its `verify` in `verify`)."""
 
 from ledger.store.contract import (
     AppendResult,
@@ -11,14 +12,9 @@ from ledger.store.contract import (
     VerifyReport,
     check_occurred_at,
 )
-from ledger.store.file import (
-    FORMAT_VERSION,
-    LOG_FILE,
-    MARKER_FILE,
-    FileEventStore,
-    init_store,
-)
+from ledger.store.file import FileEventStore
 from ledger.store.index import INDEX_FILE
+from ledger.store.logfile import FORMAT_VERSION, LOG_FILE, MARKER_FILE, init_store
 
 __all__ = [
     "FORMAT_VERSION",

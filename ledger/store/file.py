@@ -23,16 +23,12 @@
 
 from __future__ import annotations
 
-import fcntl
 import functools
-import io
 import logging
 import os
 import sqlite3
 import stat
 import threading
-import time
-import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -48,8 +44,6 @@ from ledger.errors import (
     InvalidEventError,
     NothingToDoError,
     StoreError,
-    StoreLockedError,
-    StoreNotFoundError,
     VersionConflictError,
 )
 from ledger.events import SCHEMA_VERSIONS, NewRecord, format_time, parse_time, upcast
@@ -57,7 +51,6 @@ from ledger.store.contract import (
     AppendResult,
     EventStore,
     Head,
-    Problem,
     RecordOrder,
     VerifyReport,
     check_occurred_at,
@@ -71,17 +64,15 @@ from ledger.store.index import (
     meta_of,
     sealed,
 )
+from ledger.store.locking import WriterLock
+from ledger.store.logfile import LOG_FILE, read_batches, read_marker
+from ledger.store.logfile import lines as log_lines
+from ledger.store.logfile import scan as scan_log
+from ledger.store.verify import verify_log
 
 log = logging.getLogger("ledger")
 _T = TypeVar("_T")
 
-LOG_FILE = "events.jsonl"
-MARKER_FILE = "LEDGER"
-FORMAT_VERSION = 1
-# Reads go 64 KB (about 100 records) at a time: a chunk's records are parsed together, and at this
-# size they are still in the CPU's cache when used (4 MB chunks made a full read 1.5-2x slower). A
-# reader that wants only a few records parses only a few too.
-_CHUNK = 64 * 1024
 _WRITTEN_MAX = 20_000
 
 
@@ -96,64 +87,6 @@ class _WriterState:
     # Articles whose version and time were read from the log itself (or written by this process),
     # not taken from the index: only these are appended to without checking the log first.
     proven: set[str] = field(default_factory=set)
-
-
-@dataclass
-class _Scan:
-    """Committed records read from a byte range, and where the committed part ends."""
-
-    records: list[Sealed]
-    end: int
-
-
-def init_store(path: str | os.PathLike[str]) -> Path:
-    """Create an empty store at `path` (a folder); harmless if one is already there."""
-    root = Path(path)
-    marker = root / MARKER_FILE
-    if marker.exists():
-        _read_marker(root)
-        return root
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"{root}: exists and is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / LOG_FILE).touch()
-    tmp = root / (MARKER_FILE + ".tmp")
-    tmp.write_bytes(codec.dumps({"format": "ledger", "version": FORMAT_VERSION, "store_id": str(uuid.uuid4())}) + b"\n")
-    os.replace(tmp, marker)
-    _fsync_dir(root)
-    return root
-
-
-def _read_marker(root: Path) -> dict[str, Any]:
-    try:
-        marker = codec.loads((root / MARKER_FILE).read_bytes())
-    except FileNotFoundError:
-        raise StoreNotFoundError(f"{root}: no ledger store here (run `ledger init`)") from None
-    except ValueError:
-        raise CorruptStoreError(f"{root / MARKER_FILE}: not a ledger marker file") from None
-    if not isinstance(marker, dict) or marker.get("format") != "ledger":
-        raise CorruptStoreError(f"{root / MARKER_FILE}: not a ledger marker file")
-    if marker.get("version") != FORMAT_VERSION:
-        raise StoreError(f"{root}: store format {marker.get('version')} is not supported (this ledger reads {FORMAT_VERSION})")
-    return marker
-
-
-def _fsync_dir(root: Path) -> None:
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _offset_in(base: int, lines: list[bytes], index: int) -> int:
-    """Byte offset of `lines[index]`, the lines of a chunk read from byte `base` (for messages)."""
-    return base + sum(len(line) for line in lines[:index])
-
-
-def _problem(*, line: int, position: int | None, offset: int, message: str) -> Problem:
-    """A problem `verify` found, saying where in the log file it is (line and byte)."""
-    return Problem(position=position, message=f"line {line}, position {position}, byte {offset}: {message}")
 
 
 def _now() -> tuple[str, datetime]:
@@ -193,7 +126,7 @@ class FileEventStore(EventStore):
 
     def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
         self.root = Path(path)
-        self._marker = _read_marker(self.root)
+        self._marker = read_marker(self.root)
         self.log_path = self.root / LOG_FILE
         if not self.log_path.exists():
             raise CorruptStoreError(f"{self.log_path}: the log file is missing")
@@ -203,10 +136,7 @@ class FileEventStore(EventStore):
             os.close(self._read_fd)
             raise CorruptStoreError(f"{self.log_path}: the log is not a regular file")
         self._write_fd: int | None = None
-        self._lock_fd: int | None = None
-        # How many `_lock_for_write` calls hold the writers' lock now: an append inside
-        # `exclusive` neither takes it again nor lets it go.
-        self._lock_depth = 0
+        self._lock = WriterLock(self.log_path, self._read_fd)
         self._mutex = threading.RLock()
         self._writer: _WriterState | None = None
         self._idx = LogIndex(self.root / INDEX_FILE, busy_timeout=lock_timeout, on_memory=self._index_restarts)
@@ -231,13 +161,13 @@ class FileEventStore(EventStore):
             self._sync_index()
             if os.fstat(self._read_fd).st_size <= self._indexed:
                 return 0
-            if not caches.writable(self.log_path) or not self._try_lock():
+            if not caches.writable(self.log_path) or not self._lock.try_take():
                 # Read-only: the torn tail stays (reads never use it) for a writer to cut.
                 return 0
             try:
                 return self._cut_torn_tail()
             finally:
-                self._unlock()
+                self._lock.release()
 
     def _cut_torn_tail(self) -> int:
         self._sync_index()
@@ -299,7 +229,7 @@ class FileEventStore(EventStore):
                 covered = written[-1][0] + written[-1][1]
             self._forget_written()
             if covered < size:
-                scan = self._scan(covered, size, position, last_hash)
+                scan = scan_log(self._read_fd, self.log_path, covered, size, position, last_hash)
                 if scan.records:
                     self._idx.write(scan.records)
                     last = scan.records[-1]
@@ -315,82 +245,6 @@ class FileEventStore(EventStore):
 
     # --- reading the log -----------------------------------------------------------------
 
-    def _chunks(self, start: int, stop: int) -> Iterator[tuple[int, list[bytes]]]:
-        """The complete lines in `start..stop`, each ending in its newline, a chunk at a time,
-        each list with the offset of its first line; a last line without its newline is not
-        complete and is left out."""
-        offset = start
-        pending = b""
-        # Pieces of a line longer than a chunk: joined once its end is read, not copied again
-        # with every chunk (that made reading a 50 MB record quadratic).
-        pieces: list[bytes] = []
-        while offset < stop:
-            chunk = os.pread(self._read_fd, min(_CHUNK, stop - offset), offset)
-            if not chunk:
-                break
-            offset += len(chunk)
-            if b"\n" not in chunk:
-                pieces.append(chunk)
-                continue
-            if pieces:
-                pending += b"".join(pieces)
-                pieces = []
-            base = offset - len(chunk) - len(pending)
-            data = pending + chunk if pending else chunk
-            # readlines finds line ends with memchr; bytes.split tests byte by byte and took 0.7
-            # of the 6.5 µs a replayed event costs (readlines: 0.13).
-            lines = io.BytesIO(data).readlines()
-            pending = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-            yield base, lines
-
-    def _lines(self, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
-        """Complete lines in `start..stop`, each ending in its newline, with their offsets (see
-        `_chunks`)."""
-        for base, lines in self._chunks(start, stop):
-            for line in lines:
-                yield base, line
-                base += len(line)
-
-    def _scan(self, start: int, stop: int, position: int, prev_hash: str) -> _Scan:
-        """Read and hash-check committed records in `start..stop`; stop before an uncommitted
-        tail (a crash mid-append leaves only that). A damaged complete line is damage, never a
-        crash: raise `CorruptStoreError`."""
-        records: list[Sealed] = []
-        pending: list[Sealed] = []
-        end = start
-        for base, lines in self._chunks(start, stop):
-            bad: codec.LineError | None = None
-            try:
-                decoded = codec.decode_lines(lines)
-            except codec.LineError as exc:
-                decoded, bad = exc.records, exc
-            offset = base
-            for line, record in zip(lines, decoded):
-                position += 1
-                if record.get("pos") != position:
-                    raise CorruptStoreError(
-                        f"{self.log_path}: expected position {position} at byte {offset}, found {record.get('pos')!r}",
-                        position=position,
-                    )
-                if record.get("prev") != prev_hash:
-                    raise CorruptStoreError(
-                        f"{self.log_path}: position {position} does not chain to the record before it (hash chain broken)",
-                        position=position,
-                    )
-                prev_hash = record["hash"]
-                length = len(line)
-                pending.append((offset, length, record, prev_hash))
-                offset += length
-                if record.get("end"):
-                    records.extend(pending)
-                    pending = []
-                    end = offset
-            if bad is not None:
-                raise CorruptStoreError(
-                    f"{self.log_path}: position {position + 1} (line at byte {offset}): {bad}", position=position + 1
-                )
-        return _Scan(records=records, end=end)
-
     def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[dict[str, Any]]:
         """Every committed record with `after < pos <= to`, upcast, in order.
 
@@ -402,77 +256,13 @@ class FileEventStore(EventStore):
         each of them once when it took it (validate on the way in, trust checksummed records on
         the way out); lines after that are still checked. `verify` checks everything.
         """
-        for batch in self._read_batches(after, to, check):
-            yield from batch
-
-    def _read_batches(self, after: int, to: int | None, check: bool) -> Iterator[list[dict[str, Any]]]:
-        """`read`, as lists of records (whole appends), chunk by chunk: the per-line work is one
-        `codec.decode_lines` call per chunk plus one loop with locals, no generator per line."""
-        stop = os.fstat(self._read_fd).st_size
         start, expected = 0, 1
         if after > 0:
             start, expected = self._offset_of(after + 1)
         # Lines ending at or before `trusted` were hash-checked when the index took them.
         trusted = 0 if check else self._indexed
-        schemas = SCHEMA_VERSIONS
-        # The first record read from the middle of the log is chained to whatever it claims.
-        prev: str | None = codec.GENESIS_HASH if start == 0 else None
-        out: list[dict[str, Any]] = []
-        committed = 0
-        for base, lines in self._chunks(start, stop):
-            check_from = 0
-            if base < trusted:
-                end = base
-                for line in lines:
-                    end += len(line)
-                    if end > trusted:
-                        break
-                    check_from += 1
-            bad: codec.LineError | None = None
-            try:
-                records = codec.decode_lines(lines, check_from)
-            except codec.LineError as exc:
-                records, bad = exc.records, exc
-            done = False
-            for index, record in enumerate(records):
-                pos = record.get("pos")
-                if pos != expected:
-                    raise CorruptStoreError(
-                        f"{self.log_path}: expected position {expected} at byte {_offset_in(base, lines, index)}, found {pos!r}",
-                        position=expected,
-                    )
-                if prev is not None and record.get("prev") != prev:
-                    raise CorruptStoreError(
-                        f"{self.log_path}: position {expected} (byte {_offset_in(base, lines, index)}) does not chain to the "
-                        "record before it (hash chain broken)",
-                        position=expected,
-                    )
-                prev = record["hash"]
-                expected += 1
-                if record.get("schema", 1) != schemas.get(record["type"], 1):
-                    upcast(record)
-                if to is not None and pos > to and len(out) == committed:
-                    done = True
-                    break
-                if pos > after and (to is None or pos <= to):
-                    out.append(record)
-                if record.get("end"):
-                    # Only a closed append is committed: its records are handed out together.
-                    committed = len(out)
-                    if to is not None and pos >= to:
-                        done = True
-                        break
-            if committed:
-                yield out[:committed]
-                del out[:committed]
-                committed = 0
-            if done:
-                return
-            if bad is not None:
-                raise CorruptStoreError(
-                    f"{self.log_path}: position {expected} (line at byte {_offset_in(base, lines, bad.index)}): {bad}",
-                    position=expected,
-                )
+        for batch in read_batches(self._read_fd, self.log_path, start, expected, after, to, trusted):
+            yield from batch
 
     def _offset_of(self, position: int) -> tuple[int, int]:
         """Byte offset to start reading at for `position` (from the index when it has it)."""
@@ -588,7 +378,7 @@ class FileEventStore(EventStore):
         with self._mutex:
             self._sync_index()
             if article is None:
-                lines: Iterator[tuple[int, bytes]] = self._lines(0, self._indexed)
+                lines: Iterator[tuple[int, bytes]] = log_lines(self._read_fd, 0, self._indexed)
             else:
                 rows = self._idx.article_ranges(article)
                 lines = ((offset, os.pread(self._read_fd, length, offset)) for offset, length in rows)
@@ -706,77 +496,24 @@ class FileEventStore(EventStore):
                 raise StoreError(f"{self.log_path}: cannot write the log ({exc.strerror or exc}); nothing appended") from None
         return self._write_fd
 
-    def _try_lock(self) -> bool:
-        if self._lock_fd is None:
-            # The writers' lock is the log file itself, through a descriptor of its own (flock
-            # locks belong to an open file description): it cannot be deleted from under a
-            # writer the way a lock file beside the log could.
-            try:
-                self._lock_fd = os.open(self.log_path, os.O_RDONLY)
-            except OSError as exc:
-                raise StoreError(f"{self.log_path}: cannot open the log to lock it ({exc.strerror or exc}); nothing appended") from None
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        try:
-            here = os.stat(self.log_path)
-        except FileNotFoundError:
-            here = None
-        mine = os.fstat(self._read_fd)
-        if here is None or not os.path.samestat(here, mine) or not os.path.samestat(mine, os.fstat(self._lock_fd)):
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-            raise CorruptStoreError(
-                f"{self.log_path}: the log file was deleted or replaced while this process had it open; nothing appended"
-            )
-        return True
-
-    def _unlock(self) -> None:
-        assert self._lock_fd is not None
-        if self._lock_depth > 1:
-            self._lock_depth -= 1
-            return
-        self._lock_depth = 0
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-
-    def _lock_for_write(self) -> None:
-        """Take the writers' lock, waiting up to `lock_timeout` (release it with `_unlock`);
-        reentrant, under `_mutex`."""
-        if self._lock_depth:
-            self._lock_depth += 1
-            return
-        self._take_lock()
-        self._lock_depth = 1
-
-    def _take_lock(self) -> None:
-        if self._try_lock():
-            return
-        deadline = time.monotonic() + self.lock_timeout
-        delay = 0.0005
-        while not self._try_lock():
-            if time.monotonic() >= deadline:
-                raise StoreLockedError(f"{self.root}: locked by another writer for more than {self.lock_timeout:g}s")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.05)
-
     @contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the writers' lock (and this object's mutex) for the block (see `EventStore`);
         appends inside take neither again."""
         with self._mutex:
-            self._lock_for_write()
+            self._lock.take(self.lock_timeout)
             try:
                 yield
             finally:
-                self._unlock()
+                self._lock.release()
 
     @contextmanager
     def _write_lock(self) -> Iterator[None]:
-        self._lock_for_write()
+        self._lock.take(self.lock_timeout)
         try:
             yield
         finally:
-            self._unlock()
+            self._lock.release()
 
     def _refresh_writer(self, *, locked: bool) -> _WriterState:
         """Bring the writer's in-memory state to the end of the committed log. Under the write
@@ -799,7 +536,7 @@ class FileEventStore(EventStore):
         if size < state.end:
             raise CorruptStoreError(f"{self.log_path}: the log is shorter than {state.end} bytes: something else truncated it")
         if size != state.end:
-            scan = self._scan(state.end, size, state.position, state.hash)
+            scan = scan_log(self._read_fd, self.log_path, state.end, size, state.position, state.hash)
             for _, _, record, digest in scan.records:
                 state.versions[record["article"]] = record["version"]
                 state.occurred[record["article"]] = record["occurred_at"]
@@ -820,11 +557,11 @@ class FileEventStore(EventStore):
             raise InvalidEventError("the same event id is given twice in one append")
         # The lock is taken without a context manager: this is the hot path of every append.
         with self._mutex:
-            self._lock_for_write()
+            self._lock.take(self.lock_timeout)
             try:
                 return self._checked_by_log(lambda: self._append_locked(records, ids, expected_versions))
             finally:
-                self._unlock()
+                self._lock.release()
 
     def _append_locked(self, records: Sequence[NewRecord], ids: list[str], expected_versions: Mapping[str, int] | None) -> AppendResult:
         """`append`, under the writers' lock."""
@@ -1040,101 +777,9 @@ class FileEventStore(EventStore):
     # --- verification ----------------------------------------------------------------------
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Check every line: JSON, checksum, hash chain, gap-free positions, versions, appends closed.
-
-        A damaged line is one problem (its line, byte offset and the position it holds), not also
-        a broken link or a version gap for the records after it: what follows a damaged line is
-        checked against what it claims, so each further problem is a defect of its own.
-        """
-        size = os.fstat(self._read_fd).st_size
-        problems: list[Problem] = []
-        prev: str | None = codec.GENESIS_HASH
-        position = 0
-        versions: dict[str, int] = {}
-        in_append: dict[str, int] = {}
-        # Every event id seen: an id recorded twice is damage the chain alone does not show.
-        ids: set[str] = set()
-        # Articles whose next record may follow a damaged one: their version cannot be checked
-        # exactly, only that it does not go back.
-        unsure: set[str] | None = None
-        events = 0
-        committed_end = 0
-        committed_hash = codec.GENESIS_HASH
-        committed_pos = 0
-        checked_end = 0
-        line_no = 0
-        for offset, line in self._lines(0, size):
-            line_no += 1
-            checked_end = offset + len(line)
-            try:
-                record = codec.decode(line)
-                digest = codec.check(line[:-1])
-            except codec.RecordError as exc:
-                position += 1
-                problems.append(_problem(line=line_no, position=position, offset=offset, message=str(exc)))
-                prev, unsure = None, set()
-                in_append.clear()
-                committed_end = checked_end
-                if len(problems) >= 100:
-                    break
-                continue
-            events += 1
-            pos = record.get("pos")
-            if pos != position + 1 and not (unsure is not None and isinstance(pos, int) and pos > position):
-                problems.append(_problem(line=line_no, position=pos if isinstance(pos, int) else None, offset=offset,
-                                        message=f"expected position {position + 1}, found {pos!r}"))
-            position = pos if isinstance(pos, int) else position + 1
-            if prev is not None and record.get("prev") != prev:
-                problems.append(_problem(line=line_no, position=position, offset=offset,
-                                        message="hash chain broken: prev does not match the record before"))
-            prev = digest
-            event_id = record.get("id")
-            if isinstance(event_id, str):
-                if event_id in ids:
-                    problems.append(_problem(line=line_no, position=position, offset=offset,
-                                            message=f"event id {event_id!r} was already recorded by an earlier record"))
-                ids.add(event_id)
-            article, version = record.get("article"), record.get("version")
-            known = versions.get(article, 0)
-            if unsure is not None and article not in unsure and article not in in_append:
-                unsure.add(article)
-                if not isinstance(version, int) or version < max(known, 1):
-                    problems.append(_problem(line=line_no, position=position, offset=offset,
-                                            message=f"version {version!r} of {article!r} follows version {known}"))
-            elif article in in_append:
-                if version != in_append[article]:
-                    problems.append(_problem(line=line_no, position=position, offset=offset,
-                                            message=f"version {version!r} of {article!r} inside an append of version {in_append[article]}"))
-            elif version != known + 1:
-                problems.append(_problem(line=line_no, position=position, offset=offset,
-                                        message=f"version {version!r} of {article!r} follows version {known}"))
-            if isinstance(article, str) and isinstance(version, int):
-                versions[article] = version
-                in_append[article] = version
-            if record.get("end"):
-                in_append.clear()
-                committed_end, committed_hash, committed_pos = checked_end, digest, position
-            if progress is not None and line_no % 10000 == 0:
-                progress(checked_end, size)
-            if len(problems) >= 100:
-                break
-        if progress is not None:
-            progress(size, size)
-        if not problems:
-            missing = self._committed_but_missing(size)
-            if missing is not None:
-                problems.append(_problem(line=line_no + 1, position=None, offset=size, message=missing))
-                committed_end = size
-        return VerifyReport(
-            ok=not problems,
-            events=events,
-            articles=len(versions),
-            head_position=committed_pos,
-            head_hash=committed_hash,
-            log_bytes=size,
-            torn_tail_bytes=size - committed_end if len(problems) < 100 else 0,
-            problems=problems,
-        )
+        """Check every line: JSON, checksum, hash chain, gap-free positions, versions, appends
+        closed (see `ledger.store.verify`); and that what the index saw committed is still there."""
+        return verify_log(self._read_fd, progress, self._committed_but_missing)
 
     def _committed_but_missing(self, size: int) -> str | None:
         """What the index saw committed that the log no longer holds unchanged, if anything: a
@@ -1172,11 +817,12 @@ class FileEventStore(EventStore):
                     self._sync_index()
                 except (sqlite3.Error, StoreError) as exc:
                     log.debug("index not brought up to date on close: %s", exc)
-            for fd in (self._write_fd, self._lock_fd, self._read_fd):
+            self._lock.close()
+            for fd in (self._write_fd, self._read_fd):
                 if fd is not None:
                     try:
                         os.close(fd)
                     except OSError:
                         pass
-            self._write_fd = self._lock_fd = None
+            self._write_fd = None
             self._idx.close()
