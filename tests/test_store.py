@@ -1,5 +1,7 @@
 """The file event store: appends, reads, concurrency control, idempotency, times, the index,
-recovery and damage. Real stores on disk; nothing of the store is mocked."""
+recovery and damage, through the `Ledger` and the log's bytes. Real stores on disk; nothing of
+the store is mocked. What every store promises, through the `EventStore` interface alone, is in
+`tests/contract`."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import os
 import shutil
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -113,17 +115,6 @@ def test_append_assigns_versions_and_positions_and_reads_back(led: ledger.Ledger
     assert store.head().hash == led.verify().head_hash == codec.hash_of(log_bytes(led.path).splitlines()[-1])
 
 
-def test_read_bounds_hand_out_whole_committed_records(led: ledger.Ledger) -> None:
-    led.append([created("a"), created("b"), created("c")])  # positions 1-3, one append
-    led.append([created("d")])  # 4
-    led.append([created("e"), created("f")])  # 5-6
-    store = led.store
-    for after in range(0, 7):
-        for to in [None, *range(after, 8)]:
-            want = [p for p in range(1, 7) if p > after and (to is None or p <= to)]
-            assert [r["pos"] for r in store.read(after, to)] == want, (after, to)
-
-
 def test_one_append_is_one_version_and_one_end_marker(led: ledger.Ledger, store_dir: Path) -> None:
     led.append([created("a")])
     led.append([edited("a", "one"), created("b"), {"type": "CategoriesChanged", "article": "a", "data": {"added": ["k"]}}])
@@ -199,25 +190,6 @@ def test_version_conflict_appends_nothing(led: ledger.Ledger, store_dir: Path) -
     assert led.store.articles() == {"a": 1, "b": 1}
     ok = led.append([edited("a", "new a", expected_version=1), created("c", expected_version=0)])
     assert ok.versions == {"a": 2, "c": 1}
-
-
-def test_a_second_store_object_sees_the_first_ones_appends(store_dir: Path) -> None:
-    one, two = FileEventStore(store_dir), FileEventStore(store_dir)
-    try:
-        one.append([raw("a", {"n": 1})])
-        two.append([raw("a", {"n": 2})])  # refreshes its writer state from the log
-        one.append([raw("a", {"n": 3}), raw("b", {"n": 4})])
-        with pytest.raises(ledger.VersionConflictError):
-            two.append([raw("a", {})], {"a": 2})
-        two.append([raw("a", {"n": 5})], {"a": 3})
-        assert [(r["pos"], r["version"], r["data"]["n"]) for r in one.read()] == [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 1, 4), (5, 4, 5)]
-        assert one.article_version("a") == two.article_version("a") == 4
-        assert one.article_versions(["a", "b", "none"]) == two.article_versions(["none", "b", "a"]) == {"a": 4, "b": 1, "none": 0}
-        assert one.verify().ok
-    finally:
-        one.close()
-        two.close()
-
 
 
 def test_versions_of_many_articles_at_once_from_a_reader_and_a_writer(store_dir: Path) -> None:
