@@ -1203,7 +1203,7 @@ class Ledger:
         while True:
             # Polled by position: an append still being written is not committed yet, so it is
             # left for a later round and nothing is missed.
-            if self.store.head().position == position:
+            if self.store.head().position <= position:
                 time.sleep(poll)
                 continue
             for record in self.store.read(position):
