@@ -40,9 +40,10 @@ STORE_INSIDE = {
     "contract": set(),
     "index": set(),
     "locking": set(),
+    "checked": {"index"},
     "logfile": {"index"},
     "verify": {"contract", "logfile"},
-    "file": {"contract", "index", "locking", "logfile", "verify"},
+    "file": {"checked", "contract", "index", "locking", "logfile", "verify"},
 }
 
 # Third-party libraries and the only places allowed to import them.

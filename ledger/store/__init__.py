@@ -10,7 +10,7 @@ from ledger.store.contract import (
     RecordOrder,
     StoredRecord,
     VerifyReport,
-    check_occurred_at,
+    new_versions,
 )
 from ledger.store.file import FileEventStore
 from ledger.store.index import INDEX_FILE
@@ -29,6 +29,6 @@ __all__ = [
     "RecordOrder",
     "StoredRecord",
     "VerifyReport",
-    "check_occurred_at",
+    "new_versions",
     "init_store",
 ]

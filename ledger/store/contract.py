@@ -85,7 +85,7 @@ class VerifyReport(BaseModel):
     anchor: Head | None = Field(default=None, description="The head given to `Ledger.verify(head=...)`, which the log was proved to extend.")
 
 
-def check_occurred_at(
+def _check_occurred_at(
     label: str, article: str, when: str, in_append: str | None, previous: str | None, previous_version: int, now: str
 ) -> None:
     """The `occurred_at` rules of an append, applied by every store to each of its events: not
@@ -99,6 +99,27 @@ def check_occurred_at(
         raise InvalidTimeError(f"{label} for {article!r}: events of one version must share one occurred_at")
     if previous is not None and when < previous:
         raise InvalidTimeError(f"{label} for {article!r}: occurred_at {when} is earlier than version {previous_version} ({previous})")
+
+
+def new_versions(
+    records: Sequence[NewRecord], versions: Mapping[str, int], occurred: Mapping[str, str], now: str
+) -> tuple[dict[str, int], dict[str, str]]:
+    """The version each article of an append becomes, and when it occurred, for a store whose
+    articles are at `versions` (occurred at `occurred`) and which records the append at `now`:
+    one version per article per append; a record without `occurred_at` takes its article's
+    first time in the append, else `now`. Every store decides an append's times by this, so the
+    `occurred_at` rules are the same everywhere: not in the future, one time per version, never
+    earlier than the version before (`InvalidTimeError`)."""
+    new: dict[str, int] = {}
+    times: dict[str, str] = {}
+    for record in records:
+        article = record.article
+        if article not in new:
+            new[article] = versions.get(article, 0) + 1
+        when = record.occurred_at or times.get(article) or now
+        _check_occurred_at(record.type, article, when, times.get(article), occurred.get(article), versions.get(article, 0), now)
+        times[article] = when
+    return new, times
 
 
 class RecordOrder:
@@ -158,7 +179,7 @@ class EventStore(ABC):
 
         `expected_versions` maps articles to the version they must be at (0: must not exist);
         on a mismatch raises `VersionConflictError` and appends nothing. `occurred_at` follows
-        `check_occurred_at`, and the events of one article in one append share one.
+        `new_versions` (the rules every store applies).
         """
 
     @abstractmethod

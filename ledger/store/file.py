@@ -46,26 +46,25 @@ from ledger.errors import (
     StoreError,
     VersionConflictError,
 )
-from ledger.events import SCHEMA_VERSIONS, NewRecord, format_time, parse_time, upcast
+from ledger.events import NewRecord, format_time, parse_time
+from ledger.store.checked import CheckedReads
 from ledger.store.contract import (
     AppendResult,
     EventStore,
     Head,
     RecordOrder,
     VerifyReport,
-    check_occurred_at,
+    new_versions,
 )
 from ledger.store.index import (
-    HASH_KEPT,
     INDEX_FILE,
     LogIndex,
     Sealed,
     check_head,
     meta_of,
-    sealed,
 )
 from ledger.store.locking import WriterLock
-from ledger.store.logfile import LOG_FILE, read_batches, read_marker
+from ledger.store.logfile import LOG_FILE, read_batches, read_marker, seal_append
 from ledger.store.logfile import lines as log_lines
 from ledger.store.logfile import scan as scan_log
 from ledger.store.verify import verify_log
@@ -140,6 +139,7 @@ class FileEventStore(EventStore):
         self._mutex = threading.RLock()
         self._writer: _WriterState | None = None
         self._idx = LogIndex(self.root / INDEX_FILE, busy_timeout=lock_timeout, on_memory=self._index_restarts)
+        self._check = CheckedReads(self._idx, self._read_fd, self.log_path, self._mutex)
         self._indexed = 0
         # Records this process appended and has not indexed yet, from byte `_written_at` on: the
         # index takes them as they are instead of reading, parsing and hash-checking them again.
@@ -294,64 +294,7 @@ class FileEventStore(EventStore):
                 highest = self._idx.max_version(article)
                 if highest is not None and highest > returned:
                     raise IndexMismatchError(f"{self.root / INDEX_FILE}: versions of {article!r} are missing from it")
-        out: list[dict[str, Any]] = []
-        expected = max(from_version, 1)
-        listed = {row[0] for row in rows}
-        for pos, version, offset, length, kept in rows:
-            try:
-                digest, record = sealed(os.pread(self._read_fd, length, offset))
-            except codec.RecordError as exc:
-                if not self._is_line(offset, length):
-                    raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} is not a line of the log") from None
-                raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}): {exc}", position=pos) from None
-            if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or version not in (
-                expected - 1,
-                expected,
-            ):
-                raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos} does not match the log")
-            if digest[:HASH_KEPT] != kept:
-                self._check_link(pos, digest)
-            if not record.get("end"):
-                # The append goes on at the next position: if that record is this article's too,
-                # the index must have listed it (a row deleted inside a version hides an event).
-                self._check_follower(pos, offset + length, article, top, listed)
-            expected = version + 1
-            out.append(upcast(record))
-        return out
-
-    def _check_follower(self, pos: int, at: int, article: str, top: int, listed: set[int]) -> None:
-        """`IndexMismatchError` unless the record after position `pos` (at byte `at`, in the same
-        append) is where the index says, and is listed in `listed` when it is `article`'s."""
-        with self._mutex:
-            row = self._idx.at(pos + 1)
-        if row is None or row[0] != at:
-            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos + 1} does not match the log")
-        try:
-            _, record = sealed(os.pread(self._read_fd, row[1], row[0]))
-        except codec.RecordError:
-            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its entry for position {pos + 1} is not a line of the log") from None
-        if record.get("article") == article and record.get("version", 0) <= top and pos + 1 not in listed:
-            raise IndexMismatchError(f"{self.root / INDEX_FILE}: an event of {article!r} at position {pos + 1} is missing from it")
-
-    def _is_line(self, offset: int, length: int) -> bool:
-        """Whether `offset..offset+length` is one whole line of the log (whatever it holds)."""
-        before = os.pread(self._read_fd, 1, offset - 1) if offset > 0 else b"\n"
-        line = os.pread(self._read_fd, length, offset)
-        return before == b"\n" and len(line) == length and line.find(b"\n") == length - 1
-
-    def _check_link(self, pos: int, digest: str) -> None:
-        """A record whose hash is not the one the index kept: if the next record still chains to
-        it, the index is wrong (`IndexMismatchError`); if not, the record was changed after it
-        was written (`CorruptStoreError`)."""
-        with self._mutex:
-            row = self._idx.at(pos + 1)
-        following = codec.decode(os.pread(self._read_fd, row[1], row[0])) if row is not None else None
-        if following is not None and following.get("prev") == digest:
-            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its hash of position {pos} does not match the log")
-        raise CorruptStoreError(
-            f"{self.log_path}: position {pos} was changed after it was written (it no longer chains to the record after it)",
-            position=pos,
-        )
+        return self._check.article_records(rows, article, from_version, top)
 
     def _checked_by_log(self, call: Callable[[], _T]) -> _T:
         """`call()`, which checks what it takes from the index against the log; when the index
@@ -411,7 +354,7 @@ class FileEventStore(EventStore):
             # Each from the article's latest record, read from the log and checked against the
             # index's row (not from the `articles` table, which nothing checks).
             for article in dict.fromkeys(articles):
-                latest = self._latest(article)
+                latest = self._check.latest(article)
                 found[article] = latest["version"] if latest is not None else 0
             return found
 
@@ -581,45 +524,9 @@ class FileEventStore(EventStore):
         if now < state.recorded_at:
             # The clock went back: recorded times never do.
             now, now_time = state.recorded_at, parse_time(state.recorded_at)
-        versions: dict[str, int] = {}
-        occurred: dict[str, str] = {}
-        for record in records:
-            article = record.article
-            if article not in versions:
-                versions[article] = state.versions.get(article, 0) + 1
-            when = record.occurred_at or occurred.get(article) or now
-            check_occurred_at(record.type, article, when, occurred.get(article), state.occurred.get(article),
-                              state.versions.get(article, 0), now)
-            occurred[article] = when
-        lines: list[bytes] = []
-        sealed: list[Sealed] = []
-        offset = state.end
-        prev = state.hash
-        position = state.position
-        last = len(records) - 1
-        for i, record in enumerate(records):
-            position += 1
-            out: dict[str, Any] = {
-                "pos": position,
-                "id": record.id,
-                "article": record.article,
-                "version": versions[record.article],
-                "type": record.type,
-                "schema": SCHEMA_VERSIONS[record.type],
-                "recorded_at": now,
-                "occurred_at": occurred[record.article],
-            }
-            if record.actor is not None:
-                out["actor"] = record.actor
-            if record.reason is not None:
-                out["reason"] = record.reason
-            out["data"] = record.data
-            if i == last:
-                out["end"] = True
-            line, prev = codec.seal(out, prev)
-            lines.append(line)
-            sealed.append((offset, len(line), out, prev))
-            offset += len(line)
+        versions, occurred = new_versions(records, state.versions, state.occurred, now)
+        lines, sealed = seal_append(records, versions, occurred, now, state.position, state.hash, state.end)
+        position, prev = sealed[-1][2]["pos"], sealed[-1][3]
         self._write(state, b"".join(lines))
         self._keep_for_index(sealed)
         first = state.position + 1
@@ -640,27 +547,12 @@ class FileEventStore(EventStore):
         """Check the version and time the writer took from the index for `article` against the
         log: the article's latest indexed record must be that version, say so itself, and have
         the hash the index kept. Raises `IndexMismatchError` (the caller rebuilds the index)."""
-        record = self._latest(article)
+        record = self._check.latest(article)
         version = record["version"] if record is not None else 0
         occurred = record["occurred_at"] if record is not None else None
         if version != state.versions.get(article, 0) or occurred != state.occurred.get(article):
             raise IndexMismatchError(f"{self.root / INDEX_FILE}: its version of {article!r} does not match the log")
         state.proven.add(article)
-
-    def _latest(self, article: str) -> dict[str, Any] | None:
-        """The article's latest record by the index (None if it has none), read from the log and
-        checked to be what the index says it is: `IndexMismatchError` if it is not."""
-        row = self._idx.latest(article)
-        if row is None:
-            return None
-        pos, version, offset, length, kept = row
-        try:
-            digest, record = sealed(os.pread(self._read_fd, length, offset))
-        except codec.RecordError:
-            record, digest = {}, ""
-        if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or digest[:HASH_KEPT] != kept:
-            raise IndexMismatchError(f"{self.root / INDEX_FILE}: its latest record of {article!r} does not match the log")
-        return record
 
     def _keep_for_index(self, sealed: list[Sealed]) -> None:
         """Hold what was just written for the next index sync, if it continues what is held."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 import io
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ledger import codec
 from ledger.errors import CorruptStoreError, StoreError, StoreNotFoundError
-from ledger.events import SCHEMA_VERSIONS, upcast
+from ledger.events import SCHEMA_VERSIONS, NewRecord, upcast
 from ledger.store.index import Sealed
 
 LOG_FILE = "events.jsonl"
@@ -228,3 +228,40 @@ def read_batches(
                 f"{log_path}: position {expected} (line at byte {offset_in(base, lines, bad.index)}): {bad}",
                 position=expected,
             )
+
+
+def seal_append(
+    records: Sequence[NewRecord], versions: Mapping[str, int], occurred: Mapping[str, str], now: str, position: int,
+    prev: str, offset: int,
+) -> tuple[list[bytes], list[Sealed]]:
+    """The sealed lines of one append (and each as the index takes it), continuing a log that
+    ends at `position` with hash `prev`, at byte `offset`: each record's envelope (`versions`
+    and `occurred` as `new_versions` gave them, recorded at `now`), chained, the last one
+    closing the append with `"end":true`."""
+    lines: list[bytes] = []
+    sealed: list[Sealed] = []
+    last = len(records) - 1
+    for i, record in enumerate(records):
+        position += 1
+        out: dict[str, Any] = {
+            "pos": position,
+            "id": record.id,
+            "article": record.article,
+            "version": versions[record.article],
+            "type": record.type,
+            "schema": SCHEMA_VERSIONS[record.type],
+            "recorded_at": now,
+            "occurred_at": occurred[record.article],
+        }
+        if record.actor is not None:
+            out["actor"] = record.actor
+        if record.reason is not None:
+            out["reason"] = record.reason
+        out["data"] = record.data
+        if i == last:
+            out["end"] = True
+        line, prev = codec.seal(out, prev)
+        lines.append(line)
+        sealed.append((offset, len(line), out, prev))
+        offset += len(line)
+    return lines, sealed

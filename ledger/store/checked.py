@@ -1,0 +1,105 @@
+"""Reads of the file store that go through its index, each checked against the log: the index
+is a cache, so what it says (position, article, version, kept hash) is proved on the log's own
+lines, and a disagreement is told apart from damage: `IndexMismatchError` when the index is
+wrong (the store rebuilds it and reads again), `CorruptStoreError` when the log was changed."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from ledger import codec
+from ledger.errors import CorruptStoreError, IndexMismatchError
+from ledger.events import upcast
+from ledger.store.index import HASH_KEPT, LogIndex, sealed
+
+
+class CheckedReads:
+    """Checked reads of the log open as `fd` (at `log_path`) through `idx`; `mutex` is the
+    store's, held around each use of the index."""
+
+    def __init__(self, idx: LogIndex, fd: int, log_path: Path, mutex: threading.RLock) -> None:
+        self.idx = idx
+        self.fd = fd
+        self.log_path = log_path
+        self.mutex = mutex
+
+    def article_records(self, rows: list[tuple[int, int, int, int, str]], article: str, from_version: int, top: int) -> list[dict[str, Any]]:
+        """The records the index lists in `rows` (`LogIndex.article_rows` of `article`'s versions
+        `from_version..top`), read from the log: every line hash-checked, each what the index
+        says it is, the versions without gaps, none of the article's left out inside an append."""
+        out: list[dict[str, Any]] = []
+        expected = max(from_version, 1)
+        listed = {row[0] for row in rows}
+        for pos, version, offset, length, kept in rows:
+            try:
+                digest, record = sealed(os.pread(self.fd, length, offset))
+            except codec.RecordError as exc:
+                if not self.is_line(offset, length):
+                    raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos} is not a line of the log") from None
+                raise CorruptStoreError(f"{self.log_path}: position {pos} (byte {offset}): {exc}", position=pos) from None
+            if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or version not in (
+                expected - 1,
+                expected,
+            ):
+                raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos} does not match the log")
+            if digest[:HASH_KEPT] != kept:
+                self.check_link(pos, digest)
+            if not record.get("end"):
+                # The append goes on at the next position: if that record is this article's too,
+                # the index must have listed it (a row deleted inside a version hides an event).
+                self.check_follower(pos, offset + length, article, top, listed)
+            expected = version + 1
+            out.append(upcast(record))
+        return out
+
+    def check_follower(self, pos: int, at: int, article: str, top: int, listed: set[int]) -> None:
+        """`IndexMismatchError` unless the record after position `pos` (at byte `at`, in the same
+        append) is where the index says, and is listed in `listed` when it is `article`'s."""
+        with self.mutex:
+            row = self.idx.at(pos + 1)
+        if row is None or row[0] != at:
+            raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos + 1} does not match the log")
+        try:
+            _, record = sealed(os.pread(self.fd, row[1], row[0]))
+        except codec.RecordError:
+            raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos + 1} is not a line of the log") from None
+        if record.get("article") == article and record.get("version", 0) <= top and pos + 1 not in listed:
+            raise IndexMismatchError(f"{self.idx.path}: an event of {article!r} at position {pos + 1} is missing from it")
+
+    def is_line(self, offset: int, length: int) -> bool:
+        """Whether `offset..offset+length` is one whole line of the log (whatever it holds)."""
+        before = os.pread(self.fd, 1, offset - 1) if offset > 0 else b"\n"
+        line = os.pread(self.fd, length, offset)
+        return before == b"\n" and len(line) == length and line.find(b"\n") == length - 1
+
+    def check_link(self, pos: int, digest: str) -> None:
+        """A record whose hash is not the one the index kept: if the next record still chains to
+        it, the index is wrong (`IndexMismatchError`); if not, the record was changed after it
+        was written (`CorruptStoreError`)."""
+        with self.mutex:
+            row = self.idx.at(pos + 1)
+        following = codec.decode(os.pread(self.fd, row[1], row[0])) if row is not None else None
+        if following is not None and following.get("prev") == digest:
+            raise IndexMismatchError(f"{self.idx.path}: its hash of position {pos} does not match the log")
+        raise CorruptStoreError(
+            f"{self.log_path}: position {pos} was changed after it was written (it no longer chains to the record after it)",
+            position=pos,
+        )
+
+    def latest(self, article: str) -> dict[str, Any] | None:
+        """The article's latest record by the index (None if it has none), read from the log and
+        checked to be what the index says it is: `IndexMismatchError` if it is not."""
+        row = self.idx.latest(article)
+        if row is None:
+            return None
+        pos, version, offset, length, kept = row
+        try:
+            digest, record = sealed(os.pread(self.fd, length, offset))
+        except codec.RecordError:
+            record, digest = {}, ""
+        if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or digest[:HASH_KEPT] != kept:
+            raise IndexMismatchError(f"{self.idx.path}: its latest record of {article!r} does not match the log")
+        return record
