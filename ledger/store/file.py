@@ -23,7 +23,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import sqlite3
@@ -92,27 +91,6 @@ def _now() -> tuple[str, datetime]:
     """The time now, as canonical text (what `format_time` gives) and as a datetime."""
     moment = datetime.now(timezone.utc)
     return format_time(moment), moment
-
-
-def _index_write_guard(sync: Callable[["FileEventStore"], None]) -> Callable[["FileEventStore"], None]:
-    """`FileEventStore._sync_index`, going on with the index in memory when its file cannot take
-    a write (a full disk, a store made read-only while open): the index is a cache, and a cache
-    that cannot be written must not stop a read, nor an append that the log can still take."""
-
-    @functools.wraps(sync)
-    def guarded(store: "FileEventStore") -> None:
-        try:
-            sync(store)
-        except sqlite3.Error as exc:
-            if store._idx.in_memory or store._idx.db is None or not caches.cannot_write(exc):
-                raise caches.store_error(store._idx.path, exc) from None
-            store._idx.to_memory(exc)
-            try:
-                sync(store)
-            except sqlite3.Error as again:
-                raise caches.store_error(store._idx.path, again) from None
-
-    return guarded
 
 
 class FileEventStore(EventStore):
@@ -185,9 +163,14 @@ class FileEventStore(EventStore):
 
     # --- the index -------------------------------------------------------------------------
 
-    @_index_write_guard
     def _sync_index(self) -> None:
-        """Index every committed record not yet indexed (any process may do this; SQLite serialises)."""
+        """Index every committed record not yet indexed (any process may do this; SQLite
+        serialises), with the index in memory if its file cannot take the write."""
+        if os.fstat(self._read_fd).st_size == self._indexed and self._idx.db is not None:
+            return
+        self._idx.write_or_memory(self._index_the_rest)
+
+    def _index_the_rest(self) -> None:
         size = os.fstat(self._read_fd).st_size
         if size == self._indexed and self._idx.db is not None:
             return

@@ -200,6 +200,22 @@ class LogIndex:
         self.db.close()
         self.db = self._memory(copy)
 
+    def write_or_memory(self, sync: Callable[[], None]) -> None:
+        """Run `sync`, which writes to the index; when the file cannot take the write (a full
+        disk, a store made read-only while open), go on with the index in memory and run it
+        again: the index is a cache, and a cache that cannot be written must not stop a read,
+        nor an append that the log can still take."""
+        try:
+            sync()
+        except sqlite3.Error as exc:
+            if self.in_memory or self.db is None or not caches.cannot_write(exc):
+                raise caches.store_error(self.path, exc) from None
+            self.to_memory(exc)
+            try:
+                sync()
+            except sqlite3.Error as again:
+                raise caches.store_error(self.path, again) from None
+
     def close(self) -> None:
         """Close the connection (the next use opens it again)."""
         if self.db is not None:
