@@ -60,6 +60,7 @@ from ledger.store.index import (
     LogIndex,
     Sealed,
     check_head,
+    committed_but_missing,
     meta_of,
 )
 from ledger.store.locking import WriterLock
@@ -657,27 +658,9 @@ class FileEventStore(EventStore):
         return verify_log(self._read_fd, progress, self._committed_but_missing)
 
     def _committed_but_missing(self, size: int) -> str | None:
-        """What the index saw committed that the log no longer holds unchanged, if anything: a
-        tail cut or rewritten after the fact is damage, not an unfinished append. The index is
-        only read (never built or repaired here); one that is missing, unreadable or
-        inconsistent in itself proves nothing and is passed over."""
-        path = self.root / INDEX_FILE
-        if not path.exists():
-            return None
-        try:
-            db = sqlite3.connect(path, timeout=5)
-            try:
-                meta = meta_of(db)
-                if meta.get("store_id") != self._marker["store_id"]:
-                    return None
-                check_head(db, meta, size, self._read_fd, self.log_path)
-            finally:
-                db.close()
-        except (sqlite3.Error, IndexMismatchError):
-            return None
-        except CorruptStoreError as exc:
-            return str(exc).removeprefix(f"{self.log_path}: ")
-        return None
+        """What the index saw committed that the log (now `size` bytes) no longer holds
+        unchanged, if anything (see `index.committed_but_missing`)."""
+        return committed_but_missing(self._idx.path, self._marker["store_id"], size, self._read_fd, self.log_path)
 
     def close(self) -> None:
         """Sync anything pending and release files and connections."""

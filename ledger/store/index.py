@@ -125,6 +125,30 @@ def check_head(db: sqlite3.Connection, meta: dict[str, Any], size: int, read_fd:
     return covered, position, last_hash
 
 
+def committed_but_missing(path: Path, store_id: str, size: int, read_fd: int, log_path: Path) -> str | None:
+    """What the index file at `path` saw committed that the log (open as `read_fd`, `size`
+    bytes long) no longer holds unchanged, if anything: a tail cut or rewritten after the fact
+    is damage, not an unfinished append. The index is only read (never built or repaired here);
+    one that is missing, unreadable, of another store or inconsistent in itself proves nothing
+    and is passed over."""
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(path, timeout=5)
+        try:
+            meta = meta_of(db)
+            if meta.get("store_id") != store_id:
+                return None
+            check_head(db, meta, size, read_fd, log_path)
+        finally:
+            db.close()
+    except (sqlite3.Error, IndexMismatchError):
+        return None
+    except CorruptStoreError as exc:
+        return str(exc).removeprefix(f"{log_path}: ")
+    return None
+
+
 class LogIndex:
     """The open index of one store: its file, or a copy in memory when the file cannot be
     written. `on_memory` is called when it switches to memory (what was indexed is then to be
