@@ -19,6 +19,10 @@
   version, hash), and the writer proves an article's version against the log before appending.
   What the index saw committed must still be in the log, unchanged: a log cut or rewritten
   below that is damage (`CorruptStoreError`), never a torn tail to cut.
+
+Its parts live beside it: the log's layout and reading in `logfile`, the index in `index`, the
+index-checked reads in `checked`, the writers' lock in `locking`, `verify` in `verify`; this
+module ties them together (index sync, the writer's state, appends, imports).
 """
 
 from __future__ import annotations
