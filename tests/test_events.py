@@ -63,7 +63,8 @@ def test_invalid_article_ids(article: str, why: str) -> None:
 def test_invalid_article_id_through_append_names_the_event(led: ledger.Ledger) -> None:
     with pytest.raises(ledger.InvalidEventError, match=r"^in.jsonl:2: article: .*'a/b' is not a slug"):
         led.append([event(), event(article="a/b")], labels=["in.jsonl:1", "in.jsonl:2"])
-    assert led.store.size() == 0
+    assert led.store.head().position == 0
+    assert led.path is not None and (led.path / LOG_FILE).stat().st_size == 0
 
 
 # --- event ids, times, envelope -----------------------------------------------------------

@@ -386,10 +386,6 @@ class FileEventStore(EventStore):
         self._indexed = 0
         self._forget_written()
 
-    def size(self) -> int:
-        """Bytes of the log."""
-        return os.fstat(self._read_fd).st_size
-
     def _forget_written(self) -> None:
         self._written = []
         self._written_ids = {}
