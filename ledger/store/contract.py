@@ -162,15 +162,15 @@ class EventStore(ABC):
     across all the articles it names, or appends nothing; positions run from 1 without gaps in
     commit order; each record chains to the one before by hash; an append re-sent with the same
     event ids returns its first result, and one re-sent in part is refused. Records cross this
-    interface as `StoredRecord` dicts (already upcast), because projections fold millions of them
-    and validation already happened on the way in.
+    interface as plain dicts holding the keys of `StoredRecord` (already upcast), because
+    projections fold millions of them and validation already happened on the way in.
     """
 
-    root: Path | None
+    root: Path | None = None
     """The folder the store keeps its files in (caches such as `views.sqlite` go beside them),
     or None for a store without one."""
 
-    lock_timeout: float
+    lock_timeout: float = 10.0
     """How long a write waits for another writer, in seconds (then `StoreLockedError`)."""
 
     @abstractmethod
