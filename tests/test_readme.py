@@ -183,10 +183,11 @@ class Background:
     """A command started in the background, its stdout and stderr collected as they come."""
 
     def __init__(self, script: str, cwd: Path, env: dict[str, str]) -> None:
-        command = script.rstrip().removesuffix("&")
-        # `exec`, so that the SIGTERM of `kill %1` reaches the command itself.
+        *before, command = script.rstrip().removesuffix("&").splitlines()
+        # `exec`, so that the SIGTERM of `kill %1` reaches the command itself; the lines before
+        # it (`mkdir`) run first.
         self.process = subprocess.Popen(
-            ["sh", "-c", "exec " + command], cwd=cwd, env=env,
+            ["sh", "-ec", "\n".join([*before, "exec " + command])], cwd=cwd, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, encoding="utf-8",
         )
         self.lines: list[str] = []
