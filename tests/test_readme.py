@@ -253,7 +253,7 @@ def run_step(step: Step, cwd: Path, env: dict[str, str], job: Background | None)
         assert job is not None, f"line {step.line}: `kill %1` with no background command"
         return job.stop(), None
     command = ["sh", "-ec", step.script] if step.kind == "sh" else [sys.executable, "-c", step.script]
-    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, encoding="utf-8", timeout=60)
+    done = subprocess.run(command, cwd=cwd, env=env, check=False, capture_output=True, encoding="utf-8", timeout=60)
     assert done.returncode == 0, f"line {step.line}: exit code {done.returncode}\n{step.script}\n{done.stdout}{done.stderr}"
     output = done.stdout + done.stderr
     if job is not None:
@@ -277,7 +277,7 @@ def check_page(page: Path, tmp_path: Path) -> None:
         for step in steps(text):
             if step.kind == "transcript":
                 for command, expected in transcript_commands(step):
-                    done = subprocess.run(["sh", "-c", command], cwd=folder, env=env, capture_output=True, encoding="utf-8", timeout=60)
+                    done = subprocess.run(["sh", "-c", command], cwd=folder, env=env, check=False, capture_output=True, encoding="utf-8", timeout=60)
                     printed = normalise(done.stdout + done.stderr, folder)
                     assert matches(printed, normalise(expected)), f"{where}:{step.line}: $ {command}\nprinted:\n{printed}"
                 continue
@@ -348,7 +348,7 @@ def test_normalise_keeps_what_the_pages_fix() -> None:
 
 
 def test_demo_script_runs_to_completion() -> None:
-    done = subprocess.run(["sh", str(ROOT / "examples" / "demo.sh")], env=environment(), capture_output=True, encoding="utf-8", timeout=120)
+    done = subprocess.run(["sh", str(ROOT / "examples" / "demo.sh")], env=environment(), check=False, capture_output=True, encoding="utf-8", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "+ ledger verify\nok: 9 events, 3 articles, head position 9\n" in done.stdout
     store = re.search(r"^initialised store (.+)$", done.stdout, re.MULTILINE)
