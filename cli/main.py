@@ -1,6 +1,6 @@
 """The `ledger` command group, its shared options, and how errors become exit codes.
 
-Exit codes (also in the README):
+Exit codes (also in docs/cli.md):
 
     0  success
     1  other ledger error

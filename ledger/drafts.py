@@ -6,8 +6,8 @@ appends, stating the version it compared against, only the events that bring the
 the draft (planned by `ledger.changes`): `ArticleCreated`, `ArticleEdited`, one
 `UpdateBlockAdded` per new update block (`UpdateBlockEdited`/`UpdateBlockRemoved` for changed or
 dropped ones), `CategoriesChanged`, `MetadataChanged`. The drafts of one `ingest` call are one
-atomic append; an unchanged draft appends nothing. The formats are defined in README "Draft
-formats"; `ledger.rendering.render` writes a view back to the draft.
+atomic append; an unchanged draft appends nothing. The formats are defined in
+docs/drafts-and-watching.md; `ledger.rendering.render` writes a view back to the draft.
 """
 
 from __future__ import annotations

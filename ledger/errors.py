@@ -1,6 +1,6 @@
 """Every error ledger raises, under one root.
 
-Hierarchy (the CLI exit code of each is in brackets; see README "Exit codes")::
+Hierarchy (the CLI exit code of each is in brackets; see docs/cli.md "Exit codes")::
 
     LedgerError                      [1]  anything ledger reports on purpose
     ├── InvalidInputError            [3]  input that cannot become an event

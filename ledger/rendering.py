@@ -1,6 +1,6 @@
 """The draft formats, written out: an article view back to the exact draft text it came from.
 
-Two formats (README "Draft formats"): plain text (title line, body, update blocks, an optional
+Two formats (docs/drafts-and-watching.md): plain text (title line, body, update blocks, an optional
 last `Categories:` line) and Markdown (YAML, TOML or JSON front matter, or only a `# ` title
 heading; then body, update blocks). What a view's
 values do not say - the exact `Categories:` line, blank lines before the title, the trailing
@@ -319,8 +319,8 @@ def render_text(view: ViewLike) -> str:
 def render(view: ViewLike) -> str:
     """The draft text of `view` (an `ArticleView` or a `Draft`), in the format it was written in.
 
-    After ingesting a draft, `render(article)` gives back the draft's exact text (README
-    "Draft formats"); articles written only through events render as plain text.
+    After ingesting a draft, `render(article)` gives back the draft's exact text
+    (docs/drafts-and-watching.md); articles written only through events render as plain text.
     """
     if layout_of(view).get("format") == "markdown":
         return render_markdown(view)

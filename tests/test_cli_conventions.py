@@ -54,7 +54,7 @@ def on_terminal(args: list[str], env: dict[str, str]) -> tuple[int, bytes]:
         os.close(controller)
 
 
-# --- exit codes (README "Exit codes") -----------------------------------------------------
+# --- exit codes (docs/cli.md "Exit codes") -------------------------------------------------
 
 
 def test_exit_1_other_ledger_error() -> None:

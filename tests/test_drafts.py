@@ -374,9 +374,9 @@ def test_plain_markdown_takes_its_title_from_the_first_heading() -> None:
     assert parse_draft("# C#\r\nBody\n", "m.md").title == "C#"
 
 
-def test_the_readme_shows_one_post_in_every_markdown_syntax() -> None:
-    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### The Markdown format", 1)[1].split("\n### ", 1)[0]
+def test_the_docs_show_one_post_in_every_markdown_syntax() -> None:
+    page = (EXAMPLES.parent / "docs" / "drafts-and-watching.md").read_text(encoding="utf-8")
+    section = page.split("\n## The Markdown format", 1)[1].split("\n## Bad drafts", 1)[0]
     blocks = [block.split("\n```", 1)[0] + "\n" for block in section.split("```markdown\n")[1:]]
     drafts = [parse_draft(block, "post.md") for block in blocks]
     assert [d.metadata["_draft"].get("syntax", "yaml") for d in drafts] == ["yaml", "toml", "json", "heading"]
