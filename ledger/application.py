@@ -57,7 +57,7 @@ from ledger.events import (
 )
 from ledger.changes import plan_changes, same_value
 from ledger.patches import make_patch
-from ledger.checkpoints import ViewStore
+from ledger.catalog import Catalog
 from ledger.diffs import line_diff, word_diff
 from ledger.projections import CHANGE_KIND, ArticleState, ArticleView, apply, fold
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS, check_layout, render
@@ -87,11 +87,6 @@ _RETRIES = 8
 # appends under the store's lock, where no other writer can move its articles on.
 _OPTIMISTIC = 3
 _CACHE_SIZE = 512
-# An article is not in a listing at time :t while a withdrawal covers :t.
-_NOT_WITHDRAWN_AT = (
-    "NOT EXISTS (SELECT 1 FROM withdrawals w WHERE w.article = m.article AND w.withdrawn_at <= :t"
-    " AND (w.restored_at IS NULL OR w.restored_at > :t))"
-)
 
 
 def store_path(path: str | os.PathLike[str] | None = None) -> Path:
@@ -452,7 +447,7 @@ class Ledger:
         # Articles whose cached state was folded from the log alone (or left by our own appends),
         # never from a snapshot: only such a state prepares an append (see `_current`).
         self._from_log: set[str] = set()
-        self._views: ViewStore | None = None
+        self._catalog: Catalog | None = None
 
     def __enter__(self) -> "Ledger":
         return self
@@ -462,8 +457,8 @@ class Ledger:
 
     def close(self) -> None:
         """Release the store."""
-        if self._views is not None:
-            self._views.close()
+        if self._catalog is not None:
+            self._catalog.close()
         self.store.close()
 
     @property
@@ -841,9 +836,9 @@ class Ledger:
         return state
 
     def _state_at(self, article: str, version: int, *, snapshots: bool = True) -> ArticleState | None:
-        """The article's state at `version`, folded from its nearest snapshot (see `ViewStore`),
+        """The article's state at `version`, folded from its nearest snapshot (see `Catalog`),
         or from its first version without `snapshots`."""
-        return self.views.state_at(article, version, snapshots=snapshots)
+        return self.catalog.state_at(article, version, snapshots=snapshots)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -915,11 +910,11 @@ class Ledger:
         return state
 
     @property
-    def views(self) -> ViewStore:
-        """The persisted views of all articles (`views.sqlite` in the store folder)."""
-        if self._views is None:
-            self._views = ViewStore(self.store)
-        return self._views
+    def catalog(self) -> Catalog:
+        """The persisted read model of all articles (`views.sqlite` in the store folder)."""
+        if self._catalog is None:
+            self._catalog = Catalog(self.store)
+        return self._catalog
 
     def history(self, article: str) -> list[HistoryEntry]:
         """Every version of the article, oldest first: when, who, why, what kind of change, and
@@ -958,57 +953,23 @@ class Ledger:
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn
         articles are left out. An unknown category is simply empty."""
-        db = self.views.refresh()
-        if at is None:
-            rows = db.execute(
-                "SELECT m.article, a.title, m.entered_at, m.entered_version FROM memberships m"
-                " JOIN articles a ON a.article = m.article"
-                " WHERE m.category = ? AND m.left_version IS NULL AND a.withdrawn = 0 ORDER BY m.article",
-                (name,),
-            ).fetchall()
-            moment = None
-        else:
-            moment = parse_when(at, end=True)
-            when = format_time(moment)
-            rows = db.execute(
-                "SELECT m.article, (SELECT title FROM titles t WHERE t.article = m.article AND t.occurred_at <= :t"
-                " ORDER BY t.version DESC LIMIT 1), m.entered_at, m.entered_version FROM memberships m"
-                " WHERE m.category = :c AND m.entered_at <= :t AND (m.left_at IS NULL OR m.left_at > :t)"
-                f" AND {_NOT_WITHDRAWN_AT} ORDER BY m.article",
-                {"c": name, "t": when},
-            ).fetchall()
+        moment = parse_when(at, end=True) if at is not None else None
+        rows = self.catalog.category_members(name, format_time(moment) if moment is not None else None)
         members = [CategoryMember(article=a, title=t, entered_at=parse_time(s), entered_version=v) for a, t, s, v in rows]
         return CategoryListing(name=name, at=moment, articles=members)
 
     def categories(self, at: datetime | str | None = None) -> list[CategoryCount]:
         """Every category with its number of (not withdrawn) articles, now or at time `at`,
         by name."""
-        db = self.views.refresh()
-        if at is None:
-            rows = db.execute(
-                "SELECT m.category, COUNT(*) FROM memberships m JOIN articles a ON a.article = m.article"
-                " WHERE m.left_version IS NULL AND a.withdrawn = 0 GROUP BY m.category ORDER BY m.category"
-            ).fetchall()
-        else:
-            rows = db.execute(
-                "SELECT m.category, COUNT(*) FROM memberships m"
-                " WHERE m.entered_at <= :t AND (m.left_at IS NULL OR m.left_at > :t)"
-                f" AND {_NOT_WITHDRAWN_AT} GROUP BY m.category ORDER BY m.category",
-                {"t": format_time(parse_when(at, end=True))},
-            ).fetchall()
+        rows = self.catalog.category_counts(format_time(parse_when(at, end=True)) if at is not None else None)
         return [CategoryCount(name=name, count=count) for name, count in rows]
 
     def category_history(self, article: str) -> list[CategoryMembership]:
         """When the article entered and left each category, in order of entry (stints of a
         withdrawn article are not cut: see `history` for withdrawals)."""
-        db = self.views.refresh()
-        if db.execute("SELECT 1 FROM articles WHERE article = ?", (article,)).fetchone() is None:
+        rows = self.catalog.memberships(article)
+        if rows is None:
             raise ArticleNotFoundError(f"article {article!r} is not in the log")
-        rows = db.execute(
-            "SELECT category, entered_version, entered_at, left_version, left_at FROM memberships"
-            " WHERE article = ? ORDER BY entered_version, rowid",
-            (article,),
-        ).fetchall()
         return [
             CategoryMembership(
                 article=article, category=c, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
@@ -1024,13 +985,7 @@ class Ledger:
         The blocks are as they stand now: a block added since then and removed again is not
         listed (nor is its article, unless it has other such blocks), and an edited heading is
         shown as it reads now."""
-        db = self.views.refresh()
-        rows = db.execute(
-            "SELECT f.article, a.title, f.version, f.occurred_at, f.heading FROM feed f"
-            " JOIN articles a ON a.article = f.article"
-            " WHERE f.occurred_at >= ? AND a.withdrawn = 0 ORDER BY f.occurred_at DESC, f.position DESC",
-            (format_time(parse_when(since)),),
-        ).fetchall()
+        rows = self.catalog.feed_since(format_time(parse_when(since)))
         entries: dict[str, FeedEntry] = {}
         for article, title, version, occurred, heading in rows:
             block = FeedBlock(heading=heading, added_version=version, added_at=parse_time(occurred))
@@ -1066,20 +1021,7 @@ class Ledger:
                 if (low is None or occurred >= low) and (high is None or occurred <= high)
             ][:limit]
         else:
-            where: list[str] = []
-            params: list[Any] = []
-            if low is not None:
-                where.append("occurred_at >= ?")
-                params.append(low)
-            if high is not None:
-                where.append("occurred_at <= ?")
-                params.append(high)
-            sql = "SELECT article, version FROM changes" + (" WHERE " + " AND ".join(where) if where else "")
-            sql += " ORDER BY occurred_at DESC, position DESC"
-            if limit is not None:
-                sql += " LIMIT ?"
-                params.append(limit)
-            versions = self.views.refresh().execute(sql, params).fetchall()
+            versions = self.catalog.versions_between(low, high, limit)
         # One read per article: the versions listed of one article follow each other (its versions
         # never go back in time), so the range from the first to the last is what is needed.
         wanted: dict[str, tuple[int, int]] = {}
@@ -1094,8 +1036,8 @@ class Ledger:
         if missing:
             # A row of the views names a version the log does not have: the views are wrong.
             if article is None and not retried:
-                log.warning("%s: the views list %s v%d, which is not in the log; rebuilding them", self.views.path, *missing[0])
-                self.views.rebuild()
+                log.warning("%s: the views list %s v%d, which is not in the log; rebuilding them", self.catalog.path, *missing[0])
+                self.catalog.rebuild()
                 return self._timeline(low, high, article, limit, retried=True)
             raise CorruptStoreError(f"the views list {missing[0][0]!r} v{missing[0][1]}, which is not in the log")
         entries = []
@@ -1126,7 +1068,7 @@ class Ledger:
     def replay(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;
         `progress(position, head_position)` is called as it goes. Returns counts and events/s."""
-        return self.views.rebuild(to, progress)
+        return self.catalog.rebuild(to, progress)
 
     def head(self) -> Head:
         """The last position in the log and its hash."""
@@ -1550,9 +1492,9 @@ class Ledger:
         """Counts of the store: events, articles, versions, categories, log size and head."""
         head = self.head()
         articles = self.store.articles()
-        # The persisted views answer both without folding any article.
+        # The catalog answers both without folding any article.
         categories = len(self.categories())
-        withdrawn = self.views.refresh().execute("SELECT COUNT(*) FROM articles WHERE withdrawn = 1").fetchone()[0]
+        withdrawn = self.catalog.withdrawn_count()
         return Stats(
             events=head.position,
             articles=len(articles),

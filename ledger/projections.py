@@ -176,7 +176,7 @@ def fold(records: Iterable[dict[str, Any]], state: ArticleState | None = None) -
 # --- snapshots of one article's state -----------------------------------------------------
 
 SNAPSHOT_EVERY = 32
-"""An article's state is kept as a snapshot every this many versions (see `ledger.checkpoints`)."""
+"""An article's state is kept as a snapshot every this many versions (see `ledger.catalog`)."""
 
 
 def state_to_list(state: ArticleState) -> list[Any]:

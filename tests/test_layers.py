@@ -27,7 +27,7 @@ LAYERS = {
     "diffs": 4,
     "rendering": 4,
     "changes": 4,
-    "checkpoints": 5,
+    "catalog": 5,
     "application": 6,
     "drafts": 7,
     "watcher": 8,

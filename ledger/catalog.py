@@ -1,4 +1,7 @@
-"""The persisted read model: views of all articles and article snapshots in `views.sqlite`.
+"""The catalog: the persisted read model of all articles and their snapshots, in `views.sqlite`.
+
+This module is the one owner of `views.sqlite`: its tables are defined here and every SQL
+statement against them is here, as the query methods the `Ledger` calls.
 
 The views follow the log: each query first folds the records appended since the position the
 views last saw (`CatalogFold`), in one SQLite transaction, so the views and the position they
@@ -95,6 +98,12 @@ CREATE INDEX IF NOT EXISTS feed_time ON feed (occurred_at);
 CREATE INDEX IF NOT EXISTS changes_time ON changes (occurred_at);
 """
 
+# An article is not in a listing at time :t while a withdrawal covers :t.
+_NOT_WITHDRAWN_AT = (
+    "NOT EXISTS (SELECT 1 FROM withdrawals w WHERE w.article = m.article AND w.withdrawn_at <= :t"
+    " AND (w.restored_at IS NULL OR w.restored_at > :t))"
+)
+
 _VIEW_TABLES = ("articles", "memberships", "withdrawals", "titles", "feed", "changes")
 
 
@@ -111,7 +120,7 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-class ViewStore:
+class Catalog:
     """The read model of one store: kept in `views.sqlite` in the store folder (in memory for
     stores without a folder), caught up with the log by `refresh()`."""
 
@@ -483,6 +492,87 @@ class ViewStore:
                 seconds=seconds,
                 events_per_second=fold.events / seconds if seconds > 0 else 0.0,
             )
+
+    # --- queries -----------------------------------------------------------------------------
+
+    def category_members(self, name: str, at: str | None) -> list[tuple[str, str, str, int]]:
+        """Article, title, entered_at and entered_version of the articles (not withdrawn) in
+        category `name` now, or at log time `at`, by article id."""
+        db = self.refresh()
+        if at is None:
+            return db.execute(
+                "SELECT m.article, a.title, m.entered_at, m.entered_version FROM memberships m"
+                " JOIN articles a ON a.article = m.article"
+                " WHERE m.category = ? AND m.left_version IS NULL AND a.withdrawn = 0 ORDER BY m.article",
+                (name,),
+            ).fetchall()
+        return db.execute(
+            "SELECT m.article, (SELECT title FROM titles t WHERE t.article = m.article AND t.occurred_at <= :t"
+            " ORDER BY t.version DESC LIMIT 1), m.entered_at, m.entered_version FROM memberships m"
+            " WHERE m.category = :c AND m.entered_at <= :t AND (m.left_at IS NULL OR m.left_at > :t)"
+            f" AND {_NOT_WITHDRAWN_AT} ORDER BY m.article",
+            {"c": name, "t": at},
+        ).fetchall()
+
+    def category_counts(self, at: str | None) -> list[tuple[str, int]]:
+        """Every category with its number of (not withdrawn) articles, now or at log time `at`,
+        by name."""
+        db = self.refresh()
+        if at is None:
+            return db.execute(
+                "SELECT m.category, COUNT(*) FROM memberships m JOIN articles a ON a.article = m.article"
+                " WHERE m.left_version IS NULL AND a.withdrawn = 0 GROUP BY m.category ORDER BY m.category"
+            ).fetchall()
+        return db.execute(
+            "SELECT m.category, COUNT(*) FROM memberships m"
+            " WHERE m.entered_at <= :t AND (m.left_at IS NULL OR m.left_at > :t)"
+            f" AND {_NOT_WITHDRAWN_AT} GROUP BY m.category ORDER BY m.category",
+            {"t": at},
+        ).fetchall()
+
+    def memberships(self, article: str) -> list[tuple[str, int, str, int | None, str | None]] | None:
+        """Category, entered_version, entered_at, left_version and left_at of each of the
+        article's category memberships, in order of entry; None when the article is unknown."""
+        db = self.refresh()
+        if db.execute("SELECT 1 FROM articles WHERE article = ?", (article,)).fetchone() is None:
+            return None
+        return db.execute(
+            "SELECT category, entered_version, entered_at, left_version, left_at FROM memberships"
+            " WHERE article = ? ORDER BY entered_version, rowid",
+            (article,),
+        ).fetchall()
+
+    def feed_since(self, since: str) -> list[tuple[str, str, int, str, str]]:
+        """Article, title, version, occurred_at and heading of the update blocks (of articles not
+        withdrawn) whose version occurred at or after log time `since`, newest first."""
+        return self.refresh().execute(
+            "SELECT f.article, a.title, f.version, f.occurred_at, f.heading FROM feed f"
+            " JOIN articles a ON a.article = f.article"
+            " WHERE f.occurred_at >= ? AND a.withdrawn = 0 ORDER BY f.occurred_at DESC, f.position DESC",
+            (since,),
+        ).fetchall()
+
+    def versions_between(self, low: str | None, high: str | None, limit: int | None) -> list[tuple[str, int]]:
+        """(article, version) of every version that occurred between log times `low` and `high`
+        (both included, either open), newest first, at most `limit` of them."""
+        where: list[str] = []
+        params: list[Any] = []
+        if low is not None:
+            where.append("occurred_at >= ?")
+            params.append(low)
+        if high is not None:
+            where.append("occurred_at <= ?")
+            params.append(high)
+        sql = "SELECT article, version FROM changes" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY occurred_at DESC, position DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self.refresh().execute(sql, params).fetchall()
+
+    def withdrawn_count(self) -> int:
+        """How many articles are withdrawn now."""
+        return int(self.refresh().execute("SELECT COUNT(*) FROM articles WHERE withdrawn = 1").fetchone()[0])
 
     # --- snapshots ---------------------------------------------------------------------------
 
