@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 
 from ledger import codec, decisions, transfer
 from ledger.catalog import Catalog
-from ledger.changes import plan_changes
+from ledger.plans import plan_changes
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
     ArticleNotFoundError,

@@ -432,13 +432,13 @@ class Catalog:
     @staticmethod
     def _write_rows(
         db: sqlite3.Connection,
-        changes: list[list[Any]],
+        timeline: list[list[Any]],
         feed: list[list[Any]],
         headings: list[tuple[str, int]],
         removed: list[tuple[int]],
     ) -> None:
         """Write timeline rows and the feed's new rows, new headings and removed blocks."""
-        db.executemany("INSERT OR REPLACE INTO changes VALUES (?, ?, ?, ?)", changes)
+        db.executemany("INSERT OR REPLACE INTO changes VALUES (?, ?, ?, ?)", timeline)
         db.executemany("INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?, ?)", feed)
         db.executemany("UPDATE feed SET heading = ? WHERE position = ?", headings)
         db.executemany("DELETE FROM feed WHERE position = ?", removed)

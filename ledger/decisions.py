@@ -15,7 +15,6 @@ from typing import Any
 from pydantic import ValidationError
 
 from ledger import codec
-from ledger.changes import same_value
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
@@ -33,6 +32,7 @@ from ledger.events import (
     validate_data,
 )
 from ledger.patches import make_patch
+from ledger.plans import same_value
 from ledger.projections import ArticleState, apply
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS, check_layout
 
