@@ -8,7 +8,7 @@ every view of an article, now or at any past version or time, is rebuilt from th
     ...     led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
 """
 
-from ledger.application import Ledger, Stats, init, open, store_path
+from ledger.application import Ledger, init, open, store_path
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
@@ -48,6 +48,7 @@ from ledger.views import (
     HistoryEntry,
     Hunk,
     ReplayStats,
+    Stats,
     TimelineEntry,
     WordChange,
 )

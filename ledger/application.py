@@ -1,10 +1,10 @@
 """The `Ledger` facade: the one object users open, append to and query.
 
-It turns what users ask to record (`EventIn`) into stored records: it checks each event against
-the article's current state (created once, not edited while withdrawn, block indexes that
-exist...) and records only what changed (an edit becomes a patch). The store's optimistic
-concurrency makes this safe across processes: the append states the version it was prepared
-against, and is prepared again if another process got there first.
+It appends: it reads each article's state once and lets `ledger.decisions` turn what users ask to
+record (`EventIn`) into stored records. The store's optimistic concurrency makes this safe across
+processes: the append states the version it was prepared against, and is prepared again if
+another process got there first. Everything else it hands on: queries of all articles to the
+catalog (`views.sqlite`), states to the states cache, export and import to `ledger.transfer`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pydantic import BaseModel, Field
-
-from ledger import codec, decisions, transfer
+from ledger import anchors, codec, decisions, transfer
 from ledger.catalog import Catalog
-from ledger.plans import plan_changes
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
     ArticleNotFoundError,
@@ -38,12 +35,26 @@ from ledger.errors import (
     VersionConflictError,
     VersionNotFoundError,
 )
-from ledger.events import DEFAULT_MAX_EVENT_BYTES, EventIn, RecordedEvent, format_time, parse_time
-from ledger.history import RenderedSize, summary
+from ledger.events import (
+    DEFAULT_MAX_EVENT_BYTES,
+    EventIn,
+    RecordedEvent,
+    format_time,
+    parse_time,
+)
+from ledger.history import RenderedSize, summary, version_records
+from ledger.plans import plan_changes
 from ledger.projections import ArticleState, ArticleView, apply
 from ledger.rendering import RESERVED_METADATA_KEYS, render
 from ledger.states import StateCache
-from ledger.store import AppendResult, EventStore, FileEventStore, Head, VerifyReport, init_store
+from ledger.store import (
+    AppendResult,
+    EventStore,
+    FileEventStore,
+    Head,
+    VerifyReport,
+    init_store,
+)
 from ledger.times import parse_when
 from ledger.transfer import ImportResult
 from ledger.views import (
@@ -56,6 +67,7 @@ from ledger.views import (
     FeedEntry,
     HistoryEntry,
     ReplayStats,
+    Stats,
     TimelineEntry,
 )
 
@@ -109,32 +121,6 @@ def open(  # noqa: A001
             store.close()
             raise
     return Ledger(store, max_event_bytes=max_event_bytes)
-
-
-def _parse_head(text: str) -> tuple[str, int | None]:
-    """`HASH` or `HASH@POSITION` (as `ledger head` prints it) as its hash and position."""
-    digest, at, position = text.strip().partition("@")
-    digest = digest.lower()
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest) or (at and not (position.isascii() and position.isdigit())):
-        raise InvalidInputError(f"head {text!r}: expected HASH or HASH@POSITION as `ledger head` prints it (a 64-digit hex hash, a position from 0)")
-    if at and int(position) == 0 and digest != codec.GENESIS_HASH:
-        raise InvalidInputError(f"head {text!r}: position 0 is the empty log, whose hash is {codec.GENESIS_HASH}")
-    return digest, int(position) if at else None
-
-
-class Stats(BaseModel):
-    """Counts of a store (`ledger stats`)."""
-
-    events: int = Field(description="Events in the log.")
-    articles: int = Field(description="Articles with at least one event.")
-    versions: int = Field(description="Article versions, all articles together.")
-    categories: int = Field(description="Categories holding at least one article now (withdrawn articles left theirs).")
-    withdrawn: int = Field(description="Articles withdrawn now.")
-    log_bytes: int = Field(description="Size of the log file.")
-    head_position: int = Field(description="The last position in the log.")
-    head_hash: str = Field(description="The hash that seals the log up to the head.")
-
-
 
 
 class Ledger:
@@ -465,16 +451,7 @@ class Ledger:
             ][:limit]
         else:
             versions = self.catalog.versions_between(low, high, limit)
-        # One read per article: the versions listed of one article follow each other (its versions
-        # never go back in time), so the range from the first to the last is what is needed.
-        wanted: dict[str, tuple[int, int]] = {}
-        for name, version in versions:
-            first, last = wanted.get(name, (version, version))
-            wanted[name] = (min(first, version), max(last, version))
-        groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        for name, (first, last) in wanted.items():
-            for record in self.store.read_article(name, first, last):
-                groups.setdefault((name, record["version"]), []).append(record)
+        groups = version_records(self.store, versions)
         missing = [pair for pair in versions if pair not in groups]
         if missing:
             # A row of the views names a version the log does not have: the views are wrong.
@@ -528,28 +505,11 @@ class Ledger:
         head. Raises `CorruptStoreError` when the log no longer extends it, `InvalidInputError`
         when `head` is not a head.
         """
-        wanted = _parse_head(head) if head is not None else None
+        wanted = anchors.parse_head(head) if head is not None else None
         report = self.store.verify(progress)
         if wanted is None or not report.ok:
             return report
-        return report.model_copy(update={"anchor": self._anchor(*wanted, report.head_position)})
-
-    def _anchor(self, digest: str, position: int | None, end: int) -> Head:
-        """The head `digest@position` if the log extends it, found by position or by search."""
-        shown = f"{digest}@{position}" if position is not None else digest
-        if digest == codec.GENESIS_HASH and not position:
-            return Head(position=0, hash=digest)
-        if position is None:
-            for record in self.store.read(0, end):
-                if record["hash"] == digest:
-                    return Head(position=record["pos"], hash=digest)
-            raise CorruptStoreError(f"the log no longer extends head {shown}: no record has that hash (history rewritten, or a head of another log)")
-        if position > end:
-            raise CorruptStoreError(f"the log no longer extends head {shown}: it ends at position {end} (records removed)")
-        found = transfer.record_at(self.store, position).get("hash")
-        if found != digest:
-            raise CorruptStoreError(f"the log no longer extends head {shown}: the record at position {position} has hash {found} (history rewritten)")
-        return Head(position=position, hash=digest)
+        return report.model_copy(update={"anchor": anchors.anchor(self.store, *wanted, report.head_position)})
 
     @contextmanager
     def bulk(self) -> Iterator[None]:

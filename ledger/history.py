@@ -12,6 +12,7 @@ from typing import Any
 from ledger.events import parse_time
 from ledger.projections import CHANGE_KIND, ArticleState
 from ledger.rendering import render
+from ledger.store import EventStore
 
 
 def summary(group: list[dict[str, Any]]) -> dict[str, Any]:
@@ -107,3 +108,19 @@ class RenderedSize:
             tail = state.body[-1:]
         frame = len(render(_Frame(state, tail)).encode("utf-8")) - len(tail.encode("utf-8"))
         return frame + self.body + self.total_blocks
+
+
+def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The records of each (article, version) of `versions`, by (article, version); versions the
+    log does not have are left out."""
+    # One read per article: the versions listed of one article follow each other (its versions
+    # never go back in time), so the range from the first to the last is what is needed.
+    wanted: dict[str, tuple[int, int]] = {}
+    for name, version in versions:
+        first, last = wanted.get(name, (version, version))
+        wanted[name] = (min(first, version), max(last, version))
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for name, (first, last) in wanted.items():
+        for record in store.read_article(name, first, last):
+            groups.setdefault((name, record["version"]), []).append(record)
+    return groups

@@ -30,9 +30,8 @@ class StateCache:
         self._from_log: set[str] = set()
 
     def remember(self, records: list[NewRecord], result: AppendResult, states: dict[str, ArticleState | None]) -> None:
-        """Keep the `states` an append of `records` left, stamped with what the store assigned."""
-        # Keep the states we just folded, stamped with what the store assigned, so the next
-        # append to the same article needs no read.
+        """Keep the `states` an append of `records` left, stamped with what the store assigned,
+        so that the next append to the same article needs no read."""
         position = result.first_position
         last_position: dict[str, int] = {}
         for record in records:

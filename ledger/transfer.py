@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, Field
 
 from ledger import codec, decisions
+from ledger.anchors import record_at
 from ledger.errors import (
     CorruptStoreError,
     DuplicateEventError,
@@ -455,10 +456,6 @@ def _holds(store: EventStore, position: int, digest: str) -> bool:
     """Whether this store's record at `position` has the hash `digest` (so, by the chain,
     its log up to there is the one that hash seals)."""
     return record_at(store, position).get("hash") == digest
-
-def record_at(store: EventStore, position: int) -> dict[str, Any]:
-    """The log's record at `position` (empty when the log has no such position)."""
-    return next(iter(store.read(position - 1, position)), {})
 
 def _appends(records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[tuple[list[str], list[EventIn], dict[str, int]]]:
     """Group imported records into the appends to make: the records up to each `end`, split

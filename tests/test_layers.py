@@ -30,6 +30,7 @@ LAYERS = {
     "plans": 4,
     "decisions": 4,
     "history": 4,
+    "anchors": 4,
     "catalog": 5,
     "transfer": 5,
     "states": 5,
