@@ -454,7 +454,7 @@ class Ledger:
         groups = version_records(self.store, versions)
         missing = [pair for pair in versions if pair not in groups]
         if missing:
-            # A row of the views names a version the log does not have: the views are wrong.
+            # A row of the catalog names a version the log does not have: the catalog is wrong.
             if article is None and not retried:
                 log.warning("%s: the views list %s v%d, which is not in the log; rebuilding them", self.catalog.path, *missing[0])
                 self.catalog.rebuild()

@@ -3,17 +3,17 @@
 This module is the one owner of `views.sqlite`: its tables are defined here and every SQL
 statement against them is here, as the query methods the `Ledger` calls.
 
-The views follow the log: each query first folds the records appended since the position the
-views last saw (`CatalogFold`), in one SQLite transaction, so the views and the position they
-stand at change together or not at all. The checkpoint keeps that position and the hash of the
+The catalog follows the log: each query first folds the records appended since the position the
+catalog last saw (`CatalogFold`), in one SQLite transaction, so the catalog and the position it
+stands at change together or not at all. The checkpoint keeps that position and the hash of the
 record at it; when the log no longer has that hash there (another or a rewritten log), or the
-file is unreadable, the views are rebuilt from the log. Deleting `views.sqlite` is always safe.
-Only SQLite errors rebuild the views: a record the fold cannot take (an event of an article that
+file is unreadable, the catalog is rebuilt from the log. Deleting `views.sqlite` is always safe.
+Only SQLite errors rebuild the catalog: a record the fold cannot take (an event of an article that
 was never created, a block that does not exist) raises `CorruptStoreError` naming its position,
-and the views stay as they were.
+and the catalog stays as it was.
 
 Snapshots: an article's full state every `SNAPSHOT_EVERY` versions (further apart for very big
-articles: see `snapshot_due`), written when the views catch up past such a version and whenever a
+articles: see `snapshot_due`), written when the catalog catches up past such a version and whenever a
 read folds past one, so that a historical read folds only the records after the nearest snapshot.
 A snapshot is keyed by version, never by time: reads at a time first find the version that was
 current then (from `occurred_at`), so snapshots cannot change what "as of" means.
@@ -134,14 +134,14 @@ class Catalog:
         self._hash = ""
         self._mutex = threading.RLock()
         self._checked = False
-        # Set when the file cannot be written (a read-only store, a full disk): the views live in
+        # Set when the file cannot be written (a read-only store, a full disk): the catalog lives in
         # memory for the rest of this process, from a copy of the file.
         self._in_memory = False
 
     # --- the connection ----------------------------------------------------------------------
 
     def _connect(self, copy: sqlite3.Connection | None = None) -> sqlite3.Connection:
-        """The views database with its tables: the file, or in memory `copy` (a copy of the file)
+        """The catalog's database with its tables: the file, or in memory `copy` (a copy of the file)
         or an empty database for stores without a folder."""
         if copy is not None:
             db = copy
@@ -176,7 +176,7 @@ class Catalog:
         return self._db
 
     def _open_file(self) -> sqlite3.Connection:
-        """The views file, rebuilt when it is unreadable; a copy in memory when it cannot be
+        """The catalog file, rebuilt when it is unreadable; a copy in memory when it cannot be
         written."""
         if self.path is not None and not caches.writable(self.path):
             # A read-only store: expected, so no warning.
@@ -201,7 +201,7 @@ class Catalog:
 
     def _open_memory(self, source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
         """Views in memory, from a copy of `source` (the file, or the connection that failed to
-        write it); an unreadable copy gives empty views, rebuilt from the log."""
+        write it); an unreadable copy gives an empty catalog, rebuilt from the log."""
         copy = caches.memory_copy(source)
         try:
             db = self._connect(copy)
@@ -213,7 +213,7 @@ class Catalog:
         return db
 
     def _to_memory(self, exc: BaseException) -> None:
-        """Go on in memory from what the views file holds (it failed to take a write)."""
+        """Go on in memory from what the catalog file holds (it failed to take a write)."""
         log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
         assert self._db is not None
         if self._db.in_transaction:
@@ -261,7 +261,7 @@ class Catalog:
     # --- following the log -------------------------------------------------------------------
 
     def refresh(self) -> sqlite3.Connection:
-        """Catch the views up with the log (rebuilding them if they belong to another log) and
+        """Catch the catalog up with the log (rebuilding it if it belongs to another log) and
         return the connection to query them with."""
         with self._mutex:
             try:
@@ -325,7 +325,7 @@ class Catalog:
                 self.state_at(article, boundary)
 
     def _validate(self, db: sqlite3.Connection) -> tuple[int, str]:
-        """The checkpoint, after clearing views (and snapshots) that do not belong to this log."""
+        """The checkpoint, after clearing a catalog (and snapshots) that does not belong to this log."""
         position, digest = self._checkpoint(db)
         if position > 0 and not self._matches(position, digest):
             log.warning("%s: views do not match the log, rebuilding them", self.path)
@@ -338,8 +338,8 @@ class Catalog:
         return int(meta.get("position", 0)), str(meta.get("hash", ""))
 
     def _matches(self, position: int, digest: str) -> bool:
-        # The head read now, under the views' write lock: another process may have caught the
-        # views up past the head the caller saw before it waited for that lock.
+        # The head read now, under the catalog's write lock: another process may have caught the
+        # catalog up past the head the caller saw before it waited for that lock.
         head = self.store.head()
         if position > head.position:
             return False
@@ -361,7 +361,7 @@ class Catalog:
         db.execute("DELETE FROM meta")
 
     def _loader(self, db: sqlite3.Connection, starts: dict[str, int]) -> Callable[[str], list[Any] | None]:
-        """Entries of articles from the persisted views; `starts` notes each one's version."""
+        """Entries of articles from the catalog; `starts` notes each one's version."""
 
         def load(article: str) -> list[Any] | None:
             row = db.execute(
@@ -444,9 +444,9 @@ class Catalog:
         db.executemany("DELETE FROM feed WHERE position = ?", removed)
 
     def rebuild(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
-        """Throw the views away and fold the whole log again (up to position `to`), in one
-        transaction: readers see the old views until the new ones are complete. Views that
-        cannot be written are rebuilt in memory (the replay still measures the fold)."""
+        """Throw the catalog away and fold the whole log again (up to position `to`), in one
+        transaction: readers see the old catalog until the new one is complete. A catalog that
+        cannot be written is rebuilt in memory (the replay still measures the fold)."""
         with self._mutex:
             try:
                 return self._rebuild(to, progress)
@@ -466,7 +466,7 @@ class Catalog:
             db = self._open()
             with self._write(db), _no_gc():
                 # Snapshots of this very log stay valid (the log only grows): keep them unless
-                # the checkpoint shows the views were made from another log.
+                # the checkpoint shows the catalog was made from another log.
                 self._validate(db)
                 # Fresh tables, filled without indexes and indexed once at the end: several
                 # times faster than deleting rows and keeping the indexes up to date row by row.
@@ -584,7 +584,7 @@ class Catalog:
             if not self._checked:
                 # Snapshots of another log must never be used: check the checkpoint first (cheap),
                 # without catching up. An append must not wait for another process's rebuild of
-                # the views: while they are busy, fold from the first version instead.
+                # the catalog: while it is busy, fold from the first version instead.
                 try:
                     db.execute("PRAGMA busy_timeout = 200")
                     with self._write(db):
@@ -641,7 +641,7 @@ class Catalog:
 
     def save_snapshots(self, rows: list[tuple[str, int, int, bytes, str, str]]) -> None:
         """Keep these `snapshot_row`s. Skipped, not waited for, while another process holds the
-        views: snapshots only save time."""
+        catalog: snapshots only save time."""
         if not rows:
             return
         with self._mutex:
@@ -657,7 +657,7 @@ class Catalog:
 
 
 def _whole_appends(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The records of complete appends only: views stop between appends, never inside one (a
+    """The records of complete appends only: the catalog stops between appends, never inside one (a
     version's events are folded together or not at all)."""
     pending: list[dict[str, Any]] = []
     for record in records:
