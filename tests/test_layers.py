@@ -4,8 +4,8 @@ in their one module, and the public API is curated and documented."""
 from __future__ import annotations
 
 import ast
-import re
 import inspect
+import re
 from pathlib import Path
 
 import pytest
