@@ -8,7 +8,7 @@ every view of an article, now or at any past version or time, is rebuilt from th
     ...     led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
 """
 
-from ledger.application import ImportResult, Ledger, Stats, init, open, store_path
+from ledger.application import Ledger, init, open, store_path
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
@@ -35,6 +35,7 @@ from ledger.projections import ArticleView, UpdateBlock
 from ledger.rendering import render
 from ledger.store import AppendResult, EventStore, FileEventStore, Head, Problem, VerifyReport
 from ledger.times import parse_when
+from ledger.transfer import ImportResult
 from ledger.views import (
     CategoryCount,
     CategoryListing,
@@ -47,6 +48,7 @@ from ledger.views import (
     HistoryEntry,
     Hunk,
     ReplayStats,
+    Stats,
     TimelineEntry,
     WordChange,
 )

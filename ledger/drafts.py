@@ -3,7 +3,7 @@
 
 A draft states the whole article. `ingest` compares it with the article's current view and
 appends, stating the version it compared against, only the events that bring the article up to
-the draft (planned by `ledger.changes`): `ArticleCreated`, `ArticleEdited`, one
+the draft (planned by `ledger.plans`): `ArticleCreated`, `ArticleEdited`, one
 `UpdateBlockAdded` per new update block (`UpdateBlockEdited`/`UpdateBlockRemoved` for changed or
 dropped ones), `CategoriesChanged`, `MetadataChanged`. The drafts of one `ingest` call are one
 atomic append; an unchanged draft appends nothing. The formats are defined in
@@ -29,7 +29,7 @@ import yaml
 from pydantic import BaseModel, Field
 
 from ledger.application import Ledger
-from ledger.changes import plan_changes
+from ledger.plans import plan_changes
 from ledger.codec import InputJsonError, loads_input
 from ledger.errors import ArticleNotFoundError, DraftError, InvalidEventError, VersionConflictError
 from ledger.events import validate_article_id
@@ -684,7 +684,7 @@ def is_draft_name(name: str) -> bool:
 
 def plan(draft: Draft, current: ArticleView | None, *, restore: bool = False) -> list[dict[str, Any]]:
     """The events (`{"type", "data"}`) that bring `current` (None: no article yet) up to `draft`
-    (see `ledger.changes.plan_changes`).
+    (see `ledger.plans.plan_changes`).
 
     Empty when the article already says what the draft says. A withdrawn article is restored
     first when the draft changes it (or when `restore` is set).

@@ -176,7 +176,7 @@ def fold(records: Iterable[dict[str, Any]], state: ArticleState | None = None) -
 # --- snapshots of one article's state -----------------------------------------------------
 
 SNAPSHOT_EVERY = 32
-"""An article's state is kept as a snapshot every this many versions (see `ledger.checkpoints`)."""
+"""An article's state is kept as a snapshot every this many versions (see `ledger.catalog`)."""
 
 
 def state_to_list(state: ArticleState) -> list[Any]:
@@ -218,13 +218,13 @@ CHANGE_KIND = {
 
 
 class CatalogFold:
-    """The fold behind the persisted views of all articles: per article only small metadata
+    """The fold behind the catalog of all articles (`ledger.catalog`): per article only small metadata
     (version, title, categories, withdrawn, times), plus the rows that the category index, the
     update feed, the title history and the timeline gain from the records folded.
 
     It is a pure fold of raw records: `fold(record)` for each record in log order.
     `load(article)` gives the entry of an article folded before (incremental catch-up: entries
-    come from the persisted views); None means the fold started from an empty log.
+    come from the catalog); None means the fold started from an empty log.
     """
 
     def __init__(self, load: Callable[[str], list[Any] | None] | None = None) -> None:

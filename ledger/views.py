@@ -165,3 +165,16 @@ class ReplayStats(BaseModel):
     position: int = Field(description="The log position the views now stand at.")
     seconds: float = Field(description="Wall-clock time of the rebuild.")
     events_per_second: float = Field(description="events / seconds.")
+
+
+class Stats(BaseModel):
+    """Counts of a store (`ledger stats`)."""
+
+    events: int = Field(description="Events in the log.")
+    articles: int = Field(description="Articles with at least one event.")
+    versions: int = Field(description="Article versions, all articles together.")
+    categories: int = Field(description="Categories holding at least one article now (withdrawn articles left theirs).")
+    withdrawn: int = Field(description="Articles withdrawn now.")
+    log_bytes: int = Field(description="Size of the log file.")
+    head_position: int = Field(description="The last position in the log.")
+    head_hash: str = Field(description="The hash that seals the log up to the head.")

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 import ledger
-from ledger.checkpoints import VIEWS_FILE, _digest
+from ledger.catalog import VIEWS_FILE, _digest
 from ledger.codec import dumps, loads
 from ledger.projections import SNAPSHOT_EVERY, fold
 from ledger.events import NewRecord

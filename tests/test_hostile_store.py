@@ -20,7 +20,7 @@ import pytest
 
 import ledger
 from ledger import codec
-from ledger.checkpoints import VIEWS_FILE, _digest
+from ledger.catalog import VIEWS_FILE, _digest
 from ledger.projections import SNAPSHOT_EVERY
 from ledger.store import INDEX_FILE, LOG_FILE
 from tests.conftest import run_ledger

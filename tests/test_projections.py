@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledger
-from ledger.checkpoints import VIEWS_FILE
+from ledger.catalog import VIEWS_FILE
 from ledger.projections import BLOCKS, CatalogFold, apply, fold, state_from_list, state_to_list
 
 

@@ -389,7 +389,7 @@ def test_history_renders_no_version_whole(news: ledger.Ledger, monkeypatch: pyte
         bodies.append(getattr(view, "body"))
         return render(view)  # type: ignore[arg-type]
 
-    monkeypatch.setattr("ledger.application.render", spy)
+    monkeypatch.setattr("ledger.history.render", spy)
     news.history("bridge")
     assert bodies and max(len(body) for body in bodies) <= 1
 

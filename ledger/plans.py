@@ -1,4 +1,4 @@
-"""Changes: the events that turn one state of an article into another.
+"""Plans: the changes (events) that turn one state of an article into another.
 
 Ingesting a draft (`ledger.drafts`) and restoring an old version (`Ledger.restore`) ask the same
 question - which events bring the article as it is now to the article as it should read? - and

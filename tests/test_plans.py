@@ -1,4 +1,4 @@
-"""Planning the events that turn one article into another (`ledger.changes`), as drafts and
+"""Planning the events that turn one article into another (`ledger.plans`), as drafts and
 `Ledger.restore` both use it: JSON equality of values, blocks matched by heading, categories in
 order, and restores that render exactly as the old version."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import ledger
-from ledger.changes import plan_changes, same_value
+from ledger.plans import plan_changes, same_value
 from ledger.drafts import ingest_draft, parse_draft
 from ledger.rendering import render
 

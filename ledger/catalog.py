@@ -1,16 +1,19 @@
-"""The persisted read model: views of all articles and article snapshots in `views.sqlite`.
+"""The catalog: the persisted read model of all articles and their snapshots, in `views.sqlite`.
 
-The views follow the log: each query first folds the records appended since the position the
-views last saw (`CatalogFold`), in one SQLite transaction, so the views and the position they
-stand at change together or not at all. The checkpoint keeps that position and the hash of the
+This module is the one owner of `views.sqlite`: its tables are defined here and every SQL
+statement against them is here, as the query methods the `Ledger` calls.
+
+The catalog follows the log: each query first folds the records appended since the position the
+catalog last saw (`CatalogFold`), in one SQLite transaction, so the catalog and the position it
+stands at change together or not at all. The checkpoint keeps that position and the hash of the
 record at it; when the log no longer has that hash there (another or a rewritten log), or the
-file is unreadable, the views are rebuilt from the log. Deleting `views.sqlite` is always safe.
-Only SQLite errors rebuild the views: a record the fold cannot take (an event of an article that
+file is unreadable, the catalog is rebuilt from the log. Deleting `views.sqlite` is always safe.
+Only SQLite errors rebuild the catalog: a record the fold cannot take (an event of an article that
 was never created, a block that does not exist) raises `CorruptStoreError` naming its position,
-and the views stay as they were.
+and the catalog stays as it was.
 
 Snapshots: an article's full state every `SNAPSHOT_EVERY` versions (further apart for very big
-articles: see `snapshot_due`), written when the views catch up past such a version and whenever a
+articles: see `snapshot_due`), written when the catalog catches up past such a version and whenever a
 read folds past one, so that a historical read folds only the records after the nearest snapshot.
 A snapshot is keyed by version, never by time: reads at a time first find the version that was
 current then (from `occurred_at`), so snapshots cannot change what "as of" means.
@@ -95,6 +98,12 @@ CREATE INDEX IF NOT EXISTS feed_time ON feed (occurred_at);
 CREATE INDEX IF NOT EXISTS changes_time ON changes (occurred_at);
 """
 
+# An article is not in a listing at time :t while a withdrawal covers :t.
+_NOT_WITHDRAWN_AT = (
+    "NOT EXISTS (SELECT 1 FROM withdrawals w WHERE w.article = m.article AND w.withdrawn_at <= :t"
+    " AND (w.restored_at IS NULL OR w.restored_at > :t))"
+)
+
 _VIEW_TABLES = ("articles", "memberships", "withdrawals", "titles", "feed", "changes")
 
 
@@ -111,7 +120,7 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-class ViewStore:
+class Catalog:
     """The read model of one store: kept in `views.sqlite` in the store folder (in memory for
     stores without a folder), caught up with the log by `refresh()`."""
 
@@ -124,14 +133,14 @@ class ViewStore:
         self._hash = ""
         self._mutex = threading.RLock()
         self._checked = False
-        # Set when the file cannot be written (a read-only store, a full disk): the views live in
+        # Set when the file cannot be written (a read-only store, a full disk): the catalog lives in
         # memory for the rest of this process, from a copy of the file.
         self._in_memory = False
 
     # --- the connection ----------------------------------------------------------------------
 
     def _connect(self, copy: sqlite3.Connection | None = None) -> sqlite3.Connection:
-        """The views database with its tables: the file, or in memory `copy` (a copy of the file)
+        """The catalog's database with its tables: the file, or in memory `copy` (a copy of the file)
         or an empty database for stores without a folder."""
         if copy is not None:
             db = copy
@@ -166,7 +175,7 @@ class ViewStore:
         return self._db
 
     def _open_file(self) -> sqlite3.Connection:
-        """The views file, rebuilt when it is unreadable; a copy in memory when it cannot be
+        """The catalog file, rebuilt when it is unreadable; a copy in memory when it cannot be
         written."""
         if self.path is not None and not caches.writable(self.path):
             # A read-only store: expected, so no warning.
@@ -191,7 +200,7 @@ class ViewStore:
 
     def _open_memory(self, source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
         """Views in memory, from a copy of `source` (the file, or the connection that failed to
-        write it); an unreadable copy gives empty views, rebuilt from the log."""
+        write it); an unreadable copy gives an empty catalog, rebuilt from the log."""
         copy = caches.memory_copy(source)
         try:
             db = self._connect(copy)
@@ -203,7 +212,7 @@ class ViewStore:
         return db
 
     def _to_memory(self, exc: BaseException) -> None:
-        """Go on in memory from what the views file holds (it failed to take a write)."""
+        """Go on in memory from what the catalog file holds (it failed to take a write)."""
         log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
         assert self._db is not None
         if self._db.in_transaction:
@@ -251,7 +260,7 @@ class ViewStore:
     # --- following the log -------------------------------------------------------------------
 
     def refresh(self) -> sqlite3.Connection:
-        """Catch the views up with the log (rebuilding them if they belong to another log) and
+        """Catch the catalog up with the log (rebuilding it if it belongs to another log) and
         return the connection to query them with."""
         with self._mutex:
             try:
@@ -315,7 +324,7 @@ class ViewStore:
                 self.state_at(article, boundary)
 
     def _validate(self, db: sqlite3.Connection) -> tuple[int, str]:
-        """The checkpoint, after clearing views (and snapshots) that do not belong to this log."""
+        """The checkpoint, after clearing a catalog (and snapshots) that does not belong to this log."""
         position, digest = self._checkpoint(db)
         if position > 0 and not self._matches(position, digest):
             log.warning("%s: views do not match the log, rebuilding them", self.path)
@@ -328,8 +337,8 @@ class ViewStore:
         return int(meta.get("position", 0)), str(meta.get("hash", ""))
 
     def _matches(self, position: int, digest: str) -> bool:
-        # The head read now, under the views' write lock: another process may have caught the
-        # views up past the head the caller saw before it waited for that lock.
+        # The head read now, under the catalog's write lock: another process may have caught the
+        # catalog up past the head the caller saw before it waited for that lock.
         head = self.store.head()
         if position > head.position:
             return False
@@ -351,7 +360,7 @@ class ViewStore:
         db.execute("DELETE FROM meta")
 
     def _loader(self, db: sqlite3.Connection, starts: dict[str, int]) -> Callable[[str], list[Any] | None]:
-        """Entries of articles from the persisted views; `starts` notes each one's version."""
+        """Entries of articles from the catalog; `starts` notes each one's version."""
 
         def load(article: str) -> list[Any] | None:
             row = db.execute(
@@ -422,21 +431,21 @@ class ViewStore:
     @staticmethod
     def _write_rows(
         db: sqlite3.Connection,
-        changes: list[list[Any]],
+        timeline: list[list[Any]],
         feed: list[list[Any]],
         headings: list[tuple[str, int]],
         removed: list[tuple[int]],
     ) -> None:
         """Write timeline rows and the feed's new rows, new headings and removed blocks."""
-        db.executemany("INSERT OR REPLACE INTO changes VALUES (?, ?, ?, ?)", changes)
+        db.executemany("INSERT OR REPLACE INTO changes VALUES (?, ?, ?, ?)", timeline)
         db.executemany("INSERT OR REPLACE INTO feed VALUES (?, ?, ?, ?, ?)", feed)
         db.executemany("UPDATE feed SET heading = ? WHERE position = ?", headings)
         db.executemany("DELETE FROM feed WHERE position = ?", removed)
 
     def rebuild(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
-        """Throw the views away and fold the whole log again (up to position `to`), in one
-        transaction: readers see the old views until the new ones are complete. Views that
-        cannot be written are rebuilt in memory (the replay still measures the fold)."""
+        """Throw the catalog away and fold the whole log again (up to position `to`), in one
+        transaction: readers see the old catalog until the new one is complete. A catalog that
+        cannot be written is rebuilt in memory (the replay still measures the fold)."""
         with self._mutex:
             try:
                 return self._rebuild(to, progress)
@@ -456,7 +465,7 @@ class ViewStore:
             db = self._open()
             with self._write(db), _no_gc():
                 # Snapshots of this very log stay valid (the log only grows): keep them unless
-                # the checkpoint shows the views were made from another log.
+                # the checkpoint shows the catalog was made from another log.
                 self._validate(db)
                 # Fresh tables, filled without indexes and indexed once at the end: several
                 # times faster than deleting rows and keeping the indexes up to date row by row.
@@ -483,6 +492,87 @@ class ViewStore:
                 events_per_second=fold.events / seconds if seconds > 0 else 0.0,
             )
 
+    # --- queries -----------------------------------------------------------------------------
+
+    def category_members(self, name: str, at: str | None) -> list[tuple[str, str, str, int]]:
+        """Article, title, entered_at and entered_version of the articles (not withdrawn) in
+        category `name` now, or at log time `at`, by article id."""
+        db = self.refresh()
+        if at is None:
+            return db.execute(
+                "SELECT m.article, a.title, m.entered_at, m.entered_version FROM memberships m"
+                " JOIN articles a ON a.article = m.article"
+                " WHERE m.category = ? AND m.left_version IS NULL AND a.withdrawn = 0 ORDER BY m.article",
+                (name,),
+            ).fetchall()
+        return db.execute(
+            "SELECT m.article, (SELECT title FROM titles t WHERE t.article = m.article AND t.occurred_at <= :t"
+            " ORDER BY t.version DESC LIMIT 1), m.entered_at, m.entered_version FROM memberships m"
+            " WHERE m.category = :c AND m.entered_at <= :t AND (m.left_at IS NULL OR m.left_at > :t)"
+            f" AND {_NOT_WITHDRAWN_AT} ORDER BY m.article",
+            {"c": name, "t": at},
+        ).fetchall()
+
+    def category_counts(self, at: str | None) -> list[tuple[str, int]]:
+        """Every category with its number of (not withdrawn) articles, now or at log time `at`,
+        by name."""
+        db = self.refresh()
+        if at is None:
+            return db.execute(
+                "SELECT m.category, COUNT(*) FROM memberships m JOIN articles a ON a.article = m.article"
+                " WHERE m.left_version IS NULL AND a.withdrawn = 0 GROUP BY m.category ORDER BY m.category"
+            ).fetchall()
+        return db.execute(
+            "SELECT m.category, COUNT(*) FROM memberships m"
+            " WHERE m.entered_at <= :t AND (m.left_at IS NULL OR m.left_at > :t)"
+            f" AND {_NOT_WITHDRAWN_AT} GROUP BY m.category ORDER BY m.category",
+            {"t": at},
+        ).fetchall()
+
+    def memberships(self, article: str) -> list[tuple[str, int, str, int | None, str | None]] | None:
+        """Category, entered_version, entered_at, left_version and left_at of each of the
+        article's category memberships, in order of entry; None when the article is unknown."""
+        db = self.refresh()
+        if db.execute("SELECT 1 FROM articles WHERE article = ?", (article,)).fetchone() is None:
+            return None
+        return db.execute(
+            "SELECT category, entered_version, entered_at, left_version, left_at FROM memberships"
+            " WHERE article = ? ORDER BY entered_version, rowid",
+            (article,),
+        ).fetchall()
+
+    def feed_since(self, since: str) -> list[tuple[str, str, int, str, str]]:
+        """Article, title, version, occurred_at and heading of the update blocks (of articles not
+        withdrawn) whose version occurred at or after log time `since`, newest first."""
+        return self.refresh().execute(
+            "SELECT f.article, a.title, f.version, f.occurred_at, f.heading FROM feed f"
+            " JOIN articles a ON a.article = f.article"
+            " WHERE f.occurred_at >= ? AND a.withdrawn = 0 ORDER BY f.occurred_at DESC, f.position DESC",
+            (since,),
+        ).fetchall()
+
+    def versions_between(self, low: str | None, high: str | None, limit: int | None) -> list[tuple[str, int]]:
+        """(article, version) of every version that occurred between log times `low` and `high`
+        (both included, either open), newest first, at most `limit` of them."""
+        where: list[str] = []
+        params: list[Any] = []
+        if low is not None:
+            where.append("occurred_at >= ?")
+            params.append(low)
+        if high is not None:
+            where.append("occurred_at <= ?")
+            params.append(high)
+        sql = "SELECT article, version FROM changes" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY occurred_at DESC, position DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return self.refresh().execute(sql, params).fetchall()
+
+    def withdrawn_count(self) -> int:
+        """How many articles are withdrawn now."""
+        return int(self.refresh().execute("SELECT COUNT(*) FROM articles WHERE withdrawn = 1").fetchone()[0])
+
     # --- snapshots ---------------------------------------------------------------------------
 
     def snapshot_before(self, article: str, version: int) -> ArticleState | None:
@@ -493,7 +583,7 @@ class ViewStore:
             if not self._checked:
                 # Snapshots of another log must never be used: check the checkpoint first (cheap),
                 # without catching up. An append must not wait for another process's rebuild of
-                # the views: while they are busy, fold from the first version instead.
+                # the catalog: while it is busy, fold from the first version instead.
                 try:
                     db.execute("PRAGMA busy_timeout = 200")
                     with self._write(db):
@@ -550,7 +640,7 @@ class ViewStore:
 
     def save_snapshots(self, rows: list[tuple[str, int, int, bytes, str, str]]) -> None:
         """Keep these `snapshot_row`s. Skipped, not waited for, while another process holds the
-        views: snapshots only save time."""
+        catalog: snapshots only save time."""
         if not rows:
             return
         with self._mutex:
@@ -566,7 +656,7 @@ class ViewStore:
 
 
 def _whole_appends(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The records of complete appends only: views stop between appends, never inside one (a
+    """The records of complete appends only: the catalog stops between appends, never inside one (a
     version's events are folded together or not at all)."""
     pending: list[dict[str, Any]] = []
     for record in records:

@@ -1,0 +1,126 @@
+"""History: what each version of an article says about it, and its size as rendered.
+
+`Ledger.history` and `Ledger.timeline` describe versions from their records (`summary`);
+`RenderedSize` keeps an article's rendered size up to date as its records are folded, so a
+history costs the size of the changes, not versions x article size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ledger.events import parse_time
+from ledger.projections import CHANGE_KIND, ArticleState
+from ledger.rendering import render
+from ledger.store import EventStore
+
+
+def summary(group: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the records of one article version say about it (history and timeline fields)."""
+    first, last = group[0], group[-1]
+    changes: list[str] = []
+    added: list[str] = []
+    removed: list[str] = []
+    headings: list[str] = []
+    for event in group:
+        kind = CHANGE_KIND[event["type"]]
+        if kind not in changes:
+            changes.append(kind)
+        data = event["data"]
+        if event["type"] == "ArticleCreated":
+            added.extend(data.get("categories", ()))
+        elif event["type"] == "CategoriesChanged":
+            added.extend(data.get("added", ()))
+            removed.extend(data.get("removed", ()))
+        elif event["type"] == "UpdateBlockAdded":
+            headings.append(data["heading"])
+    return {
+        "version": last["version"],
+        "position": last["pos"],
+        "occurred_at": parse_time(first["occurred_at"]),
+        "recorded_at": parse_time(first["recorded_at"]),
+        "actor": first.get("actor"),
+        "reason": first.get("reason"),
+        "changes": changes,
+        "categories_added": added,
+        "categories_removed": removed,
+        "headings": headings,
+        "events": len(group),
+    }
+
+
+class _Frame:
+    """An article without its body and blocks, save the last character of them: rendered, it
+    gives exactly the bytes `render` puts around the body and blocks (title line and categories
+    line, or front matter), because those depend on the text only through whether it ends in a
+    line break."""
+
+    __slots__ = ("id", "title", "body", "categories", "metadata", "blocks")
+
+    def __init__(self, state: ArticleState, tail: str) -> None:
+        self.id = state.id
+        self.title = state.title
+        self.body = tail
+        self.categories = state.categories
+        self.metadata = state.metadata
+        self.blocks: tuple[()] = ()
+
+
+class RenderedSize:
+    """The UTF-8 size of an article rendered at each version, kept up to date event by event: the
+    body and each update block are measured again only when they change, and only the small frame
+    around them is rendered for every version (rendering every version whole would cost versions
+    x article size)."""
+
+    def __init__(self) -> None:
+        self.body = 0
+        self.blocks: list[int] = []
+        self.total_blocks = 0
+
+    def apply(self, state: ArticleState, record: dict[str, Any]) -> None:
+        """Account for `record`, already folded into `state`."""
+        kind = record["type"]
+        if kind == "ArticleCreated" or (kind == "ArticleEdited" and record["data"].get("patch")):
+            self.body = len(state.body.encode("utf-8"))
+        elif kind in ("UpdateBlockAdded", "UpdateBlockEdited"):
+            index = record["data"].get("index")
+            if index is None:
+                index = len(state.blocks) - 1
+            heading, text = state.blocks[index][0], state.blocks[index][1]
+            size = len(heading.encode("utf-8")) + len(text.encode("utf-8"))
+            if kind == "UpdateBlockAdded":
+                self.blocks.insert(index, size)
+            else:
+                self.total_blocks -= self.blocks[index]
+                self.blocks[index] = size
+            self.total_blocks += size
+        elif kind == "UpdateBlockRemoved":
+            self.total_blocks -= self.blocks.pop(record["data"]["index"])
+
+    def size(self, state: ArticleState) -> int:
+        """Bytes of `render(state.view())`."""
+        tail = ""
+        for heading, text, *_ in reversed(state.blocks):
+            tail = text[-1:] or heading[-1:]
+            if tail:
+                break
+        if not tail:
+            tail = state.body[-1:]
+        frame = len(render(_Frame(state, tail)).encode("utf-8")) - len(tail.encode("utf-8"))
+        return frame + self.body + self.total_blocks
+
+
+def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+    """The records of each (article, version) of `versions`, by (article, version); versions the
+    log does not have are left out."""
+    # One read per article: the versions listed of one article follow each other (its versions
+    # never go back in time), so the range from the first to the last is what is needed.
+    wanted: dict[str, tuple[int, int]] = {}
+    for name, version in versions:
+        first, last = wanted.get(name, (version, version))
+        wanted[name] = (min(first, version), max(last, version))
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for name, (first, last) in wanted.items():
+        for record in store.read_article(name, first, last):
+            groups.setdefault((name, record["version"]), []).append(record)
+    return groups
