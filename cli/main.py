@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 import ledger
-from cli.output import Seconds, count, notice
+from ledger_cli.output import Seconds, count, notice
 
 EXIT_USAGE = 2
 EXIT_STORE = ledger.StoreError.exit_code
@@ -100,7 +100,7 @@ class _StderrHandler(logging.Handler):
     help="Refuse an event whose data, as JSON, is larger than this (exit code 3).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
-@click.version_option(package_name="ledger", prog_name="ledger")
+@click.version_option(package_name="article-ledger", prog_name="ledger")
 @click.pass_context
 def main(ctx: click.Context, store: Path, lock_timeout: float, max_event_bytes: int, debug: bool) -> None:
     """Versions articles by event sourcing: every edit, update block and category change is an
@@ -146,10 +146,10 @@ def open_ledger(ctx: click.Context, **options: Any) -> ledger.Ledger:
 def _register() -> None:
     # Command modules import `main` to attach their commands; importing them here, after `main`
     # exists, keeps one entry point.
-    from cli import store_commands  # noqa: F401
-    from cli import io_commands  # noqa: F401
-    from cli import view_commands  # noqa: F401
-    from cli import draft_commands  # noqa: F401
+    from ledger_cli import store_commands  # noqa: F401
+    from ledger_cli import io_commands  # noqa: F401
+    from ledger_cli import view_commands  # noqa: F401
+    from ledger_cli import draft_commands  # noqa: F401
 
 
 _register()

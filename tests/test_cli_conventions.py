@@ -19,8 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import ledger
-from cli.main import LedgerGroup, main
-from cli.output import table
+from ledger_cli.main import LedgerGroup, main
+from ledger_cli.output import table
 from tests.conftest import drain_terminal, run_ledger
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))

@@ -17,10 +17,10 @@ import pytest
 from click.testing import CliRunner
 
 import ledger
-from cli.main import LedgerGroup, main
-from cli.output import TIME
 from ledger import codec
 from ledger.times import parse_when
+from ledger_cli.main import LedgerGroup, main
+from ledger_cli.output import TIME
 from tests.conftest import drain_terminal, run_ledger
 
 LOG = "events.jsonl"

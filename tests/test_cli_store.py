@@ -13,9 +13,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ledger
-from cli.main import main
 from ledger import codec
 from ledger.store import INDEX_FILE, LOG_FILE, MARKER_FILE
+from ledger_cli.main import main
 from tests.conftest import run_ledger
 
 CREATE = b'{"type": "ArticleCreated", "article": "deir-ez-zor", "id": "evt-1", "actor": "ana", "reason": "first report", "occurred_at": "2017-09-05T16:05:00Z", "data": {"title": "Deir ez-Zor", "body": "Troops arrived.", "categories": ["latest"]}}\n'

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ledger
-from cli.main import main
 from ledger.codec import loads
 from ledger.rendering import render
+from ledger_cli.main import main
 from tests.conftest import run_ledger
 from tests.test_queries import build_newsroom
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 import ledger
-from cli.main import main
+from ledger_cli.main import main
 from tests.conftest import run_ledger
 
 # How long a test waits for something that should happen at once before it calls it a hang.
@@ -128,7 +128,7 @@ def test_log_follow_with_limit_prints_and_exits(store_dir: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["--store", str(store_dir), "log", "--follow", "--from", "1", "--limit", "2"])
     assert result.exit_code == 0, result.output
-    from cli.output import local_time
+    from ledger_cli.output import local_time
 
     assert result.output == (
         f"     1  {local_time(created_at)}  a v1  ArticleCreated  ann  (first)\n"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -63,7 +65,7 @@ def test_library_imports_point_down(path: Path) -> None:
     own = LAYERS[path.stem]
     for name in _imports(path):
         parts = name.split(".")
-        if parts[0] == "cli":
+        if parts[0] == "ledger_cli":
             pytest.fail(f"{path.name} imports the CLI ({name})")
         if parts[0] == "ledger" and len(parts) > 1 and parts[1] in LAYERS:
             assert LAYERS[parts[1]] <= own, f"{path.name} (layer {own}) imports {name} (layer {LAYERS[parts[1]]})"
@@ -97,3 +99,10 @@ def test_the_public_api_is_curated_and_documented() -> None:
 def test_every_error_has_one_root() -> None:
     errors = [getattr(ledger, n) for n in ledger.__all__ if n.endswith("Error")]
     assert errors and all(issubclass(e, ledger.LedgerError) for e in errors)
+
+
+def test_the_cli_is_importable_only_under_its_installed_name() -> None:
+    # From the repository root the `cli` folder is on sys.path; it must still not be a `cli` package.
+    result = subprocess.run([sys.executable, "-c", "import cli"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and "import ledger_cli" in result.stderr
+    import ledger_cli.main  # noqa: F401  (the installed name works)
