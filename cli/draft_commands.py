@@ -12,8 +12,8 @@ from types import FrameType
 import click
 
 from ledger import DRAFT_SIZE_LIMIT, IngestResult, ingest
-from ledger_cli.main import main, open_ledger
-from ledger_cli.output import TIME, Seconds, console, format_option, json_line, notice
+from .main import main, open_ledger
+from .output import TIME, Seconds, console, format_option, json_line, notice
 
 
 follow_symlinks_option = click.option(

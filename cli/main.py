@@ -29,7 +29,7 @@ from typing import Any
 import click
 
 import ledger
-from ledger_cli.output import Seconds, count, notice
+from .output import Seconds, count, notice
 
 EXIT_USAGE = 2
 EXIT_STORE = ledger.StoreError.exit_code
@@ -146,10 +146,10 @@ def open_ledger(ctx: click.Context, **options: Any) -> ledger.Ledger:
 def _register() -> None:
     # Command modules import `main` to attach their commands; importing them here, after `main`
     # exists, keeps one entry point.
-    from ledger_cli import store_commands  # noqa: F401
-    from ledger_cli import io_commands  # noqa: F401
-    from ledger_cli import view_commands  # noqa: F401
-    from ledger_cli import draft_commands  # noqa: F401
+    from . import store_commands  # noqa: F401
+    from . import io_commands  # noqa: F401
+    from . import view_commands  # noqa: F401
+    from . import draft_commands  # noqa: F401
 
 
 _register()

@@ -10,8 +10,8 @@ import click
 from rich.text import Text
 
 from ledger import Diff, HistoryEntry, TimelineEntry, render
-from ledger_cli.main import main, open_ledger
-from ledger_cli.output import count, TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from .main import main, open_ledger
+from .output import count, TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 
 def _write(text: str) -> None:

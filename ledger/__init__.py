@@ -8,6 +8,8 @@ every view of an article, now or at any past version or time, is rebuilt from th
     ...     led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
 """
 
+from typing import TYPE_CHECKING
+
 from ledger.application import ImportResult, Ledger, Stats, init, open, store_path
 from ledger.errors import (
     ArticleNotFoundError,
@@ -113,6 +115,10 @@ __all__ = [
     "store_path",
     "watch",
 ]
+
+if TYPE_CHECKING:
+    # Type checkers see the two names; at run time __getattr__ loads them on first use.
+    from ledger.watcher import Watcher, watch
 
 
 def __getattr__(name: str) -> object:
