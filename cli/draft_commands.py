@@ -12,7 +12,7 @@ from types import FrameType
 import click
 
 from ledger import DRAFT_SIZE_LIMIT, IngestResult, ingest
-from .main import main, open_ledger
+from .group import main, open_ledger
 from .output import TIME, Seconds, console, format_option, json_line, notice
 
 

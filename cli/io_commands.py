@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from .main import main, open_ledger
+from .group import main, open_ledger
 from .output import format_option, json_line, progress_bar
 
 SHELLS = ("bash", "zsh", "fish")

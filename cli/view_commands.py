@@ -10,7 +10,7 @@ import click
 from rich.text import Text
 
 from ledger import Diff, HistoryEntry, TimelineEntry, render
-from .main import main, open_ledger
+from .group import main, open_ledger
 from .output import count, TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 

@@ -19,7 +19,8 @@ import pytest
 from click.testing import CliRunner
 
 import ledger
-from ledger_cli.main import LedgerGroup, main
+from ledger_cli.group import LedgerGroup
+from ledger_cli.main import main
 from ledger_cli.output import table
 from tests.conftest import drain_terminal, run_ledger
 

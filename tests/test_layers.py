@@ -106,3 +106,23 @@ def test_the_cli_is_importable_only_under_its_installed_name() -> None:
     result = subprocess.run([sys.executable, "-c", "import cli"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 1 and "import ledger_cli" in result.stderr
     import ledger_cli.main  # noqa: F401  (the installed name works)
+
+
+def _cli_imports(path: Path) -> set[str]:
+    """The `cli/` modules that `path` imports, by their file stem (`from .group import main` is "group")."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or node.module in ("ledger_cli", "cli")):
+            names.update([node.module] if node.module and node.module not in ("ledger_cli", "cli") else [a.name for a in node.names])
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("ledger_cli", "cli"):
+            names.add(node.module.split(".")[1])
+    return names
+
+
+def test_the_cli_has_no_import_loop() -> None:
+    # The group lives in cli/group.py; cli/main.py only assembles it with the command modules.
+    for path in (ROOT / "cli").glob("*.py"):
+        imported = _cli_imports(path)
+        assert "main" not in imported, f"cli/{path.name} imports cli/main.py"
+        if path.stem in ("group", "output"):
+            assert not any(name.endswith("_commands") for name in imported), f"cli/{path.name} imports a command module"
