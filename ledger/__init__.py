@@ -31,7 +31,8 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.codec import dumps
-from ledger.drafts import DRAFT_SIZE_LIMIT, Draft, IngestResult, ingest, parse_draft, read_draft
+from ledger.draft_format import DRAFT_SIZE_LIMIT, Draft, parse_draft, read_draft
+from ledger.drafts import IngestResult, ingest
 from ledger.events import DEFAULT_MAX_EVENT_BYTES, EVENT_TYPES, EventIn, RecordedEvent, format_time
 from ledger.projections import ArticleView, UpdateBlock
 from ledger.rendering import render

@@ -8,7 +8,8 @@ import pytest
 
 import ledger
 from ledger.changes import plan_changes, same_value
-from ledger.drafts import ingest_draft, parse_draft
+from ledger.draft_format import parse_draft
+from ledger.drafts import ingest_draft
 from ledger.rendering import render
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 import ledger
-from ledger.drafts import parse_draft
+from ledger.draft_format import parse_draft
 from ledger.rendering import render
 from ledger.watcher import Watcher, watch
 from tests.conftest import run_ledger
