@@ -20,17 +20,11 @@ import ledger
 from ledger import codec
 from ledger.times import parse_when
 from ledger_cli.group import LedgerGroup
-from ledger_cli.main import main
 from ledger_cli.output import TIME
 from tests.conftest import drain_terminal, run_ledger
+from tests.helpers import cli
 
 LOG = "events.jsonl"
-
-
-def cli(*args: str, store: Path | None = None, input: bytes | None = None) -> click.testing.Result:
-    """Run the CLI in-process (stdout and stderr kept apart)."""
-    prefix = ["--store", str(store)] if store is not None else []
-    return CliRunner().invoke(main, [*prefix, *args], input=input)
 
 
 def fill(led: ledger.Ledger) -> None:

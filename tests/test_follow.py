@@ -15,18 +15,11 @@ from click.testing import CliRunner
 import ledger
 from ledger_cli.main import main
 from tests.conftest import run_ledger
+from tests.helpers import created, edited
 
 # How long a test waits for something that should happen at once before it calls it a hang.
 # Only a guard against hanging forever: nothing is asserted about speed.
 HANG = 30.0
-
-
-def created(article: str, title: str = "T", **extra: object) -> dict[str, object]:
-    return {"type": "ArticleCreated", "article": article, "data": {"title": title, "body": "b\n"}, **extra}
-
-
-def edited(article: str, body: str) -> dict[str, object]:
-    return {"type": "ArticleEdited", "article": article, "data": {"body": body}}
 
 
 class Pump:
