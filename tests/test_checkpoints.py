@@ -149,6 +149,7 @@ SECOND_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_views_follow_another_process_appending(built: tuple[Path, tuple[Any, ...]]) -> None:
     store_dir, _ = built
     count = 40

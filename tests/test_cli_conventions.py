@@ -93,6 +93,7 @@ def test_exit_6_no_store(tmp_path: Path) -> None:
     assert (result.exit_code, result.stderr) == (6, f"error: {tmp_path / 'nothing-here'}: no ledger store here (run `ledger init`)\n")
 
 
+@pytest.mark.slow
 def test_exit_7_locked_by_another_process(store_dir: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -138,6 +139,7 @@ def test_exit_9_nothing_to_do(store_dir: Path) -> None:
     assert (result.exit_code, result.stderr) == (9, "error: <stdin>:1: ArticleEdited changes nothing in 'a'\n")
 
 
+@pytest.mark.slow
 def test_exit_130_on_ctrl_c_of_log_follow(store_dir: Path) -> None:
     assert run_ledger("append", "-", store=store_dir, input=jsonl(created("old"))).returncode == 0
     process = subprocess.Popen(
@@ -222,6 +224,7 @@ def test_every_help_has_an_example(path: tuple[str, ...]) -> None:
 # --- colour ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_colour_codes(store_dir: Path) -> None:
     assert run_ledger("append", "-", store=store_dir, input=jsonl(created("a"))).returncode == 0
     for args in (["log"], ["stats"], ["verify"], ["log", "--article", "nope"], ["--help"]):
@@ -244,6 +247,7 @@ def test_piped_tables_are_aligned_and_end_rows_at_their_last_cell(tmp_path: Path
     assert narrow.returncode == 0 and len(lines) > 3 and all(line == line.rstrip() for line in lines)
 
 
+@pytest.mark.slow
 def test_a_long_table_on_a_terminal_is_printed_as_when_piped(tmp_path: Path) -> None:
     store = ledger.init(tmp_path / "store")
     with ledger.open(store) as led, led.bulk():
@@ -275,6 +279,7 @@ def test_a_long_table_is_streamed_and_a_wider_cell_widens_its_column_from_its_ro
     assert len(lines) == 2001 and lines[-1] == "a              2000"
 
 
+@pytest.mark.slow
 def test_titles_and_paths_are_never_read_as_rich_markup(tmp_path: Path) -> None:
     store = ledger.init(tmp_path / "store")
     title = "Live [b]bold[/b] a[/]b [red]x"

@@ -95,6 +95,7 @@ def wait_until_shown(store: Path, article: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path, stop: signal.Signals) -> None:
     folder = tmp_path / "drafts"

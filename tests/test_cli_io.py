@@ -304,6 +304,7 @@ def test_stats_of_an_empty_store(store_dir: Path) -> None:
 # --- as real processes -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_import_and_stats_as_processes(source: Path, tmp_path: Path) -> None:
     exported = run_ledger("export", store=source)
     assert exported.returncode == 0 and exported.stderr == b""

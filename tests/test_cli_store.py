@@ -217,6 +217,7 @@ def test_missing_or_foreign_store(tmp_path: Path, setup: object, code: int, mess
 # --- as a real process -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_session_as_real_processes(tmp_path: Path) -> None:
     root = tmp_path / "store"
     assert run_ledger("init", store=root).stdout == f"initialised store {root}\n".encode()

@@ -529,6 +529,7 @@ def test_a_folder_named_like_a_draft_is_reported_once(led: ledger.Ledger, drafts
     assert recorder.errors == [(str(drafts / "x.txt"), f"{drafts / 'x.txt'}: a folder, not a regular file: only regular files are drafts")]
 
 
+@pytest.mark.slow
 def test_a_watch_manifest_that_cannot_be_saved_does_not_stop_the_watcher(store_dir: Path, tmp_path: Path) -> None:
     # `watch` in the store folder is a file: the manifest (a cache) cannot be saved there.
     (store_dir / "watch").write_text("x")

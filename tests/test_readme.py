@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 TUTORIAL_HEADING = "## Tutorial"
@@ -195,6 +197,7 @@ def test_the_tutorial_has_the_commands_it_promises() -> None:
     assert all(step.expected.strip() for step in steps), "every tutorial command shows its output"
 
 
+@pytest.mark.slow
 def test_the_tutorial_runs_as_shown(tmp_path: Path) -> None:
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     env = environment()
@@ -233,6 +236,7 @@ def test_the_python_api_tour_runs_as_shown(tmp_path: Path) -> None:
     assert normalise(done.stdout, tmp_path) == normalise(expected), f"the tour printed:\n{done.stdout}"
 
 
+@pytest.mark.slow
 def test_demo_script_runs_to_completion() -> None:
     done = subprocess.run(["sh", str(ROOT / "examples" / "demo.sh")], env=environment(), capture_output=True, encoding="utf-8", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
