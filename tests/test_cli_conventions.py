@@ -172,6 +172,7 @@ def test_exit_130_on_ctrl_c_of_log_follow(store_dir: Path) -> None:
             process.wait()
 
 
+@pytest.mark.slow
 def test_exit_141_quietly_when_the_reader_goes_away(store_dir: Path) -> None:
     events = jsonl(*(created(f"article-{n}", "x" * 200) for n in range(300)))
     assert run_ledger("append", "-", store=store_dir, input=events).returncode == 0
@@ -186,6 +187,7 @@ def test_exit_141_quietly_when_the_reader_goes_away(store_dir: Path) -> None:
 # --- errors ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     quiet = run_ledger("log", store=tmp_path / "missing")
     loud = run_ledger("--debug", "log", store=tmp_path / "missing")
@@ -232,6 +234,7 @@ def test_piped_output_has_no_colour_codes(store_dir: Path) -> None:
         assert ANSI not in result.stdout and ANSI not in result.stderr, args
 
 
+@pytest.mark.slow
 def test_piped_tables_are_aligned_and_end_rows_at_their_last_cell(tmp_path: Path) -> None:
     store = ledger.init(tmp_path / "store")
     with ledger.open(store) as led:
@@ -312,6 +315,7 @@ def test_completion_prints_the_script(shell: str, marker: str) -> None:
     assert marker in result.output and "_LEDGER_COMPLETE" in result.output
 
 
+@pytest.mark.slow
 def test_completion_completes_commands_and_choices() -> None:
     env = {**os.environ, "_LEDGER_COMPLETE": "bash_complete", "COMP_WORDS": "ledger ex", "COMP_CWORD": "1"}
     result = subprocess.run([LEDGER], capture_output=True, env=env)

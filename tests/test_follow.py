@@ -46,6 +46,7 @@ class Pump:
         return got
 
 
+@pytest.mark.slow
 def test_follow_yields_existing_then_appends_of_another_process(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         led.append([created("a")])

@@ -93,6 +93,7 @@ def test_aliases_and_deep_nesting_are_refused_in_one_line(front: str, line: int,
     assert message.startswith(f"x.md:{line}: {what}") and "\n" not in message
 
 
+@pytest.mark.slow
 def test_hostile_front_matter_through_the_cli_appends_nothing(store_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "lol.md").write_text(BILLION_LAUGHS)
     done = run_ledger("ingest", str(tmp_path / "lol.md"), store=store_dir, timeout=60)
@@ -165,6 +166,7 @@ def test_json_dates_are_text_as_in_yaml() -> None:
         assert parse_draft(text, "x.md").metadata["date"] == "2024-02-30"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "text", "error"),
     [
@@ -184,6 +186,7 @@ def test_hostile_toml_and_json_through_the_cli_append_nothing(store_dir: Path, t
     assert nothing_recorded(store_dir)
 
 
+@pytest.mark.slow
 def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: Path, tmp_path: Path) -> None:
     # tomllib's cost grows with the square of a key's parts: this key would take it hours.
     parts = 400_000
@@ -195,6 +198,7 @@ def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: P
     assert nothing_recorded(store_dir)
 
 
+@pytest.mark.slow
 def test_an_oversize_draft_is_refused_before_it_is_read(store_dir: Path, tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("Big\n\n" + "x" * ledger.DRAFT_SIZE_LIMIT)
@@ -214,6 +218,7 @@ def test_an_oversize_draft_is_refused_before_it_is_read(store_dir: Path, tmp_pat
 # --- point 10: FIFOs and other files that are no drafts --------------------------------------
 
 
+@pytest.mark.slow
 def test_ingest_of_a_fifo_is_refused_without_hanging(store_dir: Path, drafts: Path) -> None:
     os.mkfifo(drafts / "x.txt")
     done = run_ledger("ingest", str(drafts / "x.txt"), store=store_dir, timeout=30)
@@ -222,6 +227,7 @@ def test_ingest_of_a_fifo_is_refused_without_hanging(store_dir: Path, drafts: Pa
     assert nothing_recorded(store_dir)
 
 
+@pytest.mark.slow
 def test_a_folder_scan_skips_what_is_not_a_regular_file(store_dir: Path, drafts: Path) -> None:
     os.mkfifo(drafts / "fifo.txt")
     (drafts / "folder.txt").mkdir()
@@ -235,6 +241,7 @@ def test_a_folder_scan_skips_what_is_not_a_regular_file(store_dir: Path, drafts:
     )
 
 
+@pytest.mark.slow
 def test_import_of_a_fifo_is_refused_without_hanging(store_dir: Path, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "events.jsonl")
     done = run_ledger("import", str(tmp_path / "events.jsonl"), store=store_dir, timeout=30)
@@ -247,6 +254,7 @@ def test_import_of_a_fifo_is_refused_without_hanging(store_dir: Path, tmp_path: 
 # --- point 11: symbolic links ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_link_out_of_the_folder_records_nothing(store_dir: Path, drafts: Path, secret: Path) -> None:
     os.symlink(secret, drafts / "shadow.txt")
     (drafts / "good.txt").write_text(story(1))
@@ -269,6 +277,7 @@ def test_a_link_out_of_the_folder_records_nothing(store_dir: Path, drafts: Path,
     assert run_ledger("show", "good", store=store_dir).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_link_inside_the_folder_is_read_only_when_asked(store_dir: Path, drafts: Path) -> None:
     (drafts / "original.txt").write_text(story(1))
     os.symlink("original.txt", drafts / "alias.txt")

@@ -228,6 +228,7 @@ def api_tour(text: str) -> tuple[str, str]:
     return found.group(1), found.group(2)
 
 
+@pytest.mark.slow
 def test_the_python_api_tour_runs_as_shown(tmp_path: Path) -> None:
     code, expected = api_tour(README.read_text(encoding="utf-8"))
     shutil.copytree(ROOT / "examples", tmp_path / "examples")

@@ -534,6 +534,7 @@ def test_every_flipped_byte_of_a_middle_record_is_reported_once(filled: Path, be
     assert log_bytes(filled) == original
 
 
+@pytest.mark.slow
 def test_a_flipped_byte_is_reported_by_reading_opening_and_the_cli(filled: Path) -> None:
     from tests.conftest import run_ledger
 
