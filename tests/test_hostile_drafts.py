@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,9 @@ import pytest
 import ledger
 from ledger.draft_format import parse_draft
 from ledger.rendering import render
-from ledger.watcher import Watcher, watch
+from ledger.watcher import watch
 from tests.conftest import run_ledger
-from tests.test_watcher import Recorder, text_of, version, wait_for
+from tests.helpers import Recorder, story, text_of, version, wait_for
 
 # Well before the 30 s the watcher once waited for a lost close, well after the 0.5 s it needs.
 PROMPT = 15.0
@@ -44,10 +44,6 @@ BILLION_LAUGHS = (
     "---\n"
     "Body\n"
 )
-
-
-def story(n: int, extra: str = "") -> str:
-    return f"Story {n}\n\nBody of story {n}.{extra}\n\nCategories: news"
 
 
 def nothing_recorded(store: Path) -> bool:
@@ -301,13 +297,6 @@ def test_the_python_api_refuses_links_unless_asked(led: ledger.Ledger, drafts: P
 
 
 # --- the watcher: points 9, 10, 11, 12, 13 and 15 --------------------------------------------
-
-
-@pytest.fixture
-def running(led: ledger.Ledger, drafts: Path) -> Iterator[tuple[Watcher, Recorder]]:
-    recorder = Recorder()
-    with watch(led, drafts, on_result=recorder.result, on_error=recorder.error) as started:
-        yield started, recorder
 
 
 def _write_then_chmod(path: Path, text: str, scratch: Path) -> None:

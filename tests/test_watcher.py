@@ -10,70 +10,17 @@ import errno
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import ledger
 from ledger import watcher as watcher_module
-from ledger.drafts import IngestResult
 from ledger.rendering import render
-from ledger.watcher import Watcher, is_watched_name, watch
+from ledger.watcher import is_watched_name, watch
 from tests.conftest import run_ledger
-
-DEADLINE = 60.0
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-class Recorder:
-    """Collects what the watcher reports, from its thread."""
-
-    def __init__(self) -> None:
-        self.results: list[IngestResult] = []
-        self.errors: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def result(self, result: IngestResult) -> None:
-        with self.lock:
-            self.results.append(result)
-
-    def error(self, path: str, message: str) -> None:
-        with self.lock:
-            self.errors.append((path, message))
-
-
-@pytest.fixture
-def running(led: ledger.Ledger, drafts: Path) -> Iterator[tuple[Watcher, Recorder]]:
-    recorder = Recorder()
-    with watch(led, drafts, on_result=recorder.result, on_error=recorder.error) as started:
-        yield started, recorder
-
-
-def version(led: ledger.Ledger, article: str) -> int:
-    return led.store.article_version(article)
-
-
-def text_of(led: ledger.Ledger, article: str) -> str | None:
-    try:
-        return render(led.article(article))
-    except ledger.ArticleNotFoundError:
-        return None
-
-
-def story(n: int, extra: str = "") -> str:
-    return f"Story {n}\n\nBody of story {n}.{extra}\n\nCategories: news"
-
+from tests.helpers import Recorder, story, text_of, version, wait_for
 
 @pytest.mark.slow
 def test_new_and_changed_drafts_are_ingested(led: ledger.Ledger, drafts: Path, running) -> None:
