@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 from click.shell_completion import get_completion_class
 
-from cli.main import main, open_ledger
-from cli.output import format_option, json_line, progress_bar
+from .group import main, open_ledger
+from .output import format_option, json_line, progress_bar
 
 SHELLS = ("bash", "zsh", "fish")
 

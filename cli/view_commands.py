@@ -9,9 +9,9 @@ from datetime import datetime
 import click
 from rich.text import Text
 
-from cli.main import main, open_ledger
-from cli.output import count, TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 from ledger import Diff, HistoryEntry, TimelineEntry, render
+from .group import main, open_ledger
+from .output import count, TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 
 def _write(text: str) -> None:

@@ -8,6 +8,8 @@ every view of an article, now or at any past version or time, is rebuilt from th
     ...     led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
 """
 
+from typing import TYPE_CHECKING
+
 from ledger.application import Ledger, init, open, store_path
 from ledger.errors import (
     ArticleNotFoundError,
@@ -29,7 +31,8 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.codec import dumps
-from ledger.drafts import DRAFT_SIZE_LIMIT, Draft, IngestResult, ingest, parse_draft, read_draft
+from ledger.draft_format import DRAFT_SIZE_LIMIT, Draft, parse_draft, read_draft
+from ledger.drafts import IngestResult, ingest
 from ledger.events import DEFAULT_MAX_EVENT_BYTES, EVENT_TYPES, EventIn, RecordedEvent, format_time
 from ledger.projections import ArticleView, UpdateBlock
 from ledger.rendering import render
@@ -115,6 +118,10 @@ __all__ = [
     "store_path",
     "watch",
 ]
+
+if TYPE_CHECKING:
+    # Type checkers see the two names; at run time __getattr__ loads them on first use.
+    from ledger.watcher import Watcher, watch
 
 
 def __getattr__(name: str) -> object:

@@ -31,7 +31,6 @@ from ledger.errors import (
     InvalidInputError,
     LedgerError,
     NothingToDoError,
-    StoreError,
     VersionConflictError,
     VersionNotFoundError,
 )

@@ -4,7 +4,7 @@ Two formats (docs/drafts-and-watching.md): plain text (title line, body, update 
 last `Categories:` line) and Markdown (YAML, TOML or JSON front matter, or only a `# ` title
 heading; then body, update blocks). What a view's
 values do not say - the exact `Categories:` line, blank lines before the title, the trailing
-newline, the front matter as written - is kept by the draft parser (`ledger.drafts`) in the
+newline, the front matter as written - is kept by the draft parser (`ledger.draft_format`) in the
 reserved metadata key `_draft` (`LAYOUT_KEY`), and only when it differs from the default. This
 module also holds the pieces of the formats that both directions share, because drafts import
 rendering and not the other way round.

@@ -1,7 +1,8 @@
 """Watching a drafts folder: new and changed drafts become events as they are saved.
 
-The only module that imports watchdog. Events from the file system only mark a path "dirty"; what
-happens is decided later from the file itself, once it has settled: quiet for `quiet` seconds
+The only module that imports watchdog. Events from the file system only mark a path "dirty"
+(`ledger.settling` decides when it is due); what happens is decided later from the file itself,
+once it has settled: quiet for `quiet` seconds
 (or dirty for `max_wait` seconds), closed by its writer, unchanged while read, and parsed. So
 editors' atomic saves (temp file renamed over the draft), vim's and emacs' save sequences, a
 chmod or touch after a save and slow writers all come down to "the draft has new settled
@@ -35,7 +36,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,10 @@ from watchdog.observers.polling import PollingObserver
 from ledger.application import Ledger
 from ledger.application import open as open_ledger
 from ledger.codec import dumps, loads
-from ledger.drafts import DRAFT_SIZE_LIMIT, IngestResult, ingest_draft, is_draft_name, parse_draft, read_draft_bytes, withdraw
+from ledger.draft_format import DRAFT_SIZE_LIMIT, is_draft_name, parse_draft, read_draft_bytes
+from ledger.drafts import IngestResult, ingest_draft, withdraw
 from ledger.errors import DraftError, InvalidInputError, LedgerError
+from ledger.settling import Settling
 
 log = logging.getLogger("ledger.watcher")
 
@@ -77,7 +79,6 @@ locked by another writer, a store error) is tried again; the wait doubles with e
 RETRY_MAX = 30.0
 """The longest wait between two tries of such a draft."""
 _TICK = 0.1
-_DELETE_LIMIT = 10.0
 _INOTIFY_LIMITS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
 
 
@@ -86,16 +87,6 @@ def is_watched_name(name: str) -> bool:
     hidden, temporary, swap or backup files (`.x.swp`, `x~`, `.#x`, `#x#`, `4913`, `.~lock.x#`,
     `~$x`, `x___jb_tmp___`, `.goutputstream-*`, `.DS_Store`): exactly `is_draft_name`."""
     return is_draft_name(name)
-
-
-@dataclass
-class _Pending:
-    first: float
-    last: float
-    writing: bool = False
-    retry_at: float = 0.0
-    # Counts the events seen: a read during which it moved may have seen a half-written file.
-    events: int = 0
 
 
 def _identity(info: os.stat_result) -> dict[str, int]:
@@ -229,17 +220,12 @@ class Watcher:
         self.on_error = on_error or _log_error
         self.actor = actor
         self.reason = reason
-        self.quiet = quiet
-        self.max_wait = max_wait
         self.rescan_every = rescan
-        self.open_check = open_check
         self.follow_symlinks = follow_symlinks
         self.max_draft_size = max_draft_size
         self.mode = "not started"
         self.failure: BaseException | None = None
-        self._lock = threading.Lock()
-        self._pending: dict[str, _Pending] = {}
-        self._close_events = False
+        self._pending = Settling(quiet=quiet, max_wait=max_wait, open_check=open_check)
         self._rescan_due = 0.0
         self._stop = threading.Event()
         self._observer: BaseObserver | None = None
@@ -293,8 +279,7 @@ class Watcher:
 
     def pending(self) -> int:
         """How many paths are waiting to settle."""
-        with self._lock:
-            return len(self._pending)
+        return len(self._pending)
 
     # --- the observer ------------------------------------------------------------------------
 
@@ -312,15 +297,16 @@ class Watcher:
                 self._stop_observer(observer)
             else:
                 self._observer = observer
-                self._close_events = type(observer).__name__.startswith("Inotify")
-                self.mode = "native" if not self._close_events else "inotify"
+                # Only inotify reports closes, so only with it is "a writer has it open" known.
+                self._pending.track_writers = type(observer).__name__.startswith("Inotify")
+                self.mode = "native" if not self._pending.track_writers else "inotify"
                 return
         interval = self.poll if self.poll is not None else 1.0
         observer = PollingObserver(timeout=interval)
         observer.schedule(handler, str(self.folder), recursive=False)
         observer.start()
         self._observer = observer
-        self._close_events = False
+        self._pending.track_writers = False
         self.mode = f"polling every {interval:g} s"
 
     def _stop_observer(self, observer: BaseObserver | None = None) -> None:
@@ -352,15 +338,7 @@ class Watcher:
         name = os.path.basename(path)
         if os.path.dirname(os.path.abspath(path)) != str(self.folder) or not is_watched_name(name):
             return
-        now = time.monotonic()
-        with self._lock:
-            entry = self._pending.get(name)
-            if entry is None:
-                entry = self._pending[name] = _Pending(first=now, last=now)
-            entry.last = now
-            entry.events += 1
-            if writing is not None:
-                entry.writing = self._close_events and writing
+        self._pending.touch(name, writing=writing)
 
     def _request_rescan(self) -> None:
         self._rescan_due = 0.0
@@ -392,9 +370,7 @@ class Watcher:
                 if reconcile or entry.name not in self._errors:
                     dirty.append(entry.name)
         dirty.extend(name for name in self._manifest if name not in seen)
-        with self._lock:
-            for name in dirty:
-                self._pending.setdefault(name, _Pending(first=now, last=now))
+        self._pending.mark(dirty)
         self._rescan_due = now + self.rescan_every
 
     # --- the loop ----------------------------------------------------------------------------
@@ -412,17 +388,7 @@ class Watcher:
             raise
 
     def _ready(self, now: float) -> tuple[list[str], list[str]]:
-        candidates: list[str] = []
-        with self._lock:
-            for name, entry in self._pending.items():
-                if entry.retry_at > now:
-                    continue
-                quiet = now - entry.last
-                if entry.writing and quiet < self.open_check:
-                    continue  # written and not yet closed
-                if quiet < self.quiet and now - entry.first < self.max_wait:
-                    continue
-                candidates.append(name)
+        candidates = self._pending.due(now)
         present: list[str] = []
         gone: list[str] = []
         # By (device, inode): hard links and followed symbolic links share one.
@@ -441,23 +407,14 @@ class Watcher:
             else:
                 present.append(name)  # never opened as a draft: reading it reports what it is
         writers = open_for_writing(set(files)) if files else set()
-        with self._lock:
-            for key, names in files.items():
-                if writers is None or key not in writers:
-                    present.extend(names)
-                    continue
+        for key, names in files.items():
+            if writers is None or key not in writers:
+                present.extend(names)
+            else:
                 # Still open for writing however quiet: wait for its close (or for /proc to
-                # show no writer), starting the quiet period afresh.
-                for name in names:
-                    entry = self._pending.get(name)
-                    if entry is not None:
-                        entry.first = entry.last = now
-            waiting = len(self._pending) - len(present) - len(gone)
-            # A draft renamed to another name waits until the new name is read, so that an
-            # article whose draft only moved is never withdrawn.
-            if waiting:
-                gone = [n for n in gone if now - self._pending[n].first >= _DELETE_LIMIT]
-        return sorted(present), sorted(gone)
+                # show no writer).
+                self._pending.restart(names, now)
+        return sorted(present), sorted(self._pending.deletions(gone, len(present), now))
 
     def _flush(self) -> None:
         present, gone = self._ready(time.monotonic())
@@ -467,33 +424,6 @@ class Watcher:
             self._settle(name)
         for name in gone:
             self._gone(name)
-
-    def _done(self, name: str) -> None:
-        with self._lock:
-            self._pending.pop(name, None)
-
-    def _events_seen(self, name: str) -> int:
-        with self._lock:
-            entry = self._pending.get(name)
-            return entry.events if entry is not None else 0
-
-    def _done_if_quiet(self, name: str, events: int) -> bool:
-        """Forget `name` unless an event came for it since `events` were counted (then it was
-        written to while read: keep it pending, as if just touched). True if forgotten."""
-        with self._lock:
-            entry = self._pending.get(name)
-            if entry is not None and entry.events != events:
-                entry.last = time.monotonic()
-                return False
-            self._pending.pop(name, None)
-            return True
-
-    def _again(self, name: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            entry = self._pending.get(name)
-            if entry is not None:
-                entry.last = now
 
     def _report_error(self, path: str, message: str) -> None:
         # Some messages name the store or nothing (a lock held by another writer): every report
@@ -505,16 +435,13 @@ class Watcher:
         again later, waiting longer after each failure so that a locked store is not hammered."""
         failures = self._failures[name] = self._failures.get(name, 0) + 1
         delay = min(RETRY_FIRST * 2 ** (failures - 1), RETRY_MAX)
-        now = time.monotonic()
-        with self._lock:
-            entry = self._pending.setdefault(name, _Pending(first=now, last=now))
-            entry.retry_at = now + delay
+        self._pending.retry_after(name, delay)
         self._report_error(str(self.folder / name), f"{message}; trying again in {delay:g} s")
 
     def _not_a_draft(self, name: str, message: str) -> None:
         """Report once that `name` cannot be read as a draft (a folder, a FIFO, a link, too
         big), until what is at that name changes."""
-        self._done(name)
+        self._pending.forget(name)
         try:
             info = os.lstat(self.folder / name)
             marker = f"{stat.S_IFMT(info.st_mode)} {_identity(info)}"
@@ -528,26 +455,26 @@ class Watcher:
 
     def _settle(self, name: str) -> None:
         path = self.folder / name
-        events = self._events_seen(name)
+        events = self._pending.events(name)
         try:
             data, opened = read_draft_bytes(path, follow_symlinks=self.follow_symlinks, max_size=self.max_draft_size)
             after = self._stat(path)
         except DraftError as exc:
             if not os.path.lexists(path):
-                self._again(name)  # gone while read: a rename or a delete, settled later
+                self._pending.again(name)  # gone while read: a rename or a delete, settled later
             else:
                 self._not_a_draft(name, str(exc))
             return
         except OSError as exc:
             if not os.path.lexists(path):
-                self._again(name)  # gone after the read: settled later
+                self._pending.again(name)  # gone after the read: settled later
             else:
                 self._not_a_draft(name, f"{path}:1: cannot read the draft: {exc.strerror or exc}")
             return
         if _identity(opened) != _identity(after) or len(data) != after.st_size:
-            self._again(name)  # still being written
+            self._pending.again(name)  # still being written
             return
-        if not self._done_if_quiet(name, events):
+        if not self._pending.forget_if_quiet(name, events):
             return
         digest = hashlib.sha256(data).hexdigest()
         stat_entry: dict[str, Any] = {**_identity(after), "sha256": digest}
@@ -581,7 +508,7 @@ class Watcher:
             log.debug("%s: %s v%d unchanged", path, result.article, result.version)
 
     def _gone(self, name: str) -> None:
-        self._done(name)
+        self._pending.forget(name)
         self._errors.pop(name, None)
         failures = self._failures.pop(name, 0)
         known = self._manifest.pop(name, None)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import ledger
+from tests.helpers import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -37,6 +38,14 @@ def drafts(tmp_path: Path) -> Path:
     folder = tmp_path / "drafts"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture
+def running(led: ledger.Ledger, drafts: Path) -> Iterator[tuple[ledger.Watcher, Recorder]]:
+    """A started watcher of `drafts` into `led`, and what it reports."""
+    recorder = Recorder()
+    with ledger.watch(led, drafts, on_result=recorder.result, on_error=recorder.error) as started:
+        yield started, recorder
 
 
 @pytest.fixture

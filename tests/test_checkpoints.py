@@ -74,6 +74,7 @@ def test_corrupt_views_rebuild_with_the_same_answers(built: tuple[Path, tuple[An
     assert "rebuilding" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_record_the_views_cannot_fold_is_a_corrupt_store_not_a_rebuild(
     built: tuple[Path, tuple[Any, ...]], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -149,6 +150,7 @@ SECOND_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_views_follow_another_process_appending(built: tuple[Path, tuple[Any, ...]]) -> None:
     store_dir, _ = built
     count = 40

@@ -19,20 +19,14 @@ import pytest
 from click.testing import CliRunner
 
 import ledger
-from cli.main import LedgerGroup, main
-from cli.output import table
+from ledger_cli.group import LedgerGroup
+from ledger_cli.main import main
+from ledger_cli.output import table
 from tests.conftest import drain_terminal, run_ledger
+from tests.helpers import cli, created, edited, jsonl
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 ANSI = b"\x1b["
-
-
-def created(article: str, title: str = "T") -> bytes:
-    return json.dumps({"type": "ArticleCreated", "article": article, "data": {"title": title, "body": "b\n"}}).encode()
-
-
-def cli(*args: str, input: bytes | str | None = None) -> click.testing.Result:
-    return CliRunner().invoke(main, list(args), input=input)
 
 
 def plain_env() -> dict[str, str]:
@@ -89,8 +83,8 @@ def test_exit_4_not_found(store_dir: Path) -> None:
 
 
 def test_exit_5_conflict(store_dir: Path) -> None:
-    assert cli("--store", str(store_dir), "append", "-", input=created("a")).exit_code == 0
-    result = cli("--store", str(store_dir), "append", "-", input=created("a", "Again"))
+    assert cli("--store", str(store_dir), "append", "-", input=jsonl(created("a"))).exit_code == 0
+    result = cli("--store", str(store_dir), "append", "-", input=jsonl(created("a", "Again")))
     assert (result.exit_code, result.stderr) == (5, "error: <stdin>:1: article 'a' already exists (version 1)\n")
 
 
@@ -99,6 +93,7 @@ def test_exit_6_no_store(tmp_path: Path) -> None:
     assert (result.exit_code, result.stderr) == (6, f"error: {tmp_path / 'nothing-here'}: no ledger store here (run `ledger init`)\n")
 
 
+@pytest.mark.slow
 def test_exit_7_locked_by_another_process(store_dir: Path) -> None:
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -111,20 +106,20 @@ def test_exit_7_locked_by_another_process(store_dir: Path) -> None:
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"held\n"
-        result = run_ledger("--lock-timeout", "0.2", "append", "-", store=store_dir, input=created("a"))
-        env_result = run_ledger("append", "-", store=store_dir, input=created("a"), env={"LEDGER_LOCK_TIMEOUT": "0"})
+        result = run_ledger("--lock-timeout", "0.2", "append", "-", store=store_dir, input=jsonl(created("a")))
+        env_result = run_ledger("append", "-", store=store_dir, input=jsonl(created("a")), env={"LEDGER_LOCK_TIMEOUT": "0"})
     finally:
         holder.communicate(b"", timeout=30)
     assert (result.returncode, result.stderr) == (7, f"error: {store_dir}: locked by another writer for more than 0.2s\n".encode())
     assert env_result.returncode == 7
     assert (store_dir / "events.jsonl").read_bytes() == b""
     # Once the other writer is gone, the same append goes through.
-    assert run_ledger("append", "-", store=store_dir, input=created("a")).returncode == 0
+    assert run_ledger("append", "-", store=store_dir, input=jsonl(created("a"))).returncode == 0
 
 
 def test_exit_8_corrupt_store(store_dir: Path) -> None:
     for article in ("a", "b", "c"):
-        assert cli("--store", str(store_dir), "append", "-", input=created(article, "Title " + article)).exit_code == 0
+        assert cli("--store", str(store_dir), "append", "-", input=jsonl(created(article, "Title " + article))).exit_code == 0
     log = store_dir / "events.jsonl"
     data = bytearray(log.read_bytes())
     data[data.index(b"Title b") + 6] = ord("B")  # one byte, inside the second record
@@ -138,14 +133,15 @@ def test_exit_8_corrupt_store(store_dir: Path) -> None:
 
 
 def test_exit_9_nothing_to_do(store_dir: Path) -> None:
-    assert cli("--store", str(store_dir), "append", "-", input=created("a")).exit_code == 0
-    same = json.dumps({"type": "ArticleEdited", "article": "a", "data": {"body": "b\n"}})
+    assert cli("--store", str(store_dir), "append", "-", input=jsonl(created("a"))).exit_code == 0
+    same = jsonl(edited("a", "Body."))
     result = cli("--store", str(store_dir), "append", "-", input=same)
     assert (result.exit_code, result.stderr) == (9, "error: <stdin>:1: ArticleEdited changes nothing in 'a'\n")
 
 
+@pytest.mark.slow
 def test_exit_130_on_ctrl_c_of_log_follow(store_dir: Path) -> None:
-    assert run_ledger("append", "-", store=store_dir, input=created("old")).returncode == 0
+    assert run_ledger("append", "-", store=store_dir, input=jsonl(created("old"))).returncode == 0
     process = subprocess.Popen(
         [LEDGER, "--store", str(store_dir), "log", "--follow", "--format", "json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"},
@@ -157,7 +153,7 @@ def test_exit_130_on_ctrl_c_of_log_follow(store_dir: Path) -> None:
         # It prints what is appended after it started: append until it shows something.
         first: bytes | None = None
         for number in range(1, 21):
-            assert run_ledger("append", "-", store=store_dir, input=created(f"new{number}")).returncode == 0
+            assert run_ledger("append", "-", store=store_dir, input=jsonl(created(f"new{number}"))).returncode == 0
             try:
                 first = lines.get(timeout=1.0)
                 break
@@ -176,8 +172,9 @@ def test_exit_130_on_ctrl_c_of_log_follow(store_dir: Path) -> None:
             process.wait()
 
 
+@pytest.mark.slow
 def test_exit_141_quietly_when_the_reader_goes_away(store_dir: Path) -> None:
-    events = b"".join(created(f"article-{n}", "x" * 200) + b"\n" for n in range(300))
+    events = jsonl(*(created(f"article-{n}", "x" * 200) for n in range(300)))
     assert run_ledger("append", "-", store=store_dir, input=events).returncode == 0
     process = subprocess.Popen([LEDGER, "--store", str(store_dir), "log", "--format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert process.stdout is not None and process.stderr is not None
@@ -190,6 +187,7 @@ def test_exit_141_quietly_when_the_reader_goes_away(store_dir: Path) -> None:
 # --- errors ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     quiet = run_ledger("log", store=tmp_path / "missing")
     loud = run_ledger("--debug", "log", store=tmp_path / "missing")
@@ -228,13 +226,15 @@ def test_every_help_has_an_example(path: tuple[str, ...]) -> None:
 # --- colour ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_piped_output_has_no_colour_codes(store_dir: Path) -> None:
-    assert run_ledger("append", "-", store=store_dir, input=created("a")).returncode == 0
+    assert run_ledger("append", "-", store=store_dir, input=jsonl(created("a"))).returncode == 0
     for args in (["log"], ["stats"], ["verify"], ["log", "--article", "nope"], ["--help"]):
         result = subprocess.run([LEDGER, "--store", str(store_dir), *args], capture_output=True, env=plain_env())
         assert ANSI not in result.stdout and ANSI not in result.stderr, args
 
 
+@pytest.mark.slow
 def test_piped_tables_are_aligned_and_end_rows_at_their_last_cell(tmp_path: Path) -> None:
     store = ledger.init(tmp_path / "store")
     with ledger.open(store) as led:
@@ -250,6 +250,7 @@ def test_piped_tables_are_aligned_and_end_rows_at_their_last_cell(tmp_path: Path
     assert narrow.returncode == 0 and len(lines) > 3 and all(line == line.rstrip() for line in lines)
 
 
+@pytest.mark.slow
 def test_a_long_table_on_a_terminal_is_printed_as_when_piped(tmp_path: Path) -> None:
     store = ledger.init(tmp_path / "store")
     with ledger.open(store) as led, led.bulk():
@@ -281,6 +282,7 @@ def test_a_long_table_is_streamed_and_a_wider_cell_widens_its_column_from_its_ro
     assert len(lines) == 2001 and lines[-1] == "a              2000"
 
 
+@pytest.mark.slow
 def test_titles_and_paths_are_never_read_as_rich_markup(tmp_path: Path) -> None:
     store = ledger.init(tmp_path / "store")
     title = "Live [b]bold[/b] a[/]b [red]x"
@@ -313,6 +315,7 @@ def test_completion_prints_the_script(shell: str, marker: str) -> None:
     assert marker in result.output and "_LEDGER_COMPLETE" in result.output
 
 
+@pytest.mark.slow
 def test_completion_completes_commands_and_choices() -> None:
     env = {**os.environ, "_LEDGER_COMPLETE": "bash_complete", "COMP_WORDS": "ledger ex", "COMP_CWORD": "1"}
     result = subprocess.run([LEDGER], capture_output=True, env=env)

@@ -18,6 +18,7 @@ REVISIONS = ROOT / "examples" / "revisions" / "harbour-bridge-closure"
 DRAFTS = ROOT / "examples" / "drafts"
 
 
+@pytest.mark.slow
 def test_ingest_revisions_and_show_them_back(store_dir: Path) -> None:
     for number in (1, 2, 3):
         done = run_ledger("ingest", str(REVISIONS / f"v{number}.txt"), "--article", "harbour-bridge-closure",
@@ -36,6 +37,7 @@ def test_ingest_revisions_and_show_them_back(store_dir: Path) -> None:
     }
 
 
+@pytest.mark.slow
 def test_ingest_a_folder_as_json(store_dir: Path) -> None:
     done = run_ledger("ingest", str(DRAFTS), "--format", "json", store=store_dir)
     assert done.returncode == 0, done.stderr
@@ -49,6 +51,7 @@ def test_ingest_a_folder_as_json(store_dir: Path) -> None:
     assert shown.stdout == (DRAFTS / "night-market-returns.md").read_bytes()
 
 
+@pytest.mark.slow
 def test_a_bad_draft_exits_3_and_appends_nothing(store_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.md"
     bad.write_text("---\ntitle: T\nauthor: [x\n---\n")
@@ -59,6 +62,7 @@ def test_a_bad_draft_exits_3_and_appends_nothing(store_dir: Path, tmp_path: Path
     assert run_ledger("log", "--format", "json", store=store_dir).stdout == b""
 
 
+@pytest.mark.slow
 def test_ingest_usage_errors(store_dir: Path, tmp_path: Path) -> None:
     assert run_ledger("ingest", store=store_dir).returncode == 2
     assert run_ledger("ingest", str(tmp_path / "missing.txt"), store=store_dir).returncode == 2
@@ -69,6 +73,7 @@ def test_ingest_usage_errors(store_dir: Path, tmp_path: Path) -> None:
     assert run_ledger("log", "--format", "json", store=store_dir).stdout == b""
 
 
+@pytest.mark.slow
 def test_ingest_of_a_folder_is_all_or_nothing(store_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "d"
     folder.mkdir()
@@ -95,6 +100,7 @@ def wait_until_shown(store: Path, article: str) -> None:
         time.sleep(0.1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path, stop: signal.Signals) -> None:
     folder = tmp_path / "drafts"

@@ -17,19 +17,14 @@ import pytest
 from click.testing import CliRunner
 
 import ledger
-from cli.main import LedgerGroup, main
-from cli.output import TIME
 from ledger import codec
 from ledger.times import parse_when
+from ledger_cli.group import LedgerGroup
+from ledger_cli.output import TIME
 from tests.conftest import drain_terminal, run_ledger
+from tests.helpers import cli
 
 LOG = "events.jsonl"
-
-
-def cli(*args: str, store: Path | None = None, input: bytes | None = None) -> click.testing.Result:
-    """Run the CLI in-process (stdout and stderr kept apart)."""
-    prefix = ["--store", str(store)] if store is not None else []
-    return CliRunner().invoke(main, [*prefix, *args], input=input)
 
 
 def fill(led: ledger.Ledger) -> None:
@@ -309,6 +304,7 @@ def test_stats_of_an_empty_store(store_dir: Path) -> None:
 # --- as real processes -----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_import_and_stats_as_processes(source: Path, tmp_path: Path) -> None:
     exported = run_ledger("export", store=source)
     assert exported.returncode == 0 and exported.stderr == b""

@@ -10,13 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 import ledger
-from cli.main import main
 from ledger import codec
 from ledger.store import INDEX_FILE, LOG_FILE, MARKER_FILE
 from tests.conftest import run_ledger
+from tests.helpers import cli
 
 CREATE = b'{"type": "ArticleCreated", "article": "deir-ez-zor", "id": "evt-1", "actor": "ana", "reason": "first report", "occurred_at": "2017-09-05T16:05:00Z", "data": {"title": "Deir ez-Zor", "body": "Troops arrived.", "categories": ["latest"]}}\n'
 UPDATE = (
@@ -25,26 +24,21 @@ UPDATE = (
 )
 
 
-def cli(store: Path, *args: str, input: bytes | None = None) -> Result:
-    """Run the CLI in-process (NO_COLOR: plain text, as in a pipe)."""
-    return CliRunner(env={"NO_COLOR": "1"}).invoke(main, ["--store", str(store), *args], input=input)
-
-
 @pytest.fixture
 def store(store_dir: Path) -> Path:
     """A store holding two appends (positions 1, and 2-3)."""
-    assert cli(store_dir, "append", "-", input=CREATE).exit_code == 0
-    assert cli(store_dir, "append", "-", input=UPDATE).exit_code == 0
+    assert cli("append", "-", input=CREATE, store=store_dir).exit_code == 0
+    assert cli("append", "-", input=UPDATE, store=store_dir).exit_code == 0
     return store_dir
 
 
 def test_init_creates_a_store_and_is_harmless_again(tmp_path: Path) -> None:
     target = tmp_path / "newsroom"
-    first = cli(target, "init")
+    first = cli("init", store=target)
     assert (first.exit_code, first.stdout) == (0, f"initialised store {target}\n")
     assert sorted(p.name for p in target.iterdir()) == [MARKER_FILE, LOG_FILE]
     marker = (target / MARKER_FILE).read_bytes()
-    again = cli(target, "init")
+    again = cli("init", store=target)
     assert (again.exit_code, again.stdout) == (0, f"initialised store {target}\n")
     assert (target / MARKER_FILE).read_bytes() == marker
 
@@ -52,19 +46,19 @@ def test_init_creates_a_store_and_is_harmless_again(tmp_path: Path) -> None:
 def test_append_prints_what_it_recorded(store_dir: Path, tmp_path: Path) -> None:
     source = tmp_path / "events.jsonl"
     source.write_bytes(CREATE)
-    result = cli(store_dir, "append", str(source))
+    result = cli("append", str(source), store=store_dir)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "recorded 1 event at positions 1-1: deir-ez-zor v1\n", "")
-    result = cli(store_dir, "append", "-", input=b"\n" + UPDATE + b"\n")  # blank lines are skipped
+    result = cli("append", "-", input=b"\n" + UPDATE + b"\n", store=store_dir)  # blank lines are skipped
     assert (result.exit_code, result.stdout) == (0, "recorded 2 events at positions 2-3: deir-ez-zor v2, raqqa v1\n")
-    again = cli(store_dir, "append", str(source))
+    again = cli("append", str(source), store=store_dir)
     assert (again.exit_code, again.stdout) == (0, "recorded 1 event at positions 1-1: deir-ez-zor v1 (already recorded: nothing appended)\n")
-    as_json = codec.loads(cli(store_dir, "append", "--format", "json", str(source)).stdout)
+    as_json = codec.loads(cli("append", "--format", "json", str(source), store=store_dir).stdout)
     assert as_json["duplicate"] is True and as_json["versions"] == {"deir-ez-zor": 1} and as_json["event_ids"] == ["evt-1"]
     assert as_json["occurred_at"] == {"deir-ez-zor": "2017-09-05T16:05:00Z"}
 
 
 def test_log_json_has_the_documented_fields(store: Path) -> None:
-    result = cli(store, "log", "--format", "json")
+    result = cli("log", "--format", "json", store=store)
     assert result.exit_code == 0
     events = [codec.loads(line) for line in result.stdout.splitlines()]
     assert [(e["position"], e["article"], e["version"], e["type"]) for e in events] == [
@@ -90,13 +84,13 @@ def test_log_json_has_the_documented_fields(store: Path) -> None:
     ],
 )
 def test_log_filters(store: Path, args: list[str], positions: list[int]) -> None:
-    result = cli(store, "log", "--format", "json", *args)
+    result = cli("log", "--format", "json", *args, store=store)
     assert result.exit_code == 0
     assert [codec.loads(line)["position"] for line in result.stdout.splitlines()] == positions
 
 
 def test_log_text_lists_events(store: Path) -> None:
-    result = cli(store, "log")
+    result = cli("log", store=store)
     assert result.exit_code == 0
     rows = result.stdout.splitlines()
     assert rows[0].split()[:4] == ["pos", "article", "ver", "type"]
@@ -107,10 +101,10 @@ def test_log_text_lists_events(store: Path) -> None:
 
 def test_verify_prints_the_head_hash(store: Path) -> None:
     last = (store / LOG_FILE).read_bytes().splitlines()[-1]
-    result = cli(store, "verify")
+    result = cli("verify", store=store)
     assert result.exit_code == 0
     assert result.stdout == f"ok: 3 events, 2 articles, head position 3\nhead hash {codec.hash_of(last)}\n"
-    report = codec.loads(cli(store, "verify", "--format", "json").stdout)
+    report = codec.loads(cli("verify", "--format", "json", store=store).stdout)
     assert (report["ok"], report["head_hash"], report["problems"]) == (True, codec.hash_of(last), [])
 
 
@@ -149,7 +143,7 @@ def test_bad_input(store: Path, tmp_path: Path, what: str, payload: bytes, code:
     before = (store / LOG_FILE).read_bytes()
     source = tmp_path / "in.jsonl"
     source.write_bytes(payload)
-    result = cli(store, "append", str(source))
+    result = cli("append", str(source), store=store)
     stderr = result.stderr.replace(str(tmp_path) + os.sep, "")
     assert result.exit_code == code, stderr
     assert stderr.count("\n") == 1, stderr
@@ -171,7 +165,7 @@ def held_lock(store: Path) -> Iterator[None]:
 
 def test_locked_store(store: Path, held_lock: None) -> None:
     before = (store / LOG_FILE).read_bytes()
-    result = cli(store, "--lock-timeout", "0.2", "append", "-", input=UPDATE.replace(b"raqqa", b"homs"))
+    result = cli("--lock-timeout", "0.2", "append", "-", input=UPDATE.replace(b"raqqa", b"homs"), store=store)
     assert (result.exit_code, result.stderr) == (7, f"error: {store}: locked by another writer for more than 0.2s\n")
     assert (store / LOG_FILE).read_bytes() == before
 
@@ -190,7 +184,7 @@ def _damage(store: Path) -> tuple[bytes, int]:
 @pytest.mark.parametrize("args", [["append", "-"], ["log"], ["log", "--article", "raqqa"]])
 def test_corrupt_store(store: Path, args: list[str]) -> None:
     damaged, start = _damage(store)
-    result = cli(store, *args, input=UPDATE.replace(b"raqqa", b"homs"))
+    result = cli(*args, input=UPDATE.replace(b"raqqa", b"homs"), store=store)
     assert result.exit_code == 8
     assert result.stderr == f"error: {store / LOG_FILE}: position 2 (line at byte {start}): record does not match its checksum\n"
     assert (store / LOG_FILE).read_bytes() == damaged
@@ -198,7 +192,7 @@ def test_corrupt_store(store: Path, args: list[str]) -> None:
 
 def test_verify_reports_the_damaged_record(store: Path) -> None:
     damaged, start = _damage(store)
-    result = cli(store, "verify")
+    result = cli("verify", store=store)
     assert result.exit_code == 8
     assert result.stderr == f"problem: line 2, position 2, byte {start}: record does not match its checksum\n"
     assert result.stdout.startswith("1 problem(s): 2 events, 2 articles, head position 3\n")
@@ -216,13 +210,14 @@ def test_verify_reports_the_damaged_record(store: Path) -> None:
 def test_missing_or_foreign_store(tmp_path: Path, setup: object, code: int, message: str) -> None:
     root = tmp_path / "nothing"
     setup(root)  # type: ignore[operator]
-    result = cli(root, "log")
+    result = cli("log", store=root)
     assert result.exit_code == code and result.stderr.count("\n") == 1 and message in result.stderr
 
 
 # --- as a real process -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cli_session_as_real_processes(tmp_path: Path) -> None:
     root = tmp_path / "store"
     assert run_ledger("init", store=root).stdout == f"initialised store {root}\n".encode()

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 import ledger
-from cli.main import main
 from ledger.codec import loads
 from ledger.rendering import render
+from ledger_cli.main import main
 from tests.conftest import run_ledger
 from tests.test_queries import build_newsroom
 
@@ -172,6 +172,7 @@ def test_replay(store: Path) -> None:
     assert text.endswith(" events/s)\n")
 
 
+@pytest.mark.slow
 def test_show_as_a_real_process_gives_back_the_draft_bytes(store: Path, tmp_path: Path) -> None:
     done = run_ledger("show", "bridge", "--version", "3", store=store)
     assert done.returncode == 0, done.stderr

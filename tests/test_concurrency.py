@@ -122,6 +122,7 @@ HOLDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_a_held_lock_makes_append_fail_with_exit_7_and_change_nothing(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A"}}])
@@ -170,6 +171,7 @@ RESENDER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_two_processes_sending_the_same_ids_record_each_once(store_dir: Path) -> None:
     count = 150
     senders = [

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 import ledger
-from ledger.drafts import ingest_draft, parse_draft
+from ledger.draft_format import parse_draft
+from ledger.drafts import ingest_draft
 from ledger.rendering import render
 from ledger.times import parse_when
 from tests.conftest import CORPUS

@@ -1,7 +1,7 @@
 """The docs agree with the code they describe: the CLI reference lists exactly the commands and
 options the CLI has, and every link between the README and the pages of docs/ resolves.
 
-The CLI side comes from click's own description of the command group (`cli.main.main`), which is
+The CLI side comes from click's own description of the command group (`ledger_cli.main.main`), which is
 also what `ledger --help` and `ledger COMMAND --help` print. The reference side is
 `docs/cli.md`: one `### \\`ledger COMMAND\\`` section per command, naming each of its options in
 backticks (`--format`, `-a`); the global options are named before the first command section.
@@ -16,7 +16,7 @@ import click
 import click.testing
 import pytest
 
-from cli.main import main
+from ledger_cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_REFERENCE = ROOT / "docs" / "cli.md"

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ledger
-from ledger.drafts import Draft, describe, ingest, ingest_draft, parse_draft, plan, read_draft
+from ledger.draft_format import Draft, parse_draft, read_draft
+from ledger.drafts import describe, ingest, ingest_draft, plan
 from ledger.rendering import is_update_heading, render
 from ledger.times import parse_when
 

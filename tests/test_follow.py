@@ -13,20 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 import ledger
-from cli.main import main
+from ledger_cli.main import main
 from tests.conftest import run_ledger
+from tests.helpers import created, edited
 
 # How long a test waits for something that should happen at once before it calls it a hang.
 # Only a guard against hanging forever: nothing is asserted about speed.
 HANG = 30.0
-
-
-def created(article: str, title: str = "T", **extra: object) -> dict[str, object]:
-    return {"type": "ArticleCreated", "article": article, "data": {"title": title, "body": "b\n"}, **extra}
-
-
-def edited(article: str, body: str) -> dict[str, object]:
-    return {"type": "ArticleEdited", "article": article, "data": {"body": body}}
 
 
 class Pump:
@@ -53,6 +46,7 @@ class Pump:
         return got
 
 
+@pytest.mark.slow
 def test_follow_yields_existing_then_appends_of_another_process(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         led.append([created("a")])
@@ -128,7 +122,7 @@ def test_log_follow_with_limit_prints_and_exits(store_dir: Path) -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["--store", str(store_dir), "log", "--follow", "--from", "1", "--limit", "2"])
     assert result.exit_code == 0, result.output
-    from cli.output import local_time
+    from ledger_cli.output import local_time
 
     assert result.output == (
         f"     1  {local_time(created_at)}  a v1  ArticleCreated  ann  (first)\n"

@@ -36,6 +36,7 @@ def test_the_mix_is_a_newsrooms() -> None:
     assert times == sorted(times)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch", [1, 100])
 def test_build_writes_a_store_that_verifies(tmp_path: Path, batch: int) -> None:
     store = generate.build(tmp_path / "store", 600, seed=3, batch=batch)

@@ -22,6 +22,9 @@ import pytest
 import ledger
 from tests.conftest import run_ledger
 
+# Every test here runs the CLI as processes on a prepared store (the template fixture too).
+pytestmark = pytest.mark.slow
+
 EXIT_STORE = 6
 # Reads through the index (show, history), the whole log (log) and the views (categories): one
 # process each, so few of them (a spawn costs a second on a busy CI machine).
@@ -167,7 +170,6 @@ def test_reads_answer_on_a_full_disk(tiny_disk: Path, template: Template) -> Non
     assert _answers(store) == template[1]
 
 
-@pytest.mark.slow
 def test_reads_answer_on_a_full_disk_without_caches_and_what_it_leaves_is_rebuilt(tiny_disk: Path, template: Template) -> None:
     store = _store_in(tiny_disk, template)
     for name in os.listdir(store):

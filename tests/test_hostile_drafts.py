@@ -14,17 +14,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import ledger
-from ledger.drafts import parse_draft
+from ledger.draft_format import parse_draft
 from ledger.rendering import render
-from ledger.watcher import Watcher, watch
+from ledger.watcher import watch
 from tests.conftest import run_ledger
-from tests.test_watcher import Recorder, text_of, version, wait_for
+from tests.helpers import Recorder, story, text_of, version, wait_for
 
 # Well before the 30 s the watcher once waited for a lost close, well after the 0.5 s it needs.
 PROMPT = 15.0
@@ -44,10 +44,6 @@ BILLION_LAUGHS = (
     "---\n"
     "Body\n"
 )
-
-
-def story(n: int, extra: str = "") -> str:
-    return f"Story {n}\n\nBody of story {n}.{extra}\n\nCategories: news"
 
 
 def nothing_recorded(store: Path) -> bool:
@@ -93,6 +89,7 @@ def test_aliases_and_deep_nesting_are_refused_in_one_line(front: str, line: int,
     assert message.startswith(f"x.md:{line}: {what}") and "\n" not in message
 
 
+@pytest.mark.slow
 def test_hostile_front_matter_through_the_cli_appends_nothing(store_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "lol.md").write_text(BILLION_LAUGHS)
     done = run_ledger("ingest", str(tmp_path / "lol.md"), store=store_dir, timeout=60)
@@ -165,6 +162,7 @@ def test_json_dates_are_text_as_in_yaml() -> None:
         assert parse_draft(text, "x.md").metadata["date"] == "2024-02-30"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "text", "error"),
     [
@@ -184,6 +182,7 @@ def test_hostile_toml_and_json_through_the_cli_append_nothing(store_dir: Path, t
     assert nothing_recorded(store_dir)
 
 
+@pytest.mark.slow
 def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: Path, tmp_path: Path) -> None:
     # tomllib's cost grows with the square of a key's parts: this key would take it hours.
     parts = 400_000
@@ -195,6 +194,7 @@ def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: P
     assert nothing_recorded(store_dir)
 
 
+@pytest.mark.slow
 def test_an_oversize_draft_is_refused_before_it_is_read(store_dir: Path, tmp_path: Path) -> None:
     big = tmp_path / "big.txt"
     big.write_text("Big\n\n" + "x" * ledger.DRAFT_SIZE_LIMIT)
@@ -214,6 +214,7 @@ def test_an_oversize_draft_is_refused_before_it_is_read(store_dir: Path, tmp_pat
 # --- point 10: FIFOs and other files that are no drafts --------------------------------------
 
 
+@pytest.mark.slow
 def test_ingest_of_a_fifo_is_refused_without_hanging(store_dir: Path, drafts: Path) -> None:
     os.mkfifo(drafts / "x.txt")
     done = run_ledger("ingest", str(drafts / "x.txt"), store=store_dir, timeout=30)
@@ -222,6 +223,7 @@ def test_ingest_of_a_fifo_is_refused_without_hanging(store_dir: Path, drafts: Pa
     assert nothing_recorded(store_dir)
 
 
+@pytest.mark.slow
 def test_a_folder_scan_skips_what_is_not_a_regular_file(store_dir: Path, drafts: Path) -> None:
     os.mkfifo(drafts / "fifo.txt")
     (drafts / "folder.txt").mkdir()
@@ -235,6 +237,7 @@ def test_a_folder_scan_skips_what_is_not_a_regular_file(store_dir: Path, drafts:
     )
 
 
+@pytest.mark.slow
 def test_import_of_a_fifo_is_refused_without_hanging(store_dir: Path, tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "events.jsonl")
     done = run_ledger("import", str(tmp_path / "events.jsonl"), store=store_dir, timeout=30)
@@ -247,6 +250,7 @@ def test_import_of_a_fifo_is_refused_without_hanging(store_dir: Path, tmp_path: 
 # --- point 11: symbolic links ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_link_out_of_the_folder_records_nothing(store_dir: Path, drafts: Path, secret: Path) -> None:
     os.symlink(secret, drafts / "shadow.txt")
     (drafts / "good.txt").write_text(story(1))
@@ -269,6 +273,7 @@ def test_a_link_out_of_the_folder_records_nothing(store_dir: Path, drafts: Path,
     assert run_ledger("show", "good", store=store_dir).returncode == 0
 
 
+@pytest.mark.slow
 def test_a_link_inside_the_folder_is_read_only_when_asked(store_dir: Path, drafts: Path) -> None:
     (drafts / "original.txt").write_text(story(1))
     os.symlink("original.txt", drafts / "alias.txt")
@@ -292,13 +297,6 @@ def test_the_python_api_refuses_links_unless_asked(led: ledger.Ledger, drafts: P
 
 
 # --- the watcher: points 9, 10, 11, 12, 13 and 15 --------------------------------------------
-
-
-@pytest.fixture
-def running(led: ledger.Ledger, drafts: Path) -> Iterator[tuple[Watcher, Recorder]]:
-    recorder = Recorder()
-    with watch(led, drafts, on_result=recorder.result, on_error=recorder.error) as started:
-        yield started, recorder
 
 
 def _write_then_chmod(path: Path, text: str, scratch: Path) -> None:
@@ -529,6 +527,7 @@ def test_a_folder_named_like_a_draft_is_reported_once(led: ledger.Ledger, drafts
     assert recorder.errors == [(str(drafts / "x.txt"), f"{drafts / 'x.txt'}: a folder, not a regular file: only regular files are drafts")]
 
 
+@pytest.mark.slow
 def test_a_watch_manifest_that_cannot_be_saved_does_not_stop_the_watcher(store_dir: Path, tmp_path: Path) -> None:
     # `watch` in the store folder is a file: the manifest (a cache) cannot be saved there.
     (store_dir / "watch").write_text("x")

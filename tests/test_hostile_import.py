@@ -240,6 +240,7 @@ def head_of(store: Path) -> str:
     return f"{head.hash}@{head.position}"
 
 
+@pytest.mark.slow
 def test_head_prints_hash_at_position_in_text_and_json(source: Path, copy: Path) -> None:
     last = record((source / LOG).read_bytes().splitlines()[-1])
     result = run_ledger("head", store=source)
@@ -250,6 +251,7 @@ def test_head_prints_hash_at_position_in_text_and_json(source: Path, copy: Path)
     assert run_ledger("head", store=copy).stdout.decode() == f"{codec.GENESIS_HASH}@0\n"
 
 
+@pytest.mark.slow
 def test_verify_head_passes_while_the_log_extends_the_anchor(source: Path) -> None:
     anchor = head_of(source)
     with ledger.open(source) as led:
@@ -268,6 +270,7 @@ def drop_caches(store: Path) -> None:
         (store / name).unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 def test_a_resealed_last_record_passes_verify_but_not_verify_head(source: Path) -> None:
     anchor = head_of(source)
     lines = (source / LOG).read_bytes().splitlines(keepends=True)
@@ -288,6 +291,7 @@ def test_a_resealed_last_record_passes_verify_but_not_verify_head(source: Path) 
     assert "no record has that hash" in one_line_error(result, 8)
 
 
+@pytest.mark.slow
 def test_an_earlier_record_rewritten_and_the_rest_resealed_fails_verify_head(source: Path) -> None:
     with ledger.open(source) as led:
         old = led.head()
@@ -301,6 +305,7 @@ def test_an_earlier_record_rewritten_and_the_rest_resealed_fails_verify_head(sou
     assert "(history rewritten)" in one_line_error(run_ledger("verify", "--head", anchor, store=source), 8)
 
 
+@pytest.mark.slow
 def test_a_log_cut_before_the_anchor_fails_verify_head(source: Path) -> None:
     anchor = head_of(source)
     lines = (source / LOG).read_bytes().splitlines(keepends=True)
@@ -311,6 +316,7 @@ def test_a_log_cut_before_the_anchor_fails_verify_head(source: Path) -> None:
         f"error: the log no longer extends head {anchor}: it ends at position 5 (records removed)")
 
 
+@pytest.mark.slow
 def test_an_import_of_a_resealed_export_is_caught_by_the_sources_anchor(source: Path, copy: Path, tmp_path: Path) -> None:
     # The last record of an export, changed and sealed again, leaves an intact chain: the
     # import cannot tell, the head published by the source can.
@@ -338,6 +344,7 @@ def test_the_empty_logs_head_is_extended_by_every_log(source: Path) -> None:
             led.verify(head="a" * 64 + "@0")
 
 
+@pytest.mark.slow
 def test_a_head_that_is_not_one_is_exit_3(store_dir: Path) -> None:
     result = run_ledger("verify", "--head", "abc@1", store=store_dir)
     assert one_line_error(result, 3).startswith("error: head 'abc@1': expected HASH or HASH@POSITION")
@@ -346,6 +353,7 @@ def test_a_head_that_is_not_one_is_exit_3(store_dir: Path) -> None:
 # --- exports of a tampered log -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("article", [None, "deir-ez-zor"], ids=["whole", "article"])
 def test_a_log_record_edited_and_sealed_again_is_not_exported(source: Path, tmp_path: Path, article: str | None) -> None:
     head_of(source)  # the index takes every record (checking each once)

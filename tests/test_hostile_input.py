@@ -102,6 +102,7 @@ POISONED = [
 ]
 
 
+@pytest.mark.slow
 def test_reads_of_records_written_before_the_checks_never_fail(store_dir: Path) -> None:
     # Records such as older versions accepted: written below the checks, straight to the store.
     with ledger.open(store_dir) as led:
@@ -220,6 +221,7 @@ def test_python_values_that_json_cannot_keep_are_refused(led: ledger.Ledger) -> 
     assert led.head().position == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "change, needle",
     [
@@ -241,6 +243,7 @@ def test_a_reused_event_id_with_other_content_is_a_conflict(store: Path, change:
 # --- point 13 (events): a bound on the size of one event ----------------------------------------
 
 
+@pytest.mark.slow
 def test_an_event_over_the_size_limit_is_refused(store: Path) -> None:
     big = {"type": "ArticleEdited", "article": "a1", "data": {"body": "x" * 5000}}
     refused(store, ["--max-event-bytes", "4096", "append", "-"], 3, "<stdin>:1: ArticleEdited is 5,",
@@ -267,6 +270,7 @@ def test_the_default_limit_refuses_a_seventeen_megabyte_body(store_dir: Path) ->
 # --- point 15: edge values --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args, codes",
     [
@@ -312,6 +316,7 @@ def test_edge_values_give_one_line_and_their_exit_code(store: Path, tmp_path: Pa
     assert (store / LOG_FILE).read_bytes() == log
 
 
+@pytest.mark.slow
 def test_lock_timeout_infinity_waits_and_nan_is_refused_in_python(store: Path) -> None:
     assert run_ledger("--lock-timeout", "inf", "append", "-", store=store,
                       input=line({"type": "ArticleEdited", "article": "a1", "data": {"body": "c\n"}})).returncode == 0
@@ -319,6 +324,7 @@ def test_lock_timeout_infinity_waits_and_nan_is_refused_in_python(store: Path) -
         ledger.open(store, lock_timeout=math.nan)
 
 
+@pytest.mark.slow
 def test_metadata_nested_five_hundred_deep_is_refused(store: Path) -> None:
     deep: Any = "leaf"
     for _ in range(500):

@@ -71,6 +71,7 @@ def _caches_deleted(store: Path) -> None:
 # --- 1. a damaged index never makes the writer damage the log -----------------------------
 
 
+@pytest.mark.slow
 def test_index_head_set_back_does_not_make_the_writer_reuse_positions(store_dir: Path) -> None:
     _ten_events(store_dir)
     _sql(store_dir / INDEX_FILE, "UPDATE meta SET value = 3 WHERE key = 'position'")
@@ -85,6 +86,7 @@ def test_index_head_set_back_does_not_make_the_writer_reuse_positions(store_dir:
     assert run_ledger("show", "b", store=store_dir).returncode == 0
 
 
+@pytest.mark.slow
 def test_index_row_moved_to_another_article_is_not_shown_as_its_history(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         led.append([_created("a1", "A one", "one\n")])
@@ -100,6 +102,7 @@ def test_index_row_moved_to_another_article_is_not_shown_as_its_history(store_di
     assert b"categories" not in result.stdout
 
 
+@pytest.mark.slow
 def test_index_row_deleted_does_not_drop_a_version_from_show(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         led.append([_created("a1", "A one", "one\n")])
@@ -112,6 +115,7 @@ def test_index_row_deleted_does_not_drop_a_version_from_show(store_dir: Path) ->
     assert (result.returncode, result.stdout) == (0, want), result.stderr
 
 
+@pytest.mark.slow
 def test_index_version_of_an_article_set_back_does_not_make_the_writer_repeat_it(store_dir: Path) -> None:
     _ten_events(store_dir)
     # Consistent with itself: the article's last two rows and its version are gone.
@@ -151,6 +155,7 @@ def _ingest_one_more_line_and_check_the_log(store_dir: Path, tmp_path: Path, bod
     assert b"EVIL" not in now.stdout and b"EDITED" not in now.stdout
 
 
+@pytest.mark.slow
 def test_edited_snapshot_is_not_shown_nor_used_to_prepare_an_append(store_dir: Path, tmp_path: Path) -> None:
     bodies = _long_article(store_dir, SNAPSHOT_EVERY + 8)
     db = sqlite3.connect(store_dir / VIEWS_FILE)
@@ -226,6 +231,7 @@ def test_a_log_replaced_under_an_open_writer_is_an_error_not_an_append(store_dir
 # --- 4. committed events that vanish are damage, never a torn tail -------------------------
 
 
+@pytest.mark.slow
 def test_committed_events_cut_from_the_log_are_reported_and_nothing_is_cut(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         for n in range(4):
@@ -244,6 +250,7 @@ def test_committed_events_cut_from_the_log_are_reported_and_nothing_is_cut(store
     assert log.read_bytes() == cut
 
 
+@pytest.mark.slow
 def test_a_record_rewritten_after_it_was_written_is_damage(store_dir: Path) -> None:
     _ten_events(store_dir)
     original = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
@@ -272,6 +279,7 @@ def test_a_record_rewritten_after_it_was_written_is_damage(store_dir: Path) -> N
     assert result.returncode == 8 and b"no longer the record committed there" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_index_row_deleted_inside_a_version_does_not_hide_its_event(store_dir: Path, tmp_path: Path) -> None:
     # A version of two events (an edit and an update block, as an ingest writes): deleting the
     # block's row left it out of `show`, and the next ingest added the block a second time.
@@ -294,6 +302,7 @@ def test_index_row_deleted_inside_a_version_does_not_hide_its_event(store_dir: P
     assert now.count(b"Open at 6.") == 1 and b"open tonight" in now
 
 
+@pytest.mark.slow
 def test_index_times_edited_do_not_change_what_as_of_shows(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         led.append([{**_created("a", "Version one", "1\n"), "occurred_at": "2024-03-05T08:00:00Z"}])
@@ -307,6 +316,7 @@ def test_index_times_edited_do_not_change_what_as_of_shows(store_dir: Path) -> N
     assert (result.returncode, result.stdout) == (0, want), result.stderr
 
 
+@pytest.mark.slow
 def test_index_version_raised_is_rebuilt_and_answered_the_first_time(store_dir: Path) -> None:
     _ten_events(store_dir)
     want = run_ledger("show", "a1", store=store_dir).stdout
@@ -331,6 +341,7 @@ def test_a_forged_snapshot_never_becomes_a_patch_in_the_log(store_dir: Path, tmp
     _ingest_one_more_line_and_check_the_log(store_dir, tmp_path, bodies[-1])
 
 
+@pytest.mark.slow
 def test_a_views_checkpoint_moved_back_is_rebuilt_not_called_a_corrupt_log(store_dir: Path) -> None:
     with ledger.open(store_dir) as led:
         led.append([_created("a", "A", "a\n")])
@@ -347,6 +358,7 @@ def test_a_views_checkpoint_moved_back_is_rebuilt_not_called_a_corrupt_log(store
     assert b"did not match the log" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(store_dir: Path) -> None:
     _ten_events(store_dir)
     want = run_ledger("timeline", store=store_dir).stdout
@@ -356,6 +368,7 @@ def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(
     assert b"which is not in the log; rebuilding them" in result.stderr
 
 
+@pytest.mark.slow
 def test_verify_finds_an_event_id_recorded_twice(store_dir: Path) -> None:
     # Sealed with an intact chain, as a writer misled by an edited index row would write it.
     with ledger.open(store_dir) as led:
@@ -374,6 +387,7 @@ def test_verify_finds_an_event_id_recorded_twice(store_dir: Path) -> None:
     assert b"event id 'blk-1' was already recorded" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_log_that_is_a_folder_is_named_so(store_dir: Path) -> None:
     (store_dir / LOG_FILE).unlink()
     (store_dir / LOG_FILE).mkdir()
@@ -382,6 +396,7 @@ def test_a_log_that_is_a_folder_is_named_so(store_dir: Path) -> None:
     assert result.stderr.endswith(b"events.jsonl: the log is not a regular file\n"), result.stderr
 
 
+@pytest.mark.slow
 def test_an_error_naming_a_file_with_a_line_break_stays_one_line(store_dir: Path, tmp_path: Path) -> None:
     draft = tmp_path / "new\nline.txt"
     draft.write_bytes(b"\xff\xfe not a draft")
@@ -390,6 +405,7 @@ def test_an_error_naming_a_file_with_a_line_break_stays_one_line(store_dir: Path
     assert result.stderr.count(b"\n") == 1 and b"new\\nline.txt" in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 def test_an_index_head_that_is_not_a_number_is_rebuilt(store_dir: Path) -> None:
     _ten_events(store_dir)
     want = run_ledger("show", "a1", store=store_dir).stdout

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ LAYERS = {
     "errors": 0,
     "times": 0,
     "patches": 0,
+    "settling": 0,
     "events": 1,
     "codec": 2,
     "caches": 2,
@@ -35,6 +38,7 @@ LAYERS = {
     "catalog": 5,
     "transfer": 5,
     "states": 5,
+    "draft_format": 5,
     "application": 6,
     "drafts": 7,
     "watcher": 8,
@@ -91,7 +95,7 @@ def test_library_imports_point_down(path: Path) -> None:
     own = LAYERS[_module(path)]
     for name in _imports(path):
         parts = name.split(".")
-        if parts[0] == "cli":
+        if parts[0] == "ledger_cli":
             pytest.fail(f"{path.name} imports the CLI ({name})")
         if parts[0] == "ledger" and len(parts) > 1 and parts[1] in LAYERS:
             assert LAYERS[parts[1]] <= own, f"{path.name} (layer {own}) imports {name} (layer {LAYERS[parts[1]]})"
@@ -164,3 +168,30 @@ def test_the_append_rules_and_transfer_sit_where_they_belong() -> None:
     assert LAYERS["store"] < LAYERS["catalog"] < LAYERS["application"]
     assert LAYERS["store"] < LAYERS["transfer"] < LAYERS["application"]
     assert "ledger.application" not in _imports(ROOT / "ledger" / "transfer.py")
+
+
+def test_the_cli_is_importable_only_under_its_installed_name() -> None:
+    # From the repository root the `cli` folder is on sys.path; it must still not be a `cli` package.
+    result = subprocess.run([sys.executable, "-c", "import cli"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 1 and "import ledger_cli" in result.stderr
+    import ledger_cli.main  # noqa: F401  (the installed name works)
+
+
+def _cli_imports(path: Path) -> set[str]:
+    """The `cli/` modules that `path` imports, by their file stem (`from .group import main` is "group")."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or node.module in ("ledger_cli", "cli")):
+            names.update([node.module] if node.module and node.module not in ("ledger_cli", "cli") else [a.name for a in node.names])
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in ("ledger_cli", "cli"):
+            names.add(node.module.split(".")[1])
+    return names
+
+
+def test_the_cli_has_no_import_loop() -> None:
+    # The group lives in cli/group.py; cli/main.py only assembles it with the command modules.
+    for path in (ROOT / "cli").glob("*.py"):
+        imported = _cli_imports(path)
+        assert "main" not in imported, f"cli/{path.name} imports cli/main.py"
+        if path.stem in ("group", "output"):
+            assert not any(name.endswith("_commands") for name in imported), f"cli/{path.name} imports a command module"

@@ -8,8 +8,10 @@ import pytest
 
 import ledger
 from ledger.plans import plan_changes, same_value
-from ledger.drafts import ingest_draft, parse_draft
+from ledger.draft_format import parse_draft
+from ledger.drafts import ingest_draft
 from ledger.rendering import render
+from tests.helpers import created
 
 
 @pytest.mark.parametrize(
@@ -30,12 +32,8 @@ def test_same_value_is_json_equality(a: object, b: object, same: bool) -> None:
     assert same_value(a, b) is same
 
 
-def created(led: ledger.Ledger, article: str = "a", **data: object) -> None:
-    led.append([{"type": "ArticleCreated", "article": article, "data": {"title": "A", "body": "x\n", **data}}])
-
-
 def test_restore_sees_one_become_true(led: ledger.Ledger) -> None:
-    created(led, metadata={"n": 1, "flag": 0})
+    led.append([created("a", "A", "x\n", data={"metadata": {"n": 1, "flag": 0}})])
     led.append([{"type": "MetadataChanged", "article": "a", "data": {"set": {"n": True, "flag": False}}}])
     assert led.article("a").metadata == {"n": True, "flag": False}
     led.restore("a", 1)
@@ -48,7 +46,7 @@ def test_restore_sees_one_become_true(led: ledger.Ledger) -> None:
 
 
 def test_restore_of_removed_and_reordered_blocks_keeps_the_blocks_that_stayed(led: ledger.Ledger) -> None:
-    created(led)
+    led.append([created("a", "A", "x\n")])
     for heading in ("Update 1:", "Update 2:", "Update 3:"):
         led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": heading, "text": f"\n{heading} text\n"}}])
     # v5: block 2 removed; v6: block 3 moved to the front.

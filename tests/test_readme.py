@@ -289,6 +289,7 @@ def check_page(page: Path, tmp_path: Path) -> None:
     assert job is None, f"{where} leaves a command running in the background"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("page", PAGES, ids=[page.name for page in PAGES])
 def test_every_page_runs_as_shown(page: Path, tmp_path: Path) -> None:
     check_page(page, tmp_path)
@@ -357,6 +358,7 @@ def test_normalise_keeps_what_the_pages_fix() -> None:
     assert matches("a\nb\nc\nd", "a\n...\nd") and not matches("a\nb", "a\n...\nc")
 
 
+@pytest.mark.slow
 def test_demo_script_runs_to_completion() -> None:
     done = subprocess.run(["sh", str(ROOT / "examples" / "demo.sh")], env=environment(), check=False, capture_output=True, encoding="utf-8", timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr

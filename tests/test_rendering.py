@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ledger
-from ledger.drafts import Draft, ingest_draft, parse_draft
+from ledger.draft_format import Draft, parse_draft
+from ledger.drafts import ingest_draft
 from ledger.rendering import RESERVED_METADATA_KEYS, categories_line, check_layout, fingerprint, layout_of, render, split_blocks
 from ledger.times import parse_when
 

@@ -23,18 +23,9 @@ import ledger
 from ledger import codec
 from ledger.events import NewRecord, format_time
 from ledger.store import INDEX_FILE, LOG_FILE, FileEventStore
+from tests.helpers import created, edited
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def created(article: str, title: str = "Title", body: str = "Body.", **extra: Any) -> dict[str, Any]:
-    """An ArticleCreated event as `Ledger.append` takes it."""
-    return {"type": "ArticleCreated", "article": article, "data": {"title": title, "body": body}, **extra}
-
-
-def edited(article: str, body: str, **extra: Any) -> dict[str, Any]:
-    """An ArticleEdited event giving the whole new body."""
-    return {"type": "ArticleEdited", "article": article, "data": {"body": body}, **extra}
 
 
 def log_bytes(store_dir: Path) -> bytes:
@@ -516,6 +507,7 @@ def test_every_flipped_byte_of_a_middle_record_is_reported_once(filled: Path, be
     assert log_bytes(filled) == original
 
 
+@pytest.mark.slow
 def test_a_flipped_byte_is_reported_by_reading_opening_and_the_cli(filled: Path) -> None:
     from tests.conftest import run_ledger
 

@@ -121,6 +121,7 @@ def test_schema1_log_takes_new_appends_in_the_current_schema(old_store: Path) ->
         assert [b.heading for b in led.article("raqqa").blocks] == ["Update 2:", "Update:"]
 
 
+@pytest.mark.slow
 def test_cli_log_shows_schema1_events_upcast(old_store: Path) -> None:
     result = run_ledger("log", "--format", "json", "--type", "ArticleCreated", store=old_store)
     assert result.returncode == 0, result.stderr

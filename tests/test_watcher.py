@@ -10,71 +10,19 @@ import errno
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 import ledger
 from ledger import watcher as watcher_module
-from ledger.drafts import IngestResult
 from ledger.rendering import render
-from ledger.watcher import Watcher, is_watched_name, watch
+from ledger.watcher import is_watched_name, watch
 from tests.conftest import run_ledger
+from tests.helpers import Recorder, story, text_of, version, wait_for
 
-DEADLINE = 60.0
-
-
-def wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-class Recorder:
-    """Collects what the watcher reports, from its thread."""
-
-    def __init__(self) -> None:
-        self.results: list[IngestResult] = []
-        self.errors: list[tuple[str, str]] = []
-        self.lock = threading.Lock()
-
-    def result(self, result: IngestResult) -> None:
-        with self.lock:
-            self.results.append(result)
-
-    def error(self, path: str, message: str) -> None:
-        with self.lock:
-            self.errors.append((path, message))
-
-
-@pytest.fixture
-def running(led: ledger.Ledger, drafts: Path) -> Iterator[tuple[Watcher, Recorder]]:
-    recorder = Recorder()
-    with watch(led, drafts, on_result=recorder.result, on_error=recorder.error) as started:
-        yield started, recorder
-
-
-def version(led: ledger.Ledger, article: str) -> int:
-    return led.store.article_version(article)
-
-
-def text_of(led: ledger.Ledger, article: str) -> str | None:
-    try:
-        return render(led.article(article))
-    except ledger.ArticleNotFoundError:
-        return None
-
-
-def story(n: int, extra: str = "") -> str:
-    return f"Story {n}\n\nBody of story {n}.{extra}\n\nCategories: news"
-
-
+@pytest.mark.slow
 def test_new_and_changed_drafts_are_ingested(led: ledger.Ledger, drafts: Path, running) -> None:
     watcher, recorder = running
     assert watcher.mode == "inotify"
@@ -89,6 +37,7 @@ def test_new_and_changed_drafts_are_ingested(led: ledger.Ledger, drafts: Path, r
     assert recorder.results[1].summary == "edited body"
 
 
+@pytest.mark.slow
 def test_atomic_save_by_rename(led: ledger.Ledger, drafts: Path, running) -> None:
     (drafts / "a.txt").write_text(story(1))
     wait_for(lambda: version(led, "a") == 1, "a v1")
@@ -100,6 +49,7 @@ def test_atomic_save_by_rename(led: ledger.Ledger, drafts: Path, running) -> Non
     assert set(led.store.articles()) == {"a"}
 
 
+@pytest.mark.slow
 def test_a_toml_draft_is_picked_up_like_any_other(led: ledger.Ledger, drafts: Path, running) -> None:
     watcher, recorder = running
     yaml_text = "---\ntitle: Ferry timetable\ncategory: transport\n---\n\nFerries run hourly.\n"
@@ -114,6 +64,7 @@ def test_a_toml_draft_is_picked_up_like_any_other(led: ledger.Ledger, drafts: Pa
     assert recorder.errors == []
 
 
+@pytest.mark.slow
 def test_a_file_written_in_slow_chunks_is_never_ingested_half_written(led: ledger.Ledger, drafts: Path, running) -> None:
     full = "Slow story\n\n" + "".join(f"Paragraph {i}.\n\n" for i in range(6)) + "Categories: slow"
     with open(drafts / "slow.txt", "w", encoding="utf-8") as out:
@@ -127,6 +78,7 @@ def test_a_file_written_in_slow_chunks_is_never_ingested_half_written(led: ledge
     assert version(led, "slow") == 1
 
 
+@pytest.mark.slow
 def test_two_hundred_drafts_dropped_at_once(led: ledger.Ledger, drafts: Path, running) -> None:
     for n in range(200):
         (drafts / f"story-{n:03d}.txt").write_text(story(n))
@@ -137,6 +89,7 @@ def test_two_hundred_drafts_dropped_at_once(led: ledger.Ledger, drafts: Path, ru
     assert led.head().position == 200
 
 
+@pytest.mark.slow
 def test_restart_records_each_change_once(led: ledger.Ledger, drafts: Path) -> None:
     (drafts / "a.txt").write_text(story(1))
     (drafts / "b.txt").write_text(story(2))
@@ -154,6 +107,7 @@ def test_restart_records_each_change_once(led: ledger.Ledger, drafts: Path) -> N
     assert led.head().position == 4
 
 
+@pytest.mark.slow
 def test_restart_does_not_undo_changes_made_through_the_log(led: ledger.Ledger, drafts: Path, store_dir: Path) -> None:
     (drafts / "a.txt").write_text(story(1))
     with watch(led, drafts):
@@ -164,6 +118,7 @@ def test_restart_does_not_undo_changes_made_through_the_log(led: ledger.Ledger, 
     assert version(led, "a") == 2  # the draft did not change: the hand edit stands
 
 
+@pytest.mark.slow
 def test_bad_drafts_beside_good_ones(led: ledger.Ledger, drafts: Path, running) -> None:
     watcher, recorder = running
     (drafts / "bytes.txt").write_bytes(b"Title\n\ncaf\xe9\n")
@@ -190,6 +145,7 @@ with open(sys.argv[1], "a+b") as lock:
 """
 
 
+@pytest.mark.slow
 def test_a_draft_is_retried_once_the_store_is_unlocked(store_dir: Path, drafts: Path) -> None:
     recorder = Recorder()
     with ledger.open(store_dir, lock_timeout=0.2) as led, watch(
@@ -211,6 +167,7 @@ def test_a_draft_is_retried_once_the_store_is_unlocked(store_dir: Path, drafts: 
     assert [(r.article, r.status) for r in recorder.results] == [("a", "created")]
 
 
+@pytest.mark.slow
 def test_a_draft_just_under_the_size_limit(led: ledger.Ledger, drafts: Path, running) -> None:
     paragraph = "A long paragraph of the report, repeated to make a big draft. " * 16 + "\n\n"
     text = "Big story\n\n" + paragraph * (1000 * 1000 // len(paragraph)) + "Update from the desk:\n\nDone.\n"
@@ -220,6 +177,7 @@ def test_a_draft_just_under_the_size_limit(led: ledger.Ledger, drafts: Path, run
     assert text_of(led, "big") == text
 
 
+@pytest.mark.slow
 def test_vim_style_save(led: ledger.Ledger, drafts: Path) -> None:
     recorder = Recorder()
     (drafts / "a.txt").write_text(story(1))
@@ -244,6 +202,7 @@ def test_vim_style_save(led: ledger.Ledger, drafts: Path) -> None:
     assert recorder.errors == []
 
 
+@pytest.mark.slow
 def test_emacs_and_office_files_are_ignored(led: ledger.Ledger, drafts: Path, running) -> None:
     os.symlink("user@host.1234:1700000000", drafts / ".#a.txt")  # emacs lock: a dangling symlink
     (drafts / "#a.txt#").write_text("autosave")
@@ -269,6 +228,7 @@ def test_watched_names(name: str, watched: bool) -> None:
     assert is_watched_name(name) is watched
 
 
+@pytest.mark.slow
 def test_renamed_draft_with_an_id_stays_the_same_article(led: ledger.Ledger, drafts: Path) -> None:
     with watch(led, drafts, withdraw_on_delete=True) as watcher:
         (drafts / "first-name.md").write_text("---\ntitle: T\nid: the-story\n---\nBody\n")
@@ -279,6 +239,7 @@ def test_renamed_draft_with_an_id_stays_the_same_article(led: ledger.Ledger, dra
     assert led.store.articles() == {"the-story": 1, "other": 1}
 
 
+@pytest.mark.slow
 def test_deleting_a_draft_appends_nothing_unless_asked(led: ledger.Ledger, drafts: Path) -> None:
     (drafts / "a.txt").write_text(story(1))
     (drafts / "b.txt").write_text(story(2))
@@ -297,6 +258,7 @@ def test_deleting_a_draft_appends_nothing_unless_asked(led: ledger.Ledger, draft
     assert [e.type for e in led.events(article="b")] == ["ArticleCreated", "ArticleWithdrawn", "ArticleRestored"]
 
 
+@pytest.mark.slow
 def test_hand_appends_to_the_same_store_while_watching(led: ledger.Ledger, drafts: Path, store_dir: Path, running) -> None:
     (drafts / "a.txt").write_text(story(1))
     wait_for(lambda: version(led, "a") == 1, "a v1")
@@ -314,6 +276,7 @@ def test_hand_appends_to_the_same_store_while_watching(led: ledger.Ledger, draft
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.slow
 def test_polling_when_asked(led: ledger.Ledger, drafts: Path) -> None:
     with watch(led, drafts, poll=0.2) as watcher:
         assert watcher.mode == "polling every 0.2 s"
@@ -321,6 +284,7 @@ def test_polling_when_asked(led: ledger.Ledger, drafts: Path) -> None:
         wait_for(lambda: text_of(led, "a") == story(1), "a v1 by polling")
 
 
+@pytest.mark.slow
 def test_falls_back_to_polling_when_inotify_is_exhausted(led: ledger.Ledger, drafts: Path, monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     class Exhausted(watcher_module.Observer):  # type: ignore[misc, valid-type]
@@ -335,6 +299,7 @@ def test_falls_back_to_polling_when_inotify_is_exhausted(led: ledger.Ledger, dra
     assert "inotify watch limit reached" in caplog.text and "polling" in caplog.text
 
 
+@pytest.mark.slow
 def test_a_dead_observer_is_restarted(led: ledger.Ledger, drafts: Path, running) -> None:
     watcher, _ = running
     observer = watcher._observer

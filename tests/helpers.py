@@ -1,0 +1,92 @@
+"""Helpers shared by the tests: events as `Ledger.append` takes them, the CLI run in-process, and
+what the watcher tests wait on and record. (Fixtures live in conftest.py.)"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+import ledger
+from ledger.rendering import render
+from ledger_cli.main import main
+
+DEADLINE = 60.0
+"""Seconds a test waits for a condition before it fails (generous: no assertion depends on how
+fast the machine is)."""
+
+
+def created(article: str = "a", title: str = "Title", body: str = "Body.", *, data: Mapping[str, Any] | None = None,
+            **extra: Any) -> dict[str, Any]:
+    """An ArticleCreated event as `Ledger.append` takes it: `data` adds fields to its data
+    (categories, metadata), `extra` to the event (actor, reason, occurred_at, id, expected_version)."""
+    return {"type": "ArticleCreated", "article": article, "data": {"title": title, "body": body, **(data or {})}, **extra}
+
+
+def edited(article: str, body: str, **extra: Any) -> dict[str, Any]:
+    """An ArticleEdited event giving the whole new body."""
+    return {"type": "ArticleEdited", "article": article, "data": {"body": body}, **extra}
+
+
+def jsonl(*events: Mapping[str, Any]) -> bytes:
+    """`events` as JSON lines, the input of `ledger append` and `ledger import`."""
+    return b"".join(json.dumps(event).encode() + b"\n" for event in events)
+
+
+def cli(*args: str, store: Path | None = None, input: bytes | str | None = None) -> Result:
+    """Run the CLI in-process on `store` (else the options in `args`), stdout and stderr kept
+    apart; NO_COLOR: plain text, as in a pipe."""
+    prefix = ["--store", str(store)] if store is not None else []
+    return CliRunner(env={"NO_COLOR": "1"}).invoke(main, [*prefix, *args], input=input)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = DEADLINE) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Recorder:
+    """Collects what the watcher reports, from its thread."""
+
+    def __init__(self) -> None:
+        self.results: list[ledger.IngestResult] = []
+        self.errors: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def result(self, result: ledger.IngestResult) -> None:
+        """The watcher's `on_result`."""
+        with self.lock:
+            self.results.append(result)
+
+    def error(self, path: str, message: str) -> None:
+        """The watcher's `on_error`."""
+        with self.lock:
+            self.errors.append((path, message))
+
+
+def version(led: ledger.Ledger, article: str) -> int:
+    """The article's version in the store (0: none yet)."""
+    return led.store.article_version(article)
+
+
+def text_of(led: ledger.Ledger, article: str) -> str | None:
+    """The article as a draft's text, or None when it does not exist."""
+    try:
+        return render(led.article(article))
+    except ledger.ArticleNotFoundError:
+        return None
+
+
+def story(n: int, extra: str = "") -> str:
+    """A plain-text draft of story `n`."""
+    return f"Story {n}\n\nBody of story {n}.{extra}\n\nCategories: news"
