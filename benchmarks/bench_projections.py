@@ -26,10 +26,10 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import generate  # noqa: E402
+import generate
 
-import ledger  # noqa: E402
-from ledger.views import ReplayStats  # noqa: E402
+import ledger
+from ledger.views import ReplayStats
 
 HERE = Path(__file__).resolve().parent
 LIVE = "live-000"

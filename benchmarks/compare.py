@@ -39,11 +39,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import generate  # noqa: E402
+import generate
 
-import ledger  # noqa: E402
-from ledger.patches import apply_patch  # noqa: E402
-from ledger.projections import apply  # noqa: E402
+import ledger
+from ledger.patches import apply_patch
+from ledger.projections import apply
 
 BATCH = 100
 
@@ -93,7 +93,7 @@ class Article(Aggregate):
         self.categories = [c for c in self.categories if c not in removed] + [c for c in added if c not in self.categories]
 
     @event("MetadataChanged")
-    def change_metadata(self, set: dict[str, Any], unset: list[str] | None = None) -> None:  # noqa: A002
+    def change_metadata(self, set: dict[str, Any], unset: list[str] | None = None) -> None:
         for key in unset or ():
             self.metadata.pop(key, None)
         self.metadata.update(set)
@@ -217,7 +217,7 @@ class Results:
             ))
         widths = [max(len(str(line[i])) for line in lines) for i in range(len(cols))]
         for n, line in enumerate(lines):
-            print("  ".join(str(v).ljust(w) if i in (0, 1, 7) else str(v).rjust(w) for i, (v, w) in enumerate(zip(line, widths))))
+            print("  ".join(str(v).ljust(w) if i in (0, 1, 7) else str(v).rjust(w) for i, (v, w) in enumerate(zip(line, widths, strict=False))))
             if n == 0:
                 print("  ".join("-" * w for w in widths))
         for r in self.rows:
@@ -475,10 +475,10 @@ def run(args: argparse.Namespace, results: Results, say: Callable[[str], None]) 
             if version > live_versions:
                 continue
             say(f"read at version {version}")
-            ledger_ms = median_ms(lambda: led.article("live-000", version=version), args.repeat)
+            ledger_ms = median_ms(lambda version=version: led.article("live-000", version=version), args.repeat)
             peer_ms = None
             if app.repository.get(live_id).version >= version:
-                peer_ms = median_ms(lambda: app.repository.get(live_id, version=version), args.repeat)
+                peer_ms = median_ms(lambda version=version: app.repository.get(live_id, version=version), args.repeat)
             target = "< 2 ms, flat" if version == 1000 else ""
             results.add(f"one article at version {version:,}", "ms", ledger_ms, peer_ms,
                         target=target, met=(ledger_ms < 2) if version == 1000 else None)
@@ -562,7 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--json", action="store_true", help="one JSON object per figure")
     args = parser.parse_args(argv)
-    say: Callable[[str], None] = (lambda msg: print(f"... {msg}", file=sys.stderr, flush=True))
+    def say(msg: str) -> None:
+        return (print(f"... {msg}", file=sys.stderr, flush=True))
     results = Results()
     temporary = None
     if not args.dir:

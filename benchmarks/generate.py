@@ -23,28 +23,11 @@ import random
 import sys
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-_WORDS = (
-    "the of and to in a is that for it as was with be by on not he this are or his from at which but have "
-    "an they you were her she there been one all we their has would when if so no will can more about said "
-    "government forces city army officials report reports according statement minister people week "
-    "spokesman council agency residents police border ministry talks president election vote court "
-    "ruling security attack district province capital region northern southern eastern western troops "
-    "civilians aid convoy supplies hospital water power workers union strike protest march crowd "
-    "journalists news press release update editor correction sources confirmed denied announced "
-    "yesterday today tomorrow morning evening night sunday monday tuesday wednesday thursday friday "
-    "saturday early late after before during while since until despite although however meanwhile "
-    "further several many few most some every other another first second third last next new old "
-    "major minor local national international foreign domestic economic political military public "
-    "private social health energy oil gas prices market bank trade deal agreement plan budget tax "
-    "school students teachers children families homes streets roads bridge airport port station "
-    "river valley mountain village town villages towns areas fighting offensive siege blockade "
-    "lifted broken advanced retreated captured held launched opened closed delivered arrived left "
-    "met spoke told asked warned called urged pledged promised rejected accepted signed approved"
-).split()
+_WORDS = ["the", "of", "and", "to", "in", "a", "is", "that", "for", "it", "as", "was", "with", "be", "by", "on", "not", "he", "this", "are", "or", "his", "from", "at", "which", "but", "have", "an", "they", "you", "were", "her", "she", "there", "been", "one", "all", "we", "their", "has", "would", "when", "if", "so", "no", "will", "can", "more", "about", "said", "government", "forces", "city", "army", "officials", "report", "reports", "according", "statement", "minister", "people", "week", "spokesman", "council", "agency", "residents", "police", "border", "ministry", "talks", "president", "election", "vote", "court", "ruling", "security", "attack", "district", "province", "capital", "region", "northern", "southern", "eastern", "western", "troops", "civilians", "aid", "convoy", "supplies", "hospital", "water", "power", "workers", "union", "strike", "protest", "march", "crowd", "journalists", "news", "press", "release", "update", "editor", "correction", "sources", "confirmed", "denied", "announced", "yesterday", "today", "tomorrow", "morning", "evening", "night", "sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "early", "late", "after", "before", "during", "while", "since", "until", "despite", "although", "however", "meanwhile", "further", "several", "many", "few", "most", "some", "every", "other", "another", "first", "second", "third", "last", "next", "new", "old", "major", "minor", "local", "national", "international", "foreign", "domestic", "economic", "political", "military", "public", "private", "social", "health", "energy", "oil", "gas", "prices", "market", "bank", "trade", "deal", "agreement", "plan", "budget", "tax", "school", "students", "teachers", "children", "families", "homes", "streets", "roads", "bridge", "airport", "port", "station", "river", "valley", "mountain", "village", "town", "villages", "towns", "areas", "fighting", "offensive", "siege", "blockade", "lifted", "broken", "advanced", "retreated", "captured", "held", "launched", "opened", "closed", "delivered", "arrived", "left", "met", "spoke", "told", "asked", "warned", "called", "urged", "pledged", "promised", "rejected", "accepted", "signed", "approved"]  # noqa: E501 - one word list, kept on one line
 
 _SOURCES = ("Al Masdar News", "Reuters", "AP", "AFP", "the BBC", "our correspondent", "the ministry", "TASS", "the UN")
 _CATEGORIES = (
@@ -54,13 +37,13 @@ _CATEGORIES = (
 _LIVE_ARTICLES = 2
 _WORKING_SET = 400
 _POOL = 5000
-_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+_START = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 class _Article:
     """What the generator remembers of an article to write sensible next events."""
 
-    __slots__ = ("slug", "body", "blocks", "categories", "title")
+    __slots__ = ("blocks", "body", "categories", "slug", "title")
 
     def __init__(self, slug: str, title: str, body: str, categories: list[str]) -> None:
         self.slug = slug

@@ -22,8 +22,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ledger.events import new_event_ids  # noqa: E402
-from ledger.store.index import LogIndex  # noqa: E402
+from ledger.events import new_event_ids
+from ledger.store.index import LogIndex
 
 _PER_TRANSACTION = 20_000
 _ARTICLES = 97_000  # as many as the 1M-event generated store has

@@ -12,9 +12,9 @@ from types import FrameType
 import click
 
 from ledger import DRAFT_SIZE_LIMIT, IngestResult, ingest
+
 from .group import main, open_ledger
 from .output import TIME, Seconds, console, format_option, json_line, notice
-
 
 follow_symlinks_option = click.option(
     "--follow-symlinks", is_flag=True,

@@ -30,6 +30,7 @@ from typing import Any
 import click
 
 import ledger
+
 from .output import Seconds, count, notice
 
 EXIT_USAGE = 2

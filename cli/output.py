@@ -6,10 +6,10 @@ import itertools
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 import click
 from rich.cells import cell_len
@@ -138,7 +138,7 @@ def _plain_table(columns: list[str], first: list[list[str]], rest: Iterator[list
     sys.stdout.flush()
 
 
-class TimeParam(click.ParamType):
+class TimeParam(click.ParamType[str | datetime, Any]):
     """A time typed by a person: ISO 8601 (`2017-09-05T16:05:00Z`, `2017-09-05`) or an age
     before now (`90m`, `2h`, `3d`).
 

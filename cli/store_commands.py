@@ -9,8 +9,9 @@ from typing import IO
 import click
 
 import ledger
+
 from .group import main, open_ledger
-from .output import count, console, event_line, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from .output import console, count, event_line, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 
 @main.command()

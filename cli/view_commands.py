@@ -10,8 +10,9 @@ import click
 from rich.text import Text
 
 from ledger import Diff, HistoryEntry, TimelineEntry, render
+
 from .group import main, open_ledger
-from .output import count, TIME, console, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from .output import TIME, console, count, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 
 def _write(text: str) -> None:
@@ -24,8 +25,9 @@ def _changes(entry: HistoryEntry | TimelineEntry) -> str:
     parts = []
     for kind in entry.changes:
         if kind == "categories changed":
-            kind = "categories " + " ".join([f"+{c}" for c in entry.categories_added] + [f"-{c}" for c in entry.categories_removed])
-        parts.append(kind)
+            parts.append("categories " + " ".join([f"+{c}" for c in entry.categories_added] + [f"-{c}" for c in entry.categories_removed]))
+        else:
+            parts.append(kind)
     return ", ".join(parts)
 
 

@@ -11,6 +11,9 @@ every view of an article, now or at any past version or time, is rebuilt from th
 from typing import TYPE_CHECKING
 
 from ledger.application import Ledger, init, open, store_path
+from ledger.codec import dumps
+from ledger.draft_format import DRAFT_SIZE_LIMIT, Draft, parse_draft, read_draft
+from ledger.drafts import IngestResult, ingest
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
@@ -30,9 +33,6 @@ from ledger.errors import (
     VersionConflictError,
     VersionNotFoundError,
 )
-from ledger.codec import dumps
-from ledger.draft_format import DRAFT_SIZE_LIMIT, Draft, parse_draft, read_draft
-from ledger.drafts import IngestResult, ingest
 from ledger.events import DEFAULT_MAX_EVENT_BYTES, EVENT_TYPES, EventIn, RecordedEvent, format_time
 from ledger.projections import ArticleView, UpdateBlock
 from ledger.rendering import render
@@ -57,6 +57,9 @@ from ledger.views import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "DRAFT_SIZE_LIMIT",
+    "EVENT_TYPES",
     "AppendResult",
     "ArticleNotFoundError",
     "ArticleStateError",
@@ -67,14 +70,11 @@ __all__ = [
     "CategoryMembership",
     "ConflictError",
     "CorruptStoreError",
-    "DEFAULT_MAX_EVENT_BYTES",
-    "DRAFT_SIZE_LIMIT",
     "Diff",
     "DiffLine",
     "Draft",
     "DraftError",
     "DuplicateEventError",
-    "EVENT_TYPES",
     "EventIn",
     "EventStore",
     "FeedBlock",

@@ -47,8 +47,8 @@ from ledger.projections import ArticleState, ArticleView, apply
 from ledger.rendering import RESERVED_METADATA_KEYS, render
 from ledger.states import StateCache
 from ledger.store import (
-    AppendResult,
     LOG_FILE,
+    AppendResult,
     EventStore,
     FileEventStore,
     Head,
@@ -93,14 +93,14 @@ def init(path: str | os.PathLike[str] | None = None) -> Path:
     return init_store(store_path(path))
 
 
-def open(  # noqa: A001
+def open(
     path: str | os.PathLike[str] | None = None,
     *,
     create: bool = False,
     lock_timeout: float = 10.0,
     recover: bool = True,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
-) -> "Ledger":
+) -> Ledger:
     """Open the store at `path` (see `store_path`) as a `Ledger`.
 
     `create` makes the store if it is missing. `recover` (the default) cuts off a torn tail left
@@ -138,7 +138,7 @@ class Ledger:
         self._states = StateCache(store, lambda: self.catalog)
         self._catalog: Catalog | None = None
 
-    def __enter__(self) -> "Ledger":
+    def __enter__(self) -> Ledger:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
@@ -214,10 +214,9 @@ class Ledger:
         if not parsed:
             raise NothingToDoError("nothing to append: no events given")
         expected_by_user: dict[str, int] = {}
-        for event, name in zip(parsed, names):
-            if event.expected_version is not None:
-                if expected_by_user.setdefault(event.article, event.expected_version) != event.expected_version:
-                    raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event.article!r}")
+        for event, name in zip(parsed, names, strict=False):
+            if event.expected_version is not None and expected_by_user.setdefault(event.article, event.expected_version) != event.expected_version:
+                raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event.article!r}")
         explicit = [event.id for event in parsed if event.id is not None]
         # A re-sent append (every id given) is recognised by the store, under its lock, when it
         # would write it, or below when its events no longer fit the articles: one look for its

@@ -33,10 +33,10 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ledger import caches, codec
 from ledger.errors import CorruptStoreError, StoreError
@@ -390,16 +390,14 @@ class Catalog:
         caller's transaction."""
         head = self.store.head().position if progress is not None else 0
         step = fold.fold
-        count = 0
         flush = _BATCH
         # check=False: the store skips re-hashing lines it checked when it indexed them (positions
         # and the chain's links are still checked); `verify` is the full check.
         records = self.store.read(after, to, check=False)
         if to is not None:
             records = _whole_appends(records)
-        for record in records:
+        for count, record in enumerate(records, 1):
             step(record)
-            count += 1
             if count >= flush and "end" in record:
                 flush = count + _BATCH
                 self._write_rows(db, *fold.take_rows())
@@ -469,7 +467,7 @@ class Catalog:
                 self._validate(db)
                 # Fresh tables, filled without indexes and indexed once at the end: several
                 # times faster than deleting rows and keeping the indexes up to date row by row.
-                for table in _VIEW_TABLES + ("meta",):
+                for table in (*_VIEW_TABLES, "meta"):
                     db.execute(f"DROP TABLE IF EXISTS {table}")
                 for statement in _SCHEMA.strip().split(";"):
                     if statement.strip():

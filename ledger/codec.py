@@ -104,10 +104,7 @@ def loads_input(data: bytes | str) -> Any:
         raise InputJsonError("JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         words = f"{exc.msg[0].lower()}{exc.msg[1:]}"
-        if exc.pos >= len(text.rstrip()):
-            problem = "the line ends before the JSON does"
-        else:
-            problem = f"{words} at column {exc.pos + 1}"
+        problem = "the line ends before the JSON does" if exc.pos >= len(text.rstrip()) else f"{words} at column {exc.pos + 1}"
         raise InputJsonError(f"malformed JSON ({problem})", words, exc.pos) from None
 
 

@@ -94,7 +94,7 @@ def prepare(
     # The events of an append mostly share one time: format each distinct time once.
     times: dict[datetime, str] = {}
     fresh_ids = iter(new_event_ids(sum(1 for event in events if event.id is None)))
-    for event, name in zip(events, names):
+    for event, name in zip(events, names, strict=False):
         article = event.article
         occurred_at = None
         if event.occurred_at is not None:
@@ -248,7 +248,7 @@ def check_resent(events: Sequence[EventIn], names: Sequence[str], recorded: Mapp
     """Refuse (`DuplicateEventError`) `events` as a re-send of the append whose records are
     `recorded` (by event id) unless they say what it recorded (article, type, actor, reason,
     time and data where comparable): reusing an id for other content must not pass for a re-send."""
-    for event, name in zip(events, names):
+    for event, name in zip(events, names, strict=False):
         record = recorded.get(event.id or "")
         if record is None:
             raise DuplicateEventError(f"{name}: event id {event.id!r} is in the log, but not in the append it seems to repeat")

@@ -102,15 +102,15 @@ class _Loader(yaml.SafeLoader):
 
     _depth = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise _Refused(f"the YAML alias *{event.anchor} is not allowed in front matter (aliases and merge keys can expand without bound; write the value out)", event.start_mark)
         if self._depth >= FRONT_MATTER_DEPTH:
-            raise _Refused(f"front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels", self.peek_event().start_mark)
+            raise _Refused(f"front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
         self._depth += 1
         try:
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -148,7 +148,7 @@ def _check_categories(categories: list[str], name: str, line: int) -> None:
 
 def _check_blocks(blocks: list[tuple[str, str]], content: str, first_line: int, name: str) -> None:
     offset = 0
-    for heading, text in blocks:
+    for heading, _text in blocks:
         offset = content.index(heading, offset)
         _check_line(heading, "update heading", name, first_line + content.count("\n", 0, offset))
         offset += len(heading)
@@ -316,7 +316,7 @@ def _fenced(text: str, opening: re.Match[str], fence: str, name: str) -> tuple[s
 
 def _yaml_front(front: str, name: str) -> Any:
     try:
-        return yaml.load(front, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(front, Loader=_Loader)
     except _Refused as exc:
         raise DraftError(f"{name}:{exc.problem_mark.line + 2}: {exc.problem}") from None
     except yaml.YAMLError as exc:
@@ -363,7 +363,8 @@ def _toml_front(front: str, name: str) -> Any:
     except RecursionError:
         # Lists or inline tables nested some hundreds deep: the line where they pass the limit.
         depth, line = 0, 0
-        for line, row in enumerate(front.splitlines(), 2):
+        for number, row in enumerate(front.splitlines(), 2):
+            line = number
             depth += row.count("[") + row.count("{") - row.count("]") - row.count("}")
             if depth > FRONT_MATTER_DEPTH:
                 break

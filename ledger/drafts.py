@@ -22,9 +22,9 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from ledger.application import Ledger
-from ledger.plans import plan_changes
 from ledger.draft_format import DRAFT_SIZE_LIMIT, Draft, check_draft_file, is_draft_name, read_draft
 from ledger.errors import ArticleNotFoundError, DraftError, VersionConflictError
+from ledger.plans import plan_changes
 from ledger.projections import ArticleView
 from ledger.rendering import LAYOUT_KEY
 from ledger.times import parse_when

@@ -55,7 +55,7 @@ class _Frame:
     line, or front matter), because those depend on the text only through whether it ends in a
     line break."""
 
-    __slots__ = ("id", "title", "body", "categories", "metadata", "blocks")
+    __slots__ = ("blocks", "body", "categories", "id", "metadata", "title")
 
     def __init__(self, state: ArticleState, tail: str) -> None:
         self.id = state.id

@@ -8,13 +8,14 @@ public `ArticleView` model.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from pydantic import BaseModel, Field
 
 from ledger.errors import CorruptStoreError
-from ledger.views import UtcTime
 from ledger.patches import apply_patch
+from ledger.views import UtcTime
 
 
 class UpdateBlock(BaseModel):
@@ -50,7 +51,7 @@ class ArticleView(BaseModel):
 class ArticleState:
     """The mutable fold state of one article (internal: `view()` gives the public model)."""
 
-    __slots__ = ("id", "version", "title", "body", "blocks", "categories", "metadata", "withdrawn", "created_at", "updated_at", "position")
+    __slots__ = ("blocks", "body", "categories", "created_at", "id", "metadata", "position", "title", "updated_at", "version", "withdrawn")
 
     def __init__(self, article: str) -> None:
         self.id = article
@@ -65,7 +66,7 @@ class ArticleState:
         self.updated_at = ""
         self.position = 0
 
-    def copy(self) -> "ArticleState":
+    def copy(self) -> ArticleState:
         """An independent copy: the block list, categories and metadata are copied; strings and
         each block's own list are shared, because `apply` replaces a block rather than change
         it (copy on write: a live article carries hundreds of blocks, copied on every append)."""

@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import yaml
 
@@ -84,7 +84,7 @@ def layout_of(view: ViewLike) -> Mapping[str, Any]:
         check_layout(layout)
     except ValueError:
         return {}
-    return layout
+    return cast("Mapping[str, Any]", layout)
 
 
 _HEADING_RE = re.compile(
@@ -289,10 +289,7 @@ def render_markdown(view: ViewLike) -> str:
     """
     layout = layout_of(view)
     raw = layout.get("front_matter")
-    if raw is not None and layout.get("fingerprint") == fingerprint(view.title, view.categories, view.metadata):
-        head = raw
-    else:
-        head = _canonical_front_matter(view, layout)
+    head = raw if raw is not None and layout.get("fingerprint") == fingerprint(view.title, view.categories, view.metadata) else _canonical_front_matter(view, layout)
     return "".join([head, view.body, *(block.heading + block.text for block in view.blocks)])
 
 
@@ -302,10 +299,7 @@ def render_text(view: ViewLike) -> str:
     parts = [layout.get("lead", ""), view.title, layout.get("title_end", "\n"), view.body]
     parts.extend(block.heading + block.text for block in view.blocks)
     raw_line = layout.get("categories_line")
-    if raw_line is not None and parse_categories_line(raw_line) == list(view.categories):
-        line = raw_line
-    else:
-        line = categories_line(view.categories)
+    line = raw_line if raw_line is not None and parse_categories_line(raw_line) == list(view.categories) else categories_line(view.categories)
     if line:
         # Content written by events may lack a final line break; the line must stand alone. The
         # last non-empty part tells, without joining a live blog's whole text twice.

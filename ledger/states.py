@@ -8,7 +8,7 @@ log. Reads may start from snapshots (the catalog's `state_at`).
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Callable
+from collections.abc import Callable
 
 from ledger.catalog import Catalog
 from ledger.events import NewRecord, format_time
@@ -90,10 +90,7 @@ class StateCache:
         trusted = from_log or article in self._from_log
         if cached is not None and cached.version == version:
             return cached
-        if cached is not None and cached.version < version:
-            state = fold(self.store.read_article(article, cached.version + 1, version), cached.copy())
-        else:
-            state = self.state_at(article, version, snapshots=not from_log)
+        state = fold(self.store.read_article(article, cached.version + 1, version), cached.copy()) if cached is not None and cached.version < version else self.state_at(article, version, snapshots=not from_log)
         assert state is not None
         self._cache(state, from_log=trusted)
         return state

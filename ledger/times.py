@@ -14,7 +14,7 @@ Two rules keep a typed time meaning what the person saw:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ledger.errors import InvalidTimeError
 
@@ -54,7 +54,7 @@ def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool =
         raw = text.strip()
         age = _AGE.fullmatch(raw)
         if age:
-            base = now or datetime.now(timezone.utc)
+            base = now or datetime.now(UTC)
             try:
                 return base - timedelta(**{_UNITS[age.group(2)]: int(age.group(1))})
             except OverflowError:
@@ -76,7 +76,7 @@ def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool =
             # The period's last instant, reached without stepping past it: the end of 9999-12-31
             # is a valid time, the start of the day after is not.
             moment = moment + (span - _TICK)
-        return moment.astimezone(timezone.utc)
+        return moment.astimezone(UTC)
     except (OverflowError, ValueError):
         # At the edges of years 1 and 9999 the shift to UTC (or, for local times, the C library's
         # conversion) leaves the range a datetime can hold.

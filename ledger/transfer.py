@@ -15,7 +15,7 @@ import stat
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -113,7 +113,7 @@ class _ExactImport:
         if head.position:
             self.recorded = record_at(ledger.store, head.position)["recorded_at"]
         # A day of grace: an export from a machine whose clock ran ahead is not a forgery.
-        self.now = format_time(datetime.now(timezone.utc) + _CLOCK_SKEW)
+        self.now = format_time(datetime.now(UTC) + _CLOCK_SKEW)
         # What the records of the append being read share: one recorded_at, and one occurred_at
         # per article (the store writes them so).
         self.append_recorded: str | None = None
@@ -502,7 +502,7 @@ def _check_reappend(ledger: Target, appends: Iterable[tuple[list[str], list[Even
             continue
         # Each article's version and time before this append.
         before: dict[str, tuple[int, str]] = {}
-        for label, event in zip(labels, events):
+        for label, event in zip(labels, events, strict=False):
             article = event.article
             if article not in states:
                 states[article] = ledger.latest_state(article)

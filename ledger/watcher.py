@@ -41,7 +41,6 @@ from typing import Any
 
 from watchdog.events import (
     FileAttribEvent,
-    FileClosedEvent,
     FileClosedNoWriteEvent,
     FileCreatedEvent,
     FileModifiedEvent,
@@ -130,7 +129,7 @@ def open_for_writing(files: set[tuple[int, int]]) -> set[tuple[int, int]] | None
 class _Handler(FileSystemEventHandler):
     """Turns file-system events into dirty paths (events are hints, never decisions)."""
 
-    def __init__(self, watcher: "Watcher") -> None:
+    def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
 
     def on_any_event(self, event: FileSystemEvent) -> None:
@@ -243,7 +242,7 @@ class Watcher:
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> "Watcher":
+    def start(self) -> Watcher:
         """Start watching: the observer first, then a reconcile of the whole folder (so nothing
         changed in between is missed), then ingests as drafts settle. Returns self."""
         if self._thread is not None:
@@ -266,7 +265,7 @@ class Watcher:
             self._own.close()
             self._own = None
 
-    def __enter__(self) -> "Watcher":
+    def __enter__(self) -> Watcher:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
@@ -366,9 +365,8 @@ class Watcher:
                 continue
             seen.add(entry.name)
             known = self._manifest.get(entry.name)
-            if known is None or any(known.get(key) != value for key, value in _identity(info).items()):
-                if reconcile or entry.name not in self._errors:
-                    dirty.append(entry.name)
+            if (known is None or any(known.get(key) != value for key, value in _identity(info).items())) and (reconcile or entry.name not in self._errors):
+                dirty.append(entry.name)
         dirty.extend(name for name in self._manifest if name not in seen)
         self._pending.mark(dirty)
         self._rescan_due = now + self.rescan_every
@@ -382,7 +380,7 @@ class Watcher:
                 if time.monotonic() >= self._rescan_due:
                     self._scan()
                 self._flush()
-        except BaseException as exc:  # noqa: BLE001 - reported to the owner, never silent
+        except BaseException as exc:
             self.failure = exc
             log.error("the watcher of %s stopped: %s", self.folder, exc)
             raise

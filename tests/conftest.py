@@ -71,7 +71,7 @@ def run_ledger(*args: str, store: Path | None = None, input: bytes | None = None
     command = [str(Path(sys.executable).with_name("ledger"))]
     if store is not None:
         command += ["--store", str(store)]
-    return subprocess.run(command + list(args), input=input, capture_output=True, env=environment, timeout=timeout)
+    return subprocess.run(command + list(args), input=input, check=False, capture_output=True, env=environment, timeout=timeout)
 
 
 def drain_terminal(controller: int) -> bytes:

@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from ledger_cli.main import main
 
 import ledger
 from ledger.rendering import render
-from ledger_cli.main import main
 
 DEADLINE = 60.0
 """Seconds a test waits for a condition before it fails (generous: no assertion depends on how

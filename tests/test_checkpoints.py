@@ -16,8 +16,8 @@ import pytest
 import ledger
 from ledger.catalog import VIEWS_FILE, _digest
 from ledger.codec import dumps, loads
-from ledger.projections import SNAPSHOT_EVERY, fold
 from ledger.events import NewRecord
+from ledger.projections import SNAPSHOT_EVERY, fold
 from tests.conftest import run_ledger
 from tests.test_queries import build_newsroom, t
 
@@ -78,7 +78,7 @@ def test_corrupt_views_rebuild_with_the_same_answers(built: tuple[Path, tuple[An
 def test_a_record_the_views_cannot_fold_is_a_corrupt_store_not_a_rebuild(
     built: tuple[Path, tuple[Any, ...]], caplog: pytest.LogCaptureFixture
 ) -> None:
-    store_dir, expected = built
+    store_dir, _expected = built
     views = store_dir / VIEWS_FILE
     inode = views.stat().st_ino
     with ledger.open(store_dir) as led:

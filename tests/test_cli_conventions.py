@@ -17,11 +17,11 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-
-import ledger
 from ledger_cli.group import LedgerGroup
 from ledger_cli.main import main
 from ledger_cli.output import table
+
+import ledger
 from tests.conftest import drain_terminal, run_ledger
 from tests.helpers import cli, created, edited, jsonl
 
@@ -230,7 +230,7 @@ def test_every_help_has_an_example(path: tuple[str, ...]) -> None:
 def test_piped_output_has_no_colour_codes(store_dir: Path) -> None:
     assert run_ledger("append", "-", store=store_dir, input=jsonl(created("a"))).returncode == 0
     for args in (["log"], ["stats"], ["verify"], ["log", "--article", "nope"], ["--help"]):
-        result = subprocess.run([LEDGER, "--store", str(store_dir), *args], capture_output=True, env=plain_env())
+        result = subprocess.run([LEDGER, "--store", str(store_dir), *args], check=False, capture_output=True, env=plain_env())
         assert ANSI not in result.stdout and ANSI not in result.stderr, args
 
 
@@ -241,10 +241,10 @@ def test_piped_tables_are_aligned_and_end_rows_at_their_last_cell(tmp_path: Path
         led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "categories": ["world", "économie"]}}])
         led.append([{"type": "ArticleCreated", "article": "b", "data": {"title": "B", "categories": ["world"]}}])
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    piped = subprocess.run([LEDGER, "--store", str(store), "categories"], capture_output=True, env=env)
+    piped = subprocess.run([LEDGER, "--store", str(store), "categories"], check=False, capture_output=True, env=env)
     assert piped.stdout.decode() == "category  articles\nworld     2\néconomie  1\n"
     # At a width COLUMNS sets, rich wraps the rows; they still end at their last cell.
-    narrow = subprocess.run([LEDGER, "--store", str(store), "categories", "--article", "a"], capture_output=True,
+    narrow = subprocess.run([LEDGER, "--store", str(store), "categories", "--article", "a"], check=False, capture_output=True,
                             env={**env, "COLUMNS": "40"})
     lines = narrow.stdout.decode().splitlines()
     assert narrow.returncode == 0 and len(lines) > 3 and all(line == line.rstrip() for line in lines)
@@ -318,9 +318,9 @@ def test_completion_prints_the_script(shell: str, marker: str) -> None:
 @pytest.mark.slow
 def test_completion_completes_commands_and_choices() -> None:
     env = {**os.environ, "_LEDGER_COMPLETE": "bash_complete", "COMP_WORDS": "ledger ex", "COMP_CWORD": "1"}
-    result = subprocess.run([LEDGER], capture_output=True, env=env)
+    result = subprocess.run([LEDGER], check=False, capture_output=True, env=env)
     assert result.returncode == 0
     assert result.stdout.decode().split() == ["plain,export"]
     env.update(COMP_WORDS="ledger stats --format ", COMP_CWORD="3")
-    result = subprocess.run([LEDGER], capture_output=True, env=env)
+    result = subprocess.run([LEDGER], check=False, capture_output=True, env=env)
     assert result.stdout.decode().split() == ["plain,text", "plain,json"]

@@ -8,19 +8,20 @@ import pty
 import shutil
 import subprocess
 import sys
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner
+from ledger_cli.group import LedgerGroup
+from ledger_cli.output import TIME
 
 import ledger
 from ledger import codec
 from ledger.times import parse_when
-from ledger_cli.group import LedgerGroup
-from ledger_cli.output import TIME
 from tests.conftest import drain_terminal, run_ledger
 from tests.helpers import cli
 
@@ -85,9 +86,8 @@ def test_export_of_a_damaged_log_is_refused(source: Path) -> None:
     at = data.index(b"Troops")
     data[at] = ord("t")
     (source / LOG).write_bytes(bytes(data))
-    with ledger.open(source, recover=False) as led:
-        with pytest.raises(ledger.CorruptStoreError, match="does not match its checksum"):
-            list(led.export())
+    with ledger.open(source, recover=False) as led, pytest.raises(ledger.CorruptStoreError, match="does not match its checksum"):
+        list(led.export())
 
 
 # --- import --------------------------------------------------------------------------------
@@ -202,9 +202,9 @@ def test_reappending_a_diverged_history_is_refused_with_its_line(tmp_path: Path)
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
-        (lambda lines: lines[:2] + [lines[2].replace(b"Tuesday", b"Monday")] + lines[3:], ":3: record does not match its checksum"),
-        (lambda lines: lines[:1] + [b"not json at all\n"] + lines[1:], ":2: record is not valid JSON"),
-        (lambda lines: lines[:1] + [b'{"type": "ArticleCreated"}\n'], ":2: record has no hash"),
+        (lambda lines: [*lines[:2], lines[2].replace(b"Tuesday", b"Monday"), *lines[3:]], ":3: record does not match its checksum"),
+        (lambda lines: [*lines[:1], b"not json at all\n", *lines[1:]], ":2: record is not valid JSON"),
+        (lambda lines: [*lines[:1], b'{"type": "ArticleCreated"}\n'], ":2: record has no hash"),
     ],
     ids=["tampered", "not-json", "plain-event"],
 )
@@ -371,9 +371,9 @@ def test_time_param_reads_iso_8601_and_ages() -> None:
     assert runner.invoke(group, ["since", "--since", "2017-09-05T16:05:00Z"]).output == "2017-09-05T16:05:00+00:00\n"
     assert runner.invoke(group, ["since", "--since", "2017-09-05T18:05:00+02:00"]).output == "2017-09-05T16:05:00+00:00\n"
     assert runner.invoke(group, ["since", "--since", "2017-09-05"]).output == "2017-09-05T00:00:00+00:00\n"
-    before = datetime.now(timezone.utc)
+    before = datetime.now(UTC)
     moment = datetime.fromisoformat(runner.invoke(group, ["since", "--since", "2h"]).output.strip())
-    after = datetime.now(timezone.utc)
+    after = datetime.now(UTC)
     assert before - timedelta(hours=2) <= moment <= after - timedelta(hours=2)
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from ledger_cli.main import main
 
 import ledger
 from ledger.codec import loads
 from ledger.rendering import render
-from ledger_cli.main import main
 from tests.conftest import run_ledger
 from tests.test_queries import build_newsroom
 

@@ -78,7 +78,7 @@ def test_ingesting_every_last_version_again_appends_nothing(ingested) -> None:
 def test_at_lookups_return_the_version_of_that_time(ingested) -> None:
     led, histories = ingested
     for article, history in histories.items():
-        for number, (_, _, when) in enumerate(history):
+        for _, (_, _, when) in enumerate(history):
             # The last corpus version at that time is what the article said then.
             last = max(i for i, (_, _, other) in enumerate(history) if other == when)
             data = history[last][0]
@@ -86,7 +86,7 @@ def test_at_lookups_return_the_version_of_that_time(ingested) -> None:
 
 
 def test_update_blocks_are_found_in_the_corpus(ingested) -> None:
-    led, histories = ingested
+    led, _histories = ingested
     added = [e for e in led.events(types=["UpdateBlockAdded"]) if e.version > 1]
     # The corpus README counts 79 versions in 47 articles adding a paragraph starting with
     # "Update"; our heading rule finds blocks added later in at least 40 articles.

@@ -15,7 +15,6 @@ from pathlib import Path
 import click
 import click.testing
 import pytest
-
 from ledger_cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +68,7 @@ def test_the_reference_has_the_global_options() -> None:
     before, _ = reference_sections()
     documented = set(OPTION.findall(before))
     assert option_names(main) <= documented
-    assert HELP <= documented
+    assert documented >= HELP
 
 
 def test_the_help_lists_what_the_reference_lists() -> None:

@@ -167,7 +167,7 @@ def test_each_change_gives_its_events(led: ledger.Ledger, before: str, after: st
     result = ingest_draft(led, parse_draft(after, "story.txt"))
     events = [e for e in led.events(article="story") if e.version == 2]
     assert [(e.type) for e in events] == [kind for kind, _ in expected]
-    for event, (_, subset) in zip(events, expected):
+    for event, (_, subset) in zip(events, expected, strict=False):
         assert {k: event.data[k] for k in subset} == subset
     assert result.version == 2
     assert render(led.article("story")) == after
@@ -400,7 +400,7 @@ HISTORY = [
 
 def test_a_history_that_changes_format_renders_every_version_as_written(led: ledger.Ledger) -> None:
     times = ["2024-01-01T10:00:00Z", "2024-02-01T10:00:00Z", "2024-03-01T10:00:00Z"]
-    for text, when in zip(HISTORY, times):
+    for text, when in zip(HISTORY, times, strict=False):
         ingest_draft(led, parse_draft(text, "bridge.md"), at=parse_when(when))
     assert [render(led.article("bridge", version=v)) for v in (1, 2, 3)] == HISTORY
     assert [render(led.article("bridge", at=when)) for when in times] == HISTORY

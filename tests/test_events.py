@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import itertools
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -82,15 +83,15 @@ def test_invalid_event_ids(eid: str) -> None:
 
 
 def test_occurred_at_needs_a_time_zone(led: ledger.Ledger) -> None:
-    with pytest.raises(ledger.InvalidEventError, match="occurred_at: .*needs a time zone"):
+    with pytest.raises(ledger.InvalidEventError, match=r"occurred_at: .*needs a time zone"):
         led.append([event(occurred_at="2017-09-05T16:05:00")])
     aware = EventIn.model_validate(event(occurred_at="2017-09-05T18:05:00+02:00"))
-    assert aware.occurred_at == datetime(2017, 9, 5, 16, 5, tzinfo=timezone.utc)
+    assert aware.occurred_at == datetime(2017, 9, 5, 16, 5, tzinfo=UTC)
 
 
 def test_canonical_time_text_orders_like_time() -> None:
-    moments = [datetime(2017, 9, 5, 16, 5, 0, n, tzinfo=timezone.utc) for n in (0, 5, 999999)]
-    moments.append(datetime(2017, 9, 5, 16, 5, 1, tzinfo=timezone.utc))
+    moments = [datetime(2017, 9, 5, 16, 5, 0, n, tzinfo=UTC) for n in (0, 5, 999999)]
+    moments.append(datetime(2017, 9, 5, 16, 5, 1, tzinfo=UTC))
     texts = [format_time(m) for m in moments]
     assert texts == sorted(texts) and len({len(t) for t in texts}) == 1
     assert [parse_time(t) for t in texts] == moments
@@ -99,8 +100,8 @@ def test_canonical_time_text_orders_like_time() -> None:
 
 
 def test_times_before_the_year_1000_keep_the_fixed_width(led: ledger.Ledger) -> None:
-    moments = [datetime(1, 1, 1, tzinfo=timezone.utc), datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=timezone.utc),
-               datetime(1000, 1, 1, tzinfo=timezone.utc)]
+    moments = [datetime(1, 1, 1, tzinfo=UTC), datetime(999, 12, 31, 23, 59, 59, 5, tzinfo=UTC),
+               datetime(1000, 1, 1, tzinfo=UTC)]
     texts = [format_time(m) for m in moments]
     assert texts[1] == "0999-12-31T23:59:59.000005Z"
     assert texts == sorted(texts) and len({len(t) for t in texts}) == 1
@@ -108,7 +109,7 @@ def test_times_before_the_year_1000_keep_the_fixed_width(led: ledger.Ledger) -> 
     # A date from a digitised chronicle is a time like any other.
     led.append([event(occurred_at="0999-12-31T12:00:00Z")])
     assert led.article("deir-ez-zor", at="0999-12-31T13:00:00Z").version == 1
-    assert led.history("deir-ez-zor")[0].occurred_at == datetime(999, 12, 31, 12, tzinfo=timezone.utc)
+    assert led.history("deir-ez-zor")[0].occurred_at == datetime(999, 12, 31, 12, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
@@ -127,7 +128,7 @@ def test_bad_envelopes(led: ledger.Ledger, fields: dict[str, Any], message: str)
 
 
 def test_missing_envelope_field(led: ledger.Ledger) -> None:
-    with pytest.raises(ledger.InvalidEventError, match="^event 1: article: missing field"):
+    with pytest.raises(ledger.InvalidEventError, match=r"^event 1: article: missing field"):
         led.append([{"type": "ArticleCreated", "data": {"title": "T"}}])
 
 
@@ -199,7 +200,7 @@ def test_patch_round_trip(old: str, new: str) -> None:
     patch = make_patch(old, new)
     assert apply_patch(old, patch) == new
     starts = [op[0] for op in patch]
-    assert all(a[1] <= b[0] for a, b in zip(patch, patch[1:])) and starts == sorted(starts)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(patch)) and starts == sorted(starts)
 
 
 def _article(words: int) -> str:

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ledger_cli.main import main
 
 import ledger
-from ledger_cli.main import main
 from tests.conftest import run_ledger
 from tests.helpers import created, edited
 

@@ -370,7 +370,7 @@ def test_every_save_becomes_its_own_version_promptly(led: ledger.Ledger, drafts:
     texts = [story(1), story(1, " Second save."), story(1, " Third save.")]
     for number, text in enumerate(texts, 1):
         save(drafts / "a.txt", text, scratch)
-        wait_for(lambda: version(led, "a") == number, f"save {number} to be recorded", timeout=PROMPT)
+        wait_for(lambda number=number: version(led, "a") == number, f"save {number} to be recorded", timeout=PROMPT)
     assert [render(led.article("a", version=n)) for n in (1, 2, 3)] == texts
     wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
     assert version(led, "a") == 3
@@ -434,7 +434,7 @@ def test_sigterm_stops_a_watcher_beside_a_fifo_promptly(store_dir: Path, drafts:
         process.send_signal(signal.SIGTERM)
         try:
             # Blocked in open() on the FIFO, the watcher took over 10 s (its join timeout) to stop.
-            out, err = process.communicate(timeout=9)
+            _out, err = process.communicate(timeout=9)
         except subprocess.TimeoutExpired:
             process.kill()
             process.communicate()
@@ -453,7 +453,7 @@ def test_the_watcher_does_not_follow_links_unless_asked(store_dir: Path, drafts:
         recorder = Recorder()
         with ledger.open(store_dir) as led, watch(led, drafts, on_result=recorder.result, on_error=recorder.error,
                                                    follow_symlinks=follow) as watcher:
-            wait_for(lambda: version(led, "original") == 1 and version(led, "alias") == (1 if follow else 0)
+            wait_for(lambda follow=follow, recorder=recorder: version(led, "original") == 1 and version(led, "alias") == (1 if follow else 0)
                      and len(recorder.errors) == (1 if follow else 2), "the drafts to be ingested and the links reported")
             wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
             assert version(led, "alias") == (1 if follow else 0)

@@ -162,7 +162,7 @@ def test_an_article_export_edited_where_its_records_were_neighbours_is_refused_w
 
 
 def test_an_article_export_needs_reappend_and_says_so(source: Path, copy: Path, tmp_path: Path) -> None:
-    dump, result = import_(copy, exported(source, "deir-ez-zor"), tmp_path)
+    _dump, result = import_(copy, exported(source, "deir-ez-zor"), tmp_path)
     assert "--article export" in one_line_error(result, 3) and "--reappend" in result.stderr.decode()
     assert (copy / LOG).read_bytes() == b""
     _, result = import_(copy, exported(source, "deir-ez-zor"), tmp_path, "--reappend", "--format", "json")

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 
 import ledger
-from ledger.plans import plan_changes, same_value
 from ledger.draft_format import parse_draft
 from ledger.drafts import ingest_draft
+from ledger.plans import plan_changes, same_value
 from ledger.rendering import render
 from tests.helpers import created
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -294,7 +294,7 @@ def test_restore_a_withdrawn_article_and_reordered_categories(led: ledger.Ledger
 def test_views_follow_appends_through_the_same_ledger(news: ledger.Ledger) -> None:
     assert news.categories()  # views built
     news.append([{"type": "ArticleCreated", "article": "fire", "data": {"title": "Fire", "categories": ["local"]}}])
-    assert [(c.name, c.count) for c in news.categories()][0] == ("local", 2)
+    assert next((c.name, c.count) for c in news.categories()) == ("local", 2)
     assert news.timeline(limit=1)[0].article == "fire"
 
 
@@ -315,7 +315,7 @@ def test_replay_rebuilds_the_same_answers(news: ledger.Ledger, store_dir: Path) 
 def test_empty_store(led: ledger.Ledger) -> None:
     assert led.categories() == []
     assert led.timeline() == []
-    assert led.updated_since(datetime(2000, 1, 1, tzinfo=timezone.utc)) == []
+    assert led.updated_since(datetime(2000, 1, 1, tzinfo=UTC)) == []
     assert led.replay().events == 0
 
 
@@ -386,7 +386,7 @@ def test_history_renders_no_version_whole(news: ledger.Ledger, monkeypatch: pyte
     bodies: list[str] = []
 
     def spy(view: object) -> str:
-        bodies.append(getattr(view, "body"))
+        bodies.append(view.body)
         return render(view)  # type: ignore[arg-type]
 
     monkeypatch.setattr("ledger.history.render", spy)

@@ -49,7 +49,7 @@ def test_a_changed_byte_in_an_indexed_record_is_left_to_verify(store_dir: Path) 
     lines[16] = lines[16].replace(b"Update 7:", b"Update 8:")
     _write(store_dir, lines)
     with ledger.open(store_dir) as led:
-        with pytest.raises(CorruptStoreError, match="position 17 .*does not match its checksum"):
+        with pytest.raises(CorruptStoreError, match=r"position 17 .*does not match its checksum"):
             list(led.store.read())
         assert len(list(led.store.read(check=False))) == len(lines)
         report = led.verify()
@@ -66,7 +66,7 @@ def test_a_broken_link_is_found_without_the_hash_check(store_dir: Path) -> None:
     _write(store_dir, lines)
     with ledger.open(store_dir) as led:
         for check in (True, False):
-            with pytest.raises(CorruptStoreError, match="position 21 .*hash chain broken"):
+            with pytest.raises(CorruptStoreError, match=r"position 21 .*hash chain broken"):
                 list(led.store.read(check=check))
 
 

@@ -52,9 +52,9 @@ def test_every_version_and_time_of_a_revised_draft(led: ledger.Ledger, samples: 
     before_update = first[:body_end] + "Categories: conflict zones"
     versions = [before_update, first, first.replace("conflict zones, latest", "latest, conflict zones, syria")]
     times = ["2017-09-05T12:00:00Z", "2017-09-05T16:05:00Z", "2017-09-06T08:00:00Z"]
-    for text, when in zip(versions, times):
+    for text, when in zip(versions, times, strict=False):
         ingest_draft(led, parse_draft(text, "deir-ez-zor-blockade.txt"), at=parse_when(when))
-    for number, (text, when) in enumerate(zip(versions, times), 1):
+    for number, (text, when) in enumerate(zip(versions, times, strict=False), 1):
         assert render(led.article("deir-ez-zor-blockade", version=number)) == text
         assert render(led.article("deir-ez-zor-blockade", at=when)) == text
     assert render(led.article("deir-ez-zor-blockade", at="2017-09-05T16:04:59Z")) == versions[0]

@@ -11,9 +11,9 @@ import shutil
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -241,7 +241,7 @@ class _RacedStore(FileEventStore):
     articles' versions to check its append against them: the interleaving of two processes
     sending the same append at once."""
 
-    batch: list[dict[str, Any]] = []
+    batch: ClassVar[list[dict[str, Any]]] = []
 
     def article_versions(self, articles: Any) -> dict[str, int]:
         versions = super().article_versions(articles)
@@ -292,7 +292,7 @@ def test_partly_known_ids_are_refused(led: ledger.Ledger, store_dir: Path) -> No
 
 
 def test_occurred_at_rules(led: ledger.Ledger, store_dir: Path) -> None:
-    old = datetime(2017, 9, 5, 16, 5, tzinfo=timezone.utc)
+    old = datetime(2017, 9, 5, 16, 5, tzinfo=UTC)
     imported = led.append([created("a", occurred_at=old.isoformat())])
     assert imported.occurred_at["a"] == old and imported.recorded_at > old
     later = led.append([edited("a", "v2", occurred_at=(old + timedelta(days=1)).isoformat())])
@@ -300,7 +300,7 @@ def test_occurred_at_rules(led: ledger.Ledger, store_dir: Path) -> None:
     before = log_bytes(store_dir)
     with pytest.raises(ledger.InvalidTimeError, match="earlier than version 2"):
         led.append([edited("a", "v3", occurred_at=(old + timedelta(hours=1)).isoformat())])
-    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    future = datetime.now(UTC) + timedelta(hours=1)
     with pytest.raises(ledger.InvalidTimeError, match="in the future"):
         led.append([created("b", occurred_at=future.isoformat())])
     with pytest.raises(ledger.InvalidTimeError, match="share one occurred_at"):
@@ -314,7 +314,7 @@ def test_occurred_at_rules(led: ledger.Ledger, store_dir: Path) -> None:
     assert store.version_at("a", format_time(old - timedelta(seconds=1))) == 0
     assert store.version_at("a", format_time(old)) == 1
     assert store.version_at("a", format_time(old + timedelta(days=2))) == 2
-    assert store.version_at("a", format_time(datetime.now(timezone.utc))) == 3
+    assert store.version_at("a", format_time(datetime.now(UTC))) == 3
     assert [v for v, _, _ in store.version_times("a")] == [1, 2, 3]
 
 
@@ -389,7 +389,7 @@ def test_log_truncated_by_something_else(store_dir: Path, warnings_logged: list[
     assert len(log_bytes(store_dir)) == keep
     # A new open knows from the index that position 2 was committed: the log lost it, which is
     # damage to report (exit 8), not something to follow silently.
-    with pytest.raises(ledger.CorruptStoreError, match="positions up to 2 .* were committed: it was truncated"):
+    with pytest.raises(ledger.CorruptStoreError, match=r"positions up to 2 .* were committed: it was truncated"):
         ledger.open(store_dir)
     with ledger.open(store_dir, recover=False) as led:
         report = led.verify()

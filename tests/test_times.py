@@ -5,14 +5,12 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ledger.errors import InvalidTimeError
 from ledger.times import parse_when
-
-UTC = timezone.utc
 
 
 @pytest.fixture

@@ -48,7 +48,7 @@ def schema1_files() -> dict[str, bytes]:
     lines: list[bytes] = []
     prev = codec.GENESIS_HASH
     position = 0
-    for when, append in zip(times, records):
+    for when, append in zip(times, records, strict=False):
         bumped = {event["article"]: versions.get(event["article"], 0) + 1 for event in append}
         versions.update(bumped)
         for i, event in enumerate(append):

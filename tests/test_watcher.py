@@ -22,6 +22,7 @@ from ledger.watcher import is_watched_name, watch
 from tests.conftest import run_ledger
 from tests.helpers import Recorder, story, text_of, version, wait_for
 
+
 @pytest.mark.slow
 def test_new_and_changed_drafts_are_ingested(led: ledger.Ledger, drafts: Path, running) -> None:
     watcher, recorder = running
@@ -51,7 +52,7 @@ def test_atomic_save_by_rename(led: ledger.Ledger, drafts: Path, running) -> Non
 
 @pytest.mark.slow
 def test_a_toml_draft_is_picked_up_like_any_other(led: ledger.Ledger, drafts: Path, running) -> None:
-    watcher, recorder = running
+    _watcher, recorder = running
     yaml_text = "---\ntitle: Ferry timetable\ncategory: transport\n---\n\nFerries run hourly.\n"
     toml_text = '+++\n# after the move to Zola\ntitle = "Ferry timetable"\ntags = ["transport"]\n+++\n\nFerries run hourly.\n'
     (drafts / "ferry.md").write_text(yaml_text)

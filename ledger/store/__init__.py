@@ -29,6 +29,6 @@ __all__ = [
     "RecordOrder",
     "StoredRecord",
     "VerifyReport",
-    "new_versions",
     "init_store",
+    "new_versions",
 ]

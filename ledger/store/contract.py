@@ -8,11 +8,11 @@ lines and bytes inside its messages, never in the shapes below.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, TypedDict
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, Field
 
@@ -255,5 +255,5 @@ class EventStore(ABC):
         and appends inside may still meet a version conflict."""
         yield
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a store with nothing to release keeps this
         """Release files and connections."""

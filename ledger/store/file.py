@@ -32,12 +32,12 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from ledger import caches, codec
 from ledger.errors import (
@@ -94,7 +94,7 @@ class _WriterState:
 
 def _now() -> tuple[str, datetime]:
     """The time now, as canonical text (what `format_time` gives) and as a datetime."""
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     return format_time(moment), moment
 
 
@@ -678,9 +678,7 @@ class FileEventStore(EventStore):
             self._lock.close()
             for fd in (self._write_fd, self._read_fd):
                 if fd is not None:
-                    try:
+                    with suppress(OSError):
                         os.close(fd)
-                    except OSError:
-                        pass
             self._write_fd = None
             self._idx.close()

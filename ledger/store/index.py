@@ -12,9 +12,9 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ledger import caches, codec
 from ledger.errors import CorruptStoreError, IndexMismatchError, StoreLockedError

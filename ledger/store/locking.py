@@ -3,6 +3,7 @@ one process, refusing a log that was deleted or replaced while it was open."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import time
@@ -78,8 +79,6 @@ class WriterLock:
     def close(self) -> None:
         """Close the lock's descriptor (which lets the lock go)."""
         if self._fd is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.close(self._fd)
-            except OSError:
-                pass
             self._fd = None

@@ -115,10 +115,11 @@ def chunks(fd: int, start: int, stop: int) -> Iterator[tuple[int, list[bytes]]]:
 def lines(fd: int, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
     """Complete lines in `start..stop`, each ending in its newline, with their offsets (see
     `chunks`)."""
-    for base, lines in chunks(fd, start, stop):
-        for line in lines:
-            yield base, line
-            base += len(line)
+    for base, batch in chunks(fd, start, stop):
+        offset = base
+        for line in batch:
+            yield offset, line
+            offset += len(line)
 
 def scan(fd: int, log_path: Path, start: int, stop: int, position: int, prev_hash: str) -> Scan:
     """Read and hash-check committed records in `start..stop`; stop before an uncommitted
@@ -134,7 +135,7 @@ def scan(fd: int, log_path: Path, start: int, stop: int, position: int, prev_has
         except codec.LineError as exc:
             decoded, bad = exc.records, exc
         offset = base
-        for line, record in zip(lines, decoded):
+        for line, record in zip(lines, decoded, strict=False):
             position += 1
             if record.get("pos") != position:
                 raise CorruptStoreError(

@@ -4,12 +4,13 @@
 
 from __future__ import annotations
 
+import itertools
 import multiprocessing
 import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -139,8 +140,8 @@ def test_a_second_handle_sees_the_first_ones_appends(store_factory: FileStoreFac
 def test_a_multi_article_append_is_all_or_nothing(store: EventStore) -> None:
     store.append([rec("a", "ArticleCreated"), rec("b", "ArticleCreated")])
     head = store.head()
-    old = datetime(2020, 1, 1, tzinfo=timezone.utc)
-    future = datetime.now(timezone.utc) + timedelta(hours=1)
+    old = datetime(2020, 1, 1, tzinfo=UTC)
+    future = datetime.now(UTC) + timedelta(hours=1)
     # The second article's record is refused: the first article's record is not written either.
     with pytest.raises(ledger.InvalidTimeError):
         store.append([rec("a", n=1), rec("b", n=2, when=future)])
@@ -203,7 +204,7 @@ def test_a_partly_resent_append_is_refused(store: EventStore) -> None:
 
 
 def test_occurred_at_rules(store: EventStore) -> None:
-    old = datetime(2017, 9, 5, 16, 5, tzinfo=timezone.utc)
+    old = datetime(2017, 9, 5, 16, 5, tzinfo=UTC)
     first = store.append([rec("a", "ArticleCreated", when=old)])
     assert first.occurred_at["a"] == old and first.recorded_at is not None and first.recorded_at > old
     store.append([rec("a", when=old + timedelta(days=1))])
@@ -211,7 +212,7 @@ def test_occurred_at_rules(store: EventStore) -> None:
     with pytest.raises(ledger.InvalidTimeError, match="earlier than version 2"):
         store.append([rec("a", when=old + timedelta(hours=1))])
     with pytest.raises(ledger.InvalidTimeError, match="in the future"):
-        store.append([rec("b", when=datetime.now(timezone.utc) + timedelta(hours=1))])
+        store.append([rec("b", when=datetime.now(UTC) + timedelta(hours=1))])
     with pytest.raises(ledger.InvalidTimeError, match="share one occurred_at"):
         store.append([rec("c", when=old), rec("c", when=old + timedelta(days=1))])
     assert store.head() == head
@@ -222,7 +223,7 @@ def test_occurred_at_rules(store: EventStore) -> None:
     assert store.version_at("a", format_time(old - timedelta(seconds=1))) == 0
     assert store.version_at("a", format_time(old)) == 1
     assert store.version_at("a", format_time(old + timedelta(days=1))) == 3
-    assert store.version_at("a", format_time(datetime.now(timezone.utc))) == 4
+    assert store.version_at("a", format_time(datetime.now(UTC))) == 4
     times = store.version_times("a")
     assert [v for v, _, _ in times] == [1, 2, 3, 4]
     assert [when for _, when, _ in times] == sorted(when for _, when, _ in times)
@@ -240,7 +241,7 @@ def test_verify_finds_a_changed_removed_or_reordered_record(store_factory: FileS
             store.append([rec(f"a{n % 2}", n=n)])
         assert store.verify().ok
         chained = list(store.read())
-        assert all(r["prev"] == before["hash"] for before, r in zip(chained, chained[1:]))
+        assert all(r["prev"] == before["hash"] for before, r in itertools.pairwise(chained))
     finally:
         store.close()
     store_factory.tamper(kind, 3)
@@ -277,7 +278,7 @@ def _check_writers(factory: FileStoreFactory, names: list[str], appends: int) ->
             assert [r["data"]["n"] for r in records if r["data"].get("writer") == name] == mine
         assert store.article_version("shared") == len(names) * appends
         # Each append's two records are neighbours: no other writer's record came between them.
-        for one, two in zip(records[::2], records[1::2]):
+        for one, two in zip(records[::2], records[1::2], strict=False):
             assert (two["pos"], two["data"].get("writer"), two["data"]["n"]) == (one["pos"] + 1, one["article"], one["data"]["n"])
     finally:
         store.close()
