@@ -6,11 +6,9 @@ record on; a head kept elsewhere can (`Ledger.verify`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from ledger import codec
 from ledger.errors import CorruptStoreError, InvalidInputError
-from ledger.store import EventStore, Head
+from ledger.store import EventStore, Head, StoredRecord
 
 
 def parse_head(text: str) -> tuple[str, int | None]:
@@ -37,12 +35,13 @@ def anchor(store: EventStore, digest: str, position: int | None, end: int) -> He
         raise CorruptStoreError(f"the log no longer extends head {shown}: no record has that hash (history rewritten, or a head of another log)")
     if position > end:
         raise CorruptStoreError(f"the log no longer extends head {shown}: it ends at position {end} (records removed)")
-    found = record_at(store, position).get("hash")
+    there = record_at(store, position)
+    found = there["hash"] if there is not None else None
     if found != digest:
         raise CorruptStoreError(f"the log no longer extends head {shown}: the record at position {position} has hash {found} (history rewritten)")
     return Head(position=position, hash=digest)
 
 
-def record_at(store: EventStore, position: int) -> dict[str, Any]:
-    """The log's record at `position` (empty when the log has no such position)."""
-    return next(iter(store.read(position - 1, position)), {})
+def record_at(store: EventStore, position: int) -> StoredRecord | None:
+    """The log's record at `position` (None when the log has no such position)."""
+    return next(iter(store.read(position - 1, position)), None)

@@ -52,6 +52,7 @@ from ledger.store import (
     EventStore,
     FileEventStore,
     Head,
+    StoredRecord,
     VerifyReport,
     init_store,
 )
@@ -282,7 +283,7 @@ class Ledger:
     def _events(self, after: int, article: str | None, types: Iterable[str] | None, limit: int | None) -> Iterator[RecordedEvent]:
         wanted = set(types) if types else None
         if article is not None:
-            records: Iterable[dict[str, Any]] = (r for r in self.store.read_article(article) if r["pos"] > after)
+            records: Iterable[StoredRecord] = (r for r in self.store.read_article(article) if r["pos"] > after)
         else:
             records = self.store.read(after)
         count = 0

@@ -52,7 +52,7 @@ from ledger.projections import (
     state_from_list,
     state_to_list,
 )
-from ledger.store import EventStore
+from ledger.store import EventStore, StoredRecord
 from ledger.views import ReplayStats
 
 log = logging.getLogger("ledger")
@@ -653,10 +653,10 @@ class Catalog:
 
 
 
-def _whole_appends(records: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+def _whole_appends(records: Iterator[StoredRecord]) -> Iterator[StoredRecord]:
     """The records of complete appends only: the catalog stops between appends, never inside one (a
     version's events are folded together or not at all)."""
-    pending: list[dict[str, Any]] = []
+    pending: list[StoredRecord] = []
     for record in records:
         pending.append(record)
         if "end" in record:

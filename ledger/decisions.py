@@ -33,8 +33,9 @@ from ledger.events import (
 )
 from ledger.patches import make_patch
 from ledger.plans import same_value
-from ledger.projections import ArticleState, apply
+from ledger.projections import ArticleState, FoldedRecord, apply
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS, check_layout
+from ledger.store import StoredRecord
 
 # Types whose recorded data is their data as given, validated: a re-send of one can be
 # compared with the record (the others record a change against the article's state).
@@ -222,7 +223,7 @@ def _edit_data(data: dict[str, Any], state: ArticleState, where: str) -> dict[st
     return {k: v for k, v in out.items() if v}
 
 
-def fold_checked(state: ArticleState | None, record: dict[str, Any], name: str) -> ArticleState:
+def fold_checked(state: ArticleState | None, record: FoldedRecord, name: str) -> ArticleState:
     """Fold an event that is being checked for appending. Folding applies its patch, so this is
     where a patch that does not fit the text is refused (once, not applied twice)."""
     try:
@@ -244,7 +245,7 @@ def check_size(kind: str, data: dict[str, Any], name: str, max_event_bytes: int)
         )
 
 
-def check_resent(events: Sequence[EventIn], names: Sequence[str], recorded: Mapping[str, dict[str, Any]]) -> None:
+def check_resent(events: Sequence[EventIn], names: Sequence[str], recorded: Mapping[str, StoredRecord]) -> None:
     """Refuse (`DuplicateEventError`) `events` as a re-send of the append whose records are
     `recorded` (by event id) unless they say what it recorded (article, type, actor, reason,
     time and data where comparable): reusing an id for other content must not pass for a re-send."""

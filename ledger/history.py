@@ -12,10 +12,10 @@ from typing import Any
 from ledger.events import parse_time
 from ledger.projections import CHANGE_KIND, ArticleState
 from ledger.rendering import render
-from ledger.store import EventStore
+from ledger.store import EventStore, StoredRecord
 
 
-def summary(group: list[dict[str, Any]]) -> dict[str, Any]:
+def summary(group: list[StoredRecord]) -> dict[str, Any]:
     """What the records of one article version say about it (history and timeline fields)."""
     first, last = group[0], group[-1]
     changes: list[str] = []
@@ -77,7 +77,7 @@ class RenderedSize:
         self.blocks: list[int] = []
         self.total_blocks = 0
 
-    def apply(self, state: ArticleState, record: dict[str, Any]) -> None:
+    def apply(self, state: ArticleState, record: StoredRecord) -> None:
         """Account for `record`, already folded into `state`."""
         kind = record["type"]
         if kind == "ArticleCreated" or (kind == "ArticleEdited" and record["data"].get("patch")):
@@ -110,7 +110,7 @@ class RenderedSize:
         return frame + self.body + self.total_blocks
 
 
-def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[tuple[str, int], list[dict[str, Any]]]:
+def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[tuple[str, int], list[StoredRecord]]:
     """The records of each (article, version) of `versions`, by (article, version); versions the
     log does not have are left out."""
     # One read per article: the versions listed of one article follow each other (its versions
@@ -119,7 +119,7 @@ def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[
     for name, version in versions:
         first, last = wanted.get(name, (version, version))
         wanted[name] = (min(first, version), max(last, version))
-    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, int], list[StoredRecord]] = {}
     for name, (first, last) in wanted.items():
         for record in store.read_article(name, first, last):
             groups.setdefault((name, record["version"]), []).append(record)

@@ -9,12 +9,13 @@ public `ArticleView` model.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import BaseModel, Field
 
 from ledger.errors import CorruptStoreError
 from ledger.patches import apply_patch
+from ledger.store import StoredRecord
 from ledger.views import UtcTime
 
 
@@ -108,7 +109,19 @@ class ArticleState:
         )
 
 
-def apply(state: ArticleState | None, record: dict[str, Any]) -> ArticleState:
+class FoldedRecord(TypedDict):
+    """The keys of a record that `apply` reads. Every `StoredRecord` has them; an append being
+    checked folds its events before the store has given them a position (`pos` 0)."""
+
+    pos: int
+    article: str
+    version: int
+    type: str
+    occurred_at: str
+    data: dict[str, Any]
+
+
+def apply(state: ArticleState | None, record: FoldedRecord) -> ArticleState:
     """Fold one raw record into the article's state and return the state.
 
     For speed the state is updated in place (copy it first to keep the old one; a block is
@@ -167,7 +180,7 @@ def apply(state: ArticleState | None, record: dict[str, Any]) -> ArticleState:
     return state
 
 
-def fold(records: Iterable[dict[str, Any]], state: ArticleState | None = None) -> ArticleState | None:
+def fold(records: Iterable[StoredRecord], state: ArticleState | None = None) -> ArticleState | None:
     """Fold an article's records, in order, onto `state` (None: from nothing)."""
     for record in records:
         state = apply(state, record)
@@ -256,7 +269,7 @@ class CatalogFold:
         self.position = 0
         self.hash = ""
 
-    def fold(self, record: dict[str, Any]) -> None:
+    def fold(self, record: StoredRecord) -> None:
         """Fold one raw record (upcast, in log order)."""
         article = record["article"]
         kind = record["type"]

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 from pydantic import BaseModel, Field
 
@@ -32,7 +32,7 @@ from ledger.errors import (
     StoreError,
 )
 from ledger.events import SCHEMA_VERSIONS, EventIn, format_time, parse_time, upcast
-from ledger.projections import ArticleState
+from ledger.projections import ArticleState, FoldedRecord
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS
 from ledger.store import LOG_FILE, AppendResult, EventStore, Head, RecordOrder
 
@@ -111,7 +111,10 @@ class _ExactImport:
         # recorded_at never goes back: it starts from the store's last record.
         self.recorded = ""
         if head.position:
-            self.recorded = record_at(ledger.store, head.position)["recorded_at"]
+            last = record_at(ledger.store, head.position)
+            if last is None:
+                raise CorruptStoreError(f"the log has no record at its head position {head.position}", position=head.position)
+            self.recorded = last["recorded_at"]
         # A day of grace: an export from a machine whose clock ran ahead is not a forgery.
         self.now = format_time(datetime.now(UTC) + _CLOCK_SKEW)
         # What the records of the append being read share: one recorded_at, and one occurred_at
@@ -164,7 +167,8 @@ class _ExactImport:
             raise InvalidEventError(f"{exc}, and no append records such an event") from None
         decisions.check_size(kind, stored["data"], where, self.ledger.max_event_bytes)
         # Folding the data as stored is what every read will do: a patch must fit the text.
-        self.states[article] = decisions.fold_checked(state, stored, where)
+        # Pass 1 checked the types of the fields folding reads (`_RECORD_FIELDS`) before `check`.
+        self.states[article] = decisions.fold_checked(state, cast("FoldedRecord", stored), where)
         if record.get("end"):
             self.append_recorded = None
             self.append_occurred.clear()
@@ -461,7 +465,8 @@ def _import(
 def _holds(store: EventStore, position: int, digest: str) -> bool:
     """Whether this store's record at `position` has the hash `digest` (so, by the chain,
     its log up to there is the one that hash seals)."""
-    return record_at(store, position).get("hash") == digest
+    record = record_at(store, position)
+    return record is not None and record["hash"] == digest
 
 def _appends(records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[tuple[list[str], list[EventIn], dict[str, int]]]:
     """Group imported records into the appends to make: the records up to each `end`, split

@@ -26,22 +26,24 @@ class _StoredKeys(TypedDict):
     article: str
     version: int
     type: str
-    schema: int
     recorded_at: str
     occurred_at: str
     data: dict[str, Any]
+    prev: str
+    hash: str
 
 
 class StoredRecord(_StoredKeys, total=False):
     """One record as a store hands it out (already upcast). Times are canonical UTC text
     (`ledger.events.format_time`), so text order is time order. `prev` is the hash of the record
-    before, `hash` this record's own; `end` is true on the last record of an append (only
-    records up to an `end` are committed). `actor` and `reason` are there when they were given."""
+    before, `hash` this record's own (every sealed record has both); `end` is true on the last
+    record of an append (only records up to an `end` are committed). `actor` and `reason` are
+    there when they were given. `schema` (the version of `data`'s schema, 1 when missing) is
+    written by every append, but a record imported from elsewhere may lack it."""
 
+    schema: int
     actor: str
     reason: str
-    prev: str
-    hash: str
     end: bool
 
 
@@ -183,13 +185,13 @@ class EventStore(ABC):
         """
 
     @abstractmethod
-    def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[dict[str, Any]]:
+    def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[StoredRecord]:
         """Every committed record with `after < position <= to`, in order. `check=False` lets a
         store skip re-checking what it checked once already (replays); it never skips checking
         that positions and the hash chain follow on."""
 
     @abstractmethod
-    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[dict[str, Any]]:
+    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[StoredRecord]:
         """The records of one article's versions `from_version..to_version`, in order."""
 
     @abstractmethod

@@ -37,7 +37,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ledger import caches, codec
 from ledger.errors import (
@@ -56,6 +56,7 @@ from ledger.store.contract import (
     EventStore,
     Head,
     RecordOrder,
+    StoredRecord,
     VerifyReport,
     new_versions,
 )
@@ -233,7 +234,7 @@ class FileEventStore(EventStore):
 
     # --- reading the log -----------------------------------------------------------------
 
-    def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[dict[str, Any]]:
+    def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[StoredRecord]:
         """Every committed record with `after < pos <= to`, upcast, in order.
 
         Every line read is parsed, must hold the next position and must chain to the one before
@@ -250,7 +251,9 @@ class FileEventStore(EventStore):
         # Lines ending at or before `trusted` were hash-checked when the index took them.
         trusted = 0 if check else self._indexed
         for batch in read_batches(self._read_fd, self.log_path, start, expected, after, to, trusted):
-            yield from batch
+            # Each line was hash-checked (now or when the index took it) and chains to the one
+            # before: it is a record this store sealed after checking it, so it has its keys.
+            yield from cast("list[StoredRecord]", batch)
 
     def _offset_of(self, position: int) -> tuple[int, int]:
         """Byte offset to start reading at for `position` (from the index when it has it)."""
@@ -264,14 +267,14 @@ class FileEventStore(EventStore):
             return last[1], last[0] + 1
         return 0, 1
 
-    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[dict[str, Any]]:
+    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[StoredRecord]:
         """One article's records through the index. Every line read is hash-checked and must be
         what the index says it is (position, article, version, hash), and the versions must run
         without gaps: an index that disagrees with the log is rebuilt from it and the read done
         again."""
         return self._checked_by_log(lambda: self._read_article(article, from_version, to_version))
 
-    def _read_article(self, article: str, from_version: int, to_version: int | None) -> list[dict[str, Any]]:
+    def _read_article(self, article: str, from_version: int, to_version: int | None) -> list[StoredRecord]:
         top = to_version if to_version is not None else 1 << 62
         with self._mutex:
             self._sync_index()
@@ -282,7 +285,8 @@ class FileEventStore(EventStore):
                 highest = self._idx.max_version(article)
                 if highest is not None and highest > returned:
                     raise IndexMismatchError(f"{self.root / INDEX_FILE}: versions of {article!r} are missing from it")
-        return self._check.article_records(rows, article, from_version, top)
+        # Every line hash-checked and proved to be what the index says: records this store sealed.
+        return cast("list[StoredRecord]", self._check.article_records(rows, article, from_version, top))
 
     def _checked_by_log(self, call: Callable[[], _T]) -> _T:
         """`call()`, which checks what it takes from the index against the log; when the index
