@@ -282,10 +282,7 @@ def import_file(
     reappend: bool = False,
     progress: Callable[[int, int], None] | None = None,
 ) -> ImportResult:
-    """Import an export file (a path, or a binary file such as stdin): see `import_records`.
-    `progress(done_bytes, total_bytes)` is called as the input is read (it is read two or
-    three times: checked, then appended, so a stream that cannot seek is first kept in a
-    temporary file)."""
+    """Import an export file into `store`: see `Ledger.import_file`."""
     # A binary file is known only by its methods (stdin, an open file, a spool...).
     reader: Any = source
     if hasattr(reader, "read") and not (hasattr(reader, "seekable") and reader.seekable()):
