@@ -1,4 +1,4 @@
-"""The persisted views (views.sqlite): catch-up, checkpoints deleted, stale or corrupt, other
+"""The catalog (views.sqlite): catch-up, checkpoints deleted, stale or corrupt, other
 processes appending, and article snapshots."""
 
 from __future__ import annotations
