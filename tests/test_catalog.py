@@ -19,7 +19,7 @@ from ledger.codec import dumps, loads
 from ledger.events import NewRecord
 from ledger.projections import SNAPSHOT_EVERY, fold
 from tests.conftest import run_ledger
-from tests.test_queries import build_newsroom, t
+from tests.helpers import build_newsroom, t
 
 
 def answers(led: ledger.Ledger) -> tuple[Any, ...]:

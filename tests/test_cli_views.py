@@ -12,7 +12,7 @@ import ledger
 from ledger.codec import loads
 from ledger.rendering import render
 from tests.conftest import run_ledger
-from tests.test_queries import build_newsroom
+from tests.helpers import build_newsroom
 
 
 @pytest.fixture

@@ -9,38 +9,7 @@ import pytest
 
 import ledger
 from ledger.rendering import render
-
-
-def t(text: str) -> datetime:
-    """A UTC time on 2017-09-05 from "HH:MM[:SS]"."""
-    return datetime.fromisoformat(f"2017-09-05T{text}+00:00")
-
-
-def build_newsroom(led: ledger.Ledger) -> None:
-    """Two articles with known histories (times on 2017-09-05, UTC).
-
-    bridge: v1 10:00 created [local, traffic]; v2 11:00 body edited; v3 12:00 update block;
-    v4 12:00 traffic -> roads; v5 13:00 withdrawn; v6 14:00 restored; v7 15:00 metadata.
-    storm: v1 09:00 created [weather]; v2 12:30 update block; v3 16:00 title edited.
-    """
-
-    def add(kind: str, article: str, at: str, data: dict | None = None, **extra: str) -> None:
-        led.append([{"type": kind, "article": article, "data": data or {}, "occurred_at": f"2017-09-05T{at}Z", **extra}])
-
-    add("ArticleCreated", "storm", "09:00:00", {"title": "Storm warning", "body": "A storm is coming.\n", "categories": ["weather"]})
-    add(
-        "ArticleCreated", "bridge", "10:00:00",
-        {"title": "Bridge closed", "body": "The bridge is closed.\n", "categories": ["local", "traffic"], "metadata": {"source": "Council"}},
-        actor="ann", reason="first report",
-    )
-    add("ArticleEdited", "bridge", "11:00:00", {"body": "The bridge is closed until Friday.\n"}, actor="bob", reason="date")
-    add("UpdateBlockAdded", "bridge", "12:00:00", {"heading": "Update from Council:", "text": "\nIt reopens Monday.\n"})
-    add("CategoriesChanged", "bridge", "12:00:00", {"removed": ["traffic"], "added": ["roads"]})
-    add("UpdateBlockAdded", "storm", "12:30:00", {"heading": "Update from Met Office:", "text": "\nWinds of 100 km/h.\n"})
-    add("ArticleWithdrawn", "bridge", "13:00:00", reason="legal")
-    add("ArticleRestored", "bridge", "14:00:00")
-    add("MetadataChanged", "bridge", "15:00:00", {"set": {"author": "Ann"}})
-    add("ArticleEdited", "storm", "16:00:00", {"title": "Storm hits"})
+from tests.helpers import build_newsroom, t
 
 
 @pytest.fixture
