@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from ledger.codec import InputJsonError, loads_input
 from ledger.errors import DraftError, InvalidEventError
 from ledger.events import validate_article_id
+from ledger.limits import DRAFT_SIZE_LIMIT
 from ledger.rendering import (
     CATEGORY_KEYS,
     HEADING_TITLE_RE,
@@ -41,9 +42,6 @@ DRAFT_SUFFIXES = (".txt", ".md", ".markdown")
 """File name endings read as drafts (`.txt`: plain text; `.md`, `.markdown`: Markdown)."""
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
-DRAFT_SIZE_LIMIT = 1024 * 1024
-"""The default largest draft, in bytes (1 MiB: a long article is a few tens of KiB). A bigger
-draft is refused before it is read; `max_size` (CLI: `--max-draft-size`) sets another limit."""
 FRONT_MATTER_DEPTH = 50
 """How deeply lists and mappings may nest in front matter."""
 

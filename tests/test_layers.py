@@ -23,6 +23,7 @@ LAYERS = {
     "times": 0,
     "patches": 0,
     "settling": 0,
+    "limits": 0,
     "events": 1,
     "codec": 2,
     "caches": 2,
