@@ -93,15 +93,17 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     """Print a table for people: rich on a terminal (or at the width COLUMNS gives); plain aligned
     text, one line per row, when piped or longer than 1,000 rows. Longer tables are streamed, so
     the first rows appear at once and memory stays flat (see `_plain_table`)."""
+    cells = (["" if cell is None else str(cell) for cell in row] for row in rows)
+    first = list(itertools.islice(cells, _RICH_MAX_ROWS + 1))
+    # What console() would give: unbounded on a pipe unless COLUMNS is set. Decided before
+    # creating one, so that piped output never loads rich's console.
+    if (not sys.stdout.isatty() and "COLUMNS" not in os.environ) or len(first) > _RICH_MAX_ROWS:
+        _plain_table(columns, first, cells, title)
+        return
     from rich.table import Table
     from rich.text import Text
 
-    cells = (["" if cell is None else str(cell) for cell in row] for row in rows)
-    first = list(itertools.islice(cells, _RICH_MAX_ROWS + 1))
     out = console()
-    if out.width == _UNBOUNDED or len(first) > _RICH_MAX_ROWS:
-        _plain_table(columns, first, cells, title)
-        return
     grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
     for row in first:
         # Text, not str: a title such as "Live [updated]" or "a[/]b" is not rich markup.
