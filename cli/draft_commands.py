@@ -8,13 +8,17 @@ import threading
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
-from ledger import DRAFT_SIZE_LIMIT, IngestResult, ingest
+from ledger import DRAFT_SIZE_LIMIT
 
 from .group import main, open_ledger
 from .output import TIME, Seconds, console, format_option, json_line, notice
+
+if TYPE_CHECKING:
+    from ledger import IngestResult
 
 follow_symlinks_option = click.option(
     "--follow-symlinks", is_flag=True,
@@ -64,6 +68,8 @@ def ingest_command(
       ledger ingest examples/drafts
       ledger ingest examples/revisions/harbour-bridge-closure/v1.txt --article harbour-bridge-closure
     """
+    from ledger import ingest
+
     led = open_ledger(ctx)
     results = ingest(led, paths, at=at, actor=actor, reason=reason, article=article, follow_symlinks=follow_symlinks, max_size=max_draft_size)
     for result in results:

@@ -9,28 +9,20 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.cells import cell_len
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
-from rich.table import Table
-from rich.text import Text
 
-from ledger import InvalidTimeError, RecordedEvent, dumps, parse_when
+from ledger import InvalidTimeError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import ProgressColumn
+
+    from ledger import RecordedEvent
+
+# rich and the library are imported where they are used: a command loads only what it prints
+# with and what it reads (`ledger --help` neither), which keeps start-up short (issue 14).
 
 FORMATS = ("text", "json")
 
@@ -55,6 +47,8 @@ _RICH_MAX_ROWS = 1_000
 
 def console(stderr: bool = False) -> Console:
     """A rich console: colour only on a terminal and without NO_COLOR."""
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     terminal = stream.isatty()
     plain = bool(os.environ.get("NO_COLOR")) or not terminal
@@ -67,17 +61,23 @@ def console(stderr: bool = False) -> Console:
 def notice(label: str, message: str) -> None:
     """Print `label message` on stderr: `label` is rich markup (`"[bold red]error:[/]"`), `message`
     plain text, so that a path or title in it such as `drafts/[old]/a.md` is never read as markup."""
+    from rich.markup import escape
+
     console(stderr=True).print(f"{label} {escape(message)}", markup=True, highlight=False)
 
 
 def json_line(value: Any) -> None:
     """Write one JSON value as a line on stdout."""
+    from ledger import dumps
+
     sys.stdout.buffer.write(dumps(value) + b"\n")
     sys.stdout.flush()
 
 
 def json_lines(values: Iterable[Any]) -> None:
     """Write JSON values, one per line."""
+    from ledger import dumps
+
     out = sys.stdout.buffer
     for value in values:
         out.write(dumps(value) + b"\n")
@@ -95,10 +95,15 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     the first rows appear at once and memory stays flat (see `_plain_table`)."""
     cells = (["" if cell is None else str(cell) for cell in row] for row in rows)
     first = list(itertools.islice(cells, _RICH_MAX_ROWS + 1))
-    out = console()
-    if out.width == _UNBOUNDED or len(first) > _RICH_MAX_ROWS:
+    # What console() would give: unbounded on a pipe unless COLUMNS is set. Decided before
+    # creating one, so that piped output never loads rich's console.
+    if (not sys.stdout.isatty() and "COLUMNS" not in os.environ) or len(first) > _RICH_MAX_ROWS:
         _plain_table(columns, first, cells, title)
         return
+    from rich.table import Table
+    from rich.text import Text
+
+    out = console()
     grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
     for row in first:
         # Text, not str: a title such as "Live [updated]" or "a[/]b" is not rich markup.
@@ -120,6 +125,8 @@ def _plain_table(columns: list[str], first: list[list[str]], rest: Iterator[list
     # Columns are as wide as the header and the first 1,001 rows need; a later, wider cell widens
     # its column from that row on. Measuring every row first held all 1M rows of `ledger log`
     # (549 MB) and printed nothing for most of a minute.
+    from rich.cells import cell_len
+
     widths = [cell_len(name) for name in columns]
     for row in first:
         for i, cell in enumerate(row):
@@ -152,6 +159,8 @@ class TimeParam(click.ParamType[str | datetime, Any]):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | datetime:
         """Check `value` with `ledger.times.parse_when` and return it unchanged."""
+        from ledger import parse_when
+
         if isinstance(value, datetime):
             return value
         try:
@@ -203,17 +212,17 @@ def show_progress() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
-class _RateColumn(ProgressColumn):
-    """Items per second (rich has a rate column for bytes only)."""
+def _rate_column(unit: str) -> ProgressColumn:
+    """A column of items per second (rich has a rate column for bytes only)."""
+    from rich.progress import ProgressColumn, Task
+    from rich.text import Text
 
-    def __init__(self, unit: str) -> None:
-        super().__init__()
-        self.unit = unit
+    class RateColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("" if speed is None else f"{speed:,.0f} {unit}/s", style="progress.data.speed")
 
-    def render(self, task: Task) -> Text:
-        """The task's current rate."""
-        speed = task.finished_speed or task.speed
-        return Text("" if speed is None else f"{speed:,.0f} {self.unit}/s", style="progress.data.speed")
+    return RateColumn()
 
 
 @contextmanager
@@ -231,10 +240,21 @@ def progress_bar(description: str, unit: str = "bytes") -> Iterator[Callable[[in
     if not show_progress():
         yield None
         return
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
     if unit == "bytes":
         amount: list[ProgressColumn] = [DownloadColumn(), TransferSpeedColumn()]
     else:
-        amount = [MofNCompleteColumn(), _RateColumn(unit)]
+        amount = [MofNCompleteColumn(), _rate_column(unit)]
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), *amount, TimeRemainingColumn()]
     with Progress(*columns, console=console(stderr=True), transient=True) as bar:
         task = bar.add_task(description, total=None)

@@ -14,6 +14,26 @@ from .group import main, open_ledger
 from .output import console, count, event_line, format_option, json_line, json_lines, local_time, notice, progress_bar, table
 
 
+class EventTypeChoice(click.Choice[str]):
+    """The event types as a choice, named when first needed (a value to check, help, completion):
+    naming them at import would build every event model for every command, `ledger --help` too."""
+
+    def __init__(self) -> None:
+        self._names: tuple[str, ...] = ()
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """The event types, sorted."""
+        if not self._names:
+            self._names = tuple(sorted(ledger.EVENT_TYPES))
+        return self._names
+
+    @choices.setter
+    def choices(self, names: tuple[str, ...]) -> None:
+        self._names = names
+
+
 @main.command()
 @click.pass_context
 def init(ctx: click.Context) -> None:
@@ -57,7 +77,7 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
 
 @main.command(name="log")
 @click.option("--article", "-a", help="Only this article's events.")
-@click.option("--type", "-t", "types", multiple=True, type=click.Choice(sorted(ledger.EVENT_TYPES)), help="Only events of this type (repeatable).")
+@click.option("--type", "-t", "types", multiple=True, type=EventTypeChoice(), help="Only events of this type (repeatable).")
 @click.option("--from", "from_position", type=count(1), default=1, show_default=True, help="Start at this position.")
 @click.option("--limit", "-n", type=count(0), help="At most this many events.")
 @click.option(

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import click
-from rich.text import Text
-
-from ledger import Diff, HistoryEntry, TimelineEntry, render
 
 from .group import main, open_ledger
 from .output import TIME, console, count, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+
+if TYPE_CHECKING:
+    from ledger import Diff, HistoryEntry, TimelineEntry
 
 
 def _write(text: str) -> None:
@@ -51,6 +52,8 @@ def show(ctx: click.Context, article: str, version: int | None, at: datetime | N
     Example:
       ledger show deir-ez-zor --at 2017-09-05T18:00Z
     """
+    from ledger import render
+
     view = open_ledger(ctx).article(article, version=version, at=at)
     text = render(view)
     if fmt == "json":
@@ -93,6 +96,8 @@ def _print_diff(diff: Diff) -> None:
     if out.no_color or not out.is_terminal:
         _write(diff.text)
         return
+    from rich.text import Text
+
     text = Text()
     if diff.words:
         for change in diff.changes:

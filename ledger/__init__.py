@@ -8,53 +8,10 @@ every view of an article, now or at any past version or time, is rebuilt from th
     ...     led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
 """
 
-from typing import TYPE_CHECKING
+from __future__ import annotations
 
-from ledger.application import Ledger, init, open, store_path
-from ledger.codec import dumps
-from ledger.draft_format import DRAFT_SIZE_LIMIT, Draft, parse_draft, read_draft
-from ledger.drafts import IngestResult, ingest
-from ledger.errors import (
-    ArticleNotFoundError,
-    ArticleStateError,
-    ConflictError,
-    CorruptStoreError,
-    DraftError,
-    DuplicateEventError,
-    InvalidEventError,
-    InvalidInputError,
-    InvalidTimeError,
-    LedgerError,
-    NotFoundError,
-    NothingToDoError,
-    StoreError,
-    StoreLockedError,
-    StoreNotFoundError,
-    VersionConflictError,
-    VersionNotFoundError,
-)
-from ledger.events import DEFAULT_MAX_EVENT_BYTES, EVENT_TYPES, EventIn, RecordedEvent, format_time
-from ledger.projections import ArticleView, UpdateBlock
-from ledger.rendering import render
-from ledger.store import AppendResult, EventStore, FileEventStore, Head, Problem, VerifyReport
-from ledger.times import parse_when
-from ledger.transfer import ImportResult
-from ledger.views import (
-    CategoryCount,
-    CategoryListing,
-    CategoryMember,
-    CategoryMembership,
-    Diff,
-    DiffLine,
-    FeedBlock,
-    FeedEntry,
-    HistoryEntry,
-    Hunk,
-    ReplayStats,
-    Stats,
-    TimelineEntry,
-    WordChange,
-)
+import importlib
+from typing import TYPE_CHECKING
 
 __all__ = [
     "DEFAULT_MAX_EVENT_BYTES",
@@ -120,14 +77,131 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    # Type checkers see the two names; at run time __getattr__ loads them on first use.
+    # Type checkers see every name; at run time __getattr__ loads each on first use.
+    from ledger.application import Ledger, init, open, store_path
+    from ledger.codec import dumps
+    from ledger.draft_format import Draft, parse_draft, read_draft
+    from ledger.drafts import IngestResult, ingest
+    from ledger.errors import (
+        ArticleNotFoundError,
+        ArticleStateError,
+        ConflictError,
+        CorruptStoreError,
+        DraftError,
+        DuplicateEventError,
+        InvalidEventError,
+        InvalidInputError,
+        InvalidTimeError,
+        LedgerError,
+        NotFoundError,
+        NothingToDoError,
+        StoreError,
+        StoreLockedError,
+        StoreNotFoundError,
+        VersionConflictError,
+        VersionNotFoundError,
+    )
+    from ledger.events import EVENT_TYPES, EventIn, RecordedEvent, format_time
+    from ledger.limits import DEFAULT_MAX_EVENT_BYTES, DRAFT_SIZE_LIMIT
+    from ledger.projections import ArticleView, UpdateBlock
+    from ledger.rendering import render
+    from ledger.store import AppendResult, EventStore, FileEventStore, Head, Problem, VerifyReport
+    from ledger.times import parse_when
+    from ledger.transfer import ImportResult
+    from ledger.views import (
+        CategoryCount,
+        CategoryListing,
+        CategoryMember,
+        CategoryMembership,
+        Diff,
+        DiffLine,
+        FeedBlock,
+        FeedEntry,
+        HistoryEntry,
+        Hunk,
+        ReplayStats,
+        Stats,
+        TimelineEntry,
+        WordChange,
+    )
     from ledger.watcher import Watcher, watch
+
+# Where each public name lives. `import ledger` loads none of them: the command line starts in a
+# fraction of the time when a command loads only the modules it uses (pydantic's models,
+# watchdog, YAML), and a module is loaded whole, so its models are built once, at its import.
+_HOMES = {
+    "AppendResult": "ledger.store",
+    "ArticleNotFoundError": "ledger.errors",
+    "ArticleStateError": "ledger.errors",
+    "ArticleView": "ledger.projections",
+    "CategoryCount": "ledger.views",
+    "CategoryListing": "ledger.views",
+    "CategoryMember": "ledger.views",
+    "CategoryMembership": "ledger.views",
+    "ConflictError": "ledger.errors",
+    "CorruptStoreError": "ledger.errors",
+    "DEFAULT_MAX_EVENT_BYTES": "ledger.limits",
+    "Diff": "ledger.views",
+    "DiffLine": "ledger.views",
+    "Draft": "ledger.draft_format",
+    "DRAFT_SIZE_LIMIT": "ledger.limits",
+    "DraftError": "ledger.errors",
+    "dumps": "ledger.codec",
+    "DuplicateEventError": "ledger.errors",
+    "EVENT_TYPES": "ledger.events",
+    "EventIn": "ledger.events",
+    "EventStore": "ledger.store",
+    "FeedBlock": "ledger.views",
+    "FeedEntry": "ledger.views",
+    "FileEventStore": "ledger.store",
+    "format_time": "ledger.events",
+    "Head": "ledger.store",
+    "HistoryEntry": "ledger.views",
+    "Hunk": "ledger.views",
+    "ImportResult": "ledger.transfer",
+    "ingest": "ledger.drafts",
+    "IngestResult": "ledger.drafts",
+    "init": "ledger.application",
+    "InvalidEventError": "ledger.errors",
+    "InvalidInputError": "ledger.errors",
+    "InvalidTimeError": "ledger.errors",
+    "Ledger": "ledger.application",
+    "LedgerError": "ledger.errors",
+    "NotFoundError": "ledger.errors",
+    "NothingToDoError": "ledger.errors",
+    "open": "ledger.application",
+    "parse_draft": "ledger.draft_format",
+    "parse_when": "ledger.times",
+    "Problem": "ledger.store",
+    "read_draft": "ledger.draft_format",
+    "RecordedEvent": "ledger.events",
+    "render": "ledger.rendering",
+    "ReplayStats": "ledger.views",
+    "Stats": "ledger.views",
+    "store_path": "ledger.application",
+    "StoreError": "ledger.errors",
+    "StoreLockedError": "ledger.errors",
+    "StoreNotFoundError": "ledger.errors",
+    "TimelineEntry": "ledger.views",
+    "UpdateBlock": "ledger.projections",
+    "VerifyReport": "ledger.store",
+    "VersionConflictError": "ledger.errors",
+    "VersionNotFoundError": "ledger.errors",
+    "watch": "ledger.watcher",
+    "Watcher": "ledger.watcher",
+    "WordChange": "ledger.views",
+}
 
 
 def __getattr__(name: str) -> object:
-    # `watch` and `Watcher` load watchdog, so only when first asked for.
-    if name in ("watch", "Watcher"):
-        from ledger import watcher
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ledger' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    # Keep it, so the next use is an ordinary attribute.
+    globals()[name] = value
+    return value
 
-        return getattr(watcher, name)
-    raise AttributeError(f"module 'ledger' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

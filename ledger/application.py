@@ -35,13 +35,13 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.events import (
-    DEFAULT_MAX_EVENT_BYTES,
     EventIn,
     RecordedEvent,
     format_time,
     parse_time,
 )
 from ledger.history import RenderedSize, summary, version_records
+from ledger.limits import DEFAULT_MAX_EVENT_BYTES
 from ledger.plans import plan_changes
 from ledger.projections import ArticleState, ArticleView, apply
 from ledger.rendering import RESERVED_METADATA_KEYS, render

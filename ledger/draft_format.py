@@ -7,22 +7,22 @@ in docs/drafts-and-watching.md; `ledger.rendering.render` writes a view back to 
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import stat
-import tomllib
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import yaml
 from pydantic import BaseModel, Field
 
 from ledger.codec import InputJsonError, loads_input
 from ledger.errors import DraftError, InvalidEventError
 from ledger.events import validate_article_id
+from ledger.limits import DRAFT_SIZE_LIMIT
 from ledger.rendering import (
     CATEGORY_KEYS,
     HEADING_TITLE_RE,
@@ -37,13 +37,13 @@ from ledger.rendering import (
     split_blocks,
 )
 
+if TYPE_CHECKING:
+    import yaml
+
 DRAFT_SUFFIXES = (".txt", ".md", ".markdown")
 """File name endings read as drafts (`.txt`: plain text; `.md`, `.markdown`: Markdown)."""
 
 MARKDOWN_SUFFIXES = (".md", ".markdown")
-DRAFT_SIZE_LIMIT = 1024 * 1024
-"""The default largest draft, in bytes (1 MiB: a long article is a few tens of KiB). A bigger
-draft is refused before it is read; `max_size` (CLI: `--max-draft-size`) sets another limit."""
 FRONT_MATTER_DEPTH = 50
 """How deeply lists and mappings may nest in front matter."""
 
@@ -82,7 +82,7 @@ class Draft(BaseModel):
 # --- parsing -------------------------------------------------------------------------------
 
 
-class _Refused(yaml.YAMLError):
+class _Refused(Exception):
     """A front-matter construct ledger does not accept, where it starts."""
 
     def __init__(self, problem: str, mark: yaml.Mark) -> None:
@@ -91,34 +91,41 @@ class _Refused(yaml.YAMLError):
         self.problem_mark = mark
 
 
-class _Loader(yaml.SafeLoader):
-    """YAML safe loading with timestamps kept as the text written (metadata must stay JSON),
-    without aliases and with bounded nesting.
+@functools.cache
+def _loader() -> type[yaml.SafeLoader]:
+    """The YAML loader for front matter, made when a draft first has YAML front matter: loading
+    YAML for every draft (and every command) slowed start-up. Two threads may each make one at
+    first; either is the same loader."""
+    import yaml
 
-    An alias makes a value out of another one: a few hundred bytes of nested aliases ("billion
-    laughs") expand to gigabytes, and an alias inside its own anchor is an endless value. Both
-    are refused where the alias is written, before anything is built.
-    """
+    class Loader(yaml.SafeLoader):
+        """YAML safe loading with timestamps kept as the text written (metadata must stay JSON),
+        without aliases and with bounded nesting.
 
-    _depth = 0
+        An alias makes a value out of another one: a few hundred bytes of nested aliases ("billion
+        laughs") expand to gigabytes, and an alias inside its own anchor is an endless value. Both
+        are refused where the alias is written, before anything is built.
+        """
 
-    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise _Refused(f"the YAML alias *{event.anchor} is not allowed in front matter (aliases and merge keys can expand without bound; write the value out)", event.start_mark)
-        if self._depth >= FRONT_MATTER_DEPTH:
-            raise _Refused(f"front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
-        self._depth += 1
-        try:
-            return super().compose_node(parent, index)
-        finally:
-            self._depth -= 1
+        _depth = 0
 
+        def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise _Refused(f"the YAML alias *{event.anchor} is not allowed in front matter (aliases and merge keys can expand without bound; write the value out)", event.start_mark)
+            if self._depth >= FRONT_MATTER_DEPTH:
+                raise _Refused(f"front matter nests lists or mappings deeper than {FRONT_MATTER_DEPTH} levels", self.peek_event().start_mark)  # type: ignore[no-untyped-call]
+            self._depth += 1
+            try:
+                return super().compose_node(parent, index)
+            finally:
+                self._depth -= 1
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    return Loader
 
 
 def _line_of(text: str, offset: int) -> int:
@@ -315,8 +322,10 @@ def _fenced(text: str, opening: re.Match[str], fence: str, name: str) -> tuple[s
 
 
 def _yaml_front(front: str, name: str) -> Any:
+    import yaml
+
     try:
-        return yaml.load(front, Loader=_Loader)
+        return yaml.load(front, Loader=_loader())
     except _Refused as exc:
         raise DraftError(f"{name}:{exc.problem_mark.line + 2}: {exc.problem}") from None
     except yaml.YAMLError as exc:
@@ -354,6 +363,8 @@ def _plain_toml(value: Any) -> Any:
 
 
 def _toml_front(front: str, name: str) -> Any:
+    import tomllib
+
     dotted = _TOML_DOTTED_RE.search(front)
     if dotted is not None:
         line = _line_of(front, dotted.start()) + 1

@@ -22,8 +22,9 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from ledger.application import Ledger
-from ledger.draft_format import DRAFT_SIZE_LIMIT, Draft, check_draft_file, is_draft_name, read_draft
+from ledger.draft_format import Draft, check_draft_file, is_draft_name, read_draft
 from ledger.errors import ArticleNotFoundError, DraftError, VersionConflictError
+from ledger.limits import DRAFT_SIZE_LIMIT
 from ledger.plans import plan_changes
 from ledger.projections import ArticleView
 from ledger.rendering import LAYOUT_KEY

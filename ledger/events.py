@@ -40,8 +40,6 @@ _CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 MAX_NESTING = 32
 """How deep metadata values may nest (lists and mappings inside each other)."""
-DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
-"""The default bound on one event's data, as JSON (`ledger.open(max_event_bytes=...)`)."""
 
 
 def validate_article_id(value: str) -> str:

@@ -18,8 +18,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, cast
 
-import yaml
-
 LAYOUT_KEY = "_draft"
 """Metadata key holding how the draft was laid out (format, raw pieces); absent for plain defaults."""
 
@@ -212,6 +210,9 @@ def dump_front_matter(values: Mapping[str, Any]) -> str:
     """Front-matter YAML for `values`, in their order, one key per line."""
     if not values:
         return ""
+    # Only a draft with front matter needs YAML: loading it for every command slowed start-up.
+    import yaml
+
     return yaml.safe_dump(dict(values), sort_keys=False, allow_unicode=True, default_flow_style=False, width=2**16)
 
 

@@ -56,9 +56,10 @@ from watchdog.observers.polling import PollingObserver
 from ledger.application import Ledger
 from ledger.application import open as open_ledger
 from ledger.codec import dumps, loads
-from ledger.draft_format import DRAFT_SIZE_LIMIT, is_draft_name, parse_draft, read_draft_bytes
+from ledger.draft_format import is_draft_name, parse_draft, read_draft_bytes
 from ledger.drafts import IngestResult, ingest_draft, withdraw
 from ledger.errors import DraftError, InvalidInputError, LedgerError
+from ledger.limits import DRAFT_SIZE_LIMIT
 from ledger.settling import Settling
 
 log = logging.getLogger("ledger.watcher")

@@ -23,6 +23,7 @@ LAYERS = {
     "times": 0,
     "patches": 0,
     "settling": 0,
+    "limits": 0,
     "events": 1,
     "codec": 2,
     "caches": 2,
@@ -196,3 +197,29 @@ def test_the_cli_has_no_import_loop() -> None:
         assert "main" not in imported, f"cli/{path.name} imports cli/main.py"
         if path.stem in ("group", "output"):
             assert not any(name.endswith("_commands") for name in imported), f"cli/{path.name} imports a command module"
+
+
+# What a command that needs none of them must not load: they made `ledger --help` take 0.4-0.6 s
+# (issue 14; benchmarks/bench_startup.py measures it).
+_HEAVY = ("pydantic", "rich", "yaml", "tomllib", "watchdog", "orjson", "ledger.application", "ledger.events")
+
+
+def _loaded_after(code: str) -> list[str]:
+    # On stderr: the code may print on stdout (help, a version).
+    probe = f"import sys\n{code}\nsys.stderr.write(' '.join(m for m in {_HEAVY!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, check=True, capture_output=True, text=True)
+    return result.stderr.split()
+
+
+def test_importing_ledger_loads_none_of_its_modules() -> None:
+    assert _loaded_after("import ledger") == []
+
+
+@pytest.mark.parametrize("option", ["--help", "--version"])
+def test_the_cli_starts_without_the_library_or_rich(option: str) -> None:
+    code = f"import ledger_cli.main\nsys.argv = ['ledger', {option!r}]\ntry:\n    ledger_cli.main.main()\nexcept SystemExit:\n    pass"
+    assert _loaded_after(code) == []
+
+
+def test_a_name_of_the_library_loads_its_module_once_asked_for() -> None:
+    assert _loaded_after("import ledger\nledger.Ledger") == ["pydantic", "orjson", "ledger.application", "ledger.events"]
