@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 import ledger
 
@@ -67,11 +68,11 @@ class ClickProblem(click.ClickException):
     with click's exit code (1; `UsageProblem`: 2)."""
 
     @classmethod
-    def of(cls, exc: click.ClickException) -> ClickProblem:
+    def of(cls, exc: click.ClickException) -> click.ClickException:
         """`exc` in ledger's words: the command, then click's message on one line (its "Did you
         mean" suggestion included), starting lower case; a bad value is named by its option."""
-        if isinstance(exc, ClickProblem):
-            return exc
+        if isinstance(exc, (ClickProblem, NoArgsIsHelpError)):
+            return exc  # NoArgsIsHelpError: `ledger` alone prints its help, as asked
         if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter) and exc.param is not None:
             # click names the option in quotes, "Invalid value for '--version': ..."
             hint = exc.param.get_error_hint(exc.ctx) if exc.ctx is not None else exc.param.human_readable_name
@@ -108,6 +109,7 @@ class LedgerGroup(click.Group):
             raise ClickProblem.of(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn what it raises into one line and its exit code (see the class)."""
         try:
             return super().invoke(ctx)
         except click.ClickException as exc:

@@ -196,6 +196,12 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     assert loud.returncode == 6
 
 
+def test_ledger_alone_still_prints_its_help() -> None:
+    # click's "no arguments: help" is a usage error too; it must not become a one-line error.
+    result = cli()
+    assert result.exit_code == 2 and result.stderr.startswith("Usage: ledger [OPTIONS] COMMAND") and "Commands:" in result.stderr
+
+
 def test_debug_keeps_the_documented_exit_code(store_dir: Path) -> None:
     # Issue 14 point 2: `ledger --debug show nope` exited 1 (the traceback's), not 4.
     result = cli("--store", str(store_dir), "--debug", "show", "nope")
