@@ -22,12 +22,15 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import sys
+import traceback
 from pathlib import Path
 from typing import Any
 
 import click
+from click.exceptions import NoArgsIsHelpError
 
 import ledger
 
@@ -41,25 +44,90 @@ EXIT_BROKEN_PIPE = 141
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
+def _one_line(text: str) -> str:
+    # One line, always: a name given by the user may hold a line break.
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _error(message: str) -> None:
+    notice("[bold red]error:[/]", _one_line(message))
+
+
+def _lower_first(text: str) -> str:
+    # Click's sentences start upper case; ours continue the line after "error:".
+    return text[0].lower() + text[1:] if text[:2].istitle() else text
+
+
+def _debug(ctx: click.Context) -> bool:
+    # Read when an error is caught: the group's callback sets it once the options are parsed.
+    return bool(ctx.obj and ctx.obj.get("debug"))
+
+
+class ClickProblem(click.ClickException):
+    """An error click raises, shown as every other error is: one line `error: ...` on stderr,
+    with click's exit code (1; `UsageProblem`: 2)."""
+
+    @classmethod
+    def of(cls, exc: click.ClickException) -> click.ClickException:
+        """`exc` in ledger's words: the command, then click's message on one line (its "Did you
+        mean" suggestion included), starting lower case; a bad value is named by its option."""
+        if isinstance(exc, (ClickProblem, NoArgsIsHelpError)):
+            return exc  # NoArgsIsHelpError: `ledger` alone prints its help, as asked
+        if isinstance(exc, click.BadParameter) and not isinstance(exc, click.MissingParameter) and exc.param is not None:
+            # click names the option in quotes, "Invalid value for '--version': ..."
+            hint = exc.param.get_error_hint(exc.ctx) if exc.ctx is not None else exc.param.human_readable_name
+            message = f"{hint.replace(chr(39), '')}: {_lower_first(exc.message)}"
+        else:
+            message = _lower_first(exc.format_message())
+        message = re.sub(r"\.\s+Did you mean ", "; did you mean ", message).rstrip(".")
+        if not isinstance(exc, click.UsageError):
+            return cls(message)
+        if exc.ctx is not None:
+            message = f"{exc.ctx.command_path}: {message}"
+        return UsageProblem(message)
+
+    def show(self, file: Any = None) -> None:
+        """Print the one line on stderr."""
+        _error(self.message)
+
+
+class UsageProblem(ClickProblem):
+    """A usage error (unknown command or option, bad option value): exit code 2."""
+
+    exit_code = EXIT_USAGE
+
+
 class LedgerGroup(click.Group):
-    """Runs commands so that a `LedgerError` is one line on stderr and its documented exit code."""
+    """Runs commands so that every error (a `LedgerError`, a usage error) is one line on stderr
+    and its documented exit code; with `--debug`, a traceback and the same exit code."""
+
+    def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
+        """Parse the group's own options; a usage error there is one line too."""
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            raise ClickProblem.of(exc) from None
 
     def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; turn what it raises into one line and its exit code (see the class)."""
         try:
             return super().invoke(ctx)
+        except click.ClickException as exc:
+            raise ClickProblem.of(exc) from None
         except ledger.LedgerError as exc:
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            # One line, always: a name given by the user may hold a line break.
-            notice("[bold red]error:[/]", str(exc).replace("\r", "\\r").replace("\n", "\\n"))
+            if _debug(ctx):
+                traceback.print_exc()
+            else:
+                _error(str(exc))
             ctx.exit(exc.exit_code)
         except sqlite3.Error as exc:
             # The library maps the caches' errors it expects; this is the last line of defence,
             # so that a damaged or unwritable cache is never a traceback.
-            if ctx.obj and ctx.obj.get("debug"):
-                raise
-            notice("[bold red]error:[/]", f"the store's index or views failed ({exc}); they are caches of the log, "
-                   "so deleting index.sqlite and views.sqlite in the store folder is safe")
+            if _debug(ctx):
+                traceback.print_exc()
+            else:
+                _error(f"the store's index or views failed ({exc}); they are caches of the log, "
+                       "so deleting index.sqlite and views.sqlite in the store folder is safe")
             ctx.exit(EXIT_STORE)
         except KeyboardInterrupt:
             ctx.exit(EXIT_INTERRUPTED)
@@ -75,7 +143,7 @@ class _StderrHandler(logging.Handler):
         notice("[yellow]warning:[/]", record.getMessage())
 
 
-@click.group(cls=LedgerGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(name="ledger", cls=LedgerGroup, context_settings=CONTEXT_SETTINGS)
 @click.option(
     "--store",
     "store",

@@ -178,10 +178,31 @@ INT64_MAX = 2**63 - 1
 """The largest position, version or count the log and its index can hold."""
 
 
-def count(minimum: int) -> click.IntRange:
-    """An integer option type from `minimum` up to what the log can hold (a larger one is a
-    usage error naming the range, not an overflow deep in the index)."""
-    return click.IntRange(min=minimum, max=INT64_MAX)
+class Count(click.IntRange):
+    """A whole number from `minimum` up to what the log can hold (a larger one is a usage error
+    saying so, not an overflow deep in the index), refused in plain words: `'abc' is not a whole
+    number (expected 1 or more)` rather than click's `'abc' is not a valid integer range`."""
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(min=minimum, max=INT64_MAX)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        """`value` as an int within the range, or a usage error saying what is expected."""
+        expected = f"{self.min} or more"
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{str(value)!r} is not a whole number (expected {expected})", param, ctx)
+        if self.min is not None and number < self.min:
+            self.fail(f"{number} is too small (expected {expected})", param, ctx)
+        if number > INT64_MAX:
+            self.fail(f"{number} is beyond 64 bits (expected at most {INT64_MAX:,}, the largest the log holds)", param, ctx)
+        return number
+
+
+def count(minimum: int) -> Count:
+    """The `Count` type for an option or argument: a whole number from `minimum` on."""
+    return Count(minimum)
 
 
 class Seconds(click.FloatRange):

@@ -97,7 +97,7 @@ def loads_input(data: bytes | str) -> Any:
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
-        raise InputJsonError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at byte {exc.start + 1})") from None
+        raise InputJsonError(f"not UTF-8 text (byte 0x{data[exc.start]:02x} at byte {exc.start + 1}): expected JSON as UTF-8 text") from None
     try:
         return _INPUT_DECODER.decode(text)
     except RecursionError:

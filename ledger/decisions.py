@@ -26,6 +26,7 @@ from ledger.errors import (
 from ledger.events import (
     EventIn,
     NewRecord,
+    check_json_value,
     describe_validation_error,
     format_time,
     new_event_ids,
@@ -236,13 +237,23 @@ def check_size(kind: str, data: dict[str, Any], name: str, max_event_bytes: int)
     """Refuse data that cannot be written as JSON, or is larger than `max_event_bytes`."""
     try:
         size = len(codec.dumps(data))
-    except TypeError as exc:  # orjson's JSONEncodeError: e.g. an unpaired surrogate in a body
-        raise InvalidEventError(f"{name}: {kind}: data cannot be written as JSON ({exc})") from None
+    except TypeError:  # orjson's JSONEncodeError: an unpaired surrogate (`"\\ud800"`) in a body
+        raise InvalidEventError(f"{name}: {kind}: {_unwritable(data)}") from None
     if size > max_event_bytes:
         raise InvalidEventError(
             f"{name}: {kind} is {size:,} bytes of data, over the limit of {max_event_bytes:,}"
             " (ledger --max-event-bytes raises it)"
         )
+
+
+def _unwritable(data: dict[str, Any]) -> str:
+    """Where `data` holds what JSON cannot write, and what is expected instead."""
+    for key, value in data.items():
+        try:
+            check_json_value(value, key)
+        except ValueError as exc:
+            return f"{exc} (text must be Unicode: a \\ud800-\\udfff escape only as half of a surrogate pair)"
+    return "data cannot be written as JSON"
 
 
 def check_resent(events: Sequence[EventIn], names: Sequence[str], recorded: Mapping[str, StoredRecord]) -> None:

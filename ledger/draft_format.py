@@ -132,10 +132,15 @@ def _line_of(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
 
-def _decode(data: bytes, name: str) -> str:
+def _decode(data: bytes, name: str, named: bool) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
+        # A NUL byte, or a file named otherwise than a draft, is no draft saved in the wrong
+        # encoding (an image, a program): say what a draft is rather than how to save one.
+        if b"\0" in data or (named and not name.lower().endswith(DRAFT_SUFFIXES)):
+            what = "binary data" if b"\0" in data else "not UTF-8 text"
+            raise DraftError(f"{name}: not a draft: {what} (drafts are UTF-8 text files: {', '.join(DRAFT_SUFFIXES)})") from None
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
         raise DraftError(f"{name}:{line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); save the draft as UTF-8") from None
@@ -550,12 +555,13 @@ def parse_draft(
     stem, unless front matter names an `id`, or `article` is given), the format (`.md`,
     `.markdown`: Markdown, unless `markdown` says) and the name in error messages.
 
-    Raises `DraftError` (one line: file, line, what is wrong) for bytes that are not UTF-8, an
+    Raises `DraftError` (one line: file, line, what is wrong) for bytes that are not UTF-8 (or
+    binary, or not UTF-8 in a file not named like a draft: "not a draft"), an
     empty draft, a missing title (a Markdown draft needs front matter or a `# ` title heading),
     broken or hostile front matter or an invalid article id.
     """
     name = os.fspath(source) if source is not None else "<draft>"
-    text = _decode(data, name) if isinstance(data, bytes) else data
+    text = _decode(data, name, source is not None) if isinstance(data, bytes) else data
     if markdown is None:
         markdown = name.lower().endswith(MARKDOWN_SUFFIXES)
     if not text.strip("\ufeff \t\r\n"):
@@ -597,7 +603,7 @@ def check_draft_file(path: str | os.PathLike[str], *, follow_symlinks: bool = Fa
     try:
         info = os.lstat(path)
     except OSError as exc:
-        raise DraftError(f"{name}:1: cannot read the draft: {exc.strerror or exc}") from None
+        raise DraftError(f"{name}: cannot read the draft: {exc.strerror or exc}") from None
     if stat.S_ISLNK(info.st_mode):
         if not follow_symlinks:
             raise DraftError(f"{name}: a symbolic link: not followed (--follow-symlinks reads links to drafts in the same folder)")
@@ -621,7 +627,7 @@ def read_draft_bytes(
     try:
         fd = os.open(path, flags)
     except OSError as exc:
-        raise DraftError(f"{name}:1: cannot read the draft: {exc.strerror or exc}") from None
+        raise DraftError(f"{name}: cannot read the draft: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if (info.st_dev, info.st_ino) != (expected.st_dev, expected.st_ino) or not stat.S_ISREG(info.st_mode):
@@ -641,7 +647,7 @@ def read_draft_bytes(
         if size > max_size:
             raise DraftError(too_big)
     except OSError as exc:
-        raise DraftError(f"{name}:1: cannot read the draft: {exc.strerror or exc}") from None
+        raise DraftError(f"{name}: cannot read the draft: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
     return b"".join(chunks), info

@@ -22,8 +22,8 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, Field
 
 from ledger.application import Ledger
-from ledger.draft_format import Draft, check_draft_file, is_draft_name, read_draft
-from ledger.errors import ArticleNotFoundError, DraftError, VersionConflictError
+from ledger.draft_format import DRAFT_SUFFIXES, Draft, check_draft_file, is_draft_name, read_draft
+from ledger.errors import ArticleNotFoundError, DraftError, NothingToDoError, VersionConflictError
 from ledger.limits import DRAFT_SIZE_LIMIT
 from ledger.plans import plan_changes
 from ledger.projections import ArticleView
@@ -274,10 +274,15 @@ def ingest(
     text or an age like `2h`) is when the changes happened, `actor` who made them, `reason` why.
     `article` ingests a single draft as that article, whatever its file name. Only regular files
     of at most `max_size` bytes are drafts; symbolic links are read only with `follow_symlinks`,
-    and only to drafts in their own folder (see `draft_files`, `read_draft_bytes`).
+    and only to drafts in their own folder (see `draft_files`, `read_draft_bytes`). No draft
+    at all among `paths` (an empty folder) is `NothingToDoError`.
     """
     when = parse_when(at) if at is not None else None
-    files = draft_files(paths, follow_symlinks=follow_symlinks)
+    given = list(paths)
+    files = draft_files(given, follow_symlinks=follow_symlinks)
+    if not files:
+        where = ", ".join(os.fspath(path) for path in given) or "no paths given"
+        raise NothingToDoError(f"nothing to ingest: no drafts in {where} (drafts are {', '.join(DRAFT_SUFFIXES)} files)")
     if article is not None and len(files) != 1:
         raise DraftError(f"an article id can be given for one draft only, not {len(files)}")
     drafts = [read_draft(path, article, follow_symlinks=follow_symlinks, max_size=max_size) for path in files]

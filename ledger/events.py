@@ -97,7 +97,7 @@ def _check_occurred_at(value: Any) -> Any:
     elif not isinstance(value, datetime):
         raise ValueError(f"must be an ISO 8601 time as text (e.g. \"2017-09-05T16:05:00Z\"), not {type(value).__name__}")
     if value.tzinfo is None:
-        raise ValueError("occurred_at needs a time zone (e.g. 2017-09-05T16:05:00Z)")
+        raise ValueError("needs a time zone (e.g. 2017-09-05T16:05:00Z)")
     try:
         return value.astimezone(UTC)
     except (OverflowError, ValueError):
@@ -526,15 +526,66 @@ def validate_data(kind: str, data: dict[str, Any], where: str = "") -> dict[str,
     return valid.model_dump(exclude_none=False)
 
 
+_JSON_KINDS = {str: "text", bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object",
+               type(None): "null"}
+
+_EXPECTED = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "list_type": "a list",
+    "dict_type": "an object ({...})",
+    "bool_type": "true or false",
+    "datetime_type": "an ISO 8601 time (e.g. 2017-09-05T16:05:00Z)",
+    "datetime_parsing": "an ISO 8601 time (e.g. 2017-09-05T16:05:00Z)",
+    "datetime_from_date_parsing": "an ISO 8601 time (e.g. 2017-09-05T16:05:00Z)",
+}
+"""pydantic's type errors, as what the field expects (`... must be text, not a number`)."""
+
+
+def _what(value: Any) -> str:
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        shown = repr(value)
+        return shown if len(shown) <= 40 else f"{shown[:37]}..."
+    return _JSON_KINDS.get(type(value), f"a {type(value).__name__}")
+
+
+def _plain(error: Any, model: type[BaseModel] | None) -> str:
+    """One pydantic error in plain words: what is wrong with the value and what is expected."""
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "extra_forbidden":
+        if model is not None and len(error["loc"]) == 1:
+            fields = ", ".join(model.model_fields)
+            return f"unknown field (expected one of {fields})" if fields else f"unknown field ({model.__name__} has no data fields)"
+        return "unknown field"
+    if kind == "missing":
+        return "missing field"
+    if kind == "value_error":
+        # Our validators' own words, without pydantic's "Value error, " before them.
+        return str(ctx.get("error", error["msg"]))
+    if kind == "literal_error":
+        if error["loc"] == ("type",):
+            return f"unknown event type {value!r} (expected {ctx['expected']})"
+        return f"{_what(value)} is not allowed (expected {ctx['expected']})"
+    if kind in _EXPECTED:
+        return f"must be {_EXPECTED[kind]}, not {_what(value)}"
+    if kind == "string_too_short":
+        return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx['min_length']} characters"
+    if kind in ("string_too_long", "too_long"):
+        return f"must be at most {ctx['max_length']} characters, not {len(value) if isinstance(value, str) else ctx.get('actual_length')}"
+    if kind == "greater_than_equal":
+        return f"must be {ctx['ge']} or more, not {_what(value)}"
+    message = str(error["msg"])
+    return message.replace("Input should be", "must be", 1) if message.startswith("Input should be") else message
+
+
 def describe_validation_error(exc: ValidationError) -> str:
-    """One line naming the first invalid field and why (pydantic's message, shortened)."""
+    """One line naming the first invalid field and what is wrong with it, in plain words (not
+    pydantic's: `actor: must be a single line`, `data: must be an object ({...}), not a list`)."""
     errors = exc.errors()
     first = errors[0]
     loc = ".".join(str(part) for part in first["loc"]) or "value"
-    message = first["msg"]
-    if first["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif first["type"] == "missing":
-        message = "missing field"
+    model = EventIn if exc.title == "EventIn" else EVENT_TYPES.get(exc.title)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {message}{more}"
+    return f"{loc}: {_plain(first, model)}{more}"

@@ -68,7 +68,7 @@ def test_exit_1_other_ledger_error() -> None:
 def test_exit_2_usage_error(store_dir: Path, args: list[str]) -> None:
     result = cli("--store", str(store_dir), *args)
     assert result.exit_code == 2
-    assert "Usage: " in result.stderr and "Error: " in result.stderr
+    assert result.stderr.startswith("error: ledger") and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_exit_3_invalid_input(store_dir: Path) -> None:
@@ -193,6 +193,45 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     loud = run_ledger("--debug", "log", store=tmp_path / "missing")
     assert quiet.returncode == 6 and b"Traceback" not in quiet.stderr and quiet.stderr.count(b"\n") == 1
     assert b"Traceback" in loud.stderr and b"StoreNotFoundError" in loud.stderr
+    assert loud.returncode == 6
+
+
+def test_ledger_alone_still_prints_its_help() -> None:
+    # click's "no arguments: help" is a usage error too; it must not become a one-line error.
+    result = cli()
+    assert result.exit_code == 2 and result.stderr.startswith("Usage: ledger [OPTIONS] COMMAND") and "Commands:" in result.stderr
+
+
+def test_debug_keeps_the_documented_exit_code(store_dir: Path) -> None:
+    # Issue 14 point 2: `ledger --debug show nope` exited 1 (the traceback's), not 4.
+    result = cli("--store", str(store_dir), "--debug", "show", "nope")
+    assert result.exit_code == 4
+    assert "Traceback" in result.stderr and "ArticleNotFoundError: article 'nope' is not in the log" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ingest", "nothere.txt"], "ledger ingest: PATHS...: path 'nothere.txt' does not exist"),
+        (["show", "--verison", "3", "a"], "ledger show: no such option '--verison'; did you mean '--version'?"),
+        (["shw", "a"], "ledger: no such command 'shw'; did you mean 'show'?"),
+        (["show"], "ledger show: missing argument 'ARTICLE'"),
+        (["log", "--format", "xml"], "ledger log: --format: 'xml' is not one of 'text', 'json'"),
+        (["show", "--version", "abc", "a"], "ledger show: --version: 'abc' is not a whole number (expected 1 or more)"),
+        (["show", "--version", "0", "a"], "ledger show: --version: 0 is too small (expected 1 or more)"),
+        (["diff", "a", "1", "x"], "ledger diff: [TO]: 'x' is not a whole number (expected 0 or more)"),
+        (["log", "--limit", "99999999999999999999"],
+         "ledger log: --limit / -n: 99999999999999999999 is beyond 64 bits (expected at most 9,223,372,036,854,775,807, the largest the log holds)"),
+        (["--lock-timeout", "nan", "log"], "ledger: --lock-timeout: 'nan' is not a number of seconds"),
+    ],
+    ids=["missing-path", "misspelt-option", "misspelt-command", "missing-argument", "bad-choice", "not-a-number", "too-small",
+         "positional", "beyond-64-bits", "global-option"],
+)
+def test_usage_errors_are_one_line_like_every_error(store_dir: Path, args: list[str], message: str) -> None:
+    # Issue 14 points 2 and 3: click printed three lines ("Usage: ...", "Try ...", "Error: ...")
+    # and "'abc' is not a valid integer range"; the exit code stays 2.
+    result = cli("--store", str(store_dir), *args)
+    assert (result.exit_code, result.stderr) == (2, f"error: {message}\n")
 
 
 # --- help --------------------------------------------------------------------------------

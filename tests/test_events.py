@@ -115,11 +115,13 @@ def test_times_before_the_year_1000_keep_the_fixed_width(led: ledger.Ledger) -> 
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"type": "ArticleDeleted"}, "type: Input should be"),
-        ({"colour": "red"}, "colour: unknown field"),
-        ({"article": None}, "article: Input should be a valid string"),
-        ({"actor": "two\nlines"}, "actor: Value error, must be a single line"),
-        ({"expected_version": -1}, "expected_version: Input should be greater than or equal to 0"),
+        ({"type": "ArticleDeleted"}, "type: unknown event type 'ArticleDeleted' \\(expected 'ArticleCreated', "),
+        ({"colour": "red"}, "colour: unknown field \\(expected one of type, article, data, id, actor, reason, occurred_at, expected_version\\)$"),
+        ({"article": None}, "article: must be text, not null$"),
+        ({"actor": "two\nlines"}, "actor: must be a single line$"),
+        ({"expected_version": -1}, "expected_version: must be 0 or more, not -1$"),
+        ({"data": []}, "data: must be an object \\({...}\\), not a list$"),
+        ({"expected_version": "x"}, "expected_version: must be a whole number, not 'x'$"),
     ],
 )
 def test_bad_envelopes(led: ledger.Ledger, fields: dict[str, Any], message: str) -> None:
@@ -139,13 +141,13 @@ def test_missing_envelope_field(led: ledger.Ledger) -> None:
     ("kind", "data", "message"),
     [
         ("ArticleCreated", {}, "ArticleCreated: title: missing field"),
-        ("ArticleCreated", {"title": "T", "subtitle": "S"}, "ArticleCreated: subtitle: unknown field"),
-        ("ArticleCreated", {"title": ""}, "ArticleCreated: title: String should have at least 1 character"),
-        ("ArticleCreated", {"title": "T", "categories": "news"}, "ArticleCreated: categories: Input should be a valid list"),
+        ("ArticleCreated", {"title": "T", "subtitle": "S"}, "ArticleCreated: subtitle: unknown field \\(expected one of title, body, categories, metadata\\)"),
+        ("ArticleCreated", {"title": ""}, "ArticleCreated: title: must not be empty"),
+        ("ArticleCreated", {"title": "T", "categories": "news"}, "ArticleCreated: categories: must be a list, not 'news'"),
         ("UpdateBlockAdded", {"text": "t"}, "UpdateBlockAdded: heading: missing field"),
-        ("UpdateBlockAdded", {"heading": "H", "index": -1}, "UpdateBlockAdded: index: Input should be greater than or equal to 0"),
-        ("CategoriesChanged", {"added": ["ok", "bad\nline"]}, "CategoriesChanged: added.1: Value error, must be a single line"),
-        ("ArticleWithdrawn", {"why": "x"}, "ArticleWithdrawn: why: unknown field"),
+        ("UpdateBlockAdded", {"heading": "H", "index": -1}, "UpdateBlockAdded: index: must be 0 or more, not -1"),
+        ("CategoriesChanged", {"added": ["ok", "bad\nline"]}, "CategoriesChanged: added.1: must be a single line"),
+        ("ArticleWithdrawn", {"why": "x"}, "ArticleWithdrawn: why: unknown field \\(ArticleWithdrawn has no data fields\\)"),
         ("Renamed", {}, "unknown event type 'Renamed'"),
     ],
 )

@@ -292,7 +292,9 @@ def test_the_python_api_refuses_links_unless_asked(led: ledger.Ledger, drafts: P
         ledger.read_draft(drafts / "shadow.txt")
     with pytest.raises(ledger.DraftError, match="outside the drafts folder"):
         ledger.ingest(led, [drafts / "shadow.txt"], follow_symlinks=True)
-    assert ledger.ingest(led, [drafts]) == []
+    # The link is skipped, which leaves no draft at all: nothing to ingest (issue 14 point 4).
+    with pytest.raises(ledger.NothingToDoError, match="no drafts in "):
+        ledger.ingest(led, [drafts])
     assert led.head().position == 0
 
 
