@@ -1,8 +1,9 @@
-"""Commands on the log itself: init, append, log, verify, head."""
+"""Commands on the log itself: init, append (and schema, what it takes), log, verify, head."""
 
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from typing import IO
 
@@ -73,6 +74,20 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
     versions = ", ".join(f"{article} v{version}" for article, version in result.versions.items())
     count = result.last_position - result.first_position + 1
     click.echo(f"recorded {count} event{'s' if count != 1 else ''} at positions {result.first_position}-{result.last_position}: {versions}{note}")
+
+
+@main.command()
+@click.argument("kind", metavar="[TYPE]", required=False)
+def schema(kind: str | None) -> None:
+    """Print the JSON Schema of what `ledger append` takes: one event type's (TYPE), or of any
+    event (all types, as oneOf) without TYPE.
+
+    \b
+    Examples:
+      ledger schema ArticleEdited
+      ledger schema > ledger-event.schema.json
+    """
+    click.echo(json.dumps(ledger.event_schema(kind), indent=2, ensure_ascii=False))
 
 
 @main.command(name="log")

@@ -1,5 +1,5 @@
-"""Commands that read the views: show, history, diff, categories, updated, timeline; and the two
-that act on them: restore (a new version) and replay (rebuild the views)."""
+"""Commands that read the views: articles, show, history, diff, categories, updated, timeline; and
+those that act on them: restore and withdraw (a new version) and replay (rebuild the views)."""
 
 from __future__ import annotations
 
@@ -189,6 +189,35 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, articl
 
 
 @main.command()
+@click.option("--category", "-c", help="Only articles in this category now.")
+@click.option("--since", type=TIME, help="Only articles changed at or after this time (ISO 8601 or an age like 2h).")
+@click.option("--withdrawn/--live", default=None, help="Only withdrawn articles, or only live ones (default: both).")
+@format_option
+@click.pass_context
+def articles(ctx: click.Context, category: str | None, since: datetime | None, withdrawn: bool | None, fmt: str) -> None:
+    """List articles as they stand now, the most recently changed first.
+
+    JSON fields (one line each): article, title, version, updated_at, categories, withdrawn.
+
+    \b
+    Examples:
+      ledger articles --since 24h
+      ledger articles --category Syria --live --format json
+    """
+    entries = open_ledger(ctx).articles(category=category, since=since, withdrawn=withdrawn)
+    if fmt == "json":
+        json_lines(e.model_dump(mode="json") for e in entries)
+        return
+    table(
+        ["updated", "article", "ver", "title", "categories", "withdrawn"],
+        (
+            [local_time(e.updated_at), e.article, e.version, e.title, ", ".join(e.categories), "withdrawn" if e.withdrawn else ""]
+            for e in entries
+        ),
+    )
+
+
+@main.command()
 @click.option("--since", required=True, type=TIME, help="Update blocks added at or after this time (ISO 8601 or an age like 2h).")
 @format_option
 @click.pass_context
@@ -266,6 +295,29 @@ def restore(ctx: click.Context, article: str, version: int, actor: str | None, r
         json_line(result.model_dump(mode="json"))
         return
     click.echo(f"restored {article} to version {version} as version {result.versions[article]}")
+
+
+@main.command()
+@click.argument("article")
+@click.option("--actor", help="Who withdraws it.")
+@click.option("--reason", help="Why.")
+@format_option
+@click.pass_context
+def withdraw(ctx: click.Context, article: str, actor: str | None, reason: str | None, fmt: str) -> None:
+    """Withdraw ARTICLE: it leaves current views and listings, keeps its history, and `ledger
+    restore` brings it back.
+
+    JSON fields: those of `ledger append --format json`.
+
+    \b
+    Example:
+      ledger withdraw deir-ez-zor --reason "legal request"
+    """
+    result = open_ledger(ctx).withdraw(article, actor=actor, reason=reason)
+    if fmt == "json":
+        json_line(result.model_dump(mode="json"))
+        return
+    click.echo(f"withdrew {article} as version {result.versions[article]}")
 
 
 @main.command()

@@ -20,6 +20,7 @@ __all__ = [
     "AppendResult",
     "ArticleNotFoundError",
     "ArticleStateError",
+    "ArticleSummary",
     "ArticleView",
     "CategoryCount",
     "CategoryListing",
@@ -64,6 +65,7 @@ __all__ = [
     "Watcher",
     "WordChange",
     "dumps",
+    "event_schema",
     "format_time",
     "ingest",
     "init",
@@ -101,7 +103,7 @@ if TYPE_CHECKING:
         VersionConflictError,
         VersionNotFoundError,
     )
-    from ledger.events import EVENT_TYPES, EventIn, RecordedEvent, format_time
+    from ledger.events import EVENT_TYPES, EventIn, RecordedEvent, event_schema, format_time
     from ledger.limits import DEFAULT_MAX_EVENT_BYTES, DRAFT_SIZE_LIMIT
     from ledger.projections import ArticleView, UpdateBlock
     from ledger.rendering import render
@@ -109,6 +111,7 @@ if TYPE_CHECKING:
     from ledger.times import parse_when
     from ledger.transfer import ImportResult
     from ledger.views import (
+        ArticleSummary,
         CategoryCount,
         CategoryListing,
         CategoryMember,
@@ -133,6 +136,7 @@ _HOMES = {
     "AppendResult": "ledger.store",
     "ArticleNotFoundError": "ledger.errors",
     "ArticleStateError": "ledger.errors",
+    "ArticleSummary": "ledger.views",
     "ArticleView": "ledger.projections",
     "CategoryCount": "ledger.views",
     "CategoryListing": "ledger.views",
@@ -150,6 +154,7 @@ _HOMES = {
     "DuplicateEventError": "ledger.errors",
     "EVENT_TYPES": "ledger.events",
     "EventIn": "ledger.events",
+    "event_schema": "ledger.events",
     "EventStore": "ledger.store",
     "FeedBlock": "ledger.views",
     "FeedEntry": "ledger.views",

@@ -9,6 +9,7 @@ catalog (`views.sqlite`), states to the states cache, export and import to `ledg
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import os
@@ -25,6 +26,7 @@ from ledger.catalog import Catalog
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
     ArticleNotFoundError,
+    ArticleStateError,
     CorruptStoreError,
     DuplicateEventError,
     InvalidEventError,
@@ -59,6 +61,7 @@ from ledger.store import (
 from ledger.times import parse_when
 from ledger.transfer import ImportResult
 from ledger.views import (
+    ArticleSummary,
     CategoryCount,
     CategoryListing,
     CategoryMember,
@@ -318,8 +321,16 @@ class Ledger:
         """The article's latest version; raises `ArticleNotFoundError` when it has none."""
         current = self.store.article_version(article)
         if current == 0:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+            raise self._not_found(article)
         return current
+
+    def _not_found(self, article: str) -> ArticleNotFoundError:
+        """The error for an article the log does not have, suggesting ids close to it (a typo)."""
+        message = f"article {article!r} is not in the log"
+        close = [repr(name) for name in difflib.get_close_matches(article, self.store.articles(), n=3)]
+        if close:
+            message += f" (did you mean {' or '.join(close)}?)"
+        return ArticleNotFoundError(message)
 
     def _state(self, article: str, version: int, current: int) -> ArticleState:
         """The article's state at `version`, given its `current` (latest) version."""
@@ -353,7 +364,7 @@ class Ledger:
         grows with the size of the changes, not with versions x article size."""
         records = self.store.read_article(article)
         if not records:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+            raise self._not_found(article)
         entries: list[HistoryEntry] = []
         state: ArticleState | None = None
         sizes = RenderedSize()
@@ -379,6 +390,22 @@ class Ledger:
         make = word_diff if words else line_diff
         return make(article, texts[0], texts[1], from_version, to_version)
 
+    def articles(
+        self, category: str | None = None, since: datetime | str | None = None, withdrawn: bool | None = None
+    ) -> list[ArticleSummary]:
+        """Every article as it stands now, the most recently changed first: only those in
+        `category` now, whose latest version occurred at or after `since` (a datetime, or text
+        such as `2017-09-05` or `2h`), and withdrawn (True) or live (False) when `withdrawn` is
+        given. Answered from the catalog: no article is folded."""
+        low = format_time(parse_when(since)) if since is not None else None
+        return [
+            ArticleSummary(
+                article=article, title=title, version=version, updated_at=parse_time(updated),
+                categories=codec.loads(categories), withdrawn=bool(gone),
+            )
+            for article, title, version, updated, categories, gone in self.catalog.article_rows(category, low, withdrawn)
+        ]
+
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn
         articles are left out. An unknown category is simply empty."""
@@ -398,7 +425,7 @@ class Ledger:
         withdrawn article are not cut: see `history` for withdrawals)."""
         rows = self.catalog.memberships(article)
         if rows is None:
-            raise ArticleNotFoundError(f"article {article!r} is not in the log")
+            raise self._not_found(article)
         return [
             CategoryMembership(
                 article=article, category=c, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
@@ -484,6 +511,21 @@ class Ledger:
             envelope["reason"] = reason
         events = [{**event, **envelope} for event in planned]
         return self.append(events, reserved_keys=True)
+
+    def withdraw(self, article: str, actor: str | None = None, reason: str | None = None) -> AppendResult:
+        """Withdraw the article: it leaves current views and listings but keeps its history, and
+        `restore` (or an `ArticleRestored` event) brings it back. One `ArticleWithdrawn` event,
+        appended against the article's current version. Raises `ArticleNotFoundError`, or
+        `ArticleStateError` when it is withdrawn already."""
+        state = self._states.current(article, self._version_of(article))
+        if state is not None and state.withdrawn:
+            raise ArticleStateError(f"article {article!r} is already withdrawn")
+        event: dict[str, Any] = {"type": "ArticleWithdrawn", "article": article}
+        if actor is not None:
+            event["actor"] = actor
+        if reason is not None:
+            event["reason"] = reason
+        return self.append([event])
 
     def replay(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;

@@ -527,6 +527,29 @@ class Catalog:
             {"t": at},
         ).fetchall()
 
+    def article_rows(
+        self, category: str | None, since: str | None, withdrawn: bool | None
+    ) -> list[tuple[str, str, int, str, str, int]]:
+        """Article, title, version, updated_at, categories (JSON text) and withdrawn (0 or 1) of
+        every article, the most recently changed first: only those in `category` now, changed at
+        or after log time `since`, and withdrawn (or not) as `withdrawn` says, when given."""
+        where: list[str] = []
+        params: list[Any] = []
+        if category is not None:
+            where.append(
+                "EXISTS (SELECT 1 FROM memberships m WHERE m.article = a.article AND m.category = ? AND m.left_version IS NULL)"
+            )
+            params.append(category)
+        if since is not None:
+            where.append("a.updated_at >= ?")
+            params.append(since)
+        if withdrawn is not None:
+            where.append("a.withdrawn = ?")
+            params.append(int(withdrawn))
+        sql = "SELECT a.article, a.title, a.version, a.updated_at, a.categories, a.withdrawn FROM articles a"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY a.updated_at DESC, a.position DESC"
+        return self.refresh().execute(sql, params).fetchall()
+
     def memberships(self, article: str) -> list[tuple[str, int, str, int | None, str | None]] | None:
         """Category, entered_version, entered_at, left_version and left_at of each of the
         article's category memberships, in order of entry; None when the article is unknown."""

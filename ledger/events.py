@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from ledger.errors import InvalidEventError, InvalidTimeError
+from ledger.errors import InvalidEventError, InvalidInputError, InvalidTimeError
 from ledger.patches import Patch
 
 ARTICLE_ID_MAX = 200
@@ -589,3 +589,48 @@ def describe_validation_error(exc: ValidationError) -> str:
     model = EventIn if exc.title == "EventIn" else EVENT_TYPES.get(exc.title)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{loc}: {_plain(first, model)}{more}"
+
+
+# --- the JSON Schema of the append input ----------------------------------------------------
+
+# Data fields `append` takes beyond what is recorded: it turns them into the recorded form.
+_INPUT_ONLY: dict[str, dict[str, Any]] = {
+    "ArticleEdited": {"body": {"type": "string", "description": "The whole new body, instead of a patch: only what changed is recorded."}},
+    "UpdateBlockEdited": {"text": {"type": "string", "description": "The whole new text of the block, instead of a patch."}},
+    "CategoriesChanged": {
+        "categories": {"type": "array", "items": {"type": "string"}, "description": "The whole new list, instead of added/removed."}
+    },
+}
+
+
+def event_schema(kind: str | None = None) -> dict[str, Any]:
+    """The JSON Schema of one event as `Ledger.append` and `ledger append` take it, for event
+    type `kind` (its `data` fields spelt out), or of any event (`oneOf` every type) when `kind`
+    is None. Raises `InvalidInputError` for an unknown type."""
+    if kind is None:
+        schemas = [event_schema(name) for name in EVENT_TYPES]
+        defs = {key: value for schema in schemas for key, value in schema.pop("$defs", {}).items()}
+        whole: dict[str, Any] = {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "title": "ledger append input",
+            "description": "One event, one JSON line of `ledger append`.",
+            "oneOf": [{key: value for key, value in schema.items() if key != "$schema"} for schema in schemas],
+        }
+        if defs:
+            whole["$defs"] = defs
+        return whole
+    model = EVENT_TYPES.get(kind)
+    if model is None:
+        raise InvalidInputError(f"unknown event type {kind!r} (known: {', '.join(EVENT_TYPES)})")
+    data = model.model_json_schema()
+    data["properties"] = {**data.get("properties", {}), **_INPUT_ONLY.get(kind, {})}
+    schema = EventIn.model_json_schema()
+    defs = {**schema.pop("$defs", {}), **data.pop("$defs", {})}
+    schema["title"] = kind
+    schema["properties"]["type"] = {"const": kind, "type": "string"}
+    schema["properties"]["data"] = {key: value for key, value in data.items() if key != "title"}
+    schema["required"] = ["type", "article", *(["data"] if data.get("required") else [])]
+    result: dict[str, Any] = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+    if defs:
+        result["$defs"] = defs
+    return result

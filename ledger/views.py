@@ -52,6 +52,17 @@ class VersionChange(BaseModel):
     events: int = Field(description="Number of events in the version.")
 
 
+class ArticleSummary(BaseModel):
+    """One article as `Ledger.articles` lists it: what it is called and where it stands now."""
+
+    article: str = Field(description="The article's id.")
+    title: str = Field(description="Its title now.")
+    version: int = Field(description="Its latest version.")
+    updated_at: UtcTime = Field(description="When its latest version occurred (UTC).")
+    categories: list[str] = Field(description="Its categories now, in order.")
+    withdrawn: bool = Field(description="Whether it is withdrawn now.")
+
+
 class HistoryEntry(VersionChange):
     """One version of an article, as `Ledger.history` lists it."""
 

@@ -235,3 +235,17 @@ def test_cli_session_as_real_processes(tmp_path: Path) -> None:
     assert env_store.returncode == 0 and env_store.stdout.startswith(b"ok: 3 events, 2 articles, head position 3\nhead hash ")
     with ledger.open(root) as led:
         assert led.head().hash.encode() in env_store.stdout
+
+
+def test_schema_prints_the_json_schema_of_the_append_input() -> None:
+    one = cli("schema", "UpdateBlockAdded")
+    assert one.exit_code == 0
+    doc = codec.loads(one.stdout)
+    assert doc["title"] == "UpdateBlockAdded"
+    assert set(doc["properties"]["data"]["properties"]) == {"heading", "text", "index"}
+    every = codec.loads(cli("schema").stdout)
+    assert [one["properties"]["type"]["const"] for one in every["oneOf"]] == list(ledger.EVENT_TYPES)
+    unknown = cli("schema", "Nope")
+    assert unknown.exit_code == 3
+    assert unknown.stderr.startswith("error: unknown event type 'Nope' (known: ArticleCreated, ")
+    assert unknown.stderr.count("\n") == 1

@@ -179,3 +179,39 @@ def test_show_as_a_real_process_gives_back_the_draft_bytes(store: Path, tmp_path
     assert done.stdout == render_at(store, 3)
     missing = run_ledger("history", "nope", store=store)
     assert (missing.returncode, missing.stdout) == (4, b"")
+
+
+def test_articles_table_and_json(store: Path) -> None:
+    text = run(store, "articles")
+    assert text.exit_code == 0
+    lines = text.stdout.splitlines()
+    assert lines[0].split()[:4] == ["updated", "article", "ver", "title"]
+    assert [line.split()[3] for line in lines[1:]] == ["storm", "bridge"]  # after date, time and zone
+    docs = json_lines(run(store, "articles", "--format", "json"))
+    assert docs[0] == {
+        "article": "storm", "title": "Storm hits", "version": 3, "updated_at": "2017-09-05T16:00:00.000000Z",
+        "categories": ["weather"], "withdrawn": False,
+    }
+    assert [d["article"] for d in json_lines(run(store, "articles", "-c", "roads", "--format", "json"))] == ["bridge"]
+    assert [d["article"] for d in json_lines(run(store, "articles", "--since", "2017-09-05T15:30Z", "--format", "json"))] == ["storm"]
+    assert run(store, "articles", "--withdrawn").stdout.splitlines()[1:] == []
+
+
+def test_withdraw_then_articles_and_restore(store: Path) -> None:
+    result = run(store, "withdraw", "bridge", "--actor", "eve", "--reason", "legal")
+    assert (result.exit_code, result.stdout) == (0, "withdrew bridge as version 8\n")
+    assert [d["article"] for d in json_lines(run(store, "articles", "--withdrawn", "--format", "json"))] == ["bridge"]
+    assert [d["article"] for d in json_lines(run(store, "articles", "--live", "--format", "json"))] == ["storm"]
+    again = run(store, "withdraw", "bridge", "--format", "json")
+    assert (again.exit_code, again.stderr) == (5, "error: article 'bridge' is already withdrawn\n")
+    back = run(store, "restore", "bridge", "7")
+    assert back.exit_code == 0
+    assert json_lines(run(store, "articles", "--withdrawn", "--format", "json")) == []
+
+
+def test_withdraw_json_and_an_unknown_article_suggests_close_ids(store: Path) -> None:
+    doc = json_lines(run(store, "withdraw", "storm", "--format", "json"))[0]
+    assert doc["versions"] == {"storm": 4}
+    for args in (("withdraw", "brigde"), ("show", "brigde"), ("history", "brigde")):
+        result = run(store, *args)
+        assert (result.exit_code, result.stderr) == (4, "error: article 'brigde' is not in the log (did you mean 'bridge'?)\n")

@@ -377,3 +377,86 @@ def test_timeline_reads_each_article_once(news: ledger.Ledger, monkeypatch: pyte
     reads.clear()
     assert [e.version for e in news.timeline(article="bridge", since=t("11:00"), until=t("14:00"))] == [6, 5, 4, 3, 2]
     assert reads == ["bridge"]
+
+
+# --- listing articles, withdrawing, close ids (issue 14, point 6) -----------------------------
+
+
+def test_articles_lists_every_article_most_recently_changed_first(news: ledger.Ledger) -> None:
+    listed = news.articles()
+    assert [(a.article, a.title, a.version, a.categories, a.withdrawn) for a in listed] == [
+        ("storm", "Storm hits", 3, ["weather"], False),
+        ("bridge", "Bridge closed", 7, ["local", "roads"], False),
+    ]
+    assert [a.updated_at for a in listed] == [t("16:00"), t("15:00")]
+    assert listed[0].model_dump(mode="json")["updated_at"] == "2017-09-05T16:00:00.000000Z"
+
+
+def test_articles_filters_by_category_now_time_and_withdrawal(news: ledger.Ledger) -> None:
+    assert [a.article for a in news.articles(category="roads")] == ["bridge"]
+    assert news.articles(category="traffic") == []  # bridge left it
+    assert news.articles(category="nowhere") == []
+    assert [a.article for a in news.articles(since="2017-09-05T15:30Z")] == ["storm"]
+    assert [a.article for a in news.articles(since=datetime(2017, 9, 5, 15, tzinfo=UTC))] == ["storm", "bridge"]
+    assert [a.article for a in news.articles(withdrawn=False)] == ["storm", "bridge"]
+    assert news.articles(withdrawn=True) == []
+    news.withdraw("bridge", actor="eve", reason="legal")
+    assert [(a.article, a.withdrawn) for a in news.articles(withdrawn=True)] == [("bridge", True)]
+    assert [a.article for a in news.articles(withdrawn=False)] == ["storm"]
+    assert [a.article for a in news.articles(category="roads", withdrawn=False)] == []
+    with pytest.raises(ledger.InvalidTimeError):
+        news.articles(since="not a time")
+
+
+def test_articles_are_answered_from_the_catalog_without_folding(news: ledger.Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    news.articles()  # catch the catalog up first
+
+    def no_fold(*args: object) -> None:
+        raise AssertionError("articles() folded an article")
+
+    monkeypatch.setattr(news.store, "read_article", no_fold)
+    assert len(news.articles()) == 2
+
+
+def test_withdraw_records_one_event_and_refuses_twice(news: ledger.Ledger) -> None:
+    result = news.withdraw("bridge", actor="eve", reason="legal request")
+    assert result.versions == {"bridge": 8}
+    event = list(news.events(article="bridge"))[-1]
+    assert (event.type, event.actor, event.reason, event.data) == ("ArticleWithdrawn", "eve", "legal request", {})
+    assert news.article("bridge").withdrawn is True
+    with pytest.raises(ledger.ArticleStateError, match="already withdrawn"):
+        news.withdraw("bridge")
+    with pytest.raises(ledger.ArticleNotFoundError, match="did you mean 'bridge'"):
+        news.withdraw("bridgee")
+
+
+def test_an_unknown_article_suggests_close_ids(news: ledger.Ledger) -> None:
+    for call in (lambda: news.article("brigde"), lambda: news.history("brigde"), lambda: news.category_history("brigde")):
+        with pytest.raises(ledger.ArticleNotFoundError) as caught:
+            call()
+        assert str(caught.value) == "article 'brigde' is not in the log (did you mean 'bridge'?)"
+    with pytest.raises(ledger.ArticleNotFoundError) as caught:
+        news.article("zzz")
+    assert str(caught.value) == "article 'zzz' is not in the log"
+
+
+# --- the JSON Schema of the append input (issue 14, point 8) ----------------------------------
+
+
+def test_event_schema_of_one_type_spells_out_its_data() -> None:
+    schema = ledger.event_schema("ArticleEdited")
+    assert schema["properties"]["type"] == {"const": "ArticleEdited", "type": "string"}
+    assert set(schema["properties"]) == {"type", "article", "data", "id", "actor", "reason", "occurred_at", "expected_version"}
+    data = schema["properties"]["data"]
+    assert set(data["properties"]) == {"title", "patch", "body"}  # body: the input form, recorded as a patch
+    assert data["additionalProperties"] is False
+    created = ledger.event_schema("ArticleCreated")
+    assert created["properties"]["data"]["required"] == ["title"]
+    assert created["required"] == ["type", "article", "data"]
+
+
+def test_event_schema_of_every_type_and_of_an_unknown_one() -> None:
+    schema = ledger.event_schema()
+    assert [one["title"] for one in schema["oneOf"]] == list(ledger.EVENT_TYPES)
+    with pytest.raises(ledger.InvalidInputError, match=r"unknown event type 'Nope' \(known: ArticleCreated, ArticleEdited"):
+        ledger.event_schema("Nope")
