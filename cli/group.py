@@ -63,6 +63,10 @@ def _debug(ctx: click.Context) -> bool:
     return bool(ctx.obj and ctx.obj.get("debug"))
 
 
+# The options of ledger itself, as a usage line writes them.
+_GLOBAL_OPTIONS = {"--store": "--store DIR", "--lock-timeout": "--lock-timeout SECONDS", "--max-event-bytes": "--max-event-bytes N", "--debug": "--debug"}
+
+
 class ClickProblem(click.ClickException):
     """An error click raises, shown as every other error is: one line `error: ...` on stderr,
     with click's exit code (1; `UsageProblem`: 2)."""
@@ -80,6 +84,10 @@ class ClickProblem(click.ClickException):
         else:
             message = _lower_first(exc.format_message())
         message = re.sub(r"\.\s+Did you mean ", "; did you mean ", message).rstrip(".")
+        if isinstance(exc, click.NoSuchOption) and exc.ctx is not None and exc.ctx.parent is not None and exc.option_name in _GLOBAL_OPTIONS:
+            # The store and the other options of ledger itself come before the command.
+            name = exc.ctx.info_name
+            message = f"{exc.option_name} is an option of ledger itself: put it before the command (ledger {_GLOBAL_OPTIONS[exc.option_name]} {name} ...)"
         if not isinstance(exc, click.UsageError):
             return cls(message)
         if exc.ctx is not None:

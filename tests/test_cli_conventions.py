@@ -223,9 +223,11 @@ def test_debug_keeps_the_documented_exit_code(store_dir: Path) -> None:
         (["log", "--limit", "99999999999999999999"],
          "ledger log: --limit / -n: 99999999999999999999 is beyond 64 bits (expected at most 9,223,372,036,854,775,807, the largest the log holds)"),
         (["--lock-timeout", "nan", "log"], "ledger: --lock-timeout: 'nan' is not a number of seconds"),
+        (["show", "a", "--store", "elsewhere"], "ledger show: --store is an option of ledger itself: put it before the command (ledger --store DIR show ...)"),
+        (["history", "a", "--debug"], "ledger history: --debug is an option of ledger itself: put it before the command (ledger --debug history ...)"),
     ],
     ids=["missing-path", "misspelt-option", "misspelt-command", "missing-argument", "bad-choice", "not-a-number", "too-small",
-         "positional", "beyond-64-bits", "global-option"],
+         "positional", "beyond-64-bits", "global-option", "store-after-command", "flag-after-command"],
 )
 def test_usage_errors_are_one_line_like_every_error(store_dir: Path, args: list[str], message: str) -> None:
     # Issue 14 points 2 and 3: click printed three lines ("Usage: ...", "Try ...", "Error: ...")
