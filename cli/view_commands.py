@@ -34,15 +34,16 @@ def _changes(entry: HistoryEntry | TimelineEntry) -> str:
 
 @main.command()
 @click.argument("article")
-@click.option("--version", "version", type=count(1), help="Show this version.")
+@click.argument("version", metavar="[VERSION]", required=False, type=count(1))
 @click.option("--at", type=TIME, help="Show the version current at this time (ISO 8601 or an age like 2h).")
 @format_option
 @click.pass_context
 def show(ctx: click.Context, article: str, version: int | None, at: datetime | None, fmt: str) -> None:
-    """Print ARTICLE as its draft text, now, at --version N or as it stood --at TIME.
+    """Print ARTICLE as its draft text, now, at VERSION or as it stood --at TIME.
 
-    The text is exactly the rendered draft, byte for byte (no newline added), so
-    `ledger show A --version 3 > a.txt` gives back the draft of version 3. A withdrawn article is
+    Versions are positional arguments here as in `diff` and `restore`. The text is exactly the
+    rendered draft, byte for byte (no newline added), so `ledger show A 3 > a.txt` gives back the
+    draft of version 3. A withdrawn article is
     still shown (with a note on stderr).
 
     JSON fields: article, version, title, body, blocks (heading, text, added_version, added_at),

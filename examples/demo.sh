@@ -35,7 +35,7 @@ run ledger ingest examples/drafts --at 2024-05-04T08:00:00Z --actor "City desk"
 run ledger history harbour-bridge-closure
 run ledger diff harbour-bridge-closure
 run ledger diff harbour-bridge-closure --words
-run ledger show harbour-bridge-closure --version 1
+run ledger show harbour-bridge-closure 1
 run ledger categories
 run ledger updated --since 2024-03-05T12:00:00Z
 run ledger verify

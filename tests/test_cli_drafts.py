@@ -29,7 +29,7 @@ def test_ingest_revisions_and_show_them_back(store_dir: Path) -> None:
         "added update block 'UPDATE (6:40 P.M.):', categories +weather\n"
     )
     for number in (1, 2, 3):
-        shown = run_ledger("show", "harbour-bridge-closure", "--version", str(number), store=store_dir)
+        shown = run_ledger("show", "harbour-bridge-closure", str(number), store=store_dir)
         assert shown.stdout == (REVISIONS / f"v{number}.txt").read_bytes()
     log = [json.loads(line) for line in run_ledger("log", "--format", "json", store=store_dir).stdout.splitlines()]
     assert {(e["version"], e["actor"], e["reason"], e["occurred_at"][:19]) for e in log} == {

@@ -34,7 +34,7 @@ def test_show_prints_exactly_the_rendered_bytes(store: Path) -> None:
     with ledger.open(store) as led:
         expected = {v: render(led.article("bridge", v)).encode() for v in (1, 3, 7)}
     for version in (1, 3):
-        result = run(store, "show", "bridge", "--version", str(version))
+        result = run(store, "show", "bridge", str(version))
         assert (result.exit_code, result.stdout_bytes) == (0, expected[version])
     assert run(store, "show", "bridge").stdout_bytes == expected[7]
     assert run(store, "show", "bridge", "--at", "2017-09-05T12:00:00.000000Z").stdout_bytes == render_at(store, 4)
@@ -46,7 +46,7 @@ def render_at(store: Path, version: int) -> bytes:
 
 
 def test_show_json(store: Path) -> None:
-    result = run(store, "show", "bridge", "--version", "2", "--format", "json")
+    result = run(store, "show", "bridge", "2", "--format", "json")
     assert result.exit_code == 0
     (doc,) = json_lines(result)
     assert set(doc) == {"article", "version", "title", "body", "blocks", "categories", "metadata", "withdrawn", "created_at", "updated_at", "position", "text"}
@@ -57,18 +57,18 @@ def test_show_json(store: Path) -> None:
 def test_show_errors_and_exit_codes(store: Path) -> None:
     missing = run(store, "show", "nope")
     assert (missing.exit_code, missing.stderr) == (4, "error: article 'nope' is not in the log\n")
-    assert run(store, "show", "bridge", "--version", "9").exit_code == 4
+    assert run(store, "show", "bridge", "9").exit_code == 4
     before = run(store, "show", "bridge", "--at", "2017-09-05T09:00Z")
     assert before.exit_code == 4
     assert "did not exist yet" in before.stderr
     assert run(store, "show", "bridge", "--at", "not a time").exit_code == 3
     # The library says it (one place): invalid input, exit 3, not a usage error of the CLI's own.
-    both = run(store, "show", "bridge", "--version", "1", "--at", "2h")
+    both = run(store, "show", "bridge", "1", "--at", "2h")
     assert (both.exit_code, both.stderr) == (3, "error: give a version or a time, not both\n")
 
 
 def test_show_withdrawn_article_notes_it(store: Path) -> None:
-    result = run(store, "show", "bridge", "--version", "5")
+    result = run(store, "show", "bridge", "5")
     assert result.exit_code == 0
     assert result.stderr == "note: bridge is withdrawn at version 5\n"
     assert result.stdout_bytes == render_at(store, 5)
@@ -174,7 +174,7 @@ def test_replay(store: Path) -> None:
 
 @pytest.mark.slow
 def test_show_as_a_real_process_gives_back_the_draft_bytes(store: Path, tmp_path: Path) -> None:
-    done = run_ledger("show", "bridge", "--version", "3", store=store)
+    done = run_ledger("show", "bridge", "3", store=store)
     assert done.returncode == 0, done.stderr
     assert done.stdout == render_at(store, 3)
     missing = run_ledger("history", "nope", store=store)

@@ -165,7 +165,7 @@ def test_edited_snapshot_is_not_shown_nor_used_to_prepare_an_append(store_dir: P
     )
     db.commit()
     db.close()
-    shown = run_ledger("show", "long", "--version", str(SNAPSHOT_EVERY + 2), store=store_dir)
+    shown = run_ledger("show", "long", str(SNAPSHOT_EVERY + 2), store=store_dir)
     assert shown.returncode == 0, shown.stderr
     assert b"Paragraph one." in shown.stdout and b"EDITED" not in shown.stdout
     assert b"does not match the log" in shown.stderr
