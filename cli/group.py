@@ -97,9 +97,34 @@ class UsageProblem(ClickProblem):
     exit_code = EXIT_USAGE
 
 
+# Where each command is listed in `ledger --help`, in this order; a command missing here fails
+# tests/test_cli_conventions.py, so a new command cannot land unlisted.
+COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
+    "Write": ("init", "append", "import", "restore", "withdraw"),
+    "Read": ("show", "history", "diff", "articles", "categories", "updated", "timeline", "log", "stats", "schema"),
+    "Drafts": ("ingest", "watch"),
+    "Maintenance": ("verify", "head", "replay", "export", "completion"),
+}
+
+
 class LedgerGroup(click.Group):
     """Runs commands so that every error (a `LedgerError`, a usage error) is one line on stderr
-    and its documented exit code; with `--debug`, a traceback and the same exit code."""
+    and its documented exit code; with `--debug`, a traceback and the same exit code. Its help
+    lists the commands by `COMMAND_GROUPS`, each with its whole first sentence."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """One section per group of `COMMAND_GROUPS`, commands in its order, summaries uncut."""
+        # Names padded to the longest so that every section's summaries start in one column.
+        width = max(map(len, self.list_commands(ctx)), default=0)
+        for title, names in COMMAND_GROUPS.items():
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name.ljust(width), command.get_short_help_str(limit=1000)))
+            if rows:
+                with formatter.section(f"{title} commands"):
+                    formatter.write_dl(rows)
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
         """Parse the group's own options; a usage error there is one line too."""
