@@ -13,7 +13,8 @@ Exit codes (also in docs/cli.md):
     7  store locked by another writer past the timeout
     8  corrupt store: a record fails its checksum, the hash chain or the order of positions;
        the log no longer extends an anchored head (verify --head)
-    9  nothing to do: the input would record nothing
+    9  nothing to do: a change that changes nothing, or an input with nothing in it (a re-send of
+       what the log already holds succeeds: exit 0, "already recorded")
   130  interrupted (Ctrl-C)
   141  the reader of the output went away (broken pipe, e.g. `ledger log | head -1`)
 """

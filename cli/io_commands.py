@@ -69,8 +69,8 @@ def import_command(ctx: click.Context, source: Path, reappend: bool, fmt: str) -
     of another store, is reappended append by append, with the same ids, versions,
     occurred_at, actors and reasons but new positions, recorded_at times and hashes; every
     append in it must still be whole. Everything is checked before anything is appended;
-    events already in the store are skipped, so an import can be run again (exit 9 when there
-    is nothing left to import).
+    events already in the store are skipped, so an import can be run again (exit 0, "already
+    recorded").
 
     JSON fields: mode (exact or reappended), read, imported, skipped, head {position, hash}.
 
@@ -86,6 +86,9 @@ def import_command(ctx: click.Context, source: Path, reappend: bool, fmt: str) -
         result = led.import_file(sys.stdin.buffer if str(source) == "-" else source, reappend=reappend, progress=update)
     if fmt == "json":
         json_line(result.model_dump(mode="json"))
+        return
+    if not result.imported:
+        click.echo(f"already recorded: all {plural(result.read, 'event')} of {source} are in the store; nothing imported")
         return
     skipped = f", skipped {result.skipped} already in the store" if result.skipped else ""
     click.echo(f"imported {plural(result.imported, 'event')} ({result.mode}){skipped}")

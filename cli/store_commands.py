@@ -43,8 +43,10 @@ def init(ctx: click.Context) -> None:
     Example:
       ledger --store newsroom-data init
     """
+    existed = ledger.store_exists(ctx.obj["store"])
     root = ledger.init(ctx.obj["store"])
-    click.echo(f"initialised store {root}")
+    # Already there is no error (docs/cli.md, exit codes), but it is not news either.
+    click.echo(f"store already exists at {root}" if existed else f"initialised store {root}")
 
 
 @main.command()

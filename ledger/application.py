@@ -48,6 +48,7 @@ from ledger.rendering import RESERVED_METADATA_KEYS, render
 from ledger.states import StateCache
 from ledger.store import (
     LOG_FILE,
+    MARKER_FILE,
     AppendResult,
     EventStore,
     FileEventStore,
@@ -87,6 +88,11 @@ def store_path(path: str | os.PathLike[str] | None = None) -> Path:
     if path is not None:
         return Path(path)
     return Path(os.environ.get(ENV_STORE) or DEFAULT_STORE)
+
+
+def store_exists(path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether `store_path(path)` holds a store already (`init` would leave it as it is)."""
+    return (store_path(path) / MARKER_FILE).exists()
 
 
 def init(path: str | os.PathLike[str] | None = None) -> Path:
@@ -604,8 +610,8 @@ class Ledger:
 
         Every record is checked (checksum, fields, chain, and when reappending the article's
         state) before anything is appended: bad input appends nothing. Raises
-        `InvalidEventError` for bad or refused records, `NothingToDoError` when everything is
-        already in the store.
+        `InvalidEventError` for bad or refused records, `NothingToDoError` when the input holds
+        no records; an input already in the store is no error (`imported` is 0).
         """
         return transfer.import_records(self, self.store, lines, name=name, reappend=reappend)
 

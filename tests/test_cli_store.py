@@ -39,7 +39,8 @@ def test_init_creates_a_store_and_is_harmless_again(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.iterdir()) == [MARKER_FILE, LOG_FILE]
     marker = (target / MARKER_FILE).read_bytes()
     again = cli("init", store=target)
-    assert (again.exit_code, again.stdout) == (0, f"initialised store {target}\n")
+    # Issue 14 point 5: it said "initialised store" again.
+    assert (again.exit_code, again.stdout) == (0, f"store already exists at {target}\n")
     assert (target / MARKER_FILE).read_bytes() == marker
 
 
