@@ -13,7 +13,8 @@ Exit codes (also in docs/cli.md):
     7  store locked by another writer past the timeout
     8  corrupt store: a record fails its checksum, the hash chain or the order of positions;
        the log no longer extends an anchored head (verify --head)
-    9  nothing to do: the input would record nothing
+    9  nothing to do: a change that changes nothing, or an input with nothing in it (a re-send of
+       what the log already holds succeeds: exit 0, "already recorded")
   130  interrupted (Ctrl-C)
   141  the reader of the output went away (broken pipe, e.g. `ledger log | head -1`)
 """
@@ -105,9 +106,34 @@ class UsageProblem(ClickProblem):
     exit_code = EXIT_USAGE
 
 
+# Where each command is listed in `ledger --help`, in this order; a command missing here fails
+# tests/test_cli_conventions.py, so a new command cannot land unlisted.
+COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
+    "Write": ("init", "append", "import", "restore", "withdraw"),
+    "Read": ("show", "history", "diff", "articles", "categories", "updated", "timeline", "log", "stats", "schema"),
+    "Drafts": ("ingest", "watch"),
+    "Maintenance": ("verify", "head", "replay", "export", "completion"),
+}
+
+
 class LedgerGroup(click.Group):
     """Runs commands so that every error (a `LedgerError`, a usage error) is one line on stderr
-    and its documented exit code; with `--debug`, a traceback and the same exit code."""
+    and its documented exit code; with `--debug`, a traceback and the same exit code. Its help
+    lists the commands by `COMMAND_GROUPS`, each with its whole first sentence."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """One section per group of `COMMAND_GROUPS`, commands in its order, summaries uncut."""
+        # Names padded to the longest so that every section's summaries start in one column.
+        width = max(map(len, self.list_commands(ctx)), default=0)
+        for title, names in COMMAND_GROUPS.items():
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name.ljust(width), command.get_short_help_str(limit=1000)))
+            if rows:
+                with formatter.section(f"{title} commands"):
+                    formatter.write_dl(rows)
 
     def make_context(self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any) -> click.Context:
         """Parse the group's own options; a usage error there is one line too."""

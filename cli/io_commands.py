@@ -10,7 +10,7 @@ import click
 from click.shell_completion import get_completion_class
 
 from .group import main, open_ledger
-from .output import format_option, json_line, progress_bar
+from .output import format_option, json_line, plural, progress_bar
 
 SHELLS = ("bash", "zsh", "fish")
 
@@ -47,7 +47,7 @@ def export(ctx: click.Context, article: str | None, output: Path | None) -> None
         out.flush()
         return
     count = led.export_to(output, article)
-    click.echo(f"exported {count} event{'s' if count != 1 else ''} to {output}")
+    click.echo(f"exported {plural(count, 'event')} to {output}")
 
 
 @main.command(name="import")
@@ -69,8 +69,8 @@ def import_command(ctx: click.Context, source: Path, reappend: bool, fmt: str) -
     of another store, is reappended append by append, with the same ids, versions,
     occurred_at, actors and reasons but new positions, recorded_at times and hashes; every
     append in it must still be whole. Everything is checked before anything is appended;
-    events already in the store are skipped, so an import can be run again (exit 9 when there
-    is nothing left to import).
+    events already in the store are skipped, so an import can be run again (exit 0, "already
+    recorded").
 
     JSON fields: mode (exact or reappended), read, imported, skipped, head {position, hash}.
 
@@ -87,8 +87,11 @@ def import_command(ctx: click.Context, source: Path, reappend: bool, fmt: str) -
     if fmt == "json":
         json_line(result.model_dump(mode="json"))
         return
+    if not result.imported:
+        click.echo(f"already recorded: all {plural(result.read, 'event')} of {source} are in the store; nothing imported")
+        return
     skipped = f", skipped {result.skipped} already in the store" if result.skipped else ""
-    click.echo(f"imported {result.imported} event{'s' if result.imported != 1 else ''} ({result.mode}){skipped}")
+    click.echo(f"imported {plural(result.imported, 'event')} ({result.mode}){skipped}")
     click.echo(f"head position {result.head.position}, hash {result.head.hash}")
 
 

@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 FORMATS = ("text", "json")
 
 
+def plural(number: int, noun: str) -> str:
+    """`number` and `noun`, the noun in the plural unless the number is 1: "1 article", "5 events"."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def format_option(func: Any) -> Any:
     """The `--format text|json` option every read command has."""
     return click.option(

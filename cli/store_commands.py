@@ -12,7 +12,7 @@ import click
 import ledger
 
 from .group import main, open_ledger
-from .output import console, count, event_line, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from .output import console, count, event_line, format_option, json_line, json_lines, local_time, notice, plural, progress_bar, table
 
 
 class EventTypeChoice(click.Choice[str]):
@@ -44,8 +44,10 @@ def init(ctx: click.Context) -> None:
     Example:
       ledger --store newsroom-data init
     """
+    existed = ledger.store_exists(ctx.obj["store"])
     root = ledger.init(ctx.obj["store"])
-    click.echo(f"initialised store {root}")
+    # Already there is no error (docs/cli.md, exit codes), but it is not news either.
+    click.echo(f"store already exists at {root}" if existed else f"initialised store {root}")
 
 
 @main.command()
@@ -73,7 +75,8 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
     note = " (already recorded: nothing appended)" if result.duplicate else ""
     versions = ", ".join(f"{article} v{version}" for article, version in result.versions.items())
     count = result.last_position - result.first_position + 1
-    click.echo(f"recorded {count} event{'s' if count != 1 else ''} at positions {result.first_position}-{result.last_position}: {versions}{note}")
+    where = f"position {result.first_position}" if count == 1 else f"positions {result.first_position}-{result.last_position}"
+    click.echo(f"recorded {plural(count, 'event')} at {where}: {versions}{note}")
 
 
 @main.command()
@@ -169,13 +172,13 @@ def verify(ctx: click.Context, anchor: str | None, fmt: str) -> None:
         out = console()
         for problem in report.problems:
             notice("[red]problem:[/]", problem.message)
-        state = "[green]ok[/]" if report.ok else f"[red]{len(report.problems)} problem(s)[/]"
-        out.print(f"{state}: {report.events} events, {report.articles} articles, head position {report.head_position}")
+        state = "[green]ok[/]" if report.ok else f"[red]{plural(len(report.problems), 'problem')}[/]"
+        out.print(f"{state}: {plural(report.events, 'event')}, {plural(report.articles, 'article')}, head position {report.head_position}")
         out.print(f"head hash {report.head_hash}")
         if report.anchor is not None:
             out.print(f"extends head {report.anchor.hash}@{report.anchor.position}")
         if report.torn_tail_bytes:
-            out.print(f"{report.torn_tail_bytes} bytes of an unfinished append at the end (cut on the next open)")
+            out.print(f"{plural(report.torn_tail_bytes, 'byte')} of an unfinished append at the end (cut on the next open)")
     if not report.ok:
         sys.exit(ledger.CorruptStoreError.exit_code)
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import click
 
 from .group import main, open_ledger
-from .output import TIME, console, count, format_option, json_line, json_lines, local_time, notice, progress_bar, table
+from .output import TIME, console, count, format_option, json_line, json_lines, local_time, notice, plural, progress_bar, table
 
 if TYPE_CHECKING:
     from ledger import Diff, HistoryEntry, TimelineEntry
@@ -341,7 +341,7 @@ def replay(ctx: click.Context, to: int | None, fmt: str) -> None:
         json_line(stats.model_dump(mode="json"))
         return
     click.echo(
-        f"replayed {stats.events} events of {stats.articles} articles to position {stats.position} "
+        f"replayed {plural(stats.events, 'event')} of {plural(stats.articles, 'article')} to position {stats.position} "
         f"in {stats.seconds:.2f}s ({stats.events_per_second:,.0f} events/s)"
     )
 

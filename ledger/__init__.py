@@ -74,13 +74,14 @@ __all__ = [
     "parse_when",
     "read_draft",
     "render",
+    "store_exists",
     "store_path",
     "watch",
 ]
 
 if TYPE_CHECKING:
     # Type checkers see every name; at run time __getattr__ loads each on first use.
-    from ledger.application import Ledger, init, open, store_path
+    from ledger.application import Ledger, init, open, store_exists, store_path
     from ledger.codec import dumps
     from ledger.draft_format import Draft, parse_draft, read_draft
     from ledger.drafts import IngestResult, ingest
@@ -183,6 +184,7 @@ _HOMES = {
     "render": "ledger.rendering",
     "ReplayStats": "ledger.views",
     "Stats": "ledger.views",
+    "store_exists": "ledger.application",
     "store_path": "ledger.application",
     "StoreError": "ledger.errors",
     "StoreLockedError": "ledger.errors",

@@ -50,6 +50,7 @@ from ledger.rendering import RESERVED_METADATA_KEYS, render
 from ledger.states import StateCache
 from ledger.store import (
     LOG_FILE,
+    MARKER_FILE,
     AppendResult,
     EventStore,
     FileEventStore,
@@ -92,6 +93,11 @@ def store_path(path: str | os.PathLike[str] | None = None) -> Path:
     return Path(os.environ.get(ENV_STORE) or DEFAULT_STORE)
 
 
+def store_exists(path: str | os.PathLike[str] | None = None) -> bool:
+    """Whether `store_path(path)` holds a store already (`init` would leave it as it is)."""
+    return (store_path(path) / MARKER_FILE).exists()
+
+
 def init(path: str | os.PathLike[str] | None = None) -> Path:
     """Create an empty store (harmless if it exists) and return its folder."""
     return init_store(store_path(path))
@@ -125,6 +131,43 @@ def open(
             store.close()
             raise
     return Ledger(store, max_event_bytes=max_event_bytes)
+
+
+# --- the arguments of public methods ---------------------------------------------------------
+# Checked where a caller hands them in, so that a wrong type is the library's own error naming
+# the argument, not a TypeError from deep inside (issue 14).
+
+
+def _whole(name: str, value: object, minimum: int | None = None) -> None:
+    """`value` must be an int (not a bool), at least `minimum` when given."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidInputError(f"{name} must be a whole number (int), not {type(value).__name__} {value!r}")
+    if minimum is not None and value < minimum:
+        raise InvalidInputError(f"{name} must be at least {minimum}, not {value}")
+
+
+def _count(name: str, value: object) -> None:
+    """`value` must be an int of 0 or more."""
+    _whole(name, value, 0)
+
+
+def _text(name: str, value: object) -> None:
+    """`value` must be a str."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} must be text (str), not {type(value).__name__} {value!r}")
+
+
+def _time(name: str, value: object) -> None:
+    """`value` must be a datetime or text such as `2017-09-05T16:05Z` or `2h`."""
+    if not isinstance(value, (datetime, str)):
+        raise InvalidInputError(f"{name} must be a datetime or text such as 2017-09-05T16:05Z or 2h, not {type(value).__name__} {value!r}")
+
+
+def _check(**arguments: tuple[Callable[..., None], object]) -> None:
+    """Check each optional argument that is given: `name=(checker, value)`."""
+    for name, (checker, value) in arguments.items():
+        if value is not None:
+            checker(name, value)
 
 
 class Ledger:
@@ -279,6 +322,7 @@ class Ledger:
         """Recorded events in log order: those after position `after`, of `article` and of
         `types` when given, at most `limit` of them. Raises `ArticleNotFoundError` at once for an
         article that is not in the log."""
+        _check(after=(_count, after), article=(_text, article), limit=(_count, limit))
         if article is not None:
             self._version_of(article)
         return self._events(after, article, types, limit)
@@ -306,6 +350,7 @@ class Ledger:
         left out of listings. Raises `ArticleNotFoundError`, or `VersionNotFoundError` for a
         version it does not have or a time before its first version.
         """
+        _check(article=(_text, article), version=(_whole, version), at=(_time, at))
         current = self._version_of(article)
         if at is not None:
             if version is not None:
@@ -362,6 +407,7 @@ class Ledger:
 
         One fold over the article's records; sizes are kept up to date as it goes, so the cost
         grows with the size of the changes, not with versions x article size."""
+        _text("article", article)
         records = self.store.read_article(article)
         if not records:
             raise self._not_found(article)
@@ -382,6 +428,7 @@ class Ledger:
         """What changed in the rendered article from `from_version` to `to_version` (defaults:
         the previous version against the latest; version 0 is the empty text before the
         article existed), line by line or, with `words`, word by word."""
+        _check(article=(_text, article), from_version=(_count, from_version), to_version=(_count, to_version))
         current = self._version_of(article)
         to_version = current if to_version is None else to_version
         from_version = max(to_version - 1, 0) if from_version is None else from_version
@@ -409,6 +456,7 @@ class Ledger:
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn
         articles are left out. An unknown category is simply empty."""
+        _check(name=(_text, name), at=(_time, at))
         moment = parse_when(at, end=True) if at is not None else None
         rows = self.catalog.category_members(name, format_time(moment) if moment is not None else None)
         members = [CategoryMember(article=a, title=t, entered_at=parse_time(s), entered_version=v) for a, t, s, v in rows]
@@ -417,12 +465,14 @@ class Ledger:
     def categories(self, at: datetime | str | None = None) -> list[CategoryCount]:
         """Every category with its number of (not withdrawn) articles, now or at time `at`,
         by name."""
+        _check(at=(_time, at))
         rows = self.catalog.category_counts(format_time(parse_when(at, end=True)) if at is not None else None)
         return [CategoryCount(name=name, count=count) for name, count in rows]
 
     def category_history(self, article: str) -> list[CategoryMembership]:
         """When the article entered and left each category, in order of entry (stints of a
         withdrawn article are not cut: see `history` for withdrawals)."""
+        _text("article", article)
         rows = self.catalog.memberships(article)
         if rows is None:
             raise self._not_found(article)
@@ -441,6 +491,7 @@ class Ledger:
         The blocks are as they stand now: a block added since then and removed again is not
         listed (nor is its article, unless it has other such blocks), and an edited heading is
         shown as it reads now."""
+        _time("since", since)
         rows = self.catalog.feed_since(format_time(parse_when(since)))
         entries: dict[str, FeedEntry] = {}
         for article, title, version, occurred, heading in rows:
@@ -462,6 +513,7 @@ class Ledger:
         """Every version of every article (or of `article`) that occurred between `since` and
         `until` (both included), newest first, at most `limit` of them. Raises
         `ArticleNotFoundError` for an `article` that is not in the log."""
+        _check(since=(_time, since), until=(_time, until), article=(_text, article), limit=(_count, limit))
         low = format_time(parse_when(since)) if since is not None else None
         high = format_time(parse_when(until, end=True)) if until is not None else None
         return self._timeline(low, high, article, limit)
@@ -499,6 +551,7 @@ class Ledger:
         the events that turn the current article into that one (title and body, update blocks,
         categories, metadata; and `ArticleRestored` first if it is withdrawn now). Nothing is
         rewritten. Raises `NothingToDoError` when the article already says exactly that."""
+        _check(article=(_text, article), version=(_whole, version), actor=(_text, actor), reason=(_text, reason))
         target = self.article(article, version)
         current = self.article(article)
         planned = plan_changes(current, target, restore=True)
@@ -530,6 +583,7 @@ class Ledger:
     def replay(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;
         `progress(position, head_position)` is called as it goes. Returns counts and events/s."""
+        _check(to=(_count, to))
         return self.catalog.rebuild(to, progress)
 
     def head(self) -> Head:
@@ -563,6 +617,7 @@ class Ledger:
 
     def current_version(self, article: str) -> int:
         """The article's latest version, 0 when it is not in the log (cheap: no fold)."""
+        _text("article", article)
         return self.store.article_version(article)
 
     def follow(
@@ -581,6 +636,7 @@ class Ledger:
         once it is complete, never half. Raises `ArticleNotFoundError` at once for an `article`
         that is not in the log.
         """
+        _check(after=(_count, after), article=(_text, article))
         if article is not None:
             self._version_of(article)
         start = self.head().position if after is None else after
@@ -602,6 +658,7 @@ class Ledger:
         """The log's sealed record lines exactly as stored, each ending in a newline: the whole
         log, or only `article`'s events, each checked against its hash and the chain as it goes. `import_records` turns a whole-log export into an
         identical store (same positions, hashes and head hash)."""
+        _check(article=(_text, article))
         if article is not None:
             self._version_of(article)
         return transfer.export(self.store, article)
@@ -646,8 +703,8 @@ class Ledger:
 
         Every record is checked (checksum, fields, chain, and when reappending the article's
         state) before anything is appended: bad input appends nothing. Raises
-        `InvalidEventError` for bad or refused records, `NothingToDoError` when everything is
-        already in the store.
+        `InvalidEventError` for bad or refused records, `NothingToDoError` when the input holds
+        no records; an input already in the store is no error (`imported` is 0).
         """
         return transfer.import_records(self, self.store, lines, name=name, reappend=reappend)
 

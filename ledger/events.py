@@ -139,6 +139,20 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
+def _utc(value: Any) -> Any:
+    # pydantic reads "...Z" with its own TzInfo(0); every time a result holds is in
+    # `datetime.timezone.utc`, as `parse_time` gives, so that one tz object is compared and shown.
+    if isinstance(value, str):
+        return parse_time(value)
+    if isinstance(value, datetime) and value.tzinfo is not None and value.tzinfo is not UTC:
+        return value.astimezone(UTC)
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_utc)]
+"""A time in a result: an aware datetime in `datetime.timezone.utc`."""
+
+
 _ids_lock = threading.Lock()
 _next_stamp = 0
 _VERSION = 7 << 76
@@ -411,8 +425,8 @@ class RecordedEvent(BaseModel):
     version: int = Field(description="The article version this event is part of.")
     type: str = Field(description="Event type, e.g. ArticleEdited.")
     schema_version: int = Field(description="Schema version of `data` (after upcasting).")
-    recorded_at: datetime = Field(description="When the store recorded it (UTC).")
-    occurred_at: datetime = Field(description="When it happened (UTC); defaults to recorded_at.")
+    recorded_at: UtcDatetime = Field(description="When the store recorded it (UTC).")
+    occurred_at: UtcDatetime = Field(description="When it happened (UTC); defaults to recorded_at.")
     actor: str | None = Field(default=None, description="Who made the change.")
     reason: str | None = Field(default=None, description="Why (an edit summary).")
     data: dict[str, Any] = Field(default_factory=dict, description="The type's data.")

@@ -411,7 +411,10 @@ def _import(
             "or it is an --article export of a version appended together with other articles"
         )
     if gap is None and last_pos <= head.position and (reaches_head or _holds(store, last_pos, last_hash)):
-        raise NothingToDoError(f"{name}: the store already holds all {read} records")
+        # Already recorded: an import run again succeeds and imports nothing (docs/cli.md, exit codes).
+        if progress is not None:
+            progress(total * 2, total * 2)
+        return ImportResult(mode="exact", read=read, imported=0, skipped=read, head=head)
 
     if gap is None and reaches_head:
         exact.finish()
@@ -453,8 +456,6 @@ def _import(
             result = ledger.append(events, labels=labels, reserved_keys=True)
             if not result.duplicate:
                 imported += len(events)
-    if not imported:
-        raise NothingToDoError(f"{name}: all {read} events are already in the store")
     if progress is not None:
         progress(total * 3, total * 3)
     return ImportResult(mode="reappended", read=read, imported=imported, skipped=read - imported, head=ledger.head())

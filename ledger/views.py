@@ -10,14 +10,13 @@ update block, `entered_version`/`entered_at` and `left_version`/`left_at` for a 
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, PlainSerializer
 
-from ledger.events import format_time
+from ledger.events import UtcDatetime, format_time
 
-UtcTime = Annotated[datetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+UtcTime = Annotated[UtcDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
 """A time that is written in JSON as the log's canonical UTC text (`2017-09-05T16:05:00.000000Z`:
 fixed width, so sorting the text sorts by time)."""
 

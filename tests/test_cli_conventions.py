@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
-from ledger_cli.group import LedgerGroup
+from ledger_cli.group import COMMAND_GROUPS, LedgerGroup
 from ledger_cli.main import main
 from ledger_cli.output import table
 
@@ -199,7 +199,7 @@ def test_debug_shows_the_traceback(tmp_path: Path) -> None:
 def test_ledger_alone_still_prints_its_help() -> None:
     # click's "no arguments: help" is a usage error too; it must not become a one-line error.
     result = cli()
-    assert result.exit_code == 2 and result.stderr.startswith("Usage: ledger [OPTIONS] COMMAND") and "Commands:" in result.stderr
+    assert result.exit_code == 2 and result.stderr.startswith("Usage: ledger [OPTIONS] COMMAND") and "Write commands:" in result.stderr
 
 
 def test_debug_keeps_the_documented_exit_code(store_dir: Path) -> None:
@@ -255,6 +255,28 @@ def all_commands(group: click.Group, prefix: tuple[str, ...] = ()) -> list[tuple
 def test_commands_are_registered() -> None:
     names = {path[0] for path in all_commands(main)}
     assert {"init", "append", "log", "verify", "export", "import", "stats", "completion"} <= names
+
+
+def test_every_command_has_a_group_in_the_help() -> None:
+    # Issue 14 point 7: `ledger --help` listed the commands alphabetically; a new command must
+    # be given a group in COMMAND_GROUPS, or it would be left out of the help.
+    grouped = [name for names in COMMAND_GROUPS.values() for name in names]
+    assert len(grouped) == len(set(grouped)), "a command is in two groups"
+    assert {path[0] for path in all_commands(main)} <= set(grouped)
+
+
+def test_help_lists_commands_by_group_with_whole_summaries() -> None:
+    # Issue 14 point 7: every summary was cut at 45 characters with "...".
+    result = cli("--help")
+    assert result.exit_code == 0
+    commands = result.output.split("Write commands:")[1]
+    assert "..." not in commands
+    titles = [line for line in commands.splitlines() if line.endswith("commands:")]
+    assert titles == ["Read commands:", "Drafts commands:", "Maintenance commands:"]
+    assert "Append events from SOURCE (a file of JSON lines, or - for stdin) as one atomic append." in " ".join(commands.split())
+    for names in COMMAND_GROUPS.values():
+        listed = [name for name in names if f"\n  {name} " in commands]
+        assert listed == [name for name in names if main.get_command(click.Context(main), name) is not None]
 
 
 @pytest.mark.parametrize("path", [(), *all_commands(main)], ids=lambda path: " ".join(path) or "ledger")

@@ -107,9 +107,11 @@ def test_export_then_import_into_an_empty_store_gives_the_same_head_hash(source:
     with ledger.open(source) as a, ledger.open(copy) as b:
         assert [e.to_json_dict() for e in a.events()] == [e.to_json_dict() for e in b.events()]
         assert a.article("deir-ez-zor") == b.article("deir-ez-zor")
-    # Again: everything is there already, nothing to do, nothing changes.
+    # Again: everything is there already (exit 0 since issue 14 point 5), nothing changes.
     again = cli("import", str(dump), store=copy)
-    assert (again.exit_code, again.stderr) == (9, f"error: {dump}: the store already holds all 5 records\n")
+    assert (again.exit_code, again.stdout, again.stderr) == (0, f"already recorded: all 5 events of {dump} are in the store; nothing imported\n", "")
+    with ledger.open(copy) as led:
+        assert led.import_file(dump).model_dump(include={"mode", "read", "imported", "skipped"}) == {"mode": "exact", "read": 5, "imported": 0, "skipped": 5}
     assert (copy / LOG).read_bytes() == (source / LOG).read_bytes()
 
 
@@ -155,7 +157,7 @@ def test_import_of_an_article_into_another_store_reappends_it(source: Path, tmp_
         assert b.verify().ok
     # Run again: the event ids are there, so nothing is appended.
     again = cli("import", "--reappend", str(dump), store=other)
-    assert (again.exit_code, again.stderr) == (9, f"error: {dump}: all 3 events are already in the store\n")
+    assert (again.exit_code, again.stdout, again.stderr) == (0, f"already recorded: all 3 events of {dump} are in the store; nothing imported\n", "")
 
 
 def test_import_that_conflicts_appends_nothing(source: Path, tmp_path: Path) -> None:

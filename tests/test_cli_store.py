@@ -39,7 +39,8 @@ def test_init_creates_a_store_and_is_harmless_again(tmp_path: Path) -> None:
     assert sorted(p.name for p in target.iterdir()) == [MARKER_FILE, LOG_FILE]
     marker = (target / MARKER_FILE).read_bytes()
     again = cli("init", store=target)
-    assert (again.exit_code, again.stdout) == (0, f"initialised store {target}\n")
+    # Issue 14 point 5: it said "initialised store" again.
+    assert (again.exit_code, again.stdout) == (0, f"store already exists at {target}\n")
     assert (target / MARKER_FILE).read_bytes() == marker
 
 
@@ -47,11 +48,11 @@ def test_append_prints_what_it_recorded(store_dir: Path, tmp_path: Path) -> None
     source = tmp_path / "events.jsonl"
     source.write_bytes(CREATE)
     result = cli("append", str(source), store=store_dir)
-    assert (result.exit_code, result.stdout, result.stderr) == (0, "recorded 1 event at positions 1-1: deir-ez-zor v1\n", "")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "recorded 1 event at position 1: deir-ez-zor v1\n", "")
     result = cli("append", "-", input=b"\n" + UPDATE + b"\n", store=store_dir)  # blank lines are skipped
     assert (result.exit_code, result.stdout) == (0, "recorded 2 events at positions 2-3: deir-ez-zor v2, raqqa v1\n")
     again = cli("append", str(source), store=store_dir)
-    assert (again.exit_code, again.stdout) == (0, "recorded 1 event at positions 1-1: deir-ez-zor v1 (already recorded: nothing appended)\n")
+    assert (again.exit_code, again.stdout) == (0, "recorded 1 event at position 1: deir-ez-zor v1 (already recorded: nothing appended)\n")
     as_json = codec.loads(cli("append", "--format", "json", str(source), store=store_dir).stdout)
     assert as_json["duplicate"] is True and as_json["versions"] == {"deir-ez-zor": 1} and as_json["event_ids"] == ["evt-1"]
     assert as_json["occurred_at"] == {"deir-ez-zor": "2017-09-05T16:05:00Z"}
@@ -97,6 +98,14 @@ def test_log_text_lists_events(store: Path) -> None:
     assert [row.split()[:4] for row in rows[1:] if row.strip() and row.split()[0].isdigit()] == [
         ["1", "deir-ez-zor", "1", "ArticleCreated"], ["2", "deir-ez-zor", "2", "UpdateBlockAdded"], ["3", "raqqa", "1", "ArticleCreated"],
     ]
+
+
+def test_counts_of_one_are_singular(store_dir: Path) -> None:
+    # Issue 14 point 7: "ok: 5 events, 1 articles", "recorded 1 event at positions 11-11".
+    line = '{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "x"}}\n'
+    assert cli("append", "-", store=store_dir, input=line).stdout == "recorded 1 event at position 1: a v1\n"
+    assert cli("verify", store=store_dir).stdout.startswith("ok: 1 event, 1 article, head position 1\n")
+    assert cli("replay", store=store_dir).stdout.startswith("replayed 1 event of 1 article to position 1 in ")
 
 
 def test_verify_prints_the_head_hash(store: Path) -> None:
@@ -195,7 +204,7 @@ def test_verify_reports_the_damaged_record(store: Path) -> None:
     result = cli("verify", store=store)
     assert result.exit_code == 8
     assert result.stderr == f"problem: line 2, position 2, byte {start}: record does not match its checksum\n"
-    assert result.stdout.startswith("1 problem(s): 2 events, 2 articles, head position 3\n")
+    assert result.stdout.startswith("1 problem: 2 events, 2 articles, head position 3\n")
     assert (store / LOG_FILE).read_bytes() == damaged
 
 

@@ -199,15 +199,18 @@ def test_the_rest_of_a_log_imports_exactly_only_where_it_continues_the_head(sour
     assert (copy / LOG).read_bytes() == (source / LOG).read_bytes()
 
 
-def test_an_older_export_into_a_newer_copy_is_nothing_to_do(source: Path, copy: Path, tmp_path: Path) -> None:
+def test_an_older_export_into_a_newer_copy_is_already_recorded(source: Path, copy: Path, tmp_path: Path) -> None:
+    # Issue 14 point 5: an import run again was an error (exit 9); a re-send is now harmless.
     lines = exported(source)
     with ledger.open(copy) as led:
         led.import_records(lines)
     dump, result = import_(copy, lines[:3], tmp_path)
-    assert one_line_error(result, 9) == f"error: {dump}: the store already holds all 3 records"
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert result.stdout.decode() == f"already recorded: all 3 events of {dump} are in the store; nothing imported\n"
     # Importing the same whole export again is recognised too.
     dump, result = import_(copy, lines, tmp_path)
-    assert one_line_error(result, 9) == f"error: {dump}: the store already holds all 6 records"
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert result.stdout.decode() == f"already recorded: all 6 events of {dump} are in the store; nothing imported\n"
     assert (copy / LOG).read_bytes() == (source / LOG).read_bytes()
 
 

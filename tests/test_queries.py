@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,46 @@ def test_article_errors(news: ledger.Ledger) -> None:
         news.article("bridge", 2, at=t("12:00"))
     with pytest.raises(ledger.InvalidTimeError):
         news.article("bridge", at="yesterday-ish")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda led: led.article("bridge", version="2"), r"version must be a whole number \(int\), not str '2'"),
+        (lambda led: led.article("bridge", version=True), "version must be a whole number"),
+        (lambda led: led.article("bridge", at=5), "at must be a datetime or text"),
+        (lambda led: led.article(5), "article must be text"),
+        (lambda led: led.history(None), "article must be text"),
+        (lambda led: led.diff("bridge", "1"), "from_version must be a whole number"),
+        (lambda led: led.timeline(limit=-1), "limit must be at least 0, not -1"),
+        (lambda led: led.timeline(since=1.5), "since must be a datetime or text"),
+        (lambda led: list(led.events(after="3")), "after must be a whole number"),
+        (lambda led: led.updated_since(None), "since must be a datetime or text"),
+        (lambda led: led.category(["roads"]), "name must be text"),
+        (lambda led: led.restore("bridge", 1.0), "version must be a whole number"),
+        (lambda led: led.replay(to="4"), "to must be a whole number"),
+    ],
+)
+def test_arguments_of_the_wrong_type_are_the_librarys_own_error(news: ledger.Ledger, call: Any, message: str) -> None:
+    # Issue 14 point 9: `article(A, version="2")` raised a bare TypeError.
+    with pytest.raises(ledger.InvalidInputError, match=message):
+        call(news)
+
+
+def test_every_time_in_a_result_is_in_timezone_utc(news: ledger.Ledger) -> None:
+    # Issue 14 point 9: `blocks[].added_at` (and the views' times, and the events') held
+    # pydantic's TzInfo(0), not `datetime.timezone.utc`.
+    view = news.article("bridge", 3)
+    times = [view.created_at, view.updated_at, *(block.added_at for block in view.blocks)]
+    times += [e.occurred_at for e in news.history("bridge")] + [e.recorded_at for e in news.timeline()]
+    times += [moment for event in news.events() for moment in (event.recorded_at, event.occurred_at)]
+    assert times and all(moment.tzinfo is UTC for moment in times)  # UTC is datetime.timezone.utc
+
+
+def test_an_as_of_minute_covers_the_whole_minute(news: ledger.Ledger) -> None:
+    # docs/python-api.md: "2017-09-05T10:59Z" as an as-of time is the end of that minute.
+    assert news.article("bridge", at="2017-09-05T10:59Z").version == 1
+    assert news.article("bridge", at="2017-09-05T11:00Z").version == 2
 
 
 def test_withdrawn_article_is_readable_but_listed_nowhere(news: ledger.Ledger) -> None:
