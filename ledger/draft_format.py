@@ -28,6 +28,7 @@ from ledger.rendering import (
     HEADING_TITLE_RE,
     ID_KEY,
     LAYOUT_KEY,
+    TAXONOMIES_KEY,
     TITLE_KEY,
     categories_line,
     fingerprint,
@@ -309,6 +310,7 @@ _TOML_DOTTED_RE = re.compile(rf"{_TOML_KEY_PART}(?:[ \t]*\.[ \t]*{_TOML_KEY_PART
 the square of a key's parts (20 KB of `a.a.a...` took 2 s, 1 MiB would take hours), so such a
 key is refused before parsing. Text that merely looks like one (51 dotted words in a string) is
 refused too: a false alarm on what no front matter holds, against an unbounded stall."""
+_TOML_DATE_LIKE_RE = re.compile(r"=[ \t]*\d{4}-\d{1,2}-\d{1,2}(?:[ \t]*$|[Tt ]\d)")
 _TOML_ERROR_RE = re.compile(r"(?P<problem>.*) \(at (?:line (?P<line>\d+), column \d+|end of document)\)")
 
 
@@ -390,6 +392,11 @@ def _toml_front(front: str, name: str) -> Any:
         problem = found.group("problem") if found else str(exc)
         line = int(found.group("line")) + 1 if found and found.group("line") else front.count("\n") + 2
         known = next((words for start, words in _TOML_PROBLEMS.items() if problem.startswith(start)), None)
+        rows = front.splitlines()
+        if problem.startswith("Expected newline") and 2 <= line <= len(rows) + 1 and _TOML_DATE_LIKE_RE.search(rows[line - 2]):
+            # A date with a month or day out of range (`2017-13-45`) is no TOML date, so tomllib
+            # reads the year as a number and stumbles on the rest: say what was meant.
+            known = _TOML_PROBLEMS["Invalid date or datetime"]
         words = known or f"{problem[:1].lower()}{problem[1:]}"
         raise DraftError(f"{name}:{line}: broken TOML front matter: {words}") from None
     for key, value in values.items():
@@ -477,6 +484,26 @@ def _front_matter(text: str, name: str) -> tuple[str, str, Any, int]:
     return "heading", text[:close_end], {TITLE_KEY: heading.group("title")}, close_end
 
 
+def _add_categories(
+    categories: list[str], layout: dict[str, Any], key: str | None, value: Any, label: str, name: str, line: int
+) -> None:
+    """Add the categories `value` states (text or a list of texts) to `categories`, refusing
+    anything else under `label`; `key` is the front-matter key it was under, when that is where
+    rendering writes categories back (a single text there stays a text)."""
+    items = value if isinstance(value, list) else [] if value is None else [value]
+    texts: list[str] = []
+    for item in items:
+        text_item = _scalar_text(item)
+        if text_item is None:
+            raise DraftError(f"{name}:{line}: front matter `{label}` must be text or a list of texts")
+        texts.append(text_item)
+    if key is not None and key == layout["categories_key"] and isinstance(value, str):
+        layout["categories_string"] = True
+    new = [item for item in dict.fromkeys(texts) if item and item not in categories]
+    _check_categories(new, name, line)
+    categories.extend(new)
+
+
 def _parse_markdown(text: str, name: str, source: str | None, article: str | None) -> Draft:
     syntax, front, values, close_end = _front_matter(text, name)
     # The line `front` starts on: the one after the opening fence, or the draft's first line for
@@ -508,19 +535,29 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
             explicit_id = value
             layout["named_id"] = True
         elif key in CATEGORY_KEYS:
-            items = value if isinstance(value, list) else [] if value is None else [value]
-            texts: list[str] = []
-            for item in items:
-                text_item = _scalar_text(item)
-                if text_item is None:
-                    raise DraftError(f"{name}:{line}: front matter `{key}` must be text or a list of texts")
-                texts.append(text_item)
-            layout.setdefault("categories_key", key)
-            if key == layout["categories_key"] and isinstance(value, str):
-                layout["categories_string"] = True
-            new = [item for item in dict.fromkeys(texts) if item and item not in categories]
-            _check_categories(new, name, line)
-            categories.extend(new)
+            if "categories_key" not in layout:
+                layout["categories_key"] = key
+            where = None if "categories_table" in layout else key
+            _add_categories(categories, layout, where, value, key, name, line)
+        elif key == TAXONOMIES_KEY and isinstance(value, dict) and any(sub in value for sub in CATEGORY_KEYS):
+            # Zola's `[taxonomies]` table: its `tags` / `categories` are the article's categories
+            # (a blog moving from `category:` to Zola keeps its categories over time); its other
+            # taxonomies stay metadata under `taxonomies`.
+            rest: dict[str, Any] = {}
+            for sub, item in value.items():
+                if sub in CATEGORY_KEYS:
+                    if "categories_key" not in layout:
+                        layout["categories_key"] = sub
+                        layout["categories_table"] = key
+                    where = sub if layout.get("categories_table") == key else None
+                    _add_categories(categories, layout, where, item, f"{key}.{sub}", name, line)
+                else:
+                    rest[sub] = item
+            if rest:
+                try:
+                    metadata[key] = _json_value(rest, f"front matter `{key}`")
+                except ValueError as exc:
+                    raise DraftError(f"{name}:{line}: {exc}") from None
         elif key == LAYOUT_KEY:
             raise DraftError(f"{name}:{line}: front-matter key `{LAYOUT_KEY}` is reserved by ledger")
         else:

@@ -26,6 +26,11 @@ ID_KEY = "id"
 CATEGORY_KEYS = ("category", "categories", "tags")
 """Front-matter keys whose values are categories (in this order of precedence for output)."""
 
+TAXONOMIES_KEY = "taxonomies"
+"""Zola's front-matter table of taxonomies: its `tags` / `categories` (`CATEGORY_KEYS`) are
+categories too; a draft that had them there has them written back there (layout key
+`categories_table`)."""
+
 CATEGORIES_LABEL = "Categories:"
 
 RESERVED_METADATA_KEYS = frozenset({LAYOUT_KEY, TITLE_KEY, ID_KEY, *CATEGORY_KEYS})
@@ -44,7 +49,7 @@ draft without front matter. Match with `fullmatch`; an empty title is no title."
 
 _LAYOUT_FIELDS: dict[str, type] = {
     "format": str, "syntax": str, "front_matter": str, "fingerprint": str, "named_id": bool, "categories_key": str,
-    "categories_string": bool, "lead": str, "title_end": str, "categories_line": str, "tail": str,
+    "categories_string": bool, "categories_table": str, "lead": str, "title_end": str, "categories_line": str, "tail": str,
 }
 """Every key of `metadata["_draft"]` the draft parser writes, with the type of its value."""
 
@@ -70,6 +75,8 @@ def check_layout(value: Any) -> None:
         raise ValueError("categories_line: must be one 'Categories:' line")
     if value.get("categories_key", "categories") not in CATEGORY_KEYS:
         raise ValueError(f"categories_key: must be one of {', '.join(CATEGORY_KEYS)}")
+    if value.get("categories_table", TAXONOMIES_KEY) != TAXONOMIES_KEY:
+        raise ValueError(f"categories_table: must be {TAXONOMIES_KEY!r}")
 
 
 def layout_of(view: ViewLike) -> Mapping[str, Any]:
@@ -242,16 +249,26 @@ def _toml_key(key: str) -> str:
     return json.dumps(key, ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def dump_toml(values: Mapping[str, Any]) -> str | None:
+def dump_toml(values: Mapping[str, Any], table: str | None = None) -> str | None:
     """TOML front matter (between `+++` lines) for `values`, or None when TOML cannot say them
-    (a null anywhere): nested lists and mappings are written inline, one key per line."""
+    (a null anywhere): nested lists and mappings are written inline, one key per line, except
+    the mapping under `table`, written last as a `[table]` as Zola writes `[taxonomies]`."""
     lines = []
+    section = []
     for key, value in values.items():
+        if key == table and isinstance(value, dict):
+            section.append(f"[{_toml_key(key)}]\n")
+            for sub, item in value.items():
+                text = _toml_value(item)
+                if text is None:
+                    return None
+                section.append(f"{_toml_key(sub)} = {text}\n")
+            continue
         text = _toml_value(value)
         if text is None:
             return None
         lines.append(f"{_toml_key(key)} = {text}\n")
-    return "+++\n" + "".join(lines) + "+++\n"
+    return "+++\n" + "".join(lines + section) + "+++\n"
 
 
 def _canonical_front_matter(view: ViewLike, layout: Mapping[str, Any]) -> str:
@@ -261,17 +278,24 @@ def _canonical_front_matter(view: ViewLike, layout: Mapping[str, Any]) -> str:
     values: dict[str, Any] = {TITLE_KEY: view.title}
     if layout.get("named_id"):
         values[ID_KEY] = view.id
+    table = layout.get("categories_table")
+    others = view.metadata.get(TAXONOMIES_KEY, {})
     if view.categories or "categories_key" in layout:
         as_string = layout.get("categories_string") and len(view.categories) == 1
-        values[key] = view.categories[0] if as_string else list(view.categories)
+        stated = view.categories[0] if as_string else list(view.categories)
+        if table is not None and isinstance(others, dict):
+            # Back into the table, beside the other taxonomies metadata holds there.
+            values[table] = {key: stated, **{k: v for k, v in others.items() if k not in CATEGORY_KEYS}}
+        else:
+            values[key] = stated
     # Reserved keys are refused in new events; an older record may hold one, which must not
     # restate (or, under a categories key, add to) what the values above say.
-    values.update((k, v) for k, v in view.metadata.items() if k not in RESERVED_METADATA_KEYS)
+    values.update((k, v) for k, v in view.metadata.items() if k not in RESERVED_METADATA_KEYS and k not in values)
     # In the draft's own syntax where it can state the values; else YAML, which states them all.
     syntax = layout.get("syntax")
     if syntax == "json":
         return json.dumps(values, ensure_ascii=False, indent=2) + "\n"
-    if syntax == "toml" and (toml := dump_toml(values)) is not None:
+    if syntax == "toml" and (toml := dump_toml(values, table)) is not None:
         return toml
     if syntax == "heading" and len(values) == 1:
         line = f"# {view.title}\n"

@@ -3,6 +3,8 @@ and bad drafts (one-line errors naming file and line, nothing appended)."""
 
 from __future__ import annotations
 
+import json
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -446,6 +448,78 @@ def test_a_plain_markdown_draft_keeps_its_heading_until_values_need_front_matter
     fresh = render(led.article("m"))
     assert fresh.startswith("---\ntitle: A new title\ncategories:\n- food\n---\n")
     assert values_of(parse_draft(fresh, "m.md")) == values_of(led.article("m"))
+
+
+# --- Zola taxonomies: categories in a `taxonomies` table -----------------------------------------
+
+ZOLA = {
+    "toml": '+++\ntitle = "Night market"\n\n[taxonomies]\n# Zola keeps taxonomies here\nseries = ["city"]\n'
+            'tags = ["food", "night"]\n\n[extra]\nlead = true\n+++\n\nStalls open at dusk.\n',
+    "yaml": "---\ntitle: Night market\ntaxonomies:  # as Zola names them\n  tags: [food, night]\n  series: [city]\n"
+            "extra: {lead: true}\n---\n\nStalls open at dusk.\n",
+    "json": '{\n  "title": "Night market",\n  "taxonomies": {"series": ["city"], "tags": ["food", "night"]},\n'
+            '  "extra": {"lead": true}\n}\n\nStalls open at dusk.\n',
+}
+
+
+def front_values(text: str) -> dict:
+    """The values of any front matter, parsed by its own syntax's reader rather than ledger's."""
+    if text.startswith("+++\n"):
+        return tomllib.loads(text.split("+++\n")[1])
+    if text.startswith("{"):
+        return json.loads(text[: text.index("\n}\n") + 2])
+    return front(text)
+
+
+@pytest.mark.parametrize("syntax", list(ZOLA))
+def test_zola_taxonomies_are_categories_and_stay_in_their_table(led: ledger.Ledger, tmp_path: Path, syntax: str) -> None:
+    path = tmp_path / "night.md"
+    path.write_bytes(ZOLA[syntax].encode("utf-8"))
+    ingest(led, [path])
+    view = led.article("night")
+    assert view.categories == ["food", "night"]
+    assert view.metadata["taxonomies"] == {"series": ["city"]}
+    assert render(view) == ZOLA[syntax]
+    assert ingest(led, [path])[0].status == "unchanged"
+    # Categories changed by events: the front matter is written afresh, the categories back in
+    # the table under the same key, beside the other taxonomies.
+    led.append([{"type": "CategoriesChanged", "article": "night", "data": {"added": ["markets"], "removed": ["night"]}}])
+    fresh = render(led.article("night"))
+    values = front_values(fresh)
+    assert values["taxonomies"] == {"tags": ["food", "markets"], "series": ["city"]}
+    assert "tags" not in values and values["extra"] == {"lead": True}
+    assert values_of(parse_draft(fresh, "night.md")) == values_of(led.article("night"))
+    if syntax == "toml":
+        assert '[taxonomies]\ntags = ["food", "markets"]\nseries = ["city"]\n+++\n' in fresh
+
+
+def test_top_level_categories_come_before_the_taxonomies_table() -> None:
+    draft = parse_draft('+++\ntitle = "T"\ntags = ["a"]\n[taxonomies]\ncategories = ["b", "a"]\n+++\n', "t.md")
+    assert draft.categories == ["a", "b"]
+    assert draft.metadata["_draft"]["categories_key"] == "tags" and "categories_table" not in draft.metadata["_draft"]
+    # A table without categories in it is plain metadata.
+    other = parse_draft('+++\ntitle = "T"\n[taxonomies]\nseries = ["s"]\n+++\n', "t.md")
+    assert (other.categories, other.metadata["taxonomies"]) == ([], {"series": ["s"]})
+
+
+ZOLA_HISTORY = [
+    "---\ntitle: Harbour bridge closes\ncategory: transport\n---\n\nThe bridge closes.\n",
+    # The move to Zola: TOML, the categories as taxonomy tags, one more of them.
+    '+++\ntitle = "Harbour bridge closes"\n\n[taxonomies]\ntags = ["transport", "bridges"]\n+++\n\nThe bridge closes.\n',
+    # And back to YAML with a plain `tags:` key, transport dropped.
+    "---\n# back to YAML\ntags: [bridges]\ntitle: Harbour bridge closes\n---\n\nThe bridge closes.\n",
+]
+
+
+def test_categories_over_time_survive_a_move_to_zola_taxonomies_and_back(led: ledger.Ledger) -> None:
+    times = ["2024-01-01T10:00:00Z", "2024-02-01T10:00:00Z", "2024-03-01T10:00:00Z"]
+    for text, when in zip(ZOLA_HISTORY, times, strict=True):
+        ingest_draft(led, parse_draft(text, "bridge.md"), at=parse_when(when))
+    assert [render(led.article("bridge", version=v)) for v in (1, 2, 3)] == ZOLA_HISTORY
+    stints = [(m.category, m.entered_version, m.left_version) for m in led.category_history("bridge")]
+    assert stints == [("transport", 1, 3), ("bridges", 2, None)]
+    assert [m.article for m in led.category("transport", at=times[1]).articles] == ["bridge"]
+    assert led.category("transport").articles == []
 
 
 # --- state: withdrawn articles, other writers ---------------------------------------------------

@@ -138,7 +138,8 @@ LAYOUTS = st.fixed_dictionaries({}, optional={
     "format": st.just("markdown"), "syntax": st.sampled_from(["toml", "json", "heading"]),
     "front_matter": st.text(max_size=30), "fingerprint": st.text(max_size=32),
     "named_id": st.booleans(), "categories_key": st.sampled_from(["category", "categories", "tags"]),
-    "categories_string": st.booleans(), "lead": st.text(max_size=5), "title_end": st.text(max_size=5),
+    "categories_string": st.booleans(), "categories_table": st.just("taxonomies"), "lead": st.text(max_size=5),
+    "title_end": st.text(max_size=5),
     "categories_line": st.text(max_size=30), "tail": st.text(max_size=5),
 })
 
