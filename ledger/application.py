@@ -163,6 +163,11 @@ def _time(name: str, value: object) -> None:
         raise InvalidInputError(f"{name} must be a datetime or text such as 2017-09-05T16:05Z or 2h, not {type(value).__name__} {value!r}")
 
 
+def _envelope(actor: str | None, reason: str | None) -> dict[str, str]:
+    """The `actor` and `reason` fields of the events the `Ledger` writes itself, where given."""
+    return {key: value for key, value in (("actor", actor), ("reason", reason)) if value is not None}
+
+
 def _check(**arguments: tuple[Callable[..., None], object]) -> None:
     """Check each optional argument that is given: `name=(checker, value)`."""
     for name, (checker, value) in arguments.items():
@@ -444,6 +449,7 @@ class Ledger:
         `category` now, whose latest version occurred at or after `since` (a datetime, or text
         such as `2017-09-05` or `2h`), and withdrawn (True) or live (False) when `withdrawn` is
         given. Answered from the catalog: no article is folded."""
+        _check(category=(_text, category), since=(_time, since))
         low = format_time(parse_when(since)) if since is not None else None
         return [
             ArticleSummary(
@@ -557,28 +563,20 @@ class Ledger:
         planned = plan_changes(current, target, restore=True)
         if not planned:
             raise NothingToDoError(f"article {article!r} already says what version {version} said")
-        envelope: dict[str, Any] = {"article": article, "expected_version": current.version}
-        if actor is not None:
-            envelope["actor"] = actor
-        if reason is not None:
-            envelope["reason"] = reason
+        envelope = {"article": article, "expected_version": current.version, **_envelope(actor, reason)}
         events = [{**event, **envelope} for event in planned]
         return self.append(events, reserved_keys=True)
 
     def withdraw(self, article: str, actor: str | None = None, reason: str | None = None) -> AppendResult:
         """Withdraw the article: it leaves current views and listings but keeps its history, and
         `restore` (or an `ArticleRestored` event) brings it back. One `ArticleWithdrawn` event,
-        appended against the article's current version. Raises `ArticleNotFoundError`, or
-        `ArticleStateError` when it is withdrawn already."""
+        with no expected version: a write to the article in between cannot make it a conflict.
+        Raises `ArticleNotFoundError`, or `ArticleStateError` when it is withdrawn already."""
+        _check(article=(_text, article), actor=(_text, actor), reason=(_text, reason))
         state = self._states.current(article, self._version_of(article))
         if state is not None and state.withdrawn:
             raise ArticleStateError(f"article {article!r} is already withdrawn")
-        event: dict[str, Any] = {"type": "ArticleWithdrawn", "article": article}
-        if actor is not None:
-            event["actor"] = actor
-        if reason is not None:
-            event["reason"] = reason
-        return self.append([event])
+        return self.append([{"type": "ArticleWithdrawn", "article": article, **_envelope(actor, reason)}])
 
     def replay(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;

@@ -84,6 +84,9 @@ def test_article_errors(news: ledger.Ledger) -> None:
         (lambda led: led.category(["roads"]), "name must be text"),
         (lambda led: led.restore("bridge", 1.0), "version must be a whole number"),
         (lambda led: led.replay(to="4"), "to must be a whole number"),
+        (lambda led: led.withdraw("bridge", actor=7), "actor must be text"),
+        (lambda led: led.articles(since=3), "since must be a datetime or text"),
+        (lambda led: led.articles(category=["roads"]), "category must be text"),
     ],
 )
 def test_arguments_of_the_wrong_type_are_the_librarys_own_error(news: ledger.Ledger, call: Any, message: str) -> None:
