@@ -400,12 +400,19 @@ HISTORY = [
 ]
 
 
-def test_a_history_that_changes_format_renders_every_version_as_written(led: ledger.Ledger) -> None:
-    times = ["2024-01-01T10:00:00Z", "2024-02-01T10:00:00Z", "2024-03-01T10:00:00Z"]
-    for text, when in zip(HISTORY, times, strict=False):
+TIMES = ["2024-01-01T10:00:00Z", "2024-02-01T10:00:00Z", "2024-03-01T10:00:00Z"]
+
+
+def _ingest_history(led: ledger.Ledger, drafts: list[str]) -> None:
+    """Ingest `drafts` as the successive versions of bridge.md, one at each of `TIMES`."""
+    for text, when in zip(drafts, TIMES, strict=True):
         ingest_draft(led, parse_draft(text, "bridge.md"), at=parse_when(when))
+
+
+def test_a_history_that_changes_format_renders_every_version_as_written(led: ledger.Ledger) -> None:
+    _ingest_history(led, HISTORY)
     assert [render(led.article("bridge", version=v)) for v in (1, 2, 3)] == HISTORY
-    assert [render(led.article("bridge", at=when)) for when in times] == HISTORY
+    assert [render(led.article("bridge", at=when)) for when in TIMES] == HISTORY
     # Each format change is a version of its own, in history and in diff.
     history = led.history("bridge")
     assert [entry.changes for entry in history] == [["created"], ["metadata changed"], ["metadata changed"]]
@@ -413,7 +420,7 @@ def test_a_history_that_changes_format_renders_every_version_as_written(led: led
     diff = led.diff("bridge", 1, 2).text
     assert "+tags = [\"transport\"]" in diff and "-category: transport" in diff
     # The categories stay the same through the key's rename: one membership since version 1.
-    assert [(m.article, m.entered_version) for m in led.category("transport", at=times[1]).articles] == [("bridge", 1)]
+    assert [(m.article, m.entered_version) for m in led.category("transport", at=TIMES[1]).articles] == [("bridge", 1)]
     assert [(m.article, m.entered_version) for m in led.category("transport").articles] == [("bridge", 1)]
     assert led.article("bridge", version=2).metadata["extra"] == {"legacy": True}
     assert "extra" not in led.article("bridge").metadata
@@ -512,13 +519,11 @@ ZOLA_HISTORY = [
 
 
 def test_categories_over_time_survive_a_move_to_zola_taxonomies_and_back(led: ledger.Ledger) -> None:
-    times = ["2024-01-01T10:00:00Z", "2024-02-01T10:00:00Z", "2024-03-01T10:00:00Z"]
-    for text, when in zip(ZOLA_HISTORY, times, strict=True):
-        ingest_draft(led, parse_draft(text, "bridge.md"), at=parse_when(when))
+    _ingest_history(led, ZOLA_HISTORY)
     assert [render(led.article("bridge", version=v)) for v in (1, 2, 3)] == ZOLA_HISTORY
     stints = [(m.category, m.entered_version, m.left_version) for m in led.category_history("bridge")]
     assert stints == [("transport", 1, 3), ("bridges", 2, None)]
-    assert [m.article for m in led.category("transport", at=times[1]).articles] == ["bridge"]
+    assert [m.article for m in led.category("transport", at=TIMES[1]).articles] == ["bridge"]
     assert led.category("transport").articles == []
 
 
