@@ -88,6 +88,18 @@ def store_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"{path}: {reason(exc)}; it is a cache of the log, so deleting it is safe")
 
 
+def leave_file(db: sqlite3.Connection, path: Path | None, what: str, exc: BaseException) -> None:
+    """Say that the cache `what` at `path` goes on as a copy in memory because its file failed to
+    take a write (`exc`), and roll back what `db` had begun: the copy starts from what the file
+    holds."""
+    log.warning("%s: %s; using a copy of the %s in memory for this run", path, reason(exc), what)
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.debug("%s: nothing to roll back (SQLite already did)", path)
+
+
 def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
     """A database in memory holding a copy of `source`: an open connection (read through it, so
     the copy is what it has committed), a file, or nothing. A file that is missing, unreadable or

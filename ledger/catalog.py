@@ -213,13 +213,8 @@ class Catalog:
 
     def _to_memory(self, exc: BaseException) -> None:
         """Go on in memory from what the catalog file holds (it failed to take a write)."""
-        log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
         assert self._db is not None
-        if self._db.in_transaction:
-            try:
-                self._db.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.debug("%s: nothing to roll back (SQLite already did)", self.path)
+        caches.leave_file(self._db, self.path, "views", exc)
         failed = self._db
         self._db = self._open_memory(failed)
         failed.close()

@@ -213,13 +213,8 @@ class LogIndex:
 
     def to_memory(self, exc: BaseException) -> None:
         """Go on with a copy in memory of what the index file holds (it failed to take a write)."""
-        log.warning("%s: %s; using a copy of the index in memory for this run", self.path, caches.reason(exc))
         assert self.db is not None
-        if self.db.in_transaction:
-            try:
-                self.db.execute("ROLLBACK")
-            except sqlite3.Error:
-                log.debug("%s: nothing to roll back (SQLite already did)", self.path)
+        caches.leave_file(self.db, self.path, "index", exc)
         copy = caches.memory_copy(self.db)
         self.db.close()
         self.db = self._memory(copy)
