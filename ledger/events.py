@@ -139,17 +139,17 @@ def parse_time(text: str) -> datetime:
     return datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=UTC)
 
 
-def _utc(value: Any) -> Any:
+def _utc(value: datetime) -> datetime:
     # pydantic reads "...Z" with its own TzInfo(0); every time a result holds is in
     # `datetime.timezone.utc`, as `parse_time` gives, so that one tz object is compared and shown.
-    if isinstance(value, str):
-        return parse_time(value)
-    if isinstance(value, datetime) and value.tzinfo is not None and value.tzinfo is not UTC:
+    # After pydantic's own (compiled) parse: parsing the text again in Python made reading events
+    # 15% slower.
+    if value.tzinfo is not None and value.tzinfo is not UTC:
         return value.astimezone(UTC)
     return value
 
 
-UtcDatetime = Annotated[datetime, BeforeValidator(_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 """A time in a result: an aware datetime in `datetime.timezone.utc`."""
 
 
