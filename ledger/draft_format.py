@@ -17,12 +17,13 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ledger.codec import InputJsonError, loads_input
 from ledger.errors import DraftError, InvalidEventError
 from ledger.events import validate_article_id
 from ledger.limits import DRAFT_SIZE_LIMIT
+from ledger.model import Model
 from ledger.rendering import (
     CATEGORY_KEYS,
     HEADING_TITLE_RE,
@@ -56,14 +57,14 @@ _TOML_FENCE_RE = re.compile(r"\ufeff?\+\+\+[ \t]*\r?\n")
 
 
 
-class DraftBlock(BaseModel):
+class DraftBlock(Model):
     """An update block of a draft: its heading line and everything after it up to the next block."""
 
     heading: str
     text: str
 
 
-class Draft(BaseModel):
+class Draft(Model):
     """A parsed draft: the article it states, and (in `metadata["_draft"]`) how it was laid out."""
 
     id: str = Field(description="The article id: front matter `id`, else the file name's stem.")

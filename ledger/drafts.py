@@ -19,12 +19,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ledger.application import Ledger
 from ledger.draft_format import DRAFT_SUFFIXES, Draft, check_draft_file, is_draft_name, read_draft
 from ledger.errors import ArticleNotFoundError, DraftError, NothingToDoError, VersionConflictError
 from ledger.limits import DRAFT_SIZE_LIMIT
+from ledger.model import Model
 from ledger.plans import plan_changes
 from ledger.projections import ArticleView
 from ledger.rendering import LAYOUT_KEY
@@ -36,7 +37,7 @@ _RETRIES = 5
 _OPTIMISTIC = 2
 
 
-class IngestResult(BaseModel):
+class IngestResult(Model):
     """What ingesting one draft did."""
 
     path: str | None = Field(description="The draft file.")

@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from ledger.errors import InvalidEventError, InvalidInputError, InvalidTimeError
+from ledger.model import Model
 from ledger.patches import Patch
 
 ARTICLE_ID_MAX = 200
@@ -203,7 +204,7 @@ def new_event_ids(count: int) -> list[str]:
 # --- the data of each event type, as recorded -------------------------------------------------
 
 
-class _Data(BaseModel):
+class _Data(Model):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -378,7 +379,7 @@ def upcast(record: dict[str, Any]) -> dict[str, Any]:
 # --- envelopes -----------------------------------------------------------------------------
 
 
-class EventIn(BaseModel):
+class EventIn(Model):
     """One event as given to `Ledger.append` (one JSON line of `ledger append`).
 
     For `ArticleEdited`, `data` gives the new `title` and/or the whole new `body` (or a ready
@@ -399,7 +400,7 @@ class EventIn(BaseModel):
     expected_version: int | None = Field(default=None, ge=0)
 
 
-class NewRecord(BaseModel):
+class NewRecord(Model):
     """An event ready for the store: validated data in the current schema, not yet positioned."""
 
     model_config = ConfigDict(frozen=True)
@@ -414,7 +415,7 @@ class NewRecord(BaseModel):
     explicit_id: bool = False
 
 
-class RecordedEvent(BaseModel):
+class RecordedEvent(Model):
     """An event as the log holds it: the envelope the store added, and the data."""
 
     model_config = ConfigDict(frozen=True)

@@ -11,15 +11,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ledger.errors import CorruptStoreError
+from ledger.model import Model
 from ledger.patches import apply_patch
 from ledger.store import StoredRecord
 from ledger.views import UtcTime
 
 
-class UpdateBlock(BaseModel):
+class UpdateBlock(Model):
     """An update block as it stands in a version of an article."""
 
     heading: str = Field(description='The heading line, e.g. "Update from Al Masdar News:".')
@@ -28,7 +29,7 @@ class UpdateBlock(BaseModel):
     added_at: UtcTime = Field(description="When that version occurred (UTC).")
 
 
-class ArticleView(BaseModel):
+class ArticleView(Model):
     """An article as it stood at one version."""
 
     article: str = Field(description="The article's id (the same field name as in every other result).")

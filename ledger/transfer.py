@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ledger import codec, decisions
 from ledger.anchors import record_at
@@ -32,6 +32,7 @@ from ledger.errors import (
     StoreError,
 )
 from ledger.events import SCHEMA_VERSIONS, EventIn, format_time, parse_time, upcast
+from ledger.model import Model
 from ledger.projections import ArticleState, FoldedRecord
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS
 from ledger.store import LOG_FILE, AppendResult, EventStore, Head, RecordOrder
@@ -61,7 +62,7 @@ class Target(Protocol):
         """Record `events` as one atomic append."""
 
 
-class ImportResult(BaseModel):
+class ImportResult(Model):
     """What `Ledger.import_records` did."""
 
     mode: Literal["exact", "reappended"] = Field(

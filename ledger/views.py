@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import Field, PlainSerializer
 
 from ledger.events import UtcDatetime, format_time
+from ledger.model import Model
 
 UtcTime = Annotated[UtcDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
 """A time that is written in JSON as the log's canonical UTC text (`2017-09-05T16:05:00.000000Z`:
@@ -34,7 +35,7 @@ ChangeKind = Literal[
 """What kind of change a version made (one version may make several)."""
 
 
-class VersionChange(BaseModel):
+class VersionChange(Model):
     """What one version of an article changed: a line of `history` and of `timeline`."""
 
     article: str = Field(description="The article's id.")
@@ -51,7 +52,7 @@ class VersionChange(BaseModel):
     events: int = Field(description="Number of events in the version.")
 
 
-class ArticleSummary(BaseModel):
+class ArticleSummary(Model):
     """One article as `Ledger.articles` lists it: what it is called and where it stands now."""
 
     article: str = Field(description="The article's id.")
@@ -69,7 +70,7 @@ class HistoryEntry(VersionChange):
     withdrawn: bool = Field(description="Whether the article is withdrawn at this version.")
 
 
-class DiffLine(BaseModel):
+class DiffLine(Model):
     """One line of a line diff: `op` is ' ' (context), '-' (only in FROM) or '+' (only in TO)."""
 
     op: Literal[" ", "-", "+"]
@@ -77,14 +78,14 @@ class DiffLine(BaseModel):
     newline: bool = Field(default=True, description="False for a last line without a line break.")
 
 
-class WordChange(BaseModel):
+class WordChange(Model):
     """One run of a word diff: `op` is 'equal', 'delete' (only in FROM) or 'insert' (only in TO)."""
 
     op: Literal["equal", "delete", "insert"]
     text: str = Field(description="The words and the whitespace between them, exactly.")
 
 
-class Hunk(BaseModel):
+class Hunk(Model):
     """A run of changed lines with context, as in a unified diff (`@@ -a,b +c,d @@`)."""
 
     from_start: int
@@ -94,7 +95,7 @@ class Hunk(BaseModel):
     lines: list[DiffLine]
 
 
-class Diff(BaseModel):
+class Diff(Model):
     """What changed in the rendered article between two versions."""
 
     article: str
@@ -111,7 +112,7 @@ class Diff(BaseModel):
         return not self.hunks and not any(change.op != "equal" for change in self.changes)
 
 
-class CategoryMember(BaseModel):
+class CategoryMember(Model):
     """An article in a category listing."""
 
     article: str
@@ -120,7 +121,7 @@ class CategoryMember(BaseModel):
     entered_version: int = Field(description="The version that put it there.")
 
 
-class CategoryListing(BaseModel):
+class CategoryListing(Model):
     """The articles in one category, now or at a past time (withdrawn ones left out)."""
 
     name: str
@@ -128,14 +129,14 @@ class CategoryListing(BaseModel):
     articles: list[CategoryMember]
 
 
-class CategoryCount(BaseModel):
+class CategoryCount(Model):
     """A category with how many (not withdrawn) articles it holds."""
 
     name: str
     count: int
 
 
-class CategoryMembership(BaseModel):
+class CategoryMembership(Model):
     """A stint of an article in a category: when it entered and (unless still in) left."""
 
     article: str
@@ -146,7 +147,7 @@ class CategoryMembership(BaseModel):
     left_at: UtcTime | None = Field(default=None, description="When that version occurred (UTC); None while it is still in.")
 
 
-class FeedBlock(BaseModel):
+class FeedBlock(Model):
     """An update block of a feed entry, as it stands now (its current heading)."""
 
     heading: str
@@ -154,7 +155,7 @@ class FeedBlock(BaseModel):
     added_at: UtcTime = Field(description="When that version occurred (UTC).")
 
 
-class FeedEntry(BaseModel):
+class FeedEntry(Model):
     """An article that received update blocks since the time asked for (blocks it still has)."""
 
     article: str
@@ -167,7 +168,7 @@ class TimelineEntry(VersionChange):
     """One version of one article in the timeline of all changes."""
 
 
-class ReplayStats(BaseModel):
+class ReplayStats(Model):
     """What a full rebuild of the views did."""
 
     events: int = Field(description="Events folded.")
@@ -177,7 +178,7 @@ class ReplayStats(BaseModel):
     events_per_second: float = Field(description="events / seconds.")
 
 
-class Stats(BaseModel):
+class Stats(Model):
     """Counts of a store (`ledger stats`)."""
 
     events: int = Field(description="Events in the log.")

@@ -24,6 +24,7 @@ LAYERS = {
     "patches": 0,
     "settling": 0,
     "limits": 0,
+    "model": 0,
     "events": 1,
     "codec": 2,
     "caches": 2,

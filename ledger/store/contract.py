@@ -14,10 +14,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TypedDict
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from ledger.errors import InvalidEventError, InvalidTimeError
 from ledger.events import NewRecord, upcast, validate_data
+from ledger.model import Model
 
 
 class _StoredKeys(TypedDict):
@@ -47,7 +48,7 @@ class StoredRecord(_StoredKeys, total=False):
     end: bool
 
 
-class AppendResult(BaseModel):
+class AppendResult(Model):
     """What one append recorded (or, for a re-sent append, what it had recorded the first time)."""
 
     versions: dict[str, int] = Field(description="The new version of each article appended to.")
@@ -59,21 +60,21 @@ class AppendResult(BaseModel):
     occurred_at: dict[str, datetime] = Field(default_factory=dict, description="When each article's new version occurred.")
 
 
-class Head(BaseModel):
+class Head(Model):
     """The end of the log: the last position and the hash that seals everything up to it."""
 
     position: int
     hash: str
 
 
-class Problem(BaseModel):
+class Problem(Model):
     """One defect `verify` found."""
 
     position: int | None = Field(description="The record's position, where it can be read.")
     message: str = Field(description="What is wrong; a store may say where in its own terms (a file store: line and byte).")
 
 
-class VerifyReport(BaseModel):
+class VerifyReport(Model):
     """The result of `verify`: counts, the head hash to note down, and every problem found."""
 
     ok: bool

@@ -1,0 +1,19 @@
+"""The base of every pydantic model of the library: validators built on first use.
+
+Building a model's validator and serializer takes about a millisecond per model, and importing
+the library defines some forty of them, while a command uses a few (`ledger show` builds the
+article view's two): building them at import was most of the CLI's start-up (issue 14).
+pydantic builds a deferred model under one lock since 2.14 (two threads using a model for the
+first time at once could fail in 2.13: `tests/test_models.py`), hence the version floor in
+`pyproject.toml`.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Model(BaseModel):
+    """A pydantic model whose validator and serializer are built when it is first used."""
+
+    model_config = ConfigDict(defer_build=True)
