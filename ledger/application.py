@@ -19,9 +19,9 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ledger import anchors, codec, decisions, transfer
+from ledger import anchors, codec
 from ledger.catalog import Catalog
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
@@ -44,7 +44,6 @@ from ledger.events import (
 )
 from ledger.history import RenderedSize, summary, version_records
 from ledger.limits import DEFAULT_MAX_EVENT_BYTES
-from ledger.plans import plan_changes
 from ledger.projections import ArticleState, ArticleView, apply
 from ledger.rendering import RESERVED_METADATA_KEYS, render
 from ledger.states import StateCache
@@ -60,7 +59,6 @@ from ledger.store import (
     init_store,
 )
 from ledger.times import parse_when
-from ledger.transfer import ImportResult
 from ledger.views import (
     ArticleSummary,
     CategoryCount,
@@ -75,6 +73,12 @@ from ledger.views import (
     Stats,
     TimelineEntry,
 )
+
+if TYPE_CHECKING:
+    # `ledger.transfer` (and the shutil and tempfile it needs) loads when an export or import
+    # asks for it, and `ledger.decisions` when an append does: each command is a new process,
+    # and what a read does not use is start-up it need not pay (issue 14).
+    from ledger.transfer import ImportResult
 
 log = logging.getLogger("ledger")
 
@@ -261,6 +265,8 @@ class Ledger:
         names = list(labels) if labels is not None else [f"event {i}" for i in range(1, len(given) + 1)]
         if len(names) != len(given):
             raise InvalidInputError(f"{len(given)} events but {len(names)} labels")
+        from ledger import decisions
+
         allowed = RESERVED_METADATA_KEYS if reserved_keys else frozenset()
         parsed = [decisions.parse_event(event, names[i], allowed) for i, event in enumerate(given)]
         if not parsed:
@@ -310,6 +316,8 @@ class Ledger:
     def _resent(self, events: list[EventIn], names: list[str], original: AppendResult) -> AppendResult:
         """`original`, the result of the append that recorded `events`' ids first, if `events`
         say what it recorded; else `DuplicateEventError` (see `decisions.check_resent`)."""
+        from ledger import decisions
+
         recorded = {record["id"]: record for record in self.store.read(original.first_position - 1, original.last_position)}
         decisions.check_resent(events, names, recorded)
         return original
@@ -560,6 +568,8 @@ class Ledger:
         _check(article=(_text, article), version=(_whole, version), actor=(_text, actor), reason=(_text, reason))
         target = self.article(article, version)
         current = self.article(article)
+        from ledger.plans import plan_changes
+
         planned = plan_changes(current, target, restore=True)
         if not planned:
             raise NothingToDoError(f"article {article!r} already says what version {version} said")
@@ -659,12 +669,16 @@ class Ledger:
         _check(article=(_text, article))
         if article is not None:
             self._version_of(article)
+        from ledger import transfer
+
         return transfer.export(self.store, article)
 
     def export_to(self, path: str | os.PathLike[str], article: str | None = None) -> int:
         """Write `export(article)` to the file `path` and return the number of events. The file
         is written beside its final name, synced and renamed, so a failed export never leaves
         half a file behind."""
+        from ledger import transfer
+
         return transfer.export_to(path, self.export(article))
 
     def import_file(
@@ -678,6 +692,8 @@ class Ledger:
         `progress(done_bytes, total_bytes)` is called as the input is read (it is read two or
         three times: checked, then appended, so a stream that cannot seek is first kept in a
         temporary file)."""
+        from ledger import transfer
+
         return transfer.import_file(self, self.store, source, reappend=reappend, progress=progress)
 
     def import_records(self, lines: Sequence[bytes], *, name: str = "<records>", reappend: bool = False) -> ImportResult:
@@ -704,6 +720,8 @@ class Ledger:
         `InvalidEventError` for bad or refused records, `NothingToDoError` when the input holds
         no records; an input already in the store is no error (`imported` is 0).
         """
+        from ledger import transfer
+
         return transfer.import_records(self, self.store, lines, name=name, reappend=reappend)
 
     def stats(self) -> Stats:
