@@ -47,7 +47,7 @@ def show(ctx: click.Context, article: str, version: int | None, at: datetime | N
     still shown (with a note on stderr).
 
     JSON fields: article, version, title, body, blocks (heading, text, added_version, added_at),
-    categories, metadata, withdrawn, created_at, updated_at, position, text (the rendered draft).
+    categories, metadata, authors (however the metadata names them), withdrawn, created_at, updated_at, position, text (the rendered draft).
 
     \b
     Example:
@@ -193,26 +193,27 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, articl
 @click.option("--category", "-c", help="Only articles in this category now.")
 @click.option("--since", type=TIME, help="Only articles changed at or after this time (ISO 8601 or an age like 2h).")
 @click.option("--withdrawn/--live", default=None, help="Only withdrawn articles, or only live ones (default: both).")
+@click.option("--author", "-a", help="Only articles by this author now (the whole name, in any case; author or authors in any front matter).")
 @format_option
 @click.pass_context
-def articles(ctx: click.Context, category: str | None, since: datetime | None, withdrawn: bool | None, fmt: str) -> None:
+def articles(ctx: click.Context, category: str | None, since: datetime | None, withdrawn: bool | None, author: str | None, fmt: str) -> None:
     """List articles as they stand now, the most recently changed first.
 
-    JSON fields (one line each): article, title, version, updated_at, categories, withdrawn.
+    JSON fields (one line each): article, title, version, updated_at, categories, authors, withdrawn.
 
     \b
     Examples:
       ledger articles --since 24h
       ledger articles --category Syria --live --format json
     """
-    entries = open_ledger(ctx).articles(category=category, since=since, withdrawn=withdrawn)
+    entries = open_ledger(ctx).articles(category=category, since=since, withdrawn=withdrawn, author=author)
     if fmt == "json":
         json_lines(e.model_dump(mode="json") for e in entries)
         return
     table(
-        ["updated", "article", "ver", "title", "categories", "withdrawn"],
+        ["updated", "article", "ver", "title", "categories", "authors", "withdrawn"],
         (
-            [local_time(e.updated_at), e.article, e.version, e.title, ", ".join(e.categories), "withdrawn" if e.withdrawn else ""]
+            [local_time(e.updated_at), e.article, e.version, e.title, ", ".join(e.categories), ", ".join(e.authors), "withdrawn" if e.withdrawn else ""]
             for e in entries
         ),
     )

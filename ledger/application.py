@@ -44,7 +44,7 @@ from ledger.events import (
 )
 from ledger.history import RenderedSize, summary, version_records
 from ledger.limits import DEFAULT_MAX_EVENT_BYTES
-from ledger.projections import ArticleState, ArticleView, apply
+from ledger.projections import ArticleState, ArticleView, apply, authors_of
 from ledger.rendering import RESERVED_METADATA_KEYS, render
 from ledger.states import StateCache
 from ledger.store import (
@@ -451,21 +451,32 @@ class Ledger:
         return make(article, texts[0], texts[1], from_version, to_version)
 
     def articles(
-        self, category: str | None = None, since: datetime | str | None = None, withdrawn: bool | None = None
+        self,
+        category: str | None = None,
+        since: datetime | str | None = None,
+        withdrawn: bool | None = None,
+        author: str | None = None,
     ) -> list[ArticleSummary]:
         """Every article as it stands now, the most recently changed first: only those in
         `category` now, whose latest version occurred at or after `since` (a datetime, or text
-        such as `2017-09-05` or `2h`), and withdrawn (True) or live (False) when `withdrawn` is
-        given. Answered from the catalog: no article is folded."""
-        _check(category=(_text, category), since=(_time, since))
+        such as `2017-09-05` or `2h`), withdrawn (True) or live (False) when `withdrawn` is
+        given, and among whose `authors` now is `author` (the whole name, in any case), however
+        the metadata names them (see `ArticleView.authors`). Answered from the catalog: no
+        article is folded."""
+        _check(category=(_text, category), since=(_time, since), author=(_text, author))
         low = format_time(parse_when(since)) if since is not None else None
-        return [
-            ArticleSummary(
-                article=article, title=title, version=version, updated_at=parse_time(updated),
-                categories=codec.loads(categories), withdrawn=bool(gone),
-            )
-            for article, title, version, updated, categories, gone in self.catalog.article_rows(category, low, withdrawn)
-        ]
+        wanted = author.strip().casefold() if author is not None else None
+        listed = []
+        for article, title, version, updated, categories, gone, keys in self.catalog.article_rows(category, low, withdrawn):
+            authors = authors_of(codec.loads(keys))
+            if wanted is None or any(name.casefold() == wanted for name in authors):
+                listed.append(
+                    ArticleSummary(
+                        article=article, title=title, version=version, updated_at=parse_time(updated),
+                        categories=codec.loads(categories), authors=authors, withdrawn=bool(gone),
+                    )
+                )
+        return listed
 
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn

@@ -41,6 +41,7 @@ from typing import Any
 from ledger import caches, codec
 from ledger.errors import CorruptStoreError, StoreError
 from ledger.projections import (
+    AUTHORS,
     BLOCKS,
     CATEGORIES,
     SNAPSHOT_EVERY,
@@ -58,7 +59,7 @@ from ledger.views import ReplayStats
 log = logging.getLogger("ledger")
 
 VIEWS_FILE = "views.sqlite"
-FORMAT = 4
+FORMAT = 5
 _BATCH = 50_000
 _CHARS_PER_VERSION = 2000
 
@@ -67,7 +68,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS articles (
     article TEXT PRIMARY KEY, version INTEGER NOT NULL, title TEXT NOT NULL, categories TEXT NOT NULL,
     withdrawn INTEGER NOT NULL, created_at TEXT NOT NULL, updated_at TEXT NOT NULL,
-    position INTEGER NOT NULL, last_block_at TEXT, blocks TEXT NOT NULL);
+    position INTEGER NOT NULL, last_block_at TEXT, blocks TEXT NOT NULL, authors TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS memberships (
     article TEXT NOT NULL, category TEXT NOT NULL, entered_version INTEGER NOT NULL,
     entered_at TEXT NOT NULL, left_version INTEGER, left_at TEXT);
@@ -359,13 +360,13 @@ class Catalog:
 
         def load(article: str) -> list[Any] | None:
             row = db.execute(
-                "SELECT version, title, categories, withdrawn, created_at, updated_at, position, last_block_at, blocks"
+                "SELECT version, title, categories, withdrawn, created_at, updated_at, position, last_block_at, blocks, authors"
                 " FROM articles WHERE article = ?",
                 (article,),
             ).fetchone()
             if row is None:
                 return None
-            entry = [*row[:-1], None, codec.loads(row[-1])]
+            entry = [*row[:-2], None, codec.loads(row[-2]), codec.loads(row[-1])]
             entry[CATEGORIES] = codec.loads(entry[CATEGORIES])
             entry[WITHDRAWN] = bool(entry[WITHDRAWN])
             starts[article] = entry[VERSION]
@@ -401,9 +402,9 @@ class Catalog:
         self._write_rows(db, *fold.take_rows())
         dumps = codec.dumps
         db.executemany(
-            "INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO articles VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (article, e[0], e[1], dumps(e[2]).decode(), int(e[3]), e[4], e[5], e[6], e[7], dumps(e[BLOCKS]).decode())
+                (article, e[0], e[1], dumps(e[2]).decode(), int(e[3]), e[4], e[5], e[6], e[7], dumps(e[BLOCKS]).decode(), dumps(e[AUTHORS]).decode())
                 for article, e in fold.entries.items()
             ],
         )
@@ -524,9 +525,9 @@ class Catalog:
 
     def article_rows(
         self, category: str | None, since: str | None, withdrawn: bool | None
-    ) -> list[tuple[str, str, int, str, str, int]]:
-        """Article, title, version, updated_at, categories (JSON text) and withdrawn (0 or 1) of
-        every article, the most recently changed first: only those in `category` now, changed at
+    ) -> list[tuple[str, str, int, str, str, int, str]]:
+        """Article, title, version, updated_at, categories (JSON text), withdrawn (0 or 1) and
+        the metadata naming its authors (`author_keys`, JSON text) of every article, the most recently changed first: only those in `category` now, changed at
         or after log time `since`, and withdrawn (or not) as `withdrawn` says, when given."""
         where: list[str] = []
         params: list[Any] = []
@@ -541,7 +542,7 @@ class Catalog:
         if withdrawn is not None:
             where.append("a.withdrawn = ?")
             params.append(int(withdrawn))
-        sql = "SELECT a.article, a.title, a.version, a.updated_at, a.categories, a.withdrawn FROM articles a"
+        sql = "SELECT a.article, a.title, a.version, a.updated_at, a.categories, a.withdrawn, a.authors FROM articles a"
         sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY a.updated_at DESC, a.position DESC"
         return self.refresh().execute(sql, params).fetchall()
 

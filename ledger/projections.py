@@ -39,6 +39,10 @@ class ArticleView(Model):
     blocks: list[UpdateBlock] = Field(default_factory=list)
     categories: list[str] = Field(default_factory=list)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    authors: list[str] = Field(
+        default_factory=list,
+        description="The authors the metadata names, however it names them (`author`, `authors`, in `extra`, `params` or `taxonomies`): see `authors_of`.",
+    )
     withdrawn: bool = False
     created_at: UtcTime = Field(description="When version 1 occurred (UTC).")
     updated_at: UtcTime = Field(description="When this version occurred (UTC).")
@@ -48,6 +52,44 @@ class ArticleView(Model):
     def id(self) -> str:
         """The article's id (read-only alias of `article`; drafts and rendering call it `id`)."""
         return self.article
+
+
+AUTHOR_KEYS = ("author", "authors")
+"""Metadata keys that name authors, at the top level or inside one of `AUTHOR_TABLES`."""
+
+AUTHOR_TABLES = ("extra", "params", "taxonomies")
+"""Metadata mappings that may hold `AUTHOR_KEYS`: Zola's `[extra]` and `[taxonomies]`, Hugo's
+`[params]`."""
+
+
+def author_keys(metadata: dict[str, Any]) -> dict[str, Any]:
+    """The part of `metadata` that `authors_of` reads: its `AUTHOR_KEYS`, and those inside its
+    `AUTHOR_TABLES`, as written (the catalog keeps it to list articles by author)."""
+    found: dict[str, Any] = {key: metadata[key] for key in AUTHOR_KEYS if key in metadata}
+    for table in AUTHOR_TABLES:
+        values = metadata.get(table)
+        if isinstance(values, dict):
+            inner = {key: values[key] for key in AUTHOR_KEYS if key in values}
+            if inner:
+                found[table] = inner
+    return found
+
+
+def authors_of(metadata: dict[str, Any]) -> list[str]:
+    """The authors `metadata` names, in the order written, each once: `author` and `authors`
+    (text, a list of texts, or a mapping with a `name`, as Jekyll writes them), then the same
+    keys inside `extra`, `params` and `taxonomies`. Drafts keep whichever spelling they used;
+    this is the one value a query sees. Text is stripped; anything else is left out."""
+    names: list[str] = []
+    keys = author_keys(metadata)
+    for values in (keys, *(keys.get(table, {}) for table in AUTHOR_TABLES)):
+        for key in AUTHOR_KEYS:
+            value = values.get(key)
+            for item in value if isinstance(value, list) else [value]:
+                name = item.get("name") if isinstance(item, dict) else item
+                if isinstance(name, str) and name.strip() and name.strip() not in names:
+                    names.append(name.strip())
+    return names
 
 
 class ArticleState:
@@ -102,6 +144,7 @@ class ArticleState:
                 "blocks": [{"heading": h, "text": t, "added_version": v, "added_at": at} for h, t, v, at in self.blocks],
                 "categories": self.categories,
                 "metadata": self.metadata,
+                "authors": authors_of(self.metadata),
                 "withdrawn": self.withdrawn,
                 "created_at": self.created_at,
                 "updated_at": self.updated_at,
@@ -214,9 +257,10 @@ def state_from_list(values: list[Any]) -> ArticleState:
 
 # Index of each field in a catalog entry (a list, not an object: a full replay keeps one per
 # article and updates them millions of times).
-VERSION, TITLE, CATEGORIES, WITHDRAWN, CREATED_AT, UPDATED_AT, POSITION, LAST_BLOCK_AT, CHANGE, BLOCKS = range(10)
+VERSION, TITLE, CATEGORIES, WITHDRAWN, CREATED_AT, UPDATED_AT, POSITION, LAST_BLOCK_AT, CHANGE, BLOCKS, AUTHORS = range(11)
 # BLOCKS: the log position of the UpdateBlockAdded of each update block the article has now, in
-# block order, so that removing or editing block i finds that block's feed row.
+# block order, so that removing or editing block i finds that block's feed row. AUTHORS: the
+# article's `author_keys` (the metadata that names its authors), kept up to date by its events.
 
 CHANGE_KIND = {
     "ArticleCreated": "created",
@@ -293,7 +337,7 @@ class CatalogFold:
         if kind == "ArticleCreated":
             data = record["data"]
             categories = list(data.get("categories", ()))
-            entry = [version, data["title"], categories, False, when, when, pos, None, change, []]
+            entry = [version, data["title"], categories, False, when, when, pos, None, change, [], author_keys(data.get("metadata") or {})]
             self.entries[article] = entry
             self.titles.append((article, version, when, data["title"]))
             for category in categories:
@@ -344,6 +388,16 @@ class CatalogFold:
             if title is not None:
                 entry[TITLE] = title
                 self.titles.append((article, version, when, title))
+        elif kind == "MetadataChanged":
+            data = record["data"]
+            named = (*AUTHOR_KEYS, *AUTHOR_TABLES)
+            changed = [key for key in (*data.get("unset", ()), *data.get("set", {})) if key in named]
+            if changed:
+                keys = dict(entry[AUTHORS])
+                for key in data.get("unset", ()):
+                    keys.pop(key, None)
+                keys.update((key, value) for key, value in data.get("set", {}).items() if key in named)
+                entry[AUTHORS] = author_keys(keys)
         elif kind == "ArticleWithdrawn":
             entry[WITHDRAWN] = True
             row = [article, version, when, None, None]

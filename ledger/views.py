@@ -60,6 +60,7 @@ class ArticleSummary(Model):
     version: int = Field(description="Its latest version.")
     updated_at: UtcTime = Field(description="When its latest version occurred (UTC).")
     categories: list[str] = Field(description="Its categories now, in order.")
+    authors: list[str] = Field(description="Its authors now, however its metadata names them (see `ArticleView.authors`).")
     withdrawn: bool = Field(description="Whether it is withdrawn now.")
 
 

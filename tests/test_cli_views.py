@@ -49,7 +49,7 @@ def test_show_json(store: Path) -> None:
     result = run(store, "show", "bridge", "2", "--format", "json")
     assert result.exit_code == 0
     (doc,) = json_lines(result)
-    assert set(doc) == {"article", "version", "title", "body", "blocks", "categories", "metadata", "withdrawn", "created_at", "updated_at", "position", "text"}
+    assert set(doc) == {"article", "version", "title", "body", "blocks", "categories", "metadata", "authors", "withdrawn", "created_at", "updated_at", "position", "text"}
     assert (doc["article"], doc["version"], doc["body"], doc["created_at"], doc["updated_at"]) == ("bridge", 2, "The bridge is closed until Friday.\n", "2017-09-05T10:00:00.000000Z", "2017-09-05T11:00:00.000000Z")
     assert doc["text"].encode() == render_at(store, 2)
 
@@ -190,11 +190,33 @@ def test_articles_table_and_json(store: Path) -> None:
     docs = json_lines(run(store, "articles", "--format", "json"))
     assert docs[0] == {
         "article": "storm", "title": "Storm hits", "version": 3, "updated_at": "2017-09-05T16:00:00.000000Z",
-        "categories": ["weather"], "withdrawn": False,
+        "categories": ["weather"], "authors": [], "withdrawn": False,
     }
     assert [d["article"] for d in json_lines(run(store, "articles", "-c", "roads", "--format", "json"))] == ["bridge"]
     assert [d["article"] for d in json_lines(run(store, "articles", "--since", "2017-09-05T15:30Z", "--format", "json"))] == ["storm"]
     assert run(store, "articles", "--withdrawn").stdout.splitlines()[1:] == []
+
+
+def test_articles_by_author_and_show_json_carry_the_authors_however_drafts_name_them(store_dir: Path, tmp_path: Path) -> None:
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    (drafts / "quay.md").write_text("---\ntitle: Night market\nauthor: Ana Lima\n---\n\nStalls open.\n", encoding="utf-8")
+    (drafts / "pier.md").write_text(
+        '+++\ntitle = "Pier"\nauthors = ["Jonas Ferreira"]\n\n[extra]\nauthor = "Ana Lima"\n+++\n\nThe pier.\n', encoding="utf-8"
+    )
+    (drafts / "rain.md").write_text('{\n  "title": "Rain", "params": {"author": "Jonas Ferreira"}\n}\n\nRain.\n', encoding="utf-8")
+    assert run(store_dir, "init").exit_code == 0
+    assert run(store_dir, "ingest", str(drafts)).exit_code == 0
+    by_ana = json_lines(run(store_dir, "articles", "--author", "ana lima", "--format", "json"))
+    assert sorted((d["article"], tuple(d["authors"])) for d in by_ana) == [("pier", ("Jonas Ferreira", "Ana Lima")), ("quay", ("Ana Lima",))]
+    assert sorted(d["article"] for d in json_lines(run(store_dir, "articles", "-a", "Jonas Ferreira", "--format", "json"))) == ["pier", "rain"]
+    assert json_lines(run(store_dir, "articles", "--author", "Ana", "--format", "json")) == []
+    table = run(store_dir, "articles", "--author", "Jonas Ferreira").stdout.splitlines()
+    assert table[0].split() == ["updated", "article", "ver", "title", "categories", "authors", "withdrawn"]
+    assert any("Jonas Ferreira, Ana Lima" in line for line in table[1:])
+    (shown,) = json_lines(run(store_dir, "show", "pier", "--format", "json"))
+    assert shown["authors"] == ["Jonas Ferreira", "Ana Lima"]
+    assert shown["metadata"]["authors"] == ["Jonas Ferreira"] and shown["metadata"]["extra"] == {"author": "Ana Lima"}
 
 
 def test_withdraw_then_articles_and_restore(store: Path) -> None:

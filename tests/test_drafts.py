@@ -527,6 +527,59 @@ def test_categories_over_time_survive_a_move_to_zola_taxonomies_and_back(led: le
     assert led.category("transport").articles == []
 
 
+# --- authors: one value whatever the key and the syntax -----------------------------------------
+
+AUTHOR_DRAFTS = {
+    "yaml author": ("---\ntitle: T\nauthor: Ana Lima\n---\n\nBody.\n", ["Ana Lima"]),
+    "yaml author list": ("---\ntitle: T\nauthor: [Ana Lima, Jonas Ferreira]\n---\n\nBody.\n", ["Ana Lima", "Jonas Ferreira"]),
+    "yaml authors": ("---\ntitle: T\nauthors:\n  - Jonas Ferreira\n  - Ana Lima\n---\n\nBody.\n", ["Jonas Ferreira", "Ana Lima"]),
+    "yaml both keys": ("---\ntitle: T\nauthor: Ana Lima\nauthors: [Jonas Ferreira, Ana Lima]\n---\n\nBody.\n", ["Ana Lima", "Jonas Ferreira"]),
+    "jekyll author object": ("---\ntitle: T\nauthor:\n  name: Ana Lima\n  email: ana@example.org\n---\n\nBody.\n", ["Ana Lima"]),
+    "toml authors (zola)": ('+++\ntitle = "T"\nauthors = ["Ana Lima", "Jonas Ferreira"]\n+++\n\nBody.\n', ["Ana Lima", "Jonas Ferreira"]),
+    "toml extra author (zola)": ('+++\ntitle = "T"\n\n[extra]\nauthor = "Ana Lima"\nlead = true\n+++\n\nBody.\n', ["Ana Lima"]),
+    "toml taxonomies authors": ('+++\ntitle = "T"\n\n[taxonomies]\nauthors = ["Ana Lima"]\ntags = ["food"]\n+++\n\nBody.\n', ["Ana Lima"]),
+    "json author": ('{\n  "title": "T",\n  "author": "Ana Lima"\n}\n\nBody.\n', ["Ana Lima"]),
+    "json params author (hugo)": ('{\n  "title": "T",\n  "params": {"author": " Ana Lima "}\n}\n\nBody.\n', ["Ana Lima"]),
+    "no author": ("# T\n\nBody.\n", []),
+}
+
+
+@pytest.mark.parametrize("name", list(AUTHOR_DRAFTS))
+def test_authors_are_one_value_whatever_the_front_matter_says(led: ledger.Ledger, tmp_path: Path, name: str) -> None:
+    text, authors = AUTHOR_DRAFTS[name]
+    path = tmp_path / "post.md"
+    path.write_bytes(text.encode("utf-8"))
+    ingest(led, [path])
+    view = led.article("post")
+    assert view.authors == authors
+    # The metadata keeps the keys as written, and the draft comes back byte for byte.
+    assert render(view).encode("utf-8") == path.read_bytes()
+    assert ingest(led, [path])[0].status == "unchanged"
+    (summary,) = led.articles()
+    assert summary.authors == authors
+    assert [s.article for s in led.articles(author="ANA LIMA")] == (["post"] if "Ana Lima" in authors else [])
+
+
+def test_articles_by_author_follow_renamed_keys_events_and_a_rebuilt_catalog(led: ledger.Ledger) -> None:
+    _ingest_history(led, [
+        "---\ntitle: Bridge\nauthor: Ana Lima\n---\n\nThe bridge closes.\n",
+        # A move to Zola: the author under [extra], a second one beside her.
+        '+++\ntitle = "Bridge"\n\n[extra]\nauthors = ["Ana Lima", "Jonas Ferreira"]\n+++\n\nThe bridge closes.\n',
+        "---\ntitle: Bridge\nauthors: [Jonas Ferreira]\n---\n\nThe bridge closes.\n",
+    ])
+    assert [led.article("bridge", version=v).authors for v in (1, 2, 3)] == [["Ana Lima"], ["Ana Lima", "Jonas Ferreira"], ["Jonas Ferreira"]]
+    assert led.articles(author="Ana Lima") == []
+    assert [s.article for s in led.articles(author="jonas ferreira")] == ["bridge"]
+    led.append([{"type": "MetadataChanged", "article": "bridge", "data": {"set": {"extra": {"author": "Rui Costa"}}}}])
+    led.append([{"type": "MetadataChanged", "article": "bridge", "data": {"set": {"source": "wire"}, "unset": ["authors"]}}])
+    assert led.article("bridge").authors == ["Rui Costa"]
+    assert [s.authors for s in led.articles()] == [["Rui Costa"]]
+    led.replay()
+    assert [s.authors for s in led.articles(author="Rui Costa")] == [["Rui Costa"]]
+    with pytest.raises(ledger.InvalidInputError, match="author must be text"):
+        led.articles(author=["Rui Costa"])  # type: ignore[arg-type]
+
+
 # --- state: withdrawn articles, other writers ---------------------------------------------------
 
 
