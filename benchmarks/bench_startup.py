@@ -7,8 +7,10 @@ Every command loads only what it needs (issue 14): this measures it. Run:
 It creates a small store in a temporary folder (three articles, a few events each), then runs
 each command `--runs` times and prints the wall-clock median beside its target and its ratio to
 `python -c pass` (the machine's floor: starting an interpreter at all), and the `-X importtime`
-total of `import ledger_cli.main`. Run it with the Python of the environment that has the
-`ledger` command installed.
+totals of `import ledger_cli.main` (what `--help` pays) and of `import ledger.application` (what
+`show`, `history` and `append` pay on top). Bytecode caches are used as an installed package
+has them (PYTHONDONTWRITEBYTECODE is dropped from the environment). Run it with the Python of
+the environment that has the `ledger` command installed.
 """
 
 from __future__ import annotations
@@ -45,13 +47,13 @@ def _median_ms(command: list[str], runs: int, env: dict[str, str], before: Calla
     return statistics.median(times)
 
 
-def _import_ms(env: dict[str, str]) -> float:
+def _import_ms(env: dict[str, str], module: str) -> float:
     # The cumulative time of the top-level import is the last line for that module.
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", "import ledger_cli.main"], env=env, check=True, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=env, check=True, capture_output=True, text=True)
     total = 0
     for line in result.stderr.splitlines():
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (.*)$", line)
-        if match and match.group(2) == "ledger_cli.main":
+        if match and match.group(2) == module:
             total = int(match.group(1))
     return total / 1000
 
@@ -63,7 +65,9 @@ def main() -> None:
     ledger = _ledger()
     with tempfile.TemporaryDirectory(prefix="ledger-startup-") as tmp:
         store = Path(tmp) / "store"
-        env = {**os.environ, "LEDGER_STORE": str(store), "NO_COLOR": "1"}
+        # With bytecode caches, as an installed package runs.
+        kept = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
+        env = {**kept, "LEDGER_STORE": str(store), "NO_COLOR": "1"}
         subprocess.run([*ledger, "init"], env=env, check=True, capture_output=True)
         events = []
         for n in range(3):
@@ -92,8 +96,9 @@ def main() -> None:
             target = TARGETS_MS[name]
             verdict = "ok" if median <= target else "OVER"
             print(f"ledger {name:<10} {median:7.1f} ms  target {target} ms  {verdict:<4}  {median / floor:5.1f}x floor")
-        imports = statistics.median(_import_ms(env) for _ in range(5))
-        print(f"-X importtime of ledger_cli.main: {imports:7.1f} ms (median of 5)")
+        for module in ("ledger_cli.main", "ledger.application"):
+            imports = statistics.median(_import_ms(env, module) for _ in range(args.runs))
+            print(f"-X importtime of {module}: {imports:7.1f} ms (median of {args.runs})")
 
 
 if __name__ == "__main__":
