@@ -3,9 +3,9 @@
 Building a model's validator and serializer takes about a millisecond per model, and importing
 the library defines some forty of them, while a command uses a few (`ledger show` builds the
 article view's two): building them at import was most of the CLI's start-up (issue 14).
-pydantic builds a deferred model under one lock since 2.14 (two threads using a model for the
-first time at once could fail in 2.13: `tests/test_models.py`), hence the version floor in
-`pyproject.toml`.
+pydantic builds a deferred model under one lock since 2.14.0 (pydantic#13438; in 2.13 two
+threads using a model for the first time at once could fail, and the watcher ingests on a thread
+of its own): hence the version floor in `pyproject.toml`, and `tests/test_models.py`.
 """
 
 from __future__ import annotations
