@@ -709,14 +709,12 @@ class Ledger:
     def stats(self) -> Stats:
         """Counts of the store: events, articles, versions, categories, log size and head."""
         head = self.head()
-        articles = self.store.articles()
-        # The catalog answers both without folding any article.
-        categories = len(self.categories())
-        withdrawn = self.catalog.withdrawn_count()
+        # The catalog answers from its indexes and running totals, without folding any article.
+        articles, versions, withdrawn, categories = self.catalog.totals()
         return Stats(
             events=head.position,
-            articles=len(articles),
-            versions=sum(articles.values()),
+            articles=articles,
+            versions=versions,
             categories=categories,
             withdrawn=withdrawn,
             log_bytes=(self.store.root / LOG_FILE).stat().st_size if self.store.root is not None else 0,
