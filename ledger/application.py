@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from ledger import anchors, codec, decisions, transfer
-from ledger.catalog import Catalog
+from ledger.catalog import Catalog, gc_paused
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
     ArticleNotFoundError,
@@ -451,13 +451,14 @@ class Ledger:
         given. Answered from the catalog: no article is folded."""
         _check(category=(_text, category), since=(_time, since))
         low = format_time(parse_when(since)) if since is not None else None
-        return [
-            ArticleSummary(
-                article=article, title=title, version=version, updated_at=parse_time(updated),
-                categories=codec.loads(categories), withdrawn=bool(gone),
-            )
-            for article, title, version, updated, categories, gone in self.catalog.article_rows(category, low, withdrawn)
-        ]
+        with gc_paused():
+            return [
+                ArticleSummary(
+                    article=article, title=title, version=version, updated_at=parse_time(updated),
+                    categories=codec.loads(categories), withdrawn=bool(gone),
+                )
+                for article, title, version, updated, categories, gone in self.catalog.article_rows(category, low, withdrawn)
+            ]
 
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn
@@ -500,13 +501,14 @@ class Ledger:
         _time("since", since)
         rows = self.catalog.feed_since(format_time(parse_when(since)))
         entries: dict[str, FeedEntry] = {}
-        for article, title, version, occurred, heading in rows:
-            block = FeedBlock(heading=heading, added_version=version, added_at=parse_time(occurred))
-            entry = entries.get(article)
-            if entry is None:
-                entries[article] = FeedEntry(article=article, title=title, last_update_at=block.added_at, blocks=[block])
-            else:
-                entry.blocks.append(block)
+        with gc_paused():
+            for article, title, version, occurred, heading in rows:
+                block = FeedBlock(heading=heading, added_version=version, added_at=parse_time(occurred))
+                entry = entries.get(article)
+                if entry is None:
+                    entries[article] = FeedEntry(article=article, title=title, last_update_at=block.added_at, blocks=[block])
+                else:
+                    entry.blocks.append(block)
         return list(entries.values())
 
     def timeline(
