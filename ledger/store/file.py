@@ -658,14 +658,20 @@ class FileEventStore(EventStore):
         state.versions.update(versions)
         state.occurred.update(occurred)
         state.proven.update(versions)
+        # The articles of an append (and of a group) mostly share one time: each distinct time is
+        # parsed once (parsing one per article cost 5% of a 100-event append).
+        parsed = {now: now_time}
         for pending, new, times, first in done:
+            for when in times.values():
+                if when not in parsed:
+                    parsed[when] = parse_time(when)
             pending.result = AppendResult(
                 versions=new,
                 first_position=first,
                 last_position=first + len(pending.records) - 1,
                 event_ids=pending.ids,
                 recorded_at=now_time,
-                occurred_at={article: now_time if when == now else parse_time(when) for article, when in times.items()},
+                occurred_at={article: parsed[when] for article, when in times.items()},
             )
         return deferred
 
