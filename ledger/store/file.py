@@ -377,6 +377,17 @@ class FileEventStore(EventStore):
         return self._checked_by_log(lambda: self._article_versions(wanted))
 
     def _article_versions(self, articles: list[str]) -> dict[str, int]:
+        writer = self._writer
+        if writer is not None and self._leading:
+            if not self._mutex.acquire(blocking=False):
+                # Another thread is writing and syncing a group: answer from the versions
+                # committed before it rather than wait for the sync, so that threads prepare their
+                # next appends meanwhile (group commit). An answer that a group or another process
+                # has since moved on only makes the append conflict under the lock, and the
+                # caller prepare it again.
+                versions = writer.versions
+                return {article: versions.get(article, 0) for article in articles}
+            self._mutex.release()
         with self._mutex:
             if self._writer is not None:
                 # A process that appends keeps every version in memory: no index round trip.
