@@ -558,7 +558,11 @@ class FileEventStore(EventStore):
         if follow:
             # Another thread leads a group: it takes this append along in the next one, or hands
             # this thread the lead (waking it either way, and no other thread).
-            pending.wake.acquire()
+            try:
+                pending.wake.acquire()
+            except BaseException:
+                self._abandon(pending)
+                raise
             if pending.finished:
                 return pending.outcome()
         while True:
@@ -577,6 +581,19 @@ class FileEventStore(EventStore):
                         self._leading = False
             if not again:
                 return pending.outcome()
+
+    def _abandon(self, pending: _Pending) -> None:
+        """A waiting thread was interrupted (KeyboardInterrupt): take its append out of the queue
+        if no leader took it yet, and pass the lead on if it had just been handed it, so that the
+        other threads' appends do not wait for a thread that is gone."""
+        with self._turns:
+            if pending in self._queue:
+                self._queue.remove(pending)
+            if pending.wake.acquire(blocking=False) and not pending.finished:
+                if self._queue:
+                    self._queue[0].wake.release()
+                else:
+                    self._leading = False
 
     def _lead(self, group: list[_Pending]) -> None:
         """Commit the appends of `group` (one write, one sync) under the writers' lock (the
