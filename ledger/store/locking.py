@@ -28,11 +28,6 @@ class WriterLock:
         # again nor lets it go.
         self._depth = 0
 
-    @property
-    def depth(self) -> int:
-        """How many `take` calls hold the lock now (0: this process does not hold it)."""
-        return self._depth
-
     def try_take(self) -> bool:
         """Take the lock if no other writer holds it (without counting a hold); False if one does."""
         if self._fd is None:
