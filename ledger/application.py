@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ledger import anchors, codec
-from ledger.catalog import Catalog
+from ledger.catalog import Catalog, gc_paused
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
     ArticleNotFoundError,
@@ -467,15 +467,16 @@ class Ledger:
         low = format_time(parse_when(since)) if since is not None else None
         wanted = author.strip().casefold() if author is not None else None
         listed = []
-        for article, title, version, updated, categories, gone, keys in self.catalog.article_rows(category, low, withdrawn):
-            authors = authors_of(codec.loads(keys))
-            if wanted is None or any(name.casefold() == wanted for name in authors):
-                listed.append(
-                    ArticleSummary(
-                        article=article, title=title, version=version, updated_at=parse_time(updated),
-                        categories=codec.loads(categories), authors=authors, withdrawn=bool(gone),
+        with gc_paused():
+            for article, title, version, updated, categories, gone, keys in self.catalog.article_rows(category, low, withdrawn):
+                authors = authors_of(codec.loads(keys))
+                if wanted is None or any(name.casefold() == wanted for name in authors):
+                    listed.append(
+                        ArticleSummary(
+                            article=article, title=title, version=version, updated_at=parse_time(updated),
+                            categories=codec.loads(categories), authors=authors, withdrawn=bool(gone),
+                        )
                     )
-                )
         return listed
 
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
@@ -519,13 +520,14 @@ class Ledger:
         _time("since", since)
         rows = self.catalog.feed_since(format_time(parse_when(since)))
         entries: dict[str, FeedEntry] = {}
-        for article, title, version, occurred, heading in rows:
-            block = FeedBlock(heading=heading, added_version=version, added_at=parse_time(occurred))
-            entry = entries.get(article)
-            if entry is None:
-                entries[article] = FeedEntry(article=article, title=title, last_update_at=block.added_at, blocks=[block])
-            else:
-                entry.blocks.append(block)
+        with gc_paused():
+            for article, title, version, occurred, heading in rows:
+                block = FeedBlock(heading=heading, added_version=version, added_at=parse_time(occurred))
+                entry = entries.get(article)
+                if entry is None:
+                    entries[article] = FeedEntry(article=article, title=title, last_update_at=block.added_at, blocks=[block])
+                else:
+                    entry.blocks.append(block)
         return list(entries.values())
 
     def timeline(
@@ -738,14 +740,12 @@ class Ledger:
     def stats(self) -> Stats:
         """Counts of the store: events, articles, versions, categories, log size and head."""
         head = self.head()
-        articles = self.store.articles()
-        # The catalog answers both without folding any article.
-        categories = len(self.categories())
-        withdrawn = self.catalog.withdrawn_count()
+        # The catalog answers from its indexes and running totals, without folding any article.
+        articles, versions, withdrawn, categories = self.catalog.totals()
         return Stats(
             events=head.position,
-            articles=len(articles),
-            versions=sum(articles.values()),
+            articles=articles,
+            versions=versions,
             categories=categories,
             withdrawn=withdrawn,
             log_bytes=(self.store.root / LOG_FILE).stat().st_size if self.store.root is not None else 0,

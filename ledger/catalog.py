@@ -59,7 +59,7 @@ from ledger.views import ReplayStats
 log = logging.getLogger("ledger")
 
 VIEWS_FILE = "views.sqlite"
-FORMAT = 5
+FORMAT = 6
 _BATCH = 50_000
 _CHARS_PER_VERSION = 2000
 
@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS feed (
 CREATE TABLE IF NOT EXISTS changes (
     position INTEGER PRIMARY KEY, article TEXT NOT NULL, version INTEGER NOT NULL,
     occurred_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS category_counts (category TEXT PRIMARY KEY, count INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS snapshots (
     article TEXT NOT NULL, version INTEGER NOT NULL, position INTEGER NOT NULL, state BLOB NOT NULL,
     hash TEXT NOT NULL, digest TEXT NOT NULL, PRIMARY KEY (article, version));
@@ -97,6 +98,8 @@ CREATE INDEX IF NOT EXISTS withdrawals_article ON withdrawals (article);
 CREATE INDEX IF NOT EXISTS titles_article ON titles (article, version);
 CREATE INDEX IF NOT EXISTS feed_time ON feed (occurred_at);
 CREATE INDEX IF NOT EXISTS changes_time ON changes (occurred_at);
+CREATE INDEX IF NOT EXISTS articles_changed ON articles (updated_at, position);
+CREATE INDEX IF NOT EXISTS articles_withdrawn ON articles (withdrawn, version);
 """
 
 # An article is not in a listing at time :t while a withdrawal covers :t.
@@ -105,13 +108,16 @@ _NOT_WITHDRAWN_AT = (
     " AND (w.restored_at IS NULL OR w.restored_at > :t))"
 )
 
-_VIEW_TABLES = ("articles", "memberships", "withdrawals", "titles", "feed", "changes")
+_VIEW_TABLES = ("articles", "memberships", "withdrawals", "titles", "feed", "changes", "category_counts")
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
-    # A replay creates millions of small lists and dicts and no reference cycles; the cyclic
-    # collector would rescan them all again and again (it costs a replay two thirds of its time).
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the block.
+
+    A replay creates millions of small lists and dicts, and a listing tens of thousands of
+    result models, with no reference cycles; the collector would rescan them all again and
+    again (two thirds of a replay's time; more than half of listing 100,000 articles)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -299,10 +305,11 @@ class Catalog:
         with self._write(db):
             position, digest = self._validate(db)
             starts: dict[str, int] = {}
-            fold = CatalogFold(self._loader(db, starts) if position > 0 else None)
+            before: dict[str, tuple[list[str], bool]] = {}
+            fold = CatalogFold(self._loader(db, starts, before) if position > 0 else None)
             if position < head.position:
-                with _no_gc():
-                    self._fold_into(db, fold, position, None, None)
+                with gc_paused():
+                    self._fold_into(db, fold, position, None, None, before)
                 if fold.events:
                     position, digest = fold.position, fold.hash
             self._save_checkpoint(db, position, digest)
@@ -355,8 +362,11 @@ class Catalog:
             db.execute(f"DELETE FROM {table}")
         db.execute("DELETE FROM meta")
 
-    def _loader(self, db: sqlite3.Connection, starts: dict[str, int]) -> Callable[[str], list[Any] | None]:
-        """Entries of articles from the catalog; `starts` notes each one's version."""
+    def _loader(
+        self, db: sqlite3.Connection, starts: dict[str, int], before: dict[str, tuple[list[str], bool]]
+    ) -> Callable[[str], list[Any] | None]:
+        """Entries of articles from the catalog; `starts` notes each one's version, `before` its
+        categories and withdrawn flag (what it counted for in `category_counts`)."""
 
         def load(article: str) -> list[Any] | None:
             row = db.execute(
@@ -370,6 +380,7 @@ class Catalog:
             entry[CATEGORIES] = codec.loads(entry[CATEGORIES])
             entry[WITHDRAWN] = bool(entry[WITHDRAWN])
             starts[article] = entry[VERSION]
+            before[article] = (list(entry[CATEGORIES]), entry[WITHDRAWN])
             return entry
 
         return load
@@ -381,9 +392,11 @@ class Catalog:
         after: int,
         to: int | None,
         progress: Callable[[int, int], None] | None,
+        before: dict[str, tuple[list[str], bool]] | None = None,
     ) -> None:
         """Fold the records after `after` (up to `to`) and write what they change, inside the
-        caller's transaction."""
+        caller's transaction. `before` holds what the articles loaded from the catalog counted
+        for in `category_counts` (nothing on a rebuild)."""
         head = self.store.head().position if progress is not None else 0
         step = fold.fold
         flush = _BATCH
@@ -408,17 +421,36 @@ class Catalog:
                 for article, e in fold.entries.items()
             ],
         )
-        db.executemany("INSERT INTO memberships VALUES (?, ?, ?, ?, ?, ?)", fold.memberships)
+        # Stints (and withdrawals) open before this fold are closed before the new ones are
+        # written: an article that left a category and entered it again within one catch-up
+        # had its new stint closed too (and vanished from the category's listing).
         db.executemany(
             "UPDATE memberships SET left_version = ?, left_at = ? WHERE left_version IS NULL AND article = ? AND category = ?",
             fold.closed_memberships,
         )
-        db.executemany("INSERT INTO withdrawals VALUES (?, ?, ?, ?, ?)", fold.withdrawals)
+        db.executemany("INSERT INTO memberships VALUES (?, ?, ?, ?, ?, ?)", fold.memberships)
         db.executemany(
             "UPDATE withdrawals SET restored_version = ?, restored_at = ? WHERE restored_version IS NULL AND article = ?",
             fold.closed_withdrawals,
         )
+        db.executemany("INSERT INTO withdrawals VALUES (?, ?, ?, ?, ?)", fold.withdrawals)
         db.executemany("INSERT INTO titles VALUES (?, ?, ?, ?)", fold.titles)
+        # Each category's count of live articles, kept as a running total (`ledger categories`
+        # and `stats` read it instead of counting a million stints): the touched articles'
+        # categories now, minus what they counted for before this fold.
+        counts: dict[str, int] = {}
+        for article, e in fold.entries.items():
+            if not e[WITHDRAWN]:
+                for category in e[CATEGORIES]:
+                    counts[category] = counts.get(category, 0) + 1
+            old = (before or {}).get(article)
+            if old is not None and not old[1]:
+                for category in old[0]:
+                    counts[category] = counts.get(category, 0) - 1
+        db.executemany(
+            "INSERT INTO category_counts VALUES (?, ?) ON CONFLICT (category) DO UPDATE SET count = count + excluded.count",
+            [(category, n) for category, n in counts.items() if n],
+        )
         if progress is not None:
             progress(fold.position, head)
 
@@ -457,7 +489,7 @@ class Catalog:
         with self._mutex:
             started = time.perf_counter()
             db = self._open()
-            with self._write(db), _no_gc():
+            with self._write(db), gc_paused():
                 # Snapshots of this very log stay valid (the log only grows): keep them unless
                 # the checkpoint shows the catalog was made from another log.
                 self._validate(db)
@@ -512,10 +544,7 @@ class Catalog:
         by name."""
         db = self.refresh()
         if at is None:
-            return db.execute(
-                "SELECT m.category, COUNT(*) FROM memberships m JOIN articles a ON a.article = m.article"
-                " WHERE m.left_version IS NULL AND a.withdrawn = 0 GROUP BY m.category ORDER BY m.category"
-            ).fetchall()
+            return db.execute("SELECT category, count FROM category_counts WHERE count > 0 ORDER BY category").fetchall()
         return db.execute(
             "SELECT m.category, COUNT(*) FROM memberships m"
             " WHERE m.entered_at <= :t AND (m.left_at IS NULL OR m.left_at > :t)"
@@ -586,9 +615,15 @@ class Catalog:
             params.append(limit)
         return self.refresh().execute(sql, params).fetchall()
 
-    def withdrawn_count(self) -> int:
-        """How many articles are withdrawn now."""
-        return int(self.refresh().execute("SELECT COUNT(*) FROM articles WHERE withdrawn = 1").fetchone()[0])
+    def totals(self) -> tuple[int, int, int, int]:
+        """How many articles there are, their versions in all, how many are withdrawn now, and
+        how many categories hold live articles (from indexes and running totals: no scan)."""
+        db = self.refresh()
+        articles, versions, withdrawn = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(version), 0), COALESCE(SUM(withdrawn), 0) FROM articles"
+        ).fetchone()
+        categories = db.execute("SELECT COUNT(*) FROM category_counts WHERE count > 0").fetchone()[0]
+        return int(articles), int(versions), int(withdrawn), int(categories)
 
     # --- snapshots ---------------------------------------------------------------------------
 
