@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from ledger import anchors, codec, decisions, transfer
+from ledger.attribution import rendered_runs
 from ledger.catalog import Catalog
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
@@ -59,10 +60,12 @@ from ledger.store import (
     VerifyReport,
     init_store,
 )
+from ledger.textindex import TextIndex, check_phrase, phrase_pattern
 from ledger.times import parse_when
 from ledger.transfer import ImportResult
 from ledger.views import (
     ArticleSummary,
+    Blame,
     CategoryCount,
     CategoryListing,
     CategoryMember,
@@ -72,6 +75,7 @@ from ledger.views import (
     FeedEntry,
     HistoryEntry,
     ReplayStats,
+    SearchHit,
     Stats,
     TimelineEntry,
 )
@@ -189,6 +193,7 @@ class Ledger:
         self.max_event_bytes = max_event_bytes
         self._states = StateCache(store, lambda: self.catalog)
         self._catalog: Catalog | None = None
+        self._text_index: TextIndex | None = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -200,6 +205,8 @@ class Ledger:
         """Release the store."""
         if self._catalog is not None:
             self._catalog.close()
+        if self._text_index is not None:
+            self._text_index.close()
         self.store.close()
 
     @property
@@ -406,13 +413,28 @@ class Ledger:
             self._catalog = Catalog(self.store)
         return self._catalog
 
-    def history(self, article: str) -> list[HistoryEntry]:
+    @property
+    def text_index(self) -> TextIndex:
+        """The persisted index of texts, for search and blame (`text.sqlite` in the store folder)."""
+        if self._text_index is None:
+            self._text_index = TextIndex(self.store, self._states.state_at)
+        return self._text_index
+
+    def history(self, article: str, contains: str | None = None) -> list[HistoryEntry]:
         """Every version of the article, oldest first: when, who, why, what kind of change, and
         the size of the article rendered at that version. Raises `ArticleNotFoundError`.
 
+        `contains`: only the versions whose change touched that phrase (matched as `search`
+        matches it): it stood in a line the version added, changed or removed.
+
         One fold over the article's records; sizes are kept up to date as it goes, so the cost
         grows with the size of the changes, not with versions x article size."""
-        _text("article", article)
+        _check(article=(_text, article), contains=(_text, contains))
+        touched: set[int] | None = None
+        if contains is not None:
+            query = check_phrase(contains)
+            pattern = phrase_pattern(contains, exact=False)
+            touched = {version for _, version, _, _, text in self.text_index.lines_with(query, article) if pattern.search(text)}
         records = self.store.read_article(article)
         if not records:
             raise self._not_found(article)
@@ -426,8 +448,84 @@ class Ledger:
             if index + 1 < len(records) and records[index + 1]["version"] == record["version"]:
                 continue
             group, start = records[start : index + 1], index + 1
-            entries.append(HistoryEntry(article=article, **summary(group), size=sizes.size(state), withdrawn=state.withdrawn))
+            if touched is None or record["version"] in touched:
+                entries.append(HistoryEntry(article=article, **summary(group), size=sizes.size(state), withdrawn=state.withdrawn))
         return entries
+
+    def blame(self, article: str, version: int | None = None, at: datetime | str | None = None) -> Blame:
+        """The article rendered now, at `version` or at time `at` (as `article` picks it), with
+        every character attributed to the version that wrote it: consecutive spans with their
+        version, time, actor and reason. Unchanged words keep their version through later edits
+        of the same sentence, and what a restore brings back keeps the version that first wrote
+        it. Raises `ArticleNotFoundError` or `VersionNotFoundError` as `article` does."""
+        view = self.article(article, version, at)
+        attribution = self.text_index.attribution(article, view.version)
+        text, runs = rendered_runs(view, attribution)
+        info = self.text_index.version_info(article, [wrote for _, _, wrote, _ in runs])
+        spans = []
+        for start, end, wrote, part in runs:
+            when, actor, reason = info[wrote]
+            spans.append({"start": start, "end": end, "text": text[start:end], "part": part, "version": wrote, "occurred_at": when, "actor": actor, "reason": reason})
+        # One validation from plain values: a long article has thousands of spans.
+        return Blame.model_validate({"article": article, "version": view.version, "occurred_at": view.updated_at, "text": text, "spans": spans})
+
+    def search(self, phrase: str, article: str | None = None, since: datetime | str | None = None, exact: bool = False) -> list[SearchHit]:
+        """Every stretch of versions in which `phrase` stood in an article's title, body or update
+        blocks: the version (time, actor, reason) that brought it in, the one that took its last
+        occurrence out (if any), and whether it is there now. Ordered by article, then by when it
+        appeared.
+
+        The phrase's words match whole words, in any case unless `exact`, separated by any run
+        of spaces or tabs; a phrase never spans a line break. `article` limits the search to
+        one article; `since` to stretches that began or ended at or after that time. Found
+        through the text index (no scan of the log). Raises `InvalidInputError` for an empty
+        phrase or one without a letter or digit."""
+        _check(phrase=(_text, phrase), article=(_text, article), since=(_time, since))
+        query = check_phrase(phrase)
+        low = format_time(parse_when(since)) if since is not None else None
+        if article is not None:
+            self._version_of(article)
+        pattern = phrase_pattern(phrase, exact)
+        # Per (article, part): how the count of occurrences changes at each version.
+        changes: dict[tuple[str, str], dict[int, int]] = {}
+        for name, version, part, side, text in self.text_index.lines_with(query, article):
+            found = len(pattern.findall(text))
+            if found:
+                where = "blocks" if part in ("heading", "block") else part
+                by_version = changes.setdefault((name, where), {})
+                by_version[version] = by_version.get(version, 0) + side * found
+        hits: list[SearchHit] = []
+        for (name, part), by_version in changes.items():
+            stretches: list[list[int]] = []
+            count = 0
+            for version in sorted(by_version):
+                if not by_version[version]:
+                    continue
+                was, count = count, count + by_version[version]
+                if was == 0 and count > 0:
+                    stretches.append([version, 0, count])
+                elif stretches and count > 0:
+                    stretches[-1][2] = max(stretches[-1][2], count)
+                elif was > 0 and count <= 0 and stretches:
+                    stretches[-1][1] = version
+            info = self.text_index.version_info(name, [v for stretch in stretches for v in stretch[:2] if v])
+            for appeared, vanished, most in stretches:
+                came, went = info[appeared], info.get(vanished)
+                if low is not None and came[0] < low and went is not None and went[0] < low:
+                    continue
+                hits.append(
+                    SearchHit.model_validate(
+                        {
+                            "article": name, "part": part, "appeared_version": appeared, "appeared_at": came[0],
+                            "appeared_actor": came[1], "appeared_reason": came[2],
+                            "vanished_version": vanished or None, "vanished_at": went[0] if went else None,
+                            "vanished_actor": went[1] if went else None, "vanished_reason": went[2] if went else None,
+                            "current": not vanished, "occurrences": most,
+                        }
+                    )
+                )
+        hits.sort(key=lambda hit: (hit.article, hit.appeared_version, hit.part))
+        return hits
 
     def diff(self, article: str, from_version: int | None = None, to_version: int | None = None, words: bool = False) -> Diff:
         """What changed in the rendered article from `from_version` to `to_version` (defaults:
@@ -582,7 +680,9 @@ class Ledger:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;
         `progress(position, head_position)` is called as it goes. Returns counts and events/s."""
         _check(to=(_count, to))
-        return self.catalog.rebuild(to, progress)
+        stats = self.catalog.rebuild(to, progress)
+        self.text_index.rebuild()
+        return stats
 
     def head(self) -> Head:
         """The last position in the log and its hash."""

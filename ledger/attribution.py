@@ -1,0 +1,267 @@
+"""Attribution: which version wrote each character of an article, folded from its events.
+
+Alongside the text of the title, the body and every update block's heading and text, the fold
+carries runs: `[length, version]` pairs whose lengths add up to the length of that text. Each
+patch splits, shifts and inserts runs; a new block, title or heading brings runs of its own.
+
+Word precision. `ingest` records patches cut per line and trimmed to the characters that
+differ, so one patch operation may replace several words of which some are unchanged (two words
+edited in one sentence make one operation spanning both). The recorded patches are left as they
+are (the log's format and every existing log stay as they were); instead each operation is widened
+to whole words and the replaced words are compared with the new ones word by word: words that did
+not change keep the runs they had, only the others are the new version's.
+
+Restores: `Ledger.restore` writes the restored text as ordinary edits. A version whose field
+(title, body, a block) ends up exactly as that field was at an earlier version, and whose change
+removed text, takes the earlier version's runs for it (`ledger.textindex`): what a restore
+brings back keeps the version that first wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from difflib import SequenceMatcher
+from typing import Any
+
+from ledger.errors import CorruptStoreError
+from ledger.projections import ArticleState, FoldedRecord
+from ledger.rendering import ViewLike, layout_of, render
+
+Runs = list[list[int]]
+"""`[length, version]` pairs, in text order, covering a text exactly."""
+
+_TOKEN = re.compile(r"\w+|\s+|[^\w\s]+")
+# Above this many token pairs a replaced region is not compared word by word (difflib is
+# quadratic in the worst case): the region is the new version's, as the patch says.
+_MAX_COMPARE = 4_000_000
+
+
+def _add(runs: Runs, length: int, version: int) -> None:
+    """Append a run, merging it with the last one when the version is the same."""
+    if length <= 0:
+        return
+    if runs and runs[-1][1] == version:
+        runs[-1] = [runs[-1][0] + length, version]
+    else:
+        runs.append([length, version])
+
+
+def fresh(text: str, version: int) -> Runs:
+    """The runs of a text written whole by `version`."""
+    return [[len(text), version]] if text else []
+
+
+def _cut(runs: Runs, start: int, end: int) -> Runs:
+    """The runs of characters `start:end`."""
+    out: Runs = []
+    offset = 0
+    for length, version in runs:
+        low = max(start, offset)
+        high = min(end, offset + length)
+        if low < high:
+            _add(out, high - low, version)
+        offset += length
+        if offset >= end:
+            break
+    return out
+
+
+def _compare(old: str, old_runs: Runs, new: str, version: int) -> Runs:
+    """Runs of `new`, which replaced `old` (with `old_runs`): words unchanged keep their runs."""
+    if not old or not new:
+        return fresh(new, version)
+    old_tokens = _TOKEN.findall(old)
+    new_tokens = _TOKEN.findall(new)
+    if len(old_tokens) * len(new_tokens) > _MAX_COMPARE:
+        return fresh(new, version)
+    old_starts = [0]
+    for token in old_tokens:
+        old_starts.append(old_starts[-1] + len(token))
+    new_starts = [0]
+    for token in new_tokens:
+        new_starts.append(new_starts[-1] + len(token))
+    out: Runs = []
+    matcher = SequenceMatcher(None, old_tokens, new_tokens, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for length, wrote in _cut(old_runs, old_starts[i1], old_starts[i2]):
+                _add(out, length, wrote)
+        else:
+            _add(out, new_starts[j2] - new_starts[j1], version)
+    return out
+
+
+def _word_start(text: str, at: int) -> int:
+    while at > 0 and (text[at - 1].isalnum() or text[at - 1] == "_"):
+        at -= 1
+    return at
+
+
+def _word_end(text: str, at: int) -> int:
+    while at < len(text) and (text[at].isalnum() or text[at] == "_"):
+        at += 1
+    return at
+
+
+def patch_runs(old: str, runs: Runs, patch: Sequence[Sequence[Any]], version: int) -> Runs:
+    """The runs after `patch` (`[start, end, text]` operations on `old`) made by `version`."""
+    # Widen each operation to whole words; operations that then overlap are one group, whose
+    # new text is its operations applied to the widened old text.
+    groups: list[list[Any]] = []
+    for start, end, text in patch:
+        low, high = _word_start(old, start), _word_end(old, end)
+        if groups and low <= groups[-1][1]:
+            groups[-1][1] = max(high, groups[-1][1])
+            groups[-1][2].append((start, end, text))
+        else:
+            groups.append([low, high, [(start, end, text)]])
+    widened: list[tuple[int, int, str]] = []
+    for low, high, operations in groups:
+        pieces = []
+        cursor = low
+        for start, end, text in operations:
+            pieces.append(old[cursor:start])
+            pieces.append(text)
+            cursor = end
+        pieces.append(old[cursor:high])
+        widened.append((low, high, "".join(pieces)))
+    out: Runs = []
+    cursor = 0
+    for low, high, text in widened:
+        for length, wrote in _cut(runs, cursor, low):
+            _add(out, length, wrote)
+        for length, wrote in _compare(old[low:high], _cut(runs, low, high), text, version):
+            _add(out, length, wrote)
+        cursor = high
+    for length, wrote in _cut(runs, cursor, len(old)):
+        _add(out, length, wrote)
+    return out
+
+
+class Attribution:
+    """The runs of one article at one version: title, body, each block's heading and text, and
+    the versions that last set what a rendering adds around them (metadata and layout, the
+    categories)."""
+
+    __slots__ = ("blocks", "body", "categories", "frame", "title", "version")
+
+    def __init__(self) -> None:
+        self.version = 0
+        self.title: Runs = []
+        self.body: Runs = []
+        self.blocks: list[tuple[Runs, Runs]] = []
+        self.frame = 0
+        self.categories = 0
+
+    def to_list(self) -> list[Any]:
+        """A plain JSON-able form (the snapshot form)."""
+        return [self.version, self.title, self.body, [list(block) for block in self.blocks], self.frame, self.categories]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> Attribution:
+        """Back from `to_list`'s form."""
+        attribution = cls()
+        attribution.version, attribution.title, attribution.body, blocks, attribution.frame, attribution.categories = values
+        attribution.blocks = [(heading, text) for heading, text in blocks]
+        return attribution
+
+    def copy(self) -> Attribution:
+        """An independent copy (runs lists are replaced, never changed in place, so shared)."""
+        other = Attribution()
+        other.version, other.title, other.body = self.version, self.title, self.body
+        other.blocks, other.frame, other.categories = list(self.blocks), self.frame, self.categories
+        return other
+
+
+def apply_attribution(attribution: Attribution, before: ArticleState | None, record: FoldedRecord) -> Attribution:
+    """Fold one record into `attribution` (in place), given the article's state `before` it."""
+    kind = record["type"]
+    data = record["data"]
+    version = record["version"]
+    if kind == "ArticleCreated":
+        attribution.title = fresh(data["title"], version)
+        attribution.body = fresh(data.get("body", ""), version)
+        attribution.blocks = []
+        attribution.frame = attribution.categories = version
+    elif before is None:
+        pass
+    elif kind == "ArticleEdited":
+        if data.get("title") is not None:
+            attribution.title = _compare(before.title, attribution.title, data["title"], version)
+        if data.get("patch"):
+            attribution.body = patch_runs(before.body, attribution.body, data["patch"], version)
+    elif kind == "UpdateBlockAdded":
+        block = (fresh(data["heading"], version), fresh(data.get("text", ""), version))
+        index = data.get("index")
+        if index is None:
+            attribution.blocks.append(block)
+        else:
+            attribution.blocks.insert(index, block)
+    elif kind == "UpdateBlockEdited":
+        index = data["index"]
+        heading, text = attribution.blocks[index]
+        old_heading, old_text = before.blocks[index][0], before.blocks[index][1]
+        if data.get("heading") is not None:
+            heading = _compare(old_heading, heading, data["heading"], version)
+        if data.get("patch"):
+            text = patch_runs(old_text, text, data["patch"], version)
+        attribution.blocks[index] = (heading, text)
+    elif kind == "UpdateBlockRemoved":
+        del attribution.blocks[data["index"]]
+    elif kind == "CategoriesChanged":
+        attribution.categories = version
+    elif kind == "MetadataChanged":
+        attribution.frame = version
+    attribution.version = version
+    return attribution
+
+
+Part = str
+"""Which part of the rendered text a span is in: `title`, `body`, `heading`, `block` (a block's
+text), `frame` (front matter and layout around the title) or `categories` (the categories line)."""
+
+
+def rendered_runs(view: ViewLike, attribution: Attribution) -> tuple[str, list[tuple[int, int, int, Part]]]:
+    """The rendered text of `view` (`ledger.rendering.render`) and its spans
+    `(start, end, version, part)`, covering it exactly, in order."""
+    text = render(view)
+    layout = layout_of(view)
+    pieces: list[tuple[Runs, Part]] = []
+    inner: list[tuple[Runs, Part]] = [(attribution.body, "body")]
+    for heading, block in attribution.blocks:
+        inner.extend(((heading, "heading"), (block, "block")))
+    inner_length = len(view.body) + sum(len(block.heading) + len(block.text) for block in view.blocks)
+    frame = max(attribution.frame, attribution.categories)
+    if layout.get("format") == "markdown":
+        head = text[: len(text) - inner_length]
+        at = head.find(view.title) if view.title else -1
+        if at >= 0:
+            # Front matter written from the values holds the title as typed; the rest is the frame.
+            pieces.append((fresh(head[:at], frame), "frame"))
+            pieces.append((attribution.title, "title"))
+            pieces.append((fresh(head[at + len(view.title) :], frame), "frame"))
+        else:
+            pieces.append((fresh(head, frame), "frame"))
+        pieces.extend(inner)
+    else:
+        lead = len(layout.get("lead", ""))
+        title_end = len(layout.get("title_end", "\n"))
+        pieces.append(([[lead, attribution.frame]] if lead else [], "frame"))
+        pieces.append((attribution.title, "title"))
+        pieces.append(([[title_end, attribution.frame]] if title_end else [], "frame"))
+        pieces.extend(inner)
+        rest = len(text) - lead - len(view.title) - title_end - inner_length
+        pieces.append(([[rest, attribution.categories]] if rest > 0 else [], "categories"))
+    spans: list[tuple[int, int, int, Part]] = []
+    offset = 0
+    for runs, part in pieces:
+        for length, version in runs:
+            if spans and spans[-1][2] == version and spans[-1][3] == part:
+                spans[-1] = (spans[-1][0], offset + length, version, part)
+            else:
+                spans.append((offset, offset + length, version, part))
+            offset += length
+    if offset != len(text):
+        raise CorruptStoreError(f"article {view.id!r}: the attribution covers {offset} of the {len(text)} characters of its text (`ledger replay` rebuilds it)")
+    return text, spans
