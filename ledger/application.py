@@ -429,7 +429,8 @@ class Ledger:
 
         One fold over the article's records; sizes are kept up to date as it goes, so the cost
         grows with the size of the changes, not with versions x article size."""
-        _check(article=(_text, article), contains=(_text, contains))
+        _text("article", article)
+        _check(contains=(_text, contains))
         touched: set[int] | None = None
         if contains is not None:
             query = check_phrase(contains)
@@ -480,7 +481,8 @@ class Ledger:
         one article; `since` to stretches that began or ended at or after that time. Found
         through the text index (no scan of the log). Raises `InvalidInputError` for an empty
         phrase or one without a letter or digit."""
-        _check(phrase=(_text, phrase), article=(_text, article), since=(_time, since))
+        _text("phrase", phrase)
+        _check(article=(_text, article), since=(_time, since))
         query = check_phrase(phrase)
         low = format_time(parse_when(since)) if since is not None else None
         if article is not None:

@@ -30,7 +30,8 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 from ledger import caches, codec
 from ledger.attribution import Attribution, Runs, apply_attribution
@@ -39,6 +40,8 @@ from ledger.projections import SNAPSHOT_EVERY, ArticleState, apply
 from ledger.store import EventStore, StoredRecord
 
 log = logging.getLogger("ledger")
+
+_T = TypeVar("_T")
 
 TEXT_FILE = "text.sqlite"
 FORMAT = 1
@@ -211,23 +214,41 @@ class TextIndex:
         self._load = load
         self._db: sqlite3.Connection | None = None
         self._mutex = threading.RLock()
+        self._in_memory = False
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
-            db: sqlite3.Connection | None = None
             if self.path is not None and caches.writable(self.path):
-                try:
-                    db = caches.open_file(self.path)
-                    self._create(db)
-                except sqlite3.Error as exc:
-                    if db is not None:
-                        caches.leave_file(db, self.path, "text index", exc)
-                    db = None
-            if db is None:
-                db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+                db = caches.open_file(self.path)
                 self._create(db)
+            else:
+                db = self._memory()
             self._db = db
         return self._db
+
+    def _memory(self) -> sqlite3.Connection:
+        self._in_memory = True
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        self._create(db)
+        return db
+
+    def _guarded(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`work(db)`; when the file fails (a full disk, a read-only or damaged file), again on an
+        index in memory, built afresh from the log, for the rest of this process."""
+        with self._mutex:
+            try:
+                return work(self._open())
+            except sqlite3.Error as exc:
+                if self._in_memory:
+                    raise caches.store_error(self.path or Path(TEXT_FILE), exc) from None
+                if self._db is not None:
+                    caches.leave_file(self._db, self.path, "text index", exc)
+                    self._db.close()
+                self._db = self._memory()
+            try:
+                return work(self._db)
+            except sqlite3.Error as exc:
+                raise caches.store_error(self.path or Path(TEXT_FILE), exc) from None
 
     @staticmethod
     def _create(db: sqlite3.Connection) -> None:
@@ -268,8 +289,10 @@ class TextIndex:
     def refresh(self) -> sqlite3.Connection:
         """Fold the records appended since the index last looked; rebuild it when it belongs to
         another log."""
+        return self._guarded(self._refresh)
+
+    def _refresh(self, db: sqlite3.Connection) -> sqlite3.Connection:
         with self._mutex:
-            db = self._open()
             position, digest = self._checkpoint(db)
             if position == self.store.head().position and self._matches(position, digest):
                 return db
@@ -288,16 +311,17 @@ class TextIndex:
 
     def rebuild(self) -> None:
         """Throw the index away and fold the whole log again (`ledger replay`)."""
-        with self._mutex:
-            db = self._open()
-            with self._write(db):
-                self._clear(db)
-                fold = TextFold()
-                for record in self.store.read(0):
-                    fold.fold(record)
-                    if len(fold.lines) > 50_000:
-                        self._save(db, fold)
-                self._save(db, fold)
+        self._guarded(self._rebuild)
+
+    def _rebuild(self, db: sqlite3.Connection) -> None:
+        with self._mutex, self._write(db):
+            self._clear(db)
+            fold = TextFold()
+            for record in self.store.read(0):
+                fold.fold(record)
+                if len(fold.lines) > 50_000:
+                    self._save(db, fold)
+            self._save(db, fold)
 
     def _clear(self, db: sqlite3.Connection) -> None:
         for table in _TABLES:
@@ -326,7 +350,9 @@ class TextIndex:
     def lines_with(self, query: str, article: str | None) -> list[tuple[str, int, str, int, str]]:
         """Kept lines whose words hold the FTS5 `query` (a superset of a phrase's matches):
         (article, version, part, side, text), in article and version order."""
-        db = self.refresh()
+        return self._guarded(lambda db: self._lines_with(self._refresh(db), query, article))
+
+    def _lines_with(self, db: sqlite3.Connection, query: str, article: str | None) -> list[tuple[str, int, str, int, str]]:
         sql = (
             "SELECT l.article, l.version, l.part, l.side, l.text FROM lines_fts f JOIN lines l ON l.id = f.rowid"
             " WHERE lines_fts MATCH ?"
@@ -343,11 +369,10 @@ class TextIndex:
         wanted = sorted(set(versions))
         if not wanted:
             return {}
-        db = self.refresh()
-        rows = db.execute(
+        rows = self._guarded(lambda db: self._refresh(db).execute(
             "SELECT version, occurred_at, actor, reason FROM versions WHERE article = ? AND version BETWEEN ? AND ?",
             (article, wanted[0], wanted[-1]),
-        ).fetchall()
+        ).fetchall())
         chosen = set(wanted)
         return {version: (when, actor, reason) for version, when, actor, reason in rows if version in chosen}
 
@@ -355,7 +380,9 @@ class TextIndex:
 
     def attribution(self, article: str, version: int) -> Attribution:
         """The runs of the article at `version` (which it must have)."""
-        db = self.refresh()
+        return self._guarded(lambda db: self._attribution(self._refresh(db), article, version))
+
+    def _attribution(self, db: sqlite3.Connection, article: str, version: int) -> Attribution:
         row = db.execute(
             "SELECT version, runs FROM blame WHERE article = ? AND version <= ? ORDER BY version DESC LIMIT 1",
             (article, version),
@@ -395,7 +422,7 @@ class TextIndex:
             ).fetchone()
             if found is None or found[0] is None:
                 continue
-            earlier = self.attribution(record["article"], found[0])
+            earlier = self._attribution(db, record["article"], found[0])
             if what == "title":
                 attribution.title = earlier.title
             elif what == "body":

@@ -7,8 +7,6 @@ import random
 import re
 from collections.abc import Iterator
 
-import pytest
-
 import ledger
 from ledger.rendering import render
 from tests.test_corpus import ingested  # noqa: F401 - the fixture: the whole corpus in one store
