@@ -462,10 +462,10 @@ class Ledger:
         view = self.article(article, version, at)
         attribution = self.text_index.attribution(article, view.version)
         text, runs = rendered_runs(view, attribution)
-        info = self.text_index.version_info(article, [wrote for _, _, wrote, _ in runs])
+        info = self.text_index.version_info((article, wrote) for _, _, wrote, _ in runs)
         spans = []
         for start, end, wrote, part in runs:
-            when, actor, reason = info[wrote]
+            when, actor, reason = info[article, wrote]
             spans.append({"start": start, "end": end, "text": text[start:end], "part": part, "version": wrote, "occurred_at": when, "actor": actor, "reason": reason})
         # One validation from plain values: a long article has thousands of spans.
         return Blame.model_validate({"article": article, "version": view.version, "occurred_at": view.updated_at, "text": text, "spans": spans})
@@ -491,41 +491,41 @@ class Ledger:
         # Per (article, part): how the count of occurrences changes at each version.
         changes: dict[tuple[str, str], dict[int, int]] = {}
         for name, version, part, side, text in self.text_index.lines_with(query, article):
-            found = len(pattern.findall(text))
-            if found:
+            matches = len(pattern.findall(text))
+            if matches:
                 where = "blocks" if part in ("heading", "block") else part
                 by_version = changes.setdefault((name, where), {})
-                by_version[version] = by_version.get(version, 0) + side * found
-        hits: list[SearchHit] = []
+                by_version[version] = by_version.get(version, 0) + side * matches
+        # (article, part, version it came in, version it went out or 0, most occurrences at once)
+        found: list[tuple[str, str, int, int, int]] = []
         for (name, part), by_version in changes.items():
-            stretches: list[list[int]] = []
             count = 0
             for version in sorted(by_version):
-                if not by_version[version]:
-                    continue
                 was, count = count, count + by_version[version]
-                if was == 0 and count > 0:
-                    stretches.append([version, 0, count])
-                elif stretches and count > 0:
-                    stretches[-1][2] = max(stretches[-1][2], count)
-                elif was > 0 and count <= 0 and stretches:
-                    stretches[-1][1] = version
-            info = self.text_index.version_info(name, [v for stretch in stretches for v in stretch[:2] if v])
-            for appeared, vanished, most in stretches:
-                came, went = info[appeared], info.get(vanished)
-                if low is not None and came[0] < low and went is not None and went[0] < low:
-                    continue
-                hits.append(
-                    SearchHit.model_validate(
-                        {
-                            "article": name, "part": part, "appeared_version": appeared, "appeared_at": came[0],
-                            "appeared_actor": came[1], "appeared_reason": came[2],
-                            "vanished_version": vanished or None, "vanished_at": went[0] if went else None,
-                            "vanished_actor": went[1] if went else None, "vanished_reason": went[2] if went else None,
-                            "current": not vanished, "occurrences": most,
-                        }
-                    )
+                if was <= 0 < count:
+                    found.append((name, part, version, 0, count))
+                elif found and found[-1][:2] == (name, part) and not found[-1][3]:
+                    if count <= 0 < was:
+                        found[-1] = (*found[-1][:3], version, found[-1][4])
+                    elif count > found[-1][4]:
+                        found[-1] = (*found[-1][:4], count)
+        info = self.text_index.version_info((name, version) for name, _, appeared, vanished, _ in found for version in (appeared, vanished) if version)
+        hits: list[SearchHit] = []
+        for name, part, appeared, vanished, most in found:
+            came, went = info[name, appeared], info.get((name, vanished))
+            if low is not None and came[0] < low and went is not None and went[0] < low:
+                continue
+            hits.append(
+                SearchHit.model_validate(
+                    {
+                        "article": name, "part": part, "appeared_version": appeared, "appeared_at": came[0],
+                        "appeared_actor": came[1], "appeared_reason": came[2],
+                        "vanished_version": vanished or None, "vanished_at": went[0] if went else None,
+                        "vanished_actor": went[1] if went else None, "vanished_reason": went[2] if went else None,
+                        "current": not vanished, "occurrences": most,
+                    }
                 )
+            )
         hits.sort(key=lambda hit: (hit.article, hit.appeared_version, hit.part))
         return hits
 

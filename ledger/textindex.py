@@ -364,17 +364,24 @@ class TextIndex:
         rows = db.execute(sql + " ORDER BY l.article, l.version, l.id", arguments).fetchall()
         return [(a, v, p, s, zlib.decompress(t).decode("utf-8", "surrogatepass")) for a, v, p, s, t in rows]
 
-    def version_info(self, article: str, versions: Iterable[int]) -> dict[int, tuple[str, str | None, str | None]]:
-        """(occurred_at, actor, reason) of each of the article's `versions`."""
-        wanted = sorted(set(versions))
-        if not wanted:
-            return {}
-        rows = self._guarded(lambda db: self._refresh(db).execute(
-            "SELECT version, occurred_at, actor, reason FROM versions WHERE article = ? AND version BETWEEN ? AND ?",
-            (article, wanted[0], wanted[-1]),
-        ).fetchall())
-        chosen = set(wanted)
-        return {version: (when, actor, reason) for version, when, actor, reason in rows if version in chosen}
+    def version_info(self, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
+        """(occurred_at, actor, reason) of each (article, version) wanted."""
+        pairs = sorted(set(wanted))
+
+        def read(db: sqlite3.Connection) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
+            self._refresh(db)
+            found: dict[tuple[str, int], tuple[str, str | None, str | None]] = {}
+            for start in range(0, len(pairs), 5000):
+                chunk = pairs[start : start + 5000]
+                rows = db.execute(
+                    "SELECT article, version, occurred_at, actor, reason FROM versions WHERE (article, version) IN"
+                    f" (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                    [value for pair in chunk for value in pair],
+                ).fetchall()
+                found.update(((article, version), (when, actor, reason)) for article, version, when, actor, reason in rows)
+            return found
+
+        return self._guarded(read) if pairs else {}
 
     # --- blame -------------------------------------------------------------------------------
 
