@@ -435,7 +435,7 @@ def blame(ctx: click.Context, article: str, version: int | None, at: datetime | 
 @click.argument("phrase")
 @click.option("--article", metavar="ID", help="Search this article only.")
 @click.option("--since", type=TIME, help="Only where the phrase came in or went out at or after this time.")
-@click.option("--exact", is_flag=True, help="Match case exactly (default: any case).")
+@click.option("--exact", is_flag=True, help="Match the phrase as typed, case and punctuation (default: any case, any punctuation).")
 @format_option
 @click.pass_context
 def search(ctx: click.Context, phrase: str, article: str | None, since: datetime | None, exact: bool, fmt: str) -> None:
@@ -443,12 +443,13 @@ def search(ctx: click.Context, phrase: str, article: str | None, since: datetime
 
     One row per stretch: the article, the part (title, body or blocks), the version that
     brought the phrase in (when, who), the version that took it out (if it did), and whether
-    it is there now. The phrase matches whole words, in any case unless --exact, with any spaces
-    between them, within one line. Uses the text index (text.sqlite), not a scan of the log.
+    it is there now. The phrase's words match whole words in order within one line, in any case,
+    whatever punctuation or spaces stand between them (--exact: as typed). Uses the text index
+    (text.sqlite), not a scan of the log.
 
     JSON fields (one line per stretch): article, part, appeared_version, appeared_at,
     appeared_actor, appeared_reason, vanished_version, vanished_at, vanished_actor,
-    vanished_reason, current, occurrences.
+    vanished_reason, current, lines.
 
     \b
     Example:

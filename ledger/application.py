@@ -60,7 +60,7 @@ from ledger.store import (
     VerifyReport,
     init_store,
 )
-from ledger.textindex import TextIndex, check_phrase, phrase_pattern
+from ledger.textindex import TextIndex, check_phrase, lines_holding
 from ledger.times import parse_when
 from ledger.transfer import ImportResult
 from ledger.views import (
@@ -177,6 +177,33 @@ def _check(**arguments: tuple[Callable[..., None], object]) -> None:
     for name, (checker, value) in arguments.items():
         if value is not None:
             checker(name, value)
+
+
+class _ExactCount:
+    """Lines holding a phrase exactly as typed, counted in the article's text at the versions the
+    text index names (which match the phrase in any case)."""
+
+    def __init__(self, state_at: Callable[[str, int], ArticleState | None], phrase: str) -> None:
+        self._state_at = state_at
+        self._phrase = phrase
+        self._counts: dict[tuple[str, int], dict[str, int]] = {}
+
+    def _count(self, article: str, version: int) -> dict[str, int]:
+        key = (article, version)
+        if key not in self._counts:
+            state = self._state_at(article, version) if version else None
+            counted = {"title": 0, "body": 0, "heading": 0, "block": 0}
+            if state is not None:
+                counted["title"] = lines_holding(self._phrase, state.title)
+                counted["body"] = lines_holding(self._phrase, state.body)
+                counted["heading"] = sum(lines_holding(self._phrase, block[0]) for block in state.blocks)
+                counted["block"] = sum(lines_holding(self._phrase, block[1]) for block in state.blocks)
+            self._counts[key] = counted
+        return self._counts[key]
+
+    def delta(self, article: str, version: int, part: str) -> int:
+        """How many more lines of `part` hold the phrase at `version` than before it."""
+        return self._count(article, version)[part] - self._count(article, version - 1)[part]
 
 
 class Ledger:
@@ -434,8 +461,7 @@ class Ledger:
         touched: set[int] | None = None
         if contains is not None:
             query = check_phrase(contains)
-            pattern = phrase_pattern(contains, exact=False)
-            touched = {version for _, version, _, _, text in self.text_index.lines_with(query, article) if pattern.search(text)}
+            touched = {version for _, version, _, _ in self.text_index.changes(query, article)}
         records = self.store.read_article(article)
         if not records:
             raise self._not_found(article)
@@ -476,27 +502,27 @@ class Ledger:
         occurrence out (if any), and whether it is there now. Ordered by article, then by when it
         appeared.
 
-        The phrase's words match whole words, in any case unless `exact`, separated by any run
-        of spaces or tabs; a phrase never spans a line break. `article` limits the search to
-        one article; `since` to stretches that began or ended at or after that time. Found
-        through the text index (no scan of the log). Raises `InvalidInputError` for an empty
-        phrase or one without a letter or digit."""
+        The phrase is its words, in order, within one line: whole words in any case, whatever
+        punctuation or spaces stand between them. With `exact`, the phrase as typed: case and
+        punctuation too (any run of spaces still matches any run of spaces or tabs). `article`
+        limits the search to one article; `since` to stretches that began or ended at or after
+        that time. Found through the text index, no scan of the log (`exact` also reads the
+        article at the versions the index names). Raises `InvalidInputError` for an empty phrase
+        or one without a letter or digit."""
         _text("phrase", phrase)
         _check(article=(_text, article), since=(_time, since))
         query = check_phrase(phrase)
         low = format_time(parse_when(since)) if since is not None else None
         if article is not None:
             self._version_of(article)
-        pattern = phrase_pattern(phrase, exact)
-        # Per (article, part): how the count of occurrences changes at each version.
+        # Per (article, part): how the number of lines holding the phrase changes at each version.
         changes: dict[tuple[str, str], dict[int, int]] = {}
-        for name, version, part, side, text in self.text_index.lines_with(query, article):
-            matches = len(pattern.findall(text))
-            if matches:
-                where = "blocks" if part in ("heading", "block") else part
-                by_version = changes.setdefault((name, where), {})
-                by_version[version] = by_version.get(version, 0) + side * matches
-        # (article, part, version it came in, version it went out or 0, most occurrences at once)
+        exactly = _ExactCount(self._states.state_at, phrase) if exact else None
+        for name, version, part, delta in self.text_index.changes(query, article):
+            where = "blocks" if part in ("heading", "block") else part
+            by_version = changes.setdefault((name, where), {})
+            by_version[version] = by_version.get(version, 0) + (delta if exactly is None else exactly.delta(name, version, part))
+        # (article, part, version it came in, version it went out or 0, most lines at once)
         found: list[tuple[str, str, int, int, int]] = []
         for (name, part), by_version in changes.items():
             count = 0
@@ -522,7 +548,7 @@ class Ledger:
                         "appeared_actor": came[1], "appeared_reason": came[2],
                         "vanished_version": vanished or None, "vanished_at": went[0] if went else None,
                         "vanished_actor": went[1] if went else None, "vanished_reason": went[2] if went else None,
-                        "current": not vanished, "occurrences": most,
+                        "current": not vanished, "lines": most,
                     }
                 )
             )

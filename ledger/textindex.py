@@ -6,13 +6,14 @@ appended since the position it last saw (one transaction), rebuilt from the log 
 position's hash no longer matches (another or a rewritten log) and by `ledger replay`. Deleting
 the file is always safe.
 
-Search. For every event that changes text, the lines it changed are kept, before (`side` -1) and
-after (+1): a new title, heading or block whole, a patch's operations widened to whole lines.
-A phrase never spans lines, so the number of times a phrase occurs in an article changes, at
-each version, by its count in that version's new lines minus its count in its old lines: the
-versions where it came in and went out follow from the rows that hold it, found through an FTS5
-index of those lines (contentless: the lines themselves are kept compressed beside it), with no
-scan of the log.
+Search. For every event that changes text, the lines it changed are indexed, before (`side` -1)
+and after (+1), one FTS5 document per line: a new title, heading or block whole, a patch's
+operations widened to whole lines. A phrase never spans lines, so the number of lines of an
+article's part that hold a phrase changes, at each version, by the number of that version's new
+lines that hold it minus the number of its old lines that did: the versions where the phrase came
+in and went out follow from the index alone (contentless: the lines' text is not kept), with no
+scan of the log. Matching is FTS5's: the phrase's words in order, in any case, whatever
+punctuation or spaces stand between them.
 
 Blame. `Attribution`s are kept as snapshots every `SNAPSHOT_EVERY` versions, written when a
 blame folds past such a version, so a blame folds at most that many records onto a snapshot.
@@ -27,7 +28,6 @@ import logging
 import re
 import sqlite3
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,28 +42,33 @@ from ledger.store import EventStore, StoredRecord
 log = logging.getLogger("ledger")
 
 _T = TypeVar("_T")
+_WORD = re.compile(r"[^\W_]")
 
 TEXT_FILE = "text.sqlite"
-FORMAT = 1
+FORMAT = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
+CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS lines (
-    id INTEGER PRIMARY KEY, article TEXT NOT NULL, version INTEGER NOT NULL, part TEXT NOT NULL,
-    side INTEGER NOT NULL, text BLOB NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(text, content='');
+    id INTEGER PRIMARY KEY, article INTEGER NOT NULL, version INTEGER NOT NULL, part INTEGER NOT NULL,
+    side INTEGER NOT NULL);
+CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS versions (
     article TEXT NOT NULL, version INTEGER NOT NULL, occurred_at TEXT NOT NULL, actor TEXT,
     reason TEXT, PRIMARY KEY (article, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS texts (
-    article TEXT NOT NULL, kind TEXT NOT NULL, digest INTEGER NOT NULL, version INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS texts_digest ON texts (article, kind, digest, version);
+    article TEXT NOT NULL, kind TEXT NOT NULL, digest INTEGER NOT NULL, version INTEGER NOT NULL,
+    PRIMARY KEY (article, kind, digest, version)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blame (
     article TEXT NOT NULL, version INTEGER NOT NULL, runs BLOB NOT NULL,
     PRIMARY KEY (article, version)) WITHOUT ROWID;
 """
 
-_TABLES = ("meta", "lines", "lines_fts", "versions", "texts", "blame")
+_TABLES = ("meta", "articles", "lines", "lines_fts", "versions", "texts", "blame")
+
+PARTS = ("title", "body", "heading", "block")
+"""The parts a line is kept from (stored as their index here)."""
 
 Line = tuple[str, int, str, int, str]
 """A kept line run: (article, version, part, side, text)."""
@@ -124,11 +129,11 @@ class TextFold:
         key = (article, version)
         if key not in self.versions:
             self.versions[key] = (article, version, record["occurred_at"], record.get("actor"), record.get("reason"))
-        keep = self.lines.append
+        keep = self.keep
         if kind == "ArticleCreated":
-            keep((article, version, "title", 1, data["title"]))
+            keep(article, version, "title", 1, data["title"])
             if data.get("body"):
-                keep((article, version, "body", 1, data["body"]))
+                keep(article, version, "body", 1, data["body"])
             self.texts.append((article, "title", _digest(data["title"]), version))
             self.texts.append((article, "body", _digest(data.get("body", "")), version))
         elif before is not None and kind in ("ArticleEdited", "UpdateBlockEdited", "UpdateBlockRemoved"):
@@ -136,8 +141,8 @@ class TextFold:
             after = apply(before, record)
             if kind == "ArticleEdited":
                 if data.get("title") is not None:
-                    keep((article, version, "title", -1, old_title))
-                    keep((article, version, "title", 1, after.title))
+                    keep(article, version, "title", -1, old_title)
+                    keep(article, version, "title", 1, after.title)
                     self.texts.append((article, "title", _digest(after.title), version))
                 if data.get("patch"):
                     self._patch(article, version, "body", old_body, after.body, data["patch"])
@@ -147,23 +152,23 @@ class TextFold:
                 old_heading, old_text = old_blocks[index][0], old_blocks[index][1]
                 heading, text = after.blocks[index][0], after.blocks[index][1]
                 if data.get("heading") is not None:
-                    keep((article, version, "heading", -1, old_heading))
-                    keep((article, version, "heading", 1, heading))
+                    keep(article, version, "heading", -1, old_heading)
+                    keep(article, version, "heading", 1, heading)
                 if data.get("patch"):
                     self._patch(article, version, "block", old_text, text, data["patch"])
                 self.texts.append((article, "block", _digest(_block_key(heading, text)), version))
             else:
                 heading, text = old_blocks[data["index"]][0], old_blocks[data["index"]][1]
-                keep((article, version, "heading", -1, heading))
+                keep(article, version, "heading", -1, heading)
                 if text:
-                    keep((article, version, "block", -1, text))
+                    keep(article, version, "block", -1, text)
             self.states[article] = after
             self._done(record)
             return
         elif kind == "UpdateBlockAdded":
-            keep((article, version, "heading", 1, data["heading"]))
+            keep(article, version, "heading", 1, data["heading"])
             if data.get("text"):
-                keep((article, version, "block", 1, data["text"]))
+                keep(article, version, "block", 1, data["text"])
             self.texts.append((article, "block", _digest(_block_key(data["heading"], data.get("text", ""))), version))
         self.states[article] = apply(before, record)
         self._done(record)
@@ -171,26 +176,32 @@ class TextFold:
     def _patch(self, article: str, version: int, part: str, old: str, new: str, patch: Any) -> None:
         before, after = _changed_lines(old, new, patch)
         for text in before:
-            self.lines.append((article, version, part, -1, text))
+            self.keep(article, version, part, -1, text)
         for text in after:
-            if text:
-                self.lines.append((article, version, part, 1, text))
+            self.keep(article, version, part, 1, text)
+
+    def keep(self, article: str, version: int, part: str, side: int, text: str) -> None:
+        """Keep each line of `text` that holds a word (a line without one holds no phrase)."""
+        for line in text.split("\n"):
+            if _WORD.search(line):
+                self.lines.append((article, version, part, side, line))
 
     def _done(self, record: StoredRecord) -> None:
         self.position = record["pos"]
         self.hash = record["hash"]
 
 
-def phrase_pattern(phrase: str, exact: bool) -> re.Pattern[str]:
-    """The regular expression a phrase is found by: its words in order, separated by spaces or
-    tabs (never a line break), not inside a longer word; any case unless `exact`."""
+def lines_holding(phrase: str, text: str) -> int:
+    """How many lines of `text` hold `phrase` exactly as typed (case and punctuation; any run of
+    spaces matches any run of spaces or tabs), not inside a longer word."""
     words = phrase.split()
     body = r"[^\S\n]+".join(re.escape(word) for word in words)
     if re.match(r"\w", words[0]):
         body = r"(?<!\w)" + body
     if re.search(r"\w$", words[-1]):
         body += r"(?!\w)"
-    return re.compile(body, 0 if exact else re.IGNORECASE)
+    pattern = re.compile(body)
+    return sum(1 for line in text.split("\n") if pattern.search(line))
 
 
 def check_phrase(phrase: str) -> str:
@@ -199,7 +210,7 @@ def check_phrase(phrase: str) -> str:
         raise InvalidInputError("the phrase to search for is empty")
     if "\n" in phrase or "\r" in phrase:
         raise InvalidInputError("the phrase to search for must be on one line")
-    tokens = re.findall(r"\w+", phrase)
+    tokens = re.findall(r"[^\W_]+", phrase)
     if not tokens:
         raise InvalidInputError(f"the phrase {phrase!r} has no letter or digit to search for")
     return '"' + " ".join(tokens) + '"'
@@ -329,14 +340,16 @@ class TextIndex:
         self._create(db)
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
+        ids: dict[str, int] = {}
         for article, version, part, side, text in fold.lines:
-            cursor = db.execute(
-                "INSERT INTO lines (article, version, part, side, text) VALUES (?, ?, ?, ?, ?)",
-                (article, version, part, side, zlib.compress(text.encode("utf-8", "surrogatepass"))),
-            )
+            number = ids.get(article)
+            if number is None:
+                db.execute("INSERT OR IGNORE INTO articles (article) VALUES (?)", (article,))
+                number = ids[article] = db.execute("SELECT id FROM articles WHERE article = ?", (article,)).fetchone()[0]
+            cursor = db.execute("INSERT INTO lines (article, version, part, side) VALUES (?, ?, ?, ?)", (number, version, PARTS.index(part), side))
             db.execute("INSERT INTO lines_fts (rowid, text) VALUES (?, ?)", (cursor.lastrowid, text))
         db.executemany("INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?)", fold.versions.values())
-        db.executemany("INSERT INTO texts VALUES (?, ?, ?, ?)", fold.texts)
+        db.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?, ?)", fold.texts)
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
             [("format", FORMAT), ("position", fold.position), ("hash", fold.hash)],
@@ -347,22 +360,23 @@ class TextIndex:
 
     # --- queries -----------------------------------------------------------------------------
 
-    def lines_with(self, query: str, article: str | None) -> list[tuple[str, int, str, int, str]]:
-        """Kept lines whose words hold the FTS5 `query` (a superset of a phrase's matches):
-        (article, version, part, side, text), in article and version order."""
-        return self._guarded(lambda db: self._lines_with(self._refresh(db), query, article))
+    def changes(self, query: str, article: str | None) -> list[tuple[str, int, str, int]]:
+        """For each (article, version, part) whose changed lines hold the FTS5 `query`: how many
+        more lines of that part hold it after the version than before (which may be 0), in
+        article and version order."""
+        return self._guarded(lambda db: self._changes(self._refresh(db), query, article))
 
-    def _lines_with(self, db: sqlite3.Connection, query: str, article: str | None) -> list[tuple[str, int, str, int, str]]:
+    def _changes(self, db: sqlite3.Connection, query: str, article: str | None) -> list[tuple[str, int, str, int]]:
         sql = (
-            "SELECT l.article, l.version, l.part, l.side, l.text FROM lines_fts f JOIN lines l ON l.id = f.rowid"
-            " WHERE lines_fts MATCH ?"
+            "SELECT a.article, l.version, l.part, sum(l.side) FROM lines_fts f JOIN lines l ON l.id = f.rowid"
+            " JOIN articles a ON a.id = l.article WHERE lines_fts MATCH ?"
         )
         arguments: list[Any] = [query]
         if article is not None:
-            sql += " AND l.article = ?"
+            sql += " AND a.article = ?"
             arguments.append(article)
-        rows = db.execute(sql + " ORDER BY l.article, l.version, l.id", arguments).fetchall()
-        return [(a, v, p, s, zlib.decompress(t).decode("utf-8", "surrogatepass")) for a, v, p, s, t in rows]
+        rows = db.execute(sql + " GROUP BY a.article, l.version, l.part ORDER BY a.article, l.version", arguments).fetchall()
+        return [(name, version, PARTS[part], delta) for name, version, part, delta in rows]
 
     def version_info(self, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
         """(occurred_at, actor, reason) of each (article, version) wanted."""
@@ -453,4 +467,4 @@ class TextIndex:
             log.debug("blame snapshot of %s v%d not kept: %s", article, attribution.version, exc)
 
 
-__all__ = ["TEXT_FILE", "Runs", "TextFold", "TextIndex", "check_phrase", "phrase_pattern"]
+__all__ = ["PARTS", "TEXT_FILE", "Runs", "TextFold", "TextIndex", "check_phrase", "lines_holding"]

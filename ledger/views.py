@@ -236,4 +236,4 @@ class SearchHit(BaseModel):
     vanished_actor: str | None = Field(default=None, description="Who made that version.")
     vanished_reason: str | None = Field(default=None, description="Why (its edit summary).")
     current: bool = Field(description="Whether the phrase is in that part of the article's latest version.")
-    occurrences: int = Field(description="The most times the phrase stood there at once in this stretch.")
+    lines: int = Field(description="The most lines that held the phrase there at once in this stretch.")
