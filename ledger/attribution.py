@@ -20,8 +20,10 @@ brings back keeps the version that first wrote it.
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from difflib import SequenceMatcher
+from itertools import accumulate
 from typing import Any
 
 from ledger.errors import CorruptStoreError
@@ -52,19 +54,36 @@ def fresh(text: str, version: int) -> Runs:
     return [[len(text), version]] if text else []
 
 
-def _cut(runs: Runs, start: int, end: int) -> Runs:
-    """The runs of characters `start:end`."""
+def _cut(runs: Runs, start: int, end: int, starts: list[int] | None = None) -> Runs:
+    """The runs of characters `start:end`; `starts` (each run's offset, from `_starts`) finds
+    the first run by bisection instead of a walk from the beginning."""
     out: Runs = []
-    offset = 0
-    for length, version in runs:
-        low = max(start, offset)
-        high = min(end, offset + length)
-        if low < high:
-            _add(out, high - low, version)
-        offset += length
-        if offset >= end:
-            break
+    if start >= end:
+        return out
+    if starts is None:
+        starts = _starts(runs)
+    first = max(bisect_right(starts, start) - 1, 0)
+    last = bisect_left(starts, end) - 1
+    if first == last:
+        return [[end - start, runs[first][1]]]
+    # The runs strictly inside are taken whole (a slice); the first and last are trimmed.
+    out.append([starts[first] + runs[first][0] - start, runs[first][1]])
+    out.extend(runs[first + 1 : last])
+    out.append([end - starts[last], runs[last][1]])
     return out
+
+
+def _starts(runs: Runs) -> list[int]:
+    """The offset at which each run starts."""
+    return list(accumulate((length for length, _ in runs[:-1]), initial=0)) if runs else []
+
+
+def _extend(out: Runs, more: Runs) -> None:
+    """Append runs, merging only where they meet (the runs in between are already merged)."""
+    if not more:
+        return
+    _add(out, more[0][0], more[0][1])
+    out.extend(more[1:])
 
 
 def _compare(old: str, old_runs: Runs, new: str, version: int) -> Runs:
@@ -126,16 +145,14 @@ def patch_runs(old: str, runs: Runs, patch: Sequence[Sequence[Any]], version: in
             cursor = end
         pieces.append(old[cursor:high])
         widened.append((low, high, "".join(pieces)))
+    starts = _starts(runs)
     out: Runs = []
     cursor = 0
     for low, high, text in widened:
-        for length, wrote in _cut(runs, cursor, low):
-            _add(out, length, wrote)
-        for length, wrote in _compare(old[low:high], _cut(runs, low, high), text, version):
-            _add(out, length, wrote)
+        _extend(out, _cut(runs, cursor, low, starts))
+        _extend(out, _compare(old[low:high], _cut(runs, low, high, starts), text, version))
         cursor = high
-    for length, wrote in _cut(runs, cursor, len(old)):
-        _add(out, length, wrote)
+    _extend(out, _cut(runs, cursor, len(old), starts))
     return out
 
 

@@ -45,7 +45,7 @@ _T = TypeVar("_T")
 _WORD = re.compile(r"[^\W_]")
 
 TEXT_FILE = "text.sqlite"
-FORMAT = 2
+FORMAT = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NU
 CREATE TABLE IF NOT EXISTS lines (
     id INTEGER PRIMARY KEY, article INTEGER NOT NULL, version INTEGER NOT NULL, part INTEGER NOT NULL,
     side INTEGER NOT NULL);
-CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(text, content='', tokenize='unicode61 remove_diacritics 0');
+CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
+    text, content='', columnsize=0, tokenize='unicode61 remove_diacritics 0');
 CREATE TABLE IF NOT EXISTS versions (
     article TEXT NOT NULL, version INTEGER NOT NULL, occurred_at TEXT NOT NULL, actor TEXT,
     reason TEXT, PRIMARY KEY (article, version)) WITHOUT ROWID;
