@@ -158,41 +158,36 @@ def patch_runs(old: str, runs: Runs, patch: Sequence[Sequence[Any]], version: in
 
 class Attribution:
     """The runs of one article at one version: title, body, each block's heading and text, and
-    the versions that last set what a rendering adds around them (metadata and layout, the
-    categories)."""
+    the frame: what a rendering adds around them (front matter, layout, the `Categories:`
+    line), kept with its text so that a change of metadata or categories is compared word by
+    word too."""
 
-    __slots__ = ("blocks", "body", "categories", "frame", "title", "version")
+    __slots__ = ("blocks", "body", "frame", "frame_text", "title", "version")
 
     def __init__(self) -> None:
         self.version = 0
         self.title: Runs = []
         self.body: Runs = []
         self.blocks: list[tuple[Runs, Runs]] = []
-        self.frame = 0
-        self.categories = 0
+        self.frame: Runs = []
+        self.frame_text = ""
 
     def to_list(self) -> list[Any]:
         """A plain JSON-able form (the snapshot form)."""
-        return [self.version, self.title, self.body, [list(block) for block in self.blocks], self.frame, self.categories]
+        return [self.version, self.title, self.body, [list(block) for block in self.blocks], self.frame, self.frame_text]
 
     @classmethod
     def from_list(cls, values: list[Any]) -> Attribution:
         """Back from `to_list`'s form."""
         attribution = cls()
-        attribution.version, attribution.title, attribution.body, blocks, attribution.frame, attribution.categories = values
+        attribution.version, attribution.title, attribution.body, blocks, attribution.frame, attribution.frame_text = values
         attribution.blocks = [(heading, text) for heading, text in blocks]
         return attribution
 
-    def copy(self) -> Attribution:
-        """An independent copy (runs lists are replaced, never changed in place, so shared)."""
-        other = Attribution()
-        other.version, other.title, other.body = self.version, self.title, self.body
-        other.blocks, other.frame, other.categories = list(self.blocks), self.frame, self.categories
-        return other
 
-
-def apply_attribution(attribution: Attribution, before: ArticleState | None, record: FoldedRecord) -> Attribution:
-    """Fold one record into `attribution` (in place), given the article's state `before` it."""
+def apply_attribution(attribution: Attribution, before: ArticleState | None, record: FoldedRecord, after: ArticleState) -> Attribution:
+    """Fold one record into `attribution` (in place), given the article's state `before` and
+    `after` it."""
     kind = record["type"]
     data = record["data"]
     version = record["version"]
@@ -200,7 +195,8 @@ def apply_attribution(attribution: Attribution, before: ArticleState | None, rec
         attribution.title = fresh(data["title"], version)
         attribution.body = fresh(data.get("body", ""), version)
         attribution.blocks = []
-        attribution.frame = attribution.categories = version
+        attribution.frame_text = ""
+        attribution.frame = []
     elif before is None:
         pass
     elif kind == "ArticleEdited":
@@ -226,12 +222,32 @@ def apply_attribution(attribution: Attribution, before: ArticleState | None, rec
         attribution.blocks[index] = (heading, text)
     elif kind == "UpdateBlockRemoved":
         del attribution.blocks[data["index"]]
-    elif kind == "CategoriesChanged":
-        attribution.categories = version
-    elif kind == "MetadataChanged":
-        attribution.frame = version
+    frame = _frame_text(_StateView(after))
+    if frame != attribution.frame_text:
+        attribution.frame = _compare(attribution.frame_text, attribution.frame, frame, version)
+        attribution.frame_text = frame
     attribution.version = version
     return attribution
+
+
+class _Block:
+    __slots__ = ("heading", "text")
+
+    def __init__(self, heading: str, text: str) -> None:
+        self.heading = heading
+        self.text = text
+
+
+class _StateView:
+    """An `ArticleState` as rendering reads it (a `ViewLike`), without building its model."""
+
+    def __init__(self, state: ArticleState) -> None:
+        self.id = state.id
+        self.title = state.title
+        self.body = state.body
+        self.categories = state.categories
+        self.metadata = state.metadata
+        self.blocks = [_Block(block[0], block[1]) for block in state.blocks]
 
 
 Part = str
@@ -239,37 +255,54 @@ Part = str
 text), `frame` (front matter and layout around the title) or `categories` (the categories line)."""
 
 
+def _layout(view: ViewLike) -> tuple[str, list[tuple[str, int]]]:
+    """The rendered text of `view` and its segments in order, `(kind, length)`: kind `frame`,
+    `title`, `inner` (body and blocks) or `categories` (what follows them in plain text)."""
+    text = render(view)
+    layout = layout_of(view)
+    inner = len(view.body) + sum(len(block.heading) + len(block.text) for block in view.blocks)
+    if layout.get("format") == "markdown":
+        head = len(text) - inner
+        at = text.find(view.title, 0, head) if view.title else -1
+        if at < 0:
+            return text, [("frame", head), ("inner", inner)]
+        # Front matter written from the values holds the title as typed; the rest is the frame.
+        return text, [("frame", at), ("title", len(view.title)), ("frame", head - at - len(view.title)), ("inner", inner)]
+    lead = len(layout.get("lead", ""))
+    title_end = len(layout.get("title_end", "\n"))
+    rest = len(text) - lead - len(view.title) - title_end - inner
+    return text, [("frame", lead), ("title", len(view.title)), ("frame", title_end), ("inner", inner), ("categories", rest)]
+
+
+def _frame_text(view: ViewLike) -> str:
+    """The frame of `view`'s rendering: its frame and categories segments, joined."""
+    text, segments = _layout(view)
+    pieces = []
+    offset = 0
+    for kind, length in segments:
+        if kind in ("frame", "categories"):
+            pieces.append(text[offset : offset + length])
+        offset += length
+    return "".join(pieces)
+
+
 def rendered_runs(view: ViewLike, attribution: Attribution) -> tuple[str, list[tuple[int, int, int, Part]]]:
     """The rendered text of `view` (`ledger.rendering.render`) and its spans
     `(start, end, version, part)`, covering it exactly, in order."""
-    text = render(view)
-    layout = layout_of(view)
+    text, segments = _layout(view)
+    frame_starts = _starts(attribution.frame)
     pieces: list[tuple[Runs, Part]] = []
-    inner: list[tuple[Runs, Part]] = [(attribution.body, "body")]
-    for heading, block in attribution.blocks:
-        inner.extend(((heading, "heading"), (block, "block")))
-    inner_length = len(view.body) + sum(len(block.heading) + len(block.text) for block in view.blocks)
-    frame = max(attribution.frame, attribution.categories)
-    if layout.get("format") == "markdown":
-        head = text[: len(text) - inner_length]
-        at = head.find(view.title) if view.title else -1
-        if at >= 0:
-            # Front matter written from the values holds the title as typed; the rest is the frame.
-            pieces.append((fresh(head[:at], frame), "frame"))
+    frame_at = 0
+    for kind, length in segments:
+        if kind in ("frame", "categories"):
+            pieces.append((_cut(attribution.frame, frame_at, frame_at + length, frame_starts), kind))
+            frame_at += length
+        elif kind == "title":
             pieces.append((attribution.title, "title"))
-            pieces.append((fresh(head[at + len(view.title) :], frame), "frame"))
         else:
-            pieces.append((fresh(head, frame), "frame"))
-        pieces.extend(inner)
-    else:
-        lead = len(layout.get("lead", ""))
-        title_end = len(layout.get("title_end", "\n"))
-        pieces.append(([[lead, attribution.frame]] if lead else [], "frame"))
-        pieces.append((attribution.title, "title"))
-        pieces.append(([[title_end, attribution.frame]] if title_end else [], "frame"))
-        pieces.extend(inner)
-        rest = len(text) - lead - len(view.title) - title_end - inner_length
-        pieces.append(([[rest, attribution.categories]] if rest > 0 else [], "categories"))
+            pieces.append((attribution.body, "body"))
+            for heading, block in attribution.blocks:
+                pieces.extend(((heading, "heading"), (block, "block")))
     spans: list[tuple[int, int, int, Part]] = []
     offset = 0
     for runs, part in pieces:

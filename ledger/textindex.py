@@ -45,7 +45,7 @@ _T = TypeVar("_T")
 _WORD = re.compile(r"[^\W_]")
 
 TEXT_FILE = "text.sqlite"
-FORMAT = 3
+FORMAT = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
@@ -415,8 +415,9 @@ class TextIndex:
         state = self._load(article, attribution.version) if attribution.version else None
         records = self.store.read_article(article, attribution.version + 1, version)
         for index, record in enumerate(records):
-            apply_attribution(attribution, state, record)
-            state = apply(state.copy() if state is not None else None, record)
+            after = apply(state.copy() if state is not None else None, record)
+            apply_attribution(attribution, state, record, after)
+            state = after
             self._restored(db, attribution, state, record)
             ends_version = index + 1 == len(records) or records[index + 1]["version"] != record["version"]
             if ends_version and record["version"] % SNAPSHOT_EVERY == 0:
