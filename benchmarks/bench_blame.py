@@ -124,23 +124,27 @@ def bench_search(store: Path) -> None:
         print(f"size: views.sqlite {views / 1e6:.1f} MB, text.sqlite {text / 1e6:.1f} MB ({text / views:.0%} of the views)")
         rng = random.Random(15)
         names = sorted(led.store.articles())
-        phrases = []
-        while len(phrases) < 20:
-            view = led.article(rng.choice(names))
-            words = view.body.split()
-            if len(words) > 3:
-                at = rng.randrange(len(words) - 2)
-                phrases.append(" ".join(words[at : at + 3]))
         led.search("warm up the index")
-        timings = []
-        hits = []
-        for phrase in phrases:
-            start = time.perf_counter()
-            hits.append(len(led.search(phrase)))
-            timings.append((time.perf_counter() - start) * 1000)
-        print(f"search of 20 three-word phrases from the articles: median {statistics.median(timings):.1f} ms, max {max(timings):.1f} ms, median {statistics.median(hits):.0f} stretches found")
+        for size in (3, 5):
+            phrases = []
+            while len(phrases) < 20:
+                view = led.article(rng.choice(names))
+                words = view.body.split()
+                if len(words) > size:
+                    at = rng.randrange(len(words) - size + 1)
+                    phrases.append(" ".join(words[at : at + size]))
+            timings = []
+            hits = []
+            for phrase in phrases:
+                start = time.perf_counter()
+                hits.append(len(led.search(phrase)))
+                timings.append((time.perf_counter() - start) * 1000)
+            print(
+                f"search of 20 {size}-word phrases from the articles: median {statistics.median(timings):.1f} ms,"
+                f" max {max(timings):.1f} ms; stretches found: median {statistics.median(hits):.0f}, max {max(hits)}"
+            )
         one = rng.choice(names)
-        print(f"the same phrases within one article (--article): median {_timed(lambda: [led.search(p, article=one) for p in phrases[:5]], 3) / 5:.1f} ms")
+        print(f"the last phrases within one article (--article): median {_timed(lambda: [led.search(p, article=one) for p in phrases[:5]], 3) / 5:.1f} ms")
         for phrase in ("minister", "no such phrase anywhere"):
             found = len(led.search(phrase))
             print(f"search {phrase!r}: {_timed(lambda phrase=phrase: led.search(phrase), 3):.1f} ms ({found:,} stretches)")
