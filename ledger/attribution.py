@@ -185,9 +185,9 @@ class Attribution:
         return attribution
 
 
-def apply_attribution(attribution: Attribution, before: ArticleState | None, record: FoldedRecord, after: ArticleState) -> Attribution:
-    """Fold one record into `attribution` (in place), given the article's state `before` and
-    `after` it."""
+def apply_attribution(attribution: Attribution, before: ArticleState | None, record: FoldedRecord) -> Attribution:
+    """Fold one record into `attribution` (in place), given the article's state `before` it.
+    The frame follows once per version (`settle_frame`)."""
     kind = record["type"]
     data = record["data"]
     version = record["version"]
@@ -222,12 +222,20 @@ def apply_attribution(attribution: Attribution, before: ArticleState | None, rec
         attribution.blocks[index] = (heading, text)
     elif kind == "UpdateBlockRemoved":
         del attribution.blocks[data["index"]]
-    frame = _frame_text(_StateView(after))
-    if frame != attribution.frame_text:
-        attribution.frame = _compare(attribution.frame_text, attribution.frame, frame, version)
-        attribution.frame_text = frame
     attribution.version = version
     return attribution
+
+
+def settle_frame(attribution: Attribution, state: ArticleState) -> None:
+    """Bring the frame's runs to `state`, the article at the end of `attribution.version`.
+
+    Once per version, not per event: between the events of one version the frame may read
+    otherwise (a draft's front matter is written afresh from the values after its categories
+    change, and as typed again once its layout follows), which must not count as a change."""
+    frame = _frame_text(_StateView(state))
+    if frame != attribution.frame_text:
+        attribution.frame = _compare(attribution.frame_text, attribution.frame, frame, attribution.version)
+        attribution.frame_text = frame
 
 
 class _Block:

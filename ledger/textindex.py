@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ledger import caches, codec
-from ledger.attribution import Attribution, Runs, apply_attribution
+from ledger.attribution import Attribution, Runs, apply_attribution, settle_frame
 from ledger.errors import InvalidInputError
 from ledger.projections import SNAPSHOT_EVERY, ArticleState, apply
 from ledger.store import EventStore, StoredRecord
@@ -419,11 +419,12 @@ class TextIndex:
         state = self._load(article, attribution.version) if attribution.version else None
         records = self.store.read_article(article, attribution.version + 1, version)
         for index, record in enumerate(records):
-            after = apply(state.copy() if state is not None else None, record)
-            apply_attribution(attribution, state, record, after)
-            state = after
+            apply_attribution(attribution, state, record)
+            state = apply(state.copy() if state is not None else None, record)
             self._restored(db, attribution, state, record)
             ends_version = index + 1 == len(records) or records[index + 1]["version"] != record["version"]
+            if ends_version:
+                settle_frame(attribution, state)
             if ends_version and record["version"] % SNAPSHOT_EVERY == 0:
                 self._keep(db, article, attribution)
         return attribution

@@ -193,6 +193,9 @@ def test_markdown_front_matter_and_categories_are_attributed(led: ledger.Ledger,
     assert "".join(span.text for span in blame.spans) == blame.text
     assert [span.text for span in blame.spans if span.part == "title"] == ["Harbour news"]
     assert {span.text: span.version for span in blame.spans if span.part == "body"} == {"First words ": 1, "there": 2, ".\n": 1}
+    # The front matter is compared word by word too: only the category added is version 2's.
+    frame = [(span.text, span.version) for span in blame.spans if span.part == "frame"]
+    assert [text for text, version in frame if version == 2] == [", weather"]
 
 
 def test_search_finds_where_a_phrase_came_in_and_went_out(led: ledger.Ledger) -> None:
