@@ -232,3 +232,16 @@ def test_the_index_is_rebuilt_by_replay_and_caught_up(led: ledger.Ledger) -> Non
     led.replay()
     assert [(h.appeared_version, h.vanished_version) for h in led.search("alpha beta")] == [(1, 2)]
     assert [span.version for span in led.blame("a").spans if span.part == "body"] == [1, 2, 1]
+
+
+def test_a_store_without_a_folder_keeps_the_index_in_memory(store_dir: Path) -> None:
+    # Only the EventStore contract is used: a store with no folder (as a database-backed store
+    # has) gets its text index in memory.
+    store = ledger.FileEventStore(store_dir)
+    store.root = None
+    with ledger.Ledger(store) as led:
+        led.append([created("a", "T", "alpha beta\n")])
+        led.append([edited("a", "alpha gamma\n")])
+        assert [(h.appeared_version, h.vanished_version) for h in led.search("alpha beta")] == [(1, 2)]
+        assert [span.version for span in led.blame("a").spans if span.part == "body"] == [1, 2, 1]
+    assert not (store_dir / "text.sqlite").exists()
