@@ -9,7 +9,7 @@ Search (with `--store`, a store made by `benchmarks/generate.py`): the views and
 rebuilt, their sizes, and searches of phrases taken from the store's articles, of a common word
 and of a phrase that is nowhere.
 
-    python benchmarks/bench_blame.py [--versions 1000] [--store /tmp/gen1m]
+    python benchmarks/bench_blame.py [--versions 1000] [--store /tmp/gen1m [--no-rebuild]] [--no-blame]
 """
 
 from __future__ import annotations
@@ -109,18 +109,19 @@ def _used(path: Path) -> int:
     return int((pages - free) * size)
 
 
-def bench_search(store: Path) -> None:
+def bench_search(store: Path, rebuild: bool) -> None:
     with ledger.open(store) as led:
         events = led.head().position
-        start = time.perf_counter()
-        led.catalog.rebuild()
-        views_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        led.text_index.rebuild()
-        text_seconds = time.perf_counter() - start
+        if rebuild:
+            start = time.perf_counter()
+            led.catalog.rebuild()
+            views_seconds = time.perf_counter() - start
+            start = time.perf_counter()
+            led.text_index.rebuild()
+            text_seconds = time.perf_counter() - start
+            print(f"rebuild: views {views_seconds:.1f} s, text index {text_seconds:.1f} s")
         views, text = _used(store / "views.sqlite"), _used(store / "text.sqlite")
         print(f"store: {events:,} events, {len(led.store.articles()):,} articles")
-        print(f"rebuild: views {views_seconds:.1f} s, text index {text_seconds:.1f} s")
         print(f"size: views.sqlite {views / 1e6:.1f} MB, text.sqlite {text / 1e6:.1f} MB ({text / views:.0%} of the views)")
         rng = random.Random(15)
         names = sorted(led.store.articles())
@@ -154,10 +155,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--versions", type=int, default=1000, help="versions of the long article (default 1000)")
     parser.add_argument("--store", type=Path, help="a store made by benchmarks/generate.py, for the search figures")
+    parser.add_argument("--no-rebuild", action="store_true", help="time the searches only (the views and index as they are)")
+    parser.add_argument("--no-blame", action="store_true", help="skip the long article")
     args = parser.parse_args()
-    bench_blame(args.versions)
+    if not args.no_blame:
+        bench_blame(args.versions)
     if args.store is not None:
-        bench_search(args.store)
+        bench_search(args.store, rebuild=not args.no_rebuild)
 
 
 if __name__ == "__main__":

@@ -392,9 +392,12 @@ class TextIndex:
             found: dict[tuple[str, int], tuple[str, str | None, str | None]] = {}
             for start in range(0, len(pairs), 5000):
                 chunk = pairs[start : start + 5000]
+                # A join, so that each pair is looked up by the primary key (`IN (VALUES ...)`
+                # scanned the whole table).
                 rows = db.execute(
-                    "SELECT article, version, occurred_at, actor, reason FROM versions WHERE (article, version) IN"
-                    f" (VALUES {', '.join(['(?, ?)'] * len(chunk))})",
+                    f"WITH wanted (article, version) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
+                    " SELECT v.article, v.version, v.occurred_at, v.actor, v.reason FROM wanted w"
+                    " JOIN versions v ON v.article = w.article AND v.version = w.version",
                     [value for pair in chunk for value in pair],
                 ).fetchall()
                 found.update(((article, version), (when, actor, reason)) for article, version, when, actor, reason in rows)
