@@ -404,9 +404,9 @@ class TextIndex:
                 # A join, so that each pair is looked up by the primary key (`IN (VALUES ...)`
                 # scanned the whole table).
                 rows = db.execute(
-                    f"WITH wanted (article, version) AS (VALUES {', '.join(['(?, ?)'] * len(chunk))})"
-                    " SELECT v.article, v.version, v.occurred_at, v.actor, v.reason FROM wanted w"
-                    " JOIN versions v ON v.article = w.article AND v.version = w.version",
+                    "SELECT v.article, v.version, v.occurred_at, v.actor, v.reason"
+                    f" FROM (VALUES {', '.join(['(?, ?)'] * len(chunk))}) AS w"
+                    " JOIN versions v ON v.article = w.column1 AND v.version = w.column2",
                     [value for pair in chunk for value in pair],
                 ).fetchall()
                 found.update(((article, version), (when, actor, reason)) for article, version, when, actor, reason in rows)
