@@ -12,9 +12,13 @@ to whole words and the replaced words are compared with the new ones word by wor
 not change keep the runs they had, only the others are the new version's.
 
 Restores: `Ledger.restore` writes the restored text as ordinary edits. A version whose field
-(title, body, a block) ends up exactly as that field was at an earlier version, and whose change
-removed text, takes the earlier version's runs for it (`ledger.textindex`): what a restore
-brings back keeps the version that first wrote it.
+(title, body, a block) ends up exactly as that field was at an earlier version takes the earlier
+version's runs for it (`ledger.textindex`): what a restore, or a revert by hand, brings back
+keeps the version that first wrote it.
+
+The frame (front matter, layout, the `Categories:` line: what rendering adds around the title,
+body and blocks) is set by metadata and category events, not by patches: its runs follow its
+rendered text, compared word by word once per version.
 """
 
 from __future__ import annotations
