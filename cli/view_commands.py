@@ -13,7 +13,7 @@ from .group import main, open_ledger
 from .output import TIME, console, count, format_option, json_line, json_lines, local_time, notice, plural, progress_bar, table
 
 if TYPE_CHECKING:
-    from ledger import Diff, HistoryEntry, TimelineEntry
+    from ledger import Blame, Diff, HistoryEntry, TimelineEntry
 
 
 def _write(text: str) -> None:
@@ -67,9 +67,10 @@ def show(ctx: click.Context, article: str, version: int | None, at: datetime | N
 
 @main.command()
 @click.argument("article")
+@click.option("--contains", metavar="PHRASE", help="Only the versions whose change touched PHRASE (added, changed or removed a line holding it; any case).")
 @format_option
 @click.pass_context
-def history(ctx: click.Context, article: str, fmt: str) -> None:
+def history(ctx: click.Context, article: str, contains: str | None, fmt: str) -> None:
     """List every version of ARTICLE: when, who, why, what kind of change, size.
 
     JSON fields (one line per version): article, version, position, occurred_at, recorded_at,
@@ -77,9 +78,9 @@ def history(ctx: click.Context, article: str, fmt: str) -> None:
 
     \b
     Example:
-      ledger history deir-ez-zor
+      ledger history deir-ez-zor --contains "al masdar"
     """
-    entries = open_ledger(ctx).history(article)
+    entries = open_ledger(ctx).history(article, contains=contains)
     if fmt == "json":
         json_lines(entry.model_dump(mode="json") for entry in entries)
         return
@@ -346,3 +347,127 @@ def replay(ctx: click.Context, to: int | None, fmt: str) -> None:
         f"in {stats.seconds:.2f}s ({stats.events_per_second:,.0f} events/s)"
     )
 
+
+
+# Colours of a version's words by age on a terminal: oldest first, newest last.
+_AGES = ("grey50", "blue", "cyan", "green", "yellow", "bold red")
+
+
+def _margin(versions: list[int]) -> str:
+    """Versions as a compact list: runs of consecutive ones as `3-5`."""
+    parts: list[str] = []
+    for version in sorted(set(versions)):
+        if parts and version == int(parts[-1].split("-")[-1]) + 1:
+            parts[-1] = parts[-1].split("-")[0] + f"-{version}"
+        else:
+            parts.append(str(version))
+    return ",".join(parts)
+
+
+def _print_blame(blame: Blame) -> None:
+    out = console()
+    coloured = not out.no_color and out.is_terminal
+    # Each line of the text with the versions that wrote its words (spaces and line breaks
+    # alone say nothing of who wrote a line).
+    lines: list[tuple[list[int], list[tuple[str, int]]]] = [([], [])]
+    for span in blame.spans:
+        for index, piece in enumerate(span.text.split("\n")):
+            if index:
+                lines.append(([], []))
+            if piece:
+                lines[-1][1].append((piece, span.version))
+                if piece.strip():
+                    lines[-1][0].append(span.version)
+    if not blame.text.endswith("\n") and not lines[-1][1]:
+        lines.pop()
+    if blame.text.endswith("\n"):
+        lines.pop()
+    margins = [_margin(versions) for versions, _ in lines]
+    width = max((len(margin) for margin in margins), default=1)
+    newest = max((span.version for span in blame.spans), default=1)
+    if not coloured:
+        _write("".join(f"{margin:>{width}} |{' ' if pieces else ''}{''.join(piece for piece, _ in pieces)}\n" for margin, (_, pieces) in zip(margins, lines, strict=True)))
+    else:
+        from rich.text import Text
+
+        for margin, (_, pieces) in zip(margins, lines, strict=True):
+            text = Text(f"{margin:>{width}} |{' ' if pieces else ''}", style="dim")
+            for piece, version in pieces:
+                text.append(piece, style=_AGES[min(len(_AGES) - 1, (version - 1) * len(_AGES) // max(newest, 1))])
+            out.print(text)
+    seen: dict[int, tuple[str, str | None, str | None]] = {}
+    for span in blame.spans:
+        seen.setdefault(span.version, (local_time(span.occurred_at), span.actor, span.reason))
+    _write("\n")
+    table(["ver", "occurred", "actor", "reason"], ([version, *seen[version]] for version in sorted(seen)))
+
+
+@main.command()
+@click.argument("article")
+@click.option("--version", "version", type=count(1), help="Blame this version (default: the latest).")
+@click.option("--at", type=TIME, help="Blame the version current at this time (ISO 8601 or an age like 2h).")
+@format_option
+@click.pass_context
+def blame(ctx: click.Context, article: str, version: int | None, at: datetime | None, fmt: str) -> None:
+    """Show which version wrote each word of ARTICLE, now, at --version N or --at TIME.
+
+    Text: the article as `show` prints it, each line after a margin with the versions that
+    wrote its words (`1,3-5`), coloured by age on a terminal, then one line per version named
+    (when, who, why). Words left unchanged by an edit keep their version, and what a restore
+    brought back keeps the version that first wrote it. The title, the update blocks and the
+    front matter are blamed too.
+
+    JSON (one object): article, version, occurred_at, text, spans (start, end, text, part,
+    version, occurred_at, actor, reason); start and end are character offsets into text, and
+    the spans cover it exactly. part is title, body, heading, block, frame or categories.
+
+    \b
+    Example:
+      ledger blame deir-ez-zor --at 2017-09-05T18:00Z
+    """
+    result = open_ledger(ctx).blame(article, version=version, at=at)
+    if fmt == "json":
+        json_line(result.model_dump(mode="json"))
+        return
+    _print_blame(result)
+
+
+@main.command()
+@click.argument("phrase")
+@click.option("--article", metavar="ID", help="Search this article only.")
+@click.option("--since", type=TIME, help="Only where the phrase came in or went out at or after this time.")
+@click.option("--exact", is_flag=True, help="Match the phrase as typed, case and punctuation (default: any case, any punctuation).")
+@format_option
+@click.pass_context
+def search(ctx: click.Context, phrase: str, article: str | None, since: datetime | None, exact: bool, fmt: str) -> None:
+    """Find every stretch of history in which PHRASE stood in an article, and when it went.
+
+    One row per stretch: the article, the part (title, body or blocks), the version that
+    brought the phrase in (when, who), the version that took it out (if it did), and whether
+    it is there now. The phrase's words match whole words in order within one line, in any case,
+    whatever punctuation or spaces stand between them (--exact: as typed). Uses the text index
+    (text.sqlite), not a scan of the log.
+
+    JSON fields (one line per stretch): article, part, appeared_version, appeared_at,
+    appeared_actor, appeared_reason, vanished_version, vanished_at, vanished_actor,
+    vanished_reason, current, lines.
+
+    \b
+    Example:
+      ledger search "Al Masdar" --since 2017-09-01
+    """
+    hits = open_ledger(ctx).search(phrase, article=article, since=since, exact=exact)
+    if fmt == "json":
+        json_lines(hit.model_dump(mode="json") for hit in hits)
+        return
+    table(
+        ["article", "part", "in", "in at", "in by", "out", "out at", "out by", "now"],
+        (
+            [
+                h.article, h.part, h.appeared_version, local_time(h.appeared_at), h.appeared_actor,
+                h.vanished_version, local_time(h.vanished_at) if h.vanished_at else None, h.vanished_actor,
+                "yes" if h.current else "no",
+            ]
+            for h in hits
+        ),
+    )

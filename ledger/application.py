@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ledger import anchors, codec
+from ledger.attribution import rendered_runs
 from ledger.catalog import Catalog, gc_paused
 from ledger.diffs import line_diff, word_diff
 from ledger.errors import (
@@ -58,9 +59,12 @@ from ledger.store import (
     VerifyReport,
     init_store,
 )
+from ledger.textindex import TextIndex, check_phrase, lines_holding
 from ledger.times import parse_when
 from ledger.views import (
     ArticleSummary,
+    Blame,
+    BlameSpan,
     CategoryCount,
     CategoryListing,
     CategoryMember,
@@ -70,6 +74,7 @@ from ledger.views import (
     FeedEntry,
     HistoryEntry,
     ReplayStats,
+    SearchHit,
     Stats,
     TimelineEntry,
 )
@@ -179,6 +184,33 @@ def _check(**arguments: tuple[Callable[..., None], object]) -> None:
             checker(name, value)
 
 
+class _ExactCount:
+    """Lines holding a phrase exactly as typed, counted in the article's text at the versions the
+    text index names (which match the phrase in any case)."""
+
+    def __init__(self, state_at: Callable[[str, int], ArticleState | None], phrase: str) -> None:
+        self._state_at = state_at
+        self._phrase = phrase
+        self._counts: dict[tuple[str, int], dict[str, int]] = {}
+
+    def _count(self, article: str, version: int) -> dict[str, int]:
+        key = (article, version)
+        if key not in self._counts:
+            state = self._state_at(article, version) if version else None
+            counted = {"title": 0, "body": 0, "heading": 0, "block": 0}
+            if state is not None:
+                counted["title"] = lines_holding(self._phrase, state.title)
+                counted["body"] = lines_holding(self._phrase, state.body)
+                counted["heading"] = sum(lines_holding(self._phrase, block[0]) for block in state.blocks)
+                counted["block"] = sum(lines_holding(self._phrase, block[1]) for block in state.blocks)
+            self._counts[key] = counted
+        return self._counts[key]
+
+    def delta(self, article: str, version: int, part: str) -> int:
+        """How many more lines of `part` hold the phrase at `version` than before it."""
+        return self._count(article, version)[part] - self._count(article, version - 1)[part]
+
+
 class Ledger:
     """A versioned archive of articles, backed by an `EventStore`. Use as a context manager.
 
@@ -193,6 +225,7 @@ class Ledger:
         self.max_event_bytes = max_event_bytes
         self._states = StateCache(store, lambda: self.catalog)
         self._catalog: Catalog | None = None
+        self._text_index: TextIndex | None = None
 
     def __enter__(self) -> Ledger:
         return self
@@ -204,6 +237,8 @@ class Ledger:
         """Release the store."""
         if self._catalog is not None:
             self._catalog.close()
+        if self._text_index is not None:
+            self._text_index.close()
         self.store.close()
 
     @property
@@ -414,13 +449,28 @@ class Ledger:
             self._catalog = Catalog(self.store)
         return self._catalog
 
-    def history(self, article: str) -> list[HistoryEntry]:
+    @property
+    def text_index(self) -> TextIndex:
+        """The persisted index of texts, for search and blame (`text.sqlite` in the store folder)."""
+        if self._text_index is None:
+            self._text_index = TextIndex(self.store, self._states.state_at)
+        return self._text_index
+
+    def history(self, article: str, contains: str | None = None) -> list[HistoryEntry]:
         """Every version of the article, oldest first: when, who, why, what kind of change, and
         the size of the article rendered at that version. Raises `ArticleNotFoundError`.
+
+        `contains`: only the versions whose change touched that phrase (matched as `search`
+        matches it): it stood in a line the version added, changed or removed.
 
         One fold over the article's records; sizes are kept up to date as it goes, so the cost
         grows with the size of the changes, not with versions x article size."""
         _text("article", article)
+        _check(contains=(_text, contains))
+        touched: set[int] | None = None
+        if contains is not None:
+            query = check_phrase(contains)
+            touched = {version for _, version, _, _ in self.text_index.changes(query, article)}
         records = self.store.read_article(article)
         if not records:
             raise self._not_found(article)
@@ -434,8 +484,88 @@ class Ledger:
             if index + 1 < len(records) and records[index + 1]["version"] == record["version"]:
                 continue
             group, start = records[start : index + 1], index + 1
-            entries.append(HistoryEntry(article=article, **summary(group), size=sizes.size(state), withdrawn=state.withdrawn))
+            if touched is None or record["version"] in touched:
+                entries.append(HistoryEntry(article=article, **summary(group), size=sizes.size(state), withdrawn=state.withdrawn))
         return entries
+
+    def blame(self, article: str, version: int | None = None, at: datetime | str | None = None) -> Blame:
+        """The article rendered now, at `version` or at time `at` (as `article` picks it), with
+        every character attributed to the version that wrote it: consecutive spans with their
+        version, time, actor and reason. Unchanged words keep their version through later edits
+        of the same sentence, and what a restore brings back keeps the version that first wrote
+        it. Raises `ArticleNotFoundError` or `VersionNotFoundError` as `article` does."""
+        view = self.article(article, version, at)
+        attribution = self.text_index.attribution(article, view.version)
+        text, runs = rendered_runs(view, attribution)
+        info = self.text_index.version_info((article, wrote) for _, _, wrote, _ in runs)
+        # Built without validation from values the fold and the log made (a long article has
+        # thousands of spans; validating each one's time cost half of a blame), each version's
+        # time parsed once.
+        times = {wrote: parse_time(when) for (_, wrote), (when, _, _) in info.items()}
+        spans = []
+        for start, end, wrote, part in runs:
+            _, actor, reason = info[article, wrote]
+            spans.append(BlameSpan.model_construct(start=start, end=end, text=text[start:end], part=part, version=wrote, occurred_at=times[wrote], actor=actor, reason=reason))
+        return Blame.model_construct(article=article, version=view.version, occurred_at=view.updated_at, text=text, spans=spans)
+
+    def search(self, phrase: str, article: str | None = None, since: datetime | str | None = None, exact: bool = False) -> list[SearchHit]:
+        """Every stretch of versions in which `phrase` stood in an article's title, body or update
+        blocks: the version (time, actor, reason) that brought it in, the one that took its last
+        occurrence out (if any), and whether it is there now. Ordered by article, then by when it
+        appeared.
+
+        The phrase is its words, in order, within one line: whole words in any case, whatever
+        punctuation or spaces stand between them. With `exact`, the phrase as typed: case and
+        punctuation too (any run of spaces still matches any run of spaces or tabs). `article`
+        limits the search to one article; `since` to stretches that began or ended at or after
+        that time. Found through the text index, no scan of the log (`exact` also reads the
+        article at the versions the index names). Raises `InvalidInputError` for an empty phrase
+        or one without a letter or digit."""
+        _text("phrase", phrase)
+        _check(article=(_text, article), since=(_time, since))
+        query = check_phrase(phrase)
+        low = format_time(parse_when(since)) if since is not None else None
+        if article is not None:
+            self._version_of(article)
+        # Per (article, part): how the number of lines holding the phrase changes at each version.
+        changes: dict[tuple[str, str], dict[int, int]] = {}
+        exactly = _ExactCount(self._states.state_at, phrase) if exact else None
+        for name, version, part, delta in self.text_index.changes(query, article):
+            where = "blocks" if part in ("heading", "block") else part
+            by_version = changes.setdefault((name, where), {})
+            by_version[version] = by_version.get(version, 0) + (delta if exactly is None else exactly.delta(name, version, part))
+        # (article, part, version it came in, version it went out or 0, most lines at once)
+        found: list[tuple[str, str, int, int, int]] = []
+        for (name, part), by_version in changes.items():
+            count = 0
+            for version in sorted(by_version):
+                was, count = count, count + by_version[version]
+                if was <= 0 < count:
+                    found.append((name, part, version, 0, count))
+                elif found and found[-1][:2] == (name, part) and not found[-1][3]:
+                    if count <= 0 < was:
+                        found[-1] = (*found[-1][:3], version, found[-1][4])
+                    elif count > found[-1][4]:
+                        found[-1] = (*found[-1][:4], count)
+        info = self.text_index.version_info((name, version) for name, _, appeared, vanished, _ in found for version in (appeared, vanished) if version)
+        hits: list[SearchHit] = []
+        for name, part, appeared, vanished, most in found:
+            came, went = info[name, appeared], info.get((name, vanished))
+            if low is not None and came[0] < low and went is not None and went[0] < low:
+                continue
+            hits.append(
+                SearchHit.model_validate(
+                    {
+                        "article": name, "part": part, "appeared_version": appeared, "appeared_at": came[0],
+                        "appeared_actor": came[1], "appeared_reason": came[2],
+                        "vanished_version": vanished or None, "vanished_at": went[0] if went else None,
+                        "vanished_actor": went[1] if went else None, "vanished_reason": went[2] if went else None,
+                        "current": not vanished, "lines": most,
+                    }
+                )
+            )
+        hits.sort(key=lambda hit: (hit.article, hit.appeared_version, hit.part))
+        return hits
 
     def diff(self, article: str, from_version: int | None = None, to_version: int | None = None, words: bool = False) -> Diff:
         """What changed in the rendered article from `from_version` to `to_version` (defaults:
@@ -605,7 +735,9 @@ class Ledger:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;
         `progress(position, head_position)` is called as it goes. Returns counts and events/s."""
         _check(to=(_count, to))
-        return self.catalog.rebuild(to, progress)
+        stats = self.catalog.rebuild(to, progress)
+        self.text_index.rebuild()
+        return stats
 
     def head(self) -> Head:
         """The last position in the log and its hash."""

@@ -190,3 +190,52 @@ class Stats(Model):
     log_bytes: int = Field(description="Size of the log file.")
     head_position: int = Field(description="The last position in the log.")
     head_hash: str = Field(description="The hash that seals the log up to the head.")
+
+
+BlamePart = Literal["title", "body", "heading", "block", "frame", "categories"]
+"""Where in the rendered text a blamed span lies: the title, the body, an update block's heading
+or its text, the front matter and layout around the title (`frame`), the `Categories:` line."""
+
+
+class BlameSpan(BaseModel):
+    """A run of the rendered text written by one version."""
+
+    start: int = Field(description="Offset of its first character in the rendered text (characters, not bytes).")
+    end: int = Field(description="Offset just after its last character.")
+    text: str = Field(description="The characters start:end of the rendered text.")
+    part: BlamePart = Field(description="Which part of the article the span is in.")
+    version: int = Field(description="The version that wrote these characters.")
+    occurred_at: UtcTime = Field(description="When that version occurred (UTC).")
+    actor: str | None = Field(default=None, description="Who made that version.")
+    reason: str | None = Field(default=None, description="Why (its edit summary).")
+
+
+class Blame(BaseModel):
+    """An article's rendered text at one version, every character attributed (`Ledger.blame`)."""
+
+    article: str = Field(description="The article's id.")
+    version: int = Field(description="The version blamed.")
+    occurred_at: UtcTime = Field(description="When that version occurred (UTC).")
+    text: str = Field(description="The article rendered at that version (as `ledger show` prints it).")
+    spans: list[BlameSpan] = Field(description="Consecutive spans covering `text` exactly, in order.")
+
+
+SearchPart = Literal["title", "body", "blocks"]
+"""Where a phrase was found: the title, the body, or the update blocks (headings and texts)."""
+
+
+class SearchHit(BaseModel):
+    """One stretch of versions in which a phrase stood in one part of an article (`Ledger.search`)."""
+
+    article: str = Field(description="The article's id.")
+    part: SearchPart = Field(description="Where in the article the phrase stood.")
+    appeared_version: int = Field(description="The version that brought the phrase in.")
+    appeared_at: UtcTime = Field(description="When that version occurred (UTC).")
+    appeared_actor: str | None = Field(default=None, description="Who made that version.")
+    appeared_reason: str | None = Field(default=None, description="Why (its edit summary).")
+    vanished_version: int | None = Field(default=None, description="The version that took the last occurrence out (None: it is still there).")
+    vanished_at: UtcTime | None = Field(default=None, description="When that version occurred (UTC).")
+    vanished_actor: str | None = Field(default=None, description="Who made that version.")
+    vanished_reason: str | None = Field(default=None, description="Why (its edit summary).")
+    current: bool = Field(description="Whether the phrase is in that part of the article's latest version.")
+    lines: int = Field(description="The most lines that held the phrase there at once in this stretch.")

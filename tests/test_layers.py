@@ -37,10 +37,12 @@ LAYERS = {
     "decisions": 4,
     "history": 4,
     "anchors": 4,
+    "attribution": 4,
     "catalog": 5,
     "transfer": 5,
     "states": 5,
     "draft_format": 5,
+    "textindex": 5,
     "application": 6,
     "drafts": 7,
     "watcher": 8,
@@ -145,7 +147,7 @@ def test_every_error_has_one_root() -> None:
 
 
 _SQL_TABLE = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE(?: IF NOT EXISTS| IF EXISTS)?)\s+([a-z_]+)\b")
-_CREATED = re.compile(r"CREATE TABLE IF NOT EXISTS ([a-z_]+)")
+_CREATED = re.compile(r"CREATE (?:VIRTUAL )?TABLE IF NOT EXISTS ([a-z_]+)")
 
 
 def test_each_module_queries_only_the_tables_it_defines() -> None:
