@@ -74,6 +74,7 @@ __all__ = [
     "parse_when",
     "read_draft",
     "render",
+    "serve",
     "store_exists",
     "store_path",
     "watch",
@@ -129,6 +130,7 @@ if TYPE_CHECKING:
         WordChange,
     )
     from ledger.watcher import Watcher, watch
+    from ledger.web import serve
 
 # Where each public name lives. `import ledger` loads none of them: the command line starts in a
 # fraction of the time when a command loads only the modules it uses (pydantic's models,
@@ -183,6 +185,7 @@ _HOMES = {
     "RecordedEvent": "ledger.events",
     "render": "ledger.rendering",
     "ReplayStats": "ledger.views",
+    "serve": "ledger.web",
     "Stats": "ledger.views",
     "store_exists": "ledger.application",
     "store_path": "ledger.application",

@@ -1,0 +1,42 @@
+"""`ledger serve`: a read-only web viewer over a store (Starlette, Jinja2, uvicorn).
+
+Pages: the article list (`/`), the recent-changes feed (`/feed`), an article now, at a version
+or as of a time (`/a/ID`, `/a/ID/v/N`, `/a/ID?at=TIME`), its history (`/a/ID/history`), a diff of
+two versions (`/a/ID/diff/FROM..TO`, `?view=side`), the categories (`/categories`, `/c/NAME`).
+Each is also JSON (`Accept: application/json` or `.json`). See docs/web.md.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from ledger.application import Ledger
+from ledger.web.app import LOOPBACK, create_app
+
+__all__ = ["allowed_hosts", "create_app", "serve"]
+
+
+def allowed_hosts(host: str) -> frozenset[str]:
+    """The Host header names a server bound to `host` answers to: the loopback names, plus, when
+    it listens wider, the address it was given and this machine's names."""
+    names = set(LOOPBACK)
+    if host not in LOOPBACK:
+        names.update({host.lower(), socket.gethostname().lower(), socket.getfqdn().lower()})
+    return frozenset(names)
+
+
+def serve(led: Ledger, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve the read-only web viewer over `led` on `host`:`port` until interrupted (Ctrl+C).
+
+    Listening on anything but the loopback address prints a warning: the pages show every version
+    of every article to whoever can reach the port. Pages read the log as it is at each request,
+    so versions appended meanwhile (by `ledger ingest`, a watcher) show on reload."""
+    import uvicorn
+
+    if host not in LOOPBACK:
+        print(f"warning: listening on {host}: anyone who can reach port {port} can read every version of every article", file=sys.stderr)
+    app = create_app(led, hosts=allowed_hosts(host))
+    shown = f"[{host}]" if ":" in host else host
+    print(f"ledger viewer on http://{shown}:{port}/ (Ctrl+C stops it)", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
