@@ -58,8 +58,10 @@ class Visit:
         assert self.errors == [], self.errors
 
     def internal_links(self) -> set[str]:
-        hrefs = self.page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
-        return {href.split("#")[0] for href in hrefs if href.startswith(self.page.url.split("/", 3)[0] + "//" + self.page.url.split("/", 3)[2])}
+        """The viewer's own links on the page (not those inside the article's text)."""
+        hrefs = self.page.eval_on_selector_all("a[href]", "links => links.filter(a => !a.closest('.body')).map(a => a.href)")
+        origin = "/".join(self.page.url.split("/", 3)[:3])
+        return {href.split("#")[0] for href in hrefs if href.startswith(origin + "/")}
 
     def close(self) -> None:
         self.context.close()

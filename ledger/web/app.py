@@ -153,7 +153,7 @@ class Viewer:
             latest = self.led.article(article)
             view = self.led.article(article, version=version, at=at if version is None else None)
             body = None if source else present.render_text(view.body, present.is_markdown(view))
-            blocks = [(block, present.render_text(block.text, present.is_markdown(view))) for block in view.blocks]
+            blocks = [(block, present.render_text(block.text, present.is_markdown(view), top=3)) for block in view.blocks]
             draft = _render_draft(view) if source else None
         data = {**view.model_dump(mode="json"), "latest_version": latest.version}
         return self.page(

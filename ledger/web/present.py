@@ -31,10 +31,19 @@ def is_markdown(view: ArticleView) -> bool:
     return isinstance(layout, dict) and layout.get("format") == "markdown"
 
 
-def render_text(text: str, markdown: bool) -> Markup:
-    """Draft text as safe HTML: Markdown rendered and cleaned, plain text as escaped paragraphs."""
+def render_text(text: str, markdown: bool, top: int = 2) -> Markup:
+    """Draft text as safe HTML: Markdown rendered and cleaned, plain text as escaped paragraphs.
+
+    The text's headings are renumbered to start at level `top` without gaps (a body that opens
+    with `###` under the page's `<h1>` would break the outline that screen readers navigate by)."""
     if markdown:
-        return Markup(nh3.clean(_markdown.render(text)))
+        tokens = _markdown.parse(text)
+        levels = sorted({int(t.tag[1]) for t in tokens if t.type == "heading_open"})
+        renumbered = {level: f"h{min(top + n, 6)}" for n, level in enumerate(levels)}
+        for token in tokens:
+            if token.type in ("heading_open", "heading_close"):
+                token.tag = renumbered[int(token.tag[1])]
+        return Markup(nh3.clean(_markdown.renderer.render(tokens, _markdown.options, {})))
     return Markup("").join(Markup("<p>{}</p>\n").format(paragraph) for paragraph in paragraphs(text))
 
 
