@@ -12,7 +12,7 @@ from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -337,8 +337,3 @@ def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> S
     ]
     return Starlette(routes=routes, middleware=[Middleware(Guard, hosts=hosts)], exception_handlers={404: not_found, 405: not_found})
 
-
-def query(**params: str) -> str:
-    """A query string of the non-empty `params` ("" when there are none)."""
-    kept = {k: v for k, v in params.items() if v}
-    return "?" + urlencode(kept) if kept else ""
