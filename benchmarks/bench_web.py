@@ -32,7 +32,8 @@ import httpx
 import ledger
 
 ROOT = Path(__file__).resolve().parent.parent
-WORDS = ["harbour", "bridge", "cable", "engineers", "ferry", "council", "mayor", "traffic", "repairs", "closure", "weather", "storm", "port", "authority", "commuters", "district", "statement", "officials", "tonight", "morning", "inspection", "contract", "budget", "week"]
+WORDS = ["harbour", "bridge", "cable", "engineers", "ferry", "council", "mayor", "traffic", "repairs", "closure", "weather", "storm", "port", "authority",
+         "commuters", "district", "statement", "officials", "tonight", "morning", "inspection", "contract", "budget", "week"]
 
 
 def _sentence(rng: random.Random, n: int) -> str:
