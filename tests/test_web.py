@@ -171,3 +171,29 @@ def test_the_page_follows_the_log(tmp_path: Path) -> None:
             page = httpx.get(served.url + "/a/live", timeout=DEADLINE).text
             assert "Live story, updated" in page and "latest version, v2" in page
             assert "Live story, updated" in httpx.get(served.url + "/", timeout=DEADLINE).text
+
+
+def test_moves_rewrites_metadata_and_long_histories(tmp_path: Path) -> None:
+    kept = "The council met on Monday evening to discuss the harbour budget for the coming year."
+    moving = "Engineers found cracks in two of the supporting cables during the morning inspection."
+    rewritten = "The mayor said the bridge would stay closed for a long while yet, perhaps weeks."
+    body = f"{kept}\n\n{moving}\n\n{rewritten}\n\nA closing line that stays the same in every version."
+    events: list[dict[str, object]] = [{"type": "ArticleCreated", "article": "story", "data": {"title": "Story", "body": body, "metadata": {"byline": "A"}}}]
+    new_body = f"{kept}\n\nFerries run hourly, officials announced in a short statement tonight.\n\nA closing line that stays the same in every version.\n\n{moving.replace('two', 'three')}"
+    events.append({"type": "ArticleEdited", "article": "story", "data": {"body": new_body}})
+    events.append({"type": "MetadataChanged", "article": "story", "data": {"set": {"byline": "B"}}})
+    events += [{"type": "ArticleEdited", "article": "story", "data": {"title": f"Story {n}"}} for n in range(4, 251)]
+    with ledger.open(tmp_path / "store", create=True) as led:
+        for event in events:
+            led.append([event])
+        with Site(led) as served:
+            diff = httpx.get(served.url + "/a/story/diff/1..2", timeout=DEADLINE).text
+            assert 'class="change moved"' in diff and "Moved from paragraph 2, and edited" in diff
+            assert '<del><span class="vh">removed: </span>two</del><ins><span class="vh">added: </span>three</ins>' in diff
+            assert 'class="change rewritten"' in diff and "A paragraph moved from here" in diff
+            assert "Metadata changed: byline." in httpx.get(served.url + "/a/story/diff/2..3", timeout=DEADLINE).text
+            pages = [httpx.get(served.url + f"/a/story/history.json?page={n}", timeout=DEADLINE).json() for n in (1, 2, 3)]
+            assert [len(p["versions"]) for p in pages] == [100, 100, 50] and pages[0]["pages"] == 3
+            assert pages[0]["versions"][0]["version"] == 250 and pages[2]["versions"][-1]["version"] == 1
+            history = httpx.get(served.url + "/a/story/history?page=2", timeout=DEADLINE).text
+            assert "Page 2 of 3" in history and 'href="/a/story/history?page=3"' in history

@@ -126,6 +126,12 @@ def summary(old: ArticleView | None, new: ArticleView, diff: ProseDiff) -> list[
     removed = [c for c in (old.categories if old else []) if c not in set(new.categories)]
     if added or removed:
         lines.append("Categories " + ", ".join([f"+{c}" for c in added] + [f"-{c}" for c in removed]) + ".")
+    if old is not None:
+        # Metadata is not in the text compared below, so its changes are named here (the draft
+        # parser's own layout key aside: it records how the draft was written, not what it says).
+        keys = sorted(k for k in {*old.metadata, *new.metadata} - {"_draft"} if old.metadata.get(k) != new.metadata.get(k))
+        if keys:
+            lines.append("Metadata changed: " + ", ".join(keys) + ".")
     if old is not None and old.withdrawn != new.withdrawn:
         lines.append("The article was withdrawn." if new.withdrawn else "The article was restored.")
     names = {"added": "added", "removed": "removed", "moved": "moved", "changed": "changed", "rewritten": "rewritten"}
