@@ -8,6 +8,7 @@ Each is also JSON (`Accept: application/json` or `.json`). See docs/web.md.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import sys
 
@@ -23,6 +24,9 @@ def allowed_hosts(host: str) -> frozenset[str]:
     names = set(LOOPBACK)
     if host not in LOOPBACK:
         names.update({host.lower(), socket.gethostname().lower(), socket.getfqdn().lower()})
+        # A machine whose own name does not resolve is reached by the names above.
+        with contextlib.suppress(OSError):
+            names.update(socket.gethostbyname_ex(socket.gethostname())[2])
     return frozenset(names)
 
 

@@ -135,7 +135,9 @@ class Viewer:
         if kind and kind not in KINDS:
             raise InvalidInputError(f"kind {kind!r} is not one of: {', '.join(KINDS)}")
         with self.lock:
-            entries = self.led.timeline(since=since or None, until=until or None)
+            # Without filters the first FEED_LIMIT versions are all the page shows.
+            limit = FEED_LIMIT if not (kind or category) else None
+            entries = self.led.timeline(since=since or None, until=until or None, limit=limit)
             members = {row.article for row in self.led.articles(category=category)} if category else None
             titles = {row.article: row.title for row in self.led.articles()}
             categories = self.led.categories()
