@@ -197,3 +197,44 @@ def test_moves_rewrites_metadata_and_long_histories(tmp_path: Path) -> None:
             assert pages[0]["versions"][0]["version"] == 250 and pages[2]["versions"][-1]["version"] == 1
             history = httpx.get(served.url + "/a/story/history?page=2", timeout=DEADLINE).text
             assert "Page 2 of 3" in history and 'href="/a/story/history?page=3"' in history
+
+
+def _serve(store: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """`ledger serve` as a process on a free port; returns it and its address once it answers."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cli = Path(sys.executable).with_name("ledger")
+    process = subprocess.Popen([str(cli), "--store", str(store), "serve", "--port", str(port), *options], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            httpx.get(url + "/favicon.ico", timeout=DEADLINE)
+            return process, url
+        except httpx.TransportError:
+            assert process.poll() is None and time.monotonic() < deadline, "ledger serve did not start"
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("options", [(), ("--host", "0.0.0.0")])
+def test_the_serve_command(tmp_path: Path, options: tuple[str, ...]) -> None:
+    with examples_store(tmp_path / "store"):
+        pass
+    process, url = _serve(tmp_path / "store", *options)
+    try:
+        assert "Harbour bridge" in httpx.get(url + "/", timeout=DEADLINE).text
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=DEADLINE)
+    assert f"ledger viewer on http://{options[1] if options else '127.0.0.1'}:" in stderr
+    assert ("warning: listening on 0.0.0.0" in stderr) == bool(options)
+
+
+def test_serve_without_a_store_says_so(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("ledger")
+    done = subprocess.run([str(cli), "--store", str(tmp_path / "none"), "serve"], capture_output=True, text=True, timeout=DEADLINE, check=False)
+    assert done.returncode == 6 and "none" in done.stderr and done.stderr.count("\n") == 1
