@@ -155,6 +155,34 @@ def test_keys_n_and_p_move_between_changes(browser: Any, examples_site: Site) ->
         visit.close()
 
 
+def test_pages_work_as_plain_links_and_forms_without_script(browser: Any, examples_site: Site) -> None:
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(DEADLINE * 1000 / 4)
+        page.goto(examples_site.url + "/")
+        page.fill("#q", "bridge")
+        page.click("text=Show")
+        assert page.url.endswith("/?q=bridge&category=") and page.locator("table.list tbody tr").count() == 1
+        page.click("text=Harbour bridge to reopen on Friday after cable repairs")
+        page.click("text=History")
+        page.check("input[name=from][value='1']")
+        page.check("input[name=view]")
+        page.click("text=Compare selected versions")
+        assert page.url == examples_site.url + f"/a/{ARTICLE}/diff/1..3?view=side"
+        page.click("text=Inline")
+        assert page.url == examples_site.url + f"/a/{ARTICLE}/diff/1..3"
+        page.click("text=← Older change")
+        assert page.url == examples_site.url + f"/a/{ARTICLE}/diff/prev..1"
+        page.goto(examples_site.url + f"/a/{ARTICLE}")
+        page.fill("#at", "2024-03-05T12:00Z")
+        page.click("form.asof button")
+        assert page.url == examples_site.url + f"/a/{ARTICLE}?at=2024-03-05T12%3A00Z", page.url
+        assert "v2 of 3" in page.inner_text("nav.banner")
+    finally:
+        context.close()
+
+
 def test_hostile_drafts_run_nothing_in_the_browser(browser: Any, tmp_path: Path) -> None:
     draft = tmp_path / "hostile.md"
     draft.write_text(
