@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, format_time
-from ledger.diffs import ProseBlock
+from ledger.diffs import ProseBlock, ProseDiff
 from ledger.web import present
 
 HERE = Path(__file__).resolve().parent
@@ -99,6 +99,9 @@ class Viewer:
         self.led = led
         self.lock = threading.Lock()
         self.words = present.WordCounts()
+        # An article's history by its latest version's position; a diff by both versions'.
+        self.histories: present.Kept[tuple[str, int], list[HistoryEntry]] = present.Kept(64)
+        self.diffs: present.Kept[tuple[str, int, int, int, int], ProseDiff] = present.Kept(256)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.env.globals.update(q=_quote, when=_when, iso=format_time, kinds=KINDS)
         self.env.filters["q"] = _quote
@@ -169,7 +172,7 @@ class Viewer:
         page = _page_number(request.query_params.get("page", "1"))
         with self.lock:
             latest = self.led.article(article)
-            entries = self.led.history(article)
+            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
             pages = max(1, -(-len(entries) // HISTORY_PAGE))
             if page > pages:
                 raise HTTPException(404, f"history page {page} does not exist (there are {pages})")
@@ -203,8 +206,9 @@ class Viewer:
             low, high = _versions(spec, latest.version)
             old: ArticleView | None = self.led.article(article, version=low) if low else None
             new = self.led.article(article, version=high)
-            entries = self.led.history(article)
-        result = present.diff_views(old, new)
+            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
+        key = (article, low, high, old.position if old else 0, new.position)
+        result = self.diffs.get(key, lambda: present.diff_views(old, new))
         summary = present.summary(old, new, result)
         shown = present.fold(result)
         data = {

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import nh3
 from markdown_it import MarkdownIt
@@ -150,31 +152,55 @@ def diff_views(old: ArticleView | None, new: ArticleView) -> ProseDiff:
     return prose_diff(reading_text(old) if old is not None else "", reading_text(new))
 
 
-class WordCounts:
-    """Word counts of versions, kept (versions never change once recorded) for history rows."""
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
-    def __init__(self, size: int = 4096) -> None:
-        self._kept: OrderedDict[tuple[str, int, int], Counter[str]] = OrderedDict()
+
+class Kept(Generic[K, V]):
+    """The last `size` results of a computation, by key (least recently used dropped first).
+
+    Keys name recorded versions by their log positions: what was recorded never changes, so a
+    kept result is never stale, and a new version has a new key."""
+
+    def __init__(self, size: int) -> None:
+        self._kept: OrderedDict[K, V] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def of(self, led: Ledger, entry: HistoryEntry) -> Counter[str]:
-        """The word counts of the version `entry` describes (the key includes its log position,
-        so a store rebuilt under the same name never serves stale counts)."""
-        key = (entry.article, entry.version, entry.position)
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        """The result kept under `key`, else `make()`'s (then kept)."""
         with self._lock:
             if key in self._kept:
                 self._kept.move_to_end(key)
                 return self._kept[key]
-        counts = word_counts(reading_text(led.article(entry.article, version=entry.version)))
+        value = make()
         with self._lock:
-            self._kept[key] = counts
+            self._kept[key] = value
             while len(self._kept) > self._size:
                 self._kept.popitem(last=False)
-        return counts
+        return value
+
+
+class WordCounts:
+    """Words added and removed by each version, for history rows (kept: see `Kept`)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._counts: Kept[tuple[str, int, int], Counter[str]] = Kept(size)
+        self._changes: Kept[tuple[str, int, int], tuple[int, int]] = Kept(size)
+
+    def of(self, led: Ledger, entry: HistoryEntry) -> Counter[str]:
+        """The word counts of the version `entry` describes."""
+        return self._counts.get(
+            (entry.article, entry.version, entry.position),
+            lambda: word_counts(reading_text(led.article(entry.article, version=entry.version))),
+        )
 
     def change(self, led: Ledger, previous: HistoryEntry | None, entry: HistoryEntry) -> tuple[int, int]:
         """Words added and removed by the version `entry` describes, against `previous`."""
-        new = self.of(led, entry)
-        old = self.of(led, previous) if previous is not None else Counter()
-        return sum((new - old).values()), sum((old - new).values())
+
+        def count() -> tuple[int, int]:
+            new = self.of(led, entry)
+            old = self.of(led, previous) if previous is not None else Counter()
+            return sum((new - old).values()), sum((old - new).values())
+
+        return self._changes.get((entry.article, entry.version, entry.position), count)
