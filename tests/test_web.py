@@ -238,3 +238,15 @@ def test_serve_without_a_store_says_so(tmp_path: Path) -> None:
     cli = Path(sys.executable).with_name("ledger")
     done = subprocess.run([str(cli), "--store", str(tmp_path / "none"), "serve"], capture_output=True, text=True, timeout=DEADLINE, check=False)
     assert done.returncode == 6 and "none" in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    (f"/a/{ARTICLE}/diff/²..3", 400), (f"/a/{ARTICLE}/diff/1..³", 400), (f"/a/{ARTICLE}/history?page=²", 400),
+    (f"/a/{ARTICLE}/v/99999999999999999999999", 404), (f"/a/{ARTICLE}/diff/1..99999999999999999999", 404),
+    (f"/a/{ARTICLE}?at=%3Cscript%3E", 400), (f"/a/{ARTICLE}/diff?from=²&to=3", 303), ("/feed?since=%00", 400),
+    ("/categories?at=9999-99-99", 400), ("/c/%00", 404),
+])
+def test_odd_input_is_refused_plainly(site: Site, path: str, status: int) -> None:
+    response = get(site, path, follow_redirects=False)
+    assert response.status_code == status, (path, response.text[-300:])
+    assert "<script>" not in response.text and "Traceback" not in response.text

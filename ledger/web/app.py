@@ -24,7 +24,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, format_time
+from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, format_time, render
 from ledger.diffs import ProseBlock, ProseDiff
 from ledger.web import present
 
@@ -159,7 +159,7 @@ class Viewer:
             view = self.led.article(article, version=version, at=at if version is None else None)
             body = None if source else present.render_text(view.body, present.is_markdown(view))
             blocks = [(block, present.render_text(block.text, present.is_markdown(view), top=3)) for block in view.blocks]
-            draft = _render_draft(view) if source else None
+            draft = render(view) if source else None
         data = {**view.model_dump(mode="json"), "latest_version": latest.version}
         return self.page(
             request, "article.html", data, view=view, latest=latest, body=body, blocks=blocks, draft=draft, source=source, at=at,
@@ -191,7 +191,7 @@ class Viewer:
         article = request.path_params["article"]
         params = request.query_params
         low, high = params.get("from", "prev"), params.get("to", "cur")
-        if low.isdigit() and high.isdigit() and int(low) > int(high):
+        if _number(low) and _number(high) and int(low) > int(high):
             low, high = high, low
         tail = "?view=side" if params.get("view") == "side" else ""
         return RedirectResponse(f"/a/{_quote(article)}/diff/{_quote(low)}..{_quote(high)}{tail}", status_code=303)
@@ -255,14 +255,13 @@ def _is_change(block: ProseBlock) -> bool:
     return block.kind != "same" and not (block.kind == "removed" and block.moved_to is not None)
 
 
-def _render_draft(view: ArticleView) -> str:
-    from ledger import render
-
-    return render(view)
+def _number(text: str) -> bool:
+    # str.isdigit alone also accepts digits int() refuses, such as "²".
+    return text.isascii() and text.isdigit()
 
 
 def _page_number(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    if not _number(text) or int(text) < 1:
         raise InvalidInputError(f"page {text!r} is not a page number (1, 2, ...)")
     return int(text)
 
@@ -278,7 +277,7 @@ def _versions(spec: str, latest: int) -> tuple[int, int]:
     def number(text: str, name: str) -> int | None:
         if text == "cur":
             return latest
-        if text.isdigit():
+        if _number(text):
             return int(text)
         if text in ("prev", "next"):
             return None
