@@ -96,3 +96,15 @@ def test_drafts_render_inert() -> None:
     plain = str(render_text("<script>alert(1)</script>\n\nsecond", False))
     assert plain == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n<p>second</p>\n"
     assert paragraphs("a\n\n \n\nb\nc") == ["a", "b\nc"]
+
+
+def test_long_unchanged_stretches_fold_to_their_ends() -> None:
+    from ledger.web.present import fold
+
+    same = [f"Paragraph {n} stays exactly as it was." for n in range(10)]
+    result = prose_diff("\n\n".join([*same, "The end was here."]), "\n\n".join([*same, "The end is here."]))
+    shown = fold(result)
+    # The leading stretch folds whole but for the paragraph next to the change.
+    assert [(s.block.kind if s.block else f"fold {s.hidden}") for s in shown] == ["fold 9", "same", "changed"]
+    short = fold(prose_diff("a\n\nb\n\nc", "a\n\nb\n\nd"))
+    assert all(s.block is not None for s in short)
