@@ -231,7 +231,8 @@ def test_every_page_type_on_the_corpus(browser: Any, corpus_site: tuple[Site, le
         ("article-source", f"/a/{longest.article}?view=source", []),
         ("history", f"/a/{longest.article}/history", [f"{last} versions"]),
         ("diff-inline", f"/a/{longest.article}/diff/1..cur", ["Summary"]),
-        ("diff-side", f"/a/{longest.article}/diff/prev..{last}?view=side", ["Summary"]),
+        ("diff-side", f"/a/{longest.article}/diff/1..cur?view=side", ["Summary"]),
+        ("diff-metadata", f"/a/{longest.article}/diff/prev..{last}", ["Summary"]),
         ("categories", "/categories", [category]),
         ("category", f"/c/{category}", ["Membership over time"]),
     ]
