@@ -250,3 +250,15 @@ def test_odd_input_is_refused_plainly(site: Site, path: str, status: int) -> Non
     response = get(site, path, follow_redirects=False)
     assert response.status_code == status, (path, response.text[-300:])
     assert "<script>" not in response.text and "Traceback" not in response.text
+
+
+def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with examples_store(tmp_path / "store"), socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cli = Path(sys.executable).with_name("ledger")
+        done = subprocess.run([str(cli), "--store", str(tmp_path / "store"), "serve", "--port", str(port)], capture_output=True, text=True, timeout=DEADLINE, check=False)
+    assert done.returncode == 3 and done.stderr == f"error: cannot listen on 127.0.0.1 port {port}: Address already in use\n"

@@ -13,6 +13,7 @@ import socket
 import sys
 
 from ledger.application import Ledger
+from ledger.errors import InvalidInputError
 from ledger.web.app import LOOPBACK, create_app
 
 __all__ = ["allowed_hosts", "create_app", "serve"]
@@ -38,9 +39,20 @@ def serve(led: Ledger, *, host: str = "127.0.0.1", port: int = 8000) -> None:
     so versions appended meanwhile (by `ledger ingest`, a watcher) show on reload."""
     import uvicorn
 
+    # Bound here, so that a port in use is one plain error (InvalidInputError) before anything
+    # is printed as if the viewer were running; port 0 picks a free port, shown below.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as exc:
+        listener.close()
+        raise InvalidInputError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+    port = listener.getsockname()[1]
     if host not in LOOPBACK:
         print(f"warning: listening on {host}: anyone who can reach port {port} can read every version of every article", file=sys.stderr)
-    app = create_app(led, hosts=allowed_hosts(host))
     shown = f"[{host}]" if ":" in host else host
     print(f"ledger viewer on http://{shown}:{port}/ (Ctrl+C stops it)", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(led, hosts=allowed_hosts(host)), log_level="warning"))
+    with listener:
+        server.run(sockets=[listener])
