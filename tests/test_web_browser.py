@@ -143,6 +143,18 @@ def test_the_stylesheet_is_applied(browser: Any, examples_site: Site) -> None:
         visit.close()
 
 
+def test_the_print_stylesheet_drops_navigation(browser: Any, examples_site: Site) -> None:
+    visit = Visit(browser, examples_site.url + f"/a/{ARTICLE}/diff/1..3")
+    try:
+        visit.page.emulate_media(media="print")
+        visit.page.screenshot(path=str(SCREENSHOTS / "examples-diff-inline-print.png"), full_page=True)
+        shown = visit.page.evaluate("[...document.querySelectorAll('header.site nav, footer.site')].map(e => getComputedStyle(e).display)")
+        assert shown == ["none", "none"]
+        assert visit.page.evaluate("getComputedStyle(document.querySelector('del')).textDecorationLine") == "line-through"
+    finally:
+        visit.close()
+
+
 def test_keys_n_and_p_move_between_changes(browser: Any, examples_site: Site) -> None:
     visit = Visit(browser, examples_site.url + f"/a/{ARTICLE}/diff/1..3")
     try:
