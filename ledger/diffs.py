@@ -113,7 +113,7 @@ _SPACES = re.compile(r"\s+")
 _WORD = re.compile(r"\w+|\s+|[^\w\s]")
 
 RunOp = Literal["equal", "delete", "insert"]
-BlockKind = Literal["same", "added", "removed", "changed", "rewritten", "moved"]
+BlockKind = Literal["same", "added", "removed", "changed", "rewritten", "moved", "split", "merged"]
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,8 @@ class ProseBlock:
     `same`: unchanged; `added` / `removed`: only after / before; `changed`: edited, `runs` mark
     the words; `rewritten`: edited past the cut-off, shown whole as `old` then `new`; `moved`:
     taken from paragraph `moved_from` of the old text (0-based) to here, `runs` marking any edits
-    made on the way. A removed paragraph that moved has `moved_to`, the index of the block that
+    made on the way; `split`: one old paragraph that became several (`new` holds them, separated
+    by blank lines), `merged`: several that became one; `runs` mark the words and breaks. A removed paragraph that moved has `moved_to`, the index of the block that
     shows it at its new place."""
 
     kind: BlockKind
@@ -214,6 +215,18 @@ def _similarity(old: str, new: str) -> float:
     return sum((a & b).values()) / max(sum(a.values()), sum(b.values()), 1)
 
 
+def _span(text: str, candidates: list[str]) -> int:
+    """How many of `candidates`, from the first, `text` was split into (or merged from): the
+    count whose joined text resembles `text` best, past `MOVE_CUTOFF` and better than the first
+    alone; 0 when none does."""
+    best, score = 0, max(_similarity(text, candidates[0]), MOVE_CUTOFF) if candidates else 1.0
+    for count in range(2, min(len(candidates), 8) + 1):
+        similar = _similarity(text, " ".join(candidates[:count]))
+        if similar > score:
+            best, score = count, similar
+    return best
+
+
 def _pair(old: str, new: str, capped: bool) -> ProseBlock:
     """The block of a paragraph that stands where an old one stood, edited."""
     if capped:
@@ -232,8 +245,8 @@ def prose_diff(old: str, new: str) -> ProseDiff:
     capped = len(old) + len(new) > MAX_PROSE_CHARS
     a, b = paragraphs(old), paragraphs(new)
     matcher = SequenceMatcher(None, [_normal(p) for p in a], [_normal(p) for p in b], autojunk=False)
-    # First pass: equal paragraphs, and edited ones where they stand (pairs past the move
-    # cut-off are left as removed + added, so that a move elsewhere can claim them). Each slot is
+    # First pass: equal paragraphs, split and merged ones, and edited ones where they stand (pairs
+    # past the cut-off are left as removed + added, so that a move elsewhere can claim them). Each slot is
     # (kind, old index, new index), -1 where a side has none.
     slots: list[tuple[str, int, int]] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
@@ -242,7 +255,14 @@ def prose_diff(old: str, new: str) -> ProseDiff:
             continue
         olds, news = list(range(i1, i2)), list(range(j1, j2))
         while olds and news:
-            if _similarity(a[olds[0]], b[news[0]]) >= REWRITE_CUTOFF or (len(olds) == len(news) == 1):
+            # A split or merge takes its paragraphs: its slot, then one "" slot for each more.
+            if not capped and (count := _span(a[olds[0]], [b[j] for j in news])) > 1:
+                slots.append(("split", olds.pop(0), news.pop(0)))
+                slots.extend(("", -1, news.pop(0)) for _ in range(count - 1))
+            elif not capped and (count := _span(b[news[0]], [a[i] for i in olds])) > 1:
+                slots.append(("merged", olds.pop(0), news.pop(0)))
+                slots.extend(("", olds.pop(0), -1) for _ in range(count - 1))
+            elif _similarity(a[olds[0]], b[news[0]]) >= REWRITE_CUTOFF or (len(olds) == len(news) == 1):
                 slots.append(("pair", olds.pop(0), news.pop(0)))
             elif len(olds) >= len(news):
                 slots.append(("removed", olds.pop(0), -1))
@@ -267,8 +287,17 @@ def prose_diff(old: str, new: str) -> ProseDiff:
     blocks: list[ProseBlock] = []
     shown_at: dict[int, int] = {}  # old index of a moved paragraph -> block index at its new place
     left_at: dict[int, int] = {}  # block index of a removed paragraph -> its old index
-    for kind, i, j in slots:
-        if kind == "same":
+    for number, (kind, i, j) in enumerate(slots):
+        if kind == "":
+            continue  # Taken by the split or merge before it.
+        if kind in ("split", "merged"):
+            # The paragraphs it spans are the slots after it marked "".
+            span = 1 + next((n for n, slot in enumerate(slots[number + 1 :]) if slot[0] != ""), len(slots) - number - 1)
+            old_text = "\n\n".join(a[i : i + span]) if kind == "merged" else a[i]
+            new_text = "\n\n".join(b[j : j + span]) if kind == "split" else b[j]
+            joined: BlockKind = "split" if kind == "split" else "merged"
+            blocks.append(ProseBlock(joined, old=old_text, new=new_text, runs=tuple(word_runs(old_text, new_text))))
+        elif kind == "same":
             blocks.append(ProseBlock("same", old=a[i], new=b[j]))
         elif kind == "pair":
             blocks.append(_pair(a[i], b[j], capped))

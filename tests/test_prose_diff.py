@@ -108,3 +108,16 @@ def test_long_unchanged_stretches_fold_to_their_ends() -> None:
     assert [(s.block.kind if s.block else f"fold {s.hidden}") for s in shown] == ["fold 9", "same", "changed"]
     short = fold(prose_diff("a\n\nb\n\nc", "a\n\nb\n\nd"))
     assert all(s.block is not None for s in short)
+
+
+def test_a_split_or_merged_paragraph_is_shown_as_such() -> None:
+    whole_paragraph = "The council met on Monday. It approved the harbour budget and the new ferry timetable for the summer."
+    parts = "The council met on Monday.\n\nIt approved the harbour budget and the new ferry timetable for the summer season."
+    split = prose_diff(f"Intro stays.\n\n{whole_paragraph}\n\nEnd stays.", f"Intro stays.\n\n{parts}\n\nEnd stays.")
+    assert [b.kind for b in split.blocks] == ["same", "split", "same"]
+    assert split.blocks[1].new == parts
+    assert [(r.op, r.text) for r in split.blocks[1].runs if r.op != "equal"] == [("delete", " "), ("insert", "\n\n"), ("insert", " season")]
+    assert "¶" in str(runs_html(split.blocks[1].runs))
+    merged = prose_diff(f"Intro stays.\n\n{parts}\n\nEnd stays.", f"Intro stays.\n\n{whole_paragraph}\n\nEnd stays.")
+    assert [b.kind for b in merged.blocks] == ["same", "merged", "same"] and merged.counts == {"same": 2, "merged": 1}
+    assert merged.words_removed == 1 and merged.words_added == 0

@@ -63,12 +63,16 @@ def runs_html(runs: tuple[Run, ...], side: str | None = None) -> Markup:
     old text had, "new" only what the new one has (side-by-side view); None shows both."""
     out = []
     for run in runs:
+        # A paragraph break made or undone (a split or merge) is whitespace: shown as a pilcrow.
+        text = run.text
+        if run.op != "equal" and not text.strip() and "\n" in text:
+            text = "¶" + text if run.op == "insert" else "¶"
         if run.op == "equal":
-            out.append(escape(run.text))
+            out.append(escape(text))
         elif run.op == "delete" and side != "new":
-            out.append(Markup('<del><span class="vh">removed: </span>{}</del>').format(run.text))
+            out.append(Markup('<del><span class="vh">removed: </span>{}</del>').format(text))
         elif run.op == "insert" and side != "old":
-            out.append(Markup('<ins><span class="vh">added: </span>{}</ins>').format(run.text))
+            out.append(Markup('<ins><span class="vh">added: </span>{}</ins>').format(text))
     return Markup("").join(out)
 
 
@@ -136,7 +140,7 @@ def summary(old: ArticleView | None, new: ArticleView, diff: ProseDiff) -> list[
             lines.append("Metadata changed: " + ", ".join(keys) + ".")
     if old is not None and old.withdrawn != new.withdrawn:
         lines.append("The article was withdrawn." if new.withdrawn else "The article was restored.")
-    names = {"added": "added", "removed": "removed", "moved": "moved", "changed": "changed", "rewritten": "rewritten"}
+    names = {"added": "added", "removed": "removed", "moved": "moved", "changed": "changed", "rewritten": "rewritten", "split": "split", "merged": "merged"}
     counted = [f"{diff.counts[kind]} {label}" for kind, label in names.items() if diff.counts.get(kind)]
     if counted:
         lines.append("Paragraphs: " + ", ".join(counted) + f"; words +{diff.words_added} -{diff.words_removed}.")
