@@ -107,10 +107,12 @@ EXAMPLE_PAGES = [
 ]
 
 
+@pytest.mark.slow
 def test_every_page_type_on_the_examples(browser: Any, examples_site: Site) -> None:
     visit_all(browser, examples_site, EXAMPLE_PAGES, "examples")
 
 
+@pytest.mark.slow
 def test_a_phone_and_dark_mode_are_styled_and_accessible(browser: Any, examples_site: Site) -> None:
     for name, path, options in (
         ("history-phone", f"/a/{ARTICLE}/history", {"width": 390}),
