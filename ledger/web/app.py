@@ -163,7 +163,6 @@ class Viewer:
         data = {**view.model_dump(mode="json"), "latest_version": latest.version}
         return self.page(
             request, "article.html", data, view=view, latest=latest, body=body, blocks=blocks, draft=draft, source=source, at=at,
-            markdown=present.is_markdown(view),
         )
 
     def history(self, request: Request) -> Response:
