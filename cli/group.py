@@ -110,7 +110,7 @@ class UsageProblem(ClickProblem):
 # tests/test_cli_conventions.py, so a new command cannot land unlisted.
 COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
     "Write": ("init", "append", "import", "restore", "withdraw"),
-    "Read": ("show", "history", "diff", "articles", "categories", "updated", "timeline", "log", "stats", "schema", "blame", "search"),
+    "Read": ("show", "history", "diff", "articles", "categories", "updated", "timeline", "log", "stats", "schema", "blame", "search", "serve"),
     "Drafts": ("ingest", "watch"),
     "Maintenance": ("verify", "head", "replay", "export", "completion"),
 }

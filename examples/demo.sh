@@ -2,13 +2,16 @@
 # The main job on the bundled examples, in a fresh temporary store (run it as often as you like):
 # three revisions of one story and a folder of drafts become events; then their history, diffs,
 # an old version, the categories, the feed of updated stories and the log's proof of integrity.
-# Uses the `ledger` on PATH; run from anywhere: `sh examples/demo.sh`.
+# Uses the `ledger` on PATH; run from anywhere: `sh examples/demo.sh`. With `--serve`, it then opens
+# the web viewer on that store at http://127.0.0.1:8000/ until Ctrl-C.
 set -eu
 
 examples=$(cd "$(dirname "$0")" && pwd)
 LEDGER_STORE=$(mktemp -d "${TMPDIR:-/tmp}/ledger-demo.XXXXXX")
 export LEDGER_STORE
 trap 'rm -rf "$LEDGER_STORE"' EXIT
+# Ctrl-C (which stops `ledger serve`) still removes the store.
+trap 'exit 130' INT TERM
 cd "$examples/.."   # so the paths printed below read examples/...
 
 # Print the command as a shell would read it (arguments with spaces quoted), then run it.
@@ -39,3 +42,8 @@ run ledger show harbour-bridge-closure 1
 run ledger categories
 run ledger updated --since 2024-03-05T12:00:00Z
 run ledger verify
+if [ "${1:-}" = "--serve" ]; then
+    run ledger serve
+else
+    printf '\nTo see these in a web browser: sh examples/demo.sh --serve, then open http://127.0.0.1:8000/\n'
+fi

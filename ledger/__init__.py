@@ -77,6 +77,7 @@ __all__ = [
     "parse_when",
     "read_draft",
     "render",
+    "serve",
     "store_exists",
     "store_path",
     "watch",
@@ -135,6 +136,7 @@ if TYPE_CHECKING:
         WordChange,
     )
     from ledger.watcher import Watcher, watch
+    from ledger.web import serve
 
 # Where each public name lives. `import ledger` loads none of them: the command line starts in a
 # fraction of the time when a command loads only the modules it uses (pydantic's models,
@@ -192,6 +194,7 @@ _HOMES = {
     "render": "ledger.rendering",
     "ReplayStats": "ledger.views",
     "SearchHit": "ledger.views",
+    "serve": "ledger.web",
     "Stats": "ledger.views",
     "store_exists": "ledger.application",
     "store_path": "ledger.application",

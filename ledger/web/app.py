@@ -1,0 +1,343 @@
+"""The read-only web viewer's application: routes, pages and the guard around them.
+
+Every page is a plain GET of a permanent address; the same address gives JSON with
+`Accept: application/json` or a `.json` suffix. The pages read through the public `Ledger` API
+only, so a version appended by another process is on the next page load.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, format_time, render
+from ledger.diffs import ProseBlock, ProseDiff
+from ledger.web import present
+
+HERE = Path(__file__).resolve().parent
+HISTORY_PAGE = 100
+"""History rows per page (long histories are paged, newest first)."""
+FEED_LIMIT = 200
+"""Versions the feed lists at most."""
+KINDS = ("created", "edited", "block added", "block edited", "block removed", "categories changed", "metadata changed", "withdrawn", "restored")
+LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+HEADERS = [
+    (b"content-security-policy", CSP.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+]
+
+
+class Guard:
+    """Around every request: GET and HEAD only (405), a Host header naming this server (400:
+    DNS rebinding would otherwise reach a loopback server from a web page), the security headers
+    on every response, and `.json` at the end of a path meaning `Accept: application/json`."""
+
+    def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], *HEADERS]
+            await send(message)
+
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1")
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if name.lower() not in self.hosts:
+            await _plain(400, "Bad Request: this server answers only to its own host name")(scope, receive, secured)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await _plain(405, "Method Not Allowed: the viewer is read-only", {"Allow": "GET, HEAD"})(scope, receive, secured)
+            return
+        path = scope["path"]
+        if path.endswith(".json") and not path.startswith("/static/"):
+            scope = dict(scope, path=path.removesuffix(".json"), headers=[*[(k, v) for k, v in scope["headers"] if k != b"accept"], (b"accept", b"application/json")])
+        await self.app(scope, receive, secured)
+
+
+def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(text + "\n", status_code=status, media_type="text/plain", headers=headers)
+
+
+def _quote(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _when(value: datetime | None) -> str:
+    """A time as the pages show it, with its zone (UTC, as the log keeps it)."""
+    return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+
+class Viewer:
+    """The pages over one open `Ledger` (calls into it are serialised: one store, one reader)."""
+
+    def __init__(self, led: Ledger) -> None:
+        self.led = led
+        self.lock = threading.Lock()
+        self.words = present.WordCounts()
+        # An article's history by its latest version's position; a diff by both versions'.
+        self.histories: present.Kept[tuple[str, int], list[HistoryEntry]] = present.Kept(64)
+        self.diffs: present.Kept[tuple[str, int, int, int, int], ProseDiff] = present.Kept(256)
+        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+        self.env.globals.update(q=_quote, when=_when, iso=format_time, kinds=KINDS)
+        self.env.filters["q"] = _quote
+
+    # --- responses ---------------------------------------------------------------------------
+
+    def page(self, request: Request, template: str, data: Any, status: int = 200, **context: Any) -> Response:
+        """The page as HTML, or `data` as JSON when the client asks for JSON."""
+        if "application/json" in request.headers.get("accept", ""):
+            return JSONResponse(data, status_code=status)
+        html = self.env.get_template(template).render(request=request, path=request.url.path, **context)
+        return HTMLResponse(html, status_code=status)
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    def index(self, request: Request) -> Response:
+        """Every article, most recently changed first; search by id or title, filter by category."""
+        query = request.query_params.get("q", "").strip()
+        category = request.query_params.get("category", "").strip()
+        with self.lock:
+            rows = self.led.articles(category=category or None)
+            categories = self.led.categories()
+        if query:
+            needle = query.casefold()
+            rows = [row for row in rows if needle in row.article.casefold() or needle in row.title.casefold()]
+        data = {"articles": [row.model_dump(mode="json") for row in rows]}
+        return self.page(request, "index.html", data, rows=rows, query=query, category=category, categories=categories)
+
+    def feed(self, request: Request) -> Response:
+        """Recent changes, newest first: filters by category, time range and kind of change."""
+        params = request.query_params
+        since, until = params.get("since", "").strip(), params.get("until", "").strip()
+        category, kind = params.get("category", "").strip(), params.get("kind", "").strip()
+        if kind and kind not in KINDS:
+            raise InvalidInputError(f"kind {kind!r} is not one of: {', '.join(KINDS)}")
+        with self.lock:
+            # Without filters the first FEED_LIMIT versions are all the page shows.
+            limit = FEED_LIMIT if not (kind or category) else None
+            entries = self.led.timeline(since=since or None, until=until or None, limit=limit)
+            members = {row.article for row in self.led.articles(category=category)} if category else None
+            titles = {row.article: row.title for row in self.led.articles()}
+            categories = self.led.categories()
+        picked = [e for e in entries if (not kind or kind in e.changes) and (members is None or e.article in members)][:FEED_LIMIT]
+        data = {"entries": [e.model_dump(mode="json") for e in picked]}
+        return self.page(request, "feed.html", data, entries=picked, titles=titles, since=since, until=until, category=category, kind=kind, categories=categories, limit=FEED_LIMIT)
+
+    def article(self, request: Request) -> Response:
+        """An article now, at a version (`/a/ID/v/N`) or as of a time (`?at=`), rendered or as source."""
+        article = request.path_params["article"]
+        version = request.path_params.get("version")
+        at = request.query_params.get("at", "").strip() or None
+        source = request.query_params.get("view") == "source"
+        with self.lock:
+            latest = self.led.article(article)
+            view = self.led.article(article, version=version, at=at if version is None else None)
+            body = None if source else present.render_text(view.body, present.is_markdown(view))
+            blocks = [(block, present.render_text(block.text, present.is_markdown(view), top=3)) for block in view.blocks]
+            draft = render(view) if source else None
+        data = {**view.model_dump(mode="json"), "latest_version": latest.version}
+        return self.page(
+            request, "article.html", data, view=view, latest=latest, body=body, blocks=blocks, draft=draft, source=source, at=at,
+        )
+
+    def history(self, request: Request) -> Response:
+        """Every version, newest first (paged), with words added and removed and compare radios."""
+        article = request.path_params["article"]
+        page = _page_number(request.query_params.get("page", "1"))
+        with self.lock:
+            latest = self.led.article(article)
+            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
+            pages = max(1, -(-len(entries) // HISTORY_PAGE))
+            if page > pages:
+                raise HTTPException(404, f"history page {page} does not exist (there are {pages})")
+            top = len(entries) - (page - 1) * HISTORY_PAGE
+            shown = entries[max(0, top - HISTORY_PAGE) : top][::-1]
+            rows = []
+            for entry in shown:
+                previous: HistoryEntry | None = entries[entry.version - 2] if entry.version > 1 else None
+                added, removed = self.words.change(self.led, previous, entry)
+                rows.append((entry, added, removed))
+        data = {"article": article, "page": page, "pages": pages, "versions": [{**e.model_dump(mode="json"), "words_added": a, "words_removed": r} for e, a, r in rows]}
+        return self.page(request, "history.html", data, latest=latest, rows=rows, page=page, pages=pages)
+
+    def compare(self, request: Request) -> Response:
+        """The history page's compare form: a redirect to the diff's permanent address."""
+        article = request.path_params["article"]
+        params = request.query_params
+        low, high = params.get("from", "prev"), params.get("to", "cur")
+        if _number(low) and _number(high) and int(low) > int(high):
+            low, high = high, low
+        tail = "?view=side" if params.get("view") == "side" else ""
+        return RedirectResponse(f"/a/{_quote(article)}/diff/{_quote(low)}..{_quote(high)}{tail}", status_code=303)
+
+    def diff(self, request: Request) -> Response:
+        """Two versions compared word by word, inline or side by side, with a change summary."""
+        article = request.path_params["article"]
+        spec = request.path_params["spec"]
+        side = request.query_params.get("view") == "side"
+        with self.lock:
+            latest = self.led.article(article)
+            low, high = _versions(spec, latest.version)
+            old: ArticleView | None = self.led.article(article, version=low) if low else None
+            new = self.led.article(article, version=high)
+            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
+        key = (article, low, high, old.position if old else 0, new.position)
+        result = self.diffs.get(key, lambda: present.diff_views(old, new))
+        summary = present.summary(old, new, result)
+        shown = present.fold(result)
+        data = {
+            "article": article, "from_version": low, "to_version": high, "summary": summary,
+            "counts": result.counts, "words_added": result.words_added, "words_removed": result.words_removed, "capped": result.capped,
+            "title": {"from": old.title if old else None, "to": new.title},
+            "blocks": [asdict(block) for block in result.blocks],
+        }
+        meta = {e.version: e for e in entries}
+        return self.page(
+            request, "diff.html", data, old=old, new=new, low=low, high=high, latest=latest, summary=summary, shown=shown, side=side,
+            meta=meta, runs_html=present.runs_html, whole=present.whole, changes=sum(1 for s in shown if s.block is not None and _is_change(s.block)),
+            is_change=_is_change,
+        )
+
+    def categories(self, request: Request) -> Response:
+        """Every category with its number of articles, now or `?at=` a time."""
+        at = request.query_params.get("at", "").strip() or None
+        with self.lock:
+            rows = self.led.categories(at=at)
+        return self.page(request, "categories.html", {"at": at, "categories": [r.model_dump(mode="json") for r in rows]}, rows=rows, at=at)
+
+    def category(self, request: Request) -> Response:
+        """A category's articles now or `?at=` a time, and every article's stints in it over time."""
+        name = request.path_params["name"]
+        at = request.query_params.get("at", "").strip() or None
+        with self.lock:
+            listing = self.led.category(name, at=at)
+            everything = self.led.articles()
+            stints = [s for row in everything for s in self.led.category_history(row.article) if s.category == name]
+        if not stints:
+            raise HTTPException(404, f"no article was ever in category {name!r}")
+        stints.sort(key=lambda s: (s.entered_at, s.article))
+        titles = {row.article: row.title for row in everything}
+        data = {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
+        return self.page(request, "category.html", data, listing=listing, stints=stints, titles=titles, at=at, name=name)
+
+    def error(self, request: Request, status: int, message: str) -> Response:
+        """An error page (or JSON `{"error": ...}`)."""
+        return self.page(request, "error.html", {"error": message, "status": status}, status=status, status_code=status, message=message)
+
+
+def _is_change(block: ProseBlock) -> bool:
+    return block.kind != "same" and not (block.kind == "removed" and block.moved_to is not None)
+
+
+def _number(text: str) -> bool:
+    # str.isdigit alone also accepts digits int() refuses, such as "²".
+    return text.isascii() and text.isdigit()
+
+
+def _page_number(text: str) -> int:
+    if not _number(text) or int(text) < 1:
+        raise InvalidInputError(f"page {text!r} is not a page number (1, 2, ...)")
+    return int(text)
+
+
+def _versions(spec: str, latest: int) -> tuple[int, int]:
+    """The versions `FROM..TO` names: numbers (FROM may be 0, the empty text before the article),
+    or `prev` (TO's predecessor), `next` (FROM's successor), `cur` (the latest version)."""
+    low_text, dots, high_text = spec.partition("..")
+    if not dots:
+        # `/diff/N`: version N against its predecessor.
+        low_text, high_text = "prev", spec
+
+    def number(text: str, name: str) -> int | None:
+        if text == "cur":
+            return latest
+        if _number(text):
+            return int(text)
+        if text in ("prev", "next"):
+            return None
+        raise InvalidInputError(f"{name} {text!r} in the diff address is not a version number, prev, next or cur")
+
+    low, high = number(low_text, "from"), number(high_text, "to")
+    if high_text == "prev":
+        raise InvalidInputError("'prev' names the version before TO; write it as prev..N")
+    if low_text == "next":
+        raise InvalidInputError("'next' names the version after FROM; write it as N..next")
+    if low is None and high is None:
+        raise InvalidInputError("a diff needs at least one version number or cur")
+    if low is None:
+        assert high is not None
+        low = max(high - 1, 0)
+    if high is None:
+        high = low + 1
+    if high > latest or high < 1:
+        raise HTTPException(404, f"version {high} does not exist (the article has versions 1 to {latest})")
+    if low > latest:
+        raise HTTPException(404, f"version {low} does not exist (the article has versions 1 to {latest})")
+    return low, high
+
+
+def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> Starlette:
+    """The viewer's ASGI application over `led`, answering to the host names in `hosts`."""
+    viewer = Viewer(led)
+
+    def handled(method: Any) -> Any:
+        def endpoint(request: Request) -> Response:
+            try:
+                return method(request)  # type: ignore[no-any-return]
+            except NotFoundError as exc:
+                return viewer.error(request, 404, str(exc))
+            except InvalidInputError as exc:
+                return viewer.error(request, 400, str(exc))
+            except HTTPException as exc:
+                return viewer.error(request, exc.status_code, exc.detail)
+
+        return endpoint
+
+    def favicon(request: Request) -> Response:
+        return FileResponse(HERE / "static" / "favicon.svg", media_type="image/svg+xml")
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+        return viewer.error(request, status, detail)
+
+    routes = [
+        Route("/", handled(viewer.index)),
+        Route("/feed", handled(viewer.feed)),
+        Route("/categories", handled(viewer.categories)),
+        Route("/c/{name}", handled(viewer.category)),
+        Route("/a/{article}", handled(viewer.article)),
+        Route("/a/{article}/v/{version:int}", handled(viewer.article)),
+        Route("/a/{article}/history", handled(viewer.history)),
+        Route("/a/{article}/diff", handled(viewer.compare)),
+        Route("/a/{article}/diff/{spec}", handled(viewer.diff)),
+        Route("/favicon.ico", favicon),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    return Starlette(routes=routes, middleware=[Middleware(Guard, hosts=hosts)], exception_handlers={404: not_found, 405: not_found})
+

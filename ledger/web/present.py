@@ -1,0 +1,210 @@
+"""What the pages show, built from the public `Ledger` API: article bodies as safe HTML, prose
+diffs as escaped `<ins>`/`<del>` markup, change summaries, word counts of history rows.
+
+Drafts are untrusted text. Markdown is rendered with raw HTML off (markdown-it-py `js-default`,
+which also drops `javascript:` links) and then cleaned by nh3; every other piece of draft text
+is escaped (`markupsafe.escape`) before it is wrapped in markup of ours.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import nh3
+from markdown_it import MarkdownIt
+from markupsafe import Markup, escape
+
+from ledger import ArticleView, HistoryEntry, Ledger
+from ledger.diffs import ProseBlock, ProseDiff, Run, paragraphs, prose_diff, word_counts
+
+_markdown = MarkdownIt("js-default")
+# Long runs of unchanged paragraphs are folded to their first and last CONTEXT ones.
+CONTEXT = 1
+FOLD_AT = 4
+
+
+def is_markdown(view: ArticleView) -> bool:
+    """Whether the article's draft is Markdown (the draft parser keeps the format in `_draft`)."""
+    layout = view.metadata.get("_draft")
+    return isinstance(layout, dict) and layout.get("format") == "markdown"
+
+
+def render_text(text: str, markdown: bool, top: int = 2) -> Markup:
+    """Draft text as safe HTML: Markdown rendered and cleaned, plain text as escaped paragraphs.
+
+    The text's headings are renumbered to start at level `top` without gaps (a body that opens
+    with `###` under the page's `<h1>` would break the outline that screen readers navigate by)."""
+    if markdown:
+        tokens = _markdown.parse(text)
+        levels = sorted({int(t.tag[1]) for t in tokens if t.type == "heading_open"})
+        renumbered = {level: f"h{min(top + n, 6)}" for n, level in enumerate(levels)}
+        for token in tokens:
+            if token.type in ("heading_open", "heading_close"):
+                token.tag = renumbered[int(token.tag[1])]
+        return Markup(nh3.clean(_markdown.renderer.render(tokens, _markdown.options, {})))
+    return Markup("").join(Markup("<p>{}</p>\n").format(paragraph) for paragraph in paragraphs(text))
+
+
+def reading_text(view: ArticleView) -> str:
+    """What a reader reads of a version, as the prose diff compares it: body, then each update
+    block's heading and text (the title and categories are summarised apart)."""
+    parts = [view.body]
+    for block in view.blocks:
+        parts.append(f"{block.heading}\n{block.text}")
+    return "\n\n".join(part for part in parts if part.strip())
+
+
+def runs_html(runs: tuple[Run, ...], side: str | None = None) -> Markup:
+    """Word runs as markup: each fragment escaped, then wrapped. `side` "old" keeps only what the
+    old text had, "new" only what the new one has (side-by-side view); None shows both."""
+    out = []
+    for run in runs:
+        # A paragraph break made or undone (a split or merge) is whitespace: shown as a pilcrow.
+        text = run.text
+        if run.op != "equal" and not text.strip() and "\n" in text:
+            text = "¶" + text if run.op == "insert" else "¶"
+        if run.op == "equal":
+            out.append(escape(text))
+        elif run.op == "delete" and side != "new":
+            out.append(Markup('<del><span class="vh">removed: </span>{}</del>').format(text))
+        elif run.op == "insert" and side != "old":
+            out.append(Markup('<ins><span class="vh">added: </span>{}</ins>').format(text))
+    return Markup("").join(out)
+
+
+def whole(text: str, op: str) -> Markup:
+    """A whole paragraph as removed (`del`) or added (`ins`), escaped."""
+    label = "removed" if op == "del" else "added"
+    return Markup('<{0}><span class="vh">{1}: </span>{2}</{0}>').format(Markup(op), label, text)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A block of the diff as a page shows it, or a fold of `hidden` unchanged paragraphs."""
+
+    number: int
+    block: ProseBlock | None = None
+    hidden: int = 0
+
+
+def fold(diff: ProseDiff) -> list[Shown]:
+    """The diff's blocks with each long unchanged stretch folded to its ends."""
+    shown: list[Shown] = []
+    blocks = list(diff.blocks)
+    index = 0
+    while index < len(blocks):
+        if blocks[index].kind != "same":
+            shown.append(Shown(index, blocks[index]))
+            index += 1
+            continue
+        end = index
+        while end < len(blocks) and blocks[end].kind == "same":
+            end += 1
+        keep_head = 0 if index == 0 else CONTEXT
+        keep_tail = 0 if end == len(blocks) else CONTEXT
+        if end - index >= FOLD_AT and end - index > keep_head + keep_tail:
+            shown.extend(Shown(n, blocks[n]) for n in range(index, index + keep_head))
+            shown.append(Shown(index + keep_head, hidden=end - index - keep_head - keep_tail))
+            shown.extend(Shown(n, blocks[n]) for n in range(end - keep_tail, end))
+        else:
+            shown.extend(Shown(n, blocks[n]) for n in range(index, end))
+        index = end
+    return shown
+
+
+def summary(old: ArticleView | None, new: ArticleView, diff: ProseDiff) -> list[str]:
+    """The change summary above a diff, in plain words."""
+    lines: list[str] = []
+    if old is None:
+        lines.append("The article was created.")
+    elif old.title != new.title:
+        lines.append(f"Title changed from “{old.title}” to “{new.title}”.")
+    before = {(b.heading, b.added_version) for b in old.blocks} if old else set()
+    for block in new.blocks:
+        if (block.heading, block.added_version) not in before:
+            lines.append(f"Update block added: “{block.heading}” (v{block.added_version}).")
+    old_categories = set(old.categories) if old else set()
+    added = [c for c in new.categories if c not in old_categories]
+    removed = [c for c in (old.categories if old else []) if c not in set(new.categories)]
+    if added or removed:
+        lines.append("Categories " + ", ".join([f"+{c}" for c in added] + [f"-{c}" for c in removed]) + ".")
+    if old is not None:
+        # Metadata is not in the text compared below, so its changes are named here (the draft
+        # parser's own layout key aside: it records how the draft was written, not what it says).
+        keys = sorted(k for k in {*old.metadata, *new.metadata} - {"_draft"} if old.metadata.get(k) != new.metadata.get(k))
+        if keys:
+            lines.append("Metadata changed: " + ", ".join(keys) + ".")
+    if old is not None and old.withdrawn != new.withdrawn:
+        lines.append("The article was withdrawn." if new.withdrawn else "The article was restored.")
+    names = {"added": "added", "removed": "removed", "moved": "moved", "changed": "changed", "rewritten": "rewritten", "split": "split", "merged": "merged"}
+    counted = [f"{diff.counts[kind]} {label}" for kind, label in names.items() if diff.counts.get(kind)]
+    if counted:
+        lines.append("Paragraphs: " + ", ".join(counted) + f"; words +{diff.words_added} -{diff.words_removed}.")
+    elif old is not None:
+        lines.append("The text is unchanged.")
+    if diff.capped:
+        lines.append("The article is very large: paragraphs are compared whole.")
+    return lines
+
+
+def diff_views(old: ArticleView | None, new: ArticleView) -> ProseDiff:
+    """The prose diff of two versions (None: the empty text before the article existed)."""
+    return prose_diff(reading_text(old) if old is not None else "", reading_text(new))
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class Kept(Generic[K, V]):
+    """The last `size` results of a computation, by key (least recently used dropped first).
+
+    Keys name recorded versions by their log positions: what was recorded never changes, so a
+    kept result is never stale, and a new version has a new key."""
+
+    def __init__(self, size: int) -> None:
+        self._kept: OrderedDict[K, V] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: K, make: Callable[[], V]) -> V:
+        """The result kept under `key`, else `make()`'s (then kept)."""
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        value = make()
+        with self._lock:
+            self._kept[key] = value
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return value
+
+
+class WordCounts:
+    """Words added and removed by each version, for history rows (kept: see `Kept`)."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._counts: Kept[tuple[str, int, int], Counter[str]] = Kept(size)
+        self._changes: Kept[tuple[str, int, int], tuple[int, int]] = Kept(size)
+
+    def of(self, led: Ledger, entry: HistoryEntry) -> Counter[str]:
+        """The word counts of the version `entry` describes."""
+        return self._counts.get(
+            (entry.article, entry.version, entry.position),
+            lambda: word_counts(reading_text(led.article(entry.article, version=entry.version))),
+        )
+
+    def change(self, led: Ledger, previous: HistoryEntry | None, entry: HistoryEntry) -> tuple[int, int]:
+        """Words added and removed by the version `entry` describes, against `previous`."""
+
+        def count() -> tuple[int, int]:
+            new = self.of(led, entry)
+            old = self.of(led, previous) if previous is not None else Counter()
+            return sum((new - old).values()), sum((old - new).values())
+
+        return self._changes.get((entry.article, entry.version, entry.position), count)

@@ -1,0 +1,264 @@
+"""`ledger serve` over HTTP, through uvicorn and a real client: every page and its JSON, the
+permanent addresses and their aliases, the security rules, and a page that follows the log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+import ledger
+from ledger.web import allowed_hosts
+from ledger.web.app import CSP
+from tests.helpers import DEADLINE
+from tests.web_support import Site, examples_store
+
+ARTICLE = "harbour-bridge-closure"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    """The viewer over the bundled examples."""
+    with examples_store(tmp_path_factory.mktemp("web") / "store") as led, Site(led) as served:
+        yield served
+
+
+def get(site: Site, path: str, **options: object) -> httpx.Response:
+    return httpx.get(site.url + path, timeout=DEADLINE, **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("path", "shows"), [
+    ("/", ["Harbour bridge to reopen on Friday", "The night market returns", "local news"]),
+    ("/?q=harbour", ["Harbour bridge to reopen"]),
+    ("/?category=weather", ["Harbour bridge to reopen"]),
+    ("/feed", ["Tom Berg", "reopening date", "block added"]),
+    ("/feed?kind=categories+changed&since=2024-03-05T12:00Z", ["categories +weather"]),
+    (f"/a/{ARTICLE}", ["This is the latest version, v3", "UPDATE (6:40 P.M.):", "Update from the Port Authority:"]),
+    (f"/a/{ARTICLE}/v/1", ["This is an old version, v1 of 3", "Harbour bridge closed to traffic after storm damage"]),
+    (f"/a/{ARTICLE}?at=2024-03-05T12:00Z", ["v2 of 3", "as of 2024-03-05T12:00Z"]),
+    (f"/a/{ARTICLE}/v/2?view=source", ["Categories: transport, local news"]),
+    (f"/a/{ARTICLE}/history", ["reopening date", "third cable; ferry update", "Compare selected versions"]),
+    (f"/a/{ARTICLE}/diff/1..2", ["Update block added: “Update from the Port Authority:” (v2).", "<del><span class=\"vh\">removed: </span>two</del>"]),
+    (f"/a/{ARTICLE}/diff/2..3?view=side", ["Title changed from", "Categories +weather.", "<table class=\"diff side\""]),
+    ("/categories", ["local news", "weather"]),
+    ("/categories?at=2024-03-05T12:00Z", ["transport"]),
+    ("/c/local%20news", ["Membership over time", "Harbour bridge"]),
+])
+def test_every_page_answers_with_what_it_shows(site: Site, path: str, shows: list[str]) -> None:
+    response = get(site, path)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/html")
+    for text in shows:
+        assert text in response.text, f"{path}: {text!r}"
+
+
+def test_lists_drop_what_filters_exclude(site: Site) -> None:
+    assert "night market" not in get(site, "/?q=harbour").text
+    assert "Library" not in get(site, "/?category=weather").text
+    assert "night market" not in get(site, "/feed?until=2024-03-06").text
+    assert "not one of" in get(site, "/feed?kind=nonsense").text
+
+
+def test_every_page_is_json_too(site: Site) -> None:
+    for path in ("/", "/feed", f"/a/{ARTICLE}", f"/a/{ARTICLE}/history", f"/a/{ARTICLE}/diff/1..3", "/categories", "/c/weather"):
+        by_suffix = get(site, path + ".json")
+        by_header = get(site, path, headers={"Accept": "application/json"})
+        assert by_suffix.headers["content-type"] == "application/json", path
+        assert by_suffix.json() == by_header.json(), path
+    article = get(site, f"/a/{ARTICLE}/v/2.json").json()
+    assert (article["version"], article["latest_version"]) == (2, 3)
+    history = get(site, f"/a/{ARTICLE}/history.json").json()
+    assert [v["version"] for v in history["versions"]] == [3, 2, 1]
+    assert history["versions"][-1]["words_added"] > 50 and history["versions"][-1]["words_removed"] == 0
+    diff = get(site, f"/a/{ARTICLE}/diff/1..2.json").json()
+    changed = [b for b in diff["blocks"] if b["kind"] == "changed"]
+    assert [(r["op"], r["text"]) for r in changed[0]["runs"] if r["op"] != "equal"] == [("delete", "two"), ("insert", "three")]
+    assert get(site, "/nope.json").json()["status"] == 404
+
+
+def test_diff_aliases_name_the_same_versions(site: Site) -> None:
+    def versions(spec: str) -> tuple[int, int]:
+        data = get(site, f"/a/{ARTICLE}/diff/{spec}.json").json()
+        return data["from_version"], data["to_version"]
+
+    assert versions("prev..3") == versions("2..3") == versions("2..next") == versions("2..cur") == versions("3") == (2, 3)
+    assert versions("0..1") == versions("prev..1") == (0, 1)
+    assert versions("1..cur") == (1, 3)
+    compared = get(site, f"/a/{ARTICLE}/diff?from=3&to=1&view=side", follow_redirects=False)
+    assert compared.status_code == 303 and compared.headers["location"] == f"/a/{ARTICLE}/diff/1..3?view=side"
+    assert get(site, f"/a/{ARTICLE}/diff/prev..prev").status_code == 400
+    assert get(site, f"/a/{ARTICLE}/diff/1..9").status_code == 404
+
+
+@pytest.mark.parametrize("path", [
+    "/a/..%2F..%2Fetc%2Fpasswd", "/a/%2e%2e", "/a/%2e%2e/history", "/a/..%2Fevents.jsonl", "/a/HARBOUR-BRIDGE-CLOSURE", "/a/a%00b",
+    "/a/" + "x" * 300, f"/a/{ARTICLE}/v/0", f"/a/{ARTICLE}/v/4", f"/a/{ARTICLE}/v/-1", "/static/..%2F__init__.py", "/static/../app.py",
+    "/c/no%20such%20category", "/events.jsonl", "/a/",
+])
+def test_odd_addresses_are_not_found(site: Site, path: str) -> None:
+    response = get(site, path)
+    assert response.status_code == 404, path
+    assert "root:" not in response.text and "import" not in response.text
+
+
+def test_bad_input_is_a_clear_400(site: Site) -> None:
+    response = get(site, f"/a/{ARTICLE}?at=yesterday-ish")
+    assert response.status_code == 400 and "yesterday-ish" in response.text
+    assert get(site, f"/a/{ARTICLE}/history?page=0").status_code == 400
+    assert get(site, f"/a/{ARTICLE}/history?page=2").status_code == 404
+
+
+def test_only_its_own_host_name_and_only_reading(site: Site) -> None:
+    for host in ("evil.example", "127.0.0.1.nip.io", "localhost.evil.example:80"):
+        assert get(site, "/", headers={"Host": host}).status_code == 400, host
+    assert get(site, "/", headers={"Host": "localhost"}).status_code == 200
+    for method in ("POST", "PUT", "DELETE", "PATCH", "OPTIONS"):
+        response = httpx.request(method, site.url + f"/a/{ARTICLE}", timeout=DEADLINE)
+        assert response.status_code == 405 and response.headers["allow"] == "GET, HEAD", method
+    head = httpx.head(site.url + f"/a/{ARTICLE}", timeout=DEADLINE)
+    assert head.status_code == 200 and head.content == b""
+    assert allowed_hosts("127.0.0.1") == frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+    assert "0.0.0.0" in allowed_hosts("0.0.0.0")
+
+
+def test_every_response_carries_the_security_headers(site: Site) -> None:
+    for path in ("/", f"/a/{ARTICLE}/diff/1..3", "/static/ledger.css", "/favicon.ico", "/nope", "/a/x.json"):
+        response = get(site, path)
+        assert response.headers["content-security-policy"] == CSP, path
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "no-referrer"
+    assert "default-src 'none'" in CSP and "script-src 'self'" in CSP and "unsafe-inline" not in CSP
+    assert get(site, "/favicon.ico").headers["content-type"] == "image/svg+xml"
+
+
+def test_hostile_drafts_render_inert(tmp_path: Path) -> None:
+    draft = tmp_path / "hostile.md"
+    draft.write_text(
+        "---\ntitle: <script>alert('title')</script>\ncategories: [\"<b>bold</b>\"]\n---\n"
+        "Body <script>alert(1)</script> and <img src=x onerror=alert(2)>.\n\n"
+        "[click me](javascript:alert(3)) and <a href=\"javascript:alert(4)\">raw</a>\n",
+        encoding="utf-8",
+    )
+    plain = tmp_path / "plain.txt"
+    plain.write_text("<script>alert(5)</script> title\n\nBody <img src=x onerror=alert(6)>\n", encoding="utf-8")
+    with ledger.open(tmp_path / "store", create=True) as led:
+        ledger.ingest(led, [draft, plain], at="2024-01-01T00:00Z")
+        draft.write_text(draft.read_text(encoding="utf-8").replace("Body", "Body <iframe src=javascript:alert(7)>"), encoding="utf-8")
+        ledger.ingest(led, [draft], at="2024-01-02T00:00Z")
+        with Site(led) as served:
+            for path in ("/", "/feed", "/a/hostile", "/a/hostile/v/1", "/a/hostile/history", "/a/hostile/diff/1..2", "/a/hostile/diff/1..2?view=side", "/a/plain", "/c/%3Cb%3Ebold%3C%2Fb%3E"):
+                text = httpx.get(served.url + path, timeout=DEADLINE).text
+                assert "<script>alert" not in text and "<iframe" not in text and "<img" not in text, path
+                assert '<a href="javascript' not in text and "<b>bold" not in text and "onerror=alert" not in text.replace("&lt;img src=x onerror=alert", ""), path
+
+
+def test_the_page_follows_the_log(tmp_path: Path) -> None:
+    # Another process appends a version; the running server shows it on the next request.
+    draft = tmp_path / "live.txt"
+    draft.write_text("Live story\n\nFirst words.\n", encoding="utf-8")
+    store = tmp_path / "store"
+    with ledger.open(store, create=True) as led:
+        ledger.ingest(led, [draft])
+        with Site(led) as served:
+            assert "v1" in httpx.get(served.url + "/a/live/history", timeout=DEADLINE).text
+            draft.write_text("Live story, updated\n\nFirst words, and more.\n", encoding="utf-8")
+            cli = Path(sys.executable).with_name("ledger")
+            subprocess.run([str(cli), "--store", str(store), "ingest", str(draft)], check=True, capture_output=True, timeout=DEADLINE)
+            page = httpx.get(served.url + "/a/live", timeout=DEADLINE).text
+            assert "Live story, updated" in page and "latest version, v2" in page
+            assert "Live story, updated" in httpx.get(served.url + "/", timeout=DEADLINE).text
+
+
+def test_moves_rewrites_metadata_and_long_histories(tmp_path: Path) -> None:
+    kept = "The council met on Monday evening to discuss the harbour budget for the coming year."
+    moving = "Engineers found cracks in two of the supporting cables during the morning inspection."
+    rewritten = "The mayor said the bridge would stay closed for a long while yet, perhaps weeks."
+    body = f"{kept}\n\n{moving}\n\n{rewritten}\n\nA closing line that stays the same in every version."
+    events: list[dict[str, object]] = [{"type": "ArticleCreated", "article": "story", "data": {"title": "Story", "body": body, "metadata": {"byline": "A"}}}]
+    new_body = f"{kept}\n\nFerries run hourly, officials announced in a short statement tonight.\n\nA closing line that stays the same in every version.\n\n{moving.replace('two', 'three')}"
+    events.append({"type": "ArticleEdited", "article": "story", "data": {"body": new_body}})
+    events.append({"type": "MetadataChanged", "article": "story", "data": {"set": {"byline": "B"}}})
+    events += [{"type": "ArticleEdited", "article": "story", "data": {"title": f"Story {n}"}} for n in range(4, 251)]
+    with ledger.open(tmp_path / "store", create=True) as led:
+        for event in events:
+            led.append([event])
+        with Site(led) as served:
+            diff = httpx.get(served.url + "/a/story/diff/1..2", timeout=DEADLINE).text
+            assert 'class="change moved"' in diff and "Moved from paragraph 2, and edited" in diff
+            assert '<del><span class="vh">removed: </span>two</del><ins><span class="vh">added: </span>three</ins>' in diff
+            assert 'class="change rewritten"' in diff and "A paragraph moved from here" in diff
+            assert "Metadata changed: byline." in httpx.get(served.url + "/a/story/diff/2..3", timeout=DEADLINE).text
+            pages = [httpx.get(served.url + f"/a/story/history.json?page={n}", timeout=DEADLINE).json() for n in (1, 2, 3)]
+            assert [len(p["versions"]) for p in pages] == [100, 100, 50] and pages[0]["pages"] == 3
+            assert pages[0]["versions"][0]["version"] == 250 and pages[2]["versions"][-1]["version"] == 1
+            history = httpx.get(served.url + "/a/story/history?page=2", timeout=DEADLINE).text
+            assert "Page 2 of 3" in history and 'href="/a/story/history?page=3"' in history
+
+
+def _serve(store: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
+    """`ledger serve` as a process on a free port; returns it and its address once it answers."""
+    import socket
+    import time
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cli = Path(sys.executable).with_name("ledger")
+    process = subprocess.Popen([str(cli), "--store", str(store), "serve", "--port", str(port), *options], stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        try:
+            httpx.get(url + "/favicon.ico", timeout=DEADLINE)
+            return process, url
+        except httpx.TransportError:
+            assert process.poll() is None and time.monotonic() < deadline, "ledger serve did not start"
+            time.sleep(0.05)
+
+
+@pytest.mark.parametrize("options", [(), ("--host", "0.0.0.0")])
+def test_the_serve_command(tmp_path: Path, options: tuple[str, ...]) -> None:
+    with examples_store(tmp_path / "store"):
+        pass
+    process, url = _serve(tmp_path / "store", *options)
+    try:
+        assert "Harbour bridge" in httpx.get(url + "/", timeout=DEADLINE).text
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=DEADLINE)
+    assert f"ledger viewer on http://{options[1] if options else '127.0.0.1'}:" in stderr
+    assert ("warning: listening on 0.0.0.0" in stderr) == bool(options)
+
+
+def test_serve_without_a_store_says_so(tmp_path: Path) -> None:
+    cli = Path(sys.executable).with_name("ledger")
+    done = subprocess.run([str(cli), "--store", str(tmp_path / "none"), "serve"], capture_output=True, text=True, timeout=DEADLINE, check=False)
+    assert done.returncode == 6 and "none" in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(("path", "status"), [
+    (f"/a/{ARTICLE}/diff/²..3", 400), (f"/a/{ARTICLE}/diff/1..³", 400), (f"/a/{ARTICLE}/history?page=²", 400),
+    (f"/a/{ARTICLE}/v/99999999999999999999999", 404), (f"/a/{ARTICLE}/diff/1..99999999999999999999", 404),
+    (f"/a/{ARTICLE}?at=%3Cscript%3E", 400), (f"/a/{ARTICLE}/diff?from=²&to=3", 303), ("/feed?since=%00", 400),
+    ("/categories?at=9999-99-99", 400), ("/c/%00", 404),
+])
+def test_odd_input_is_refused_plainly(site: Site, path: str, status: int) -> None:
+    response = get(site, path, follow_redirects=False)
+    assert response.status_code == status, (path, response.text[-300:])
+    assert "<script>" not in response.text and "Traceback" not in response.text
+
+
+def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with examples_store(tmp_path / "store"), socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        cli = Path(sys.executable).with_name("ledger")
+        done = subprocess.run([str(cli), "--store", str(tmp_path / "store"), "serve", "--port", str(port)], capture_output=True, text=True, timeout=DEADLINE, check=False)
+    assert done.returncode == 3 and done.stderr == f"error: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
