@@ -197,7 +197,7 @@ BlamePart = Literal["title", "body", "heading", "block", "frame", "categories"]
 or its text, the front matter and layout around the title (`frame`), the `Categories:` line."""
 
 
-class BlameSpan(BaseModel):
+class BlameSpan(Model):
     """A run of the rendered text written by one version."""
 
     start: int = Field(description="Offset of its first character in the rendered text (characters, not bytes).")
@@ -210,7 +210,7 @@ class BlameSpan(BaseModel):
     reason: str | None = Field(default=None, description="Why (its edit summary).")
 
 
-class Blame(BaseModel):
+class Blame(Model):
     """An article's rendered text at one version, every character attributed (`Ledger.blame`)."""
 
     article: str = Field(description="The article's id.")
@@ -224,7 +224,7 @@ SearchPart = Literal["title", "body", "blocks"]
 """Where a phrase was found: the title, the body, or the update blocks (headings and texts)."""
 
 
-class SearchHit(BaseModel):
+class SearchHit(Model):
     """One stretch of versions in which a phrase stood in one part of an article (`Ledger.search`)."""
 
     article: str = Field(description="The article's id.")
