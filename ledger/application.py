@@ -21,10 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from ledger import anchors, codec
-from ledger.attribution import rendered_runs
-from ledger.catalog import Catalog, gc_paused
-from ledger.diffs import line_diff, word_diff
+from ledger import codec
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
@@ -59,31 +56,32 @@ from ledger.store import (
     VerifyReport,
     init_store,
 )
-from ledger.textindex import TextIndex, check_phrase, lines_holding
 from ledger.times import parse_when
-from ledger.views import (
-    ArticleSummary,
-    Blame,
-    BlameSpan,
-    CategoryCount,
-    CategoryListing,
-    CategoryMember,
-    CategoryMembership,
-    Diff,
-    FeedBlock,
-    FeedEntry,
-    HistoryEntry,
-    ReplayStats,
-    SearchHit,
-    Stats,
-    TimelineEntry,
-)
 
 if TYPE_CHECKING:
-    # `ledger.transfer` (and the shutil and tempfile it needs) loads when an export or import
-    # asks for it, and `ledger.decisions` when an append does: each command is a new process,
-    # and what a read does not use is start-up it need not pay (issue 14).
+    # Each command is a new process, and what it does not use is start-up it need not pay (issue
+    # 14): a module that only some methods use is imported in them. `ledger.transfer` (and the
+    # shutil and tempfile it needs) loads for an export or import, `ledger.decisions` for an
+    # append, the catalog for a read of all articles or a snapshot, the text index (and
+    # attribution) for search and blame, the diffs for diff, the result models of `ledger.views`
+    # for the methods that return them.
+    from ledger.catalog import Catalog
+    from ledger.textindex import TextIndex
     from ledger.transfer import ImportResult
+    from ledger.views import (
+        ArticleSummary,
+        Blame,
+        CategoryCount,
+        CategoryListing,
+        CategoryMembership,
+        Diff,
+        FeedEntry,
+        HistoryEntry,
+        ReplayStats,
+        SearchHit,
+        Stats,
+        TimelineEntry,
+    )
 
 log = logging.getLogger("ledger")
 
@@ -196,6 +194,8 @@ class _ExactCount:
     def _count(self, article: str, version: int) -> dict[str, int]:
         key = (article, version)
         if key not in self._counts:
+            from ledger.textindex import lines_holding
+
             state = self._state_at(article, version) if version else None
             counted = {"title": 0, "body": 0, "heading": 0, "block": 0}
             if state is not None:
@@ -446,6 +446,8 @@ class Ledger:
     def catalog(self) -> Catalog:
         """The persisted read model of all articles (`views.sqlite` in the store folder)."""
         if self._catalog is None:
+            from ledger.catalog import Catalog
+
             self._catalog = Catalog(self.store)
         return self._catalog
 
@@ -453,6 +455,8 @@ class Ledger:
     def text_index(self) -> TextIndex:
         """The persisted index of texts, for search and blame (`text.sqlite` in the store folder)."""
         if self._text_index is None:
+            from ledger.textindex import TextIndex
+
             self._text_index = TextIndex(self.store, self._states.state_at)
         return self._text_index
 
@@ -467,8 +471,12 @@ class Ledger:
         grows with the size of the changes, not with versions x article size."""
         _text("article", article)
         _check(contains=(_text, contains))
+        from ledger.views import HistoryEntry
+
         touched: set[int] | None = None
         if contains is not None:
+            from ledger.textindex import check_phrase
+
             query = check_phrase(contains)
             touched = {version for _, version, _, _ in self.text_index.changes(query, article)}
         records = self.store.read_article(article)
@@ -494,6 +502,9 @@ class Ledger:
         version, time, actor and reason. Unchanged words keep their version through later edits
         of the same sentence, and what a restore brings back keeps the version that first wrote
         it. Raises `ArticleNotFoundError` or `VersionNotFoundError` as `article` does."""
+        from ledger.attribution import rendered_runs
+        from ledger.views import Blame, BlameSpan
+
         view = self.article(article, version, at)
         attribution = self.text_index.attribution(article, view.version)
         text, runs = rendered_runs(view, attribution)
@@ -523,6 +534,9 @@ class Ledger:
         or one without a letter or digit."""
         _text("phrase", phrase)
         _check(article=(_text, article), since=(_time, since))
+        from ledger.textindex import check_phrase
+        from ledger.views import SearchHit
+
         query = check_phrase(phrase)
         low = format_time(parse_when(since)) if since is not None else None
         if article is not None:
@@ -577,6 +591,8 @@ class Ledger:
         from_version = max(to_version - 1, 0) if from_version is None else from_version
         # Version 0 is the empty text before the article existed.
         texts = ["" if version == 0 else render(self._state(article, version, current).view()) for version in (from_version, to_version)]
+        from ledger.diffs import line_diff, word_diff
+
         make = word_diff if words else line_diff
         return make(article, texts[0], texts[1], from_version, to_version)
 
@@ -594,6 +610,9 @@ class Ledger:
         the metadata names them (see `ArticleView.authors`). Answered from the catalog: no
         article is folded."""
         _check(category=(_text, category), since=(_time, since), author=(_text, author))
+        from ledger.catalog import gc_paused
+        from ledger.views import ArticleSummary
+
         low = format_time(parse_when(since)) if since is not None else None
         wanted = author.strip().casefold() if author is not None else None
         listed = []
@@ -613,6 +632,8 @@ class Ledger:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn
         articles are left out. An unknown category is simply empty."""
         _check(name=(_text, name), at=(_time, at))
+        from ledger.views import CategoryListing, CategoryMember
+
         moment = parse_when(at, end=True) if at is not None else None
         rows = self.catalog.category_members(name, format_time(moment) if moment is not None else None)
         members = [CategoryMember(article=a, title=t, entered_at=parse_time(s), entered_version=v) for a, t, s, v in rows]
@@ -622,6 +643,8 @@ class Ledger:
         """Every category with its number of (not withdrawn) articles, now or at time `at`,
         by name."""
         _check(at=(_time, at))
+        from ledger.views import CategoryCount
+
         rows = self.catalog.category_counts(format_time(parse_when(at, end=True)) if at is not None else None)
         return [CategoryCount(name=name, count=count) for name, count in rows]
 
@@ -629,6 +652,8 @@ class Ledger:
         """When the article entered and left each category, in order of entry (stints of a
         withdrawn article are not cut: see `history` for withdrawals)."""
         _text("article", article)
+        from ledger.views import CategoryMembership
+
         rows = self.catalog.memberships(article)
         if rows is None:
             raise self._not_found(article)
@@ -648,6 +673,9 @@ class Ledger:
         listed (nor is its article, unless it has other such blocks), and an edited heading is
         shown as it reads now."""
         _time("since", since)
+        from ledger.catalog import gc_paused
+        from ledger.views import FeedBlock, FeedEntry
+
         rows = self.catalog.feed_since(format_time(parse_when(since)))
         entries: dict[str, FeedEntry] = {}
         with gc_paused():
@@ -676,6 +704,8 @@ class Ledger:
         return self._timeline(low, high, article, limit)
 
     def _timeline(self, low: str | None, high: str | None, article: str | None, limit: int | None, *, retried: bool = False) -> list[TimelineEntry]:
+        from ledger.views import TimelineEntry
+
         if article is not None:
             self._version_of(article)
             # One article's versions come from the store's index, newest first (an article's
@@ -754,6 +784,8 @@ class Ledger:
         head. Raises `CorruptStoreError` when the log no longer extends it, `InvalidInputError`
         when `head` is not a head.
         """
+        from ledger import anchors
+
         wanted = anchors.parse_head(head) if head is not None else None
         report = self.store.verify(progress)
         if wanted is None or not report.ok:
@@ -871,6 +903,8 @@ class Ledger:
 
     def stats(self) -> Stats:
         """Counts of the store: events, articles, versions, categories, log size and head."""
+        from ledger.views import Stats
+
         head = self.head()
         # The catalog answers from its indexes and running totals, without folding any article.
         articles, versions, withdrawn, categories = self.catalog.totals()

@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger import caches, codec
 from ledger.errors import CorruptStoreError, StoreError
@@ -54,7 +54,11 @@ from ledger.projections import (
     state_to_list,
 )
 from ledger.store import EventStore, StoredRecord
-from ledger.views import ReplayStats
+
+if TYPE_CHECKING:
+    # Loaded by a rebuild only: reads that fold from snapshots (`ledger show`) need none of the
+    # result models of `ledger.views` (issue 14).
+    from ledger.views import ReplayStats
 
 log = logging.getLogger("ledger")
 
@@ -510,6 +514,8 @@ class Catalog:
             self._checked = True
             self._snapshot_crossed(fold, {})
             seconds = time.perf_counter() - started
+            from ledger.views import ReplayStats
+
             return ReplayStats(
                 events=fold.events,
                 articles=articles,

@@ -9,15 +9,21 @@ public `ArticleView` model.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
-from pydantic import Field
+from pydantic import Field, PlainSerializer
 
 from ledger.errors import CorruptStoreError
+from ledger.events import UtcDatetime, format_time
 from ledger.model import Model
 from ledger.patches import apply_patch
 from ledger.store import StoredRecord
-from ledger.views import UtcTime
+
+# Here, with the first model that has one, rather than in `ledger.views`: a read of one article
+# (`ledger show`) then loads the article's models without every other result's (issue 14).
+UtcTime = Annotated[UtcDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
+"""A time that is written in JSON as the log's canonical UTC text (`2017-09-05T16:05:00.000000Z`:
+fixed width, so sorting the text sorts by time)."""
 
 
 class UpdateBlock(Model):

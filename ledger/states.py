@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from ledger.catalog import Catalog
 from ledger.events import NewRecord, format_time
 from ledger.projections import ArticleState, fold
 from ledger.store import AppendResult, EventStore
+
+if TYPE_CHECKING:
+    # The catalog is loaded by the Ledger when a read or an append first asks it for a state.
+    from ledger.catalog import Catalog
 
 _CACHE_SIZE = 512
 

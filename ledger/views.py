@@ -10,16 +10,12 @@ update block, `entered_version`/`entered_at` and `left_version`/`left_at` for a 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import Field, PlainSerializer
+from pydantic import Field
 
-from ledger.events import UtcDatetime, format_time
 from ledger.model import Model
-
-UtcTime = Annotated[UtcDatetime, PlainSerializer(format_time, return_type=str, when_used="json")]
-"""A time that is written in JSON as the log's canonical UTC text (`2017-09-05T16:05:00.000000Z`:
-fixed width, so sorting the text sorts by time)."""
+from ledger.projections import UtcTime
 
 ChangeKind = Literal[
     "created",
