@@ -493,7 +493,10 @@ class Ledger:
                 continue
             group, start = records[start : index + 1], index + 1
             if touched is None or record["version"] in touched:
-                entries.append(HistoryEntry(article=article, **summary(group), size=sizes.size(state), withdrawn=state.withdrawn))
+                # Built without validation: every value comes from the log's own records, as
+                # `summary` reads them (a history of thousands of versions, or `ledger history`'s
+                # start-up, need not check them again).
+                entries.append(HistoryEntry.model_construct(article=article, **summary(group), size=sizes.size(state), withdrawn=state.withdrawn))
         return entries
 
     def blame(self, article: str, version: int | None = None, at: datetime | str | None = None) -> Blame:
@@ -730,7 +733,8 @@ class Ledger:
         for name, version in versions:
             fields = summary(groups[(name, version)])
             del fields["version"]
-            entries.append(TimelineEntry(article=name, version=version, **fields))
+            # Unvalidated, as `history`'s entries: the values are the log's own.
+            entries.append(TimelineEntry.model_construct(article=name, version=version, **fields))
         return entries
 
     def restore(self, article: str, version: int, actor: str | None = None, reason: str | None = None) -> AppendResult:
