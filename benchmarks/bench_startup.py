@@ -2,15 +2,23 @@
 
 Every command loads only what it needs (issue 14): this measures it. Run:
 
-    python benchmarks/bench_startup.py [--runs 15]
+    python benchmarks/bench_startup.py [--runs 15] [--baseline DIR]
 
 It creates a small store in a temporary folder (three articles, a few events each), then runs
 each command `--runs` times and prints the wall-clock median beside its target and its ratio to
-`python -c pass` (the machine's floor: starting an interpreter at all), and the `-X importtime`
-totals of `import ledger_cli.main` (what `--help` pays) and of `import ledger.application` (what
-`show`, `history` and `append` pay on top). Bytecode caches are used as an installed package
-has them (PYTHONDONTWRITEBYTECODE is dropped from the environment). Run it with the Python of
-the environment that has the `ledger` command installed.
+`python -c pass` (the machine's floor: starting an interpreter at all), the median CPU time
+(user + system) of the process, and the `-X importtime` totals of `import ledger_cli.main`
+(what `--help` pays) and of `import ledger.application` (what `show`, `history` and `append`
+pay on top). Bytecode caches are used as an installed package has them
+(PYTHONDONTWRITEBYTECODE is dropped from the environment). Run it with the Python of the
+environment that has the `ledger` command installed.
+
+`--baseline DIR` compares with another checkout of the project (such as a `git worktree` of
+main) in the same run: on a shared machine the load moves between runs, so only figures taken
+together compare. Each checkout then runs from its own folder (`ledger` and `ledger_cli` put
+first on PYTHONPATH, both started the same way: `python -c "from ledger_cli.main import main;
+..."`, which skips the console script's own few milliseconds) on a store it made itself, the two
+alternating command by command, and the ratio this/baseline of each median is printed.
 """
 
 from __future__ import annotations
@@ -19,32 +27,47 @@ import argparse
 import json
 import os
 import re
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 TARGETS_MS = {"--help": 150, "--version": 150, "show": 300, "history": 300, "append": 350}
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = "import sys\nfrom ledger_cli.main import main\nsys.exit(main())"
 
 
-def _ledger() -> list[str]:
+@dataclass
+class Side:
+    """One checkout under test: how to start its `ledger`, its environment and its timings."""
+
+    name: str
+    ledger: list[str]
+    env: dict[str, str]
+    one: Path
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+
+def _installed_ledger() -> list[str]:
     # The console script beside this interpreter, else the module run by it.
     script = Path(sys.executable).with_name("ledger")
     return [str(script)] if script.exists() else [sys.executable, "-m", "ledger_cli.main"]
 
 
-def _median_ms(command: list[str], runs: int, env: dict[str, str], before: Callable[[int], None] | None = None) -> float:
-    times = []
-    for run in range(runs):
-        if before is not None:
-            before(run)
-        started = time.perf_counter()
-        subprocess.run(command, env=env, check=True, capture_output=True)
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+def _run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """Wall-clock and CPU (user + system) milliseconds of one run of `command`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    wall = (time.perf_counter() - started) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
 
 
 def _import_ms(env: dict[str, str], module: str) -> float:
@@ -58,47 +81,88 @@ def _import_ms(env: dict[str, str], module: str) -> float:
     return total / 1000
 
 
+def _side(name: str, checkout: Path | None, tmp: Path, base_env: dict[str, str]) -> Side:
+    """A checkout (None: the installed `ledger`) with a small store of its own."""
+    folder = tmp / name
+    folder.mkdir()
+    env = {**base_env, "LEDGER_STORE": str(folder / "store")}
+    if checkout is None:
+        ledger = _installed_ledger()
+    else:
+        # The checkout's packages under their installed names, found before any installed copy.
+        path = folder / "path"
+        path.mkdir()
+        (path / "ledger").symlink_to(checkout / "ledger", target_is_directory=True)
+        (path / "ledger_cli").symlink_to(checkout / "cli", target_is_directory=True)
+        env["PYTHONPATH"] = str(path)
+        ledger = [sys.executable, "-c", LAUNCH]
+    subprocess.run([*ledger, "init"], env=env, check=True, capture_output=True)
+    events = []
+    for n in range(3):
+        events.append({"type": "ArticleCreated", "article": f"a{n}", "data": {"title": f"Article {n}", "body": "First paragraph.\n\nSecond one.\n"}})
+        events.append({"type": "ArticleEdited", "article": f"a{n}", "data": {"body": "First paragraph, edited.\n\nSecond one.\n"}})
+    seed = folder / "seed.jsonl"
+    seed.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
+    subprocess.run([*ledger, "append", str(seed)], env=env, check=True, capture_output=True)
+    return Side(name, ledger, env, folder / "one.jsonl")
+
+
+def _commands(side: Side) -> dict[str, list[str]]:
+    return {
+        "--help": [*side.ledger, "--help"],
+        "--version": [*side.ledger, "--version"],
+        "show": [*side.ledger, "show", "a1"],
+        "history": [*side.ledger, "history", "a1"],
+        "append": [*side.ledger, "append", str(side.one)],
+    }
+
+
+def _measure(sides: list[Side], runs: int) -> None:
+    """Run every command `runs` times on each side, the sides alternating (and which goes first
+    alternating too), keeping each run's wall-clock and CPU milliseconds."""
+    for name in TARGETS_MS:
+        for run in range(runs):
+            for side in sides if run % 2 == 0 else reversed(sides):
+                if name == "append":
+                    # A new title each run: an edit that changes nothing records nothing (exit 9).
+                    side.one.write_text(json.dumps({"type": "ArticleEdited", "article": "a0", "data": {"title": f"Title {run}"}}) + "\n", encoding="utf-8")
+                wall, cpu = _run(_commands(side)[name], side.env)
+                side.wall.setdefault(name, []).append(wall)
+                side.cpu.setdefault(name, []).append(cpu)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15, help="runs of each command (the median is printed)")
+    parser.add_argument("--baseline", type=Path, metavar="DIR", help="another checkout of the project to compare with, in the same run")
     args = parser.parse_args()
-    ledger = _ledger()
+    # With bytecode caches, as an installed package runs.
+    kept = {name: value for name, value in os.environ.items() if name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+    env = {**kept, "NO_COLOR": "1"}
     with tempfile.TemporaryDirectory(prefix="ledger-startup-") as tmp:
-        store = Path(tmp) / "store"
-        # With bytecode caches, as an installed package runs.
-        kept = {name: value for name, value in os.environ.items() if name != "PYTHONDONTWRITEBYTECODE"}
-        env = {**kept, "LEDGER_STORE": str(store), "NO_COLOR": "1"}
-        subprocess.run([*ledger, "init"], env=env, check=True, capture_output=True)
-        events = []
-        for n in range(3):
-            events.append({"type": "ArticleCreated", "article": f"a{n}", "data": {"title": f"Article {n}", "body": "First paragraph.\n\nSecond one.\n"}})
-            events.append({"type": "ArticleEdited", "article": f"a{n}", "data": {"body": "First paragraph, edited.\n\nSecond one.\n"}})
-        seed = Path(tmp) / "seed.jsonl"
-        seed.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
-        subprocess.run([*ledger, "append", str(seed)], env=env, check=True, capture_output=True)
-        one = Path(tmp) / "one.jsonl"
-
-        def new_title(run: int) -> None:
-            # A new title each run: an edit that changes nothing records nothing (exit 9).
-            one.write_text(json.dumps({"type": "ArticleEdited", "article": "a0", "data": {"title": f"Title {run}"}}) + "\n", encoding="utf-8")
-
-        floor = _median_ms([sys.executable, "-c", "pass"], args.runs, env)
-        commands = {
-            "--help": [*ledger, "--help"],
-            "--version": [*ledger, "--version"],
-            "show": [*ledger, "show", "a1"],
-            "history": [*ledger, "history", "a1"],
-            "append": [*ledger, "append", str(one)],
-        }
-        print(f"python -c pass (floor): {floor:7.1f} ms")
-        for name, command in commands.items():
-            median = _median_ms(command, args.runs, env, new_title if name == "append" else None)
-            target = TARGETS_MS[name]
+        if args.baseline is None:
+            sides = [_side("this", None, Path(tmp), env)]
+        else:
+            sides = [_side("this", ROOT, Path(tmp), env), _side("baseline", args.baseline.resolve(), Path(tmp), env)]
+        floor = statistics.median(_run([sys.executable, "-c", "pass"], env)[0] for _ in range(args.runs))
+        print(f"python -c pass (floor): {floor:7.1f} ms   load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
+        _measure(sides, args.runs)
+        this = sides[0]
+        for name, target in TARGETS_MS.items():
+            median, cpu = statistics.median(this.wall[name]), statistics.median(this.cpu[name])
             verdict = "ok" if median <= target else "OVER"
-            print(f"ledger {name:<10} {median:7.1f} ms  target {target} ms  {verdict:<4}  {median / floor:5.1f}x floor")
+            line = f"ledger {name:<10} {median:7.1f} ms  target {target} ms  {verdict:<4}  {median / floor:5.1f}x floor  CPU {cpu:6.1f} ms"
+            if len(sides) > 1:
+                base = sides[1]
+                line += f"  | baseline {statistics.median(base.wall[name]):7.1f} ms, CPU {statistics.median(base.cpu[name]):6.1f} ms"
+                line += f"  this/baseline {median / statistics.median(base.wall[name]):.2f} (CPU {cpu / statistics.median(base.cpu[name]):.2f})"
+            print(line)
         for module in ("ledger_cli.main", "ledger.application"):
-            imports = statistics.median(_import_ms(env, module) for _ in range(args.runs))
-            print(f"-X importtime of {module}: {imports:7.1f} ms (median of {args.runs})")
+            for side in sides:
+                imports = statistics.median(_import_ms(side.env, module) for _ in range(args.runs))
+                label = "" if len(sides) == 1 else f" ({side.name})"
+                print(f"-X importtime of {module}{label}: {imports:7.1f} ms (median of {args.runs})")
+        print(f"load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
 
 
 if __name__ == "__main__":
