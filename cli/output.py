@@ -123,6 +123,17 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     sys.stdout.flush()
 
 
+def cell_len(text: str) -> int:
+    """The columns `text` takes on a terminal, as rich counts them: printable ASCII is one a
+    character, so rich (rich.cells) is loaded only for other text, and a piped history of such
+    text does not load rich at all (issue 14)."""
+    if text.isascii() and text.isprintable():
+        return len(text)
+    from rich.cells import cell_len as rich_cell_len
+
+    return rich_cell_len(text)
+
+
 def _plain_table(columns: list[str], first: list[list[str]], rest: Iterator[list[str]], title: str | None) -> None:
     # The layout rich gives the same table at an unbounded width (left-aligned columns two spaces
     # apart, the title on its own line), written directly: rich took 18 s for the 17,060 rows of
@@ -130,8 +141,6 @@ def _plain_table(columns: list[str], first: list[list[str]], rest: Iterator[list
     # Columns are as wide as the header and the first 1,001 rows need; a later, wider cell widens
     # its column from that row on. Measuring every row first held all 1M rows of `ledger log`
     # (549 MB) and printed nothing for most of a minute.
-    from rich.cells import cell_len
-
     widths = [cell_len(name) for name in columns]
     for row in first:
         for i, cell in enumerate(row):
