@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ast
 import inspect
+import json
+import os
 import re
 import subprocess
 import sys
@@ -231,3 +233,51 @@ def test_the_cli_starts_without_the_library_or_rich(option: str) -> None:
 
 def test_a_name_of_the_library_loads_its_module_once_asked_for() -> None:
     assert _loaded_after("import ledger\nledger.Ledger") == ["pydantic", "orjson", "ledger.application", "ledger.events"]
+
+
+# What `show`, `history` and `append` must not load: modules of other commands (search, blame,
+# diff, verify, export, drafts, the watcher, the viewer) and their libraries, rich when the
+# output is piped, and what no pydantic model built on the way needs (importlib.metadata, which
+# pydantic's plugin loader imports at the first model build). Each was start-up these commands
+# paid for nothing (issue 14; benchmarks/bench_startup.py measures it).
+_OTHER_COMMANDS = (
+    "ledger.anchors", "ledger.attribution", "ledger.diffs", "ledger.draft_format", "ledger.drafts", "ledger.textindex", "ledger.transfer",
+    "ledger.watcher", "ledger.web", "rich", "yaml", "tomllib", "watchdog", "starlette", "jinja2", "uvicorn", "markdown_it", "nh3", "diff_match_patch",
+)
+_NOT_LOADED = {
+    "show": (*_OTHER_COMMANDS, "ledger.decisions", "ledger.views", "importlib.metadata"),
+    "history": (*_OTHER_COMMANDS, "ledger.decisions", "ledger.catalog", "importlib.metadata"),
+    "append": (*_OTHER_COMMANDS, "ledger.views"),
+}
+
+
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("startup") / "store"
+    with ledger.open(root, create=True) as led:
+        led.append([
+            {"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "First.\n\nSecond.\n", "categories": ["Syria"]}},
+            {"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update:", "text": "More.\n"}},
+        ])
+        led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "First, edited.\n\nSecond.\n"}, "actor": "ed", "reason": "typo"}])
+    return root
+
+
+@pytest.mark.parametrize("command", sorted(_NOT_LOADED))
+def test_show_history_and_append_load_only_what_they_use(command: str, small_store: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one.jsonl"
+    one.write_text(json.dumps({"type": "ArticleEdited", "article": "a", "data": {"title": f"Title {tmp_path.name}"}}) + "\n", encoding="utf-8")
+    args = {"show": ["show", "a"], "history": ["history", "a"], "append": ["append", str(one)]}[command]
+    # The command as the console script runs it, its output piped; what it loaded, on stderr.
+    probe = (
+        "import sys\nfrom ledger_cli.main import main\n"
+        f"sys.argv = ['ledger', '--store', {str(small_store)!r}, *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        f"sys.stderr.write(' '.join(m for m in {_NOT_LOADED[command]!r} if m in sys.modules))"
+    )
+    # Piped without COLUMNS, as `ledger history | grep ...` runs (a set width asks for rich's layout).
+    env = {name: value for name, value in os.environ.items() if name != "COLUMNS"}
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, check=False, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout  # the command did its work
+    assert result.stderr.split() == [], result.stderr
