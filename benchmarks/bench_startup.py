@@ -5,11 +5,11 @@ Every command loads only what it needs (issue 14): this measures it. Run:
     python benchmarks/bench_startup.py [--runs 15] [--baseline DIR]
 
 It creates a small store in a temporary folder (three articles, a few events each), then runs
-each command `--runs` times and prints the wall-clock median beside its target and its ratio to
-`python -c pass` (the machine's floor: starting an interpreter at all), the median CPU time
-(user + system) of the process, and the `-X importtime` totals of `import ledger_cli.main`
-(what `--help` pays) and of `import ledger.application` (what `show`, `history` and `append`
-pay on top). Bytecode caches are used as an installed package has them
+each command `--runs` times and prints the wall-clock median (and the fastest run) beside its
+target and its ratio to `python -c pass` (the machine's floor: starting an interpreter at all),
+the median CPU time (user + system) of the process, and the `-X importtime` totals of `import
+ledger_cli.main` (what `--help` pays) and of `import ledger.application` (what `show`,
+`history` and `append` pay on top). Bytecode caches are used as an installed package has them
 (PYTHONDONTWRITEBYTECODE is dropped from the environment). Run it with the Python of the
 environment that has the `ledger` command installed.
 
@@ -33,7 +33,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +48,7 @@ class Side:
     name: str
     ledger: list[str]
     env: dict[str, str]
+    folder: Path
     one: Path
     wall: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
@@ -60,19 +60,19 @@ def _installed_ledger() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ledger_cli.main"]
 
 
-def _run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
+def _run(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     """Wall-clock and CPU (user + system) milliseconds of one run of `command`."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    subprocess.run(command, env=env, cwd=cwd, check=True, capture_output=True)
     wall = (time.perf_counter() - started) * 1000
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     return wall, (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
 
 
-def _import_ms(env: dict[str, str], module: str) -> float:
+def _import_ms(side: Side, module: str) -> float:
     # The cumulative time of the top-level import is the last line for that module.
-    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=env, check=True, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-X", "importtime", "-c", f"import {module}"], env=side.env, cwd=side.folder, check=True, capture_output=True, text=True)
     total = 0
     for line in result.stderr.splitlines():
         match = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (.*)$", line)
@@ -96,15 +96,20 @@ def _side(name: str, checkout: Path | None, tmp: Path, base_env: dict[str, str])
         (path / "ledger_cli").symlink_to(checkout / "cli", target_is_directory=True)
         env["PYTHONPATH"] = str(path)
         ledger = [sys.executable, "-c", LAUNCH]
-    subprocess.run([*ledger, "init"], env=env, check=True, capture_output=True)
+        found = subprocess.run([sys.executable, "-c", "import ledger, ledger_cli; print(ledger.__file__); print(ledger_cli.__file__)"],
+                               env=env, cwd=folder, check=True, capture_output=True, text=True).stdout.split()
+        assert all(Path(file).is_relative_to(path) for file in found), f"{name} runs {found}, not {checkout}"
+    # Run in its folder: `python -c` puts the working folder first on sys.path, where a checkout
+    # of the project would be found before the one under test.
+    subprocess.run([*ledger, "init"], env=env, cwd=folder, check=True, capture_output=True)
     events = []
     for n in range(3):
         events.append({"type": "ArticleCreated", "article": f"a{n}", "data": {"title": f"Article {n}", "body": "First paragraph.\n\nSecond one.\n"}})
         events.append({"type": "ArticleEdited", "article": f"a{n}", "data": {"body": "First paragraph, edited.\n\nSecond one.\n"}})
     seed = folder / "seed.jsonl"
     seed.write_text("".join(json.dumps(e) + "\n" for e in events), encoding="utf-8")
-    subprocess.run([*ledger, "append", str(seed)], env=env, check=True, capture_output=True)
-    return Side(name, ledger, env, folder / "one.jsonl")
+    subprocess.run([*ledger, "append", str(seed)], env=env, cwd=folder, check=True, capture_output=True)
+    return Side(name, ledger, env, folder, folder / "one.jsonl")
 
 
 def _commands(side: Side) -> dict[str, list[str]]:
@@ -126,7 +131,7 @@ def _measure(sides: list[Side], runs: int) -> None:
                 if name == "append":
                     # A new title each run: an edit that changes nothing records nothing (exit 9).
                     side.one.write_text(json.dumps({"type": "ArticleEdited", "article": "a0", "data": {"title": f"Title {run}"}}) + "\n", encoding="utf-8")
-                wall, cpu = _run(_commands(side)[name], side.env)
+                wall, cpu = _run(_commands(side)[name], side.env, side.folder)
                 side.wall.setdefault(name, []).append(wall)
                 side.cpu.setdefault(name, []).append(cpu)
 
@@ -140,26 +145,26 @@ def main() -> None:
     kept = {name: value for name, value in os.environ.items() if name not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
     env = {**kept, "NO_COLOR": "1"}
     with tempfile.TemporaryDirectory(prefix="ledger-startup-") as tmp:
-        if args.baseline is None:
-            sides = [_side("this", None, Path(tmp), env)]
-        else:
-            sides = [_side("this", ROOT, Path(tmp), env), _side("baseline", args.baseline.resolve(), Path(tmp), env)]
-        floor = statistics.median(_run([sys.executable, "-c", "pass"], env)[0] for _ in range(args.runs))
+        sides = [_side("this", None if args.baseline is None else ROOT, Path(tmp), env)]
+        if args.baseline is not None:
+            sides.append(_side("baseline", args.baseline.resolve(), Path(tmp), env))
+        floor = statistics.median(_run([sys.executable, "-c", "pass"], env, Path(tmp))[0] for _ in range(args.runs))
         print(f"python -c pass (floor): {floor:7.1f} ms   load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
         _measure(sides, args.runs)
         this = sides[0]
         for name, target in TARGETS_MS.items():
             median, cpu = statistics.median(this.wall[name]), statistics.median(this.cpu[name])
             verdict = "ok" if median <= target else "OVER"
-            line = f"ledger {name:<10} {median:7.1f} ms  target {target} ms  {verdict:<4}  {median / floor:5.1f}x floor  CPU {cpu:6.1f} ms"
+            line = f"ledger {name:<10} {median:7.1f} ms (fastest {min(this.wall[name]):5.1f})  target {target} ms  {verdict:<4}  {median / floor:5.1f}x floor  CPU {cpu:6.1f} ms"
             if len(sides) > 1:
                 base = sides[1]
-                line += f"  | baseline {statistics.median(base.wall[name]):7.1f} ms, CPU {statistics.median(base.cpu[name]):6.1f} ms"
-                line += f"  this/baseline {median / statistics.median(base.wall[name]):.2f} (CPU {cpu / statistics.median(base.cpu[name]):.2f})"
+                base_median, base_cpu = statistics.median(base.wall[name]), statistics.median(base.cpu[name])
+                line += f"  | baseline {base_median:7.1f} ms (fastest {min(base.wall[name]):5.1f}), CPU {base_cpu:6.1f} ms"
+                line += f"  | this/baseline {median / base_median:.2f}, fastest {min(this.wall[name]) / min(base.wall[name]):.2f}, CPU {cpu / base_cpu:.2f}"
             print(line)
         for module in ("ledger_cli.main", "ledger.application"):
             for side in sides:
-                imports = statistics.median(_import_ms(side.env, module) for _ in range(args.runs))
+                imports = statistics.median(_import_ms(side, module) for _ in range(args.runs))
                 label = "" if len(sides) == 1 else f" ({side.name})"
                 print(f"-X importtime of {module}{label}: {imports:7.1f} ms (median of {args.runs})")
         print(f"load average {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
