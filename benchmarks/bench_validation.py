@@ -22,16 +22,15 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
-
-from typing_extensions import NotRequired, TypedDict
+from typing import Annotated, Any, Literal, NotRequired
 
 from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, with_config
+from typing_extensions import TypedDict
 
 sys.path.insert(0, str(Path(__file__).parent))
-import generate  # noqa: E402 - the benchmark's own sibling module
+import generate
 
-from ledger.events import (  # noqa: E402
+from ledger.events import (
     ArticleId,
     Category,
     EventId,
@@ -42,7 +41,7 @@ from ledger.events import (  # noqa: E402
     format_time,
     validate_data,
 )
-from ledger.patches import Patch  # noqa: E402
+from ledger.patches import Patch
 
 _STRICT = ConfigDict(extra="forbid")
 _Time = Annotated[datetime | None, BeforeValidator(_check_occurred_at)]
