@@ -612,12 +612,11 @@ class Ledger:
         wanted = author.strip().casefold() if author is not None else None
         listed = []
         with gc_paused():
-            if wanted is None:
-                rows = self.catalog.article_rows(category, low, withdrawn, limit, offset)
-            else:
-                # Authors are read from the metadata here, not in SQL: the page is cut after them.
-                rows = self._by_author(self.catalog.article_rows(category, low, withdrawn), wanted)
-                rows = rows[offset:] if limit is None else rows[offset:offset + limit]
+            # Authors are read from the metadata here, not in SQL: their page is cut after them.
+            rows = (
+                self.catalog.article_rows(category, low, withdrawn, limit, offset) if wanted is None
+                else self._by_author(self.catalog.article_rows(category, low, withdrawn), wanted, None if limit is None else offset + limit)[offset:]
+            )
             for article, title, version, updated, categories, gone, keys in rows:
                 listed.append(
                     ArticleSummary(
@@ -643,8 +642,18 @@ class Ledger:
             return len(self._by_author(self.catalog.article_rows(category, low, withdrawn), author.strip().casefold()))
 
     @staticmethod
-    def _by_author(rows: list[tuple[str, str, int, str, str, int, str]], wanted: str) -> list[tuple[str, str, int, str, str, int, str]]:
-        return [row for row in rows if any(name.casefold() == wanted for name in authors_of(codec.loads(row[6])))]
+    def _by_author(
+        rows: list[tuple[str, str, int, str, str, int, str]], wanted: str, enough: int | None = None
+    ) -> list[tuple[str, str, int, str, str, int, str]]:
+        """The `rows` of articles by author `wanted` (casefolded), only the first `enough` when given
+        (reading each row's authors costs more than fetching it: a page stops early)."""
+        kept = []
+        for row in rows:
+            if any(name.casefold() == wanted for name in authors_of(codec.loads(row[6]))):
+                kept.append(row)
+                if len(kept) == enough:
+                    break
+        return kept
 
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn

@@ -572,23 +572,35 @@ class Catalog:
 
     def article_count(self, category: str | None, since: str | None, withdrawn: bool | None) -> int:
         """How many rows `article_rows` gives for these filters without a limit."""
-        where, params = self._article_filter(category, since, withdrawn)
+        where, params = self._article_filter(category, since, withdrawn, counting=True)
         return int(self.refresh().execute("SELECT COUNT(*) FROM articles a" + where, params).fetchone()[0])
 
     @staticmethod
-    def _article_filter(category: str | None, since: str | None, withdrawn: bool | None) -> tuple[str, list[Any]]:
+    def _article_filter(
+        category: str | None, since: str | None, withdrawn: bool | None, *, counting: bool = False
+    ) -> tuple[str, list[Any]]:
         where: list[str] = []
         params: list[Any] = []
         if category is not None:
-            where.append(
-                "EXISTS (SELECT 1 FROM memberships m WHERE m.article = a.article AND m.category = ? AND m.left_version IS NULL)"
-            )
+            if counting:
+                # The category's open stints by its index, each article then by its key: 25-90 ms
+                # for a category of 14,541 articles among 97,380, against 100-300 ms probing
+                # every article for an open stint.
+                where.append("a.article IN (SELECT m.article FROM memberships m WHERE m.category = ? AND m.left_version IS NULL)")
+            else:
+                # Probing each article, newest first, reaches a page of a common category at once.
+                where.append(
+                    "EXISTS (SELECT 1 FROM memberships m WHERE m.article = a.article AND m.category = ? AND m.left_version IS NULL)"
+                )
             params.append(category)
         if since is not None:
             where.append("a.updated_at >= ?")
             params.append(since)
         if withdrawn is not None:
-            where.append("a.withdrawn = ?")
+            # Withdrawn articles are few: found by their index. Live ones are nearly all: by the
+            # index they would all be visited and sorted for a page (90 ms at 97,380, 470 ms for
+            # the last page) instead of walking the newest first (1 ms); `+` keeps it unused.
+            where.append("a.withdrawn = ?" if withdrawn else "+a.withdrawn = ?")
             params.append(int(withdrawn))
         return (" WHERE " + " AND ".join(where) if where else ""), params
 

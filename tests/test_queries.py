@@ -550,6 +550,10 @@ def test_article_pages_with_filters(crowd: ledger.Ledger) -> None:
     assert crowd.count_articles(category="news") == 5
     assert [a.article for a in crowd.articles(withdrawn=False, limit=2)] == ["e", "c"]
     assert (crowd.count_articles(withdrawn=False), crowd.count_articles(withdrawn=True)) == (6, 1)
+    assert [a.article for a in crowd.articles(withdrawn=True, limit=5)] == ["g"]
+    assert [a.article for a in crowd.articles(category="news", withdrawn=False, limit=2, offset=3)] == ["d", "b"]
+    assert (crowd.count_articles(category="news", withdrawn=False), crowd.count_articles(category="news", withdrawn=True)) == (5, 0)
+    assert crowd.count_articles(category="news", since="2017-09-05T11:00Z", withdrawn=False) == 3
     assert crowd.count_articles(since="2017-09-05T11:00Z") == 4
     # The author filter reads the metadata after SQL: the page is cut from what it keeps.
     assert [a.article for a in crowd.articles(author="ANA")] == ["d", "b", "f"]
