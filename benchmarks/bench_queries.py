@@ -5,7 +5,8 @@
 Build STORE with `benchmarks/generate.py --events 1000000`. Prints the median and best of N
 calls of `Ledger.categories`, `stats`, `articles` and `updated_since`: what `ledger categories`,
 `stats`, `articles` and `updated --since` run (their process start-up comes on top;
-`bench_startup.py` measures that). Target: each under 100 ms on the 1M store.
+`bench_startup.py` measures that), whole and as pages of 50 (what the commands show on a
+terminal), and the counts behind their "N more" notes. Target: each under 100 ms on the 1M store.
 """
 
 from __future__ import annotations
@@ -33,8 +34,15 @@ def main() -> None:
         queries: dict[str, Callable[[], Any]] = {
             "categories": led.categories,
             "stats": led.stats,
-            "articles": led.articles,
-            f"updated --since {args.since}": lambda: led.updated_since(args.since),
+            "articles (all)": led.articles,
+            "articles, first page of 50": lambda: led.articles(limit=50),
+            "articles, page at 50,000": lambda: led.articles(limit=50, offset=50_000),
+            "articles, last page": lambda: led.articles(limit=50, offset=led.count_articles() - 50),
+            "count_articles": led.count_articles,
+            f"updated --since {args.since} (all)": lambda: led.updated_since(args.since),
+            "updated, first page of 50": lambda: led.updated_since(args.since, limit=50),
+            "updated, page at 10,000": lambda: led.updated_since(args.since, limit=50, offset=10_000),
+            "count_updated_since": lambda: led.count_updated_since(args.since),
         }
         for name, call in queries.items():
             times = []
@@ -44,7 +52,7 @@ def main() -> None:
                 out = call()
                 times.append(time.perf_counter() - started)
                 rows = len(out) if isinstance(out, list) else 1
-            print(f"{name:<28} median {statistics.median(times) * 1000:8.1f} ms, best {min(times) * 1000:8.1f} ms ({rows:,} rows)")
+            print(f"{name:<36} median {statistics.median(times) * 1000:8.1f} ms, best {min(times) * 1000:8.1f} ms ({rows:,} rows)")
 
 
 if __name__ == "__main__":

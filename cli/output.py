@@ -235,6 +235,37 @@ class Seconds(click.FloatRange):
         return seconds
 
 
+TERMINAL_PAGE = 50
+"""How many rows a long listing shows on a terminal unless `--limit` says otherwise."""
+
+
+def page_options(func: Any) -> Any:
+    """`--limit/-n N` and `--offset N` of a long listing (see `page_limit`)."""
+    func = click.option("--offset", type=count(0), default=0, show_default=True, help="Skip this many rows first (the next page: the previous offset plus its limit).")(func)
+    return click.option(
+        "--limit", "-n", type=count(1),
+        help=f"At most this many rows (1 or more). Default: {TERMINAL_PAGE} on a terminal, all when the output is piped or redirected.",
+    )(func)
+
+
+def page_limit(limit: int | None) -> int | None:
+    """The rows to show: `limit` when given, else a page on a terminal and all (None) on a pipe,
+    so that scripts reading the output keep getting every row."""
+    if limit is None and sys.stdout.isatty():
+        return TERMINAL_PAGE
+    return limit
+
+
+def more_note(total: Callable[[], int], shown: int, limit: int | None, offset: int, noun: str) -> None:
+    """On a terminal, when the page is full, one line on stderr saying how many rows are left and
+    how to see them. `total` counts them all (only called when the page is full)."""
+    if limit is None or shown < limit or not sys.stdout.isatty():
+        return
+    left = total() - offset - shown
+    if left > 0:
+        notice("note:", f"{left:,} more {noun if left == 1 else noun + 's'}: --offset {offset + shown} for the next page, --limit N for longer pages, or pipe the output for all")
+
+
 def event_line(event: RecordedEvent) -> str:
     """One event on one line, for people (`ledger log --follow`)."""
     who = f"  {event.actor}" if event.actor else ""

@@ -10,7 +10,22 @@ from typing import TYPE_CHECKING
 import click
 
 from .group import main, open_ledger
-from .output import TIME, console, count, format_option, json_line, json_lines, local_time, notice, plural, progress_bar, table
+from .output import (
+    TIME,
+    console,
+    count,
+    format_option,
+    json_line,
+    json_lines,
+    local_time,
+    more_note,
+    notice,
+    page_limit,
+    page_options,
+    plural,
+    progress_bar,
+    table,
+)
 
 if TYPE_CHECKING:
     from ledger import Blame, Diff, HistoryEntry, TimelineEntry
@@ -195,10 +210,17 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, articl
 @click.option("--since", type=TIME, help="Only articles changed at or after this time (ISO 8601 or an age like 2h).")
 @click.option("--withdrawn/--live", default=None, help="Only withdrawn articles, or only live ones (default: both).")
 @click.option("--author", "-a", help="Only articles by this author now (the whole name, in any case; author or authors in any front matter).")
+@page_options
 @format_option
 @click.pass_context
-def articles(ctx: click.Context, category: str | None, since: datetime | None, withdrawn: bool | None, author: str | None, fmt: str) -> None:
+def articles(
+    ctx: click.Context, category: str | None, since: datetime | None, withdrawn: bool | None, author: str | None,
+    limit: int | None, offset: int, fmt: str,
+) -> None:
     """List articles as they stand now, the most recently changed first.
+
+    On a terminal the first 50 are shown, with a note on stderr saying how many more there are;
+    piped or redirected, all of them (unless --limit says otherwise).
 
     JSON fields (one line each): article, title, version, updated_at, categories, authors, withdrawn.
 
@@ -206,29 +228,36 @@ def articles(ctx: click.Context, category: str | None, since: datetime | None, w
     Examples:
       ledger articles --since 24h
       ledger articles --category Syria --live --format json
+      ledger articles --offset 50 --limit 50
     """
-    entries = open_ledger(ctx).articles(category=category, since=since, withdrawn=withdrawn, author=author)
+    led = open_ledger(ctx)
+    limit = page_limit(limit)
+    entries = led.articles(category=category, since=since, withdrawn=withdrawn, author=author, limit=limit, offset=offset)
     if fmt == "json":
         json_lines(e.model_dump(mode="json") for e in entries)
-        return
-    table(
-        ["updated", "article", "ver", "title", "categories", "authors", "withdrawn"],
-        (
-            [local_time(e.updated_at), e.article, e.version, e.title, ", ".join(e.categories), ", ".join(e.authors), "withdrawn" if e.withdrawn else ""]
-            for e in entries
-        ),
-    )
+    else:
+        table(
+            ["updated", "article", "ver", "title", "categories", "authors", "withdrawn"],
+            (
+                [local_time(e.updated_at), e.article, e.version, e.title, ", ".join(e.categories), ", ".join(e.authors), "withdrawn" if e.withdrawn else ""]
+                for e in entries
+            ),
+        )
+    more_note(lambda: led.count_articles(category=category, since=since, withdrawn=withdrawn, author=author), len(entries), limit, offset, "article")
 
 
 @main.command()
 @click.option("--since", required=True, type=TIME, help="Update blocks added at or after this time (ISO 8601 or an age like 2h).")
+@page_options
 @format_option
 @click.pass_context
-def updated(ctx: click.Context, since: datetime, fmt: str) -> None:
+def updated(ctx: click.Context, since: datetime, limit: int | None, offset: int, fmt: str) -> None:
     """List the articles that received update blocks since a time, the most recent first.
 
     Blocks are shown as they stand now: one added since TIME and removed again is not listed,
-    and an edited heading reads as it does now.
+    and an edited heading reads as it does now. On a terminal the first 50 articles are shown,
+    with a note on stderr saying how many more there are; piped or redirected, all of them
+    (unless --limit says otherwise).
 
     JSON fields (one line per article): article, title, last_update_at, blocks (heading,
     added_version, added_at).
@@ -237,14 +266,17 @@ def updated(ctx: click.Context, since: datetime, fmt: str) -> None:
     Example:
       ledger updated --since 24h
     """
-    entries = open_ledger(ctx).updated_since(since)
+    led = open_ledger(ctx)
+    limit = page_limit(limit)
+    entries = led.updated_since(since, limit=limit, offset=offset)
     if fmt == "json":
         json_lines(e.model_dump(mode="json") for e in entries)
-        return
-    table(
-        ["updated", "article", "title", "blocks"],
-        ([local_time(e.last_update_at), e.article, e.title, " | ".join(b.heading for b in e.blocks)] for e in entries),
-    )
+    else:
+        table(
+            ["updated", "article", "title", "blocks"],
+            ([local_time(e.last_update_at), e.article, e.title, " | ".join(b.heading for b in e.blocks)] for e in entries),
+        )
+    more_note(lambda: led.count_updated_since(since), len(entries), limit, offset, "article")
 
 
 @main.command()

@@ -158,6 +158,13 @@ def _count(name: str, value: object) -> None:
     _whole(name, value, 0)
 
 
+def _page(limit: object, offset: object) -> None:
+    """A page of a listing: `limit` None or an int of 1 or more, `offset` an int of 0 or more."""
+    if limit is not None:
+        _whole("limit", limit, 1)
+    _count("offset", offset)
+
+
 def _text(name: str, value: object) -> None:
     """`value` must be a str."""
     if not isinstance(value, str):
@@ -605,14 +612,21 @@ class Ledger:
         since: datetime | str | None = None,
         withdrawn: bool | None = None,
         author: str | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[ArticleSummary]:
         """Every article as it stands now, the most recently changed first: only those in
         `category` now, whose latest version occurred at or after `since` (a datetime, or text
         such as `2017-09-05` or `2h`), withdrawn (True) or live (False) when `withdrawn` is
         given, and among whose `authors` now is `author` (the whole name, in any case), however
-        the metadata names them (see `ArticleView.authors`). Answered from the catalog: no
-        article is folded."""
+        the metadata names them (see `ArticleView.authors`). A page of them: at most `limit`
+        (1 or more; all when None) after skipping the first `offset`; articles changed at the
+        same time keep one order (by log position), so pages neither overlap nor skip one.
+        `count_articles` says how many there are in all. Answered from the catalog: no article
+        is folded."""
         _check(category=(_text, category), since=(_time, since), author=(_text, author))
+        _page(limit, offset)
         from ledger.catalog import gc_paused
         from ledger.views import ArticleSummary
 
@@ -620,16 +634,48 @@ class Ledger:
         wanted = author.strip().casefold() if author is not None else None
         listed = []
         with gc_paused():
-            for article, title, version, updated, categories, gone, keys in self.catalog.article_rows(category, low, withdrawn):
-                authors = authors_of(codec.loads(keys))
-                if wanted is None or any(name.casefold() == wanted for name in authors):
-                    listed.append(
-                        ArticleSummary(
-                            article=article, title=title, version=version, updated_at=parse_time(updated),
-                            categories=codec.loads(categories), authors=authors, withdrawn=bool(gone),
-                        )
+            # Authors are read from the metadata here, not in SQL: their page is cut after them.
+            rows = (
+                self.catalog.article_rows(category, low, withdrawn, limit, offset) if wanted is None
+                else self._by_author(self.catalog.article_rows(category, low, withdrawn), wanted, None if limit is None else offset + limit)[offset:]
+            )
+            for article, title, version, updated, categories, gone, keys in rows:
+                listed.append(
+                    ArticleSummary(
+                        article=article, title=title, version=version, updated_at=parse_time(updated),
+                        categories=codec.loads(categories), authors=authors_of(codec.loads(keys)), withdrawn=bool(gone),
                     )
+                )
         return listed
+
+    def count_articles(
+        self,
+        category: str | None = None,
+        since: datetime | str | None = None,
+        withdrawn: bool | None = None,
+        author: str | None = None,
+    ) -> int:
+        """How many articles `articles` lists with these filters, on all pages together."""
+        _check(category=(_text, category), since=(_time, since), author=(_text, author))
+        low = format_time(parse_when(since)) if since is not None else None
+        if author is None:
+            return self.catalog.article_count(category, low, withdrawn)
+        with gc_paused():
+            return len(self._by_author(self.catalog.article_rows(category, low, withdrawn), author.strip().casefold()))
+
+    @staticmethod
+    def _by_author(
+        rows: list[tuple[str, str, int, str, str, int, str]], wanted: str, enough: int | None = None
+    ) -> list[tuple[str, str, int, str, str, int, str]]:
+        """The `rows` of articles by author `wanted` (casefolded), only the first `enough` when given
+        (reading each row's authors costs more than fetching it: a page stops early)."""
+        kept = []
+        for row in rows:
+            if any(name.casefold() == wanted for name in authors_of(codec.loads(row[6]))):
+                kept.append(row)
+                if len(kept) == enough:
+                    break
+        return kept
 
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn
@@ -668,18 +714,21 @@ class Ledger:
             for c, ev, ea, lv, la in rows
         ]
 
-    def updated_since(self, since: datetime | str) -> list[FeedEntry]:
+    def updated_since(self, since: datetime | str, *, limit: int | None = None, offset: int = 0) -> list[FeedEntry]:
         """The "updated stories" feed: articles (not withdrawn) that received update blocks
-        whose version occurred at or after `since`, the most recently updated first.
+        whose version occurred at or after `since`, the most recently updated first. A page of
+        them: at most `limit` articles (1 or more; all when None) after skipping the first
+        `offset`, each with all its blocks; `count_updated_since` says how many there are.
 
         The blocks are as they stand now: a block added since then and removed again is not
         listed (nor is its article, unless it has other such blocks), and an edited heading is
         shown as it reads now."""
         _time("since", since)
+        _page(limit, offset)
         from ledger.catalog import gc_paused
         from ledger.views import FeedBlock, FeedEntry
 
-        rows = self.catalog.feed_since(format_time(parse_when(since)))
+        rows = self.catalog.feed_since(format_time(parse_when(since)), limit, offset)
         entries: dict[str, FeedEntry] = {}
         with gc_paused():
             for article, title, version, occurred, heading in rows:
@@ -690,6 +739,11 @@ class Ledger:
                 else:
                     entry.blocks.append(block)
         return list(entries.values())
+
+    def count_updated_since(self, since: datetime | str) -> int:
+        """How many articles `updated_since(since)` lists, on all pages together."""
+        _time("since", since)
+        return self.catalog.feed_count(format_time(parse_when(since)))
 
     def timeline(
         self,

@@ -94,13 +94,16 @@ CREATE TABLE IF NOT EXISTS snapshots (
 """
 
 # Indexes are made after a rebuild has inserted everything (much faster than keeping them
-# up to date row by row) and exist from then on.
+# up to date row by row) and exist from then on; a views file made before one was added gets it
+# when next opened. `feed_recent` (covering the feed's pages) replaced `feed_time` (issue 16).
 _INDEXES = """
 CREATE INDEX IF NOT EXISTS memberships_category ON memberships (category, entered_at);
 CREATE INDEX IF NOT EXISTS memberships_article ON memberships (article, category);
 CREATE INDEX IF NOT EXISTS withdrawals_article ON withdrawals (article);
 CREATE INDEX IF NOT EXISTS titles_article ON titles (article, version);
-CREATE INDEX IF NOT EXISTS feed_time ON feed (occurred_at);
+CREATE INDEX IF NOT EXISTS feed_recent ON feed (occurred_at, position, article);
+CREATE INDEX IF NOT EXISTS feed_article ON feed (article, occurred_at);
+DROP INDEX IF EXISTS feed_time;
 CREATE INDEX IF NOT EXISTS changes_time ON changes (occurred_at);
 CREATE INDEX IF NOT EXISTS articles_changed ON articles (updated_at, position);
 CREATE INDEX IF NOT EXISTS articles_withdrawn ON articles (withdrawn, version);
@@ -559,27 +562,53 @@ class Catalog:
         ).fetchall()
 
     def article_rows(
-        self, category: str | None, since: str | None, withdrawn: bool | None
+        self, category: str | None, since: str | None, withdrawn: bool | None, limit: int | None = None, offset: int = 0
     ) -> list[tuple[str, str, int, str, str, int, str]]:
         """Article, title, version, updated_at, categories (JSON text), withdrawn (0 or 1) and
-        the metadata naming its authors (`author_keys`, JSON text) of every article, the most recently changed first: only those in `category` now, changed at
-        or after log time `since`, and withdrawn (or not) as `withdrawn` says, when given."""
+        the metadata naming its authors (`author_keys`, JSON text) of every article, the most
+        recently changed first: only those in `category` now, changed at or after log time
+        `since`, and withdrawn (or not) as `withdrawn` says, when given; `limit` rows at most
+        (all when None) after skipping the first `offset`."""
+        where, params = self._article_filter(category, since, withdrawn)
+        # An article's position is that of its latest record: unique, so pages never overlap
+        # or skip a row when several articles changed at the same time.
+        sql = "SELECT a.article, a.title, a.version, a.updated_at, a.categories, a.withdrawn, a.authors FROM articles a"
+        sql += where + " ORDER BY a.updated_at DESC, a.position DESC LIMIT ? OFFSET ?"
+        return self.refresh().execute(sql, [*params, -1 if limit is None else limit, offset]).fetchall()
+
+    def article_count(self, category: str | None, since: str | None, withdrawn: bool | None) -> int:
+        """How many rows `article_rows` gives for these filters without a limit."""
+        where, params = self._article_filter(category, since, withdrawn, counting=True)
+        return int(self.refresh().execute("SELECT COUNT(*) FROM articles a" + where, params).fetchone()[0])
+
+    @staticmethod
+    def _article_filter(
+        category: str | None, since: str | None, withdrawn: bool | None, *, counting: bool = False
+    ) -> tuple[str, list[Any]]:
         where: list[str] = []
         params: list[Any] = []
         if category is not None:
-            where.append(
-                "EXISTS (SELECT 1 FROM memberships m WHERE m.article = a.article AND m.category = ? AND m.left_version IS NULL)"
-            )
+            if counting:
+                # The category's open stints by its index, each article then by its key: 25-90 ms
+                # for a category of 14,541 articles among 97,380, against 100-300 ms probing
+                # every article for an open stint.
+                where.append("a.article IN (SELECT m.article FROM memberships m WHERE m.category = ? AND m.left_version IS NULL)")
+            else:
+                # Probing each article, newest first, reaches a page of a common category at once.
+                where.append(
+                    "EXISTS (SELECT 1 FROM memberships m WHERE m.article = a.article AND m.category = ? AND m.left_version IS NULL)"
+                )
             params.append(category)
         if since is not None:
             where.append("a.updated_at >= ?")
             params.append(since)
         if withdrawn is not None:
-            where.append("a.withdrawn = ?")
+            # Withdrawn articles are few: found by their index. Live ones are nearly all: by the
+            # index they would all be visited and sorted for a page (90 ms at 97,380, 470 ms for
+            # the last page) instead of walking the newest first (1 ms); `+` keeps it unused.
+            where.append("a.withdrawn = ?" if withdrawn else "+a.withdrawn = ?")
             params.append(int(withdrawn))
-        sql = "SELECT a.article, a.title, a.version, a.updated_at, a.categories, a.withdrawn, a.authors FROM articles a"
-        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY a.updated_at DESC, a.position DESC"
-        return self.refresh().execute(sql, params).fetchall()
+        return (" WHERE " + " AND ".join(where) if where else ""), params
 
     def memberships(self, article: str) -> list[tuple[str, int, str, int | None, str | None]] | None:
         """Category, entered_version, entered_at, left_version and left_at of each of the
@@ -593,15 +622,43 @@ class Catalog:
             (article,),
         ).fetchall()
 
-    def feed_since(self, since: str) -> list[tuple[str, str, int, str, str]]:
+    def feed_since(self, since: str, limit: int | None = None, offset: int = 0) -> list[tuple[str, str, int, str, str]]:
         """Article, title, version, occurred_at and heading of the update blocks (of articles not
-        withdrawn) whose version occurred at or after log time `since`, newest first."""
-        return self.refresh().execute(
-            "SELECT f.article, a.title, f.version, f.occurred_at, f.heading FROM feed f"
-            " JOIN articles a ON a.article = f.article"
-            " WHERE f.occurred_at >= ? AND a.withdrawn = 0 ORDER BY f.occurred_at DESC, f.position DESC",
+        withdrawn) whose version occurred at or after log time `since`, grouped by article, the
+        article with the newest block first, each article's newest block first: the blocks of
+        `limit` articles at most (all when None) after skipping the first `offset` articles."""
+        db = self.refresh()
+        withdrawn = {article for (article,) in db.execute("SELECT article FROM articles WHERE withdrawn = 1")}
+        # The articles in the order of their newest block (its time, then its position: unique,
+        # so articles updated at the same moment keep one order on every page), read from the
+        # covering index newest first and only as far as the page reaches.
+        page: dict[str, list[tuple[str, str, int, str, str]]] = {}
+        wanted = None if limit is None else offset + limit
+        for (article,) in db.execute(
+            "SELECT article FROM feed WHERE occurred_at >= ? ORDER BY occurred_at DESC, position DESC", (since,)
+        ):
+            if article not in page and article not in withdrawn:
+                page[article] = []
+                if len(page) == wanted:
+                    break
+        names = codec.dumps(list(page)[offset:]).decode()
+        titles = dict(db.execute("SELECT article, title FROM articles WHERE article IN (SELECT value FROM json_each(?))", (names,)))
+        blocks: dict[str, list[tuple[str, str, int, str, str]]] = {article: [] for article in titles}
+        for article, version, occurred, heading in db.execute(
+            "SELECT article, version, occurred_at, heading FROM feed WHERE article IN (SELECT value FROM json_each(?))"
+            " AND occurred_at >= ? ORDER BY occurred_at DESC, position DESC",
+            (names, since),
+        ):
+            blocks[article].append((article, titles[article], version, occurred, heading))
+        return [row for article in page if article in blocks for row in blocks[article]]
+
+    def feed_count(self, since: str) -> int:
+        """How many articles `feed_since` gives blocks of without a limit."""
+        return int(self.refresh().execute(
+            "SELECT COUNT(DISTINCT article) FROM feed WHERE occurred_at >= ?"
+            " AND article NOT IN (SELECT article FROM articles WHERE withdrawn = 1)",
             (since,),
-        ).fetchall()
+        ).fetchone()[0])
 
     def versions_between(self, low: str | None, high: str | None, limit: int | None) -> list[tuple[str, int]]:
         """(article, version) of every version that occurred between log times `low` and `high`

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,7 +15,7 @@ from ledger_cli.main import main
 import ledger
 from ledger.codec import loads
 from ledger.rendering import render
-from tests.conftest import run_ledger
+from tests.conftest import drain_terminal, run_ledger
 from tests.helpers import build_newsroom
 
 
@@ -237,3 +241,77 @@ def test_withdraw_json_and_an_unknown_article_suggests_close_ids(store: Path) ->
     for args in (("withdraw", "brigde"), ("show", "brigde"), ("history", "brigde")):
         result = run(store, *args)
         assert (result.exit_code, result.stderr) == (4, "error: article 'brigde' is not in the log (did you mean 'bridge'?)\n")
+
+
+# --- pages of the long listings (issue 16) ---------------------------------------------------------
+
+
+@pytest.fixture
+def many(store_dir: Path) -> Path:
+    """53 articles created in one append (one moment: the log orders them, the last first), each
+    given an update block in a second one."""
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": f"a{n:02}", "occurred_at": "2017-09-05T10:00:00Z", "data": {"title": f"T{n}"}} for n in range(53)])
+        led.append([{"type": "UpdateBlockAdded", "article": f"a{n:02}", "occurred_at": "2017-09-05T11:00:00Z", "data": {"heading": f"U{n}:"}} for n in range(53)])
+    return store_dir
+
+
+def newest_first(*numbers: int) -> list[str]:
+    return [f"a{n:02}" for n in numbers]
+
+
+def on_terminal(*args: str) -> tuple[int, bytes, bytes]:
+    """Run `ledger ARGS` with stdout on a pseudo-terminal and stderr piped: (exit code, what the
+    terminal showed, stderr)."""
+    controller, terminal = pty.openpty()
+    try:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("ledger")), *args],
+            stdout=terminal, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200"},
+        )
+        os.close(terminal)
+        screen = drain_terminal(controller)
+        _, err = process.communicate(timeout=60)
+    finally:
+        os.close(controller)
+    return process.returncode, screen, err
+
+
+def test_articles_and_updated_print_every_row_when_piped(many: Path) -> None:
+    for command in (["articles"], ["updated", "--since", "2017-09-05"]):
+        result = run(many, *command, "--format", "json")
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert [d["article"] for d in json_lines(result)] == newest_first(*range(52, -1, -1))
+    process = run_ledger("articles", store=many)
+    assert (process.returncode, process.stderr) == (0, b"")
+    assert len(process.stdout.splitlines()) == 1 + 53
+
+
+def test_articles_and_updated_limit_and_offset(many: Path) -> None:
+    page = run(many, "articles", "--limit", "3", "--offset", "50", "--format", "json")
+    assert (page.exit_code, [d["article"] for d in json_lines(page)], page.stderr) == (0, newest_first(2, 1, 0), "")
+    assert [d["article"] for d in json_lines(run(many, "articles", "-n", "2", "--format", "json"))] == newest_first(52, 51)
+    feed = run(many, "updated", "--since", "2017-09-05", "-n", "2", "--offset", "1", "--format", "json")
+    assert [(d["article"], [b["heading"] for b in d["blocks"]]) for d in json_lines(feed)] == [("a51", ["U51:"]), ("a50", ["U50:"])]
+    past = run(many, "articles", "--offset", "53")
+    assert (past.exit_code, past.stdout.splitlines()[1:], past.stderr) == (0, [], "")
+    assert json_lines(run(many, "updated", "--since", "2017-09-05", "--offset", "99", "--format", "json")) == []
+
+
+@pytest.mark.parametrize("command", [["articles"], ["updated", "--since", "2017-09-05"]])
+def test_a_limit_of_zero_or_a_negative_offset_is_a_usage_error(many: Path, command: list[str]) -> None:
+    zero = run(many, *command, "--limit", "0")
+    assert (zero.exit_code, zero.stdout) == (2, "")
+    assert zero.stderr == f"error: ledger {command[0]}: --limit / -n: 0 is too small (expected 1 or more)\n"
+    assert run(many, *command, "--offset", "-1").exit_code == 2
+
+
+def test_on_a_terminal_a_page_of_50_then_a_note_saying_how_to_see_the_rest(many: Path) -> None:
+    code, screen, err = on_terminal("--store", str(many), "articles")
+    rows = screen.decode().splitlines()[1:]
+    assert (code, len(rows), rows[0].split()[3], rows[-1].split()[3]) == (0, 50, "a52", "a03")
+    assert err == b"note: 3 more articles: --offset 50 for the next page, --limit N for longer pages, or pipe the output for all\n"
+    code, screen, err = on_terminal("--store", str(many), "articles", "--offset", "50")
+    assert (code, [row.split()[3] for row in screen.decode().splitlines()[1:]], err) == (0, newest_first(2, 1, 0), b"")
+    code, screen, err = on_terminal("--store", str(many), "updated", "--since", "2017-09-05", "--limit", "52", "--format", "json")
+    assert (code, len(screen.splitlines()), err) == (0, 52, b"note: 1 more article: --offset 52 for the next page, --limit N for longer pages, or pipe the output for all\n")

@@ -504,3 +504,83 @@ def test_event_schema_of_every_type_and_of_an_unknown_one() -> None:
     assert [one["title"] for one in schema["oneOf"]] == list(ledger.EVENT_TYPES)
     with pytest.raises(ledger.InvalidInputError, match=r"unknown event type 'Nope' \(known: ArticleCreated, ArticleEdited"):
         ledger.event_schema("Nope")
+
+
+# --- pages of the long listings (issue 16) ---------------------------------------------------------
+
+
+@pytest.fixture
+def crowd(led: ledger.Ledger) -> ledger.Ledger:
+    """Seven articles, five created in one append at the same moment (ties on time), update
+    blocks on four (two at the same moment), ana writing three, one withdrawn."""
+    same = "2017-09-05T10:00:00Z"
+    led.append([
+        {"type": "ArticleCreated", "article": name, "occurred_at": same,
+         "data": {"title": name.upper(), "categories": ["news"], "metadata": {"author": "Ana"} if name in ("b", "d", "f") else {}}}
+        for name in ("a", "b", "c", "d", "e")
+    ])
+    led.append([{"type": "ArticleCreated", "article": name, "occurred_at": "2017-09-05T09:00:00Z", "data": {"title": name.upper(), "metadata": {"author": "ana"} if name == "f" else {}}}
+                for name in ("f", "g")])
+    led.append([{"type": "UpdateBlockAdded", "article": name, "occurred_at": "2017-09-05T11:00:00Z", "data": {"heading": f"Update on {name}:"}}
+                for name in ("a", "c")])
+    led.append([{"type": "UpdateBlockAdded", "article": "e", "occurred_at": "2017-09-05T12:00:00Z", "data": {"heading": "First:"}}])
+    led.append([{"type": "UpdateBlockAdded", "article": "e", "occurred_at": "2017-09-05T13:00:00Z", "data": {"heading": "Second:"}}])
+    led.append([{"type": "UpdateBlockAdded", "article": "g", "occurred_at": "2017-09-05T13:00:00Z", "data": {"heading": "On g:"}}])
+    led.withdraw("g", reason="legal")
+    return led
+
+
+def test_articles_in_pages_give_the_whole_listing_once_with_ties_in_log_order(crowd: ledger.Ledger) -> None:
+    everything = [a.article for a in crowd.articles()]
+    # g was withdrawn last; e, then c before a (same time: the later in the log first); then the
+    # five created together, the later in the log first; f and g were created earlier.
+    assert everything == ["g", "e", "c", "a", "d", "b", "f"]
+    for limit in range(1, 9):
+        pages = [[a.article for a in crowd.articles(limit=limit, offset=offset)] for offset in range(0, 8, limit)]
+        assert all(len(page) <= limit for page in pages)
+        assert [name for page in pages for name in page] == everything
+    assert [a.article for a in crowd.articles(limit=2, offset=3)] == ["a", "d"]
+    assert crowd.articles(offset=7) == [] and crowd.articles(limit=3, offset=100) == []
+    assert [a.article for a in crowd.articles(offset=5)] == ["b", "f"]
+    assert crowd.count_articles() == 7
+
+
+def test_article_pages_with_filters(crowd: ledger.Ledger) -> None:
+    assert [a.article for a in crowd.articles(category="news", limit=2, offset=1)] == ["c", "a"]
+    assert crowd.count_articles(category="news") == 5
+    assert [a.article for a in crowd.articles(withdrawn=False, limit=2)] == ["e", "c"]
+    assert (crowd.count_articles(withdrawn=False), crowd.count_articles(withdrawn=True)) == (6, 1)
+    assert [a.article for a in crowd.articles(withdrawn=True, limit=5)] == ["g"]
+    assert [a.article for a in crowd.articles(category="news", withdrawn=False, limit=2, offset=3)] == ["d", "b"]
+    assert (crowd.count_articles(category="news", withdrawn=False), crowd.count_articles(category="news", withdrawn=True)) == (5, 0)
+    assert crowd.count_articles(category="news", since="2017-09-05T11:00Z", withdrawn=False) == 3
+    assert crowd.count_articles(since="2017-09-05T11:00Z") == 4
+    # The author filter reads the metadata after SQL: the page is cut from what it keeps.
+    assert [a.article for a in crowd.articles(author="ANA")] == ["d", "b", "f"]
+    assert [a.article for a in crowd.articles(author="ana", limit=1, offset=1)] == ["b"]
+    assert [a.article for a in crowd.articles(author="ana", offset=2)] == ["f"]
+    assert crowd.articles(author="ana", limit=5, offset=3) == []
+    assert (crowd.count_articles(author="Ana"), crowd.count_articles(author="Bo"), crowd.count_articles(category="news", author="ana")) == (3, 0, 2)
+    assert crowd.count_articles(category="nowhere") == 0
+
+
+def test_feed_in_pages_gives_each_article_once_with_all_its_blocks(crowd: ledger.Ledger) -> None:
+    since = "2017-09-05T10:30Z"
+    feed = [(e.article, [b.heading for b in e.blocks]) for e in crowd.updated_since(since)]
+    # g is withdrawn; c and a were updated together (the later in the log first).
+    assert feed == [("e", ["Second:", "First:"]), ("c", ["Update on c:"]), ("a", ["Update on a:"])]
+    for limit in range(1, 5):
+        pages = [[(e.article, [b.heading for b in e.blocks]) for e in crowd.updated_since(since, limit=limit, offset=offset)] for offset in range(0, 4, limit)]
+        assert [entry for page in pages for entry in page] == feed
+    assert crowd.updated_since(since, offset=3) == [] and crowd.updated_since(since, limit=1, offset=50) == []
+    assert [e.article for e in crowd.updated_since(since, limit=1, offset=1)] == ["c"]
+    assert (crowd.count_updated_since(since), crowd.count_updated_since("2017-09-05T12:30Z"), crowd.count_updated_since("2018-01-01")) == (3, 1, 0)
+
+
+@pytest.mark.parametrize("page", [{"limit": 0}, {"limit": -1}, {"limit": True}, {"limit": 1.5}, {"limit": "3"}, {"offset": -1}, {"offset": None}, {"offset": 2.0}])
+def test_a_bad_page_is_the_librarys_own_error_naming_the_argument(crowd: ledger.Ledger, page: dict[str, Any]) -> None:
+    name = next(iter(page))
+    with pytest.raises(ledger.InvalidInputError, match=f"^{name} must be"):
+        crowd.articles(**page)
+    with pytest.raises(ledger.InvalidInputError, match=f"^{name} must be"):
+        crowd.updated_since("2017-09-05", **page)
