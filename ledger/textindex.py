@@ -71,7 +71,7 @@ CREATE TABLE IF NOT EXISTS stretches (
     came INTEGER NOT NULL, went INTEGER);
 CREATE INDEX IF NOT EXISTS stretches_open ON stretches (article) WHERE went IS NULL;
 CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
-    pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_'");
+    pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
 CREATE TABLE IF NOT EXISTS versions (
     article INTEGER NOT NULL, version INTEGER NOT NULL, occurred_at NOT NULL, actor TEXT,
     reason TEXT, PRIMARY KEY (article, version)) WITHOUT ROWID;
@@ -136,20 +136,38 @@ _ASCII_WORDS = bytes((code | 0x20 if chr(code).isalpha() else code) if chr(code)
 
 
 def _tokens(line: str) -> str:
-    """The FTS5 document of a line: each word with the next (the last with nothing), and `_w` for
-    each word the line holds more than once."""
+    """The FTS5 document of a line: each word with the next (the last with nothing), as `a_b`,
+    or `a_b~i~j` when `a` or `b` stands more than once in the line (`i`, `j`: which time it
+    stands there, counted from 1; 0 for a word that stands once)."""
     if line.isascii():
         # Bytes, translated and split: half the time of the pattern (a rebuild tokenizes every
         # line the log ever held).
         found = line.encode("ascii").translate(_ASCII_WORDS).split()
-        document = b" ".join(map(b"_".join, zip(found, [*found[1:], b""], strict=True)))
-        if len(set(found)) < len(found):
-            document += b" _" + b" _".join(word for word, count in Counter(found).items() if count > 1)
-        return document.decode("ascii")
-    unicode_words = words(line)
-    pairs = " ".join(map("_".join, zip(unicode_words, [*unicode_words[1:], ""], strict=True)))
-    repeated = "".join(f" _{word}" for word, count in Counter(unicode_words).items() if count > 1)
-    return pairs + repeated
+        if len(set(found)) == len(found):
+            return b" ".join(map(b"_".join, zip(found, [*found[1:], b""], strict=True))).decode("ascii")
+        return _tagged([word.decode("ascii") for word in found])
+    found_words = words(line)
+    if len(set(found_words)) == len(found_words):
+        return " ".join(map("_".join, zip(found_words, [*found_words[1:], ""], strict=True)))
+    return _tagged(found_words)
+
+
+def _tagged(found: list[str]) -> str:
+    counts = Counter(found)
+    seen: Counter[str] = Counter()
+    tags = []
+    for word in found:
+        if counts[word] > 1:
+            seen[word] += 1
+            tags.append(seen[word])
+        else:
+            tags.append(0)
+    tags.append(0)
+    pairs = []
+    for at, (word, after) in enumerate(zip(found, [*found[1:], ""], strict=True)):
+        tag, next_tag = tags[at], tags[at + 1]
+        pairs.append(f"{word}_{after}~{tag}~{next_tag}" if tag or next_tag else f"{word}_{after}")
+    return " ".join(pairs)
 
 
 def _lines(text: str) -> list[str]:
@@ -323,13 +341,6 @@ def lines_holding(phrase: str, text: str) -> int:
     return sum(1 for line in text.split("\n") if pattern.search(line))
 
 
-def holds(wanted: list[str], line: str) -> bool:
-    """Whether `line` holds the words `wanted` one after the other."""
-    found = words(line)
-    size = len(wanted)
-    return any(found[at : at + size] == wanted for at in range(len(found) - size + 1))
-
-
 def check_phrase(phrase: str) -> str:
     """The query of a phrase for `TextIndex.changes` (its words, in lower case, one space apart);
     raises `InvalidInputError` when it has no letter or digit."""
@@ -343,17 +354,24 @@ def check_phrase(phrase: str) -> str:
     return " ".join(found)
 
 
-def _match(wanted: list[str]) -> tuple[str, str | None]:
-    """The FTS5 queries of the lines that may hold the words `wanted`, and of those among them
-    that must be read to know (None when none need be)."""
+def _match(wanted: list[str]) -> str:
+    """The FTS5 query of the lines that hold each pair of consecutive words `wanted` (a word alone:
+    that word followed by anything)."""
     if len(wanted) == 1:
-        return f'"{wanted[0]}_"*', None
-    pairs = " AND ".join(dict.fromkeys(f'"{word}_{after}"' for word, after in pairwise(wanted)))
-    inside = wanted[1:-1]
-    if not inside:
-        return pairs, None
-    repeated = " OR ".join(dict.fromkeys('"_' + word + '"' for word in inside))
-    return pairs, f"({pairs}) AND ({repeated})"
+        return f'"{wanted[0]}_"*'
+    return " AND ".join(dict.fromkeys(f'("{word}_{after}" OR "{word}_{after}~"*)' for word, after in pairwise(wanted)))
+
+
+def _chained(pairs: list[set[tuple[int, int]]]) -> bool:
+    """Whether the pairs of a phrase's words, each given as the (i, j) of the times its words
+    stand in a line (0: once), chain: the word ending one pair is the same time it stands as
+    the word starting the next, so the words stand one after the other."""
+    reached = {after for _, after in pairs[0]}
+    for pair in pairs[1:]:
+        reached = {after for before, after in pair if before in reached}
+        if not reached:
+            return False
+    return True
 
 
 class TextIndex:
@@ -577,9 +595,8 @@ class TextIndex:
 
     def _changes(self, db: sqlite3.Connection, query: str, article: str | None) -> list[tuple[str, int, str, int]]:
         wanted = query.split()
-        candidates, unsure = _match(wanted)
-        sql = "SELECT s.id, s.article, s.part, s.digest, s.came, s.went FROM lines_fts JOIN stretches s ON s.id = lines_fts.rowid WHERE lines_fts MATCH ?"
-        arguments: list[Any] = [candidates]
+        sql = "SELECT s.id, s.article, s.part, s.came, s.went FROM lines_fts JOIN stretches s ON s.id = lines_fts.rowid WHERE lines_fts MATCH ?"
+        arguments: list[Any] = [_match(wanted)]
         if article is not None:
             number = self._article_id(db, article)
             if number is None:
@@ -587,13 +604,11 @@ class TextIndex:
             sql += " AND s.article = ?"
             arguments.append(number)
         rows = db.execute(sql, arguments).fetchall()
+        if len(wanted) > 2 and rows:
+            rows = self._chains(db, wanted, rows)
         names = self._article_names(db, (row[1] for row in rows))
-        if unsure is not None and rows:
-            doubtful = {rowid for (rowid,) in db.execute("SELECT rowid FROM lines_fts WHERE lines_fts MATCH ?", (unsure,))}
-            states: dict[tuple[str, int], ArticleState | None] = {}
-            rows = [row for row in rows if row[0] not in doubtful or self._holds(names[row[1]], row, wanted, states)]
         deltas: dict[tuple[str, int, int], int] = {}
-        for _, number, part, _, came, went in rows:
+        for _, number, part, came, went in rows:
             key = (names[number], came, part)
             deltas[key] = deltas.get(key, 0) + 1
             if went is not None:
@@ -601,18 +616,22 @@ class TextIndex:
                 deltas[key] = deltas.get(key, 0) - 1
         return [(name, version, PARTS[part], delta) for (name, version, part), delta in sorted(deltas.items())]
 
-    def _holds(self, article: str, row: tuple[Any, ...], wanted: list[str], states: dict[tuple[str, int], ArticleState | None]) -> bool:
-        """Whether the line of a stretch holds the words `wanted` together: read from the article
-        at the version that brought the line in."""
-        _, _, part, digest, came, _ = row
-        if (article, came) not in states:
-            states[article, came] = self._load(article, came)
-        state = states[article, came]
-        if state is None:
-            return False
-        kind = PARTS[part]
-        texts = [state.title] if kind == "title" else [state.body] if kind == "body" else [block[0 if kind == "heading" else 1] for block in state.blocks]
-        return any(holds(wanted, line) for text in texts for line in text.split("\n") if _line_digest(line) == digest)
+    def _chains(self, db: sqlite3.Connection, wanted: list[str], rows: list[Any]) -> list[Any]:
+        """The `rows` whose lines hold the words `wanted` one after the other (they hold every
+        pair of them): where a word repeats in a line, its pairs must chain through the same
+        time it stands there."""
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.lines_terms USING fts5vocab(main, lines_fts, instance)")
+        tagged: list[dict[int, set[tuple[int, int]]]] = []
+        for word, after in pairwise(wanted):
+            low = f"{word}_{after}~"
+            found: dict[int, set[tuple[int, int]]] = {}
+            # The pair's terms in lines where one of its words repeats: one range of terms.
+            for term, document in db.execute("SELECT term, doc FROM temp.lines_terms WHERE term >= ? AND term < ?", (low, low[:-1] + "\x7f")):
+                first, second = term[len(low) :].split("~")
+                found.setdefault(document, set()).add((int(first), int(second)))
+            tagged.append(found)
+        once = {(0, 0)}
+        return [row for row in rows if _chained([found.get(row[0], once) for found in tagged])]
 
     def version_info(self, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
         """(occurred_at, actor, reason) of each (article, version) wanted."""
@@ -709,4 +728,4 @@ class TextIndex:
             log.debug("blame snapshot of %s v%d not kept: %s", article, attribution.version, exc)
 
 
-__all__ = ["FORMAT", "PARTS", "TEXT_FILE", "Runs", "TextFold", "TextIndex", "check_phrase", "holds", "lines_holding", "words"]
+__all__ = ["FORMAT", "PARTS", "TEXT_FILE", "Runs", "TextFold", "TextIndex", "check_phrase", "lines_holding", "words"]
