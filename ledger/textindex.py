@@ -8,21 +8,22 @@ this module's, and by `ledger replay`. Deleting the file is always safe.
 
 Search. A phrase is its words (runs of letters and digits, in any case) in order, within one
 line. Every line that holds a word is a stretch: the article, the part (title, body, update
-block heading or text), the version that brought the line in and the one that took it out
-(none while it stands), and a 32-bit digest of its text, so that a later edit finds the stretch
-of the line it removes. An edit closes the stretches of the whole lines it changed and opens
-stretches for what they became (a line that comes out of the edit as it went in stays open).
-So the number of an article part's lines holding a phrase changes, at each version, by the
-stretches holding it that the version opened minus those it closed, with no scan of the log.
+block heading or text), the version that brought the line in and the one that took it out (none
+while it stands). An edit closes the stretches of the whole lines it changed and opens stretches
+for what they became (a line that comes out of the edit as it went in stays open); to find the
+stretch of a line it takes out, each article's open stretches are kept with a 32-bit digest of
+their line's text. So the number of an article part's lines holding a phrase changes, at each
+version, by the stretches holding it that the version opened minus those it closed, with no
+scan of the log.
 
 Which stretches hold a phrase is found by an FTS5 index without positions (`detail=none`; the
-lines' text is not kept): positions cost two thirds of a positional index's size. Its tokens
-are each word with the word after it (`storm_hits`, `hits_` at the end of the line), and `_w`
-for a word `w` the line holds more than once. A word is found as the prefix `w_`, two words as
-one token; longer phrases as all their word pairs, which is the phrase itself when every word
-inside the phrase (all but the first and last) is in the line once: each pair is then tied to
-that one place. Lines where a word inside the phrase repeats are read from the article at the
-version that brought them in, to see whether the words stand together.
+lines' text is not kept either): positions were two thirds of a positional index. Its tokens are
+each word with the word after it (`storm_hits`; `hits_` at the end of the line). Where a word
+stands more than once in the line, the pair also says which time each of its words stands there
+(`the_storm~2~0`: the second "the", a "storm" that stands once). A word alone is found as the
+prefix `w_`, two words as their pair; a longer phrase as all its pairs, which must chain: the
+pair ending on a word names the same time it stands as the pair starting from it (read from
+`fts5vocab` for the pairs that name times), so the words stand one after the other.
 
 Blame. `Attribution`s are kept as snapshots every `SNAPSHOT_EVERY` versions, written when a
 blame folds past such a version, so a blame folds at most that many records onto a snapshot.
@@ -37,6 +38,7 @@ import logging
 import os
 import re
 import sqlite3
+import struct
 import threading
 import time
 from collections import Counter
@@ -67,9 +69,9 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NULL UNIQUE);
 CREATE TABLE IF NOT EXISTS stretches (
-    id INTEGER PRIMARY KEY, article INTEGER NOT NULL, part INTEGER NOT NULL, digest INTEGER NOT NULL,
-    came INTEGER NOT NULL, went INTEGER);
-CREATE INDEX IF NOT EXISTS stretches_open ON stretches (article) WHERE went IS NULL;
+    id INTEGER PRIMARY KEY, article INTEGER NOT NULL, part INTEGER NOT NULL, came INTEGER NOT NULL,
+    went INTEGER);
+CREATE TABLE IF NOT EXISTS open_lines (article INTEGER PRIMARY KEY, lines BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
     pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
 CREATE TABLE IF NOT EXISTS versions (
@@ -83,7 +85,7 @@ CREATE TABLE IF NOT EXISTS blame (
     PRIMARY KEY (article, version)) WITHOUT ROWID;
 """
 
-_TABLES = ("meta", "articles", "stretches", "lines_fts", "versions", "texts", "blame")
+_TABLES = ("meta", "articles", "stretches", "open_lines", "lines_fts", "versions", "texts", "blame")
 
 PARTS = ("title", "body", "heading", "block")
 """The parts a line is kept from (stored as their index here)."""
@@ -199,19 +201,44 @@ def _changed_lines(old: str, new: str, patch: Iterable[Any]) -> tuple[list[str],
 
 
 Stretch = list[Any]
-"""A stretch being folded: [id, article, part, digest, came, went or None, FTS5 document]."""
+"""A stretch being folded: [id, article, part, came, went or None, FTS5 document]."""
+
+OpenLines = dict[tuple[int, int], list[int]]
+"""The ids of an article's open stretches by (part, digest of the line's text)."""
+
+
+def pack_open(lines: OpenLines) -> bytes:
+    """An article's open stretches as the `open_lines` table keeps them: 9 bytes each (an index would
+    take 13 per stretch, and a digest column 4 more for every stretch, open or not)."""
+    rows = sorted((stretch, part, digest) for (part, digest), ids in lines.items() for stretch in ids)
+    return (
+        struct.pack(f"<{len(rows)}I", *(row[0] for row in rows))
+        + bytes(row[1] for row in rows)
+        + struct.pack(f"<{len(rows)}i", *(row[2] for row in rows))
+    )
+
+
+def unpack_open(blob: bytes) -> OpenLines:
+    """The inverse of `pack_open`."""
+    count = len(blob) // 9
+    ids = struct.unpack_from(f"<{count}I", blob)
+    digests = struct.unpack_from(f"<{count}i", blob, 5 * count)
+    lines: OpenLines = {}
+    for stretch, part, digest in zip(ids, blob[4 * count : 5 * count], digests, strict=True):
+        lines.setdefault((part, digest), []).append(stretch)
+    return lines
 
 
 class TextFold:
     """Folds records into stretches, version rows and text digests. `load(article, version)`
-    gives an article's state at a version and `opened(article)` the (id, part, digest) of its
-    stretches still open in the index (incremental catch-up); None folds from nothing. New
-    stretches are numbered from `first`."""
+    gives an article's state at a version and `opened(article)` its stretches still open in the
+    index (incremental catch-up); None folds from nothing. New stretches are numbered from
+    `first`."""
 
     def __init__(
         self,
         load: Callable[[str, int], ArticleState | None] | None = None,
-        opened: Callable[[str], list[tuple[int, int, int]]] | None = None,
+        opened: Callable[[str], OpenLines] | None = None,
         first: int = 1,
     ) -> None:
         self.states: dict[str, ArticleState] = {}
@@ -222,8 +249,10 @@ class TextFold:
         """The stretches opened by this fold and not yet saved, by id."""
         self.closed: list[tuple[int, int]] = []
         """(version, id) of stretches saved earlier that this fold closed."""
-        self.open: dict[str, dict[tuple[int, int], list[int]]] = {}
-        """Per article, the ids of its open stretches by (part, digest)."""
+        self.open: dict[str, OpenLines] = {}
+        """The open stretches of each article the fold has seen."""
+        self.finished: dict[str, OpenLines] = {}
+        """Those of articles whose records are all folded, not yet saved."""
         self.versions: dict[tuple[str, int], tuple[str, int, str, str | None, str | None]] = {}
         self.texts: list[tuple[str, int, int, int]] = []
         self.position = 0
@@ -238,10 +267,7 @@ class TextFold:
             # A copy: the fold changes states in place, and the loader may hand out a cached one.
             before = loaded.copy() if loaded is not None else None
         if article not in self.open:
-            self.open[article] = {}
-            if version > 1 and self._opened is not None:
-                for stretch, part, digest in self._opened(article):
-                    self.open[article].setdefault((part, digest), []).append(stretch)
+            self.open[article] = self._opened(article) if version > 1 and self._opened is not None else {}
         key = (article, version)
         if key not in self.versions:
             self.versions[key] = (article, version, record["occurred_at"], record.get("actor"), record.get("reason"))
@@ -307,21 +333,22 @@ class TextFold:
                     break
                 stretch = ids.pop()
                 if stretch in self.stretches:
-                    self.stretches[stretch][5] = version
+                    self.stretches[stretch][4] = version
                 else:
                     self.closed.append((version, stretch))
         for line, count in came.items():
             digest = _line_digest(line)
             document = _tokens(line)
             for _ in range(count):
-                self.stretches[self.next_id] = [self.next_id, article, code, digest, version, None, document]
+                self.stretches[self.next_id] = [self.next_id, article, code, version, None, document]
                 opened.setdefault((code, digest), []).append(self.next_id)
                 self.next_id += 1
 
     def forget(self, article: str) -> None:
         """Drop what the fold holds of an article whose records are all folded."""
         self.states.pop(article, None)
-        self.open.pop(article, None)
+        if article in self.open:
+            self.finished[article] = self.open.pop(article)
 
     def _done(self, record: StoredRecord) -> None:
         self.position = record["pos"]
@@ -552,12 +579,10 @@ class TextIndex:
     def _next_id(self, db: sqlite3.Connection) -> int:
         return int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM stretches").fetchone()[0])
 
-    def _opened(self, db: sqlite3.Connection, article: str) -> list[tuple[int, int, int]]:
-        """(id, part, digest) of the article's open stretches."""
-        number = self._article_id(db, article)
-        if number is None:
-            return []
-        return [(int(a), int(b), int(c)) for a, b, c in db.execute("SELECT id, part, digest FROM stretches WHERE article = ? AND went IS NULL", (number,))]
+    def _opened(self, db: sqlite3.Connection, article: str) -> OpenLines:
+        """The article's open stretches."""
+        row = db.execute("SELECT lines FROM open_lines WHERE article = ?", (self._article_id(db, article),)).fetchone()
+        return unpack_open(row[0]) if row is not None else {}
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
         ids = {
@@ -566,10 +591,14 @@ class TextIndex:
         }
         stretches = fold.stretches.values()
         db.executemany(
-            "INSERT INTO stretches (id, article, part, digest, came, went) VALUES (?, ?, ?, ?, ?, ?)",
-            [(s[0], ids[s[1]], s[2], s[3], s[4], s[5]) for s in stretches],
+            "INSERT INTO stretches (id, article, part, came, went) VALUES (?, ?, ?, ?, ?)",
+            [(s[0], ids[s[1]], s[2], s[3], s[4]) for s in stretches],
         )
-        db.executemany("INSERT INTO lines_fts (rowid, pairs) VALUES (?, ?)", [(s[0], s[6]) for s in stretches])
+        db.executemany("INSERT INTO lines_fts (rowid, pairs) VALUES (?, ?)", [(s[0], s[5]) for s in stretches])
+        db.executemany(
+            "INSERT OR REPLACE INTO open_lines (article, lines) VALUES (?, ?)",
+            [(self._article_id(db, article, create=True), pack_open(lines)) for article, lines in (*fold.finished.items(), *fold.open.items())],
+        )
         db.executemany("UPDATE stretches SET went = ? WHERE id = ?", fold.closed)
         db.executemany(
             "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?)",
@@ -581,6 +610,7 @@ class TextIndex:
             [("format", FORMAT), ("position", fold.position), ("hash", fold.hash)],
         )
         fold.stretches.clear()
+        fold.finished.clear()
         fold.closed.clear()
         fold.versions.clear()
         fold.texts.clear()
