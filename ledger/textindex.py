@@ -639,11 +639,17 @@ class TextIndex:
         time it stands there."""
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.lines_terms USING fts5vocab(main, lines_fts, instance)")
         tagged: list[dict[int, set[tuple[int, int]]]] = []
+        # The rows' lines, as a JSON array: the lines outside them are left out inside SQLite (a
+        # pair names times in ten times as many lines as hold the whole phrase).
+        lines = "[" + ",".join(str(row[0]) for row in rows) + "]"
         for word, after in pairwise(wanted):
             low = f"{word}_{after}~"
             found: dict[int, set[tuple[int, int]]] = {}
             # The pair's terms in lines where one of its words repeats: one range of terms.
-            for term, document in db.execute("SELECT term, doc FROM temp.lines_terms WHERE term >= ? AND term < ?", (low, low[:-1] + "\x7f")):
+            for term, document in db.execute(
+                "SELECT term, doc FROM temp.lines_terms WHERE term >= ? AND term < ? AND doc IN (SELECT value FROM json_each(?))",
+                (low, low[:-1] + "\x7f", lines),
+            ):
                 first, second = term[len(low) :].split("~")
                 found.setdefault(document, set()).add((int(first), int(second)))
             tagged.append(found)
