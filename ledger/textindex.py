@@ -194,9 +194,10 @@ OpenLines = dict[tuple[int, int], list[int]]
 """The ids of an article's open stretches by (part, digest of the line's text)."""
 
 
-def pack_open(lines: OpenLines) -> bytes:
-    """An article's open stretches as the `open_lines` table keeps them: 9 bytes each (an index would
-    take 13 per stretch, and a digest column 4 more for every stretch, open or not)."""
+def _pack_open(lines: OpenLines) -> bytes:
+    """An article's open stretches as the `open_lines` table keeps them: 9 bytes each, ids below
+    2**32 (an index of open stretches took 13 bytes each, and a digest column 4 more for every
+    stretch, open or not)."""
     rows = sorted((stretch, part, digest) for (part, digest), ids in lines.items() for stretch in ids)
     return (
         struct.pack(f"<{len(rows)}I", *(row[0] for row in rows))
@@ -205,8 +206,8 @@ def pack_open(lines: OpenLines) -> bytes:
     )
 
 
-def unpack_open(blob: bytes) -> OpenLines:
-    """The inverse of `pack_open`."""
+def _unpack_open(blob: bytes) -> OpenLines:
+    """The open stretches that `_pack_open` packed."""
     count = len(blob) // 9
     ids = struct.unpack_from(f"<{count}I", blob)
     digests = struct.unpack_from(f"<{count}i", blob, 5 * count)
@@ -332,7 +333,8 @@ class TextFold:
                 self.next_id += 1
 
     def forget(self, article: str) -> None:
-        """Drop what the fold holds of an article whose records are all folded."""
+        """Done with an article whose records are all folded: its state is dropped, its open
+        stretches wait in `finished` to be saved."""
         self.states.pop(article, None)
         if article in self.open:
             self.finished[article] = self.open.pop(article)
@@ -569,7 +571,7 @@ class TextIndex:
     def _opened(self, db: sqlite3.Connection, article: str) -> OpenLines:
         """The article's open stretches."""
         row = db.execute("SELECT lines FROM open_lines WHERE article = ?", (self._article_id(db, article),)).fetchone()
-        return unpack_open(row[0]) if row is not None else {}
+        return _unpack_open(row[0]) if row is not None else {}
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
         ids = {
@@ -584,7 +586,7 @@ class TextIndex:
         db.executemany("INSERT INTO lines_fts (rowid, pairs) VALUES (?, ?)", [(s[0], s[5]) for s in stretches])
         db.executemany(
             "INSERT OR REPLACE INTO open_lines (article, lines) VALUES (?, ?)",
-            [(self._article_id(db, article, create=True), pack_open(lines)) for article, lines in (*fold.finished.items(), *fold.open.items())],
+            [(self._article_id(db, article, create=True), _pack_open(lines)) for article, lines in (*fold.finished.items(), *fold.open.items())],
         )
         db.executemany("UPDATE stretches SET went = ? WHERE id = ?", fold.closed)
         db.executemany(
