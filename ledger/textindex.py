@@ -85,8 +85,6 @@ CREATE TABLE IF NOT EXISTS blame (
     PRIMARY KEY (article, version)) WITHOUT ROWID;
 """
 
-_TABLES = ("meta", "articles", "stretches", "open_lines", "lines_fts", "versions", "texts", "blame")
-
 PARTS = ("title", "body", "heading", "block")
 """The parts a line is kept from (stored as their index here)."""
 
@@ -493,7 +491,10 @@ class TextIndex:
                 return db
             with self._write(db):
                 position, digest = self._checkpoint(db)
-                if position < 0 or not self._matches(position, digest):
+                if position < 0:
+                    log.warning("text index is of another format, rebuilding it")
+                    position = 0
+                elif not self._matches(position, digest):
                     log.warning("text index does not match the log, rebuilding it")
                     position = 0
                 if position == 0:
@@ -539,8 +540,14 @@ class TextIndex:
 
     def _clear(self, db: sqlite3.Connection) -> None:
         self._ids.clear()
-        for table in _TABLES:
-            db.execute(f"DROP TABLE IF EXISTS {table}")
+        # Every table, those of older formats too (format 4's `lines`); virtual tables first,
+        # which drop their own shadow tables.
+        for virtual in (True, False):
+            for (table,) in db.execute(
+                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND (sql LIKE 'CREATE VIRTUAL%') = ?",
+                (virtual,),
+            ).fetchall():
+                db.execute(f'DROP TABLE IF EXISTS "{table}"')
         self._create(db)
         self._generation = os.urandom(8).hex()
         db.execute("INSERT INTO meta (key, value) VALUES ('generation', ?)", (self._generation,))

@@ -142,8 +142,13 @@ def test_an_index_of_an_older_format_is_rebuilt(led: ledger.Ledger) -> None:
     with db:
         db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT - 1,))
         db.execute("DELETE FROM stretches")
+        db.execute("CREATE TABLE lines (id INTEGER PRIMARY KEY, article INTEGER)")
     db.close()
     assert _found(led, "alpha beta") == [("a", "body", 1, None)]
+    # The tables of the older format are gone with it.
+    db = sqlite3.connect(led.path / "text.sqlite")
+    assert db.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'lines'").fetchone() == (0,)
+    db.close()
 
 
 def test_article_numbers_follow_a_rebuild_by_another_process(store_dir: Path) -> None:
