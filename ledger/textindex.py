@@ -544,7 +544,7 @@ class TextIndex:
         # which drop their own shadow tables.
         for virtual in (True, False):
             for (table,) in db.execute(
-                "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND (sql LIKE 'CREATE VIRTUAL%') = ?",
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%' AND (sql LIKE 'CREATE VIRTUAL%') = ?",
                 (virtual,),
             ).fetchall():
                 db.execute(f'DROP TABLE IF EXISTS "{table}"')
@@ -647,17 +647,19 @@ class TextIndex:
         pair of them): where a word repeats in a line, its pairs must chain through the same
         time it stands there."""
         db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.lines_terms USING fts5vocab(main, lines_fts, instance)")
+        # The rows' lines, so that the others are left out inside SQLite (a pair names times in
+        # ten times as many lines as hold the whole phrase).
+        db.execute("CREATE TABLE IF NOT EXISTS temp.chained_lines (id INTEGER PRIMARY KEY)")
+        db.execute("DELETE FROM temp.chained_lines")
+        db.executemany("INSERT OR IGNORE INTO temp.chained_lines (id) VALUES (?)", ((row[0],) for row in rows))
         tagged: list[dict[int, set[tuple[int, int]]]] = []
-        # The rows' lines, as a JSON array: the lines outside them are left out inside SQLite (a
-        # pair names times in ten times as many lines as hold the whole phrase).
-        lines = "[" + ",".join(str(row[0]) for row in rows) + "]"
         for word, after in pairwise(wanted):
             low = f"{word}_{after}~"
             found: dict[int, set[tuple[int, int]]] = {}
             # The pair's terms in lines where one of its words repeats: one range of terms.
             for term, document in db.execute(
-                "SELECT term, doc FROM temp.lines_terms WHERE term >= ? AND term < ? AND doc IN (SELECT value FROM json_each(?))",
-                (low, low[:-1] + "\x7f", lines),
+                "SELECT term, doc FROM temp.lines_terms WHERE term >= ? AND term < ? AND doc IN (SELECT id FROM temp.chained_lines)",
+                (low, low[:-1] + "\x7f"),
             ):
                 first, second = term[len(low) :].split("~")
                 found.setdefault(document, set()).add((int(first), int(second)))
