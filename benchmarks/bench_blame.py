@@ -109,6 +109,21 @@ def _used(path: Path) -> int:
     return int((pages - free) * size)
 
 
+def _parts(path: Path) -> str:
+    """Megabytes of each table of a SQLite file, its indexes counted with it, largest first."""
+    db = sqlite3.connect(path)
+    try:
+        owners = dict(db.execute("SELECT name, tbl_name FROM sqlite_schema").fetchall())
+        sizes: dict[str, int] = {}
+        for name, size in db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
+            table = owners.get(name, name)
+            table = "lines_fts" if table.startswith("lines_fts") else table
+            sizes[table] = sizes.get(table, 0) + size
+    finally:
+        db.close()
+    return ", ".join(f"{name} {size / 1e6:.1f}" for name, size in sorted(sizes.items(), key=lambda item: -item[1]) if size >= 100_000)
+
+
 def bench_search(store: Path, rebuild: bool) -> None:
     with ledger.open(store) as led:
         events = led.head().position
@@ -123,6 +138,7 @@ def bench_search(store: Path, rebuild: bool) -> None:
         views, text = _used(store / "views.sqlite"), _used(store / "text.sqlite")
         print(f"store: {events:,} events, {len(led.store.articles()):,} articles")
         print(f"size: views.sqlite {views / 1e6:.1f} MB, text.sqlite {text / 1e6:.1f} MB ({text / views:.0%} of the views)")
+        print(f"text.sqlite by table (MB): {_parts(store / 'text.sqlite')}")
         rng = random.Random(15)
         names = sorted(led.store.articles())
         led.search("warm up the index")

@@ -1,0 +1,165 @@
+"""The text index behind search: what it finds equals a scan of every version, however it was
+built (caught up append by append, or rebuilt), including lines where a word repeats."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sqlite3
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import ledger
+from ledger.textindex import FORMAT
+from tests.helpers import created, edited
+
+# Few words, so that lines repeat words and phrases stand in several places at once.
+WORDS = ["the", "The", "bridge", "is", "closed.", "storm,"]
+
+Stretch = tuple[str, str, int, int | None]
+
+
+def _count(phrase: str, text: str) -> int:
+    """Lines of `text` holding `phrase`: its words in order, in any case, whatever stands between."""
+    wanted = re.findall(r"[^\W_]+", phrase.lower())
+    found = 0
+    for line in text.split("\n"):
+        have = re.findall(r"[^\W_]+", line.lower())
+        if any(have[i : i + len(wanted)] == wanted for i in range(len(have) - len(wanted) + 1)):
+            found += 1
+    return found
+
+
+def _brute_force(led: ledger.Ledger, phrase: str) -> list[Stretch]:
+    """(article, part, version it came in, version it went out) from reading every version."""
+    found: list[list[object]] = []
+    for article in sorted(led.store.articles()):
+        last: dict[str, int] = {}
+        open_at: dict[str, int] = {}
+        for version in range(1, led.current_version(article) + 1):
+            view = led.article(article, version)
+            counts = {
+                "title": _count(phrase, view.title),
+                "body": _count(phrase, view.body),
+                "blocks": sum(_count(phrase, block.heading) + _count(phrase, block.text) for block in view.blocks),
+            }
+            for part, count in counts.items():
+                if count and not last.get(part):
+                    open_at[part] = len(found)
+                    found.append([article, part, version, None])
+                elif not count and last.get(part):
+                    found[open_at[part]][3] = version
+                last[part] = count
+    return sorted((str(a), str(p), int(str(v)), None if w is None else int(str(w))) for a, p, v, w in found)
+
+
+def _found(led: ledger.Ledger, phrase: str) -> list[Stretch]:
+    return sorted((h.article, h.part, h.appeared_version, h.vanished_version) for h in led.search(phrase))
+
+
+line = st.lists(st.sampled_from(WORDS), min_size=1, max_size=12).map(" ".join)
+step = st.one_of(
+    st.tuples(st.just("set"), st.integers(0, 99), line),
+    st.tuples(st.just("insert"), st.integers(0, 99), line),
+    st.tuples(st.just("delete"), st.integers(0, 99), st.just("")),
+    st.tuples(st.just("title"), st.integers(0, 99), line),
+    st.tuples(st.just("add block"), st.integers(0, 99), line),
+    st.tuples(st.just("edit block"), st.integers(0, 99), line),
+    st.tuples(st.just("remove block"), st.integers(0, 99), st.just("")),
+)
+phrase = st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.sampled_from(["a", "b"]), step), min_size=1, max_size=25), st.lists(phrase, min_size=3, max_size=6))
+def test_search_finds_what_a_scan_of_every_version_finds(plan: list[tuple[str, tuple[str, int, str]]], phrases: list[str]) -> None:
+    with tempfile.TemporaryDirectory() as folder, ledger.open(Path(folder) / "store", create=True) as led:
+        bodies: dict[str, list[str]] = {}
+        blocks: dict[str, int] = {}
+
+        def append(event: dict[str, object]) -> None:
+            # An edit that changes nothing (a line set to what it was) is refused: left out.
+            with contextlib.suppress(ledger.NothingToDoError):
+                led.append([event])
+
+        for number, (article, (kind, at, words)) in enumerate(plan):
+            if article not in bodies:
+                bodies[article], blocks[article] = [words], 0
+                append(created(article, "The storm", words + "\n"))
+            elif kind in ("set", "insert", "delete"):
+                body = bodies[article]
+                if kind == "set" and body:
+                    body[at % len(body)] = words
+                elif kind == "insert" or not body:
+                    body.insert(at % (len(body) + 1), words or "storm")
+                else:
+                    del body[at % len(body)]
+                append(edited(article, "".join(text + "\n" for text in body)))
+            elif kind == "title":
+                append({"type": "ArticleEdited", "article": article, "data": {"title": words}})
+            elif kind == "add block":
+                blocks[article] += 1
+                append({"type": "UpdateBlockAdded", "article": article, "data": {"heading": "Update:", "text": "\n" + words + "\n" + words + "\n"}})
+            elif blocks[article]:
+                index = at % blocks[article]
+                if kind == "remove block":
+                    blocks[article] -= 1
+                    append({"type": "UpdateBlockRemoved", "article": article, "data": {"index": index}})
+                else:
+                    append({"type": "UpdateBlockEdited", "article": article, "data": {"index": index, "text": "\n" + words + "\n"}})
+            if number % 4 == 0:
+                # Searched now and then, so that the index is caught up in several steps.
+                led.search(phrases[0])
+        expected = {text: _brute_force(led, text) for text in phrases}
+        for text in phrases:
+            assert _found(led, text) == expected[text], text
+        led.replay()
+        for text in phrases:
+            assert _found(led, text) == expected[text], text
+
+
+def test_a_phrase_in_a_line_where_its_inner_word_repeats(led: ledger.Ledger) -> None:
+    # "the" stands twice in each line: the pairs of the phrase alone do not tell.
+    led.append([created("a", "T", "the cat saw the dog\nthe dog saw the cat and the bird\n")])
+    led.append([edited("a", "the cat saw the dog\nthe dog saw a cat and the bird\n")])
+    assert _found(led, "saw the cat") == [("a", "body", 1, 2)]
+    assert _found(led, "dog saw the") == [("a", "body", 1, 2)]
+    assert _found(led, "cat saw the dog") == [("a", "body", 1, None)]
+    # Both pairs ("saw the", "the bird") are in the first line of version 1, never together.
+    assert _found(led, "saw the bird") == []
+    assert [entry.version for entry in led.history("a", contains="saw the cat")] == [1, 2]
+
+
+def test_an_index_of_an_older_format_is_rebuilt(led: ledger.Ledger) -> None:
+    led.append([created("a", "T", "alpha beta\n")])
+    assert _found(led, "alpha beta") == [("a", "body", 1, None)]
+    assert led.path is not None
+    led.text_index.close()
+    db = sqlite3.connect(led.path / "text.sqlite")
+    with db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT - 1,))
+        db.execute("DELETE FROM stretches")
+        db.execute("CREATE TABLE lines (id INTEGER PRIMARY KEY, article INTEGER)")
+    db.close()
+    assert _found(led, "alpha beta") == [("a", "body", 1, None)]
+    # The tables of the older format are gone with it.
+    db = sqlite3.connect(led.path / "text.sqlite")
+    assert db.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'lines'").fetchone() == (0,)
+    db.close()
+
+
+def test_article_numbers_follow_a_rebuild_by_another_process(store_dir: Path) -> None:
+    # Numbered in order of appearance when caught up, by name when rebuilt: "b" and "a" trade.
+    with ledger.open(store_dir) as first:
+        first.append([created("b", "T", "beta words\n")])
+        assert _found(first, "beta words") == [("b", "body", 1, None)]
+        first.append([created("a", "T", "alpha words\n")])
+        assert _found(first, "alpha words") == [("a", "body", 1, None)]
+        with ledger.open(store_dir) as second:
+            second.replay()
+        first.append([edited("a", "alpha gone\n")])
+        assert _found(first, "alpha words") == [("a", "body", 1, 2)]
+        assert _found(first, "beta words") == [("b", "body", 1, None)]
