@@ -7,6 +7,7 @@ history costs the size of the changes, not versions x article size.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from ledger.events import parse_time
@@ -77,6 +78,16 @@ class RenderedSize:
         self.blocks: list[int] = []
         self.total_blocks = 0
 
+    @classmethod
+    def of(cls, state: ArticleState | None) -> RenderedSize:
+        """Sizes measured on `state` (None: before the article existed), to fold on from there."""
+        sizes = cls()
+        if state is not None:
+            sizes.body = len(state.body.encode("utf-8"))
+            sizes.blocks = [len(block[0].encode("utf-8")) + len(block[1].encode("utf-8")) for block in state.blocks]
+            sizes.total_blocks = sum(sizes.blocks)
+        return sizes
+
     def apply(self, state: ArticleState, record: StoredRecord) -> None:
         """Account for `record`, already folded into `state`."""
         kind = record["type"]
@@ -108,6 +119,35 @@ class RenderedSize:
             tail = state.body[-1:]
         frame = len(render(_Frame(state, tail)).encode("utf-8")) - len(tail.encode("utf-8"))
         return frame + self.body + self.total_blocks
+
+
+class WordBag:
+    """The words of an article's body and update blocks as a bag (`ledger.diffs.word_counts`),
+    at one version after another: a text (body, heading, block) that did not change since the
+    version before is not counted again. Words never span two texts, so the bag of the whole
+    is the sum of theirs."""
+
+    def __init__(self) -> None:
+        self._kept: dict[str, Counter[str]] = {}
+
+    def of(self, state: ArticleState | None) -> Counter[str]:
+        """The bag of `state`'s words (empty for None: before the article existed)."""
+        # Loaded with the first count, not with this module: a history without words (the CLI)
+        # need not import the diff module and diff-match-patch.
+        from ledger.diffs import word_counts
+
+        total: Counter[str] = Counter()
+        if state is None:
+            return total
+        kept: dict[str, Counter[str]] = {}
+        for text in (state.body, *(part for block in state.blocks for part in (block[0], block[1]))):
+            counts = kept.get(text) or self._kept.get(text)
+            if counts is None:
+                counts = word_counts(text)
+            kept[text] = counts
+            total.update(counts)
+        self._kept = kept
+        return total
 
 
 def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[tuple[str, int], list[StoredRecord]]:
