@@ -3,6 +3,9 @@
 Every page is a plain GET of a permanent address; the same address gives JSON with
 `Accept: application/json` or a `.json` suffix. The pages read through the public `Ledger` API
 only, so a version appended by another process is on the next page load.
+
+What every first visit would otherwise pay once per process, compiling the templates and building
+the validators of the models the pages read, is done when the application is made (`warm`).
 """
 
 from __future__ import annotations
@@ -24,13 +27,20 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, format_time, render
+import ledger
+from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, SearchHit, WordsChanged, format_time, render
 from ledger.diffs import ProseBlock, ProseDiff
 from ledger.web import present
 
 HERE = Path(__file__).resolve().parent
 HISTORY_PAGE = 100
 """History rows per page (long histories are paged, newest first)."""
+ARTICLES_PAGE = 100
+"""Articles per page of the article list."""
+SEARCH_PAGE = 100
+"""Search hits per page."""
+MODELS = ("ArticleView", "UpdateBlock", "ArticleSummary", "CategoryCount", "HistoryEntry", "WordsChanged", "TimelineEntry", "Blame", "BlameSpan", "SearchHit")
+"""The models whose validators and serializers the pages use (built by `warm`)."""
 FEED_LIMIT = 200
 """Versions the feed lists at most."""
 KINDS = ("created", "edited", "block added", "block edited", "block removed", "categories changed", "metadata changed", "withdrawn", "restored")
@@ -98,13 +108,24 @@ class Viewer:
     def __init__(self, led: Ledger) -> None:
         self.led = led
         self.lock = threading.Lock()
-        self.words = present.WordCounts()
-        # An article's history by its latest version's position; a diff by both versions'.
-        self.histories: present.Kept[tuple[str, int], list[HistoryEntry]] = present.Kept(64)
+        # A page of an article's history by its latest version's position and the page's first
+        # and last versions; a diff by both versions' positions.
+        self.histories: present.Kept[tuple[str, int, int, int], tuple[list[HistoryEntry], list[WordsChanged]]] = present.Kept(64)
         self.diffs: present.Kept[tuple[str, int, int, int, int], ProseDiff] = present.Kept(256)
+        # Articles' titles by their latest version, for search results.
+        self.titles: present.Kept[tuple[str, int], str] = present.Kept(4096)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
         self.env.globals.update(q=_quote, when=_when, iso=format_time, kinds=KINDS)
         self.env.filters["q"] = _quote
+
+    def warm(self) -> None:
+        """Compile every template and build the validators of the models the pages read, so that
+        the first visitor of a page does not wait for what every process does once (about 100 ms
+        on the first diff page otherwise)."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+        for name in MODELS:
+            getattr(ledger, name).model_rebuild()
 
     # --- responses ---------------------------------------------------------------------------
 
@@ -127,8 +148,15 @@ class Viewer:
         if query:
             needle = query.casefold()
             rows = [row for row in rows if needle in row.article.casefold() or needle in row.title.casefold()]
-        data = {"articles": [row.model_dump(mode="json") for row in rows]}
-        return self.page(request, "index.html", data, rows=rows, query=query, category=category, categories=categories)
+        page = _page_number(request.query_params.get("page", "1"))
+        pages = max(1, -(-len(rows) // ARTICLES_PAGE))
+        if page > pages:
+            raise HTTPException(404, f"article list page {page} does not exist (there are {pages})")
+        shown = rows[(page - 1) * ARTICLES_PAGE : page * ARTICLES_PAGE]
+        data = {"page": page, "pages": pages, "total": len(rows), "articles": [row.model_dump(mode="json") for row in shown]}
+        return self.page(
+            request, "index.html", data, rows=shown, total=len(rows), page=page, pages=pages, query=query, category=category, categories=categories,
+        )
 
     def feed(self, request: Request) -> Response:
         """Recent changes, newest first: filters by category, time range and kind of change."""
@@ -166,22 +194,24 @@ class Viewer:
         )
 
     def history(self, request: Request) -> Response:
-        """Every version, newest first (paged), with words added and removed and compare radios."""
+        """Every version, newest first (paged), with words added and removed and compare radios.
+        A page asks the ledger for its own versions only: one fold for their history rows and one
+        for their word counts, each from the snapshot nearest before them."""
         article = request.path_params["article"]
         page = _page_number(request.query_params.get("page", "1"))
         with self.lock:
             latest = self.led.article(article)
-            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
-            pages = max(1, -(-len(entries) // HISTORY_PAGE))
+            pages = max(1, -(-latest.version // HISTORY_PAGE))
             if page > pages:
                 raise HTTPException(404, f"history page {page} does not exist (there are {pages})")
-            top = len(entries) - (page - 1) * HISTORY_PAGE
-            shown = entries[max(0, top - HISTORY_PAGE) : top][::-1]
-            rows = []
-            for entry in shown:
-                previous: HistoryEntry | None = entries[entry.version - 2] if entry.version > 1 else None
-                added, removed = self.words.change(self.led, previous, entry)
-                rows.append((entry, added, removed))
+            last = latest.version - (page - 1) * HISTORY_PAGE
+            first = max(1, last - HISTORY_PAGE + 1)
+            entries, words = self.histories.get(
+                (article, latest.position, first, last),
+                lambda: (self.led.history(article, first=first, last=last), self.led.word_changes(article, first=first, last=last)),
+            )
+        counts = {change.version: (change.words_added, change.words_removed) for change in words}
+        rows = [(entry, *counts[entry.version]) for entry in reversed(entries)]
         data = {"article": article, "page": page, "pages": pages, "versions": [{**e.model_dump(mode="json"), "words_added": a, "words_removed": r} for e, a, r in rows]}
         return self.page(request, "history.html", data, latest=latest, rows=rows, page=page, pages=pages)
 
@@ -205,7 +235,8 @@ class Viewer:
             low, high = _versions(spec, latest.version)
             old: ArticleView | None = self.led.article(article, version=low) if low else None
             new = self.led.article(article, version=high)
-            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
+            # Who made each of the two versions, and why: the history of those versions alone.
+            entries = [entry for version in sorted({low, high} - {0}) for entry in self.led.history(article, first=version, last=version)]
         key = (article, low, high, old.position if old else 0, new.position)
         result = self.diffs.get(key, lambda: present.diff_views(old, new))
         summary = present.summary(old, new, result)
@@ -222,6 +253,69 @@ class Viewer:
             meta=meta, runs_html=present.runs_html, whole=present.whole, changes=sum(1 for s in shown if s.block is not None and _is_change(s.block)),
             is_change=_is_change,
         )
+
+    def blame(self, request: Request) -> Response:
+        """The article's text now, at a version (`/a/ID/v/N/blame`) or as of a time (`?at=`), each
+        run of it attributed to the version that wrote it: a margin naming the versions of each
+        line, runs shaded by age (with the version in words where a line has several), and a
+        legend of those versions with their time, actor and reason."""
+        article = request.path_params["article"]
+        version = request.path_params.get("version")
+        at = request.query_params.get("at", "").strip() or None
+        with self.lock:
+            blame = self.led.blame(article, version=version, at=at if version is None else None)
+            latest = self.led.current_version(article)
+        lines = present.blame_lines(blame)
+        legend: dict[int, Any] = {}
+        written: dict[int, int] = {}
+        for span in blame.spans:
+            legend.setdefault(span.version, span)
+            written[span.version] = written.get(span.version, 0) + len(span.text)
+        versions = sorted(legend, reverse=True)
+        ages = present.ages(set(versions))
+        titles = {v: f"v{v}, {_when(legend[v].occurred_at)}" + (f", {legend[v].actor}" if legend[v].actor else "") + (f": {legend[v].reason}" if legend[v].reason else "") for v in versions}
+        title = "".join(span.text for span in blame.spans if span.part == "title") or article
+        data = {**blame.model_dump(mode="json"), "latest_version": latest}
+        return self.page(
+            request, "blame.html", data, blame=blame, lines=lines, legend=legend, written=written, versions=versions, ages=ages,
+            titles=titles, title=title, latest=latest, at=at, age_count=present.AGES,
+        )
+
+    def search(self, request: Request) -> Response:
+        """Where a phrase stood in the articles' history: each stretch of versions, the version
+        that brought it in and the one that took it out. No phrase: the form alone."""
+        params = request.query_params
+        phrase = params.get("q", "")
+        article = params.get("article", "").strip()
+        since = params.get("since", "").strip()
+        exact = params.get("exact", "") in ("1", "on", "true")
+        page = _page_number(params.get("page", "1"))
+        form = {"phrase": phrase, "article": article, "since": since, "exact": exact}
+        if not phrase.strip():
+            return self.page(request, "search.html", {**form, "hits": []}, form=form, hits=None)
+        try:
+            with self.lock:
+                hits = self.led.search(phrase, article=article or None, since=since or None, exact=exact)
+        except (InvalidInputError, NotFoundError) as exc:
+            # The form again, with what was wrong: the reader fixes the phrase or the filters.
+            status = 404 if isinstance(exc, NotFoundError) else 400
+            return self.page(request, "search.html", {"error": str(exc), "status": status}, status=status, form=form, hits=None, error=str(exc))
+        pages = max(1, -(-len(hits) // SEARCH_PAGE))
+        if page > pages:
+            raise HTTPException(404, f"search results page {page} does not exist (there are {pages})")
+        shown = hits[(page - 1) * SEARCH_PAGE : page * SEARCH_PAGE]
+        groups: dict[str, list[SearchHit]] = {}
+        for hit in shown:
+            groups.setdefault(hit.article, []).append(hit)
+        with self.lock:
+            titles = {name: self._title(name) for name in groups}
+        data = {**form, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
+        query = "&".join(f"{key}={_quote(value)}" for key, value in (("q", phrase), ("article", article), ("since", since), ("exact", "1" if exact else "")) if value)
+        return self.page(request, "search.html", data, form=form, hits=shown, groups=groups, titles=titles, total=len(hits), page=page, pages=pages, query=query)
+
+    def _title(self, article: str) -> str:
+        """The article's title now (kept by its latest version: reading the version is cheap)."""
+        return self.titles.get((article, self.led.current_version(article)), lambda: self.led.article(article).title)
 
     def categories(self, request: Request) -> Response:
         """Every category with its number of articles, now or `?at=` a time."""
@@ -304,6 +398,7 @@ def _versions(spec: str, latest: int) -> tuple[int, int]:
 def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> Starlette:
     """The viewer's ASGI application over `led`, answering to the host names in `hosts`."""
     viewer = Viewer(led)
+    viewer.warm()
 
     def handled(method: Any) -> Any:
         def endpoint(request: Request) -> Response:
@@ -334,6 +429,9 @@ def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> S
         Route("/a/{article}", handled(viewer.article)),
         Route("/a/{article}/v/{version:int}", handled(viewer.article)),
         Route("/a/{article}/history", handled(viewer.history)),
+        Route("/a/{article}/blame", handled(viewer.blame)),
+        Route("/a/{article}/v/{version:int}/blame", handled(viewer.blame)),
+        Route("/search", handled(viewer.search)),
         Route("/a/{article}/diff", handled(viewer.compare)),
         Route("/a/{article}/diff/{spec}", handled(viewer.diff)),
         Route("/favicon.ico", favicon),
