@@ -43,7 +43,7 @@ from ledger.events import (
     format_time,
     parse_time,
 )
-from ledger.history import RenderedSize, WordBag, summary, version_records
+from ledger.history import RenderedSize, WordChanges, summary, version_records
 from ledger.limits import DEFAULT_MAX_EVENT_BYTES
 from ledger.projections import ArticleState, ArticleView, apply, authors_of
 from ledger.rendering import RESERVED_METADATA_KEYS, render
@@ -512,8 +512,8 @@ class Ledger:
         version before. Cheaper than a diff (no alignment): the figures of a history listing.
         Raises `ArticleNotFoundError`.
 
-        One fold over the versions listed, from the nearest snapshot before `first`; a part
-        the version left as it was is not counted again."""
+        One fold over the versions listed, from the nearest snapshot before `first`; only the
+        lines each version added or took out are counted."""
         _text("article", article)
         _check(first=(_whole_from_1, first), last=(_whole_from_1, last))
         if first is not None and last is not None and first > last:
@@ -525,16 +525,14 @@ class Ledger:
                 return []
             raise self._not_found(article)
         state = self._states.state_at(article, low - 1) if low > 1 else None
-        counter = WordBag()
-        before = counter.of(state)
+        counted = WordChanges(state)
         changes: list[WordsChanged] = []
         for index, record in enumerate(records):
             state = apply(state, record)
             if index + 1 < len(records) and records[index + 1]["version"] == record["version"]:
                 continue
-            after = counter.of(state)
-            changes.append(WordsChanged(version=record["version"], words_added=sum((after - before).values()), words_removed=sum((before - after).values())))
-            before = after
+            added, removed = counted.step(state)
+            changes.append(WordsChanged(version=record["version"], words_added=added, words_removed=removed))
         return changes
 
     def blame(self, article: str, version: int | None = None, at: datetime | str | None = None) -> Blame:

@@ -121,33 +121,38 @@ class RenderedSize:
         return frame + self.body + self.total_blocks
 
 
-class WordBag:
-    """The words of an article's body and update blocks as a bag (`ledger.diffs.word_counts`),
-    at one version after another: a text (body, heading, block) that did not change since the
-    version before is not counted again. Words never span two texts, so the bag of the whole
-    is the sum of theirs."""
+class WordChanges:
+    """Words added and removed by one version after another (`Ledger.word_changes`): the bag of
+    words (`ledger.diffs.word_counts`) of the body and update blocks, compared with the version
+    before. Words never span a line break, so only the lines a version added or took out are
+    counted: the cost of a version is its change, not the article's size."""
 
-    def __init__(self) -> None:
-        self._kept: dict[str, Counter[str]] = {}
+    def __init__(self, state: ArticleState | None) -> None:
+        self._lines = self._lines_of(state)
 
-    def of(self, state: ArticleState | None) -> Counter[str]:
-        """The bag of `state`'s words (empty for None: before the article existed)."""
+    @staticmethod
+    def _lines_of(state: ArticleState | None) -> Counter[str]:
+        lines: Counter[str] = Counter()
+        if state is not None:
+            lines.update(state.body.split("\n"))
+            for block in state.blocks:
+                lines.update(block[0].split("\n"))
+                lines.update(block[1].split("\n"))
+        return lines
+
+    def step(self, state: ArticleState) -> tuple[int, int]:
+        """Words added and removed from the state before to `state` (the next version's)."""
         # Loaded with the first count, not with this module: a history without words (the CLI)
         # need not import the diff module and diff-match-patch.
         from ledger.diffs import word_counts
 
-        total: Counter[str] = Counter()
-        if state is None:
-            return total
-        kept: dict[str, Counter[str]] = {}
-        for text in (state.body, *(part for block in state.blocks for part in (block[0], block[1]))):
-            counts = kept.get(text) or self._kept.get(text)
-            if counts is None:
-                counts = word_counts(text)
-            kept[text] = counts
-            total.update(counts)
-        self._kept = kept
-        return total
+        lines = self._lines_of(state)
+        # The bag after is the bag before less the words of the lines taken out plus those of
+        # the lines put in: the difference of the two bags is the difference of these two.
+        new = word_counts("\n".join((lines - self._lines).elements()))
+        old = word_counts("\n".join((self._lines - lines).elements()))
+        self._lines = lines
+        return sum((new - old).values()), sum((old - new).values())
 
 
 def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[tuple[str, int], list[StoredRecord]]:

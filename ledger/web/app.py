@@ -11,6 +11,7 @@ the validators of the models the pages read, is done when the application is mad
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -129,10 +130,11 @@ class Viewer:
 
     # --- responses ---------------------------------------------------------------------------
 
-    def page(self, request: Request, template: str, data: Any, status: int = 200, **context: Any) -> Response:
-        """The page as HTML, or `data` as JSON when the client asks for JSON."""
+    def page(self, request: Request, template: str, data: Callable[[], Any], status: int = 200, **context: Any) -> Response:
+        """The page as HTML, or `data()` as JSON when the client asks for JSON (made only then:
+        a long diff's JSON takes longer to make than its page)."""
         if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse(data, status_code=status)
+            return JSONResponse(data(), status_code=status)
         html = self.env.get_template(template).render(request=request, path=request.url.path, **context)
         return HTMLResponse(html, status_code=status)
 
@@ -153,7 +155,9 @@ class Viewer:
         if page > pages:
             raise HTTPException(404, f"article list page {page} does not exist (there are {pages})")
         shown = rows[(page - 1) * ARTICLES_PAGE : page * ARTICLES_PAGE]
-        data = {"page": page, "pages": pages, "total": len(rows), "articles": [row.model_dump(mode="json") for row in shown]}
+
+        def data() -> dict[str, Any]:
+            return {"page": page, "pages": pages, "total": len(rows), "articles": [row.model_dump(mode="json") for row in shown]}
         return self.page(
             request, "index.html", data, rows=shown, total=len(rows), page=page, pages=pages, query=query, category=category, categories=categories,
         )
@@ -173,7 +177,9 @@ class Viewer:
             titles = {row.article: row.title for row in self.led.articles()}
             categories = self.led.categories()
         picked = [e for e in entries if (not kind or kind in e.changes) and (members is None or e.article in members)][:FEED_LIMIT]
-        data = {"entries": [e.model_dump(mode="json") for e in picked]}
+
+        def data() -> dict[str, Any]:
+            return {"entries": [e.model_dump(mode="json") for e in picked]}
         return self.page(request, "feed.html", data, entries=picked, titles=titles, since=since, until=until, category=category, kind=kind, categories=categories, limit=FEED_LIMIT)
 
     def article(self, request: Request) -> Response:
@@ -188,7 +194,9 @@ class Viewer:
             body = None if source else present.render_text(view.body, present.is_markdown(view))
             blocks = [(block, present.render_text(block.text, present.is_markdown(view), top=3)) for block in view.blocks]
             draft = render(view) if source else None
-        data = {**view.model_dump(mode="json"), "latest_version": latest.version}
+
+        def data() -> dict[str, Any]:
+            return {**view.model_dump(mode="json"), "latest_version": latest.version}
         return self.page(
             request, "article.html", data, view=view, latest=latest, body=body, blocks=blocks, draft=draft, source=source, at=at,
         )
@@ -212,7 +220,9 @@ class Viewer:
             )
         counts = {change.version: (change.words_added, change.words_removed) for change in words}
         rows = [(entry, *counts[entry.version]) for entry in reversed(entries)]
-        data = {"article": article, "page": page, "pages": pages, "versions": [{**e.model_dump(mode="json"), "words_added": a, "words_removed": r} for e, a, r in rows]}
+
+        def data() -> dict[str, Any]:
+            return {"article": article, "page": page, "pages": pages, "versions": [{**e.model_dump(mode="json"), "words_added": a, "words_removed": r} for e, a, r in rows]}
         return self.page(request, "history.html", data, latest=latest, rows=rows, page=page, pages=pages)
 
     def compare(self, request: Request) -> Response:
@@ -241,12 +251,14 @@ class Viewer:
         result = self.diffs.get(key, lambda: present.diff_views(old, new))
         summary = present.summary(old, new, result)
         shown = present.fold(result)
-        data = {
-            "article": article, "from_version": low, "to_version": high, "summary": summary,
-            "counts": result.counts, "words_added": result.words_added, "words_removed": result.words_removed, "capped": result.capped,
-            "title": {"from": old.title if old else None, "to": new.title},
-            "blocks": [asdict(block) for block in result.blocks],
-        }
+
+        def data() -> dict[str, Any]:
+            return {
+                "article": article, "from_version": low, "to_version": high, "summary": summary,
+                "counts": result.counts, "words_added": result.words_added, "words_removed": result.words_removed, "capped": result.capped,
+                "title": {"from": old.title if old else None, "to": new.title},
+                "blocks": [asdict(block) for block in result.blocks],
+            }
         meta = {e.version: e for e in entries}
         return self.page(
             request, "diff.html", data, old=old, new=new, low=low, high=high, latest=latest, summary=summary, shown=shown, side=side,
@@ -275,7 +287,9 @@ class Viewer:
         ages = present.ages(set(versions))
         titles = {v: f"v{v}, {_when(legend[v].occurred_at)}" + (f", {legend[v].actor}" if legend[v].actor else "") + (f": {legend[v].reason}" if legend[v].reason else "") for v in versions}
         title = "".join(span.text for span in blame.spans if span.part == "title") or article
-        data = {**blame.model_dump(mode="json"), "latest_version": latest}
+
+        def data() -> dict[str, Any]:
+            return {**blame.model_dump(mode="json"), "latest_version": latest}
         return self.page(
             request, "blame.html", data, blame=blame, lines=lines, legend=legend, written=written, versions=versions, ages=ages,
             titles=titles, title=title, latest=latest, at=at, age_count=present.AGES,
@@ -292,14 +306,14 @@ class Viewer:
         page = _page_number(params.get("page", "1"))
         form = {"phrase": phrase, "article": article, "since": since, "exact": exact}
         if not phrase.strip():
-            return self.page(request, "search.html", {**form, "hits": []}, form=form, hits=None)
+            return self.page(request, "search.html", lambda: {**form, "hits": []}, form=form, hits=None)
         try:
             with self.lock:
                 hits = self.led.search(phrase, article=article or None, since=since or None, exact=exact)
         except (InvalidInputError, NotFoundError) as exc:
             # The form again, with what was wrong: the reader fixes the phrase or the filters.
-            status = 404 if isinstance(exc, NotFoundError) else 400
-            return self.page(request, "search.html", {"error": str(exc), "status": status}, status=status, form=form, hits=None, error=str(exc))
+            status, message = 404 if isinstance(exc, NotFoundError) else 400, str(exc)
+            return self.page(request, "search.html", lambda: {"error": message, "status": status}, status=status, form=form, hits=None, error=message)
         pages = max(1, -(-len(hits) // SEARCH_PAGE))
         if page > pages:
             raise HTTPException(404, f"search results page {page} does not exist (there are {pages})")
@@ -309,7 +323,9 @@ class Viewer:
             groups.setdefault(hit.article, []).append(hit)
         with self.lock:
             titles = {name: self._title(name) for name in groups}
-        data = {**form, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
+
+        def data() -> dict[str, Any]:
+            return {**form, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
         query = "&".join(f"{key}={_quote(value)}" for key, value in (("q", phrase), ("article", article), ("since", since), ("exact", "1" if exact else "")) if value)
         return self.page(request, "search.html", data, form=form, hits=shown, groups=groups, titles=titles, total=len(hits), page=page, pages=pages, query=query)
 
@@ -322,7 +338,7 @@ class Viewer:
         at = request.query_params.get("at", "").strip() or None
         with self.lock:
             rows = self.led.categories(at=at)
-        return self.page(request, "categories.html", {"at": at, "categories": [r.model_dump(mode="json") for r in rows]}, rows=rows, at=at)
+        return self.page(request, "categories.html", lambda: {"at": at, "categories": [r.model_dump(mode="json") for r in rows]}, rows=rows, at=at)
 
     def category(self, request: Request) -> Response:
         """A category's articles now or `?at=` a time, and every article's stints in it over time."""
@@ -336,12 +352,14 @@ class Viewer:
             raise HTTPException(404, f"no article was ever in category {name!r}")
         stints.sort(key=lambda s: (s.entered_at, s.article))
         titles = {row.article: row.title for row in everything}
-        data = {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
+
+        def data() -> dict[str, Any]:
+            return {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
         return self.page(request, "category.html", data, listing=listing, stints=stints, titles=titles, at=at, name=name)
 
     def error(self, request: Request, status: int, message: str) -> Response:
         """An error page (or JSON `{"error": ...}`)."""
-        return self.page(request, "error.html", {"error": message, "status": status}, status=status, status_code=status, message=message)
+        return self.page(request, "error.html", lambda: {"error": message, "status": status}, status=status, status_code=status, message=message)
 
 
 def _is_change(block: ProseBlock) -> bool:
