@@ -147,6 +147,9 @@ class WordChanges:
         from ledger.diffs import word_counts
 
         lines = self._lines_of(state)
+        if lines == self._lines:
+            # Categories, metadata, a withdrawal: no line of text changed.
+            return 0, 0
         # The bag after is the bag before less the words of the lines taken out plus those of
         # the lines put in: the difference of the two bags is the difference of these two.
         new = word_counts("\n".join((lines - self._lines).elements()))

@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ledger
-from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, SearchHit, WordsChanged, format_time, render
+from ledger import ArticleView, Blame, HistoryEntry, InvalidInputError, Ledger, NotFoundError, SearchHit, WordsChanged, format_time, render
 from ledger.diffs import ProseBlock, ProseDiff
 from ledger.web import present
 
@@ -113,6 +113,8 @@ class Viewer:
         # and last versions; a diff by both versions' positions.
         self.histories: present.Kept[tuple[str, int, int, int], tuple[list[HistoryEntry], list[WordsChanged]]] = present.Kept(64)
         self.diffs: present.Kept[tuple[str, int, int, int, int], ProseDiff] = present.Kept(256)
+        # A blame by the article's version and its latest version when it was made.
+        self.blames: present.Kept[tuple[str, int, int], Blame] = present.Kept(64)
         # Articles' titles by their latest version, for search results.
         self.titles: present.Kept[tuple[str, int], str] = present.Kept(4096)
         self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -275,8 +277,11 @@ class Viewer:
         version = request.path_params.get("version")
         at = request.query_params.get("at", "").strip() or None
         with self.lock:
-            blame = self.led.blame(article, version=version, at=at if version is None else None)
             latest = self.led.current_version(article)
+            if at is not None and version is None:
+                version = self.led.article(article, at=at).version
+            # What version N says, and who wrote it, never changes once N is recorded.
+            blame = self.blames.get((article, latest if version is None else version, latest), lambda: self.led.blame(article, version=version))
         lines = present.blame_lines(blame)
         legend: dict[int, Any] = {}
         written: dict[int, int] = {}
