@@ -217,10 +217,16 @@ def blame_lines(blame: Blame) -> list[BlameLine]:
         marked = []
         named = 0
         for text, version in pieces:
-            # Spaces between two runs are not named: only a run with words starts a new version.
-            mark = len(versions) > 1 and version != named and bool(text.strip())
-            named = version if mark else named
-            marked.append((text, version, mark))
+            # Spaces between two runs are not named: only a run with words starts a new version,
+            # named just before its first word.
+            if len(versions) > 1 and version != named and text.strip():
+                named = version
+                words = text.lstrip()
+                if words != text:
+                    marked.append((text[: len(text) - len(words)], version, False))
+                marked.append((words, version, True))
+            else:
+                marked.append((text, version, False))
         shown.append(BlameLine(versions, tuple(marked)))
     return shown
 
