@@ -2,8 +2,9 @@
 
 Pages: the article list (`/`), the recent-changes feed (`/feed`), an article now, at a version
 or as of a time (`/a/ID`, `/a/ID/v/N`, `/a/ID?at=TIME`), its history (`/a/ID/history`), a diff of
-two versions (`/a/ID/diff/FROM..TO`, `?view=side`), the categories (`/categories`, `/c/NAME`).
-Each is also JSON (`Accept: application/json` or `.json`). See docs/web.md.
+two versions (`/a/ID/diff/FROM..TO`, `?view=side`), who wrote what (`/a/ID/blame`,
+`/a/ID/v/N/blame`), where a phrase stood (`/search?q=PHRASE`), the categories (`/categories`,
+`/c/NAME`). Each is also JSON (`Accept: application/json` or `.json`). See docs/web.md.
 """
 
 from __future__ import annotations
