@@ -117,7 +117,10 @@ class Viewer:
         self.blames: present.Kept[tuple[str, int, int], Blame] = present.Kept(64)
         # Articles' titles by their latest version, for search results.
         self.titles: present.Kept[tuple[str, int], str] = present.Kept(4096)
-        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+        # Templates are read once (`warm`): a running server does not look for edited ones.
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True, auto_reload=False,
+        )
         self.env.globals.update(q=_quote, when=_when, iso=format_time, kinds=KINDS)
         self.env.filters["q"] = _quote
 
