@@ -29,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ledger
-from ledger import ArticleView, Blame, HistoryEntry, InvalidInputError, Ledger, NotFoundError, SearchHit, WordsChanged, format_time, render
+from ledger import ArticleView, Blame, BlameSpan, HistoryEntry, InvalidInputError, Ledger, NotFoundError, SearchHit, WordsChanged, format_time, render
 from ledger.diffs import ProseBlock, ProseDiff
 from ledger.web import present
 
@@ -163,6 +163,7 @@ class Viewer:
 
         def data() -> dict[str, Any]:
             return {"page": page, "pages": pages, "total": len(rows), "articles": [row.model_dump(mode="json") for row in shown]}
+
         return self.page(
             request, "index.html", data, rows=shown, total=len(rows), page=page, pages=pages, query=query, category=category, categories=categories,
         )
@@ -185,6 +186,7 @@ class Viewer:
 
         def data() -> dict[str, Any]:
             return {"entries": [e.model_dump(mode="json") for e in picked]}
+
         return self.page(request, "feed.html", data, entries=picked, titles=titles, since=since, until=until, category=category, kind=kind, categories=categories, limit=FEED_LIMIT)
 
     def article(self, request: Request) -> Response:
@@ -202,6 +204,7 @@ class Viewer:
 
         def data() -> dict[str, Any]:
             return {**view.model_dump(mode="json"), "latest_version": latest.version}
+
         return self.page(
             request, "article.html", data, view=view, latest=latest, body=body, blocks=blocks, draft=draft, source=source, at=at,
         )
@@ -228,6 +231,7 @@ class Viewer:
 
         def data() -> dict[str, Any]:
             return {"article": article, "page": page, "pages": pages, "versions": [{**e.model_dump(mode="json"), "words_added": a, "words_removed": r} for e, a, r in rows]}
+
         return self.page(request, "history.html", data, latest=latest, rows=rows, page=page, pages=pages)
 
     def compare(self, request: Request) -> Response:
@@ -264,6 +268,7 @@ class Viewer:
                 "title": {"from": old.title if old else None, "to": new.title},
                 "blocks": [asdict(block) for block in result.blocks],
             }
+
         meta = {e.version: e for e in entries}
         return self.page(
             request, "diff.html", data, old=old, new=new, low=low, high=high, latest=latest, summary=summary, shown=shown, side=side,
@@ -286,7 +291,7 @@ class Viewer:
             # What version N says, and who wrote it, never changes once N is recorded.
             blame = self.blames.get((article, latest if version is None else version, latest), lambda: self.led.blame(article, version=version))
         lines = present.blame_lines(blame)
-        legend: dict[int, Any] = {}
+        legend: dict[int, BlameSpan] = {}
         written: dict[int, int] = {}
         for span in blame.spans:
             legend.setdefault(span.version, span)
@@ -298,6 +303,7 @@ class Viewer:
 
         def data() -> dict[str, Any]:
             return {**blame.model_dump(mode="json"), "latest_version": latest}
+
         return self.page(
             request, "blame.html", data, blame=blame, lines=lines, legend=legend, written=written, versions=versions, ages=ages,
             titles=titles, title=title, latest=latest, at=at, age_count=present.AGES,
@@ -334,6 +340,7 @@ class Viewer:
 
         def data() -> dict[str, Any]:
             return {**form, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
+
         query = "&".join(f"{key}={_quote(value)}" for key, value in (("q", phrase), ("article", article), ("since", since), ("exact", "1" if exact else "")) if value)
         return self.page(request, "search.html", data, form=form, hits=shown, groups=groups, titles=titles, total=len(hits), page=page, pages=pages, query=query)
 
@@ -363,6 +370,7 @@ class Viewer:
 
         def data() -> dict[str, Any]:
             return {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
+
         return self.page(request, "category.html", data, listing=listing, stints=stints, titles=titles, at=at, name=name)
 
     def error(self, request: Request, status: int, message: str) -> Response:
