@@ -478,22 +478,15 @@ class Ledger:
         One fold over the records listed; sizes are kept up to date as it goes, so the cost
         grows with the size of the changes, not with versions x article size."""
         _text("article", article)
-        _check(contains=(_text, contains), first=(_whole_from_1, first), last=(_whole_from_1, last))
-        if first is not None and last is not None and first > last:
-            raise InvalidInputError(f"first ({first}) must not be after last ({last})")
+        _check(contains=(_text, contains))
         touched: set[int] | None = None
         if contains is not None:
             query = check_phrase(contains)
             touched = {version for _, version, _, _ in self.text_index.changes(query, article)}
-        low = first or 1
-        records = self.store.read_article(article, low, last)
-        if not records:
-            if low > 1 and self.store.article_version(article):
-                return []
-            raise self._not_found(article)
         entries: list[HistoryEntry] = []
-        state = self._states.state_at(article, low - 1) if low > 1 else None
-        sizes = RenderedSize.of(state)
+        before, records = self._page_records(article, first, last)
+        state = before
+        sizes = RenderedSize.of(before)
         start = 0
         for index, record in enumerate(records):
             state = apply(state, record)
@@ -505,6 +498,18 @@ class Ledger:
                 entries.append(HistoryEntry(article=article, **summary(group), size=sizes.size(state), withdrawn=state.withdrawn))
         return entries
 
+    def _page_records(self, article: str, first: int | None, last: int | None) -> tuple[ArticleState | None, list[StoredRecord]]:
+        """The article's state before version `first` (None before version 1) and the records of
+        versions `first..last`, for `history` and `word_changes` (whose arguments they check)."""
+        _check(first=(_whole_from_1, first), last=(_whole_from_1, last))
+        if first is not None and last is not None and first > last:
+            raise InvalidInputError(f"first ({first}) must not be after last ({last})")
+        low = first or 1
+        records = self.store.read_article(article, low, last)
+        if not records and not (low > 1 and self.store.article_version(article)):
+            raise self._not_found(article)
+        return (self._states.state_at(article, low - 1) if low > 1 and records else None), records
+
     def word_changes(self, article: str, *, first: int | None = None, last: int | None = None) -> list[WordsChanged]:
         """How many words each version added and removed, oldest first (versions `first..last`
         as `history` pages them): the words and punctuation marks of the body and the update
@@ -515,16 +520,7 @@ class Ledger:
         One fold over the versions listed, from the nearest snapshot before `first`; only the
         lines each version added or took out are counted."""
         _text("article", article)
-        _check(first=(_whole_from_1, first), last=(_whole_from_1, last))
-        if first is not None and last is not None and first > last:
-            raise InvalidInputError(f"first ({first}) must not be after last ({last})")
-        low = first or 1
-        records = self.store.read_article(article, low, last)
-        if not records:
-            if low > 1 and self.store.article_version(article):
-                return []
-            raise self._not_found(article)
-        state = self._states.state_at(article, low - 1) if low > 1 else None
+        state, records = self._page_records(article, first, last)
         counted = WordChanges(state)
         changes: list[WordsChanged] = []
         for index, record in enumerate(records):
