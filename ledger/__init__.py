@@ -67,6 +67,7 @@ __all__ = [
     "VersionNotFoundError",
     "Watcher",
     "WordChange",
+    "WordsChanged",
     "dumps",
     "event_schema",
     "format_time",
@@ -134,6 +135,7 @@ if TYPE_CHECKING:
         Stats,
         TimelineEntry,
         WordChange,
+        WordsChanged,
     )
     from ledger.watcher import Watcher, watch
     from ledger.web import serve
@@ -209,6 +211,7 @@ _HOMES = {
     "watch": "ledger.watcher",
     "Watcher": "ledger.watcher",
     "WordChange": "ledger.views",
+    "WordsChanged": "ledger.views",
 }
 
 

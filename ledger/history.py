@@ -7,6 +7,7 @@ history costs the size of the changes, not versions x article size.
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from ledger.events import parse_time
@@ -77,6 +78,16 @@ class RenderedSize:
         self.blocks: list[int] = []
         self.total_blocks = 0
 
+    @classmethod
+    def of(cls, state: ArticleState | None) -> RenderedSize:
+        """Sizes measured on `state` (None: before the article existed), to fold on from there."""
+        sizes = cls()
+        if state is not None:
+            sizes.body = len(state.body.encode("utf-8"))
+            sizes.blocks = [len(block[0].encode("utf-8")) + len(block[1].encode("utf-8")) for block in state.blocks]
+            sizes.total_blocks = sum(sizes.blocks)
+        return sizes
+
     def apply(self, state: ArticleState, record: StoredRecord) -> None:
         """Account for `record`, already folded into `state`."""
         kind = record["type"]
@@ -108,6 +119,43 @@ class RenderedSize:
             tail = state.body[-1:]
         frame = len(render(_Frame(state, tail)).encode("utf-8")) - len(tail.encode("utf-8"))
         return frame + self.body + self.total_blocks
+
+
+class WordChanges:
+    """Words added and removed by one version after another (`Ledger.word_changes`): the bag of
+    words (`ledger.diffs.word_counts`) of the body and update blocks, compared with the version
+    before. Words never span a line break, so only the lines a version added or took out are
+    counted: the cost of a version is its change, not the article's size."""
+
+    def __init__(self, state: ArticleState | None) -> None:
+        self._lines = self._lines_of(state)
+
+    @staticmethod
+    def _lines_of(state: ArticleState | None) -> Counter[str]:
+        lines: Counter[str] = Counter()
+        if state is not None:
+            lines.update(state.body.split("\n"))
+            for block in state.blocks:
+                lines.update(block[0].split("\n"))
+                lines.update(block[1].split("\n"))
+        return lines
+
+    def step(self, state: ArticleState) -> tuple[int, int]:
+        """Words added and removed from the state before to `state` (the next version's)."""
+        # Loaded with the first count, not with this module: a history without words (the CLI)
+        # need not import the diff module and diff-match-patch.
+        from ledger.diffs import word_counts
+
+        lines = self._lines_of(state)
+        if lines == self._lines:
+            # Categories, metadata, a withdrawal: no line of text changed.
+            return 0, 0
+        # The bag after is the bag before less the words of the lines taken out plus those of
+        # the lines put in: the difference of the two bags is the difference of these two.
+        new = word_counts("\n".join((lines - self._lines).elements()))
+        old = word_counts("\n".join((self._lines - lines).elements()))
+        self._lines = lines
+        return sum((new - old).values()), sum((old - new).values())
 
 
 def version_records(store: EventStore, versions: list[tuple[str, int]]) -> dict[tuple[str, int], list[StoredRecord]]:

@@ -67,6 +67,14 @@ class HistoryEntry(VersionChange):
     withdrawn: bool = Field(description="Whether the article is withdrawn at this version.")
 
 
+class WordsChanged(Model):
+    """How many words one version added and removed (`Ledger.word_changes`)."""
+
+    version: int = Field(description="The article version.")
+    words_added: int = Field(description="Words and punctuation marks it added to the body and update blocks.")
+    words_removed: int = Field(description="Words and punctuation marks it removed from them.")
+
+
 class DiffLine(Model):
     """One line of a line diff: `op` is ' ' (context), '-' (only in FROM) or '+' (only in TO)."""
 

@@ -395,6 +395,80 @@ def test_history_sizes_equal_the_rendered_article_in_every_case(led: ledger.Ledg
         assert [e.size for e in entries] == [len(render(led.article(article, e.version)).encode()) for e in entries]
 
 
+def _long_article(led: ledger.Ledger, versions: int) -> None:
+    """An article of `versions` versions, past several snapshots: body edits, update blocks
+    added, edited and removed, titles and categories."""
+    led.append([{"type": "ArticleCreated", "article": "long", "data": {"title": "Long", "body": "The bridge is closed.\n\nFerries run."}}])
+    for version in range(2, versions + 1):
+        step = version % 5
+        if step == 0:
+            data: dict[str, Any] = {"heading": f"Update {version}:", "text": f"Ferries run every {version} minutes, the port says."}
+            led.append([{"type": "UpdateBlockAdded", "article": "long", "data": data}])
+        elif step == 1 and led.article("long").blocks:
+            led.append([{"type": "UpdateBlockEdited", "article": "long", "data": {"index": 0, "text": f"Edited at {version}: the bridge, the bridge."}}])
+        elif step == 2 and len(led.article("long").blocks) > 2:
+            led.append([{"type": "UpdateBlockRemoved", "article": "long", "data": {"index": 1}}])
+        elif step == 3:
+            led.append([{"type": "CategoriesChanged", "article": "long", "data": {"added": [f"c{version}"]}}])
+        else:
+            body = f"The bridge is closed until day {version}.\n\nFerries run; {'more ' * (version % 7)}words."
+            led.append([{"type": "ArticleEdited", "article": "long", "data": {"title": f"Long {version}", "body": body}}])
+
+
+def test_history_pages_are_slices_of_the_whole(led: ledger.Ledger) -> None:
+    _long_article(led, 100)
+    whole = led.history("long")
+    assert [e.version for e in whole] == list(range(1, 101))
+    for first, last in ((1, 1), (2, 2), (31, 40), (33, 33), (64, 100), (65, 99), (90, None), (None, 10), (100, 100), (1, 100), (95, 200)):
+        page = led.history("long", first=first, last=last)
+        assert page == whole[(first or 1) - 1 : last], (first, last)
+    assert led.history("long", first=101) == [] and led.history("long", first=150, last=160) == []
+    touched = [e.version for e in led.history("long", contains="ferries")]
+    assert [e.version for e in led.history("long", contains="ferries", first=40, last=70)] == [v for v in touched if 40 <= v <= 70]
+
+
+def test_word_changes_count_the_body_and_blocks_against_the_version_before(led: ledger.Ledger) -> None:
+    from collections import Counter
+
+    from ledger.diffs import word_counts
+
+    _long_article(led, 80)
+
+    def bag(version: int) -> Counter[str]:
+        if version == 0:
+            return Counter()
+        view = led.article("long", version)
+        return word_counts("\n\n".join([view.body, *(f"{b.heading}\n{b.text}" for b in view.blocks)]))
+
+    expected = [(v, sum((bag(v) - bag(v - 1)).values()), sum((bag(v - 1) - bag(v)).values())) for v in range(1, 81)]
+    assert [(c.version, c.words_added, c.words_removed) for c in led.word_changes("long")] == expected
+    for first, last in ((1, 5), (30, 40), (33, 64), (79, None)):
+        page = led.word_changes("long", first=first, last=last)
+        assert [(c.version, c.words_added, c.words_removed) for c in page] == expected[first - 1 : last], (first, last)
+    assert led.word_changes("long", first=81) == []
+
+
+@pytest.mark.parametrize("call", [
+    lambda led: led.history("long", first=0),
+    lambda led: led.history("long", last=-1),
+    lambda led: led.history("long", first=True),
+    lambda led: led.history("long", first="2"),
+    lambda led: led.history("long", first=3, last=2),
+    lambda led: led.word_changes("long", first=0),
+    lambda led: led.word_changes("long", first=5, last=4),
+])
+def test_history_pages_are_checked(led: ledger.Ledger, call: Any) -> None:
+    _long_article(led, 3)
+    with pytest.raises(ledger.InvalidInputError):
+        call(led)
+
+
+def test_history_pages_of_an_unknown_article_are_not_found(led: ledger.Ledger) -> None:
+    for call in (lambda: led.history("nope", first=2), lambda: led.word_changes("nope"), lambda: led.word_changes("nope", first=3)):
+        with pytest.raises(ledger.ArticleNotFoundError):
+            call()
+
+
 def test_history_renders_no_version_whole(news: ledger.Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     bodies: list[str] = []
 

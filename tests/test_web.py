@@ -3,6 +3,7 @@ permanent addresses and their aliases, the security rules, and a page that follo
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -47,6 +48,18 @@ def get(site: Site, path: str, **options: object) -> httpx.Response:
     ("/categories", ["local news", "weather"]),
     ("/categories?at=2024-03-05T12:00Z", ["transport"]),
     ("/c/local%20news", ["Membership over time", "Harbour bridge"]),
+    (f"/a/{ARTICLE}/blame", ["The latest version, v3", "Tom Berg", "reopening date", "first report", '<span class="vh">(v3) </span>reopen on Friday</span>']),
+    (f"/a/{ARTICLE}/v/1/blame", ["An old version, v1 of 3", "Harbour bridge closed to traffic after storm damage"]),
+    (f"/a/{ARTICLE}/v/2/blame", ['<span class="vh">(v2) </span>three</span>', "third cable; ferry update", "shade 1 of 6"]),
+    (f"/a/{ARTICLE}/blame?at=2024-03-05T12:00Z", ["An old version, v2 of 3", "as of 2024-03-05T12:00Z"]),
+    ("/search?q=ferry", ["Where “ferry” stood", "2 stretches of versions in 1 article", "update blocks", "still there", "third cable; ferry update"]),
+    ("/search?q=two+of+its", ["Went out", f'href="/a/{ARTICLE}/v/2">v2</a>', "gone"]),
+    ("/search?q=ferry&article=harbour-bridge-closure", ["2 stretches of versions in 1 article"]),
+    ("/search?q=ferry&article=night-market-returns", ["0 stretches of versions."]),
+    ("/search?q=two+of+its&since=2024-03-05T11:00Z", ["1 stretch of versions in 1 article"]),
+    ("/search?q=two+of+its&since=2024-03-05T12:00Z", ["0 stretches of versions."]),
+    ("/search", ["Search the history", "Finds every stretch of versions"]),
+    ("/search?q=++", ["Search the history"]),
 ])
 def test_every_page_answers_with_what_it_shows(site: Site, path: str, shows: list[str]) -> None:
     response = get(site, path)
@@ -64,7 +77,7 @@ def test_lists_drop_what_filters_exclude(site: Site) -> None:
 
 
 def test_every_page_is_json_too(site: Site) -> None:
-    for path in ("/", "/feed", f"/a/{ARTICLE}", f"/a/{ARTICLE}/history", f"/a/{ARTICLE}/diff/1..3", "/categories", "/c/weather"):
+    for path in ("/", "/feed", f"/a/{ARTICLE}", f"/a/{ARTICLE}/history", f"/a/{ARTICLE}/diff/1..3", "/categories", "/c/weather", f"/a/{ARTICLE}/blame", f"/a/{ARTICLE}/v/1/blame", "/search"):
         by_suffix = get(site, path + ".json")
         by_header = get(site, path, headers={"Accept": "application/json"})
         assert by_suffix.headers["content-type"] == "application/json", path
@@ -78,6 +91,84 @@ def test_every_page_is_json_too(site: Site) -> None:
     changed = [b for b in diff["blocks"] if b["kind"] == "changed"]
     assert [(r["op"], r["text"]) for r in changed[0]["runs"] if r["op"] != "equal"] == [("delete", "two"), ("insert", "three")]
     assert get(site, "/nope.json").json()["status"] == 404
+
+
+def test_blame_and_search_as_json(site: Site) -> None:
+    blame = get(site, f"/a/{ARTICLE}/v/2/blame.json").json()
+    assert (blame["version"], blame["latest_version"]) == (2, 3)
+    assert "".join(span["text"] for span in blame["spans"]) == blame["text"]
+    assert {(span["version"], span["actor"]) for span in blame["spans"]} == {(1, "Ana Ruiz"), (2, "Ana Ruiz")}
+    assert next(span["text"] for span in blame["spans"] if span["version"] == 2) == "three"
+    assert get(site, f"/a/{ARTICLE}/blame.json?at=2024-03-05T12:00Z").json()["version"] == 2
+    found = get(site, "/search.json?q=two+of+its").json()
+    assert found["total"] == 1 and found["pages"] == 1
+    (hit,) = found["hits"]
+    assert (hit["appeared_version"], hit["vanished_version"], hit["current"], hit["vanished_reason"]) == (1, 2, False, "third cable; ferry update")
+    assert len(get(site, "/search.json?q=FERRY").json()["hits"]) == 2
+    assert get(site, "/search.json?q=FERRY&exact=1").json()["hits"] == []
+    assert get(site, "/search.json").json() == {"phrase": "", "article": "", "since": "", "exact": False, "hits": []}
+
+
+def _links(html: str) -> set[str]:
+    return set(re.findall(r'href="(/[^"#]*)"', html))
+
+
+def test_blame_and_search_are_linked_and_link_to_what_they_name(site: Site) -> None:
+    article = get(site, f"/a/{ARTICLE}/v/2").text
+    assert f'href="/a/{ARTICLE}/v/2/blame"' in article
+    history = get(site, f"/a/{ARTICLE}/history").text
+    assert all(f'href="/a/{ARTICLE}/v/{n}/blame"' in history for n in (1, 2, 3)) and f'href="/a/{ARTICLE}/blame"' in history
+    assert 'action="/search"' in get(site, "/").text and 'action="/search"' in get(site, "/nope").text
+    blame = get(site, f"/a/{ARTICLE}/blame").text
+    links = _links(blame)
+    assert {f"/a/{ARTICLE}/v/{n}" for n in (1, 2, 3)} <= links
+    assert {f"/a/{ARTICLE}/diff/0..1", f"/a/{ARTICLE}/diff/prev..2", f"/a/{ARTICLE}/diff/prev..3", f"/a/{ARTICLE}/v/2/blame"} <= links
+    search = get(site, "/search?q=two+of+its").text
+    assert {f"/a/{ARTICLE}/v/1", f"/a/{ARTICLE}/v/2", f"/a/{ARTICLE}/diff/0..1", f"/a/{ARTICLE}/diff/prev..2", f"/a/{ARTICLE}/v/1/blame"} <= _links(search)
+    for link in sorted(links | _links(search)):
+        assert get(site, link.replace("&amp;", "&")).status_code == 200, link
+
+
+@pytest.mark.parametrize(("path", "status", "says"), [
+    ("/a/nope/blame", 404, "not in the log"),
+    (f"/a/{ARTICLE}/v/4/blame", 404, "versions 1 to 3"),
+    (f"/a/{ARTICLE}/v/0/blame", 404, "versions 1 to 3"),
+    (f"/a/{ARTICLE}/blame?at=2020-01-01", 404, "did not exist yet"),
+    (f"/a/{ARTICLE}/blame?at=soon", 400, "soon"),
+    ("/search?q=ferry&article=nope", 404, "not in the log"),
+    ("/search?q=%21%21%21", 400, "letter or digit"),
+    ("/search?q=ferry&since=whenever", 400, "whenever"),
+    ("/search?q=ferry&page=2", 404, "page 2"),
+    ("/search?q=ferry&page=0", 400, "page"),
+])
+def test_blame_and_search_refuse_what_is_not_there(site: Site, path: str, status: int, says: str) -> None:
+    response = get(site, path)
+    assert response.status_code == status, (path, response.text[-300:])
+    assert says in response.text, path
+    if path.startswith("/search") and "page" not in path:
+        # The form comes back with what was wrong, filled in as it was sent.
+        assert 'id="q"' in response.text and "Search options" in response.text
+
+
+def test_long_lists_are_paged(tmp_path: Path) -> None:
+    with ledger.open(tmp_path / "store", create=True) as led:
+        led.append([
+            {"type": "ArticleCreated", "article": f"story-{n:03d}", "data": {"title": f"Story {n}", "body": f"The harbour bridge, part {n}.", "categories": ["odd" if n % 2 else "even"]}, "occurred_at": f"2024-01-01T{n // 60:02d}:{n % 60:02d}:00Z"}
+            for n in range(205)
+        ])
+        with Site(led) as served:
+            pages = [httpx.get(served.url + f"/.json?page={n}", timeout=DEADLINE).json() for n in (1, 2, 3)]
+            assert [len(p["articles"]) for p in pages] == [100, 100, 5] and {(p["pages"], p["total"]) for p in pages} == {(3, 205)}
+            assert pages[0]["articles"][0]["article"] == "story-204" and pages[2]["articles"][-1]["article"] == "story-000"
+            first = httpx.get(served.url + "/?category=odd", timeout=DEADLINE).text
+            assert "102 articles, most recently changed first; page 1 of 2." in first and 'href="/?page=2&amp;category=odd"' in first
+            second = httpx.get(served.url + "/?page=2&category=odd", timeout=DEADLINE).text
+            assert 'href="/?page=1&amp;category=odd"' in second and "Story 1<" in second and "Story 2<" not in second
+            assert httpx.get(served.url + "/?page=4", timeout=DEADLINE).status_code == 404
+            hits = [httpx.get(served.url + f"/search.json?q=harbour+bridge&page={n}", timeout=DEADLINE).json() for n in (1, 2, 3)]
+            assert [len(h["hits"]) for h in hits] == [100, 100, 5] and hits[0]["total"] == 205
+            page = httpx.get(served.url + "/search?q=harbour+bridge&page=2", timeout=DEADLINE).text
+            assert "page 2 of 3" in page and 'href="/search?q=harbour%20bridge&amp;page=3"' in page and 'href="/search?q=harbour%20bridge&amp;page=1"' in page
 
 
 def test_diff_aliases_name_the_same_versions(site: Site) -> None:
@@ -97,7 +188,7 @@ def test_diff_aliases_name_the_same_versions(site: Site) -> None:
 @pytest.mark.parametrize("path", [
     "/a/..%2F..%2Fetc%2Fpasswd", "/a/%2e%2e", "/a/%2e%2e/history", "/a/..%2Fevents.jsonl", "/a/HARBOUR-BRIDGE-CLOSURE", "/a/a%00b",
     "/a/" + "x" * 300, f"/a/{ARTICLE}/v/0", f"/a/{ARTICLE}/v/4", f"/a/{ARTICLE}/v/-1", "/static/..%2F__init__.py", "/static/../app.py",
-    "/c/no%20such%20category", "/events.jsonl", "/a/",
+    "/c/no%20such%20category", "/events.jsonl", "/a/", "/a/%2e%2e/blame", "/a/..%2Fevents.jsonl/blame", f"/a/{ARTICLE}/v/-1/blame", f"/a/{ARTICLE}/blame/x",
 ])
 def test_odd_addresses_are_not_found(site: Site, path: str) -> None:
     response = get(site, path)
@@ -136,6 +227,7 @@ def test_every_response_carries_the_security_headers(site: Site) -> None:
 
 
 def test_hostile_drafts_render_inert(tmp_path: Path) -> None:
+    # Every page that shows draft text or what a reader typed: it is escaped, never markup.
     draft = tmp_path / "hostile.md"
     draft.write_text(
         "---\ntitle: <script>alert('title')</script>\ncategories: [\"<b>bold</b>\"]\n---\n"
@@ -150,7 +242,11 @@ def test_hostile_drafts_render_inert(tmp_path: Path) -> None:
         draft.write_text(draft.read_text(encoding="utf-8").replace("Body", "Body <iframe src=javascript:alert(7)>"), encoding="utf-8")
         ledger.ingest(led, [draft], at="2024-01-02T00:00Z")
         with Site(led) as served:
-            for path in ("/", "/feed", "/a/hostile", "/a/hostile/v/1", "/a/hostile/history", "/a/hostile/diff/1..2", "/a/hostile/diff/1..2?view=side", "/a/plain", "/c/%3Cb%3Ebold%3C%2Fb%3E"):
+            for path in (
+                "/", "/feed", "/a/hostile", "/a/hostile/v/1", "/a/hostile/history", "/a/hostile/diff/1..2", "/a/hostile/diff/1..2?view=side", "/a/plain",
+                "/c/%3Cb%3Ebold%3C%2Fb%3E", "/a/hostile/blame", "/a/hostile/v/1/blame", "/a/plain/blame", "/search?q=alert",
+                "/search?q=%3Cscript%3Ealert%281%29%3C%2Fscript%3E", "/search?q=x&article=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+            ):
                 text = httpx.get(served.url + path, timeout=DEADLINE).text
                 assert "<script>alert" not in text and "<iframe" not in text and "<img" not in text, path
                 assert '<a href="javascript' not in text and "<b>bold" not in text and "onerror=alert" not in text.replace("&lt;img src=x onerror=alert", ""), path

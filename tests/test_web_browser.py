@@ -104,6 +104,10 @@ EXAMPLE_PAGES = [
     ("diff-side", f"/a/{ARTICLE}/diff/1..3?view=side", ["Title changed from"]),
     ("categories", "/categories", ["local news"]),
     ("category", "/c/local%20news", ["Membership over time"]),
+    ("blame", f"/a/{ARTICLE}/blame", ["Who wrote what", "Versions in this text, newest first", "reopening date"]),
+    ("blame-old", f"/a/{ARTICLE}/v/2/blame", ["An old version, v2 of 3"]),
+    ("search", "/search?q=ferry", ["Where “ferry” stood", "still there"]),
+    ("search-form", "/search", ["Search the history"]),
 ]
 
 
@@ -127,6 +131,45 @@ def test_a_phone_and_dark_mode_are_styled_and_accessible(browser: Any, examples_
             assert width <= visit.page.viewport_size["width"], f"{path}: the page scrolls sideways ({width} px)"
         finally:
             visit.close()
+
+
+def test_the_blame_and_search_pages_in_the_browser(browser: Any, examples_site: Site) -> None:
+    # Also in the slow full visits above; here on their own so that every run checks them.
+    for name, path, shows, options in (
+        ("blame", f"/a/{ARTICLE}/blame", ["Who wrote what", "Tom Berg"], {}),
+        ("blame-dark", f"/a/{ARTICLE}/v/2/blame", ["An old version, v2 of 3"], {"dark": True}),
+        ("blame-phone", f"/a/{ARTICLE}/blame", ["reopening date"], {"width": 390}),
+        ("search", "/search?q=two+of+its", ["Went out", "gone"], {}),
+        ("search-phone", "/search?q=ferry", ["still there"], {"width": 390}),
+        ("search-form", "/search", ["Search the history"], {}),
+    ):
+        visit = Visit(browser, examples_site.url + path, **options)
+        try:
+            body = visit.page.inner_text("main")
+            for text in shows:
+                assert text in body, f"{path}: {text!r}"
+            visit.check(f"examples-{name}")
+            width = visit.page.evaluate("document.documentElement.scrollWidth")
+            assert width <= visit.page.viewport_size["width"], f"{path}: the page scrolls sideways ({width} px)"
+            for link in sorted(visit.internal_links()):
+                assert httpx.get(link, timeout=DEADLINE).status_code == 200, f"{path} links to {link}"
+        finally:
+            visit.close()
+
+
+def test_blame_is_shaded_by_age_and_names_versions_in_words(browser: Any, examples_site: Site) -> None:
+    visit = Visit(browser, examples_site.url + f"/a/{ARTICLE}/blame")
+    try:
+        shades = visit.page.evaluate("""() => ['a0', 'a2', 'a4'].map(c => getComputedStyle(document.querySelector('td.text .' + c)).backgroundColor)""")
+        assert shades == ["rgb(255, 198, 128)", "rgb(255, 228, 194)", "rgb(248, 243, 234)"]
+        # The first line holds words of v1 and v3: a screen reader hears which is which.
+        first = visit.page.text_content("table.blame tbody tr:first-child td.text")
+        assert first == "(v1) Harbour bridge to (v3) reopen on Friday (v1) after (v3) cable repairs"
+        assert visit.page.inner_text("table.blame tbody tr:first-child td.margin").split() == ["v1", "v3"]
+        title = visit.page.get_attribute("td.text .a0", "title")
+        assert title == "v3, 2024-03-05 18:40 UTC, Tom Berg: reopening date"
+    finally:
+        visit.close()
 
 
 def test_the_stylesheet_is_applied(browser: Any, examples_site: Site) -> None:
@@ -188,6 +231,18 @@ def test_pages_work_as_plain_links_and_forms_without_script(browser: Any, exampl
         assert page.url == examples_site.url + f"/a/{ARTICLE}/diff/1..3"
         page.click("text=← Older change")
         assert page.url == examples_site.url + f"/a/{ARTICLE}/diff/prev..1"
+        page.fill("#site-q", "two of its")
+        page.click("header.site button")
+        assert page.url == examples_site.url + "/search?q=two+of+its"
+        page.fill("#article", ARTICLE)
+        page.check("input[name=exact]")
+        page.click("form.filters button")
+        assert page.url == examples_site.url + f"/search?q=two+of+its&article={ARTICLE}&since=&exact=1"
+        page.click("text=blame")
+        assert page.url == examples_site.url + f"/a/{ARTICLE}/v/1/blame"
+        page.fill("#at", "2024-03-05T12:00Z")
+        page.click("form.asof button")
+        assert "An old version, v2 of 3" in page.inner_text("nav.banner")
         page.goto(examples_site.url + f"/a/{ARTICLE}")
         page.fill("#at", "2024-03-05T12:00Z")
         page.click("form.asof button")
@@ -210,7 +265,7 @@ def test_hostile_drafts_run_nothing_in_the_browser(browser: Any, tmp_path: Path)
         draft.write_text(draft.read_text(encoding="utf-8").replace("Body", "Body <svg onload=\"window.pwned=5\"></svg>"), encoding="utf-8")
         ledger.ingest(led, [draft], at="2024-01-02T00:00Z")
         with Site(led) as served:
-            for path in ("/a/hostile", "/a/hostile/diff/1..2", "/a/hostile/diff/1..2?view=side", "/a/hostile/history"):
+            for path in ("/a/hostile", "/a/hostile/diff/1..2", "/a/hostile/diff/1..2?view=side", "/a/hostile/history", "/a/hostile/blame", "/search?q=pwned"):
                 visit = Visit(browser, served.url + path)
                 try:
                     for link in visit.page.query_selector_all("main a"):
@@ -249,6 +304,8 @@ def test_every_page_type_on_the_corpus(browser: Any, corpus_site: tuple[Site, le
         ("diff-metadata", f"/a/{longest.article}/diff/prev..{last}", ["Summary"]),
         ("categories", "/categories", [category]),
         ("category", f"/c/{category}", ["Membership over time"]),
+        ("blame", f"/a/{longest.article}/blame", ["Versions in this text, newest first"]),
+        ("search", "/search?q=node", ["stretches of versions"]),
     ]
     visit_all(browser, site, pages, "corpus", link_sample=40)
 

@@ -3,11 +3,15 @@
 Every page is a plain GET of a permanent address; the same address gives JSON with
 `Accept: application/json` or a `.json` suffix. The pages read through the public `Ledger` API
 only, so a version appended by another process is on the next page load.
+
+What every first visit would otherwise pay once per process, compiling the templates and building
+the validators of the models the pages read, is done when the application is made (`warm`).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -24,13 +28,20 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ledger import ArticleView, HistoryEntry, InvalidInputError, Ledger, NotFoundError, format_time, render
+import ledger
+from ledger import ArticleView, Blame, BlameSpan, HistoryEntry, InvalidInputError, Ledger, NotFoundError, SearchHit, WordsChanged, format_time, render
 from ledger.diffs import ProseBlock, ProseDiff
 from ledger.web import present
 
 HERE = Path(__file__).resolve().parent
 HISTORY_PAGE = 100
 """History rows per page (long histories are paged, newest first)."""
+ARTICLES_PAGE = 100
+"""Articles per page of the article list."""
+SEARCH_PAGE = 100
+"""Search hits per page."""
+MODELS = ("ArticleView", "UpdateBlock", "ArticleSummary", "CategoryCount", "HistoryEntry", "WordsChanged", "TimelineEntry", "Blame", "BlameSpan", "SearchHit")
+"""The models whose validators and serializers the pages use (built by `warm`)."""
 FEED_LIMIT = 200
 """Versions the feed lists at most."""
 KINDS = ("created", "edited", "block added", "block edited", "block removed", "categories changed", "metadata changed", "withdrawn", "restored")
@@ -98,20 +109,37 @@ class Viewer:
     def __init__(self, led: Ledger) -> None:
         self.led = led
         self.lock = threading.Lock()
-        self.words = present.WordCounts()
-        # An article's history by its latest version's position; a diff by both versions'.
-        self.histories: present.Kept[tuple[str, int], list[HistoryEntry]] = present.Kept(64)
+        # A page of an article's history by its latest version's position and the page's first
+        # and last versions; a diff by both versions' positions.
+        self.histories: present.Kept[tuple[str, int, int, int], tuple[list[HistoryEntry], list[WordsChanged]]] = present.Kept(64)
         self.diffs: present.Kept[tuple[str, int, int, int, int], ProseDiff] = present.Kept(256)
-        self.env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+        # A blame by the article's version and its latest version when it was made.
+        self.blames: present.Kept[tuple[str, int, int], Blame] = present.Kept(64)
+        # Articles' titles by their latest version, for search results.
+        self.titles: present.Kept[tuple[str, int], str] = present.Kept(4096)
+        # Templates are read once (`warm`): a running server does not look for edited ones.
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True, auto_reload=False,
+        )
         self.env.globals.update(q=_quote, when=_when, iso=format_time, kinds=KINDS)
         self.env.filters["q"] = _quote
 
+    def warm(self) -> None:
+        """Compile every template and build the validators of the models the pages read, so that
+        the first visitor of a page does not wait for what every process does once (about 100 ms
+        on the first diff page otherwise)."""
+        for name in self.env.list_templates(extensions=["html"]):
+            self.env.get_template(name)
+        for name in MODELS:
+            getattr(ledger, name).model_rebuild()
+
     # --- responses ---------------------------------------------------------------------------
 
-    def page(self, request: Request, template: str, data: Any, status: int = 200, **context: Any) -> Response:
-        """The page as HTML, or `data` as JSON when the client asks for JSON."""
+    def page(self, request: Request, template: str, data: Callable[[], Any], status: int = 200, **context: Any) -> Response:
+        """The page as HTML, or `data()` as JSON when the client asks for JSON (made only then:
+        a long diff's JSON takes longer to make than its page)."""
         if "application/json" in request.headers.get("accept", ""):
-            return JSONResponse(data, status_code=status)
+            return JSONResponse(data(), status_code=status)
         html = self.env.get_template(template).render(request=request, path=request.url.path, **context)
         return HTMLResponse(html, status_code=status)
 
@@ -127,8 +155,18 @@ class Viewer:
         if query:
             needle = query.casefold()
             rows = [row for row in rows if needle in row.article.casefold() or needle in row.title.casefold()]
-        data = {"articles": [row.model_dump(mode="json") for row in rows]}
-        return self.page(request, "index.html", data, rows=rows, query=query, category=category, categories=categories)
+        page = _page_number(request.query_params.get("page", "1"))
+        pages = max(1, -(-len(rows) // ARTICLES_PAGE))
+        if page > pages:
+            raise HTTPException(404, f"article list page {page} does not exist (there are {pages})")
+        shown = rows[(page - 1) * ARTICLES_PAGE : page * ARTICLES_PAGE]
+
+        def data() -> dict[str, Any]:
+            return {"page": page, "pages": pages, "total": len(rows), "articles": [row.model_dump(mode="json") for row in shown]}
+
+        return self.page(
+            request, "index.html", data, rows=shown, total=len(rows), page=page, pages=pages, query=query, category=category, categories=categories,
+        )
 
     def feed(self, request: Request) -> Response:
         """Recent changes, newest first: filters by category, time range and kind of change."""
@@ -145,7 +183,10 @@ class Viewer:
             titles = {row.article: row.title for row in self.led.articles()}
             categories = self.led.categories()
         picked = [e for e in entries if (not kind or kind in e.changes) and (members is None or e.article in members)][:FEED_LIMIT]
-        data = {"entries": [e.model_dump(mode="json") for e in picked]}
+
+        def data() -> dict[str, Any]:
+            return {"entries": [e.model_dump(mode="json") for e in picked]}
+
         return self.page(request, "feed.html", data, entries=picked, titles=titles, since=since, until=until, category=category, kind=kind, categories=categories, limit=FEED_LIMIT)
 
     def article(self, request: Request) -> Response:
@@ -160,29 +201,37 @@ class Viewer:
             body = None if source else present.render_text(view.body, present.is_markdown(view))
             blocks = [(block, present.render_text(block.text, present.is_markdown(view), top=3)) for block in view.blocks]
             draft = render(view) if source else None
-        data = {**view.model_dump(mode="json"), "latest_version": latest.version}
+
+        def data() -> dict[str, Any]:
+            return {**view.model_dump(mode="json"), "latest_version": latest.version}
+
         return self.page(
             request, "article.html", data, view=view, latest=latest, body=body, blocks=blocks, draft=draft, source=source, at=at,
         )
 
     def history(self, request: Request) -> Response:
-        """Every version, newest first (paged), with words added and removed and compare radios."""
+        """Every version, newest first (paged), with words added and removed and compare radios.
+        A page asks the ledger for its own versions only: one fold for their history rows and one
+        for their word counts, each from the snapshot nearest before them."""
         article = request.path_params["article"]
         page = _page_number(request.query_params.get("page", "1"))
         with self.lock:
             latest = self.led.article(article)
-            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
-            pages = max(1, -(-len(entries) // HISTORY_PAGE))
+            pages = max(1, -(-latest.version // HISTORY_PAGE))
             if page > pages:
                 raise HTTPException(404, f"history page {page} does not exist (there are {pages})")
-            top = len(entries) - (page - 1) * HISTORY_PAGE
-            shown = entries[max(0, top - HISTORY_PAGE) : top][::-1]
-            rows = []
-            for entry in shown:
-                previous: HistoryEntry | None = entries[entry.version - 2] if entry.version > 1 else None
-                added, removed = self.words.change(self.led, previous, entry)
-                rows.append((entry, added, removed))
-        data = {"article": article, "page": page, "pages": pages, "versions": [{**e.model_dump(mode="json"), "words_added": a, "words_removed": r} for e, a, r in rows]}
+            last = latest.version - (page - 1) * HISTORY_PAGE
+            first = max(1, last - HISTORY_PAGE + 1)
+            entries, words = self.histories.get(
+                (article, latest.position, first, last),
+                lambda: (self.led.history(article, first=first, last=last), self.led.word_changes(article, first=first, last=last)),
+            )
+        counts = {change.version: (change.words_added, change.words_removed) for change in words}
+        rows = [(entry, *counts[entry.version]) for entry in reversed(entries)]
+
+        def data() -> dict[str, Any]:
+            return {"article": article, "page": page, "pages": pages, "versions": [{**e.model_dump(mode="json"), "words_added": a, "words_removed": r} for e, a, r in rows]}
+
         return self.page(request, "history.html", data, latest=latest, rows=rows, page=page, pages=pages)
 
     def compare(self, request: Request) -> Response:
@@ -205,17 +254,21 @@ class Viewer:
             low, high = _versions(spec, latest.version)
             old: ArticleView | None = self.led.article(article, version=low) if low else None
             new = self.led.article(article, version=high)
-            entries = self.histories.get((article, latest.position), lambda: self.led.history(article))
+            # Who made each of the two versions, and why: the history of those versions alone.
+            entries = [entry for version in sorted({low, high} - {0}) for entry in self.led.history(article, first=version, last=version)]
         key = (article, low, high, old.position if old else 0, new.position)
         result = self.diffs.get(key, lambda: present.diff_views(old, new))
         summary = present.summary(old, new, result)
         shown = present.fold(result)
-        data = {
-            "article": article, "from_version": low, "to_version": high, "summary": summary,
-            "counts": result.counts, "words_added": result.words_added, "words_removed": result.words_removed, "capped": result.capped,
-            "title": {"from": old.title if old else None, "to": new.title},
-            "blocks": [asdict(block) for block in result.blocks],
-        }
+
+        def data() -> dict[str, Any]:
+            return {
+                "article": article, "from_version": low, "to_version": high, "summary": summary,
+                "counts": result.counts, "words_added": result.words_added, "words_removed": result.words_removed, "capped": result.capped,
+                "title": {"from": old.title if old else None, "to": new.title},
+                "blocks": [asdict(block) for block in result.blocks],
+            }
+
         meta = {e.version: e for e in entries}
         return self.page(
             request, "diff.html", data, old=old, new=new, low=low, high=high, latest=latest, summary=summary, shown=shown, side=side,
@@ -223,12 +276,84 @@ class Viewer:
             is_change=_is_change,
         )
 
+    def blame(self, request: Request) -> Response:
+        """The article's text now, at a version (`/a/ID/v/N/blame`) or as of a time (`?at=`), each
+        run of it attributed to the version that wrote it: a margin naming the versions of each
+        line, runs shaded by age (with the version in words where a line has several), and a
+        legend of those versions with their time, actor and reason."""
+        article = request.path_params["article"]
+        version = request.path_params.get("version")
+        at = request.query_params.get("at", "").strip() or None
+        with self.lock:
+            latest = self.led.current_version(article)
+            if at is not None and version is None:
+                version = self.led.article(article, at=at).version
+            # What version N says, and who wrote it, never changes once N is recorded.
+            blame = self.blames.get((article, latest if version is None else version, latest), lambda: self.led.blame(article, version=version))
+        lines = present.blame_lines(blame)
+        legend: dict[int, BlameSpan] = {}
+        written: dict[int, int] = {}
+        for span in blame.spans:
+            legend.setdefault(span.version, span)
+            written[span.version] = written.get(span.version, 0) + len(span.text)
+        versions = sorted(legend, reverse=True)
+        ages = present.ages(set(versions))
+        titles = {v: f"v{v}, {_when(legend[v].occurred_at)}" + (f", {legend[v].actor}" if legend[v].actor else "") + (f": {legend[v].reason}" if legend[v].reason else "") for v in versions}
+        title = "".join(span.text for span in blame.spans if span.part == "title") or article
+
+        def data() -> dict[str, Any]:
+            return {**blame.model_dump(mode="json"), "latest_version": latest}
+
+        return self.page(
+            request, "blame.html", data, blame=blame, lines=lines, legend=legend, written=written, versions=versions, ages=ages,
+            titles=titles, title=title, latest=latest, at=at, age_count=present.AGES,
+        )
+
+    def search(self, request: Request) -> Response:
+        """Where a phrase stood in the articles' history: each stretch of versions, the version
+        that brought it in and the one that took it out. No phrase: the form alone."""
+        params = request.query_params
+        phrase = params.get("q", "")
+        article = params.get("article", "").strip()
+        since = params.get("since", "").strip()
+        exact = params.get("exact", "") in ("1", "on", "true")
+        page = _page_number(params.get("page", "1"))
+        form = {"phrase": phrase, "article": article, "since": since, "exact": exact}
+        if not phrase.strip():
+            return self.page(request, "search.html", lambda: {**form, "hits": []}, form=form, hits=None)
+        try:
+            with self.lock:
+                hits = self.led.search(phrase, article=article or None, since=since or None, exact=exact)
+        except (InvalidInputError, NotFoundError) as exc:
+            # The form again, with what was wrong: the reader fixes the phrase or the filters.
+            status, message = 404 if isinstance(exc, NotFoundError) else 400, str(exc)
+            return self.page(request, "search.html", lambda: {"error": message, "status": status}, status=status, form=form, hits=None, error=message)
+        pages = max(1, -(-len(hits) // SEARCH_PAGE))
+        if page > pages:
+            raise HTTPException(404, f"search results page {page} does not exist (there are {pages})")
+        shown = hits[(page - 1) * SEARCH_PAGE : page * SEARCH_PAGE]
+        groups: dict[str, list[SearchHit]] = {}
+        for hit in shown:
+            groups.setdefault(hit.article, []).append(hit)
+        with self.lock:
+            titles = {name: self._title(name) for name in groups}
+
+        def data() -> dict[str, Any]:
+            return {**form, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
+
+        query = "&".join(f"{key}={_quote(value)}" for key, value in (("q", phrase), ("article", article), ("since", since), ("exact", "1" if exact else "")) if value)
+        return self.page(request, "search.html", data, form=form, hits=shown, groups=groups, titles=titles, total=len(hits), page=page, pages=pages, query=query)
+
+    def _title(self, article: str) -> str:
+        """The article's title now (kept by its latest version: reading the version is cheap)."""
+        return self.titles.get((article, self.led.current_version(article)), lambda: self.led.article(article).title)
+
     def categories(self, request: Request) -> Response:
         """Every category with its number of articles, now or `?at=` a time."""
         at = request.query_params.get("at", "").strip() or None
         with self.lock:
             rows = self.led.categories(at=at)
-        return self.page(request, "categories.html", {"at": at, "categories": [r.model_dump(mode="json") for r in rows]}, rows=rows, at=at)
+        return self.page(request, "categories.html", lambda: {"at": at, "categories": [r.model_dump(mode="json") for r in rows]}, rows=rows, at=at)
 
     def category(self, request: Request) -> Response:
         """A category's articles now or `?at=` a time, and every article's stints in it over time."""
@@ -242,12 +367,15 @@ class Viewer:
             raise HTTPException(404, f"no article was ever in category {name!r}")
         stints.sort(key=lambda s: (s.entered_at, s.article))
         titles = {row.article: row.title for row in everything}
-        data = {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
+
+        def data() -> dict[str, Any]:
+            return {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
+
         return self.page(request, "category.html", data, listing=listing, stints=stints, titles=titles, at=at, name=name)
 
     def error(self, request: Request, status: int, message: str) -> Response:
         """An error page (or JSON `{"error": ...}`)."""
-        return self.page(request, "error.html", {"error": message, "status": status}, status=status, status_code=status, message=message)
+        return self.page(request, "error.html", lambda: {"error": message, "status": status}, status=status, status_code=status, message=message)
 
 
 def _is_change(block: ProseBlock) -> bool:
@@ -304,6 +432,7 @@ def _versions(spec: str, latest: int) -> tuple[int, int]:
 def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> Starlette:
     """The viewer's ASGI application over `led`, answering to the host names in `hosts`."""
     viewer = Viewer(led)
+    viewer.warm()
 
     def handled(method: Any) -> Any:
         def endpoint(request: Request) -> Response:
@@ -334,6 +463,9 @@ def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> S
         Route("/a/{article}", handled(viewer.article)),
         Route("/a/{article}/v/{version:int}", handled(viewer.article)),
         Route("/a/{article}/history", handled(viewer.history)),
+        Route("/a/{article}/blame", handled(viewer.blame)),
+        Route("/a/{article}/v/{version:int}/blame", handled(viewer.blame)),
+        Route("/search", handled(viewer.search)),
         Route("/a/{article}/diff", handled(viewer.compare)),
         Route("/a/{article}/diff/{spec}", handled(viewer.diff)),
         Route("/favicon.ico", favicon),

@@ -1,5 +1,5 @@
 """What the pages show, built from the public `Ledger` API: article bodies as safe HTML, prose
-diffs as escaped `<ins>`/`<del>` markup, change summaries, word counts of history rows.
+diffs as escaped `<ins>`/`<del>` markup, change summaries, blamed text as lines of runs.
 
 Drafts are untrusted text. Markdown is rendered with raw HTML off (markdown-it-py `js-default`,
 which also drops `javascript:` links) and then cleaned by nh3; every other piece of draft text
@@ -9,7 +9,7 @@ is escaped (`markupsafe.escape`) before it is wrapped in markup of ours.
 from __future__ import annotations
 
 import threading
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -18,8 +18,8 @@ import nh3
 from markdown_it import MarkdownIt
 from markupsafe import Markup, escape
 
-from ledger import ArticleView, HistoryEntry, Ledger
-from ledger.diffs import ProseBlock, ProseDiff, Run, paragraphs, prose_diff, word_counts
+from ledger import ArticleView, Blame
+from ledger.diffs import ProseBlock, ProseDiff, Run, paragraphs, prose_diff
 
 _markdown = MarkdownIt("js-default")
 # Long runs of unchanged paragraphs are folded to their first and last CONTEXT ones.
@@ -185,26 +185,53 @@ class Kept(Generic[K, V]):
         return value
 
 
-class WordCounts:
-    """Words added and removed by each version, for history rows (kept: see `Kept`)."""
+AGES = 6
+"""Shades of age on a blame page, from the newest version shown (0) to the oldest (AGES - 1)."""
 
-    def __init__(self, size: int = 4096) -> None:
-        self._counts: Kept[tuple[str, int, int], Counter[str]] = Kept(size)
-        self._changes: Kept[tuple[str, int, int], tuple[int, int]] = Kept(size)
 
-    def of(self, led: Ledger, entry: HistoryEntry) -> Counter[str]:
-        """The word counts of the version `entry` describes."""
-        return self._counts.get(
-            (entry.article, entry.version, entry.position),
-            lambda: word_counts(reading_text(led.article(entry.article, version=entry.version))),
-        )
+@dataclass(frozen=True)
+class BlameLine:
+    """One line of a blamed text: the versions that wrote its words (its margin), and its runs
+    as `(text, version, marked)`; `marked` runs start a new version inside a line of several,
+    where the page names the version in words (the colour alone would carry it)."""
 
-    def change(self, led: Ledger, previous: HistoryEntry | None, entry: HistoryEntry) -> tuple[int, int]:
-        """Words added and removed by the version `entry` describes, against `previous`."""
+    versions: tuple[int, ...]
+    pieces: tuple[tuple[str, int, bool], ...]
 
-        def count() -> tuple[int, int]:
-            new = self.of(led, entry)
-            old = self.of(led, previous) if previous is not None else Counter()
-            return sum((new - old).values()), sum((old - new).values())
 
-        return self._changes.get((entry.article, entry.version, entry.position), count)
+def blame_lines(blame: Blame) -> list[BlameLine]:
+    """The blamed text cut into lines, as `ledger blame` prints it (a line's margin counts only
+    the versions that wrote more than spaces in it)."""
+    lines: list[list[tuple[str, int]]] = [[]]
+    for span in blame.spans:
+        for index, piece in enumerate(span.text.split("\n")):
+            if index:
+                lines.append([])
+            if piece:
+                lines[-1].append((piece, span.version))
+    if not lines[-1]:
+        lines.pop()
+    shown = []
+    for pieces in lines:
+        versions = tuple(sorted({version for text, version in pieces if text.strip()}))
+        marked = []
+        named = 0
+        for text, version in pieces:
+            # Spaces between two runs are not named: only a run with words starts a new version,
+            # named just before its first word.
+            if len(versions) > 1 and version != named and text.strip():
+                named = version
+                words = text.lstrip()
+                if words != text:
+                    marked.append((text[: len(text) - len(words)], version, False))
+                marked.append((words, version, True))
+            else:
+                marked.append((text, version, False))
+        shown.append(BlameLine(versions, tuple(marked)))
+    return shown
+
+
+def ages(versions: set[int]) -> dict[int, int]:
+    """Each version's shade of age (see `AGES`), by its rank among `versions`, newest first."""
+    ordered = sorted(versions, reverse=True)
+    return {version: rank * AGES // len(ordered) for rank, version in enumerate(ordered)}
