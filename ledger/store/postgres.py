@@ -613,7 +613,7 @@ class PostgresEventStore(EventStore):
             """
             WITH added AS (
                 INSERT INTO ledger_events (pos, id, article, version, occurred_at, recorded_at, hash, closes, line)
-                SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::bytea[])
+                SELECT * FROM UNNEST(%s::bigint[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::bytea[])
             )
             UPDATE ledger_head SET position = %s, hash = %s, recorded_at = greatest(recorded_at, %s)
             RETURNING pg_notify(%s, %s)
