@@ -66,7 +66,7 @@ def _debug(ctx: click.Context) -> bool:
 
 
 # The options of ledger itself, as a usage line writes them.
-_GLOBAL_OPTIONS = {"--store": "--store DIR|URL", "--lock-timeout": "--lock-timeout SECONDS", "--max-event-bytes": "--max-event-bytes N", "--debug": "--debug"}
+_GLOBAL_OPTIONS = {"--store": "--store DIR", "--lock-timeout": "--lock-timeout SECONDS", "--max-event-bytes": "--max-event-bytes N", "--debug": "--debug"}
 
 
 class ClickProblem(click.ClickException):
