@@ -28,6 +28,7 @@ them; so an export of either store imports into the other with the same head has
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import os
@@ -37,6 +38,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -50,6 +52,7 @@ from ledger.errors import (
     CorruptStoreError,
     DuplicateEventError,
     InvalidEventError,
+    LedgerError,
     NothingToDoError,
     StoreConnectionError,
     StoreError,
@@ -111,6 +114,31 @@ _INIT_LOCK = 0x6C6564676572  # "ledger"
 _PAGE = 2000
 _LISTEN_TIMEOUT = 1.0
 _UNSET = object()
+
+
+@dataclass(eq=False)
+class _Pending:
+    """One append waiting in the group-commit queue, and what became of it."""
+
+    records: Sequence[NewRecord]
+    ids: list[str]
+    expected: Mapping[str, int] | None
+    result: AppendResult | None = None
+    error: BaseException | None = None
+    # Set when the append is finished or its thread is to lead the next group.
+    wake: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def finished(self) -> bool:
+        """Whether the append was committed or refused."""
+        return self.result is not None or self.error is not None
+
+    def outcome(self) -> AppendResult:
+        """The append's result, or its error raised."""
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
 
 
 def is_url(location: object) -> bool:
@@ -258,6 +286,9 @@ class PostgresEventStore(EventStore):
         )
         self._pool.open(wait=False)
         self._exclusive = threading.local()
+        self._queue: list[_Pending] = []
+        self._turns = threading.Lock()
+        self._leading = False
         self._listener: psycopg.Connection[Any] | None = None
         self._listening = threading.Lock()
         self._closed = False
@@ -500,107 +531,204 @@ class PostgresEventStore(EventStore):
         return int(row[0]), str(row[1]), str(row[2])
 
     def append(self, records: Sequence[NewRecord], expected_versions: Mapping[str, int] | None = None) -> AppendResult:
-        """Append atomically (see `EventStore.append` and the module): one transaction, under the
-        head's lock, two round trips. A connection that breaks before the append was sent is
-        replaced and the append sent again; one that breaks later raises `StoreConnectionError`
-        (the append was recorded whole or not at all: send it again with the same ids to know)."""
+        """Append atomically (see `EventStore.append` and the module): one transaction under the
+        head's lock, two round trips.
+
+        Group commit: appends that threads of this process make while another thread's append is
+        in flight wait for it, then go out together in one transaction (each still checked on
+        its own: one refused does not fail the others), so threads share round trips and the
+        commit's flush instead of queueing for the head's lock one by one.
+
+        A connection that breaks before the append was sent is replaced and the append sent
+        again; one that breaks later raises `StoreConnectionError` (the append was recorded
+        whole or not at all: send it again with the same ids to know)."""
         if not records:
             raise NothingToDoError("nothing to append: no events given")
         ids = [r.id for r in records]
         if len(set(ids)) != len(ids):
             raise InvalidEventError("the same event id is given twice in one append")
+        pending = _Pending(records, ids, expected_versions)
         owned = getattr(self._exclusive, "conn", None)
         if owned is not None:
             owned.execute("SAVEPOINT ledger_append")
             try:
-                result = self._append_in(owned, records, ids, expected_versions, locked=True)
+                self._commit_group(owned, [pending], locked=True)
             except BaseException:
                 if not owned.broken:
                     owned.execute("ROLLBACK TO SAVEPOINT ledger_append")
                 raise
             owned.execute("RELEASE SAVEPOINT ledger_append")
-            return result
-        for attempt in (1, 2):
-            sent = [False]
+            return pending.outcome()
+        with self._turns:
+            self._queue.append(pending)
+            follow = self._leading
+            self._leading = True
+        if follow:
+            # Another thread leads: it takes this append along, or hands this thread the lead.
             try:
-                with self._pool.connection() as conn:
-                    try:
-                        conn.execute("BEGIN")
-                        result = self._append_in(conn, records, ids, expected_versions, locked=False, sent=sent)
-                        conn.execute("COMMIT")
-                        return result
-                    except BaseException:
-                        if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                            conn.execute("ROLLBACK")
-                        raise
-            except psycopg.errors.LockNotAvailable:
-                raise StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s; nothing appended") from None
-            except psycopg.errors.UniqueViolation:
-                # Another writer committed one of these ids between our look and our insert:
-                # impossible under the head's lock, unless the table was written around it.
-                raise DuplicateEventError("an event id of this append was recorded meanwhile by a write that bypassed the ledger; nothing appended") from None
-            except psycopg.OperationalError as exc:
-                if attempt == 1 and not sent[0]:
-                    continue
-                raise _lost(self.url, exc, "appending; the append was recorded whole or not at all") from None
-            except PoolTimeout:
-                raise StoreConnectionError(f"{redact(self.url)}: no connection to the server could be had; nothing appended") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                pending.wake.wait()
+            except BaseException:
+                self._abandon(pending)
+                raise
+            if pending.finished:
+                return pending.outcome()
+        while True:
+            with self._turns:
+                group, self._queue = self._queue, []
+            try:
+                self._lead(group)
+            finally:
+                with self._turns:
+                    # This thread's own append may have been held back: it leads again.
+                    again = not pending.finished
+                    if not again and self._queue:
+                        self._queue[0].wake.set()
+                    elif not again:
+                        self._leading = False
+            if not again:
+                return pending.outcome()
 
-    def _append_in(
-        self, conn: psycopg.Connection[Any], records: Sequence[NewRecord], ids: list[str], expected: Mapping[str, int] | None,
-        *, locked: bool, sent: list[bool] | None = None,
-    ) -> AppendResult:
-        articles = list(dict.fromkeys(record.article for record in records))
-        explicit = any(r.explicit_id for r in records)
+    def _abandon(self, pending: _Pending) -> None:
+        """A waiting thread was interrupted (KeyboardInterrupt): take its append out of the queue
+        if no leader took it yet, and pass the lead on if it had just been handed it."""
+        with self._turns:
+            if pending in self._queue:
+                self._queue.remove(pending)
+            if pending.wake.is_set() and not pending.finished:
+                if self._queue:
+                    self._queue[0].wake.set()
+                else:
+                    self._leading = False
+
+    def _lead(self, group: list[_Pending]) -> None:
+        """Commit `group` in one transaction; each append gets its result or its own error, and
+        one held back (an id also given by an earlier one of the group) goes back to the queue."""
+        deferred: list[_Pending] = []
+        try:
+            for attempt in (1, 2):
+                sent = [False]
+                try:
+                    with self._pool.connection() as conn:
+                        try:
+                            deferred = self._commit_group(conn, group, locked=False, sent=sent)
+                        except BaseException:
+                            if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                                conn.execute("ROLLBACK")
+                            raise
+                    break
+                except psycopg.OperationalError as exc:
+                    if attempt == 1 and not sent[0] and not isinstance(exc, psycopg.errors.LockNotAvailable):
+                        continue
+                    raise
+        except BaseException as exc:
+            if isinstance(exc, psycopg.errors.LockNotAvailable):
+                error: BaseException = StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s; nothing appended")
+            elif isinstance(exc, psycopg.errors.UniqueViolation):
+                # Impossible under the head's lock, unless the table was written around it.
+                error = DuplicateEventError("an event id of this append was recorded meanwhile by a write that bypassed the ledger; nothing appended")
+            elif isinstance(exc, psycopg.OperationalError):
+                error = _lost(self.url, exc, "appending; the append was recorded whole or not at all")
+            elif isinstance(exc, PoolTimeout):
+                error = StoreConnectionError(f"{redact(self.url)}: no connection to the server could be had; nothing appended")
+            else:
+                error = exc
+            for pending in group:
+                if not pending.finished:
+                    # Each thread raises its own copy (one object raised in several threads
+                    # would collect all their tracebacks).
+                    pending.result, pending.error = None, copy.copy(error)
+            for pending in group:
+                if pending.finished:
+                    pending.wake.set()
+            return
+        if deferred:
+            with self._turns:
+                self._queue[:0] = deferred
+        for pending in group:
+            if pending.finished:
+                pending.wake.set()
+
+    def _commit_group(self, conn: psycopg.Connection[Any], group: list[_Pending], *, locked: bool, sent: list[bool] | None = None) -> list[_Pending]:
+        """Check, seal and write the appends of `group` in one transaction on `conn` (inside
+        `exclusive`, `locked`: the transaction and the head's lock are the caller's, and it
+        commits); returns those held back for the next group."""
+        for pending in group:
+            pending.result = pending.error = None
+        articles = list(dict.fromkeys(record.article for pending in group for record in pending.records))
+        explicit = [eid for pending in group if any(r.explicit_id for r in pending.records) for eid in pending.ids]
         with conn.pipeline():
+            if not locked:
+                conn.execute("BEGIN")
             # Inside `exclusive` the head is locked already.
             head_cur = conn.execute("SELECT position, hash, recorded_at FROM ledger_head" + ("" if locked else " FOR UPDATE"))
             state_cur = conn.execute(
                 "SELECT DISTINCT ON (article) article, version, occurred_at FROM ledger_events WHERE article = ANY(%s) ORDER BY article, version DESC",
                 (articles,),
             )
-            ids_cur = conn.execute("SELECT id, pos, article, version FROM ledger_events WHERE id = ANY(%s)", (ids,)) if explicit else None
+            ids_cur = conn.execute("SELECT id, pos, article, version FROM ledger_events WHERE id = ANY(%s)", (explicit,)) if explicit else None
             head_row = head_cur.fetchone()
             if head_row is None:
                 raise CorruptStoreError(f"{redact(self.url)}: the ledger_head row is missing")
             position, prev, last_recorded = int(head_row[0]), str(head_row[1]), str(head_row[2])
             state = state_cur.fetchall()
-            found = {str(e): (int(p), str(a), int(v)) for e, p, a, v in ids_cur.fetchall()} if ids_cur is not None else {}
+            recorded_ids = {str(e): (int(p), str(a), int(v)) for e, p, a, v in ids_cur.fetchall()} if ids_cur is not None else {}
         if sent is not None:
-            # The head is locked: from here on the append may reach the server.
+            # The head is locked: from here on the appends may reach the server.
             sent[0] = True
-        if found:
-            original = self._original(ids, found, conn)
-            assert original is not None
-            return original
-        versions = {str(a): int(v) for a, v, _ in state}
-        occurred = {str(a): str(o) for a, _, o in state}
-        for article, wanted in (expected or {}).items():
-            current = versions.get(article, 0) if article in versions or article in articles else self._version_in(conn, article)
-            if current != wanted:
-                raise VersionConflictError(f"article {article!r} is at version {current}, not the expected {wanted}; nothing appended")
+        versions: dict[str, int] = {str(a): int(v) for a, v, _ in state}
+        occurred: dict[str, str] = {str(a): str(o) for a, _, o in state}
         moment = datetime.now(UTC)
         now = format_time(moment)
         if now < last_recorded:
             # The clock went back (or another host's runs ahead): recorded times never do.
             now, moment = last_recorded, parse_time(last_recorded)
-        new, times = new_versions(records, versions, occurred, now)
-        lines, sealed = seal_append(records, new, times, now, position, prev, 0)
-        last_hash = sealed[-1][3]
-        self._insert(conn, [(s[2], s[3], line) for s, line in zip(sealed, lines, strict=True)], now, last_hash, position + len(lines))
+        rows: list[tuple[dict[str, Any], str, bytes]] = []
+        done: list[tuple[_Pending, dict[str, int], dict[str, str], int]] = []
+        deferred: list[_Pending] = []
+        group_ids: set[str] = set()
+        for pending in group:
+            if not group_ids.isdisjoint(pending.ids):
+                deferred.append(pending)
+                continue
+            try:
+                found = {eid: recorded_ids[eid] for eid in pending.ids if eid in recorded_ids}
+                if found:
+                    pending.result = self._original(pending.ids, found, conn)
+                    continue
+                for article, wanted in (pending.expected or {}).items():
+                    current = versions.get(article, 0) if article in versions or article in articles else self._version_in(conn, article)
+                    if current != wanted:
+                        raise VersionConflictError(f"article {article!r} is at version {current}, not the expected {wanted}; nothing appended")
+                new, times = new_versions(pending.records, versions, occurred, now)
+            except LedgerError as exc:
+                pending.error = exc
+                continue
+            lines, sealed = seal_append(pending.records, new, times, now, position, prev, 0)
+            done.append((pending, new, times, position + 1))
+            rows.extend((entry[2], entry[3], line) for entry, line in zip(sealed, lines, strict=True))
+            position, prev = position + len(lines), sealed[-1][3]
+            versions.update(new)
+            occurred.update(times)
+            group_ids.update(pending.ids)
+        with conn.pipeline():
+            if rows:
+                self._insert(conn, rows, now, prev, position)
+            if not locked:
+                conn.execute("COMMIT")
         parsed = {now: moment}
-        for when in times.values():
-            if when not in parsed:
-                parsed[when] = parse_time(when)
-        return AppendResult(
-            versions=new,
-            first_position=position + 1,
-            last_position=position + len(records),
-            event_ids=ids,
-            recorded_at=moment,
-            occurred_at={article: parsed[when] for article, when in times.items()},
-        )
+        for pending, new, times, first in done:
+            for when in times.values():
+                if when not in parsed:
+                    parsed[when] = parse_time(when)
+            pending.result = AppendResult(
+                versions=new,
+                first_position=first,
+                last_position=first + len(pending.records) - 1,
+                event_ids=pending.ids,
+                recorded_at=moment,
+                occurred_at={article: parsed[when] for article, when in times.items()},
+            )
+        return deferred
 
     def _version_in(self, conn: psycopg.Connection[Any], article: str) -> int:
         row = conn.execute("SELECT max(version) FROM ledger_events WHERE article = %s", (article,)).fetchone()
