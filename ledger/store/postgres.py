@@ -319,13 +319,14 @@ class PostgresEventStore(EventStore):
                 raise
             raise _lost(self.url, exc, doing) from None
 
-    def _query(self, doing: str, query: Any, params: Any = None) -> list[tuple[Any, ...]]:
+    def _query(self, doing: str, query: Any, params: Any = None, *, binary: bool = False) -> list[tuple[Any, ...]]:
         """Rows of one read-only statement. A connection found broken (the server restarted, a
         backend was ended) is replaced and the statement sent once more: reads are safe to repeat."""
         for attempt in (1, 2):
             try:
-                with self._conn(doing) as conn:
-                    return conn.execute(query, params).fetchall()
+                # Binary results for the lines: bytea as it is, not as hex text twice its size.
+                with self._conn(doing) as conn, conn.cursor(binary=binary) as cursor:
+                    return cursor.execute(query, params).fetchall()
             except StoreConnectionError:
                 if attempt == 2 or getattr(self._exclusive, "conn", None) is not None:
                     raise
@@ -348,7 +349,8 @@ class PostgresEventStore(EventStore):
         schemas = SCHEMA_VERSIONS
         while expected <= to:
             rows = self._query(
-                "reading the log", "SELECT line FROM ledger_events WHERE pos >= %s AND pos <= %s ORDER BY pos LIMIT %s", (expected, to, _PAGE)
+                "reading the log", "SELECT line FROM ledger_events WHERE pos >= %s AND pos <= %s ORDER BY pos LIMIT %s", (expected, to, _PAGE),
+                binary=True,
             )
             if not rows:
                 if self.head().position < expected:
@@ -377,19 +379,17 @@ class PostgresEventStore(EventStore):
             "reading an article",
             "SELECT pos, version, line FROM ledger_events WHERE article = %s AND version >= %s AND version <= %s ORDER BY pos",
             (article, low, high),
+            binary=True,
         )
-        out: list[dict[str, Any]] = []
-        for pos, version, line in rows:
-            body = bytes(line)
-            try:
-                codec.check(body)
-                record = codec.decode(body)
-            except codec.RecordError as exc:
-                raise CorruptStoreError(f"{redact(self.url)}: position {pos}: {exc}", position=pos) from None
+        try:
+            records = codec.decode_lines([bytes(line) + b"\n" for _, _, line in rows])
+        except codec.LineError as exc:
+            pos = rows[exc.index][0]
+            raise CorruptStoreError(f"{redact(self.url)}: position {pos}: {exc}", position=pos) from None
+        for (pos, version, _), record in zip(rows, records, strict=True):
             if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version):
                 raise CorruptStoreError(f"{redact(self.url)}: the row of position {pos} does not match its record", position=pos)
-            out.append(record)
-        return out
+        return records
 
     def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[StoredRecord]:
         """One article's records of versions `from_version..to_version`, each hash-checked."""
@@ -479,7 +479,7 @@ class PostgresEventStore(EventStore):
             else:
                 query = "SELECT pos, line FROM ledger_events WHERE article = %s AND pos > %s AND pos <= %s ORDER BY pos LIMIT %s"
                 params = (article, after, to, _PAGE)
-            rows = self._query("exporting", query, params)
+            rows = self._query("exporting", query, params, binary=True)
             if not rows and article is not None:
                 return
             if not rows:
@@ -736,12 +736,14 @@ class PostgresEventStore(EventStore):
 
     def _insert(self, conn: psycopg.Connection[Any], sealed: list[tuple[dict[str, Any], str, bytes]], recorded_at: str, head_hash: str, head: int) -> None:
         """Insert sealed records and move the head on, in one statement that also notifies the
-        followers (delivered when the transaction commits)."""
+        followers (delivered when the transaction commits). The arrays go in binary (`%b`):
+        psycopg escapes text arrays with a regular expression per item, a third of an append's
+        CPU."""
         conn.execute(
             """
             WITH added AS (
                 INSERT INTO ledger_events (pos, id, article, version, occurred_at, recorded_at, hash, closes, line)
-                SELECT * FROM UNNEST(%s::bigint[], %s::text[], %s::text[], %s::integer[], %s::text[], %s::text[], %s::text[], %s::boolean[], %s::bytea[])
+                SELECT * FROM UNNEST(%b::bigint[], %b::text[], %b::text[], %b::integer[], %b::text[], %b::text[], %b::text[], %b::boolean[], %b::bytea[])
             )
             UPDATE ledger_head SET position = %s, hash = %s, recorded_at = greatest(recorded_at, %s)
             RETURNING pg_notify(%s, %s)
@@ -880,6 +882,7 @@ class PostgresEventStore(EventStore):
                 "verifying",
                 "SELECT pos, id, article, version, occurred_at, recorded_at, hash, closes, line FROM ledger_events WHERE pos > %s ORDER BY pos LIMIT %s",
                 (after, _PAGE),
+                binary=True,
             )
             if not rows:
                 break
