@@ -112,6 +112,13 @@ MIGRATIONS: list[tuple[int, str]] = [
 # The key of the advisory lock `init` holds while it creates or migrates the schema.
 _INIT_LOCK = 0x6C6564676572  # "ledger"
 _PAGE = 2000
+# Each article's latest version and its time: one backward step in the (article, version) index
+# per article (`DISTINCT ON` or `max()` over `= ANY(...)` read every version of the article, so
+# an append slowed down as its article grew).
+_LATEST = (
+    "SELECT a.article, e.version, e.occurred_at FROM UNNEST(%s::text[]) AS a(article) CROSS JOIN LATERAL "
+    "(SELECT version, occurred_at FROM ledger_events WHERE article = a.article ORDER BY version DESC LIMIT 1) AS e"
+)
 _LISTEN_TIMEOUT = 1.0
 _UNSET = object()
 
@@ -410,9 +417,9 @@ class PostgresEventStore(EventStore):
         """The current version of each of `articles` (0 for those with none), in one query."""
         wanted = list(dict.fromkeys(articles))
         rows = self._query(
-            "reading versions", "SELECT article, max(version) FROM ledger_events WHERE article = ANY(%s) GROUP BY article", (wanted,)
+            "reading versions", _LATEST, (wanted,)
         )
-        found = {str(article): int(version) for article, version in rows}
+        found = {str(article): int(version) for article, version, _ in rows}
         return {article: found.get(article, 0) for article in wanted}
 
     def articles(self) -> dict[str, int]:
@@ -422,8 +429,14 @@ class PostgresEventStore(EventStore):
 
     def version_at(self, article: str, when: str) -> int:
         """The article's last version that occurred at or before `when` (0 if none)."""
-        rows = self._query("reading versions", "SELECT max(version) FROM ledger_events WHERE article = %s AND occurred_at <= %s", (article, when))
-        return int(rows[0][0] or 0)
+        # Times never go back within an article: the newest version at or before `when` is found
+        # walking the (article, version) index down from the top.
+        rows = self._query(
+            "reading versions",
+            "SELECT version FROM ledger_events WHERE article = %s AND occurred_at <= %s ORDER BY version DESC LIMIT 1",
+            (article, when),
+        )
+        return int(rows[0][0]) if rows else 0
 
     def version_times(self, article: str) -> list[tuple[int, str, str]]:
         """`(version, occurred_at, recorded_at)` of each version of the article."""
@@ -662,7 +675,7 @@ class PostgresEventStore(EventStore):
             # Inside `exclusive` the head is locked already.
             head_cur = conn.execute("SELECT position, hash, recorded_at FROM ledger_head" + ("" if locked else " FOR UPDATE"))
             state_cur = conn.execute(
-                "SELECT DISTINCT ON (article) article, version, occurred_at FROM ledger_events WHERE article = ANY(%s) ORDER BY article, version DESC",
+                _LATEST,
                 (articles,),
             )
             ids_cur = conn.execute("SELECT id, pos, article, version FROM ledger_events WHERE id = ANY(%s)", (explicit,)) if explicit else None
@@ -778,7 +791,7 @@ class PostgresEventStore(EventStore):
                 try:
                     position, prev, recorded = self._lock_head(conn)
                     state = conn.execute(
-                        "SELECT DISTINCT ON (article) article, version, occurred_at FROM ledger_events WHERE article = ANY(%s) ORDER BY article, version DESC",
+                        _LATEST,
                         (articles,),
                     ).fetchall()
                     order = RecordOrder({str(a): int(v) for a, v, _ in state}, {str(a): str(o) for a, _, o in state})
