@@ -323,3 +323,43 @@ def test_the_store_url_comes_from_the_environment(pg_url: str, tmp_path: Path) -
     with ledger.open(pg_url) as led:
         assert led.head().position == 1
     assert os.environ.get("LEDGER_STORE") != pg_url
+
+
+def test_exclusive_holds_off_other_writers_until_its_append_commits(pg_url: str) -> None:
+    one, two = PostgresEventStore(pg_url, lock_timeout=0.2), PostgresEventStore(pg_url, lock_timeout=0.2)
+    try:
+        with one.exclusive():
+            assert one.article_version("a") == 0
+            with pytest.raises(ledger.StoreLockedError):
+                two.append([rec("b", "ArticleCreated")])
+            one.append([rec("a", "ArticleCreated")])
+            with pytest.raises(ledger.VersionConflictError):
+                one.append([rec("a")], {"a": 0})
+        assert two.head().position == 1 and two.article_versions(["a", "b"]) == {"a": 1, "b": 0}
+        assert two.append([rec("b", "ArticleCreated")]).first_position == 2
+    finally:
+        one.close()
+        two.close()
+
+
+def test_ledgers_in_threads_editing_one_article_all_land(pg_url: str) -> None:
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "start"}}])
+    failures: list[BaseException] = []
+
+    def edit(name: str) -> None:
+        try:
+            with ledger.open(pg_url) as mine:
+                for n in range(8):
+                    mine.append([{"type": "ArticleEdited", "article": "a", "data": {"body": f"{name} {n}"}}])
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=edit, args=(f"t{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert failures == []
+    with ledger.open(pg_url) as led:
+        assert led.current_version("a") == 25 and led.verify().ok
