@@ -282,6 +282,11 @@ class Ledger:
         """The store folder, for file-backed stores."""
         return self.store.root
 
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: its folder, or its server's URL without the password."""
+        return self.store.location
+
     # --- writing ---------------------------------------------------------------------------
 
     def append_json_lines(self, lines: Iterable[bytes | str], *, name: str = "<input>") -> AppendResult:

@@ -248,6 +248,11 @@ class EventStore(ABC):
         written. `labels` name each line in errors."""
 
     @property
+    def location(self) -> str:
+        """Where the store is, for messages: its folder, or a server's URL without its password."""
+        return str(self.root) if self.root is not None else type(self).__name__
+
+    @property
     def cache_dir(self) -> Path | None:
         """The folder the views (`views.sqlite`, `text.sqlite`) of this store are kept in: the
         store's own folder for a store with one; a local cache folder for a server store; None

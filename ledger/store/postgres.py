@@ -303,6 +303,11 @@ class PostgresEventStore(EventStore):
     # --- connections ---------------------------------------------------------------------------
 
     @property
+    def location(self) -> str:
+        """The server's URL without its password."""
+        return redact(self.url)
+
+    @property
     def cache_dir(self) -> Path | None:
         """The local folder of this store's views (see the module)."""
         folder = cache_base() / _safe(f"pg-{self._identity}-{self.store_id}")
