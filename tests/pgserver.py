@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 ENV_SERVER = "LEDGER_TEST_POSTGRES"
 USER = "ledger"
@@ -75,8 +75,8 @@ class Cluster:
     def url(self, db: str = "postgres") -> str:
         """A URL of database `db` (over the socket for a cluster of our own)."""
         if self.external is not None:
-            base = self.external.rsplit("/", 1)[0]
-            return f"{base}/{db}"
+            parts = urlsplit(self.external)
+            return urlunsplit(parts._replace(path=f"/{db}"))
         return f"postgresql://{USER}@/{db}?host={quote(self.host, safe='')}&port={self.port}"
 
     def tcp_url(self, db: str = "postgres", password: str = PASSWORD) -> str:
