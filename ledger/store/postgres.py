@@ -120,7 +120,6 @@ _LATEST = (
     "(SELECT version, occurred_at FROM ledger_events WHERE article = a.article ORDER BY version DESC LIMIT 1) AS e"
 )
 _LISTEN_TIMEOUT = 1.0
-_UNSET = object()
 
 
 @dataclass(eq=False)
