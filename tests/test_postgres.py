@@ -363,3 +363,12 @@ def test_ledgers_in_threads_editing_one_article_all_land(pg_url: str) -> None:
     assert failures == []
     with ledger.open(pg_url) as led:
         assert led.current_version("a") == 25 and led.verify().ok
+
+
+def test_views_go_to_memory_when_the_cache_folder_cannot_be_made(pg_url: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    cli(pg_url, "append", "-", input=b'{"type": "ArticleCreated", "article": "a", "data": {"title": "T", "body": "x"}}\n', cache=tmp_path)
+    code, out, err = cli(pg_url, "articles", "--format", "json", cache=blocker)
+    assert code == 0 and json.loads(out)["article"] == "a", (out, err)
+    assert "keeping the views in memory" in err

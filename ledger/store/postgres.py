@@ -310,7 +310,12 @@ class PostgresEventStore(EventStore):
     def cache_dir(self) -> Path | None:
         """The local folder of this store's views (see the module)."""
         folder = cache_base() / _safe(f"pg-{self._identity}-{self.store_id}")
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            # The views are a cache: without a folder for them they are built in memory.
+            log.warning("%s: cannot make the views' cache folder (%s); keeping the views in memory (set %s)", folder, exc.strerror or exc, ENV_CACHE)
+            return None
         return folder
 
     @contextmanager
