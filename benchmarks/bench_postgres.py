@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -166,6 +167,8 @@ def main() -> None:
     parser.add_argument("--versions", type=int, default=1000, help="versions of the live article for the old-version row (default 1,000)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    # Stopped (`timeout`, a kill) the script still stops its throw-away cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     cluster = pgserver.Cluster(host="", port=0, external=args.url) if args.url else pgserver.start(durable=True)
     rows: list[dict[str, Any]] = []
 
