@@ -129,7 +129,7 @@ def watch_command(
     previous = signal.signal(signal.SIGTERM, on_signal)
     try:
         watcher.start()
-        err.print(f"watching {folder} ({watcher.mode}) into {led.path}; Ctrl-C or SIGTERM stops", markup=False, highlight=False)
+        err.print(f"watching {folder} ({watcher.mode}) into {led.location}; Ctrl-C or SIGTERM stops", markup=False, highlight=False)
         while not stopping.wait(0.2):
             if not watcher.running:
                 break

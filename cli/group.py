@@ -15,6 +15,8 @@ Exit codes (also in docs/cli.md):
        the log no longer extends an anchored head (verify --head)
     9  nothing to do: a change that changes nothing, or an input with nothing in it (a re-send of
        what the log already holds succeeds: exit 0, "already recorded")
+   10  the store's server cannot be used: unreachable, login refused, no such database, or
+       the connection was lost (PostgreSQL stores)
   130  interrupted (Ctrl-C)
   141  the reader of the output went away (broken pipe, e.g. `ledger log | head -1`)
 """
@@ -27,7 +29,6 @@ import re
 import sqlite3
 import sys
 import traceback
-from pathlib import Path
 from typing import Any
 
 import click
@@ -181,11 +182,11 @@ class _StderrHandler(logging.Handler):
 @click.option(
     "--store",
     "store",
-    type=click.Path(file_okay=False, path_type=Path),
+    metavar="DIR|URL",
     envvar="LEDGER_STORE",
     default="ledger-data",
     show_default=True,
-    help="The store folder (else $LEDGER_STORE, else ./ledger-data).",
+    help="The store folder, or a PostgreSQL URL postgresql://USER:PASSWORD@HOST/DB (else $LEDGER_STORE, else ./ledger-data).",
 )
 @click.option(
     "--lock-timeout",
@@ -206,7 +207,7 @@ class _StderrHandler(logging.Handler):
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="article-ledger", prog_name="ledger")
 @click.pass_context
-def main(ctx: click.Context, store: Path, lock_timeout: float, max_event_bytes: int, debug: bool) -> None:
+def main(ctx: click.Context, store: str, lock_timeout: float, max_event_bytes: int, debug: bool) -> None:
     """Versions articles by event sourcing: every edit, update block and category change is an
     immutable event in one log, and every view is rebuilt from it.
 

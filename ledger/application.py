@@ -13,7 +13,6 @@ import difflib
 import logging
 import math
 import os
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -94,21 +93,48 @@ _RETRIES = 8
 _OPTIMISTIC = 3
 
 
-def store_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """The store folder: `path`, else `$LEDGER_STORE`, else `./ledger-data`."""
+def _location(path: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
+    """`path`, else `$LEDGER_STORE`, else `./ledger-data` (a folder or a server's URL)."""
     if path is not None:
-        return Path(path)
-    return Path(os.environ.get(ENV_STORE) or DEFAULT_STORE)
+        return path
+    return os.environ.get(ENV_STORE) or DEFAULT_STORE
+
+
+def _server_url(location: str | os.PathLike[str]) -> str | None:
+    """The URL when `location` names a PostgreSQL server (`postgresql://...`), else None."""
+    return location if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")) else None
+
+
+def store_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The store folder: `path`, else `$LEDGER_STORE`, else `./ledger-data` (see `open` for a
+    store on a server)."""
+    return Path(_location(path))
 
 
 def store_exists(path: str | os.PathLike[str] | None = None) -> bool:
-    """Whether `store_path(path)` holds a store already (`init` would leave it as it is)."""
-    return (store_path(path) / MARKER_FILE).exists()
+    """Whether the store named by `path` (as for `open`) exists already (`init` would leave it
+    as it is)."""
+    location = _location(path)
+    url = _server_url(location)
+    if url is not None:
+        from ledger.store.postgres import schema_exists
+
+        return schema_exists(url)
+    return (Path(location) / MARKER_FILE).exists()
 
 
-def init(path: str | os.PathLike[str] | None = None) -> Path:
-    """Create an empty store (harmless if it exists) and return its folder."""
-    return init_store(store_path(path))
+def init(path: str | os.PathLike[str] | None = None) -> Path | str:
+    """Create an empty store (harmless if it exists) and return its folder, or for a server's
+    URL create the ledger's tables there (or migrate them to this ledger's schema) and return
+    the URL without its password."""
+    location = _location(path)
+    url = _server_url(location)
+    if url is not None:
+        from ledger.store.postgres import init_schema, redact
+
+        init_schema(url)
+        return redact(url)
+    return init_store(Path(location))
 
 
 def open(
@@ -119,7 +145,9 @@ def open(
     recover: bool = True,
     max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
 ) -> Ledger:
-    """Open the store at `path` (see `store_path`) as a `Ledger`.
+    """Open the store at `path` as a `Ledger`: a folder, or a PostgreSQL server's URL
+    (`postgresql://user:password@host/db`, see docs/postgresql.md); without `path`,
+    `$LEDGER_STORE`, else the folder `./ledger-data`.
 
     `create` makes the store if it is missing. `recover` (the default) cuts off a torn tail left
     by a crash and brings the index up to date; `verify` opens without it, to report damage.
@@ -128,7 +156,15 @@ def open(
     """
     if math.isnan(lock_timeout) or lock_timeout < 0:
         raise InvalidInputError(f"lock timeout {lock_timeout} is not a number of seconds (0 or more)")
-    root = store_path(path)
+    location = _location(path)
+    url = _server_url(location)
+    if url is not None:
+        from ledger.store.postgres import PostgresEventStore, init_schema
+
+        if create:
+            init_schema(url)
+        return Ledger(PostgresEventStore(url, lock_timeout=lock_timeout), max_event_bytes=max_event_bytes)
+    root = Path(location)
     if create:
         init_store(root)
     store = FileEventStore(root, lock_timeout=lock_timeout)
@@ -258,6 +294,11 @@ class Ledger:
     def path(self) -> Path | None:
         """The store folder, for file-backed stores."""
         return self.store.root
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: its folder, or its server's URL without the password."""
+        return self.store.location
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -920,8 +961,9 @@ class Ledger:
         process appends them, like `tail -f`; it never ends by itself: stop iterating (or close
         the generator) to stop. Only `article`'s events, and only `types`, when given.
 
-        Between appends it costs one `stat` of the log every `poll` seconds; an append is read
-        once it is complete, never half. Raises `ArticleNotFoundError` at once for an `article`
+        Between appends it costs one `stat` of the log every `poll` seconds (a PostgreSQL
+        store is woken by each commit instead, and looks at its head at least every `poll`
+        seconds besides); an append is read once it is complete, never half. Raises `ArticleNotFoundError` at once for an `article`
         that is not in the log.
         """
         _check(after=(_count, after), article=(_text, article))
@@ -934,8 +976,7 @@ class Ledger:
         while True:
             # Polled by position: an append still being written is not committed yet, so it is
             # left for a later round and nothing is missed.
-            if self.store.head().position <= position:
-                time.sleep(poll)
+            if self.store.wait(position, poll) <= position:
                 continue
             for record in self.store.read(position):
                 position = record["pos"]

@@ -140,7 +140,7 @@ class Catalog:
 
     def __init__(self, store: EventStore) -> None:
         self.store = store
-        self.path = store.root / VIEWS_FILE if store.root is not None else None
+        self.path = cache / VIEWS_FILE if (cache := store.cache_dir) is not None else None
         self._db: sqlite3.Connection | None = None
         self._inode: int | None = None
         self._position = -1

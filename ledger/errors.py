@@ -17,6 +17,7 @@ Hierarchy (the CLI exit code of each is in brackets; see docs/cli.md "Exit codes
     ├── StoreError                   [6]
     │   ├── StoreNotFoundError       [6]  no store at that path
     │   ├── StoreLockedError         [7]  lock not acquired within the timeout
+    │   ├── StoreConnectionError    [10]  a store's server cannot be reached or used (PostgreSQL)
     │   ├── IndexMismatchError       [6]  a cache disagrees with the log (rebuilt and retried)
     │   └── CorruptStoreError        [8]  a record fails its checksum, chain or order
     └── NothingToDoError             [9]  e.g. an edit that changes nothing
@@ -97,6 +98,13 @@ class StoreLockedError(StoreError):
     """Another process held the write lock for longer than the timeout."""
 
     exit_code = 7
+
+
+class StoreConnectionError(StoreError):
+    """The store's server cannot be used: unreachable, login refused, no such database, or the
+    connection was lost (an append it interrupted was recorded whole or not at all)."""
+
+    exit_code = 10
 
 
 class CorruptStoreError(StoreError):

@@ -393,7 +393,7 @@ class TextIndex:
 
     def __init__(self, store: EventStore, load: Callable[[str, int], ArticleState | None]) -> None:
         self.store = store
-        self.path = store.root / TEXT_FILE if store.root is not None else None
+        self.path = cache / TEXT_FILE if (cache := store.cache_dir) is not None else None
         self._load = load
         self._db: sqlite3.Connection | None = None
         self._mutex = threading.RLock()

@@ -234,7 +234,7 @@ def export(store: EventStore, article: str | None = None) -> Iterator[bytes]:
 
 def _log_name(store: EventStore) -> str:
     """How messages name the log: its file, for a store kept in a folder."""
-    return str(store.root / LOG_FILE) if store.root is not None else type(store).__name__
+    return str(store.root / LOG_FILE) if store.root is not None else store.location
 
 
 def _chained(lines: Iterable[bytes], *, whole: bool, source: str) -> Iterator[bytes]:

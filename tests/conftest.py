@@ -11,12 +11,41 @@ from pathlib import Path
 import pytest
 
 import ledger
+from tests import pgserver
 from tests.helpers import Recorder
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 CORPUS = SHARED / "corpus" / "nodejs-blog"
 SAMPLES = SHARED / "samples"
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgserver.Cluster]:
+    """A PostgreSQL server for the session: `$LEDGER_TEST_POSTGRES`, else a throw-away cluster
+    started here and stopped at the end (skipped, with the reason, when none can be had)."""
+    try:
+        cluster = pgserver.start()
+    except pgserver.Unavailable as exc:
+        pytest.skip(f"PostgreSQL tests: {exc}")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def pg_url(pg_cluster: pgserver.Cluster) -> Iterator[str]:
+    """The URL of a fresh database holding an empty ledger store (dropped after the test)."""
+    from ledger.store.postgres import init_schema
+
+    name = pg_cluster.create_database()
+    url = pg_cluster.url(name)
+    init_schema(url)
+    try:
+        yield url
+    finally:
+        pg_cluster.drop_database(name)
 
 
 @pytest.fixture

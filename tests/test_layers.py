@@ -61,6 +61,7 @@ STORE_INSIDE = {
     "logfile": {"index"},
     "verify": {"contract", "logfile"},
     "file": {"checked", "contract", "index", "locking", "logfile", "verify"},
+    "postgres": {"contract", "logfile"},
 }
 
 # Third-party libraries and the only places allowed to import them.
@@ -68,6 +69,7 @@ CONFINED = {
     "orjson": {"ledger/codec.py"}, "watchdog": {"ledger/watcher.py"}, "click": {"cli"}, "rich": {"cli"},
     "starlette": {"ledger/web"}, "jinja2": {"ledger/web"}, "uvicorn": {"ledger/web"}, "markdown_it": {"ledger/web"}, "nh3": {"ledger/web"},
     "diff_match_patch": {"ledger/diffs.py"},
+    "psycopg": {"ledger/store/postgres.py"}, "psycopg_pool": {"ledger/store/postgres.py"},
 }
 
 
@@ -154,7 +156,7 @@ def test_every_error_has_one_root() -> None:
 
 
 _SQL_TABLE = re.compile(r"\b(?:FROM|JOIN|INTO|UPDATE|TABLE(?: IF NOT EXISTS| IF EXISTS)?)\s+([a-z_]+)\b")
-_CREATED = re.compile(r"CREATE (?:VIRTUAL )?TABLE IF NOT EXISTS ([a-z_]+)")
+_CREATED = re.compile(r"CREATE (?:VIRTUAL )?TABLE (?:IF NOT EXISTS )?([a-z_]+)")
 
 
 _SQLITE_OWN = {"sqlite_master", "json_each"}

@@ -7,6 +7,7 @@ lines and bytes inside its messages, never in the shapes below.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -245,6 +246,30 @@ class EventStore(ABC):
         """Append already sealed record lines as they are (for `import`): they must continue the
         positions and the hash chain and pass `RecordOrder`; all is checked before anything is
         written. `labels` name each line in errors."""
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for messages: its folder, or a server's URL without its password."""
+        return str(self.root) if self.root is not None else type(self).__name__
+
+    @property
+    def cache_dir(self) -> Path | None:
+        """The folder the views (`views.sqlite`, `text.sqlite`) of this store are kept in: the
+        store's own folder for a store with one; a local cache folder for a server store; None
+        to keep them in memory."""
+        return self.root
+
+    def wait(self, position: int, timeout: float) -> int:
+        """Wait until the head is past `position`, at most `timeout` seconds, and return the
+        head's position. This default polls: it looks at `head()`, and if the head has not
+        moved sleeps `timeout` once and looks again (a follower calls it in a loop with its
+        polling interval). A store that can be woken by its appends (PostgreSQL's
+        notifications) returns as soon as one commits."""
+        head = self.head().position
+        if head > position or timeout <= 0:
+            return head
+        time.sleep(timeout)
+        return self.head().position
 
     @contextmanager
     def bulk(self) -> Iterator[None]:

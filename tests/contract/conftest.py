@@ -55,6 +55,42 @@ class FileStoreFactory:
         path.write_bytes(b"".join(lines))
 
 
+@dataclass(frozen=True)
+class PostgresStoreFactory:
+    """Stores in a PostgreSQL database (`PostgresEventStore`), named by their URL."""
+
+    url: str
+
+    def open(self) -> EventStore:
+        """Another handle on the same store (what another process or thread would open)."""
+        from ledger.store.postgres import PostgresEventStore
+
+        return PostgresEventStore(self.url)
+
+    def tamper(self, kind: str, position: int) -> None:
+        """As `FileStoreFactory.tamper`, by hand in the table: change the record's line (sealed
+        again) and columns, delete its row, or swap its row with the next one's."""
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            if kind == "change":
+                row = conn.execute("SELECT line FROM ledger_events WHERE pos = %s", (position,)).fetchone()
+                assert row is not None
+                record = codec.decode(bytes(row[0]))
+                record.pop("hash", None)
+                record["data"] = {**record["data"], "tampered": True}
+                line, digest = codec.seal(record, record.pop("prev"))
+                conn.execute("UPDATE ledger_events SET line = %s, hash = %s WHERE pos = %s", (line.rstrip(b"\n"), digest, position))
+            elif kind == "remove":
+                conn.execute("DELETE FROM ledger_events WHERE pos = %s", (position,))
+            elif kind == "reorder":
+                conn.execute("UPDATE ledger_events SET pos = -pos WHERE pos IN (%s, %s)", (position, position + 1))
+                conn.execute("UPDATE ledger_events SET pos = CASE pos WHEN %s THEN %s ELSE %s END WHERE pos < 0",
+                             (-position, position + 1, position))
+            else:
+                raise ValueError(kind)
+
+
 class SkipsVersionCheck(FileEventStore):
     """Broken on purpose: appends whatever version an article is at."""
 
@@ -77,7 +113,7 @@ class VerifiesNothing(FileEventStore):
         return report.model_copy(update={"ok": True, "problems": []})
 
 
-IMPLEMENTATIONS: dict[str, type[FileEventStore]] = {"file": FileEventStore}
+IMPLEMENTATIONS: dict[str, type[FileEventStore] | None] = {"file": FileEventStore, "postgres": None}
 BROKEN: dict[str, type[FileEventStore]] = {
     "skips-version-check": SkipsVersionCheck,
     "forgets-ids": ForgetsIds,
@@ -85,21 +121,26 @@ BROKEN: dict[str, type[FileEventStore]] = {
 }
 
 
-def _chosen() -> list[str]:
+def _chosen() -> list[Any]:
     names = os.environ.get("LEDGER_CONTRACT_STORES", "")
-    return [n.strip() for n in names.split(",") if n.strip()] or list(IMPLEMENTATIONS)
+    chosen = [n.strip() for n in names.split(",") if n.strip()] or list(IMPLEMENTATIONS)
+    # The PostgreSQL runs need a server: marked, and skipped with the reason when none can be had.
+    return [pytest.param(name, marks=pytest.mark.postgres) if name == "postgres" else name for name in chosen]
 
 
 @pytest.fixture(params=_chosen())
-def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStoreFactory]:
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FileStoreFactory | PostgresStoreFactory]:
     """A factory for one fresh, empty store of each implementation."""
     name: str = request.param
+    if name == "postgres":
+        yield PostgresStoreFactory(request.getfixturevalue("pg_url"))
+        return
     store_class = IMPLEMENTATIONS.get(name) or BROKEN[name]
     yield FileStoreFactory(ledger.init(tmp_path / "store"), store_class)
 
 
 @pytest.fixture
-def store(store_factory: FileStoreFactory) -> Iterator[EventStore]:
+def store(store_factory: FileStoreFactory | PostgresStoreFactory) -> Iterator[EventStore]:
     """An open handle on the fresh store, closed after the test."""
     opened = store_factory.open()
     try:

@@ -1,0 +1,239 @@
+"""The PostgreSQL store beside the eventsourcing library's PostgreSQL recorder, on one server in one run.
+
+    python benchmarks/bench_postgres.py [--url URL] [--calls N] [--events N] [--json]
+
+Without `--url`, starts a throw-away cluster (`tests/pgserver.py`) with fsync on, so a commit
+costs what it costs on this disk. Both sides get the same ~800-byte events and the same server:
+
+* ledger: `PostgresEventStore.append` of `NewRecord`s (one article per writer), which locks the
+  head row, checks versions and ids, seals the records (hash chain) and commits;
+* eventsourcing 9.x: `PostgresApplicationRecorder.insert_events` of `StoredEvent`s (one aggregate
+  per writer), which takes `LOCK TABLE ... IN EXCLUSIVE MODE` and inserts.
+
+Rows: appends of 1 and 100 events per call by 1, 4 and 16 writers in threads, and 4 in
+processes (events/s, all writers together); a full replay (ledger: `read()`, every line
+hash-checked and parsed; eventsourcing: `select_notifications` in pages of 1,000, each state
+parsed with orjson); and reading an article up to an old version (ms per call).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+
+from ledger.events import NewRecord  # noqa: E402
+from ledger.store.postgres import PostgresEventStore, init_schema  # noqa: E402
+from tests import pgserver  # noqa: E402
+
+BODY = "x" * 700
+
+
+def ledger_records(article: str, start: int, n: int) -> list[NewRecord]:
+    """`n` events of ~800 bytes for `article` (its first ever one creates it)."""
+    return [
+        NewRecord(id=str(uuid.uuid4()), article=article, type="ArticleCreated" if start + i == 0 else "ArticleEdited",
+                  data={"body": BODY, "n": start + i})
+        for i in range(n)
+    ]
+
+
+def peer_events(aggregate: uuid.UUID, start: int, n: int) -> list[Any]:
+    from eventsourcing.persistence import StoredEvent
+
+    return [
+        StoredEvent(originator_id=aggregate, originator_version=start + i + 1, topic="bench:ArticleEdited",
+                    state=orjson.dumps({"body": BODY, "n": start + i, "id": str(uuid.uuid4())}))
+        for i in range(n)
+    ]
+
+
+def peer_recorder(url: str, pool_size: int, *, create: bool = True) -> Any:
+    from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+
+    parts = urlparse(url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or ""])[0]
+    port = query.get("port", [str(parts.port or 5432)])[0]
+    datastore = PostgresDatastore(
+        dbname=parts.path.lstrip("/"), host=unquote(host), port=port, user=parts.username or "", password=unquote(parts.password or ""),
+        pool_size=pool_size, max_overflow=0,
+    )
+    recorder = PostgresApplicationRecorder(datastore)
+    if create:
+        # Not in every writer process: concurrent CREATE OR REPLACE FUNCTION fails in PostgreSQL.
+        recorder.create_table()
+    return recorder
+
+
+def _ledger_writer(url: str, name: str, calls: int, per_call: int, shared: PostgresEventStore | None = None, start: Any = None) -> None:
+    store = shared or PostgresEventStore(url)
+    if start is not None:
+        store.head()  # connected
+        start.wait()
+    try:
+        for call in range(calls):
+            store.append(ledger_records(name, call * per_call, per_call))
+    finally:
+        if shared is None:
+            store.close()
+
+
+def _peer_writer(url: str, aggregate: uuid.UUID, calls: int, per_call: int, shared: Any = None, start: Any = None) -> None:
+    recorder = shared or peer_recorder(url, 1, create=False)
+    if start is not None:
+        recorder.max_notification_id()  # connected
+        start.wait()
+    for call in range(calls):
+        recorder.insert_events(peer_events(aggregate, call * per_call, per_call))
+    if shared is None:
+        recorder.datastore.close()
+
+
+def run_writers(side: str, url: str, writers: int, calls: int, per_call: int, mode: str) -> float:
+    """Events/s of `writers` writers (threads sharing one store object, as a server process
+    would, or processes each with its own), each making `calls` appends of `per_call` events."""
+    target: Callable[..., None] = _ledger_writer if side == "ledger" else _peer_writer
+    names: list[Any] = [f"w{uuid.uuid4().hex[:8]}" for _ in range(writers)] if side == "ledger" else [uuid.uuid4() for _ in range(writers)]
+    if mode == "threads":
+        shared = PostgresEventStore(url, pool_size=max(writers, 2)) if side == "ledger" else peer_recorder(url, writers)
+        workers: list[Any] = [threading.Thread(target=target, args=(url, name, calls, per_call, shared)) for name in names]
+        for worker in workers:
+            worker.start()
+        started = time.perf_counter()
+    else:
+        if side == "eventsourcing":
+            peer_recorder(url, 1).datastore.close()  # the table, made once
+        context = multiprocessing.get_context("spawn")
+        # Timed from when every process has started and connected: start-up is not the store's.
+        start = context.Barrier(writers + 1)
+        workers = [context.Process(target=target, args=(url, name, calls, per_call, None, start)) for name in names]
+        shared = None
+        for worker in workers:
+            worker.start()
+        start.wait()
+        started = time.perf_counter()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - started
+    if shared is not None:
+        if side == "ledger":
+            shared.close()
+        else:
+            shared.datastore.close()
+    return writers * calls * per_call / elapsed
+
+
+def fill(side: str, url: str, events: int, versions: int) -> Any:
+    """A store of `events` events in appends of 100 (one article per append), and an article
+    "live" with `versions` versions (ledger: one append each, as every version is; eventsourcing:
+    one event each, in calls of 100), for the reads."""
+    if side == "ledger":
+        store = PostgresEventStore(url)
+        for start in range(0, events, 100):
+            store.append(ledger_records(f"a{start}", 0, 100))
+        for version in range(versions):
+            store.append(ledger_records("live", version, 1))
+        return store, "live"
+    recorder = peer_recorder(url, 2)
+    for _ in range(0, events, 100):
+        recorder.insert_events(peer_events(uuid.uuid4(), 0, 100))
+    live = uuid.uuid4()
+    for start in range(0, versions, 100):
+        recorder.insert_events(peer_events(live, start, min(100, versions - start)))
+    return recorder, live
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--url", help="a server to use (a database whose user may create databases); default: a throw-away cluster")
+    parser.add_argument("--calls", type=int, default=400, help="appends of 1 event per writer configuration, in all (default 400)")
+    parser.add_argument("--events", type=int, default=20000, help="events for the replay and old-version rows (default 20,000)")
+    parser.add_argument("--versions", type=int, default=1000, help="versions of the live article for the old-version row (default 1,000)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    # Stopped (`timeout`, a kill) the script still stops its throw-away cluster.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    cluster = pgserver.Cluster(host="", port=0, external=args.url) if args.url else pgserver.start(durable=True)
+    rows: list[dict[str, Any]] = []
+
+    def database() -> str:
+        name = cluster.create_database("bench")
+        url = cluster.url(name)
+        init_schema(url)
+        return url
+
+    try:
+        for per_call in (1, 100):
+            for writers, mode in ((1, "threads"), (4, "threads"), (16, "threads"), (4, "processes")):
+                calls = max(1, (args.calls if per_call == 1 else args.calls // 10) // writers)
+                figures = {}
+                for side in ("ledger", "eventsourcing"):
+                    figures[side] = run_writers(side, database(), writers, calls, per_call, mode)
+                rows.append({"figure": f"append {per_call}/call, {writers} {'writer' if writers == 1 else mode}", "unit": "events/s", **figures})
+                print(json.dumps(rows[-1]), file=sys.stderr)
+        url = database()
+        store, article = fill("ledger", url, args.events, args.versions)
+        peer, aggregate = fill("eventsourcing", url, args.events, args.versions)
+        started = time.perf_counter()
+        count = sum(1 for _ in store.read())
+        ledger_rate = count / (time.perf_counter() - started)
+        started = time.perf_counter()
+        seen, position = 0, 1
+        while True:
+            page = peer.select_notifications(position, 1000)
+            if not page:
+                break
+            for notification in page:
+                orjson.loads(notification.state)
+            seen += len(page)
+            position = page[-1].id + 1
+        peer_rate = seen / (time.perf_counter() - started)
+        rows.append({"figure": f"full replay of {args.events:,} events", "unit": "events/s", "ledger": ledger_rate, "eventsourcing": peer_rate})
+        started = time.perf_counter()
+        count = sum(1 for _ in store.read(check=False))
+        rows.append({"figure": "  the same, as views replay (check=False)", "unit": "events/s", "ledger": count / (time.perf_counter() - started),
+                     "eventsourcing": peer_rate})
+        old = args.versions // 2
+        repeat = 20
+        started = time.perf_counter()
+        for _ in range(repeat):
+            store.read_article(article, 1, old)
+        ledger_ms = (time.perf_counter() - started) / repeat * 1000
+        started = time.perf_counter()
+        for _ in range(repeat):
+            for stored in peer.select_events(aggregate, lte=old):
+                orjson.loads(stored.state)
+        peer_ms = (time.perf_counter() - started) / repeat * 1000
+        rows.append({"figure": f"an article up to version {old:,} (of {args.versions:,})", "unit": "ms", "ledger": ledger_ms, "eventsourcing": peer_ms})
+        store.close()
+        peer.datastore.close()
+    finally:
+        cluster.stop()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return
+    print(f"{'figure':<44} {'unit':<9} {'ledger':>10} {'eventsourcing':>14} {'ratio':>7}")
+    for row in rows:
+        ratio = row["ledger"] / row["eventsourcing"] if row["unit"] != "ms" else row["eventsourcing"] / row["ledger"]
+        print(f"{row['figure']:<44} {row['unit']:<9} {row['ledger']:>10,.0f} {row['eventsourcing']:>14,.0f} {ratio:>6.2f}x")
+    print(f"(ratio: ledger's advantage; machine: {os.uname().sysname} {os.uname().release}, {os.cpu_count()} cores)")
+
+
+if __name__ == "__main__":
+    main()

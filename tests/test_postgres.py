@@ -1,0 +1,374 @@
+"""The ledger on PostgreSQL, beyond the contract suite (which runs on it too): many writer
+processes and a follower, a row changed by hand, a backend ended mid-append, bad configuration,
+export and import both ways, and a second host with a fresh views cache. Every test runs against
+a real server (a throw-away cluster, or `$LEDGER_TEST_POSTGRES`); none can be had: skipped."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import ledger
+from ledger.draft_format import parse_draft
+from ledger.drafts import ingest_draft
+from ledger.events import NewRecord
+from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema
+from ledger.times import parse_when
+from tests import pgserver
+from tests.conftest import CORPUS, run_ledger
+
+pytestmark = pytest.mark.postgres
+
+DEADLINE = 120.0
+
+
+def wait_for(check: Callable[[], bool], what: str) -> None:
+    """Poll `check` until it holds, failing after `DEADLINE` (never a fixed sleep)."""
+    deadline = time.monotonic() + DEADLINE
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def rec(article: str, kind: str = "ArticleWithdrawn", *, id: str | None = None, **data: Any) -> NewRecord:
+    return NewRecord(id=id or str(uuid.uuid4()), article=article, type=kind, data=dict(data), explicit_id=id is not None)
+
+
+def cli(url: str, *args: str, cache: Path | None = None, input: bytes | None = None) -> tuple[int, str, str]:
+    env = {"LEDGER_CACHE_DIR": str(cache)} if cache is not None else None
+    done = run_ledger("--store", url, *args, input=input, env=env)
+    return done.returncode, done.stdout.decode(), done.stderr.decode()
+
+
+# --- many writers, one follower ----------------------------------------------------------------
+
+
+def _writer(url: str, name: str, appends: int) -> None:
+    store = PostgresEventStore(url)
+    try:
+        for n in range(appends):
+            store.append([rec(name, n=n), rec("shared", writer=name, n=n)])
+    finally:
+        store.close()
+
+
+@pytest.mark.slow
+def test_writer_processes_and_a_follower_see_every_position_once_in_order(pg_url: str) -> None:
+    names, appends = [f"p{i}" for i in range(4)], 60
+    total = 2 * len(names) * appends
+    seen: list[int] = []
+    failures: list[BaseException] = []
+    with ledger.open(pg_url) as led:
+        def follow() -> None:
+            try:
+                for event in led.follow(after=0, poll=0.5):
+                    seen.append(event.position)
+                    if len(seen) == total:
+                        return
+            except BaseException as exc:  # reported by the test thread
+                failures.append(exc)
+
+        follower = threading.Thread(target=follow, daemon=True)
+        follower.start()
+        context = multiprocessing.get_context("spawn")
+        writers = [context.Process(target=_writer, args=(pg_url, name, appends)) for name in names]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join(DEADLINE)
+            assert writer.exitcode == 0, f"a writer process failed or hung (exit code {writer.exitcode})"
+        follower.join(DEADLINE)
+        assert not follower.is_alive() and failures == []
+        assert seen == list(range(1, total + 1))
+        records = list(led.store.read())
+        for name in names:
+            assert [r["data"]["n"] for r in records if r["article"] == name] == list(range(appends))
+        assert led.verify().ok
+
+
+def test_a_follower_is_woken_by_an_append_and_survives_a_dropped_connection(pg_url: str) -> None:
+    with ledger.open(pg_url) as led, ledger.open(pg_url) as writer:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "one"}}])
+        seen: list[int] = []
+        stream = led.follow(poll=30)  # a long poll: only a notification wakes it soon
+        thread = threading.Thread(target=lambda: seen.extend(e.position for e in _take(stream, 2)), daemon=True)
+        thread.start()
+        wait_for(lambda: _listeners(pg_url) == 1, "the follower to listen")
+        writer.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "two"}}])
+        wait_for(lambda: seen == [2], "the follower to see position 2")
+        # The listening connection is ended by the server: the follower listens again and
+        # catches up from its position (the append may land while it has no listener).
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' AND datname = current_database()")
+        writer.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "three"}}])
+        thread.join(DEADLINE)
+        assert seen == [2, 3]
+
+
+def _take(stream: Iterator[Any], n: int) -> Iterator[Any]:
+    for i, item in enumerate(stream, 1):
+        yield item
+        if i == n:
+            return
+
+
+def _listeners(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' AND datname = current_database()").fetchone()
+        return int(row[0]) if row else 0
+
+
+# --- tampering and broken connections ------------------------------------------------------------
+
+
+def test_verify_reports_a_row_changed_by_hand(pg_url: str) -> None:
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "Night", "body": "Night market"}}])
+        led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "Night market returns"}}])
+        assert led.verify().ok
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE ledger_events SET line = convert_to(replace(convert_from(line, 'UTF8'), 'returns', 'closes'), 'UTF8') WHERE pos = 2")
+    code, out, err = cli(pg_url, "verify")
+    assert code == 8 and "position 2" in err and "checksum" in err, (out, err)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE ledger_events SET line = convert_to(replace(convert_from(line, 'UTF8'), 'closes', 'returns'), 'UTF8') WHERE pos = 2")
+        conn.execute("UPDATE ledger_events SET article = 'b' WHERE pos = 2")
+    code, out, err = cli(pg_url, "verify")
+    assert code == 8 and "columns do not match" in err, (out, err)
+
+
+def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_again(pg_url: str) -> None:
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append([rec("a", "ArticleCreated")])
+        head = store.head()
+        # Another session inserts a row with one of the append's ids and keeps its transaction
+        # open: the append's insert waits on that id's unique key, mid-append, holding the head.
+        blocker = psycopg.connect(pg_url)
+        blocker.execute("INSERT INTO ledger_events VALUES (1000000, 'evt-2', 'z', 1, '', '', '', true, '')")
+        failures: list[BaseException] = []
+
+        def append() -> None:
+            try:
+                store.append([rec("a", id="evt-1"), rec("b", "ArticleCreated", id="evt-2")])
+            except BaseException as exc:  # checked below
+                failures.append(exc)
+
+        thread = threading.Thread(target=append)
+        thread.start()
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            def stuck() -> list[tuple[Any, ...]]:
+                return admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%%INSERT INTO ledger_events%%'"
+                ).fetchall()
+
+            wait_for(lambda: bool(stuck()), "the append to wait mid-way")
+            admin.execute("SELECT pg_terminate_backend(%s)", (stuck()[0][0],))
+        thread.join(DEADLINE)
+        blocker.rollback()
+        blocker.close()
+        assert len(failures) == 1 and isinstance(failures[0], ledger.StoreConnectionError), failures
+        assert "whole or not at all" in str(failures[0])
+        assert store.head() == head and store.lookup_ids(["evt-1", "evt-2"]) == {}
+        assert store.verify().ok
+        done = store.append([rec("a", id="evt-1"), rec("b", "ArticleCreated", id="evt-2")])
+        assert (done.first_position, done.last_position, done.duplicate) == (2, 3, False)
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
+# --- bad configuration -----------------------------------------------------------------------------
+
+
+def test_bad_configuration_is_one_clear_line(pg_url: str, pg_cluster: pgserver.Cluster, tmp_path: Path) -> None:
+    if pg_cluster.external is not None:
+        pytest.skip("needs a throw-away cluster (a known password and a free port)")
+    database = pg_url.split("/")[3].split("?")[0]
+    cases = {
+        "unreachable": (f"postgresql://ledger@127.0.0.1:{pgserver._free_port()}/{database}", 10, "cannot reach the PostgreSQL server"),
+        "wrong password": (pg_cluster.tcp_url(database, "not-the-password"), 10, "refused the login of user 'ledger' (wrong password?)"),
+        "missing database": (pg_cluster.url("no_such_db"), 10, "database 'no_such_db' does not exist"),
+        "no ledger yet": (pg_cluster.url(pg_cluster.create_database()), 6, "no ledger store in this database (run `ledger init`)"),
+    }
+    for what, (url, exit_code, phrase) in cases.items():
+        code, out, err = cli(url, "show", "a", cache=tmp_path)
+        assert (code, out) == (exit_code, ""), (what, code, out, err)
+        assert err.count("\n") == 1 and phrase in err, (what, err)
+        assert "not-the-password" not in err
+    # The right password over TCP works.
+    assert cli(pg_cluster.tcp_url(database), "head", cache=tmp_path)[0] == 0
+
+
+def test_a_newer_schema_is_refused_and_init_is_safe_to_run_at_once(pg_url: str, pg_cluster: pgserver.Cluster, tmp_path: Path) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE ledger_schema SET version = %s", (SCHEMA_VERSION + 1,))
+    code, _, err = cli(pg_url, "head", cache=tmp_path)
+    assert code == 6 and f"schema is version {SCHEMA_VERSION + 1}, newer than this ledger's {SCHEMA_VERSION}" in err
+    code, _, err = cli(pg_url, "init", cache=tmp_path)
+    assert code == 6 and "newer" in err
+    assert [version for version, _ in MIGRATIONS] == list(range(1, SCHEMA_VERSION + 1))
+    # `init` from nothing, many at once: one schema, one store id.
+    fresh = pg_cluster.url(pg_cluster.create_database())
+    ids: list[str] = []
+    threads = [threading.Thread(target=lambda: ids.append(init_schema(fresh))) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert len(ids) == 4 and len(set(ids)) == 1
+    assert cli(fresh, "init", cache=tmp_path)[1].startswith("store already exists")
+
+
+# --- export and import, and a second host ----------------------------------------------------------
+
+
+def _ingest_corpus(led: ledger.Ledger, articles: int) -> list[str]:
+    names: list[str] = []
+    for folder in sorted(p for p in CORPUS.iterdir() if p.is_dir())[:articles]:
+        last = None
+        for entry in json.loads((folder / "versions.json").read_bytes())["versions"]:
+            when = parse_when(entry["author_date"])
+            when = max(when, last) if last is not None else when
+            last = when
+            draft = parse_draft((folder / entry["file"]).read_bytes(), f"{folder.name}.md")
+            ingest_draft(led, draft, at=when, actor=entry["author_name"], reason=entry["subject"][:2000])
+        names.append(folder.name)
+    return names
+
+
+@pytest.fixture
+def corpus_store(tmp_path: Path, corpus: Path) -> tuple[Path, list[str]]:
+    """A file store holding the first 12 articles of the real corpus, every version."""
+    root = Path(ledger.init(tmp_path / "file-store"))
+    with ledger.open(root) as led, led.bulk():
+        names = _ingest_corpus(led, 12)
+    return root, names
+
+
+def test_export_import_round_trips_between_file_and_postgres(corpus_store: tuple[Path, list[str]], pg_url: str, tmp_path: Path) -> None:
+    root, _ = corpus_store
+    exported = tmp_path / "from-file.jsonl"
+    code, _, err = cli(str(root), "export", "-o", str(exported))
+    assert code == 0, err
+    code, out, err = cli(pg_url, "import", str(exported), cache=tmp_path / "cache")
+    assert code == 0 and "(exact)" in out, (out, err)
+    again = tmp_path / "from-pg.jsonl"
+    assert cli(pg_url, "export", "-o", str(again), cache=tmp_path / "cache")[0] == 0
+    assert again.read_bytes() == exported.read_bytes()
+    heads = {cli(str(root), "head")[1], cli(pg_url, "head", cache=tmp_path / "cache")[1]}
+    assert len(heads) == 1
+    # And back: PostgreSQL -> a new file store, byte for byte, the same head hash.
+    copy = Path(ledger.init(tmp_path / "copy"))
+    assert cli(str(copy), "import", str(again))[0] == 0
+    assert cli(str(copy), "head")[1] in heads
+    third = tmp_path / "from-copy.jsonl"
+    assert cli(str(copy), "export", "-o", str(third))[0] == 0
+    assert third.read_bytes() == exported.read_bytes()
+    code, out, _ = cli(pg_url, "verify", cache=tmp_path / "cache")
+    assert code == 0 and cli(str(root), "head")[1].split("@")[0] in out
+
+
+def test_a_second_host_with_a_fresh_cache_answers_the_same(corpus_store: tuple[Path, list[str]], pg_url: str, tmp_path: Path) -> None:
+    root, names = corpus_store
+    with ledger.open(root) as source, ledger.open(pg_url) as target:
+        target.import_records(list(source.export()))
+        categories = sorted({c.name for c in source.categories()})
+    questions = [
+        *(("show", name) for name in names[:2]),
+        *(("history", name) for name in names[:2]),
+        ("show", names[0], "1"),
+        ("categories",),
+        ("categories", categories[0]),
+        ("updated", "--since", "2015-01-01"),
+        ("search", "release"),
+        ("stats",),
+    ]
+    for question in questions:
+        want = cli(str(root), *question, "--format", "json")
+        first = cli(pg_url, *question, "--format", "json", cache=tmp_path / "host-1")
+        second = cli(pg_url, *question, "--format", "json", cache=tmp_path / "host-2")
+        assert want[0] == 0, (question, want)
+        if question == ("stats",):
+            # The log's size in bytes is a file store's.
+            want = (want[0], json.dumps({**json.loads(want[1]), "log_bytes": 0}) + "\n", want[2])
+            first = (first[0], json.dumps(json.loads(first[1])) + "\n", first[2])
+            second = (second[0], json.dumps(json.loads(second[1])) + "\n", second[2])
+        assert first == second == want, question
+    # Each host keeps its views in its own cache, one folder per store.
+    for host in ("host-1", "host-2"):
+        folders = list((tmp_path / host).iterdir())
+        assert len(folders) == 1 and (folders[0] / "views.sqlite").exists()
+    # A cache that fell behind (another host appended) catches up from the log.
+    with ledger.open(pg_url) as target:
+        target.withdraw(names[0], reason="test")
+    withdrawn = cli(pg_url, "articles", "--withdrawn", "--format", "json", cache=tmp_path / "host-1")[1]
+    assert [json.loads(line)["article"] for line in withdrawn.splitlines()] == [names[0]]
+
+
+def test_the_store_url_comes_from_the_environment(pg_url: str, tmp_path: Path) -> None:
+    env = {"LEDGER_STORE": pg_url, "LEDGER_CACHE_DIR": str(tmp_path)}
+    done = run_ledger("append", "-", input=b'{"type": "ArticleCreated", "article": "a", "data": {"title": "T", "body": "x"}}\n', env=env)
+    assert done.returncode == 0, done.stderr
+    with ledger.open(pg_url) as led:
+        assert led.head().position == 1
+    assert os.environ.get("LEDGER_STORE") != pg_url
+
+
+def test_exclusive_holds_off_other_writers_until_its_append_commits(pg_url: str) -> None:
+    one, two = PostgresEventStore(pg_url, lock_timeout=0.2), PostgresEventStore(pg_url, lock_timeout=0.2)
+    try:
+        with one.exclusive():
+            assert one.article_version("a") == 0
+            with pytest.raises(ledger.StoreLockedError):
+                two.append([rec("b", "ArticleCreated")])
+            one.append([rec("a", "ArticleCreated")])
+            with pytest.raises(ledger.VersionConflictError):
+                one.append([rec("a")], {"a": 0})
+        assert two.head().position == 1 and two.article_versions(["a", "b"]) == {"a": 1, "b": 0}
+        assert two.append([rec("b", "ArticleCreated")]).first_position == 2
+    finally:
+        one.close()
+        two.close()
+
+
+def test_ledgers_in_threads_editing_one_article_all_land(pg_url: str) -> None:
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "start"}}])
+    failures: list[BaseException] = []
+
+    def edit(name: str) -> None:
+        try:
+            with ledger.open(pg_url) as mine:
+                for n in range(8):
+                    mine.append([{"type": "ArticleEdited", "article": "a", "data": {"body": f"{name} {n}"}}])
+        except BaseException as exc:  # reported by the test thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=edit, args=(f"t{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(DEADLINE)
+    assert failures == []
+    with ledger.open(pg_url) as led:
+        assert led.current_version("a") == 25 and led.verify().ok
+
+
+def test_views_go_to_memory_when_the_cache_folder_cannot_be_made(pg_url: str, tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    cli(pg_url, "append", "-", input=b'{"type": "ArticleCreated", "article": "a", "data": {"title": "T", "body": "x"}}\n', cache=tmp_path)
+    code, out, err = cli(pg_url, "articles", "--format", "json", cache=blocker)
+    assert code == 0 and json.loads(out)["article"] == "a", (out, err)
+    assert "keeping the views in memory" in err
