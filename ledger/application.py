@@ -746,6 +746,8 @@ class Ledger:
         low = format_time(parse_when(since)) if since is not None else None
         if author is None:
             return self.catalog.article_count(category, low, withdrawn)
+        from ledger.catalog import gc_paused
+
         with gc_paused():
             return len(self._by_author(self.catalog.article_rows(category, low, withdrawn), author.strip().casefold()))
 
