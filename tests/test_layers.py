@@ -60,8 +60,9 @@ STORE_INSIDE = {
     "checked": {"index"},
     "logfile": {"index"},
     "verify": {"contract", "logfile"},
-    "file": {"checked", "contract", "index", "locking", "logfile", "verify"},
-    "postgres": {"contract", "logfile"},
+    "groups": {"contract"},
+    "file": {"checked", "contract", "groups", "index", "locking", "logfile", "verify"},
+    "postgres": {"contract", "groups", "logfile"},
 }
 
 # Third-party libraries and the only places allowed to import them.

@@ -27,7 +27,6 @@ module ties them together (index sync, the writer's state, appends, imports).
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import sqlite3
@@ -63,6 +62,7 @@ from ledger.store.contract import (
     VerifyReport,
     new_versions,
 )
+from ledger.store.groups import GroupCommit, Pending, fail
 from ledger.store.index import (
     INDEX_FILE,
     LogIndex,
@@ -96,38 +96,6 @@ class _WriterState:
     proven: set[str] = field(default_factory=set)
 
 
-def _taken_lock() -> threading.Lock:
-    lock = threading.Lock()
-    lock.acquire()
-    return lock
-
-
-@dataclass(eq=False)
-class _Pending:
-    """One append waiting in the group-commit queue, and what became of it."""
-
-    records: Sequence[NewRecord]
-    ids: list[str]
-    expected: Mapping[str, int] | None
-    result: AppendResult | None = None
-    error: BaseException | None = None
-    # Held until the append is finished or its thread is to lead the next group: the thread
-    # waits on it (released by the leader), so a commit wakes only the threads it concerns.
-    wake: threading.Lock = field(default_factory=_taken_lock)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the append was committed or refused."""
-        return self.result is not None or self.error is not None
-
-    def outcome(self) -> AppendResult:
-        """The append's result, or its error raised."""
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
-
-
 def _now() -> tuple[str, datetime]:
     """The time now, as canonical text (what `format_time` gives) and as a datetime."""
     moment = datetime.now(UTC)
@@ -157,10 +125,8 @@ class FileEventStore(EventStore):
         self._lock = WriterLock(self.log_path, self._read_fd)
         self._mutex = threading.RLock()
         # Group commit: appends queued while one thread leads a group (writes and syncs it);
-        # the next leader takes them all. `_turns` guards the queue and the `_leading` flag.
-        self._queue: list[_Pending] = []
-        self._turns = threading.Lock()
-        self._leading = False
+        # the next leader takes them all.
+        self._groups = GroupCommit(self._lead_locked)
         self._exclusive_owner: int | None = None
         self._writer: _WriterState | None = None
         self._idx = LogIndex(self.root / INDEX_FILE, busy_timeout=lock_timeout, on_memory=self._index_restarts)
@@ -378,7 +344,7 @@ class FileEventStore(EventStore):
 
     def _article_versions(self, articles: list[str]) -> dict[str, int]:
         writer = self._writer
-        if writer is not None and self._leading:
+        if writer is not None and self._groups.leading:
             if not self._mutex.acquire(blocking=False):
                 # Another thread is writing and syncing a group: answer from the versions
                 # committed before it rather than wait for the sync, so that threads prepare their
@@ -540,89 +506,36 @@ class FileEventStore(EventStore):
         written and synced wait for it, then go out together in one write and one sync (each
         still its own atomic append, checked on its own: one refused does not fail the others).
         Every append is durable when it returns."""
-        if not records:
-            raise NothingToDoError("nothing to append: no events given")
-        ids = [r.id for r in records]
-        if len(set(ids)) != len(ids):
-            raise InvalidEventError("the same event id is given twice in one append")
-        pending = _Pending(records, ids, expected_versions)
+        pending = Pending.of(records, expected_versions)
         if self._exclusive_owner == threading.get_ident():
             # Inside `exclusive`: this thread holds the mutex and the writers' lock, and only its
             # own append goes (what it read must stay current until its own append).
             self._lead([pending])
             return pending.outcome()
-        with self._turns:
-            self._queue.append(pending)
-            follow = self._leading
-            self._leading = True
-        if follow:
-            # Another thread leads a group: it takes this append along in the next one, or hands
-            # this thread the lead (waking it either way, and no other thread).
-            try:
-                pending.wake.acquire()
-            except BaseException:
-                self._abandon(pending)
-                raise
-            if pending.finished:
-                return pending.outcome()
-        while True:
-            with self._turns:
-                group, self._queue = self._queue, []
-            try:
-                with self._mutex:
-                    self._lead(group)
-            finally:
-                with self._turns:
-                    # This thread's own append may have been held back: it leads again.
-                    again = not pending.finished
-                    if not again and self._queue:
-                        self._queue[0].wake.release()
-                    elif not again:
-                        self._leading = False
-            if not again:
-                return pending.outcome()
+        return self._groups.append(pending)
 
-    def _abandon(self, pending: _Pending) -> None:
-        """A waiting thread was interrupted (KeyboardInterrupt): take its append out of the queue
-        if no leader took it yet, and pass the lead on if it had just been handed it, so that the
-        other threads' appends do not wait for a thread that is gone."""
-        with self._turns:
-            if pending in self._queue:
-                self._queue.remove(pending)
-            if pending.wake.acquire(blocking=False) and not pending.finished:
-                if self._queue:
-                    self._queue[0].wake.release()
-                else:
-                    self._leading = False
+    def _lead_locked(self, group: list[Pending]) -> list[Pending]:
+        with self._mutex:
+            return self._lead(group)
 
-    def _lead(self, group: list[_Pending]) -> None:
+    def _lead(self, group: list[Pending]) -> list[Pending]:
         """Commit the appends of `group` (one write, one sync) under the writers' lock (the
-        caller holds the mutex); each gets its result or its own error. An append held back
-        (an id also given by an earlier one of the group) goes back to the queue."""
+        caller holds the mutex); each gets its result or its own error. Returns the appends held
+        back for the next group (an id also given by an earlier one of the group)."""
         try:
             self._lock.take(self.lock_timeout)
             try:
-                deferred = self._checked_by_log(lambda: self._commit_group(group))
+                return self._checked_by_log(lambda: self._commit_group(group))
             finally:
                 self._lock.release()
+        except LedgerError as exc:
+            fail(group, exc)
+            return []
         except BaseException as exc:
-            for pending in group:
-                if not pending.finished:
-                    # Each thread raises its own copy: one exception object raised in several
-                    # threads would collect all their tracebacks.
-                    pending.error = copy.copy(exc) if isinstance(exc, LedgerError) else StoreError(f"{self.log_path}: append failed: {exc!r}")
-                pending.wake.release()
-            if not isinstance(exc, LedgerError):
-                raise
-            return
-        if deferred:
-            with self._turns:
-                self._queue[:0] = deferred
-        for pending in group:
-            if pending.finished:
-                pending.wake.release()
+            fail(group, StoreError(f"{self.log_path}: append failed: {exc!r}"))
+            raise
 
-    def _commit_group(self, group: list[_Pending]) -> list[_Pending]:
+    def _commit_group(self, group: list[Pending]) -> list[Pending]:
         """Check, seal and write the appends of `group` (under the writers' lock); returns those
         left for the next group (an id also given by an earlier append of this one)."""
         for pending in group:
@@ -640,8 +553,8 @@ class FileEventStore(EventStore):
         group_ids: set[str] = set()
         lines: list[bytes] = []
         sealed: list[Sealed] = []
-        done: list[tuple[_Pending, dict[str, int], dict[str, str], int]] = []
-        deferred: list[_Pending] = []
+        done: list[tuple[Pending, dict[str, int], dict[str, str], int]] = []
+        deferred: list[Pending] = []
         for pending in group:
             records = pending.records
             if not group_ids.isdisjoint(pending.ids):

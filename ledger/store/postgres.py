@@ -28,7 +28,6 @@ them; so an export of either store imports into the other with the same head has
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import os
@@ -38,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
@@ -71,6 +69,7 @@ from ledger.store.contract import (
     VerifyReport,
     new_versions,
 )
+from ledger.store.groups import GroupCommit, Pending, fail
 from ledger.store.logfile import seal_append
 
 log = logging.getLogger("ledger")
@@ -120,31 +119,6 @@ _LATEST = (
     "(SELECT version, occurred_at FROM ledger_events WHERE article = a.article ORDER BY version DESC LIMIT 1) AS e"
 )
 _LISTEN_TIMEOUT = 1.0
-
-
-@dataclass(eq=False)
-class _Pending:
-    """One append waiting in the group-commit queue, and what became of it."""
-
-    records: Sequence[NewRecord]
-    ids: list[str]
-    expected: Mapping[str, int] | None
-    result: AppendResult | None = None
-    error: BaseException | None = None
-    # Set when the append is finished or its thread is to lead the next group.
-    wake: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def finished(self) -> bool:
-        """Whether the append was committed or refused."""
-        return self.result is not None or self.error is not None
-
-    def outcome(self) -> AppendResult:
-        """The append's result, or its error raised."""
-        if self.error is not None:
-            raise self.error
-        assert self.result is not None
-        return self.result
 
 
 def is_url(location: object) -> bool:
@@ -292,9 +266,7 @@ class PostgresEventStore(EventStore):
         )
         self._pool.open(wait=False)
         self._exclusive = threading.local()
-        self._queue: list[_Pending] = []
-        self._turns = threading.Lock()
-        self._leading = False
+        self._groups = GroupCommit(self._lead)
         self._listener: psycopg.Connection[Any] | None = None
         self._listening = threading.Lock()
         self._closed = False
@@ -564,12 +536,7 @@ class PostgresEventStore(EventStore):
         A connection that breaks before the append was sent is replaced and the append sent
         again; one that breaks later raises `StoreConnectionError` (the append was recorded
         whole or not at all: send it again with the same ids to know)."""
-        if not records:
-            raise NothingToDoError("nothing to append: no events given")
-        ids = [r.id for r in records]
-        if len(set(ids)) != len(ids):
-            raise InvalidEventError("the same event id is given twice in one append")
-        pending = _Pending(records, ids, expected_versions)
+        pending = Pending.of(records, expected_versions)
         owned = getattr(self._exclusive, "conn", None)
         if owned is not None:
             owned.execute("SAVEPOINT ledger_append")
@@ -581,51 +548,12 @@ class PostgresEventStore(EventStore):
                 raise
             owned.execute("RELEASE SAVEPOINT ledger_append")
             return pending.outcome()
-        with self._turns:
-            self._queue.append(pending)
-            follow = self._leading
-            self._leading = True
-        if follow:
-            # Another thread leads: it takes this append along, or hands this thread the lead.
-            try:
-                pending.wake.wait()
-            except BaseException:
-                self._abandon(pending)
-                raise
-            if pending.finished:
-                return pending.outcome()
-        while True:
-            with self._turns:
-                group, self._queue = self._queue, []
-            try:
-                self._lead(group)
-            finally:
-                with self._turns:
-                    # This thread's own append may have been held back: it leads again.
-                    again = not pending.finished
-                    if not again and self._queue:
-                        self._queue[0].wake.set()
-                    elif not again:
-                        self._leading = False
-            if not again:
-                return pending.outcome()
+        return self._groups.append(pending)
 
-    def _abandon(self, pending: _Pending) -> None:
-        """A waiting thread was interrupted (KeyboardInterrupt): take its append out of the queue
-        if no leader took it yet, and pass the lead on if it had just been handed it."""
-        with self._turns:
-            if pending in self._queue:
-                self._queue.remove(pending)
-            if pending.wake.is_set() and not pending.finished:
-                if self._queue:
-                    self._queue[0].wake.set()
-                else:
-                    self._leading = False
-
-    def _lead(self, group: list[_Pending]) -> None:
-        """Commit `group` in one transaction; each append gets its result or its own error, and
-        one held back (an id also given by an earlier one of the group) goes back to the queue."""
-        deferred: list[_Pending] = []
+    def _lead(self, group: list[Pending]) -> list[Pending]:
+        """Commit `group` in one transaction; each append gets its result or its own error.
+        Returns the appends held back for the next group (an id also given by an earlier one)."""
+        deferred: list[Pending] = []
         try:
             for attempt in (1, 2):
                 sent = [False]
@@ -654,23 +582,11 @@ class PostgresEventStore(EventStore):
                 error = StoreConnectionError(f"{redact(self.url)}: no connection to the server could be had; nothing appended")
             else:
                 error = exc
-            for pending in group:
-                if not pending.finished:
-                    # Each thread raises its own copy (one object raised in several threads
-                    # would collect all their tracebacks).
-                    pending.result, pending.error = None, copy.copy(error)
-            for pending in group:
-                if pending.finished:
-                    pending.wake.set()
-            return
-        if deferred:
-            with self._turns:
-                self._queue[:0] = deferred
-        for pending in group:
-            if pending.finished:
-                pending.wake.set()
+            fail(group, error)
+            return []
+        return deferred
 
-    def _commit_group(self, conn: psycopg.Connection[Any], group: list[_Pending], *, locked: bool, sent: list[bool] | None = None) -> list[_Pending]:
+    def _commit_group(self, conn: psycopg.Connection[Any], group: list[Pending], *, locked: bool, sent: list[bool] | None = None) -> list[Pending]:
         """Check, seal and write the appends of `group` in one transaction on `conn` (inside
         `exclusive`, `locked`: the transaction and the head's lock are the caller's, and it
         commits); returns those held back for the next group."""
@@ -705,8 +621,8 @@ class PostgresEventStore(EventStore):
             # The clock went back (or another host's runs ahead): recorded times never do.
             now, moment = last_recorded, parse_time(last_recorded)
         rows: list[tuple[dict[str, Any], str, bytes]] = []
-        done: list[tuple[_Pending, dict[str, int], dict[str, str], int]] = []
-        deferred: list[_Pending] = []
+        done: list[tuple[Pending, dict[str, int], dict[str, str], int]] = []
+        deferred: list[Pending] = []
         group_ids: set[str] = set()
         for pending in group:
             if not group_ids.isdisjoint(pending.ids):
