@@ -12,9 +12,10 @@ import copy
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ledger.errors import InvalidEventError, NothingToDoError
-from ledger.events import NewRecord
+from ledger.events import NewRecord, parse_time
 from ledger.store.contract import AppendResult
 
 
@@ -136,3 +137,27 @@ def fail(group: list[Pending], error: BaseException) -> None:
     for pending in group:
         if not pending.finished:
             pending.result, pending.error = None, copy.copy(error)
+
+
+# An accepted append of a group: it, its articles' new versions and `occurred_at` times, and its
+# first position.
+Accepted = tuple[Pending, dict[str, int], dict[str, str], int]
+
+
+def answer(accepted: list[Accepted], now: str, moment: datetime) -> None:
+    """Give each accepted append of a group its result, recorded at `now` (`moment` parsed)."""
+    # The articles of an append (and of a group) mostly share one time: each distinct time is
+    # parsed once (parsing one per article cost 5% of a 100-event append).
+    parsed = {now: moment}
+    for pending, new, times, first in accepted:
+        for when in times.values():
+            if when not in parsed:
+                parsed[when] = parse_time(when)
+        pending.result = AppendResult(
+            versions=new,
+            first_position=first,
+            last_position=first + len(pending.records) - 1,
+            event_ids=pending.ids,
+            recorded_at=moment,
+            occurred_at={article: parsed[when] for article, when in times.items()},
+        )

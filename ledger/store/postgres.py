@@ -69,7 +69,7 @@ from ledger.store.contract import (
     VerifyReport,
     new_versions,
 )
-from ledger.store.groups import GroupCommit, Pending, fail
+from ledger.store.groups import Accepted, GroupCommit, Pending, answer, fail
 from ledger.store.logfile import seal_append
 
 log = logging.getLogger("ledger")
@@ -621,7 +621,7 @@ class PostgresEventStore(EventStore):
             # The clock went back (or another host's runs ahead): recorded times never do.
             now, moment = last_recorded, parse_time(last_recorded)
         rows: list[tuple[dict[str, Any], str, bytes]] = []
-        done: list[tuple[Pending, dict[str, int], dict[str, str], int]] = []
+        done: list[Accepted] = []
         deferred: list[Pending] = []
         group_ids: set[str] = set()
         for pending in group:
@@ -653,19 +653,7 @@ class PostgresEventStore(EventStore):
                 self._insert(conn, rows, now, prev, position)
             if not locked:
                 conn.execute("COMMIT")
-        parsed = {now: moment}
-        for pending, new, times, first in done:
-            for when in times.values():
-                if when not in parsed:
-                    parsed[when] = parse_time(when)
-            pending.result = AppendResult(
-                versions=new,
-                first_position=first,
-                last_position=first + len(pending.records) - 1,
-                event_ids=pending.ids,
-                recorded_at=moment,
-                occurred_at={article: parsed[when] for article, when in times.items()},
-            )
+        answer(done, now, moment)
         return deferred
 
     def _version_in(self, conn: psycopg.Connection[Any], article: str) -> int:
