@@ -17,8 +17,8 @@ from typing import Any, TypedDict
 
 from pydantic import Field
 
-from ledger.errors import InvalidEventError, InvalidTimeError
-from ledger.events import NewRecord, upcast, validate_data
+from ledger.errors import DuplicateEventError, InvalidEventError, InvalidTimeError
+from ledger.events import NewRecord, parse_time, upcast, validate_data
 from ledger.model import Model
 
 
@@ -285,3 +285,31 @@ class EventStore(ABC):
 
     def close(self) -> None:  # noqa: B027 - a store with nothing to release keeps this
         """Release files and connections."""
+
+
+def original_result(
+    ids: Sequence[str], found: Mapping[str, tuple[int, str, int]], times_between: Callable[[int, int], Sequence[tuple[Any, Any, Any]]]
+) -> AppendResult | None:
+    """What `EventStore.find_append` answers, for any store: `found` is `lookup_ids(ids)`, and
+    `times_between(first, last)` gives `(article, occurred_at, recorded_at)` of the records at
+    positions `first..last` (an append's positions are contiguous), so that a re-sent append gets
+    the result the first one got."""
+    if not found:
+        return None
+    missing = [eid for eid in ids if eid not in found]
+    if missing:
+        raise DuplicateEventError(
+            f"{len(found)} of {len(ids)} event ids are already in the log (e.g. {next(iter(found))!r}) and "
+            f"{len(missing)} are not (e.g. {missing[0]!r}); send the append again whole or with new ids"
+        )
+    positions = [found[eid][0] for eid in ids]
+    times = times_between(min(positions), max(positions))
+    return AppendResult(
+        versions={found[eid][1]: found[eid][2] for eid in ids},
+        first_position=min(positions),
+        last_position=max(positions),
+        event_ids=list(ids),
+        duplicate=True,
+        recorded_at=parse_time(max(str(recorded) for _, _, recorded in times)),
+        occurred_at={str(article): parse_time(str(occurred)) for article, occurred, _ in times},
+    )

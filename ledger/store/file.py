@@ -43,7 +43,6 @@ from typing import Any, TypeVar, cast
 from ledger import caches, codec
 from ledger.errors import (
     CorruptStoreError,
-    DuplicateEventError,
     IndexMismatchError,
     InvalidEventError,
     LedgerError,
@@ -61,6 +60,7 @@ from ledger.store.contract import (
     StoredRecord,
     VerifyReport,
     new_versions,
+    original_result,
 )
 from ledger.store.groups import Accepted, GroupCommit, Pending, answer, fail
 from ledger.store.index import (
@@ -664,31 +664,15 @@ class FileEventStore(EventStore):
 
     def find_append(self, ids: Sequence[str]) -> AppendResult | None:
         """The original result of an append whose event ids are all `ids` (see `EventStore`)."""
-        found = self.lookup_ids(ids)
-        if not found:
-            return None
-        missing = [eid for eid in ids if eid not in found]
-        if missing:
-            raise DuplicateEventError(
-                f"{len(found)} of {len(ids)} event ids are already in the log (e.g. {next(iter(found))!r}) and "
-                f"{len(missing)} are not (e.g. {missing[0]!r}); send the append again whole or with new ids"
-            )
-        positions = [found[eid][0] for eid in ids]
-        with self._mutex:
-            # The times of the original append (its positions are contiguous), so a re-sent
-            # append gets the result the first one got. It may not be indexed yet (a re-send is
-            # rare: indexing it now costs nothing on the common path).
-            self._sync_index()
-            times = self._idx.times_between(min(positions), max(positions))
-        return AppendResult(
-            versions={found[eid][1]: found[eid][2] for eid in ids},
-            first_position=min(positions),
-            last_position=max(positions),
-            event_ids=list(ids),
-            duplicate=True,
-            recorded_at=parse_time(max(recorded for _, _, recorded in times)),
-            occurred_at={article: parse_time(occurred) for article, occurred, _ in times},
-        )
+
+        def times(first: int, last: int) -> list[tuple[str, str, str]]:
+            with self._mutex:
+                # The original append may not be indexed yet (a re-send is rare: indexing it now
+                # costs nothing on the common path).
+                self._sync_index()
+                return self._idx.times_between(first, last)
+
+        return original_result(ids, self.lookup_ids(ids), times)
 
     def _write(self, state: _WriterState, data: bytes) -> None:
         fd = self._writer_fd()

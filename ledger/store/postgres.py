@@ -68,6 +68,7 @@ from ledger.store.contract import (
     StoredRecord,
     VerifyReport,
     new_versions,
+    original_result,
 )
 from ledger.store.groups import Accepted, GroupCommit, Pending, answer, fail
 from ledger.store.logfile import seal_append
@@ -119,6 +120,12 @@ _LATEST = (
     "(SELECT version, occurred_at FROM ledger_events WHERE article = a.article ORDER BY version DESC LIMIT 1) AS e"
 )
 _LISTEN_TIMEOUT = 1.0
+
+
+def _undo(conn: psycopg.Connection[Any]) -> None:
+    """Roll back the transaction an error left open on `conn`, unless the connection is gone."""
+    if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        conn.execute("ROLLBACK")
 
 
 def is_url(location: object) -> bool:
@@ -438,28 +445,12 @@ class PostgresEventStore(EventStore):
         return self._original(ids, self.lookup_ids(ids), None)
 
     def _original(self, ids: Sequence[str], found: Mapping[str, tuple[int, str, int]], conn: psycopg.Connection[Any] | None) -> AppendResult | None:
-        if not found:
-            return None
-        missing = [eid for eid in ids if eid not in found]
-        if missing:
-            raise DuplicateEventError(
-                f"{len(found)} of {len(ids)} event ids are already in the log (e.g. {next(iter(found))!r}) and "
-                f"{len(missing)} are not (e.g. {missing[0]!r}); send the append again whole or with new ids"
-            )
-        positions = [found[eid][0] for eid in ids]
         query = "SELECT article, occurred_at, recorded_at FROM ledger_events WHERE pos >= %s AND pos <= %s"
-        params = (min(positions), max(positions))
-        rows = conn.execute(query, params).fetchall() if conn is not None else self._query("looking up event ids", query, params)
-        occurred = {str(article): str(when) for article, when, _ in rows}
-        return AppendResult(
-            versions={found[eid][1]: found[eid][2] for eid in ids},
-            first_position=min(positions),
-            last_position=max(positions),
-            event_ids=list(ids),
-            duplicate=True,
-            recorded_at=parse_time(max(str(recorded) for _, _, recorded in rows)),
-            occurred_at={article: parse_time(when) for article, when in occurred.items()},
-        )
+
+        def times(first: int, last: int) -> list[tuple[Any, ...]]:
+            return conn.execute(query, (first, last)).fetchall() if conn is not None else self._query("looking up event ids", query, (first, last))
+
+        return original_result(ids, found, times)
 
     def raw_lines(self, article: str | None = None) -> Iterator[bytes]:
         """The sealed record lines exactly as stored, each ending in a newline (for `export`),
@@ -508,8 +499,7 @@ class PostgresEventStore(EventStore):
                         self._exclusive.conn = None
                     conn.execute("COMMIT")
                 except BaseException:
-                    if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                        conn.execute("ROLLBACK")
+                    _undo(conn)
                     raise
         except psycopg.errors.LockNotAvailable:
             raise StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s") from None
@@ -562,8 +552,7 @@ class PostgresEventStore(EventStore):
                         try:
                             deferred = self._commit_group(conn, group, locked=False, sent=sent)
                         except BaseException:
-                            if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                                conn.execute("ROLLBACK")
+                            _undo(conn)
                             raise
                     break
                 except psycopg.OperationalError as exc:
@@ -721,8 +710,7 @@ class PostgresEventStore(EventStore):
                     self._insert(conn, decoded, recorded, prev, position)
                     conn.execute("COMMIT")
                 except BaseException:
-                    if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                        conn.execute("ROLLBACK")
+                    _undo(conn)
                     raise
         except psycopg.errors.LockNotAvailable:
             raise StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s; nothing imported") from None
