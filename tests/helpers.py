@@ -4,6 +4,7 @@ what the watcher tests wait on and record. (Fixtures live in conftest.py.)"""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -123,3 +124,36 @@ def build_newsroom(led: ledger.Ledger) -> None:
     add("ArticleRestored", "bridge", "14:00:00")
     add("MetadataChanged", "bridge", "15:00:00", {"set": {"author": "Ann"}})
     add("ArticleEdited", "storm", "16:00:00", {"title": "Storm hits"})
+
+
+def phrase_lines(phrase: str, text: str) -> int:
+    """How many lines of `text` hold `phrase`, by the definition `search` documents: its words
+    in order, in any case, whatever punctuation or spaces stand between them."""
+    wanted = re.findall(r"[^\W_]+", phrase.lower())
+    found = 0
+    for line in text.split("\n"):
+        words = re.findall(r"[^\W_]+", line.lower())
+        if any(words[i : i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1)):
+            found += 1
+    return found
+
+
+def phrase_stretches(led: ledger.Ledger, article: str, phrase: str) -> list[tuple[str, int, int | None]]:
+    """Where `phrase` stood in the article, from reading every version (the brute force search is
+    checked against): `(part, version it came in, version it went out or None)`, sorted."""
+    found: dict[str, list[list[int | None]]] = {}
+    last: dict[str, int] = {}
+    for version in range(1, led.current_version(article) + 1):
+        view = led.article(article, version)
+        counts = {
+            "title": phrase_lines(phrase, view.title),
+            "body": phrase_lines(phrase, view.body),
+            "blocks": sum(phrase_lines(phrase, block.heading) + phrase_lines(phrase, block.text) for block in view.blocks),
+        }
+        for part, count in counts.items():
+            if count and not last.get(part):
+                found.setdefault(part, []).append([version, None])
+            elif not count and last.get(part):
+                found[part][-1][1] = version
+            last[part] = count
+    return sorted((part, int(a or 0), b) for part, stretches in found.items() for a, b in stretches)

@@ -4,46 +4,14 @@ search finds where sampled phrases came in and went out, as a scan of every vers
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 
 import ledger
 from ledger.rendering import render
+from tests.helpers import phrase_stretches
 from tests.test_corpus import ingested  # noqa: F401 - the fixture: the whole corpus in one store
 
 Stretch = tuple[str, int, int | None]
-
-
-def _count(phrase: str, text: str) -> int:
-    """How many lines of `text` hold `phrase`, by the definition `search` documents: its words
-    in order, in any case, whatever punctuation or spaces stand between them."""
-    wanted = re.findall(r"[^\W_]+", phrase.lower())
-    found = 0
-    for line in text.split("\n"):
-        words = re.findall(r"[^\W_]+", line.lower())
-        if any(words[i : i + len(wanted)] == wanted for i in range(len(words) - len(wanted) + 1)):
-            found += 1
-    return found
-
-
-def _brute_force(led: ledger.Ledger, article: str, phrase: str) -> list[Stretch]:
-    """(part, version it came in, version it went out) from reading every version."""
-    found: dict[str, list[list[int | None]]] = {}
-    last: dict[str, int] = {}
-    for version in range(1, led.current_version(article) + 1):
-        view = led.article(article, version)
-        counts = {
-            "title": _count(phrase, view.title),
-            "body": _count(phrase, view.body),
-            "blocks": sum(_count(phrase, block.heading) + _count(phrase, block.text) for block in view.blocks),
-        }
-        for part, count in counts.items():
-            if count and not last.get(part):
-                found.setdefault(part, []).append([version, None])
-            elif not count and last.get(part):
-                found[part][-1][1] = version
-            last[part] = count
-    return sorted((part, int(a or 0), b) for part, stretches in found.items() for a, b in stretches)
 
 
 def _phrases(led: ledger.Ledger, article: str, rng: random.Random) -> Iterator[str]:
@@ -77,7 +45,7 @@ def test_search_finds_where_phrases_came_in_and_went_out(ingested) -> None:  # n
     checked = vanished = 0
     for article in sample:
         for phrase in _phrases(led, article, rng):
-            expected = _brute_force(led, article, phrase)
+            expected = phrase_stretches(led, article, phrase)
             assert expected, (article, phrase)
             hits = led.search(phrase, article=article)
             assert sorted((h.part, h.appeared_version, h.vanished_version) for h in hits) == expected, (article, phrase)

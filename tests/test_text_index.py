@@ -4,7 +4,6 @@ built (caught up append by append, or rebuilt), including lines where a word rep
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 import tempfile
 from pathlib import Path
@@ -14,7 +13,7 @@ from hypothesis import strategies as st
 
 import ledger
 from ledger.textindex import FORMAT
-from tests.helpers import created, edited
+from tests.helpers import created, edited, phrase_stretches
 
 # Few words, so that lines repeat words and phrases stand in several places at once.
 WORDS = ["the", "The", "bridge", "is", "closed.", "storm,"]
@@ -22,38 +21,9 @@ WORDS = ["the", "The", "bridge", "is", "closed.", "storm,"]
 Stretch = tuple[str, str, int, int | None]
 
 
-def _count(phrase: str, text: str) -> int:
-    """Lines of `text` holding `phrase`: its words in order, in any case, whatever stands between."""
-    wanted = re.findall(r"[^\W_]+", phrase.lower())
-    found = 0
-    for line in text.split("\n"):
-        have = re.findall(r"[^\W_]+", line.lower())
-        if any(have[i : i + len(wanted)] == wanted for i in range(len(have) - len(wanted) + 1)):
-            found += 1
-    return found
-
-
 def _brute_force(led: ledger.Ledger, phrase: str) -> list[Stretch]:
     """(article, part, version it came in, version it went out) from reading every version."""
-    found: list[list[object]] = []
-    for article in sorted(led.store.articles()):
-        last: dict[str, int] = {}
-        open_at: dict[str, int] = {}
-        for version in range(1, led.current_version(article) + 1):
-            view = led.article(article, version)
-            counts = {
-                "title": _count(phrase, view.title),
-                "body": _count(phrase, view.body),
-                "blocks": sum(_count(phrase, block.heading) + _count(phrase, block.text) for block in view.blocks),
-            }
-            for part, count in counts.items():
-                if count and not last.get(part):
-                    open_at[part] = len(found)
-                    found.append([article, part, version, None])
-                elif not count and last.get(part):
-                    found[open_at[part]][3] = version
-                last[part] = count
-    return sorted((str(a), str(p), int(str(v)), None if w is None else int(str(w))) for a, p, v, w in found)
+    return sorted((article, *stretch) for article in led.store.articles() for stretch in phrase_stretches(led, article, phrase))
 
 
 def _found(led: ledger.Ledger, phrase: str) -> list[Stretch]:

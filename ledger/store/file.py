@@ -72,7 +72,7 @@ from ledger.store.index import (
     meta_of,
 )
 from ledger.store.locking import WriterLock
-from ledger.store.logfile import LOG_FILE, read_batches, read_marker, seal_append
+from ledger.store.logfile import LOG_FILE, open_sealed, read_batches, read_marker, seal_append
 from ledger.store.logfile import lines as log_lines
 from ledger.store.logfile import scan as scan_log
 from ledger.store.verify import verify_log
@@ -642,12 +642,7 @@ class FileEventStore(EventStore):
             record: dict[str, Any] = {}
             for n, line in enumerate(lines, 1):
                 where = labels[n - 1] if labels is not None else f"record {n}"
-                body = line.rstrip(b"\n")
-                try:
-                    digest = codec.check(body)
-                    record = codec.decode(body)
-                except codec.RecordError as exc:
-                    raise InvalidEventError(f"{where}: {exc}") from None
+                record, digest, _ = open_sealed(line, where)
                 position += 1
                 if record.get("pos") != position or record.get("prev") != prev:
                     raise InvalidEventError(f"{where}: does not continue this log at position {position}")

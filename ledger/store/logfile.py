@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger import codec
-from ledger.errors import CorruptStoreError, StoreError, StoreNotFoundError
+from ledger.errors import CorruptStoreError, InvalidEventError, StoreError, StoreNotFoundError
 from ledger.events import SCHEMA_VERSIONS, NewRecord, upcast
 from ledger.store.index import Sealed
 
@@ -266,3 +266,16 @@ def seal_append(
         sealed.append((offset, len(line), out, prev))
         offset += len(line)
     return lines, sealed
+
+
+def open_sealed(line: bytes, where: str) -> tuple[dict[str, Any], str, bytes]:
+    """A sealed record line given to an import: its record, its hash and the line without its
+    newline. Raises `InvalidEventError` naming `where` when the line is not a sealed record or
+    its hash does not match."""
+    body = line.rstrip(b"\n")
+    try:
+        digest = codec.check(body)
+        record = codec.decode(body)
+    except codec.RecordError as exc:
+        raise InvalidEventError(f"{where}: {exc}") from None
+    return record, digest, body

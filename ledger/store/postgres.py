@@ -71,7 +71,7 @@ from ledger.store.contract import (
     original_result,
 )
 from ledger.store.groups import Accepted, GroupCommit, Pending, answer, fail
-from ledger.store.logfile import seal_append
+from ledger.store.logfile import open_sealed, seal_append
 
 log = logging.getLogger("ledger")
 
@@ -678,14 +678,7 @@ class PostgresEventStore(EventStore):
             raise NothingToDoError("nothing to import")
         decoded: list[tuple[dict[str, Any], str, bytes]] = []
         for n, line in enumerate(lines, 1):
-            where = labels[n - 1] if labels is not None else f"record {n}"
-            body = line.rstrip(b"\n")
-            try:
-                digest = codec.check(body)
-                record = codec.decode(body)
-            except codec.RecordError as exc:
-                raise InvalidEventError(f"{where}: {exc}") from None
-            decoded.append((record, digest, body))
+            decoded.append(open_sealed(line, labels[n - 1] if labels is not None else f"record {n}"))
         articles = list(dict.fromkeys(str(r.get("article")) for r, _, _ in decoded))
         try:
             with self._conn("importing") as conn:
