@@ -7,16 +7,19 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from click.testing import CliRunner, Result
 from ledger_cli.main import main
 
 import ledger
+from ledger.draft_format import parse_draft
+from ledger.drafts import ingest_draft
 from ledger.rendering import render
+from ledger.times import parse_when
 
 DEADLINE = 60.0
 """Seconds a test waits for a condition before it fails (generous: no assertion depends on how
@@ -157,3 +160,33 @@ def phrase_stretches(led: ledger.Ledger, article: str, phrase: str) -> list[tupl
                 found[part][-1][1] = version
             last[part] = count
     return sorted((part, int(a or 0), b) for part, stretches in found.items() for a, b in stretches)
+
+
+class CorpusVersion(NamedTuple):
+    """One version of one article of the shared corpus, as its git history gives it."""
+
+    article: str
+    data: bytes
+    at: datetime
+    actor: str
+    reason: str
+
+
+def corpus_versions(corpus: Path, articles: int | None = None) -> Iterator[CorpusVersion]:
+    """Every version of the corpus's articles (the first `articles` of them by name, or all),
+    oldest first within each article."""
+    for folder in sorted(p for p in corpus.iterdir() if p.is_dir())[:articles]:
+        last: datetime | None = None
+        for entry in json.loads((folder / "versions.json").read_bytes())["versions"]:
+            # Git author dates go backwards in 6 places (rebased commits); the log's time may
+            # not, so such a version is dated at its predecessor's time.
+            when = parse_when(entry["author_date"])
+            when = max(when, last) if last is not None else when
+            last = when
+            yield CorpusVersion(folder.name, (folder / entry["file"]).read_bytes(), when, entry["author_name"], entry["subject"][:2000])
+
+
+def ingest_corpus_version(led: ledger.Ledger, version: CorpusVersion) -> ledger.IngestResult:
+    """Ingest one corpus version as the `ledger ingest` of its draft would."""
+    draft = parse_draft(version.data, f"{version.article}.md")
+    return ingest_draft(led, draft, at=version.at, actor=version.actor, reason=version.reason)

@@ -3,7 +3,6 @@ author and commit subject, renders back to exactly its bytes, by version and by 
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import ledger
 from ledger.draft_format import parse_draft
 from ledger.drafts import ingest_draft
 from ledger.rendering import render
-from ledger.times import parse_when
 from tests.conftest import CORPUS
+from tests.helpers import corpus_versions, ingest_corpus_version
 
 
 @pytest.fixture(scope="module")
@@ -28,21 +27,9 @@ def ingested(tmp_path_factory: pytest.TempPathFactory):
     led = ledger.open(root)
     histories: dict[str, list[tuple[bytes, int, datetime]]] = {}
     with led.bulk():
-        for folder in sorted(p for p in corpus.iterdir() if p.is_dir()):
-            versions = json.loads((folder / "versions.json").read_bytes())["versions"]
-            history: list[tuple[bytes, int, datetime]] = []
-            last: datetime | None = None
-            for entry in versions:
-                data = (folder / entry["file"]).read_bytes()
-                # Git author dates go backwards in 6 places (rebased commits); the log's time may
-                # not, so such a version is dated at its predecessor's time.
-                when = parse_when(entry["author_date"])
-                when = max(when, last) if last is not None else when
-                last = when
-                draft = parse_draft(data, f"{folder.name}.md")
-                result = ingest_draft(led, draft, at=when, actor=entry["author_name"], reason=entry["subject"][:2000])
-                history.append((data, result.version, when))
-            histories[folder.name] = history
+        for version in corpus_versions(corpus):
+            result = ingest_corpus_version(led, version)
+            histories.setdefault(version.article, []).append((version.data, result.version, version.at))
     yield led, histories
     led.close()
 

@@ -19,13 +19,11 @@ import psycopg
 import pytest
 
 import ledger
-from ledger.draft_format import parse_draft
-from ledger.drafts import ingest_draft
 from ledger.events import NewRecord
 from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema
-from ledger.times import parse_when
 from tests import pgserver
 from tests.conftest import CORPUS, run_ledger
+from tests.helpers import corpus_versions, ingest_corpus_version
 
 pytestmark = pytest.mark.postgres
 
@@ -233,26 +231,12 @@ def test_a_newer_schema_is_refused_and_init_is_safe_to_run_at_once(pg_url: str, 
 # --- export and import, and a second host ----------------------------------------------------------
 
 
-def _ingest_corpus(led: ledger.Ledger, articles: int) -> list[str]:
-    names: list[str] = []
-    for folder in sorted(p for p in CORPUS.iterdir() if p.is_dir())[:articles]:
-        last = None
-        for entry in json.loads((folder / "versions.json").read_bytes())["versions"]:
-            when = parse_when(entry["author_date"])
-            when = max(when, last) if last is not None else when
-            last = when
-            draft = parse_draft((folder / entry["file"]).read_bytes(), f"{folder.name}.md")
-            ingest_draft(led, draft, at=when, actor=entry["author_name"], reason=entry["subject"][:2000])
-        names.append(folder.name)
-    return names
-
-
 @pytest.fixture
 def corpus_store(tmp_path: Path, corpus: Path) -> tuple[Path, list[str]]:
     """A file store holding the first 12 articles of the real corpus, every version."""
     root = Path(ledger.init(tmp_path / "file-store"))
     with ledger.open(root) as led, led.bulk():
-        names = _ingest_corpus(led, 12)
+        names = list(dict.fromkeys(ingest_corpus_version(led, version).article for version in corpus_versions(CORPUS, 12)))
     return root, names
 
 

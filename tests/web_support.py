@@ -3,7 +3,6 @@ loopback port, and the stores they serve (the bundled examples, the shared corpu
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
@@ -14,12 +13,9 @@ import httpx
 import uvicorn
 
 import ledger
-from ledger.draft_format import parse_draft
-from ledger.drafts import ingest_draft
-from ledger.times import parse_when
 from ledger.web import create_app
 from tests.conftest import ROOT
-from tests.helpers import DEADLINE
+from tests.helpers import DEADLINE, corpus_versions, ingest_corpus_version
 
 SCREENSHOTS = ROOT / "build" / "screenshots"
 """Where the browser tests write full-page screenshots for a person to look at (git-ignored)."""
@@ -72,13 +68,6 @@ def corpus_store(root: Path, corpus: Path) -> ledger.Ledger:
     """Every version of every article of the shared corpus, ingested as tests/test_corpus.py does."""
     led = ledger.open(ledger.init(root))
     with led.bulk():
-        for folder in sorted(p for p in corpus.iterdir() if p.is_dir()):
-            last = None
-            for entry in json.loads((folder / "versions.json").read_bytes())["versions"]:
-                when = parse_when(entry["author_date"])
-                # Git author dates go backwards in places; the log's time may not.
-                when = max(when, last) if last is not None else when
-                last = when
-                draft = parse_draft((folder / entry["file"]).read_bytes(), f"{folder.name}.md")
-                ingest_draft(led, draft, at=when, actor=entry["author_name"], reason=entry["subject"][:2000])
+        for version in corpus_versions(corpus):
+            ingest_corpus_version(led, version)
     return led
