@@ -412,3 +412,15 @@ def test_an_index_head_that_is_not_a_number_is_rebuilt(store_dir: Path) -> None:
     result = run_ledger("show", "a1", store=store_dir)
     assert (result.returncode, result.stdout) == (0, want), result.stderr
     assert b"its head is not readable; rebuilding it from the log" in result.stderr
+
+
+def test_a_store_path_that_is_a_file_or_holds_a_marker_folder_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a store\n")
+    (tmp_path / "odd" / "LEDGER").mkdir(parents=True)
+    for store, message in (
+        (tmp_path / "afile", f"error: {tmp_path / 'afile'}: not a folder, so no ledger store (give the store's folder)\n"),
+        (tmp_path / "odd", f"error: {tmp_path / 'odd' / 'LEDGER'}: a folder where the store's marker file should be\n"),
+    ):
+        for command in (("head",), ("history", "x")):
+            done = run_ledger(*command, store=store)
+            assert (done.returncode, done.stderr.decode()) == (6 if store.name == "afile" else 8, message)

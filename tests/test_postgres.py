@@ -20,7 +20,7 @@ import pytest
 
 import ledger
 from ledger.events import NewRecord
-from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema
+from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema, redact
 from tests import pgserver
 from tests.conftest import CORPUS, run_ledger
 from tests.helpers import corpus_versions, ingest_corpus_version
@@ -356,3 +356,10 @@ def test_views_go_to_memory_when_the_cache_folder_cannot_be_made(pg_url: str, tm
     code, out, err = cli(pg_url, "articles", "--format", "json", cache=blocker)
     assert code == 0 and json.loads(out)["article"] == "a", (out, err)
     assert "keeping the views in memory" in err
+
+
+@pytest.mark.parametrize("password", ["p@ss", "se/cret", "se?cret", "plain"])
+def test_messages_never_show_a_password_whatever_it_holds(password: str) -> None:
+    shown = redact(f"postgresql://ledger:{password}@127.0.0.1:5432/newsroom?password={password}")
+    assert password not in shown
+    assert shown == "postgresql://ledger:***@127.0.0.1:5432/newsroom?password=***"

@@ -61,6 +61,12 @@ def read_marker(root: Path) -> dict[str, Any]:
         marker = codec.loads((root / MARKER_FILE).read_bytes())
     except FileNotFoundError:
         raise StoreNotFoundError(f"{root}: no ledger store here (run `ledger init`)") from None
+    except NotADirectoryError:
+        raise StoreNotFoundError(f"{root}: not a folder, so no ledger store (give the store's folder)") from None
+    except IsADirectoryError:
+        raise CorruptStoreError(f"{root / MARKER_FILE}: a folder where the store's marker file should be") from None
+    except OSError as exc:
+        raise StoreError(f"{root / MARKER_FILE}: cannot be read ({exc.strerror or exc})") from None
     except ValueError:
         raise CorruptStoreError(f"{root / MARKER_FILE}: not a ledger marker file") from None
     if not isinstance(marker, dict) or marker.get("format") != "ledger":

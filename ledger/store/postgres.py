@@ -135,7 +135,15 @@ def is_url(location: object) -> bool:
 
 def redact(url: str) -> str:
     """`url` without its password (for messages)."""
-    url = re.sub(r"(://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+    scheme, sep, rest = url.partition("://")
+    first_at = rest.find("@")
+    if sep and first_at >= 0:
+        # The password may hold `@`, `/` or `?` itself: it runs to the last `@` before the path.
+        path = rest.find("/", first_at)
+        host_at = rest.rfind("@", 0, path if path >= 0 else len(rest))
+        user, colon, _ = rest[:host_at].partition(":")
+        if colon:
+            url = f"{scheme}://{user}:***{rest[host_at:]}"
     return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
 
 
