@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
 import ledger
 from ledger.events import NewRecord
@@ -110,6 +112,40 @@ def test_a_follower_is_woken_by_an_append_and_survives_a_dropped_connection(pg_u
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%%' AND datname = current_database()")
         writer.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "three"}}])
         thread.join(DEADLINE)
+        assert seen == [2, 3]
+
+
+def _end_other_backends(url: str) -> int:
+    """End every other connection to the test database (as a server restart would); how many."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+    return len(rows)
+
+
+def test_reads_and_a_follower_go_on_when_every_connection_is_ended(pg_url: str) -> None:
+    with ledger.open(pg_url) as led, ledger.open(pg_url) as writer:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "one"}}])
+        # Several idle connections in the pool, all to be broken at once.
+        threads = [threading.Thread(target=lambda: [led.store.head() for _ in range(20)]) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(DEADLINE)
+        assert _end_other_backends(pg_url) >= 2
+        assert led.store.head().position == 1
+        seen: list[int] = []
+        stream = led.follow(poll=0.5)
+        follower = threading.Thread(target=lambda: seen.extend(e.position for e in _take(stream, 2)), daemon=True)
+        follower.start()
+        wait_for(lambda: _listeners(pg_url) == 1, "the follower to listen")
+        _end_other_backends(pg_url)
+        writer.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "two"}}])
+        wait_for(lambda: seen == [2], "the follower to see position 2")
+        _end_other_backends(pg_url)
+        writer.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "three"}}])
+        follower.join(DEADLINE)
         assert seen == [2, 3]
 
 
@@ -363,3 +399,29 @@ def test_messages_never_show_a_password_whatever_it_holds(password: str) -> None
     shown = redact(f"postgresql://ledger:{password}@127.0.0.1:5432/newsroom?password={password}")
     assert password not in shown
     assert shown == "postgresql://ledger:***@127.0.0.1:5432/newsroom?password=***"
+
+
+@pytest.mark.slow
+def test_the_viewer_answers_503_with_one_line_while_the_database_refuses_connections(pg_url: str) -> None:
+    from tests.web_support import Site
+
+    name = pg_url.rsplit("/", 1)[1].split("?")[0]
+    maintenance = pg_url.replace(f"/{name}", "/postgres", 1)
+
+    def allow(yes: bool) -> None:
+        with psycopg.connect(maintenance, autocommit=True) as admin:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(name), sql.SQL("true" if yes else "false")))
+            if not yes:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "one"}}])
+        with Site(led) as served:
+            allow(False)
+            try:
+                page = httpx.get(served.url + "/a/a/history", timeout=DEADLINE)
+            finally:
+                allow(True)
+            assert page.status_code == 503, page.status_code
+            assert "could be had" in page.text or "lost the connection" in page.text, page.text[:300]
+            assert httpx.get(served.url + "/a/a/history", timeout=DEADLINE).status_code == 200

@@ -358,3 +358,4 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
         cli = Path(sys.executable).with_name("ledger")
         done = subprocess.run([str(cli), "--store", str(tmp_path / "store"), "serve", "--port", str(port)], capture_output=True, text=True, timeout=DEADLINE, check=False)
     assert done.returncode == 3 and done.stderr == f"error: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
+

@@ -74,6 +74,9 @@ from ledger.store.groups import Accepted, GroupCommit, Pending, answer, fail
 from ledger.store.logfile import open_sealed, seal_append
 
 log = logging.getLogger("ledger")
+# The pool logs each broken or refused connection as a warning, which Python's last-resort
+# handler prints to stderr: every failure reaches users as one `StoreConnectionError` line instead.
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 URL_SCHEMES = ("postgresql://", "postgres://")
 ENV_CACHE = "LEDGER_CACHE_DIR"
@@ -333,6 +336,9 @@ class PostgresEventStore(EventStore):
             except StoreConnectionError:
                 if attempt == 2 or getattr(self._exclusive, "conn", None) is not None:
                     raise
+                # Every idle connection of the pool may be broken alike (a server restart):
+                # drop them all, so the second try opens a fresh one.
+                self._pool.check()
         raise AssertionError("unreachable")  # pragma: no cover
 
     # --- reading ---------------------------------------------------------------------------------
@@ -732,7 +738,14 @@ class PostgresEventStore(EventStore):
         try:
             while True:
                 listener = self._listen()
-                head = self.head().position
+                try:
+                    head = self.head().position
+                except StoreConnectionError as exc:
+                    # The server restarted or ended this process's connections: following goes
+                    # on, polling until it answers again, and then catches up from `position`.
+                    log.debug("%s", exc)
+                    self._drop_listener()
+                    listener, head = None, position
                 remaining = deadline - time.monotonic()
                 if head > position or remaining <= 0:
                     return head

@@ -29,7 +29,22 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import ledger
-from ledger import ArticleView, Blame, BlameSpan, HistoryEntry, InvalidInputError, Ledger, NotFoundError, SearchHit, WordsChanged, format_time, render
+from ledger import (
+    ArticleView,
+    Blame,
+    BlameSpan,
+    HistoryEntry,
+    InvalidInputError,
+    Ledger,
+    NotFoundError,
+    SearchHit,
+    StoreConnectionError,
+    StoreError,
+    StoreLockedError,
+    WordsChanged,
+    format_time,
+    render,
+)
 from ledger.diffs import ProseBlock, ProseDiff
 from ledger.web import present
 
@@ -444,6 +459,11 @@ def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> S
                 return viewer.error(request, 400, str(exc))
             except HTTPException as exc:
                 return viewer.error(request, exc.status_code, exc.detail)
+            except (StoreConnectionError, StoreLockedError) as exc:
+                # The server is down or a writer holds the log: worth trying again later.
+                return viewer.error(request, 503, str(exc))
+            except StoreError as exc:
+                return viewer.error(request, 500, str(exc))
 
         return endpoint
 
