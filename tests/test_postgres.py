@@ -234,6 +234,8 @@ def test_bad_configuration_is_one_clear_line(pg_url: str, pg_cluster: pgserver.C
         "wrong password": (pg_cluster.tcp_url(database, "not-the-password"), 10, "refused the login of user 'ledger' (wrong password?)"),
         "missing database": (pg_cluster.url("no_such_db"), 10, "database 'no_such_db' does not exist"),
         "no ledger yet": (pg_cluster.url(pg_cluster.create_database()), 6, "no ledger store in this database (run `ledger init`)"),
+        "bad port": (f"postgresql://ledger@127.0.0.1:99999/{database}", 6, 'not a usable PostgreSQL URL (invalid port number: "99999")'),
+        "unknown parameter": (f"postgresql://ledger@127.0.0.1/{database}?bogus=1", 6, 'not a usable PostgreSQL URL (invalid URI query parameter: "bogus")'),
     }
     for what, (url, exit_code, phrase) in cases.items():
         code, out, err = cli(url, "show", "a", cache=tmp_path)

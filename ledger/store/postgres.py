@@ -150,8 +150,9 @@ def redact(url: str) -> str:
     return re.sub(r"(?i)(password=)[^&\s]*", r"\1***", url)
 
 
-def _connection_problem(url: str, exc: Exception) -> StoreConnectionError:
-    """One line saying why the server at `url` cannot be used."""
+def _connection_problem(url: str, exc: Exception) -> StoreError:
+    """One line saying why the server at `url` cannot be used (`StoreConnectionError`), or why
+    `url` itself is not one to use (`StoreError`: nothing a retry would mend)."""
     text = str(exc).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     detail = lines[-1] if lines else type(exc).__name__
@@ -167,7 +168,12 @@ def _connection_problem(url: str, exc: Exception) -> StoreConnectionError:
         return StoreConnectionError(f"{where}: database{which} does not exist on the server (create it, then run `ledger init`)")
     if "role" in lowered and "does not exist" in lowered:
         return StoreConnectionError(f"{where}: {detail}")
-    if any(word in lowered for word in ("connection refused", "no such file or directory", "could not translate host", "timeout expired", "could not connect", "network is unreachable")):
+    if any(word in lowered for word in ("invalid port", "invalid uri", "invalid connection option", "invalid integer value", "invalid sslmode")):
+        return _unusable(url, detail)
+    if any(word in lowered for word in (
+        "connection refused", "no such file or directory", "could not translate host", "failed to resolve host", "timeout expired",
+        "could not connect", "network is unreachable",
+    )):
         return StoreConnectionError(f"{where}: cannot reach the PostgreSQL server ({detail})")
     return StoreConnectionError(f"{where}: {detail}")
 
@@ -186,7 +192,11 @@ def _connect(url: str, **kwargs: Any) -> psycopg.Connection[Any]:
     except psycopg.OperationalError as exc:
         raise _connection_problem(url, exc) from None
     except psycopg.ProgrammingError as exc:
-        raise StoreConnectionError(f"{redact(url)}: not a usable PostgreSQL URL ({exc})") from None
+        raise _unusable(url, str(exc)) from None
+
+
+def _unusable(url: str, detail: str) -> StoreError:
+    return StoreError(f"{redact(url)}: not a usable PostgreSQL URL ({' '.join(detail.split()).removeprefix('connection is bad: ')})")
 
 
 def _schema_of(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
