@@ -94,6 +94,11 @@ def local_time(moment: datetime) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %z")
 
 
+# Columns of what people copy into the next command (article ids, versions, positions): kept
+# whole on a narrow terminal, where the other columns wrap or shrink to make room.
+_ID_COLUMNS = frozenset({"article", "ver", "pos", "in", "out", "category"})
+
+
 def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = None) -> None:
     """Print a table for people: rich on a terminal (or at the width COLUMNS gives); plain aligned
     text, one line per row, when piped or longer than 1,000 rows. Longer tables are streamed, so
@@ -109,7 +114,14 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     from rich.text import Text
 
     out = console()
-    grid = Table(*columns, title=title, box=None, pad_edge=False, header_style="bold")
+    grid = Table(title=title, box=None, pad_edge=False, header_style="bold")
+    for n, name in enumerate(columns):
+        if name not in _ID_COLUMNS:
+            grid.add_column(name)
+        else:
+            # Never cut short ("night-mark…"): an id is copied whole or not at all.
+            widest = max((cell_len(row[n]) for row in first if n < len(row)), default=0)
+            grid.add_column(name, no_wrap=True, min_width=max(widest, cell_len(name)))
     for row in first:
         # Text, not str: a title such as "Live [updated]" or "a[/]b" is not rich markup.
         grid.add_row(*(Text(cell) for cell in row))

@@ -315,3 +315,13 @@ def test_on_a_terminal_a_page_of_50_then_a_note_saying_how_to_see_the_rest(many:
     assert (code, [row.split()[3] for row in screen.decode().splitlines()[1:]], err) == (0, newest_first(2, 1, 0), b"")
     code, screen, err = on_terminal("--store", str(many), "updated", "--since", "2017-09-05", "--limit", "52", "--format", "json")
     assert (code, len(screen.splitlines()), err) == (0, 52, b"note: 1 more article: --offset 52 for the next page, --limit N for longer pages, or pipe the output for all\n")
+
+
+def test_ids_are_never_cut_short_on_a_narrow_terminal(store_dir: Path, tmp_path: Path) -> None:
+    draft = tmp_path / "night-market-returns-to-quay-street.txt"
+    draft.write_text("Night market returns to Quay Street after two years away\n\nText.\n", encoding="utf-8")
+    assert run_ledger("ingest", str(draft), store=store_dir).returncode == 0
+    for command in (("articles",), ("search", "night market")):
+        done = run_ledger(*command, store=store_dir, env={"COLUMNS": "60"})
+        assert done.returncode == 0, done.stderr
+        assert "night-market-returns-to-quay-street" in done.stdout.decode(), done.stdout.decode()
