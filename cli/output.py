@@ -231,19 +231,27 @@ def count(minimum: int) -> Count:
     return Count(minimum)
 
 
-class Seconds(click.FloatRange):
+class Seconds(click.ParamType[float, Any]):
     """A number of seconds from `minimum` on: NaN is refused (every comparison with it is false,
     so a wait of NaN seconds never ends), and so is infinity unless `forever` allows it."""
 
+    name = "seconds"
+
     def __init__(self, minimum: float, *, forever: bool = False) -> None:
-        super().__init__(min=minimum)
+        self.minimum = minimum
         self.forever = forever
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        """Check `value` as `FloatRange` does, then refuse NaN (and infinity unless allowed)."""
-        seconds = super().convert(value, param, ctx)
+        """`value` as a float of seconds, or a usage error in plain words."""
+        expected = f"a number of seconds{'' if self.minimum == 0 else f' from {self.minimum:g}'}, such as 2.5"
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not {expected}", param, ctx)
         if math.isnan(seconds) or (math.isinf(seconds) and not self.forever):
-            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+            self.fail(f"{value!r} is not {expected}", param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value} is too small (expected {self.minimum:g} or more seconds)", param, ctx)
         return seconds
 
 

@@ -222,12 +222,14 @@ def test_debug_keeps_the_documented_exit_code(store_dir: Path) -> None:
         (["diff", "a", "1", "x"], "ledger diff: [TO]: 'x' is not a whole number (expected 0 or more)"),
         (["log", "--limit", "99999999999999999999"],
          "ledger log: --limit / -n: 99999999999999999999 is beyond 64 bits (expected at most 9,223,372,036,854,775,807, the largest the log holds)"),
-        (["--lock-timeout", "nan", "log"], "ledger: --lock-timeout: 'nan' is not a number of seconds"),
+        (["--lock-timeout", "nan", "log"], "ledger: --lock-timeout: 'nan' is not a number of seconds, such as 2.5"),
+        (["--lock-timeout", "abc", "log"], "ledger: --lock-timeout: 'abc' is not a number of seconds, such as 2.5"),
+        (["--lock-timeout", "-1", "log"], "ledger: --lock-timeout: -1 is too small (expected 0 or more seconds)"),
         (["show", "a", "--store", "elsewhere"], "ledger show: --store is an option of ledger itself: put it before the command (ledger --store DIR show ...)"),
         (["history", "a", "--debug"], "ledger history: --debug is an option of ledger itself: put it before the command (ledger --debug history ...)"),
     ],
     ids=["missing-path", "misspelt-option", "misspelt-command", "missing-argument", "bad-choice", "not-a-number", "too-small",
-         "positional", "beyond-64-bits", "global-option", "store-after-command", "flag-after-command"],
+         "positional", "beyond-64-bits", "global-option", "seconds-not-a-number", "seconds-too-small", "store-after-command", "flag-after-command"],
 )
 def test_usage_errors_are_one_line_like_every_error(store_dir: Path, args: list[str], message: str) -> None:
     # Issue 14 points 2 and 3: click printed three lines ("Usage: ...", "Try ...", "Error: ...")
