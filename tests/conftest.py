@@ -20,6 +20,19 @@ CORPUS = SHARED / "corpus" / "nodejs-blog"
 SAMPLES = SHARED / "samples"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _views_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The views of server stores go to a folder of the test session, not the user's
+    ~/.cache/ledger (each test database would leave its cache there)."""
+    saved = os.environ.get("LEDGER_CACHE_DIR")
+    os.environ["LEDGER_CACHE_DIR"] = str(tmp_path_factory.mktemp("ledger-cache"))
+    yield
+    if saved is None:
+        del os.environ["LEDGER_CACHE_DIR"]
+    else:
+        os.environ["LEDGER_CACHE_DIR"] = saved
+
+
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[pgserver.Cluster]:
     """A PostgreSQL server for the session: `$LEDGER_TEST_POSTGRES`, else a throw-away cluster
