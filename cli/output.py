@@ -278,7 +278,12 @@ def page_limit(limit: int | None) -> int | None:
 
 def more_note(total: Callable[[], int], shown: int, limit: int | None, offset: int, noun: str) -> None:
     """On a terminal, when the page is full, one line on stderr saying how many rows are left and
-    how to see them. `total` counts them all (only called when the page is full)."""
+    how to see them; and, wherever the output goes, when `--offset` skipped past the last row.
+    `total` counts them all (only called in those two cases)."""
+    if shown == 0 and offset > 0:
+        count_all = total()
+        notice("note:", f"nothing from --offset {offset} on: there {'is' if count_all == 1 else 'are'} {count_all:,} {noun if count_all == 1 else noun + 's'} in all")
+        return
     if limit is None or shown < limit or not sys.stdout.isatty():
         return
     left = total() - offset - shown

@@ -325,3 +325,13 @@ def test_ids_are_never_cut_short_on_a_narrow_terminal(store_dir: Path, tmp_path:
         done = run_ledger(*command, store=store_dir, env={"COLUMNS": "60"})
         assert done.returncode == 0, done.stderr
         assert "night-market-returns-to-quay-street" in done.stdout.decode(), done.stdout.decode()
+
+
+def test_an_offset_past_the_end_says_how_many_there_are(store_dir: Path, tmp_path: Path) -> None:
+    draft = tmp_path / "story.txt"
+    draft.write_text("Story\n\nText.\n", encoding="utf-8")
+    assert run_ledger("ingest", str(draft), store=store_dir).returncode == 0
+    done = run_ledger("articles", "--offset", "5", store=store_dir)
+    assert done.returncode == 0
+    assert done.stderr.decode() == "note: nothing from --offset 5 on: there is 1 article in all\n"
+    assert run_ledger("articles", "--offset", "0", store=store_dir).stderr == b""
