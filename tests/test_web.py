@@ -101,12 +101,12 @@ def test_blame_and_search_as_json(site: Site) -> None:
     assert next(span["text"] for span in blame["spans"] if span["version"] == 2) == "three"
     assert get(site, f"/a/{ARTICLE}/blame.json?at=2024-03-05T12:00Z").json()["version"] == 2
     found = get(site, "/search.json?q=two+of+its").json()
-    assert found["total"] == 1 and found["pages"] == 1
+    assert found["total"] == 1 and found["pages"] == 1 and (found["article"], found["since"]) == (None, None)
     (hit,) = found["hits"]
     assert (hit["appeared_version"], hit["vanished_version"], hit["current"], hit["vanished_reason"]) == (1, 2, False, "third cable; ferry update")
     assert len(get(site, "/search.json?q=FERRY").json()["hits"]) == 2
     assert get(site, "/search.json?q=FERRY&exact=1").json()["hits"] == []
-    assert get(site, "/search.json").json() == {"phrase": "", "article": "", "since": "", "exact": False, "hits": []}
+    assert get(site, "/search.json").json() == {"phrase": "", "article": None, "since": None, "exact": False, "hits": []}
 
 
 def _links(html: str) -> set[str]:

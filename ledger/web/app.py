@@ -335,7 +335,7 @@ class Viewer:
         page = _page_number(params.get("page", "1"))
         form = {"phrase": phrase, "article": article, "since": since, "exact": exact}
         if not phrase.strip():
-            return self.page(request, "search.html", lambda: {**form, "hits": []}, form=form, hits=None)
+            return self.page(request, "search.html", lambda: {**form, "article": article or None, "since": since or None, "hits": []}, form=form, hits=None)
         try:
             with self.lock:
                 hits = self.led.search(phrase, article=article or None, since=since or None, exact=exact)
@@ -354,7 +354,9 @@ class Viewer:
             titles = {name: self._title(name) for name in groups}
 
         def data() -> dict[str, Any]:
-            return {**form, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
+            # A filter not given is null, as everywhere else in the JSON (the form shows it empty).
+            given = {**form, "article": article or None, "since": since or None}
+            return {**given, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
 
         query = "&".join(f"{key}={_quote(value)}" for key, value in (("q", phrase), ("article", article), ("since", since), ("exact", "1" if exact else "")) if value)
         return self.page(request, "search.html", data, form=form, hits=shown, groups=groups, titles=titles, total=len(hits), page=page, pages=pages, query=query)
