@@ -164,23 +164,27 @@ class Viewer:
         """Every article, most recently changed first; search by id or title, filter by category."""
         query = request.query_params.get("q", "").strip()
         category = request.query_params.get("category", "").strip()
-        with self.lock:
-            rows = self.led.articles(category=category or None)
-            categories = self.led.categories()
-        if query:
-            needle = query.casefold()
-            rows = [row for row in rows if needle in row.article.casefold() or needle in row.title.casefold()]
         page = _page_number(request.query_params.get("page", "1"))
-        pages = max(1, -(-len(rows) // ARTICLES_PAGE))
+        with self.lock:
+            categories = self.led.categories()
+            if query:
+                # Matched on id or title in Python: every row is read (the catalog has no text search).
+                needle = query.casefold()
+                rows = [row for row in self.led.articles(category=category or None) if needle in row.article.casefold() or needle in row.title.casefold()]
+                total, shown = len(rows), rows[(page - 1) * ARTICLES_PAGE : page * ARTICLES_PAGE]
+            else:
+                # Only the page's rows are read: a store of 100k articles lists as fast as a small one.
+                total = self.led.count_articles(category=category or None)
+                shown = self.led.articles(category=category or None, limit=ARTICLES_PAGE, offset=(page - 1) * ARTICLES_PAGE)
+        pages = max(1, -(-total // ARTICLES_PAGE))
         if page > pages:
             raise HTTPException(404, f"article list page {page} does not exist (there are {pages})")
-        shown = rows[(page - 1) * ARTICLES_PAGE : page * ARTICLES_PAGE]
 
         def data() -> dict[str, Any]:
-            return {"page": page, "pages": pages, "total": len(rows), "articles": [row.model_dump(mode="json") for row in shown]}
+            return {"page": page, "pages": pages, "total": total, "articles": [row.model_dump(mode="json") for row in shown]}
 
         return self.page(
-            request, "index.html", data, rows=shown, total=len(rows), page=page, pages=pages, query=query, category=category, categories=categories,
+            request, "index.html", data, rows=shown, total=total, page=page, pages=pages, query=query, category=category, categories=categories,
         )
 
     def feed(self, request: Request) -> Response:
@@ -195,9 +199,10 @@ class Viewer:
             limit = FEED_LIMIT if not (kind or category) else None
             entries = self.led.timeline(since=since or None, until=until or None, limit=limit)
             members = {row.article for row in self.led.articles(category=category)} if category else None
-            titles = {row.article: row.title for row in self.led.articles()}
             categories = self.led.categories()
-        picked = [e for e in entries if (not kind or kind in e.changes) and (members is None or e.article in members)][:FEED_LIMIT]
+            picked = [e for e in entries if (not kind or kind in e.changes) and (members is None or e.article in members)][:FEED_LIMIT]
+            # The titles of the articles shown only (listing every article's cost 0.8 s on 100k).
+            titles = {article: self._title(article) for article in dict.fromkeys(e.article for e in picked)}
 
         def data() -> dict[str, Any]:
             return {"entries": [e.model_dump(mode="json") for e in picked]}
