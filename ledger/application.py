@@ -100,9 +100,14 @@ def _location(path: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
     return os.environ.get(ENV_STORE) or DEFAULT_STORE
 
 
+# A store location starting so is a PostgreSQL server's URL (told apart here, so that a folder
+# store never loads psycopg).
+_SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
 def _server_url(location: str | os.PathLike[str]) -> str | None:
     """The URL when `location` names a PostgreSQL server (`postgresql://...`), else None."""
-    return location if isinstance(location, str) and location.startswith(("postgresql://", "postgres://")) else None
+    return location if isinstance(location, str) and location.startswith(_SERVER_SCHEMES) else None
 
 
 def store_path(path: str | os.PathLike[str] | None = None) -> Path:

@@ -78,7 +78,6 @@ log = logging.getLogger("ledger")
 # handler prints to stderr: every failure reaches users as one `StoreConnectionError` line instead.
 logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
-URL_SCHEMES = ("postgresql://", "postgres://")
 ENV_CACHE = "LEDGER_CACHE_DIR"
 
 SCHEMA_VERSION = 1
@@ -129,11 +128,6 @@ def _undo(conn: psycopg.Connection[Any]) -> None:
     """Roll back the transaction an error left open on `conn`, unless the connection is gone."""
     if not conn.broken and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
         conn.execute("ROLLBACK")
-
-
-def is_url(location: object) -> bool:
-    """Whether `location` names a PostgreSQL server rather than a folder."""
-    return isinstance(location, str) and location.startswith(URL_SCHEMES)
 
 
 def redact(url: str) -> str:
