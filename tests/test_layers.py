@@ -58,7 +58,7 @@ STORE_INSIDE = {
     "index": set(),
     "locking": set(),
     "checked": {"index"},
-    "logfile": {"index"},
+    "logfile": {"contract", "index"},
     "verify": {"contract", "logfile"},
     "groups": {"contract"},
     "file": {"checked", "contract", "groups", "index", "locking", "logfile", "verify"},

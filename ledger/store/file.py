@@ -38,13 +38,12 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from ledger import caches, codec
 from ledger.errors import (
     CorruptStoreError,
     IndexMismatchError,
-    InvalidEventError,
     LedgerError,
     NothingToDoError,
     StoreError,
@@ -72,7 +71,7 @@ from ledger.store.index import (
     meta_of,
 )
 from ledger.store.locking import WriterLock
-from ledger.store.logfile import LOG_FILE, open_sealed, read_batches, read_marker, seal_append
+from ledger.store.logfile import LOG_FILE, check_continuation, import_label, open_sealed, read_batches, read_marker, seal_append
 from ledger.store.logfile import lines as log_lines
 from ledger.store.logfile import scan as scan_log
 from ledger.store.verify import verify_log
@@ -636,21 +635,9 @@ class FileEventStore(EventStore):
             raise NothingToDoError("nothing to import")
         with self._mutex, self._write_lock():
             state = self._refresh_writer(locked=True)
-            position, prev = state.position, state.hash
             order = RecordOrder(state.versions, state.occurred)
-            recorded = state.recorded_at
-            record: dict[str, Any] = {}
-            for n, line in enumerate(lines, 1):
-                where = labels[n - 1] if labels is not None else f"record {n}"
-                record, digest, _ = open_sealed(line, where)
-                position += 1
-                if record.get("pos") != position or record.get("prev") != prev:
-                    raise InvalidEventError(f"{where}: does not continue this log at position {position}")
-                order.check(record, where)
-                recorded = max(recorded, record["recorded_at"])
-                prev = digest
-            if not record.get("end"):
-                raise InvalidEventError("the last record does not close an append")
+            decoded = [open_sealed(line, import_label(labels, n)) for n, line in enumerate(lines, 1)]
+            position, prev, recorded = check_continuation(decoded, labels, order, state.position, state.hash, state.recorded_at)
             self._write(state, b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines))
             state.position, state.hash, state.recorded_at = position, prev, recorded
             state.proven.update(article for article, version in order.versions.items() if version != state.versions.get(article))

@@ -18,6 +18,7 @@ from typing import Any
 from ledger import codec
 from ledger.errors import CorruptStoreError, InvalidEventError, StoreError, StoreNotFoundError
 from ledger.events import SCHEMA_VERSIONS, NewRecord, upcast
+from ledger.store.contract import RecordOrder
 from ledger.store.index import Sealed
 
 LOG_FILE = "events.jsonl"
@@ -285,3 +286,27 @@ def open_sealed(line: bytes, where: str) -> tuple[dict[str, Any], str, bytes]:
     except codec.RecordError as exc:
         raise InvalidEventError(f"{where}: {exc}") from None
     return record, digest, body
+
+
+def import_label(labels: Sequence[str] | None, n: int) -> str:
+    """What names the `n`th line of an import in errors: its label, by default `record N`."""
+    return labels[n - 1] if labels is not None else f"record {n}"
+
+
+def check_continuation(
+    decoded: Sequence[tuple[dict[str, Any], str, bytes]], labels: Sequence[str] | None, order: RecordOrder, position: int, prev: str, recorded: str
+) -> tuple[int, str, str]:
+    """Check that the import's records (`open_sealed` of each line) continue a log whose head is
+    `position` with hash `prev`, pass `order`, and end by closing an append; returns the head
+    they make and the latest `recorded_at` (at least `recorded`). Raises `InvalidEventError`."""
+    for n, (record, digest, _) in enumerate(decoded, 1):
+        where = import_label(labels, n)
+        position += 1
+        if record.get("pos") != position or record.get("prev") != prev:
+            raise InvalidEventError(f"{where}: does not continue this log at position {position}")
+        order.check(record, where)
+        recorded = max(recorded, record["recorded_at"])
+        prev = digest
+    if not decoded[-1][0].get("end"):
+        raise InvalidEventError("the last record does not close an append")
+    return position, prev, recorded

@@ -71,7 +71,7 @@ from ledger.store.contract import (
     original_result,
 )
 from ledger.store.groups import Accepted, GroupCommit, Pending, answer, fail
-from ledger.store.logfile import open_sealed, seal_append
+from ledger.store.logfile import check_continuation, import_label, open_sealed, seal_append
 
 log = logging.getLogger("ledger")
 # The pool logs each broken or refused connection as a warning, which Python's last-resort
@@ -694,9 +694,7 @@ class PostgresEventStore(EventStore):
         positions and the chain and pass `RecordOrder`; all is checked before anything is written."""
         if not lines:
             raise NothingToDoError("nothing to import")
-        decoded: list[tuple[dict[str, Any], str, bytes]] = []
-        for n, line in enumerate(lines, 1):
-            decoded.append(open_sealed(line, labels[n - 1] if labels is not None else f"record {n}"))
+        decoded = [open_sealed(line, import_label(labels, n)) for n, line in enumerate(lines, 1)]
         articles = list(dict.fromkeys(str(r.get("article")) for r, _, _ in decoded))
         try:
             with self._conn("importing") as conn:
@@ -708,16 +706,7 @@ class PostgresEventStore(EventStore):
                         (articles,),
                     ).fetchall()
                     order = RecordOrder({str(a): int(v) for a, v, _ in state}, {str(a): str(o) for a, _, o in state})
-                    for n, (record, digest, _) in enumerate(decoded, 1):
-                        where = labels[n - 1] if labels is not None else f"record {n}"
-                        position += 1
-                        if record.get("pos") != position or record.get("prev") != prev:
-                            raise InvalidEventError(f"{where}: does not continue this log at position {position}")
-                        order.check(record, where)
-                        recorded = max(recorded, record["recorded_at"])
-                        prev = digest
-                    if not decoded[-1][0].get("end"):
-                        raise InvalidEventError("the last record does not close an append")
+                    position, prev, recorded = check_continuation(decoded, labels, order, position, prev, recorded)
                     self._insert(conn, decoded, recorded, prev, position)
                     conn.execute("COMMIT")
                 except BaseException:
