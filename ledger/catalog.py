@@ -632,13 +632,13 @@ class Catalog:
         # The articles in the order of their newest block (its time, then its position: unique,
         # so articles updated at the same moment keep one order on every page), read from the
         # covering index newest first and only as far as the page reaches.
-        page: dict[str, list[tuple[str, str, int, str, str]]] = {}
+        page: dict[str, None] = {}  # an ordered set
         wanted = None if limit is None else offset + limit
         for (article,) in db.execute(
             "SELECT article FROM feed WHERE occurred_at >= ? ORDER BY occurred_at DESC, position DESC", (since,)
         ):
             if article not in page and article not in withdrawn:
-                page[article] = []
+                page[article] = None
                 if len(page) == wanted:
                     break
         names = codec.dumps(list(page)[offset:]).decode()

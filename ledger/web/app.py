@@ -176,9 +176,7 @@ class Viewer:
                 # Only the page's rows are read: a store of 100k articles lists as fast as a small one.
                 total = self.led.count_articles(category=category or None)
                 shown = self.led.articles(category=category or None, limit=ARTICLES_PAGE, offset=(page - 1) * ARTICLES_PAGE)
-        pages = max(1, -(-total // ARTICLES_PAGE))
-        if page > pages:
-            raise HTTPException(404, f"article list page {page} does not exist (there are {pages})")
+        pages = _pages(total, ARTICLES_PAGE, page, "article list")
 
         def data() -> dict[str, Any]:
             return {"page": page, "pages": pages, "total": total, "articles": [row.model_dump(mode="json") for row in shown]}
@@ -237,9 +235,7 @@ class Viewer:
         page = _page_number(request.query_params.get("page", "1"))
         with self.lock:
             latest = self.led.article(article)
-            pages = max(1, -(-latest.version // HISTORY_PAGE))
-            if page > pages:
-                raise HTTPException(404, f"history page {page} does not exist (there are {pages})")
+            pages = _pages(latest.version, HISTORY_PAGE, page, "history")
             last = latest.version - (page - 1) * HISTORY_PAGE
             first = max(1, last - HISTORY_PAGE + 1)
             entries, words = self.histories.get(
@@ -339,8 +335,10 @@ class Viewer:
         exact = params.get("exact", "") in ("1", "on", "true")
         page = _page_number(params.get("page", "1"))
         form = {"phrase": phrase, "article": article, "since": since, "exact": exact}
+        # A filter not given is null in the JSON, as everywhere else (the form shows it empty).
+        given = {**form, "article": article or None, "since": since or None}
         if not phrase.strip():
-            return self.page(request, "search.html", lambda: {**form, "article": article or None, "since": since or None, "hits": []}, form=form, hits=None)
+            return self.page(request, "search.html", lambda: {**given, "hits": []}, form=form, hits=None)
         try:
             with self.lock:
                 hits = self.led.search(phrase, article=article or None, since=since or None, exact=exact)
@@ -348,9 +346,7 @@ class Viewer:
             # The form again, with what was wrong: the reader fixes the phrase or the filters.
             status, message = 404 if isinstance(exc, NotFoundError) else 400, str(exc)
             return self.page(request, "search.html", lambda: {"error": message, "status": status}, status=status, form=form, hits=None, error=message)
-        pages = max(1, -(-len(hits) // SEARCH_PAGE))
-        if page > pages:
-            raise HTTPException(404, f"search results page {page} does not exist (there are {pages})")
+        pages = _pages(len(hits), SEARCH_PAGE, page, "search results")
         shown = hits[(page - 1) * SEARCH_PAGE : page * SEARCH_PAGE]
         groups: dict[str, list[SearchHit]] = {}
         for hit in shown:
@@ -359,8 +355,6 @@ class Viewer:
             titles = {name: self._title(name) for name in groups}
 
         def data() -> dict[str, Any]:
-            # A filter not given is null, as everywhere else in the JSON (the form shows it empty).
-            given = {**form, "article": article or None, "since": since or None}
             return {**given, "page": page, "pages": pages, "total": len(hits), "hits": [hit.model_dump(mode="json") for hit in shown]}
 
         query = "&".join(f"{key}={_quote(value)}" for key, value in (("q", phrase), ("article", article), ("since", since), ("exact", "1" if exact else "")) if value)
@@ -407,6 +401,14 @@ def _is_change(block: ProseBlock) -> bool:
 def _number(text: str) -> bool:
     # str.isdigit alone also accepts digits int() refuses, such as "²".
     return text.isascii() and text.isdigit()
+
+
+def _pages(total: int, per_page: int, page: int, what: str) -> int:
+    """How many pages `total` rows make (at least one); a 404 when `page` is past the last."""
+    pages = max(1, -(-total // per_page))
+    if page > pages:
+        raise HTTPException(404, f"{what} page {page} does not exist (there are {pages})")
+    return pages
 
 
 def _page_number(text: str) -> int:
