@@ -41,6 +41,8 @@ import sqlite3
 import struct
 import threading
 import time
+import zlib
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -62,28 +64,32 @@ _T = TypeVar("_T")
 _WORDS = re.compile(r"[^\W_]+")
 
 TEXT_FILE = "text.sqlite"
-FORMAT = 5
+FORMAT = 6
 """The layout of `text.sqlite`; an index of another format is rebuilt from the log when opened."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS sentences (digest INTEGER PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(
+    pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
 CREATE TABLE IF NOT EXISTS stretches (
     id INTEGER PRIMARY KEY, article INTEGER NOT NULL, part INTEGER NOT NULL, came INTEGER NOT NULL,
-    went INTEGER);
-CREATE TABLE IF NOT EXISTS open_lines (article INTEGER PRIMARY KEY, lines BLOB NOT NULL);
+    went INTEGER, sentences BLOB NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
-    pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
+    sentences, content='', columnsize=0, detail=none, tokenize="ascii");
+CREATE TABLE IF NOT EXISTS open_lines (article INTEGER PRIMARY KEY, lines BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS versions (
-    article INTEGER NOT NULL, version INTEGER NOT NULL, occurred_at NOT NULL, actor TEXT,
-    reason TEXT, PRIMARY KEY (article, version)) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS texts (
-    article INTEGER NOT NULL, kind INTEGER NOT NULL, digest INTEGER NOT NULL, version INTEGER NOT NULL,
-    PRIMARY KEY (article, kind, digest, version)) WITHOUT ROWID;
+    article INTEGER NOT NULL, chunk INTEGER NOT NULL, rows BLOB NOT NULL,
+    PRIMARY KEY (article, chunk)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS blame (
     article INTEGER NOT NULL, version INTEGER NOT NULL, runs BLOB NOT NULL,
     PRIMARY KEY (article, version)) WITHOUT ROWID;
 """
+
+_CHUNK = 256
+"""Versions kept together in one compressed row of `versions` (a row is rewritten whole when
+a version is added to it)."""
 
 PARTS = ("title", "body", "heading", "block")
 """The parts a line is kept from (stored as their index here)."""
@@ -135,26 +141,65 @@ def words(text: str) -> list[str]:
 _ASCII_WORDS = bytes((code | 0x20 if chr(code).isalpha() else code) if chr(code).isalnum() else 32 for code in range(128)) + b" " * 128
 
 
-def _tokens(line: str) -> str:
-    """The FTS5 document of a line: each word with the next (the last with nothing), as `a_b`,
-    or `a_b~i~j` when `a` or `b` stands more than once in the line (`i`, `j`: which time it
-    stands there, counted from 1; 0 for a word that stands once)."""
-    # ASCII translated and split: half the time of the pattern (a rebuild tokenizes every line
-    # the log ever held).
-    found = line.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split() if line.isascii() else words(line)
-    pairs = list(map("_".join, zip(found, [*found[1:], ""], strict=True)))
+def _split(text: str) -> list[str]:
+    """`words(text)`; ASCII text translated and split, half the time of the pattern (a rebuild
+    splits every line the log ever held)."""
+    return text.encode("ascii").translate(_ASCII_WORDS).decode("ascii").split() if text.isascii() else words(text)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _sentences(line: str) -> list[list[str]]:
+    """The words of each sentence of `line` that holds a word (a sentence ends at `.`, `!` or `?`
+    before a space): together, in order, the words of the line."""
+    return [found for piece in _SENTENCE_END.split(line) if (found := _split(piece))]
+
+
+def _tokens(found: list[str]) -> str:
+    """The FTS5 document of a sentence, given its words: each word with the next as `a_b`, the
+    first after nothing (`_a`) and the last before nothing (`b_`); `a_b~i~j` when `a` or `b`
+    stands more than once in the sentence (`i`, `j`: which time it stands there, counted from 1;
+    0 for a word that stands once, and for nothing)."""
+    sequence = ["", *found, ""]
+    pairs = list(map("_".join, pairwise(sequence)))
     if len(set(found)) < len(found):
         counts = Counter(found)
         seen: dict[str, int] = {}
-        tags = [0] * (len(found) + 1)
-        tagged: set[int] = set()
-        for at, word in enumerate(found):
+        tags = [0] * len(sequence)
+        for at, word in enumerate(found, 1):
             if counts[word] > 1:
                 tags[at] = seen[word] = seen.get(word, 0) + 1
-                tagged.update((at - 1, at) if at else (at,))
-        for at in tagged:
-            pairs[at] = f"{pairs[at]}~{tags[at]}~{tags[at + 1]}"
+        for at in range(len(pairs)):
+            if tags[at] or tags[at + 1]:
+                pairs[at] = f"{pairs[at]}~{tags[at]}~{tags[at + 1]}"
     return " ".join(pairs)
+
+
+def _pack_numbers(numbers: Iterable[int]) -> bytes:
+    """Whole numbers from 0 as LEB128 varints (a line's sentences: 2-3 bytes each, not 8)."""
+    out = bytearray()
+    for number in numbers:
+        left = number
+        while left > 0x7F:
+            out.append(left & 0x7F | 0x80)
+            left >>= 7
+        out.append(left)
+    return bytes(out)
+
+
+def _unpack_numbers(blob: bytes) -> list[int]:
+    """The numbers `_pack_numbers` packed."""
+    numbers: list[int] = []
+    number = shift = 0
+    for byte in blob:
+        number |= (byte & 0x7F) << shift
+        if byte & 0x80:
+            shift += 7
+        else:
+            numbers.append(number)
+            number = shift = 0
+    return numbers
 
 
 def _lines(text: str) -> list[str]:
@@ -186,7 +231,7 @@ def _changed_lines(old: str, new: str, patch: Iterable[Any]) -> tuple[list[str],
 
 
 Stretch = list[Any]
-"""A stretch being folded: [id, article, part, came, went or None, FTS5 document]."""
+"""A stretch being folded: [id, article, part, came, went or None, its sentences' numbers]."""
 
 OpenLines = dict[tuple[int, int], list[int]]
 """The ids of an article's open stretches by (part, digest of the line's text)."""
@@ -216,21 +261,26 @@ def _unpack_open(blob: bytes) -> OpenLines:
 
 
 class TextFold:
-    """Folds records into stretches, version rows and text digests. `load(article, version)`
-    gives an article's state at a version and `opened(article)` its stretches still open in the
-    index (incremental catch-up); None folds from nothing. New stretches are numbered from
-    `first`."""
+    """Folds records into stretches, sentences, version rows and text digests.
+    `load(article, version)` gives an article's state at a version, `opened(article)` its
+    stretches still open in the index and `sentence(digest)` the number of a sentence already in
+    it (incremental catch-up); None folds from nothing. New stretches are numbered from `first`,
+    new sentences from `first_sentence`."""
 
     def __init__(
         self,
         load: Callable[[str, int], ArticleState | None] | None = None,
         opened: Callable[[str], OpenLines] | None = None,
         first: int = 1,
+        sentence: Callable[[int], int | None] | None = None,
+        first_sentence: int = 1,
     ) -> None:
         self.states: dict[str, ArticleState] = {}
         self._load = load
         self._opened = opened
+        self._sentence = sentence
         self.next_id = first
+        self.next_sentence = first_sentence
         self.stretches: dict[int, Stretch] = {}
         """The stretches opened by this fold and not yet saved, by id."""
         self.closed: list[tuple[int, int]] = []
@@ -239,10 +289,27 @@ class TextFold:
         """The open stretches of each article the fold has seen."""
         self.finished: dict[str, OpenLines] = {}
         """Those of articles whose records are all folded, not yet saved."""
-        self.versions: dict[tuple[str, int], tuple[str, int, str, str | None, str | None]] = {}
-        self.texts: list[tuple[str, int, int, int]] = []
+        self.known: dict[int, int] = {}
+        """The numbers of the sentences this fold has met, by digest of their words."""
+        self.sentences: list[tuple[int, int, str]] = []
+        """(number, digest, FTS5 document) of the sentences new to the index, not yet saved."""
+        self.versions: dict[tuple[str, int], list[Any]] = {}
+        """[occurred_at, actor, reason, [[kind, digest of the text], ...]] by (article, version)."""
         self.position = 0
         self.hash = ""
+
+    def _number(self, found: list[str]) -> int:
+        """The number of the sentence of words `found`, new if the index has none."""
+        digest = _digest(" ".join(found))
+        number = self.known.get(digest)
+        if number is None:
+            number = self._sentence(digest) if self._sentence is not None else None
+            if number is None:
+                number = self.next_sentence
+                self.next_sentence += 1
+                self.sentences.append((number, digest, _tokens(found)))
+            self.known[digest] = number
+        return number
 
     def fold(self, record: StoredRecord) -> None:
         """Fold one record (upcast, in log order)."""
@@ -256,23 +323,24 @@ class TextFold:
             self.open[article] = self._opened(article) if version > 1 and self._opened is not None else {}
         key = (article, version)
         if key not in self.versions:
-            self.versions[key] = (article, version, record["occurred_at"], record.get("actor"), record.get("reason"))
+            self.versions[key] = [_time_value(record["occurred_at"]), record.get("actor"), record.get("reason"), []]
+        texts = self.versions[key][3]
         change = self.change
         if kind == "ArticleCreated":
             change(article, version, "title", "", data["title"])
             change(article, version, "body", "", data.get("body", ""))
-            self.texts.append((article, 0, _digest(data["title"]), version))
-            self.texts.append((article, 1, _digest(data.get("body", "")), version))
+            texts.append([0, _digest(data["title"])])
+            texts.append([1, _digest(data.get("body", ""))])
         elif before is not None and kind in ("ArticleEdited", "UpdateBlockEdited", "UpdateBlockRemoved"):
             old_title, old_body, old_blocks = before.title, before.body, list(before.blocks)
             after = apply(before, record)
             if kind == "ArticleEdited":
                 if data.get("title") is not None:
                     change(article, version, "title", old_title, after.title)
-                    self.texts.append((article, 0, _digest(after.title), version))
+                    texts.append([0, _digest(after.title)])
                 if data.get("patch"):
                     self._patch(article, version, "body", old_body, after.body, data["patch"])
-                    self.texts.append((article, 1, _digest(after.body), version))
+                    texts.append([1, _digest(after.body)])
             elif kind == "UpdateBlockEdited":
                 index = data["index"]
                 old_heading, old_text = old_blocks[index][0], old_blocks[index][1]
@@ -281,7 +349,7 @@ class TextFold:
                     change(article, version, "heading", old_heading, heading)
                 if data.get("patch"):
                     self._patch(article, version, "block", old_text, text, data["patch"])
-                self.texts.append((article, 2, _digest(_block_key(heading, text)), version))
+                texts.append([2, _digest(_block_key(heading, text))])
             else:
                 heading, text = old_blocks[data["index"]][0], old_blocks[data["index"]][1]
                 change(article, version, "heading", heading, "")
@@ -292,7 +360,7 @@ class TextFold:
         elif kind == "UpdateBlockAdded":
             change(article, version, "heading", "", data["heading"])
             change(article, version, "block", "", data.get("text", ""))
-            self.texts.append((article, 2, _digest(_block_key(data["heading"], data.get("text", ""))), version))
+            texts.append([2, _digest(_block_key(data["heading"], data.get("text", "")))])
         self.states[article] = apply(before, record)
         self._done(record)
 
@@ -324,9 +392,9 @@ class TextFold:
                     self.closed.append((version, stretch))
         for line, count in came.items():
             digest = _line_digest(line)
-            document = _tokens(line)
+            numbers = [self._number(found) for found in _sentences(line)]
             for _ in range(count):
-                self.stretches[self.next_id] = [self.next_id, article, code, version, None, document]
+                self.stretches[self.next_id] = [self.next_id, article, code, version, None, numbers]
                 opened.setdefault((code, digest), []).append(self.next_id)
                 self.next_id += 1
 
@@ -368,12 +436,25 @@ def check_phrase(phrase: str) -> str:
     return " ".join(found)
 
 
-def _match(wanted: list[str]) -> str:
-    """The FTS5 query of the lines that hold each pair of consecutive words `wanted` (a word alone:
-    that word followed by anything)."""
-    if len(wanted) == 1:
-        return f'"{wanted[0]}_"*'
-    return " AND ".join(dict.fromkeys(f'("{word}_{after}" OR "{word}_{after}~"*)' for word, after in pairwise(wanted)))
+def _pairs(wanted: list[str], start: bool, end: bool) -> list[tuple[str, str]]:
+    """The pairs of words a sentence holds where it holds the words `wanted` one after the other;
+    with `start` as its first words (after nothing: `("", first)`), with `end` as its last."""
+    return [*([("", wanted[0])] if start else []), *pairwise(wanted), *([(wanted[-1], "")] if end else [])]
+
+
+def _match(pairs: list[tuple[str, str]], word: str) -> str:
+    """The FTS5 query of the sentences that hold each of `pairs` (none: that hold `word`, as the
+    first word of a pair)."""
+    if not pairs:
+        return f'"{word}_"*'
+    return " AND ".join(dict.fromkeys(f'("{first}_{after}" OR "{first}_{after}~"*)' for first, after in pairs))
+
+
+def _in_turn(sentences: list[int], way: list[set[int]]) -> bool:
+    """Whether `sentences` (a line's) hold, one right after the other, a sentence of each set of
+    `way` in turn."""
+    last = len(sentences) - len(way)
+    return any(all(sentences[at + step] in held for step, held in enumerate(way)) for at in range(last + 1))
 
 
 def _chained(pairs: list[set[tuple[int, int]]]) -> bool:
@@ -388,6 +469,17 @@ def _chained(pairs: list[set[tuple[int, int]]]) -> bool:
     return True
 
 
+def _pack_versions(rows: dict[int, list[Any]]) -> bytes:
+    """Version rows as one row of `versions` keeps them: compressed, since actors, reasons and
+    times repeat (a table of one row per version was a seventh of the index)."""
+    return zlib.compress(codec.dumps([[version, *row] for version, row in sorted(rows.items())]))
+
+
+def _unpack_versions(blob: bytes) -> dict[int, list[Any]]:
+    """The version rows `_pack_versions` packed."""
+    return {row[0]: row[1:] for row in codec.loads(zlib.decompress(blob))}
+
+
 class TextIndex:
     """The text index of one store (`text.sqlite` in its folder, in memory without one)."""
 
@@ -399,8 +491,20 @@ class TextIndex:
         self._mutex = threading.RLock()
         self._in_memory = False
         self._ids: dict[str, int] = {}
-        self._generation: object = None
         """Article numbers already looked up (forgotten with the tables or a rolled-back write)."""
+        self._generation: object = None
+        self._chunks: dict[tuple[int, int], dict[int, list[Any]]] = {}
+        """Rows of `versions` already read (forgotten with every write, as `_ids` is)."""
+        self._digests: dict[tuple[str, int], dict[tuple[int, int], list[int]]] = {}
+        """The versions that set each text, by article and last chunk read (`_texts`)."""
+        self._position = -1
+        """The position the index stood at when last looked at (the rows read are forgotten when
+        it moves: another process may have caught the index up)."""
+
+    def _forget(self) -> None:
+        self._ids.clear()
+        self._chunks.clear()
+        self._digests.clear()
 
     def _open(self) -> sqlite3.Connection:
         if self._db is None:
@@ -410,7 +514,7 @@ class TextIndex:
             else:
                 db = self._memory()
             self._db = db
-            self._ids.clear()
+            self._forget()
         return self._db
 
     def _memory(self) -> sqlite3.Connection:
@@ -432,7 +536,7 @@ class TextIndex:
                     caches.leave_file(self._db, self.path, "text index", exc)
                     self._db.close()
                 self._db = self._memory()
-                self._ids.clear()
+                self._forget()
             try:
                 return work(self._db)
             except sqlite3.Error as exc:
@@ -458,7 +562,7 @@ class TextIndex:
             yield
         except BaseException:
             db.execute("ROLLBACK")
-            self._ids.clear()
+            self._forget()
             raise
         db.execute("COMMIT")
 
@@ -466,11 +570,17 @@ class TextIndex:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         if meta.get("generation") != self._generation:
             # Another process rebuilt the index: its article numbers are new.
-            self._ids.clear()
+            self._forget()
             self._generation = meta.get("generation")
         if meta.get("format", FORMAT) != FORMAT:
             return -1, ""
-        return int(meta.get("position", 0)), str(meta.get("hash", ""))
+        position = int(meta.get("position", 0))
+        if position != self._position:
+            # Caught up, here or by another process: chunks of versions read may have grown.
+            self._chunks.clear()
+            self._digests.clear()
+            self._position = position
+        return position, str(meta.get("hash", ""))
 
     def _matches(self, position: int, digest: str) -> bool:
         if position == 0:
@@ -500,7 +610,9 @@ class TextIndex:
                 if position == 0:
                     self._fill(db)
                     return db
-                fold = TextFold(self._load, lambda article: self._opened(db, article), self._next_id(db))
+                fold = TextFold(
+                    self._load, lambda article: self._opened(db, article), self._next_id(db), lambda digest: self._sentence_number(db, digest), self._next_sentence(db)
+                )
                 fold.position, fold.hash = position, digest
                 for record in self.store.read(position):
                     fold.fold(record)
@@ -519,7 +631,8 @@ class TextIndex:
         """Clear the index and fold the log into it, inside the caller's transaction."""
         self._clear(db)
         # Terms gathered in memory up to 64 MB before they are written: a third of the time.
-        db.execute("INSERT INTO lines_fts (lines_fts, rank) VALUES ('hashsize', 67108864)")
+        for table in ("sentences_fts", "lines_fts"):
+            db.execute(f"INSERT INTO {table} ({table}, rank) VALUES ('hashsize', 67108864)")
         # Article by article, so that one article's state is in memory at a time (folding the
         # log in order kept every article's, over a gigabyte for a million events). The head is
         # read first: each article is read up to it, and no further, so that the index stands
@@ -536,10 +649,11 @@ class TextIndex:
         fold.position, fold.hash = head.position, head.hash
         self._save(db, fold)
         # One b-tree per token instead of one per batch saved: a fifth smaller.
-        db.execute("INSERT INTO lines_fts (lines_fts) VALUES ('optimize')")
+        for table in ("sentences_fts", "lines_fts"):
+            db.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
 
     def _clear(self, db: sqlite3.Connection) -> None:
-        self._ids.clear()
+        self._forget()
         # Every table, those of older formats too (format 4's `lines`); virtual tables first,
         # which drop their own shadow tables.
         for virtual in (True, False):
@@ -564,6 +678,12 @@ class TextIndex:
             number = self._ids[article] = int(row[0])
         return number
 
+    def _created(self, db: sqlite3.Connection, article: str) -> int:
+        """The number of an article in this index, given to it if it has none."""
+        number = self._article_id(db, article, create=True)
+        assert number is not None
+        return number
+
     def _article_names(self, db: sqlite3.Connection, numbers: Iterable[int]) -> dict[int, str]:
         wanted = sorted(set(numbers))
         names: dict[int, str] = {}
@@ -575,41 +695,55 @@ class TextIndex:
     def _next_id(self, db: sqlite3.Connection) -> int:
         return int(db.execute("SELECT coalesce(max(id), 0) + 1 FROM stretches").fetchone()[0])
 
+    def _next_sentence(self, db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'sentences'").fetchone()
+        return int(row[0]) + 1 if row is not None else 1
+
+    @staticmethod
+    def _sentence_number(db: sqlite3.Connection, digest: int) -> int | None:
+        row = db.execute("SELECT id FROM sentences WHERE digest = ?", (digest,)).fetchone()
+        return int(row[0]) if row is not None else None
+
     def _opened(self, db: sqlite3.Connection, article: str) -> OpenLines:
         """The article's open stretches."""
         row = db.execute("SELECT lines FROM open_lines WHERE article = ?", (self._article_id(db, article),)).fetchone()
         return _unpack_open(row[0]) if row is not None else {}
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
-        ids = {
-            article: self._article_id(db, article, create=True)
-            for article in dict.fromkeys([s[1] for s in fold.stretches.values()] + [v[0] for v in fold.versions.values()] + [t[0] for t in fold.texts])
-        }
+        ids = {article: self._created(db, article) for article in dict.fromkeys([s[1] for s in fold.stretches.values()] + [key[0] for key in fold.versions])}
+        db.executemany("INSERT INTO sentences (digest, id) VALUES (?, ?)", [(digest, number) for number, digest, _ in fold.sentences])
+        db.executemany("INSERT INTO sentences_fts (rowid, pairs) VALUES (?, ?)", [(number, document) for number, _, document in fold.sentences])
         stretches = fold.stretches.values()
         db.executemany(
-            "INSERT INTO stretches (id, article, part, came, went) VALUES (?, ?, ?, ?, ?)",
-            [(s[0], ids[s[1]], s[2], s[3], s[4]) for s in stretches],
+            "INSERT INTO stretches (id, article, part, came, went, sentences) VALUES (?, ?, ?, ?, ?, ?)",
+            [(s[0], ids[s[1]], s[2], s[3], s[4], _pack_numbers(s[5])) for s in stretches],
         )
-        db.executemany("INSERT INTO lines_fts (rowid, pairs) VALUES (?, ?)", [(s[0], s[5]) for s in stretches])
+        db.executemany("INSERT INTO lines_fts (rowid, sentences) VALUES (?, ?)", [(s[0], " ".join(map(str, set(s[5])))) for s in stretches])
         db.executemany(
             "INSERT OR REPLACE INTO open_lines (article, lines) VALUES (?, ?)",
-            [(self._article_id(db, article, create=True), _pack_open(lines)) for article, lines in (*fold.finished.items(), *fold.open.items())],
+            [(self._created(db, article), _pack_open(lines)) for article, lines in (*fold.finished.items(), *fold.open.items())],
         )
         db.executemany("UPDATE stretches SET went = ? WHERE id = ?", fold.closed)
-        db.executemany(
-            "INSERT OR IGNORE INTO versions VALUES (?, ?, ?, ?, ?)",
-            [(ids[article], version, _time_value(when), actor, reason) for article, version, when, actor, reason in fold.versions.values()],
-        )
-        db.executemany("INSERT OR IGNORE INTO texts VALUES (?, ?, ?, ?)", [(ids[article], kind, digest, version) for article, kind, digest, version in fold.texts])
+        chunks: dict[tuple[int, int], dict[int, list[Any]]] = {}
+        for (article, version), row in fold.versions.items():
+            chunks.setdefault((ids[article], version // _CHUNK), {})[version] = row
+        for (number, chunk), rows in chunks.items():
+            kept = db.execute("SELECT rows FROM versions WHERE article = ? AND chunk = ?", (number, chunk)).fetchone()
+            merged = _unpack_versions(kept[0]) if kept is not None else {}
+            # A version saved already keeps its row (as `INSERT OR IGNORE` would).
+            merged = {**rows, **merged}
+            db.execute("INSERT OR REPLACE INTO versions (article, chunk, rows) VALUES (?, ?, ?)", (number, chunk, _pack_versions(merged)))
+        self._chunks.clear()
+        self._digests.clear()
         db.executemany(
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-            [("format", FORMAT), ("position", fold.position), ("hash", fold.hash)],
+            [("format", FORMAT), ("position", fold.position), ("hash", fold.hash), ("sentences", fold.next_sentence - 1)],
         )
         fold.stretches.clear()
         fold.finished.clear()
         fold.closed.clear()
         fold.versions.clear()
-        fold.texts.clear()
+        fold.sentences.clear()
 
     # --- queries -----------------------------------------------------------------------------
 
@@ -620,21 +754,15 @@ class TextIndex:
         return self._guarded(lambda db: self._changes(self._refresh(db), query, article))
 
     def _changes(self, db: sqlite3.Connection, query: str, article: str | None) -> list[tuple[str, int, str, int]]:
-        wanted = query.split()
-        sql = "SELECT s.id, s.article, s.part, s.came, s.went FROM lines_fts JOIN stretches s ON s.id = lines_fts.rowid WHERE lines_fts MATCH ?"
-        arguments: list[Any] = [_match(wanted)]
+        number = None
         if article is not None:
             number = self._article_id(db, article)
             if number is None:
                 return []
-            sql += " AND s.article = ?"
-            arguments.append(number)
-        rows = db.execute(sql, arguments).fetchall()
-        if len(wanted) > 2 and rows:
-            rows = self._chains(db, wanted, rows)
+        rows = self._holding(db, query.split(), number)
         names = self._article_names(db, (row[1] for row in rows))
         deltas: dict[tuple[str, int, int], int] = {}
-        for _, number, part, came, went in rows:
+        for _, number, part, came, went, _ in rows:
             key = (names[number], came, part)
             deltas[key] = deltas.get(key, 0) + 1
             if went is not None:
@@ -642,30 +770,102 @@ class TextIndex:
                 deltas[key] = deltas.get(key, 0) - 1
         return [(name, version, PARTS[part], delta) for (name, version, part), delta in sorted(deltas.items())]
 
-    def _chains(self, db: sqlite3.Connection, wanted: list[str], rows: list[Any]) -> list[Any]:
-        """The `rows` whose lines hold the words `wanted` one after the other (they hold every
-        pair of them): where a word repeats in a line, its pairs must chain through the same
-        time it stands there."""
-        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.lines_terms USING fts5vocab(main, lines_fts, instance)")
-        # The rows' lines, so that the others are left out inside SQLite (a pair names times in
-        # ten times as many lines as hold the whole phrase).
-        db.execute("CREATE TABLE IF NOT EXISTS temp.chained_lines (id INTEGER PRIMARY KEY)")
-        db.execute("DELETE FROM temp.chained_lines")
-        db.executemany("INSERT OR IGNORE INTO temp.chained_lines (id) VALUES (?)", ((row[0],) for row in rows))
+    def _holding(self, db: sqlite3.Connection, wanted: list[str], article: int | None) -> list[Any]:
+        """The stretches (id, article, part, came, went, sentences) of the lines that hold the
+        words `wanted` one after the other: within one sentence, or from the end of one across
+        whole sentences to the start of a later one (of the article numbered `article` only,
+        unless None)."""
+        rows = self._stretch_rows(db, self._lines_of(db, self._sentences_holding(db, wanted, start=False, end=False)), article)
+        for chain in self._across(db, wanted) if len(wanted) > 1 else []:
+            # The lines holding a sentence of the part held by fewest, then those where a
+            # sentence of each part stands right after one of the part before.
+            candidates = self._lines_of(db, min(chain, key=len)) - rows.keys()
+            for number, row in self._stretch_rows(db, candidates, article).items():
+                if _in_turn(_unpack_numbers(row[5]), chain):
+                    rows[number] = row
+        return list(rows.values())
+
+    def _across(self, db: sqlite3.Connection, wanted: list[str]) -> list[list[set[int]]]:
+        """Each way the words `wanted` may stand across sentences, as the sentences that can hold
+        each part: the first part ending a sentence, then parts that are whole sentences, the
+        last part starting one (only ways in which every part is held by some sentence)."""
+        count = len(wanted)
+        held: dict[tuple[int, int], set[int]] = {}
+
+        def holding(low: int, high: int) -> set[int]:
+            if (low, high) not in held:
+                held[low, high] = self._sentences_holding(db, wanted[low:high], start=low > 0, end=high < count)
+            return held[low, high]
+
+        ways: list[list[set[int]]] = []
+
+        def extend(way: list[set[int]], low: int) -> None:
+            if holding(low, count):
+                ways.append([*way, holding(low, count)])
+            for high in range(low + 1, count):
+                if holding(low, high):
+                    extend([*way, holding(low, high)], high)
+
+        for high in range(1, count):
+            if holding(0, high):
+                extend([holding(0, high)], high)
+        return ways
+
+    def _sentences_holding(self, db: sqlite3.Connection, wanted: list[str], start: bool, end: bool) -> set[int]:
+        """The sentences that hold the words `wanted` one after the other; with `start` as their
+        first words, with `end` as their last."""
+        pairs = _pairs(wanted, start, end)
+        found = [row[0] for row in db.execute("SELECT rowid FROM sentences_fts WHERE sentences_fts MATCH ?", (_match(pairs, wanted[0]),))]
+        return set(self._chains(db, pairs, found) if len(pairs) > 1 and found else found)
+
+    @staticmethod
+    def _lines_of(db: sqlite3.Connection, sentences: set[int]) -> set[int]:
+        """The stretches whose lines hold one of `sentences`."""
+        found: set[int] = set()
+        numbers = sorted(sentences)
+        for start in range(0, len(numbers), 500):
+            query = " OR ".join(map(str, numbers[start : start + 500]))
+            found.update(row[0] for row in db.execute("SELECT rowid FROM lines_fts WHERE lines_fts MATCH ?", (query,)))
+        return found
+
+    @staticmethod
+    def _stretch_rows(db: sqlite3.Connection, ids: set[int], article: int | None) -> dict[int, Any]:
+        """The rows of the stretches `ids` (of article `article` only, unless None), by id."""
+        rows: dict[int, Any] = {}
+        ordered = sorted(ids)
+        for start in range(0, len(ordered), 500):
+            chunk: list[int] = ordered[start : start + 500]
+            sql = f"SELECT id, article, part, came, went, sentences FROM stretches WHERE id IN ({', '.join('?' * len(chunk))})"
+            if article is not None:
+                sql += " AND article = ?"
+                chunk = [*chunk, article]
+            rows.update((row[0], row) for row in db.execute(sql, chunk))
+        return rows
+
+    def _chains(self, db: sqlite3.Connection, pairs: list[tuple[str, str]], found: list[int]) -> list[int]:
+        """The sentences of `found` (which hold every one of `pairs`) in which the pairs chain:
+        where a word repeats in a sentence, the pair ending on it and the pair starting from it
+        name the same time it stands there."""
+        db.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.sentence_terms USING fts5vocab(main, sentences_fts, instance)")
+        # The sentences found, so that the others are left out inside SQLite (a pair names
+        # times in far more sentences than hold the whole phrase).
+        db.execute("CREATE TABLE IF NOT EXISTS temp.chained (id INTEGER PRIMARY KEY)")
+        db.execute("DELETE FROM temp.chained")
+        db.executemany("INSERT OR IGNORE INTO temp.chained (id) VALUES (?)", ((number,) for number in found))
         tagged: list[dict[int, set[tuple[int, int]]]] = []
-        for word, after in pairwise(wanted):
+        for word, after in pairs:
             low = f"{word}_{after}~"
-            found: dict[int, set[tuple[int, int]]] = {}
-            # The pair's terms in lines where one of its words repeats: one range of terms.
+            times: dict[int, set[tuple[int, int]]] = {}
+            # The pair's terms in sentences where one of its words repeats: one range of terms.
             for term, document in db.execute(
-                "SELECT term, doc FROM temp.lines_terms WHERE term >= ? AND term < ? AND doc IN (SELECT id FROM temp.chained_lines)",
+                "SELECT term, doc FROM temp.sentence_terms WHERE term >= ? AND term < ? AND doc IN (SELECT id FROM temp.chained)",
                 (low, low[:-1] + "\x7f"),
             ):
                 first, second = term[len(low) :].split("~")
-                found.setdefault(document, set()).add((int(first), int(second)))
-            tagged.append(found)
+                times.setdefault(document, set()).add((int(first), int(second)))
+            tagged.append(times)
         once = {(0, 0)}
-        return [row for row in rows if _chained([found.get(row[0], once) for found in tagged])]
+        return [number for number in found if _chained([times.get(number, once) for times in tagged])]
 
     def version_info(self, wanted: Iterable[tuple[str, int]]) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
         """(occurred_at, actor, reason) of each (article, version) wanted."""
@@ -674,20 +874,28 @@ class TextIndex:
         def read(db: sqlite3.Connection) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
             self._refresh(db)
             found: dict[tuple[str, int], tuple[str, str | None, str | None]] = {}
-            for start in range(0, len(pairs), 5000):
-                chunk = pairs[start : start + 5000]
-                # A join, so that each pair is looked up by the primary keys (`IN (VALUES ...)`
-                # scanned the whole table).
-                rows = db.execute(
-                    "SELECT w.column1, v.version, v.occurred_at, v.actor, v.reason"
-                    f" FROM (VALUES {', '.join(['(?, ?)'] * len(chunk))}) AS w JOIN articles a ON a.article = w.column1"
-                    " JOIN versions v ON v.article = a.id AND v.version = w.column2",
-                    [value for pair in chunk for value in pair],
-                ).fetchall()
-                found.update(((article, version), (_time_text(when), actor, reason)) for article, version, when, actor, reason in rows)
+            for article, version in pairs:
+                row = self._version_rows(db, article, version // _CHUNK).get(version)
+                if row is not None:
+                    found[article, version] = (_time_text(row[0]), row[1], row[2])
             return found
 
         return self._guarded(read) if pairs else {}
+
+    def _version_rows(self, db: sqlite3.Connection, article: str, chunk: int) -> dict[int, list[Any]]:
+        """The rows of one chunk of an article's versions: [occurred_at, actor, reason, texts]
+        by version."""
+        number = self._article_id(db, article)
+        if number is None:
+            return {}
+        rows = self._chunks.get((number, chunk))
+        if rows is None:
+            row = db.execute("SELECT rows FROM versions WHERE article = ? AND chunk = ?", (number, chunk)).fetchone()
+            rows = _unpack_versions(row[0]) if row is not None else {}
+            if len(self._chunks) >= 4096:
+                self._chunks.clear()
+            self._chunks[number, chunk] = rows
+        return rows
 
     # --- blame -------------------------------------------------------------------------------
 
@@ -732,24 +940,40 @@ class TextIndex:
             heading, text = state.blocks[index][0], state.blocks[index][1]
             wanted.append(("block", _block_key(heading, text), index))
         for what, text, index in wanted:
-            found = db.execute(
-                "SELECT max(version) FROM texts WHERE article = ? AND kind = ? AND digest = ? AND version < ?",
-                (self._article_id(db, record["article"]), _KINDS.index(what), _digest(text), version),
-            ).fetchone()
-            if found is None or found[0] is None:
+            versions = self._texts(db, record["article"], version).get((_KINDS.index(what), _digest(text)), [])
+            at = bisect_left(versions, version)
+            if not at:
                 continue
-            earlier = self._attribution(db, record["article"], found[0])
+            found = versions[at - 1]
+            earlier = self._attribution(db, record["article"], found)
             if what == "title":
                 attribution.title = earlier.title
             elif what == "body":
                 attribution.body = earlier.body
             else:
-                then = self._load(record["article"], found[0])
+                then = self._load(record["article"], found)
                 assert index is not None and then is not None
                 for position, block in enumerate(then.blocks):
                     if _block_key(block[0], block[1]) == text:
                         attribution.blocks[index] = earlier.blocks[position]
                         break
+
+    def _texts(self, db: sqlite3.Connection, article: str, version: int) -> dict[tuple[int, int], list[int]]:
+        """The versions up to the chunk of `version` that set each text, by (kind, digest), in
+        order: read once per chunk of versions, not once per record folded."""
+        last = version // _CHUNK
+        key = (article, last)
+        texts = self._digests.get(key)
+        if texts is None:
+            texts = {}
+            for chunk in range(last + 1):
+                for number, row in sorted(self._version_rows(db, article, chunk).items()):
+                    for kind, digest in row[3]:
+                        texts.setdefault((kind, digest), []).append(number)
+            if len(self._digests) >= 256:
+                self._digests.clear()
+            self._digests[key] = texts
+        return texts
 
     def _keep(self, db: sqlite3.Connection, article: str, attribution: Attribution) -> None:
         """Keep a snapshot; skipped when the file cannot be written now (snapshots only save time)."""
