@@ -70,7 +70,6 @@ FORMAT = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NULL UNIQUE);
-CREATE TABLE IF NOT EXISTS sentences (digest INTEGER PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(
     pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
 CREATE TABLE IF NOT EXISTS stretches (
@@ -102,6 +101,20 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
+
+
+def _text_digest(text: str) -> int:
+    """32 bits, from 0: a version whose text has the digest of an earlier version's is compared
+    with it before it is taken for a restore."""
+    return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "big")
+
+
+def _note(texts: list[list[int]], kind: int, digest: int) -> None:
+    """Note that a version set a text (`_KINDS`) to the text of `digest`: a title or body only as
+    it ends the version (a restore takes the runs a version ends with), every block."""
+    if kind < 2:
+        texts[:] = [text for text in texts if text[0] != kind]
+    texts.append([kind, digest])
 
 
 def _line_digest(line: str) -> int:
@@ -263,8 +276,8 @@ def _unpack_open(blob: bytes) -> OpenLines:
 class TextFold:
     """Folds records into stretches, sentences, version rows and text digests.
     `load(article, version)` gives an article's state at a version, `opened(article)` its
-    stretches still open in the index and `sentence(digest)` the number of a sentence already in
-    it (incremental catch-up); None folds from nothing. New stretches are numbered from `first`,
+    stretches still open in the index and `sentence(document)` the number of the sentence of
+    that FTS5 document in it, if any (incremental catch-up); None folds from nothing. New stretches are numbered from `first`,
     new sentences from `first_sentence`."""
 
     def __init__(
@@ -272,7 +285,7 @@ class TextFold:
         load: Callable[[str, int], ArticleState | None] | None = None,
         opened: Callable[[str], OpenLines] | None = None,
         first: int = 1,
-        sentence: Callable[[int], int | None] | None = None,
+        sentence: Callable[[str], int | None] | None = None,
         first_sentence: int = 1,
     ) -> None:
         self.states: dict[str, ArticleState] = {}
@@ -290,9 +303,10 @@ class TextFold:
         self.finished: dict[str, OpenLines] = {}
         """Those of articles whose records are all folded, not yet saved."""
         self.known: dict[int, int] = {}
-        """The numbers of the sentences this fold has met, by digest of their words."""
-        self.sentences: list[tuple[int, int, str]] = []
-        """(number, digest, FTS5 document) of the sentences new to the index, not yet saved."""
+        """The numbers of the sentences this fold has met, by digest of their words (kept in
+        memory only: a table of them was a twelfth of the index)."""
+        self.sentences: list[tuple[int, str]] = []
+        """(number, FTS5 document) of the sentences new to the index, not yet saved."""
         self.versions: dict[tuple[str, int], list[Any]] = {}
         """[occurred_at, actor, reason, [[kind, digest of the text], ...]] by (article, version)."""
         self.position = 0
@@ -303,11 +317,12 @@ class TextFold:
         digest = _digest(" ".join(found))
         number = self.known.get(digest)
         if number is None:
-            number = self._sentence(digest) if self._sentence is not None else None
+            document = _tokens(found)
+            number = self._sentence(document) if self._sentence is not None else None
             if number is None:
                 number = self.next_sentence
                 self.next_sentence += 1
-                self.sentences.append((number, digest, _tokens(found)))
+                self.sentences.append((number, document))
             self.known[digest] = number
         return number
 
@@ -329,18 +344,18 @@ class TextFold:
         if kind == "ArticleCreated":
             change(article, version, "title", "", data["title"])
             change(article, version, "body", "", data.get("body", ""))
-            texts.append([0, _digest(data["title"])])
-            texts.append([1, _digest(data.get("body", ""))])
+            _note(texts, 0, _text_digest(data["title"]))
+            _note(texts, 1, _text_digest(data.get("body", "")))
         elif before is not None and kind in ("ArticleEdited", "UpdateBlockEdited", "UpdateBlockRemoved"):
             old_title, old_body, old_blocks = before.title, before.body, list(before.blocks)
             after = apply(before, record)
             if kind == "ArticleEdited":
                 if data.get("title") is not None:
                     change(article, version, "title", old_title, after.title)
-                    texts.append([0, _digest(after.title)])
+                    _note(texts, 0, _text_digest(after.title))
                 if data.get("patch"):
                     self._patch(article, version, "body", old_body, after.body, data["patch"])
-                    texts.append([1, _digest(after.body)])
+                    _note(texts, 1, _text_digest(after.body))
             elif kind == "UpdateBlockEdited":
                 index = data["index"]
                 old_heading, old_text = old_blocks[index][0], old_blocks[index][1]
@@ -349,7 +364,7 @@ class TextFold:
                     change(article, version, "heading", old_heading, heading)
                 if data.get("patch"):
                     self._patch(article, version, "block", old_text, text, data["patch"])
-                texts.append([2, _digest(_block_key(heading, text))])
+                _note(texts, 2, _text_digest(_block_key(heading, text)))
             else:
                 heading, text = old_blocks[data["index"]][0], old_blocks[data["index"]][1]
                 change(article, version, "heading", heading, "")
@@ -360,7 +375,7 @@ class TextFold:
         elif kind == "UpdateBlockAdded":
             change(article, version, "heading", "", data["heading"])
             change(article, version, "block", "", data.get("text", ""))
-            texts.append([2, _digest(_block_key(data["heading"], data.get("text", "")))])
+            _note(texts, 2, _text_digest(_block_key(data["heading"], data.get("text", ""))))
         self.states[article] = apply(before, record)
         self._done(record)
 
@@ -470,14 +485,58 @@ def _chained(pairs: list[set[tuple[int, int]]]) -> bool:
 
 
 def _pack_versions(rows: dict[int, list[Any]]) -> bytes:
-    """Version rows as one row of `versions` keeps them: compressed, since actors, reasons and
-    times repeat (a table of one row per version was a seventh of the index)."""
-    return zlib.compress(codec.dumps([[version, *row] for version, row in sorted(rows.items())]))
+    """Version rows as one row of `versions` keeps them: for each version (in order) the step
+    from the version before and from its time before (microseconds, zigzag), how many texts it
+    set, each text's kind and digest (4 bytes); then, compressed, what is not a number: actors,
+    reasons and times kept as text, when there are any. A table of one row per version and one
+    per text was a seventh of the index."""
+    out = bytearray()
+    numbers: list[int] = [len(rows)]
+    extra: list[list[Any]] = []
+    version = when = 0
+    for index, (number, (moment, actor, reason, texts)) in enumerate(sorted(rows.items())):
+        step = moment - when if isinstance(moment, int) else 0
+        numbers.extend((number - version, step * 2 if step >= 0 else -step * 2 - 1, len(texts)))
+        version, when = number, moment if isinstance(moment, int) else when
+        if actor is not None or reason is not None or isinstance(moment, str):
+            extra.append([index, actor, reason, moment if isinstance(moment, str) else None])
+        out += _pack_numbers(numbers)
+        numbers = []
+        for kind, digest in texts:
+            out += struct.pack("<BI", kind, digest)
+    return bytes(out) + (zlib.compress(codec.dumps(extra)) if extra else b"")
 
 
 def _unpack_versions(blob: bytes) -> dict[int, list[Any]]:
     """The version rows `_pack_versions` packed."""
-    return {row[0]: row[1:] for row in codec.loads(zlib.decompress(blob))}
+    at = 0
+
+    def number() -> int:
+        nonlocal at
+        value = shift = 0
+        while blob[at] & 0x80:
+            value |= (blob[at] & 0x7F) << shift
+            shift += 7
+            at += 1
+        value |= blob[at] << shift
+        at += 1
+        return value
+
+    rows: list[tuple[int, list[Any]]] = []
+    version = when = 0
+    for _ in range(number()):
+        version += number()
+        step = number()
+        when += step >> 1 if not step & 1 else -((step + 1) >> 1)
+        texts = [list(struct.unpack_from("<BI", blob, at + 5 * index)) for index in range(number())]
+        at += 5 * len(texts)
+        rows.append((version, [when, None, None, texts]))
+    if at < len(blob):
+        for index, actor, reason, moment in codec.loads(zlib.decompress(blob[at:])):
+            rows[index][1][1:3] = actor, reason
+            if moment is not None:
+                rows[index][1][0] = moment
+    return dict(rows)
 
 
 class TextIndex:
@@ -611,7 +670,7 @@ class TextIndex:
                     self._fill(db)
                     return db
                 fold = TextFold(
-                    self._load, lambda article: self._opened(db, article), self._next_id(db), lambda digest: self._sentence_number(db, digest), self._next_sentence(db)
+                    self._load, lambda article: self._opened(db, article), self._next_id(db), lambda document: self._sentence_number(db, document), self._next_sentence(db)
                 )
                 fold.position, fold.hash = position, digest
                 for record in self.store.read(position):
@@ -700,8 +759,12 @@ class TextIndex:
         return int(row[0]) + 1 if row is not None else 1
 
     @staticmethod
-    def _sentence_number(db: sqlite3.Connection, digest: int) -> int | None:
-        row = db.execute("SELECT id FROM sentences WHERE digest = ?", (digest,)).fetchone()
+    def _sentence_number(db: sqlite3.Connection, document: str) -> int | None:
+        """The number of the sentence whose FTS5 document is `document`, if the index has it: the
+        one that holds all its pairs (they chain from nothing to nothing through each word once,
+        so a sentence holding them all holds no other)."""
+        query = " AND ".join(f'"{token}"' for token in document.split())
+        row = db.execute("SELECT rowid FROM sentences_fts WHERE sentences_fts MATCH ? LIMIT 1", (query,)).fetchone()
         return int(row[0]) if row is not None else None
 
     def _opened(self, db: sqlite3.Connection, article: str) -> OpenLines:
@@ -711,8 +774,7 @@ class TextIndex:
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
         ids = {article: self._created(db, article) for article in dict.fromkeys([s[1] for s in fold.stretches.values()] + [key[0] for key in fold.versions])}
-        db.executemany("INSERT INTO sentences (digest, id) VALUES (?, ?)", [(digest, number) for number, digest, _ in fold.sentences])
-        db.executemany("INSERT INTO sentences_fts (rowid, pairs) VALUES (?, ?)", [(number, document) for number, _, document in fold.sentences])
+        db.executemany("INSERT INTO sentences_fts (rowid, pairs) VALUES (?, ?)", fold.sentences)
         stretches = fold.stretches.values()
         db.executemany(
             "INSERT INTO stretches (id, article, part, came, went, sentences) VALUES (?, ?, ?, ?, ?, ?)",
@@ -940,23 +1002,22 @@ class TextIndex:
             heading, text = state.blocks[index][0], state.blocks[index][1]
             wanted.append(("block", _block_key(heading, text), index))
         for what, text, index in wanted:
-            versions = self._texts(db, record["article"], version).get((_KINDS.index(what), _digest(text)), [])
-            at = bisect_left(versions, version)
-            if not at:
-                continue
-            found = versions[at - 1]
-            earlier = self._attribution(db, record["article"], found)
-            if what == "title":
-                attribution.title = earlier.title
-            elif what == "body":
-                attribution.body = earlier.body
-            else:
+            digest = _text_digest(text)
+            versions = self._texts(db, record["article"], version).get((_KINDS.index(what), digest), [])
+            # The latest earlier version whose text is this one (a digest is only 4 bytes).
+            for found in reversed(versions[: bisect_left(versions, version)]):
                 then = self._load(record["article"], found)
-                assert index is not None and then is not None
-                for position, block in enumerate(then.blocks):
-                    if _block_key(block[0], block[1]) == text:
-                        attribution.blocks[index] = earlier.blocks[position]
-                        break
+                assert then is not None
+                if what == "title" and then.title == text:
+                    attribution.title = self._attribution(db, record["article"], found).title
+                elif what == "body" and then.body == text:
+                    attribution.body = self._attribution(db, record["article"], found).body
+                elif what == "block" and (keys := [_block_key(block[0], block[1]) for block in then.blocks]).count(text):
+                    assert index is not None
+                    attribution.blocks[index] = self._attribution(db, record["article"], found).blocks[keys.index(text)]
+                else:
+                    continue
+                break
 
     def _texts(self, db: sqlite3.Connection, article: str, version: int) -> dict[tuple[int, int], list[int]]:
         """The versions up to the chunk of `version` that set each text, by (kind, digest), in
