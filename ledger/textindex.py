@@ -73,8 +73,9 @@ CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NU
 CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(
     pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
 CREATE TABLE IF NOT EXISTS stretches (
-    id INTEGER PRIMARY KEY, article INTEGER NOT NULL, part INTEGER NOT NULL, came INTEGER NOT NULL,
-    went INTEGER, sentences BLOB NOT NULL);
+    id INTEGER PRIMARY KEY, part INTEGER NOT NULL, came INTEGER NOT NULL, went INTEGER,
+    sentences BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (first INTEGER PRIMARY KEY, article INTEGER NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
     sentences, content='', columnsize=0, detail=none, tokenize="ascii");
 CREATE TABLE IF NOT EXISTS open_lines (article INTEGER PRIMARY KEY, lines BLOB NOT NULL);
@@ -251,25 +252,25 @@ OpenLines = dict[tuple[int, int], list[int]]
 
 
 def _pack_open(lines: OpenLines) -> bytes:
-    """An article's open stretches as the `open_lines` table keeps them: 9 bytes each, ids below
-    2**32 (an index of open stretches took 13 bytes each, and a digest column 4 more for every
-    stretch, open or not)."""
+    """An article's open stretches as the `open_lines` table keeps them: how many, the digest of
+    each one's line (4 bytes), then, in order of id, each id's step from the one before times 4
+    plus its part (mostly 1 byte: 5 or 6 bytes a stretch, where ids, parts and digests of fixed
+    size took 9)."""
     rows = sorted((stretch, part, digest) for (part, digest), ids in lines.items() for stretch in ids)
-    return (
-        struct.pack(f"<{len(rows)}I", *(row[0] for row in rows))
-        + bytes(row[1] for row in rows)
-        + struct.pack(f"<{len(rows)}i", *(row[2] for row in rows))
-    )
+    steps = [(row[0] - before) * 4 + row[1] for before, row in zip([0, *(row[0] for row in rows)], rows, strict=False)]
+    return _pack_numbers([len(rows)]) + struct.pack(f"<{len(rows)}i", *(row[2] for row in rows)) + _pack_numbers(steps)
 
 
 def _unpack_open(blob: bytes) -> OpenLines:
     """The open stretches that `_pack_open` packed."""
-    count = len(blob) // 9
-    ids = struct.unpack_from(f"<{count}I", blob)
-    digests = struct.unpack_from(f"<{count}i", blob, 5 * count)
+    count = _unpack_numbers(blob[:4])[0]
+    start = len(_pack_numbers([count]))
+    digests = struct.unpack_from(f"<{count}i", blob, start)
     lines: OpenLines = {}
-    for stretch, part, digest in zip(ids, blob[4 * count : 5 * count], digests, strict=True):
-        lines.setdefault((part, digest), []).append(stretch)
+    stretch = 0
+    for step, digest in zip(_unpack_numbers(blob[start + 4 * count :]), digests, strict=True):
+        stretch += step >> 2
+        lines.setdefault((step & 3, digest), []).append(stretch)
     return lines
 
 
@@ -777,9 +778,16 @@ class TextIndex:
         db.executemany("INSERT INTO sentences_fts (rowid, pairs) VALUES (?, ?)", fold.sentences)
         stretches = fold.stretches.values()
         db.executemany(
-            "INSERT INTO stretches (id, article, part, came, went, sentences) VALUES (?, ?, ?, ?, ?, ?)",
-            [(s[0], ids[s[1]], s[2], s[3], s[4], _pack_numbers(s[5])) for s in stretches],
+            "INSERT INTO stretches (id, part, came, went, sentences) VALUES (?, ?, ?, ?, ?)",
+            [(s[0], s[2], s[3], s[4], _pack_numbers(s[5])) for s in stretches],
         )
+        # The article of each run of stretches numbered one after the other (an article column
+        # took 3 bytes a stretch; a rebuild numbers each article's stretches in one run).
+        runs: list[tuple[int, int]] = []
+        for s in stretches:
+            if not runs or runs[-1][1] != ids[s[1]]:
+                runs.append((s[0], ids[s[1]]))
+        db.executemany("INSERT INTO runs (first, article) VALUES (?, ?)", runs)
         db.executemany("INSERT INTO lines_fts (rowid, sentences) VALUES (?, ?)", [(s[0], " ".join(map(str, set(s[5])))) for s in stretches])
         db.executemany(
             "INSERT OR REPLACE INTO open_lines (article, lines) VALUES (?, ?)",
@@ -897,9 +905,12 @@ class TextIndex:
         ordered = sorted(ids)
         for start in range(0, len(ordered), 500):
             chunk: list[int] = ordered[start : start + 500]
-            sql = f"SELECT id, article, part, came, went, sentences FROM stretches WHERE id IN ({', '.join('?' * len(chunk))})"
+            sql = (
+                "SELECT * FROM (SELECT s.id, (SELECT article FROM runs WHERE first <= s.id ORDER BY first DESC LIMIT 1) AS article,"
+                f" s.part, s.came, s.went, s.sentences FROM stretches s WHERE s.id IN ({', '.join('?' * len(chunk))}))"
+            )
             if article is not None:
-                sql += " AND article = ?"
+                sql += " WHERE article = ?"
                 chunk = [*chunk, article]
             rows.update((row[0], row) for row in db.execute(sql, chunk))
         return rows
