@@ -46,31 +46,37 @@ def _sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))).capitalize() + "."
 
 
-def bench_blame(versions: int) -> None:
+def build(root: Path, versions: int) -> None:
+    """A store at `root` with the long article `live` of `versions` versions."""
     rng = random.Random(15)
-    with tempfile.TemporaryDirectory(prefix="ledger-blame-") as folder:
-        root = ledger.init(Path(folder) / "store")
-        paragraphs = [" ".join(_sentence(rng) for _ in range(4)) for _ in range(20)]
-        with ledger.open(root) as led, led.bulk():
-            led.append([{"type": "ArticleCreated", "article": "live", "data": {"title": "Live: the storm", "body": "\n\n".join(paragraphs) + "\n"}}])
-            blocks = 0
-            for version in range(2, versions + 1):
-                if version % 25 == 0:
-                    blocks += 1
-                    event = {"type": "UpdateBlockAdded", "article": "live", "data": {"heading": f"Update {blocks}:", "text": "\n" + _sentence(rng) + "\n"}}
+    paragraphs = [" ".join(_sentence(rng) for _ in range(4)) for _ in range(20)]
+    ledger.init(root)
+    with ledger.open(root) as led, led.bulk():
+        led.append([{"type": "ArticleCreated", "article": "live", "data": {"title": "Live: the storm", "body": "\n\n".join(paragraphs) + "\n"}}])
+        blocks = 0
+        for version in range(2, versions + 1):
+            if version % 25 == 0:
+                blocks += 1
+                event = {"type": "UpdateBlockAdded", "article": "live", "data": {"heading": f"Update {blocks}:", "text": "\n" + _sentence(rng) + "\n"}}
+            else:
+                if version % 10 == 0:
+                    paragraphs.insert(rng.randrange(len(paragraphs) + 1), _sentence(rng))
                 else:
-                    if version % 10 == 0:
-                        paragraphs.insert(rng.randrange(len(paragraphs) + 1), _sentence(rng))
-                    else:
-                        index = rng.randrange(len(paragraphs))
-                        words = paragraphs[index].split(" ")
-                        for _ in range(rng.randint(1, 3)):
-                            words[rng.randrange(len(words))] = rng.choice(WORDS)
-                        changed = " ".join(words)
-                        # A replacement may draw the word it replaces: then a word is added.
-                        paragraphs[index] = changed if changed != paragraphs[index] else changed + " " + rng.choice(WORDS)
-                    event = {"type": "ArticleEdited", "article": "live", "data": {"body": "\n\n".join(paragraphs) + "\n"}}
-                led.append([{**event, "actor": f"editor {version % 7}", "reason": f"edit {version}"}])
+                    index = rng.randrange(len(paragraphs))
+                    words = paragraphs[index].split(" ")
+                    for _ in range(rng.randint(1, 3)):
+                        words[rng.randrange(len(words))] = rng.choice(WORDS)
+                    changed = " ".join(words)
+                    # A replacement may draw the word it replaces: then a word is added.
+                    paragraphs[index] = changed if changed != paragraphs[index] else changed + " " + rng.choice(WORDS)
+                event = {"type": "ArticleEdited", "article": "live", "data": {"body": "\n\n".join(paragraphs) + "\n"}}
+            led.append([{**event, "actor": f"editor {version % 7}", "reason": f"edit {version}"}])
+
+
+def bench_blame(versions: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="ledger-blame-") as folder:
+        root = Path(folder) / "store"
+        build(root, versions)
         size = len(ledger.render(ledger.open(root).article("live")))
         with ledger.open(root) as led:
             start = time.perf_counter()

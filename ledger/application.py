@@ -617,7 +617,7 @@ class Ledger:
         spans = []
         for start, end, wrote, part in runs:
             _, actor, reason = info[article, wrote]
-            spans.append(BlameSpan.model_construct(start=start, end=end, text=text[start:end], part=part, version=wrote, occurred_at=times[wrote], actor=actor, reason=reason))
+            spans.append(BlameSpan.assemble({"start": start, "end": end, "text": text[start:end], "part": part, "version": wrote, "occurred_at": times[wrote], "actor": actor, "reason": reason}))
         return Blame.model_construct(article=article, version=view.version, occurred_at=view.updated_at, text=text, spans=spans)
 
     def search(self, phrase: str, article: str | None = None, since: datetime | str | None = None, exact: bool = False) -> list[SearchHit]:

@@ -28,6 +28,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 from itertools import accumulate
+from operator import itemgetter
 from typing import Any
 
 from ledger.errors import CorruptStoreError
@@ -79,7 +80,9 @@ def _cut(runs: Runs, start: int, end: int, starts: list[int] | None = None) -> R
 
 def _starts(runs: Runs) -> list[int]:
     """The offset at which each run starts."""
-    return list(accumulate((length for length, _ in runs[:-1]), initial=0)) if runs else []
+    # `map` and `itemgetter` run in C: a third of the time of a generator (a patch of a long
+    # article's body looks up thousands of runs).
+    return list(accumulate(map(itemgetter(0), runs[:-1]), initial=0)) if runs else []
 
 
 def _extend(out: Runs, more: Runs) -> None:

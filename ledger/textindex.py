@@ -950,7 +950,9 @@ class TextIndex:
             for article, version in pairs:
                 row = self._version_rows(db, article, version // _CHUNK).get(version)
                 if row is not None:
-                    found[article, version] = (_time_text(row[0]), row[1], row[2])
+                    # The time as text, kept so in the rows read (a blame names hundreds of versions).
+                    row[0] = _time_text(row[0])
+                    found[article, version] = (row[0], row[1], row[2])
             return found
 
         return self._guarded(read) if pairs else {}

@@ -85,3 +85,18 @@ def test_models_are_built_on_first_use_by_many_threads_at_once_repeatedly() -> N
     # The race, where there is one, shows in some processes only.
     for _ in range(20):
         _first_use_in_threads()
+
+
+def test_a_model_assembled_equals_one_constructed() -> None:
+    # `Model.assemble` sets what pydantic's `model_construct` sets: a pydantic that sets more
+    # (or names it otherwise) fails here, not in a blame's output.
+    from datetime import UTC, datetime
+
+    from ledger.views import BlameSpan
+
+    values = {"start": 0, "end": 3, "text": "The", "part": "body", "version": 2, "occurred_at": datetime(2024, 3, 2, tzinfo=UTC), "actor": None, "reason": "why"}
+    assembled, constructed = BlameSpan.assemble(dict(values)), BlameSpan.model_construct(**values)
+    assert assembled == constructed
+    assert assembled.model_fields_set == constructed.model_fields_set
+    assert assembled.model_dump_json() == constructed.model_dump_json()
+    assert vars(assembled) == vars(constructed)
