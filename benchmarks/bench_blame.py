@@ -123,7 +123,7 @@ def _parts(path: Path) -> str:
         sizes: dict[str, int] = {}
         for name, size in db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name"):
             table = owners.get(name, name)
-            table = "lines_fts" if table.startswith("lines_fts") else table
+            table = next((fts for fts in ("sentences_fts", "lines_fts") if table.startswith(fts)), table)
             sizes[table] = sizes.get(table, 0) + size
     finally:
         db.close()

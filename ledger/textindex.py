@@ -16,19 +16,29 @@ their line's text. So the number of an article part's lines holding a phrase cha
 version, by the stretches holding it that the version opened minus those it closed, with no
 scan of the log.
 
-Which stretches hold a phrase is found by an FTS5 index without positions (`detail=none`; the
-lines' text is not kept either): positions were two thirds of a positional index. Its tokens are
-each word with the word after it (`storm_hits`; `hits_` at the end of the line). Where a word
-stands more than once in the line, the pair also says which time each of its words stands there
-(`the_storm~2~0`: the second "the", a "storm" that stands once). A word alone is found as the
-prefix `w_`, two words as their pair; a longer phrase as all its pairs, which must chain: the
-pair ending on a word names the same time it stands as the pair starting from it (read from
-`fts5vocab` for the pairs that name times), so the words stand one after the other.
+A line of prose is a paragraph, and an edit of one word in it opens a stretch for the whole
+paragraph again; so the text is indexed by sentence (ending at `.`, `!` or `?` before a space),
+each sentence once however many lines, versions and articles hold it, and a stretch keeps the
+numbers of its line's sentences in turn (`lines_fts` finds the lines that hold a sentence).
+Sentences are found by an FTS5 index without positions (`detail=none`; no text is kept): its
+tokens are each word with the word after it (`storm_hits`), the first word after nothing
+(`_storm`) and the last before nothing (`hits_`). Where a word stands more than once in the
+sentence, its pairs also say which time each word stands there (`the_storm~2~0`: the second
+"the", a "storm" that stands once). A word alone is found as the prefix `w_`, two words as their
+pair; a longer phrase as all its pairs, which must chain: the pair ending on a word names the
+same time it stands as the pair starting from it (read from `fts5vocab` for the pairs that name
+times), so the words stand one after the other. A phrase across sentences is, in turn, the end of
+a sentence (its pairs and `w_`), whole sentences and the start of a sentence (`_w` and its
+pairs): the lines whose sentences hold those parts one right after the other hold it. A fold
+knows the sentences it has numbered by a digest of their words; catching up, a sentence it has
+not met is looked up in the index by all its tokens (only that sentence holds them all).
 
 Blame. `Attribution`s are kept as snapshots every `SNAPSHOT_EVERY` versions, written when a
 blame folds past such a version, so a blame folds at most that many records onto a snapshot.
-For restores, each text a version set (title, body, block) is noted by a hash of its content:
-a version that sets a text to what it was at an earlier version takes that version's runs.
+For restores, each version notes a 4-byte digest of each text it set (the title and body as the
+version ends them, every block it added or changed): a version that sets a text to what it was
+at an earlier version (compared whole) takes that version's runs. Version rows (time, actor,
+reason, digests) are kept 256 versions of an article to a row, packed.
 """
 
 from __future__ import annotations
@@ -72,9 +82,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NULL UNIQUE);
 CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(
     pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
-CREATE TABLE IF NOT EXISTS stretches (
-    id INTEGER PRIMARY KEY, part INTEGER NOT NULL, came INTEGER NOT NULL, went INTEGER,
-    sentences BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS stretches (id INTEGER PRIMARY KEY, went INTEGER, line BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS runs (first INTEGER PRIMARY KEY, article INTEGER NOT NULL);
 CREATE VIRTUAL TABLE IF NOT EXISTS lines_fts USING fts5(
     sentences, content='', columnsize=0, detail=none, tokenize="ascii");
@@ -778,8 +786,10 @@ class TextIndex:
         db.executemany("INSERT INTO sentences_fts (rowid, pairs) VALUES (?, ?)", fold.sentences)
         stretches = fold.stretches.values()
         db.executemany(
-            "INSERT INTO stretches (id, part, came, went, sentences) VALUES (?, ?, ?, ?, ?)",
-            [(s[0], s[2], s[3], s[4], _pack_numbers(s[5])) for s in stretches],
+            "INSERT INTO stretches (id, went, line) VALUES (?, ?, ?)",
+            # The version that opened it times 4 plus its part, then its sentences' numbers (in
+            # columns of their own, the version and the part took 2-3 bytes more a stretch).
+            [(s[0], s[4], _pack_numbers([s[3] * 4 + s[2], *s[5]])) for s in stretches],
         )
         # The article of each run of stretches numbered one after the other (an article column
         # took 3 bytes a stretch; a rebuild numbers each article's stretches in one run).
@@ -832,7 +842,7 @@ class TextIndex:
         rows = self._holding(db, query.split(), number)
         names = self._article_names(db, (row[1] for row in rows))
         deltas: dict[tuple[str, int, int], int] = {}
-        for _, number, part, came, went, _ in rows:
+        for _, number, came, part, went, _ in rows:
             key = (names[number], came, part)
             deltas[key] = deltas.get(key, 0) + 1
             if went is not None:
@@ -841,7 +851,7 @@ class TextIndex:
         return [(name, version, PARTS[part], delta) for (name, version, part), delta in sorted(deltas.items())]
 
     def _holding(self, db: sqlite3.Connection, wanted: list[str], article: int | None) -> list[Any]:
-        """The stretches (id, article, part, came, went, sentences) of the lines that hold the
+        """The stretches (id, article, came, part, went, sentences) of the lines that hold the
         words `wanted` one after the other: within one sentence, or from the end of one across
         whole sentences to the start of a later one (of the article numbered `article` only,
         unless None)."""
@@ -851,7 +861,7 @@ class TextIndex:
             # sentence of each part stands right after one of the part before.
             candidates = self._lines_of(db, min(chain, key=len)) - rows.keys()
             for number, row in self._stretch_rows(db, candidates, article).items():
-                if _in_turn(_unpack_numbers(row[5]), chain):
+                if _in_turn(row[5], chain):
                     rows[number] = row
         return list(rows.values())
 
@@ -900,19 +910,22 @@ class TextIndex:
 
     @staticmethod
     def _stretch_rows(db: sqlite3.Connection, ids: set[int], article: int | None) -> dict[int, Any]:
-        """The rows of the stretches `ids` (of article `article` only, unless None), by id."""
+        """The stretches `ids` (of article `article` only, unless None) by id, as (id, article,
+        came, part, went, its sentences' numbers)."""
         rows: dict[int, Any] = {}
         ordered = sorted(ids)
         for start in range(0, len(ordered), 500):
             chunk: list[int] = ordered[start : start + 500]
             sql = (
                 "SELECT * FROM (SELECT s.id, (SELECT article FROM runs WHERE first <= s.id ORDER BY first DESC LIMIT 1) AS article,"
-                f" s.part, s.came, s.went, s.sentences FROM stretches s WHERE s.id IN ({', '.join('?' * len(chunk))}))"
+                f" s.went, s.line FROM stretches s WHERE s.id IN ({', '.join('?' * len(chunk))}))"
             )
             if article is not None:
                 sql += " WHERE article = ?"
                 chunk = [*chunk, article]
-            rows.update((row[0], row) for row in db.execute(sql, chunk))
+            for number, owner, went, line in db.execute(sql, chunk):
+                opened, *sentences = _unpack_numbers(line)
+                rows[number] = (number, owner, opened >> 2, opened & 3, went, sentences)
         return rows
 
     def _chains(self, db: sqlite3.Connection, pairs: list[tuple[str, str]], found: list[int]) -> list[int]:

@@ -133,3 +133,27 @@ def test_article_numbers_follow_a_rebuild_by_another_process(store_dir: Path) ->
         first.append([edited("a", "alpha gone\n")])
         assert _found(first, "alpha words") == [("a", "body", 1, 2)]
         assert _found(first, "beta words") == [("b", "body", 1, None)]
+
+
+def test_a_phrase_across_sentences(led: ledger.Ledger) -> None:
+    # Sentences are indexed once each; a line is its sentences in turn, so that a phrase may run
+    # from the end of one sentence across whole sentences into the start of a later one.
+    led.append([created("a", "T", "The storm hit. Yes! The bridge closed. Cars wait.\nThe bridge held.\n")])
+    led.append([created("b", "T", "Cars wait. The storm hit.\n")])
+    assert _found(led, "hit the bridge") == []
+    assert _found(led, "hit yes the bridge") == [("a", "body", 1, None)]
+    assert _found(led, "yes") == [("a", "body", 1, None)]
+    assert _found(led, "closed cars") == [("a", "body", 1, None)]
+    assert _found(led, "wait the storm") == [("b", "body", 1, None)]
+    # Both sentences stand in "a" too, in the other order.
+    assert _found(led, "hit cars") == []
+    led.append([edited("a", "The storm hit. The bridge closed. Cars wait.\nThe bridge held.\n")])
+    assert _found(led, "hit yes the bridge") == [("a", "body", 1, 2)]
+    assert _found(led, "hit the bridge") == [("a", "body", 2, None)]
+    # The sentence "Cars wait." is one entry of the index for both articles and both versions.
+    assert _found(led, "cars wait") == [("a", "body", 1, None), ("b", "body", 1, None)]
+    for phrase in ("hit the bridge", "the bridge", "wait", "closed cars wait", "storm hit yes"):
+        assert _found(led, phrase) == _brute_force(led, phrase), phrase
+    led.replay()
+    assert _found(led, "hit the bridge") == [("a", "body", 2, None)]
+    assert _found(led, "hit yes the bridge") == [("a", "body", 1, 2)]
