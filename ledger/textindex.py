@@ -51,7 +51,6 @@ import sqlite3
 import struct
 import threading
 import time
-import zlib
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -494,26 +493,41 @@ def _chained(pairs: list[set[tuple[int, int]]]) -> bool:
 
 
 def _pack_versions(rows: dict[int, list[Any]]) -> bytes:
-    """Version rows as one row of `versions` keeps them: for each version (in order) the step
-    from the version before and from its time before (microseconds, zigzag), how many texts it
-    set, each text's kind and digest (4 bytes); then, compressed, what is not a number: actors,
-    reasons and times kept as text, when there are any. A table of one row per version and one
-    per text was a seventh of the index."""
-    out = bytearray()
-    numbers: list[int] = [len(rows)]
-    extra: list[list[Any]] = []
+    """Version rows as one row of `versions` keeps them, as varints: how many rows; 1 if every
+    time is a whole second (then counted in seconds, not microseconds); the texts named (each
+    its length in bytes, then its UTF-8); then, for each version in order, its step from the
+    version before, its time's step from the time before (zigzag), its actor and reason (0 for
+    none, else which text, from 1; the actor's times 2, plus 1 when its time is kept as text,
+    which then follows), how many blocks it set times 4 plus 2 if it set the title and 1 if the
+    body; then the digests of those texts (4 bytes each; title, body, blocks). A table of one row per version and
+    one per text was a seventh of the index, the same rows compressed with JSON a tenth."""
+    ordered = sorted(rows.items())
+    moments = [row[0] for _, row in ordered if isinstance(row[0], int)]
+    unit = 1_000_000 if all(moment % 1_000_000 == 0 for moment in moments) else 1
+    names: dict[str, int] = {}
+
+    def code(text: str | None) -> int:
+        return 0 if text is None else names.setdefault(text, len(names) + 1)
+
+    numbers: list[int] = []
+    digests: list[list[int]] = []
     version = when = 0
-    for index, (number, (moment, actor, reason, texts)) in enumerate(sorted(rows.items())):
-        step = moment - when if isinstance(moment, int) else 0
-        numbers.extend((number - version, step * 2 if step >= 0 else -step * 2 - 1, len(texts)))
+    for number, (moment, actor, reason, texts) in ordered:
+        step = (moment - when) // unit if isinstance(moment, int) else 0
+        numbers += (number - version, step * 2 if step >= 0 else -step * 2 - 1, code(actor) * 2 + isinstance(moment, str))
+        if isinstance(moment, str):
+            numbers.append(code(moment))
+        numbers.append(code(reason))
         version, when = number, moment if isinstance(moment, int) else when
-        if actor is not None or reason is not None or isinstance(moment, str):
-            extra.append([index, actor, reason, moment if isinstance(moment, str) else None])
-        out += _pack_numbers(numbers)
-        numbers = []
-        for kind, digest in texts:
-            out += struct.pack("<BI", kind, digest)
-    return bytes(out) + (zlib.compress(codec.dumps(extra)) if extra else b"")
+        title = [digest for kind, digest in texts if kind == 0][-1:]
+        body = [digest for kind, digest in texts if kind == 1][-1:]
+        blocks = [digest for kind, digest in texts if kind == 2]
+        numbers.append(len(blocks) * 4 + bool(title) * 2 + bool(body))
+        digests.append([*title, *body, *blocks])
+    encoded = [name.encode("utf-8", "surrogatepass") for name in names]
+    head = _pack_numbers([len(ordered), unit > 1, len(encoded)]) + b"".join(_pack_numbers([len(name)]) + name for name in encoded)
+    flat = [digest for texts in digests for digest in texts]
+    return head + _pack_numbers(numbers) + struct.pack(f"<{len(flat)}I", *flat)
 
 
 def _unpack_versions(blob: bytes) -> dict[int, list[Any]]:
@@ -531,20 +545,31 @@ def _unpack_versions(blob: bytes) -> dict[int, list[Any]]:
         at += 1
         return value
 
+    count, seconds, named = number(), number(), number()
+    unit = 1_000_000 if seconds else 1
+    names: list[str | None] = [None]
+    for _ in range(named):
+        length = number()
+        names.append(blob[at : at + length].decode("utf-8", "surrogatepass"))
+        at += length
     rows: list[tuple[int, list[Any]]] = []
+    kinds: list[list[int]] = []
     version = when = 0
-    for _ in range(number()):
+    for _ in range(count):
         version += number()
         step = number()
-        when += step >> 1 if not step & 1 else -((step + 1) >> 1)
-        texts = [list(struct.unpack_from("<BI", blob, at + 5 * index)) for index in range(number())]
-        at += 5 * len(texts)
-        rows.append((version, [when, None, None, texts]))
-    if at < len(blob):
-        for index, actor, reason, moment in codec.loads(zlib.decompress(blob[at:])):
-            rows[index][1][1:3] = actor, reason
-            if moment is not None:
-                rows[index][1][0] = moment
+        when += (step >> 1 if not step & 1 else -((step + 1) >> 1)) * unit
+        actor = number()
+        moment: int | str | None = names[number()] if actor & 1 else when
+        reason = names[number()]
+        texts = number()
+        kinds.append([0] * (texts >> 1 & 1) + [1] * (texts & 1) + [2] * (texts >> 2))
+        rows.append((version, [moment, names[actor >> 1], reason, []]))
+    digests = struct.unpack_from(f"<{sum(map(len, kinds))}I", blob, at)
+    taken = 0
+    for (_, row), named_kinds in zip(rows, kinds, strict=True):
+        row[3] = [[kind, digests[taken + index]] for index, kind in enumerate(named_kinds)]
+        taken += len(named_kinds)
     return dict(rows)
 
 
