@@ -38,7 +38,7 @@ blame folds past such a version, so a blame folds at most that many records onto
 For restores, each version notes a 4-byte digest of each text it set (the title and body as the
 version ends them, every block it added or changed): a version that sets a text to what it was
 at an earlier version (compared whole) takes that version's runs. Version rows (time, actor,
-reason, digests) are kept 256 versions of an article to a row, packed.
+reason, digests) are kept 64 versions of an article to a row, packed.
 """
 
 from __future__ import annotations
@@ -94,9 +94,9 @@ CREATE TABLE IF NOT EXISTS blame (
     PRIMARY KEY (article, version)) WITHOUT ROWID;
 """
 
-_CHUNK = 256
-"""Versions kept together in one compressed row of `versions` (a row is rewritten whole when
-a version is added to it)."""
+_CHUNK = 64
+"""Versions kept together in one row of `versions` (a row is rewritten whole when a version is
+added to it, and read whole for one of its versions)."""
 
 PARTS = ("title", "body", "heading", "block")
 """The parts a line is kept from (stored as their index here)."""
@@ -494,8 +494,9 @@ def _chained(pairs: list[set[tuple[int, int]]]) -> bool:
 
 def _pack_versions(rows: dict[int, list[Any]]) -> bytes:
     """Version rows as one row of `versions` keeps them, as varints: how many rows; 1 if every
-    time is a whole second (then counted in seconds, not microseconds); the texts named (each
-    its length in bytes, then its UTF-8); then, for each version in order, its step from the
+    time is a whole second (then counted in seconds, not microseconds); how many texts are
+    named; how many bytes the numbers below take; the texts named (each its length in bytes,
+    then its UTF-8); then, for each version in order, its step from the
     version before, its time's step from the time before (zigzag), its actor and reason (0 for
     none, else which text, from 1; the actor's times 2, plus 1 when its time is kept as text,
     which then follows), how many blocks it set times 4 plus 2 if it set the title and 1 if the
@@ -525,52 +526,38 @@ def _pack_versions(rows: dict[int, list[Any]]) -> bytes:
         numbers.append(len(blocks) * 4 + bool(title) * 2 + bool(body))
         digests.append([*title, *body, *blocks])
     encoded = [name.encode("utf-8", "surrogatepass") for name in names]
-    head = _pack_numbers([len(ordered), unit > 1, len(encoded)]) + b"".join(_pack_numbers([len(name)]) + name for name in encoded)
+    packed = _pack_numbers(numbers)
+    head = _pack_numbers([len(ordered), unit > 1, len(encoded), len(packed)]) + b"".join(_pack_numbers([len(name)]) + name for name in encoded)
     flat = [digest for texts in digests for digest in texts]
-    return head + _pack_numbers(numbers) + struct.pack(f"<{len(flat)}I", *flat)
+    return head + packed + struct.pack(f"<{len(flat)}I", *flat)
 
 
 def _unpack_versions(blob: bytes) -> dict[int, list[Any]]:
     """The version rows `_pack_versions` packed."""
-    at = 0
-
-    def number() -> int:
-        nonlocal at
-        value = shift = 0
-        while blob[at] & 0x80:
-            value |= (blob[at] & 0x7F) << shift
-            shift += 7
-            at += 1
-        value |= blob[at] << shift
-        at += 1
-        return value
-
-    count, seconds, named = number(), number(), number()
-    unit = 1_000_000 if seconds else 1
+    count, seconds, named, length = _unpack_numbers(blob[:40])[:4]
+    at = len(_pack_numbers([count, seconds, named, length]))
     names: list[str | None] = [None]
     for _ in range(named):
-        length = number()
-        names.append(blob[at : at + length].decode("utf-8", "surrogatepass"))
-        at += length
-    rows: list[tuple[int, list[Any]]] = []
-    kinds: list[list[int]] = []
+        size = _unpack_numbers(blob[at : at + 10])[0]
+        at += len(_pack_numbers([size]))
+        names.append(blob[at : at + size].decode("utf-8", "surrogatepass"))
+        at += size
+    numbers = iter(_unpack_numbers(blob[at : at + length]))
+    digests = iter(struct.unpack_from(f"<{(len(blob) - at - length) // 4}I", blob, at + length))
+    unit = 1_000_000 if seconds else 1
+    rows: dict[int, list[Any]] = {}
     version = when = 0
     for _ in range(count):
-        version += number()
-        step = number()
+        version += next(numbers)
+        step = next(numbers)
         when += (step >> 1 if not step & 1 else -((step + 1) >> 1)) * unit
-        actor = number()
-        moment: int | str | None = names[number()] if actor & 1 else when
-        reason = names[number()]
-        texts = number()
-        kinds.append([0] * (texts >> 1 & 1) + [1] * (texts & 1) + [2] * (texts >> 2))
-        rows.append((version, [moment, names[actor >> 1], reason, []]))
-    digests = struct.unpack_from(f"<{sum(map(len, kinds))}I", blob, at)
-    taken = 0
-    for (_, row), named_kinds in zip(rows, kinds, strict=True):
-        row[3] = [[kind, digests[taken + index]] for index, kind in enumerate(named_kinds)]
-        taken += len(named_kinds)
-    return dict(rows)
+        actor = next(numbers)
+        moment: int | str | None = names[next(numbers)] if actor & 1 else when
+        reason = names[next(numbers)]
+        texts = next(numbers)
+        kinds = [0] * (texts >> 1 & 1) + [1] * (texts & 1) + [2] * (texts >> 2)
+        rows[version] = [moment, names[actor >> 1], reason, [[kind, next(digests)] for kind in kinds]]
+    return rows
 
 
 class TextIndex:
