@@ -42,6 +42,17 @@ def _timed(work: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
+def _cpu(work: Callable[[], object], runs: int) -> float:
+    """Median milliseconds of this process's CPU time over `runs` calls (steadier than the wall
+    clock on cores shared with other work)."""
+    times = []
+    for _ in range(runs):
+        start = time.process_time()
+        work()
+        times.append((time.process_time() - start) * 1000)
+    return statistics.median(times)
+
+
 def _sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 20))).capitalize() + "."
 
@@ -83,6 +94,7 @@ def bench_blame(versions: int) -> None:
             blame = led.blame("live", version=versions)
             cold = (time.perf_counter() - start) * 1000
             warm = _timed(lambda: led.blame("live", version=versions), 20)
+            warm_cpu = _cpu(lambda: led.blame("live", version=versions), 20)
             middle = _timed(lambda: led.blame("live", version=versions // 2 + 7), 20)
             article = _timed(lambda: led.article("live", versions), 20)
 
@@ -98,7 +110,7 @@ def bench_blame(versions: int) -> None:
         reopened_article = _timed(fresh_article, 5)
         print(f"article of {versions} versions: {size:,} characters rendered, {len(blame.spans):,} spans, {len({s.version for s in blame.spans})} versions named")
         print(f"blame v{versions}, cold (index built, {versions} events folded): {cold:.1f} ms")
-        print(f"blame v{versions}, warm: {warm:.2f} ms (article v{versions}: {article:.2f} ms)")
+        print(f"blame v{versions}, warm: {warm:.2f} ms, CPU time {warm_cpu:.2f} ms (article v{versions}: {article:.2f} ms)")
         print(f"blame v{versions // 2 + 7}, warm: {middle:.2f} ms")
         print(f"blame v{versions} in a new Ledger: {reopened:.1f} ms (article in a new Ledger: {reopened_article:.1f} ms)")
 
