@@ -493,14 +493,14 @@ def _chained(pairs: list[set[tuple[int, int]]]) -> bool:
 
 
 def _pack_versions(rows: dict[int, list[Any]]) -> bytes:
-    """Version rows as one row of `versions` keeps them, as varints: how many rows; 1 if every
-    time is a whole second (then counted in seconds, not microseconds); how many texts are
-    named; how many bytes the numbers below take; the texts named (each its length in bytes,
-    then its UTF-8); then, for each version in order, its step from the
+    """Version rows as one row of `versions` keeps them: the length of a head of varints (how
+    many rows; 1 if every time is a whole second, then counted in seconds, not microseconds; how
+    many bytes the numbers below take; how many digests follow them); then, as varints, for each version in order, its step from the
     version before, its time's step from the time before (zigzag), its actor and reason (0 for
     none, else which text, from 1; the actor's times 2, plus 1 when its time is kept as text,
     which then follows), how many blocks it set times 4 plus 2 if it set the title and 1 if the
-    body; then the digests of those texts (4 bytes each; title, body, blocks). A table of one row per version and
+    body; then the digests of those texts (4 bytes each; title, body, blocks); last the texts
+    named, as a JSON list (read with one call, where they stand). A table of one row per version and
     one per text was a seventh of the index, the same rows compressed with JSON a tenth."""
     ordered = sorted(rows.items())
     moments = [row[0] for _, row in ordered if isinstance(row[0], int)]
@@ -525,38 +525,47 @@ def _pack_versions(rows: dict[int, list[Any]]) -> bytes:
         blocks = [digest for kind, digest in texts if kind == 2]
         numbers.append(len(blocks) * 4 + bool(title) * 2 + bool(body))
         digests.append([*title, *body, *blocks])
-    encoded = [name.encode("utf-8", "surrogatepass") for name in names]
     packed = _pack_numbers(numbers)
-    head = _pack_numbers([len(ordered), unit > 1, len(encoded), len(packed)]) + b"".join(_pack_numbers([len(name)]) + name for name in encoded)
     flat = [digest for texts in digests for digest in texts]
-    return head + packed + struct.pack(f"<{len(flat)}I", *flat)
+    head = _pack_numbers([len(ordered), unit > 1, len(packed), len(flat)])
+    return bytes([len(head)]) + head + packed + struct.pack(f"<{len(flat)}I", *flat) + (codec.dumps(list(names)) if names else b"")
 
 
-def _unpack_versions(blob: bytes) -> dict[int, list[Any]]:
-    """The version rows `_pack_versions` packed."""
-    count, seconds, named, length = _unpack_numbers(blob[:40])[:4]
-    at = len(_pack_numbers([count, seconds, named, length]))
-    names: list[str | None] = [None]
-    for _ in range(named):
-        size = _unpack_numbers(blob[at : at + 10])[0]
-        at += len(_pack_numbers([size]))
-        names.append(blob[at : at + size].decode("utf-8", "surrogatepass"))
-        at += size
-    numbers = iter(_unpack_numbers(blob[at : at + length]))
-    digests = iter(struct.unpack_from(f"<{(len(blob) - at - length) // 4}I", blob, at + length))
+def _unpack_versions(blob: bytes, texts: bool = True) -> dict[int, list[Any]]:
+    """The version rows `_pack_versions` packed; without `texts`, with no digests (None for
+    them: what a search and a blame name of each version, read in half the time)."""
+    start = blob[0] + 1
+    count, seconds, length, digested = _unpack_numbers(blob[1:start])
+    numbers = _unpack_numbers(blob[start : start + length])
+    digests = struct.unpack_from(f"<{digested}I", blob, start + length) if texts else ()
+    tail = start + length + 4 * digested
+    names: list[str | None] = [None, *codec.loads(blob[tail:])] if tail < len(blob) else [None]
     unit = 1_000_000 if seconds else 1
     rows: dict[int, list[Any]] = {}
-    version = when = 0
+    version = when = at = taken = 0
     for _ in range(count):
-        version += next(numbers)
-        step = next(numbers)
+        version += numbers[at]
+        step = numbers[at + 1]
         when += (step >> 1 if not step & 1 else -((step + 1) >> 1)) * unit
-        actor = next(numbers)
-        moment: int | str | None = names[next(numbers)] if actor & 1 else when
-        reason = names[next(numbers)]
-        texts = next(numbers)
-        kinds = [0] * (texts >> 1 & 1) + [1] * (texts & 1) + [2] * (texts >> 2)
-        rows[version] = [moment, names[actor >> 1], reason, [[kind, next(digests)] for kind in kinds]]
+        actor = numbers[at + 2]
+        if actor & 1:
+            moment: int | str | None = names[numbers[at + 3]]
+            at += 1
+        else:
+            moment = when
+        reason, kinds = names[numbers[at + 3]], numbers[at + 4]
+        at += 5
+        if not texts:
+            rows[version] = [moment, names[actor >> 1], reason, None]
+            continue
+        if kinds == 1:
+            # The body alone: most versions.
+            named = [[1, digests[taken]]]
+        else:
+            which = [0] * (kinds >> 1 & 1) + [1] * (kinds & 1) + [2] * (kinds >> 2)
+            named = [[kind, digests[taken + index]] for index, kind in enumerate(which)]
+        taken += len(named)
+        rows[version] = [moment, names[actor >> 1], reason, named]
     return rows
 
 
@@ -863,7 +872,7 @@ class TextIndex:
         return [(name, version, PARTS[part], delta) for (name, version, part), delta in sorted(deltas.items())]
 
     def _holding(self, db: sqlite3.Connection, wanted: list[str], article: int | None) -> list[Any]:
-        """The stretches (id, article, came, part, went, sentences) of the lines that hold the
+        """The stretches (id, article, came, part, went, packed line) of the lines that hold the
         words `wanted` one after the other: within one sentence, or from the end of one across
         whole sentences to the start of a later one (of the article numbered `article` only,
         unless None)."""
@@ -873,7 +882,7 @@ class TextIndex:
             # sentence of each part stands right after one of the part before.
             candidates = self._lines_of(db, min(chain, key=len)) - rows.keys()
             for number, row in self._stretch_rows(db, candidates, article).items():
-                if _in_turn(row[5], chain):
+                if _in_turn(_unpack_numbers(row[5])[1:], chain):
                     rows[number] = row
         return list(rows.values())
 
@@ -923,7 +932,8 @@ class TextIndex:
     @staticmethod
     def _stretch_rows(db: sqlite3.Connection, ids: set[int], article: int | None) -> dict[int, Any]:
         """The stretches `ids` (of article `article` only, unless None) by id, as (id, article,
-        came, part, went, its sentences' numbers)."""
+        came, part, went, its packed line: `_unpack_numbers` gives the version and part, then
+        its sentences' numbers)."""
         rows: dict[int, Any] = {}
         ordered = sorted(ids)
         for start in range(0, len(ordered), 500):
@@ -936,8 +946,15 @@ class TextIndex:
                 sql += " WHERE article = ?"
                 chunk = [*chunk, article]
             for number, owner, went, line in db.execute(sql, chunk):
-                opened, *sentences = _unpack_numbers(line)
-                rows[number] = (number, owner, opened >> 2, opened & 3, went, sentences)
+                # The first varint only (the version and part): the sentences are read for the
+                # lines that may hold a phrase across sentences only.
+                opened = shift = at = 0
+                while line[at] & 0x80:
+                    opened |= (line[at] & 0x7F) << shift
+                    shift += 7
+                    at += 1
+                opened |= line[at] << shift
+                rows[number] = (number, owner, opened >> 2, opened & 3, went, line)
         return rows
 
     def _chains(self, db: sqlite3.Connection, pairs: list[tuple[str, str]], found: list[int]) -> list[int]:
@@ -983,15 +1000,15 @@ class TextIndex:
         return self._guarded(read) if pairs else {}
 
     def _version_rows(self, db: sqlite3.Connection, article: str, chunk: int) -> dict[int, list[Any]]:
-        """The rows of one chunk of an article's versions: [occurred_at, actor, reason, texts]
-        by version."""
+        """The rows of one chunk of an article's versions, without their texts' digests:
+        [occurred_at, actor, reason, None] by version."""
         number = self._article_id(db, article)
         if number is None:
             return {}
         rows = self._chunks.get((number, chunk))
         if rows is None:
             row = db.execute("SELECT rows FROM versions WHERE article = ? AND chunk = ?", (number, chunk)).fetchone()
-            rows = _unpack_versions(row[0]) if row is not None else {}
+            rows = _unpack_versions(row[0], texts=False) if row is not None else {}
             if len(self._chunks) >= 4096:
                 self._chunks.clear()
             self._chunks[number, chunk] = rows
@@ -1065,8 +1082,9 @@ class TextIndex:
         texts = self._digests.get(key)
         if texts is None:
             texts = {}
-            for chunk in range(last + 1):
-                for number, row in sorted(self._version_rows(db, article, chunk).items()):
+            rows = db.execute("SELECT rows FROM versions WHERE article = ? AND chunk <= ? ORDER BY chunk", (self._article_id(db, article), last)).fetchall()
+            for (blob,) in rows:
+                for number, row in sorted(_unpack_versions(blob).items()):
                     for kind, digest in row[3]:
                         texts.setdefault((kind, digest), []).append(number)
             if len(self._digests) >= 256:
