@@ -779,6 +779,8 @@ class TextIndex:
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
             names.update(db.execute(f"SELECT id, article FROM articles WHERE id IN ({', '.join('?' * len(chunk))})", chunk).fetchall())
+        # Known both ways now (the versions of the articles found are looked up next).
+        self._ids.update((name, number) for number, name in names.items())
         return names
 
     def _next_id(self, db: sqlite3.Connection) -> int:
@@ -988,9 +990,11 @@ class TextIndex:
 
         def read(db: sqlite3.Connection) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
             self._refresh(db)
+            numbers = {article: self._article_id(db, article) for article in dict.fromkeys(article for article, _ in pairs)}
+            chunks = self._version_rows(db, {(number, version // _CHUNK) for article, version in pairs if (number := numbers[article]) is not None})
             found: dict[tuple[str, int], tuple[str, str | None, str | None]] = {}
             for article, version in pairs:
-                row = self._version_rows(db, article, version // _CHUNK).get(version)
+                row = chunks.get((numbers[article] or 0, version // _CHUNK), {}).get(version)
                 if row is not None:
                     # The time as text, kept so in the rows read (a blame names hundreds of versions).
                     row[0] = _time_text(row[0])
@@ -999,20 +1003,25 @@ class TextIndex:
 
         return self._guarded(read) if pairs else {}
 
-    def _version_rows(self, db: sqlite3.Connection, article: str, chunk: int) -> dict[int, list[Any]]:
-        """The rows of one chunk of an article's versions, without their texts' digests:
-        [occurred_at, actor, reason, None] by version."""
-        number = self._article_id(db, article)
-        if number is None:
-            return {}
-        rows = self._chunks.get((number, chunk))
-        if rows is None:
-            row = db.execute("SELECT rows FROM versions WHERE article = ? AND chunk = ?", (number, chunk)).fetchone()
-            rows = _unpack_versions(row[0], texts=False) if row is not None else {}
-            if len(self._chunks) >= 4096:
-                self._chunks.clear()
-            self._chunks[number, chunk] = rows
-        return rows
+    def _version_rows(self, db: sqlite3.Connection, keys: set[tuple[int, int]]) -> dict[tuple[int, int], dict[int, list[Any]]]:
+        """The rows of chunks of versions, by (article number, chunk), without their texts'
+        digests: [occurred_at, actor, reason, None] by version."""
+        found = {key: self._chunks[key] for key in keys if key in self._chunks}
+        missing = sorted(keys - found.keys())
+        for start in range(0, len(missing), 400):
+            batch = missing[start : start + 400]
+            # A join, so that each row is looked up by its primary key (`IN` over pairs scanned
+            # the table), and one query for hundreds of articles instead of one each.
+            for number, chunk, blob in db.execute(
+                f"SELECT v.article, v.chunk, v.rows FROM (VALUES {', '.join(['(?, ?)'] * len(batch))}) AS w"
+                " JOIN versions v ON v.article = w.column1 AND v.chunk = w.column2",
+                [value for key in batch for value in key],
+            ):
+                found[number, chunk] = _unpack_versions(blob, texts=False)
+        if len(self._chunks) + len(missing) > 4096:
+            self._chunks.clear()
+        self._chunks.update((key, found[key]) for key in missing if key in found)
+        return found
 
     # --- blame -------------------------------------------------------------------------------
 
