@@ -926,8 +926,10 @@ class TextIndex:
         """The stretches whose lines hold one of `sentences`."""
         found: set[int] = set()
         numbers = sorted(sentences)
-        for start in range(0, len(numbers), 500):
-            query = " OR ".join(map(str, numbers[start : start + 500]))
+        # 64 sentences a query: FTS5 merges the lines of an OR slower the more terms it has
+        # (6,412 sentences of a common word: 133 ms in queries of 500, 68 ms of 50).
+        for start in range(0, len(numbers), 64):
+            query = " OR ".join(map(str, numbers[start : start + 64]))
             found.update(row[0] for row in db.execute("SELECT rowid FROM lines_fts WHERE lines_fts MATCH ?", (query,)))
         return found
 
@@ -948,14 +950,11 @@ class TextIndex:
                 sql += " WHERE article = ?"
                 chunk = [*chunk, article]
             for number, owner, went, line in db.execute(sql, chunk):
-                # The first varint only (the version and part): the sentences are read for the
-                # lines that may hold a phrase across sentences only.
-                opened = shift = at = 0
-                while line[at] & 0x80:
-                    opened |= (line[at] & 0x7F) << shift
-                    shift += 7
-                    at += 1
-                opened |= line[at] << shift
+                # The first varint only (the version and part; 1 or 2 bytes but for versions
+                # past 4,095): the sentences are read for the lines that may hold a phrase across
+                # sentences only.
+                first = line[0]
+                opened = first if first < 0x80 else first & 0x7F | line[1] << 7 if line[1] < 0x80 else _unpack_numbers(line[:5])[0]
                 rows[number] = (number, owner, opened >> 2, opened & 3, went, line)
         return rows
 
