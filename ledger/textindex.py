@@ -11,8 +11,8 @@ line. Every line that holds a word is a stretch: the article, the part (title, b
 block heading or text), the version that brought the line in and the one that took it out (none
 while it stands). An edit closes the stretches of the whole lines it changed and opens stretches
 for what they became (a line that comes out of the edit as it went in stays open); to find the
-stretch of a line it takes out, each article's open stretches are kept, and found by part and
-the numbers of their sentences. So the number of an article part's lines holding a phrase changes, at each
+stretch of a line it takes out, each article's open stretches are kept with a 32-bit digest of
+their line's text. So the number of an article part's lines holding a phrase changes, at each
 version, by the stretches holding it that the version opened minus those it closed, with no
 scan of the log.
 
@@ -123,6 +123,11 @@ def _note(texts: list[list[int]], kind: int, digest: int) -> None:
     if kind < 2:
         texts[:] = [text for text in texts if text[0] != kind]
     texts.append([kind, digest])
+
+
+def _line_digest(line: str) -> int:
+    """32 bits: enough to tell apart the few lines of one article part that stand at once."""
+    return int.from_bytes(hashlib.blake2b(line.encode("utf-8", "surrogatepass"), digest_size=4).digest(), "big", signed=True)
 
 
 def _block_key(heading: str, text: str) -> str:
@@ -249,27 +254,31 @@ def _changed_lines(old: str, new: str, patch: Iterable[Any]) -> tuple[list[str],
 Stretch = list[Any]
 """A stretch being folded: [id, article, part, came, went or None, its sentences' numbers]."""
 
-OpenLines = dict[tuple[int, tuple[int, ...]], list[int]]
-"""The ids of an article's open stretches by (part, the numbers of the line's sentences)."""
+OpenLines = dict[tuple[int, int], list[int]]
+"""The ids of an article's open stretches by (part, digest of the line's text)."""
 
 
 def _pack_open(lines: OpenLines) -> bytes:
-    """The ids of an article's open stretches as the `open_lines` table keeps them: in order,
-    each one's step from the one before times 4 plus its part (mostly 1 byte a stretch; their
-    sentences are read from `stretches` when the article is caught up: a digest of each line kept
-    here took 4 bytes more)."""
-    rows = sorted((stretch, part) for (part, _), ids in lines.items() for stretch in ids)
-    return _pack_numbers((stretch - before) * 4 + part for before, (stretch, part) in zip([0, *(row[0] for row in rows)], rows, strict=False))
+    """An article's open stretches as the `open_lines` table keeps them: how many, the digest of
+    each one's line (4 bytes), then, in order of id, each id's step from the one before times 4
+    plus its part (mostly 1 byte: 5 or 6 bytes a stretch, where ids, parts and digests of fixed
+    size took 9)."""
+    rows = sorted((stretch, part, digest) for (part, digest), ids in lines.items() for stretch in ids)
+    steps = [(row[0] - before) * 4 + row[1] for before, row in zip([0, *(row[0] for row in rows)], rows, strict=False)]
+    return _pack_numbers([len(rows)]) + struct.pack(f"<{len(rows)}i", *(row[2] for row in rows)) + _pack_numbers(steps)
 
 
-def _unpack_open(blob: bytes) -> list[int]:
-    """The ids `_pack_open` packed."""
-    ids: list[int] = []
+def _unpack_open(blob: bytes) -> OpenLines:
+    """The open stretches that `_pack_open` packed."""
+    count = _unpack_numbers(blob[:4])[0]
+    start = len(_pack_numbers([count]))
+    digests = struct.unpack_from(f"<{count}i", blob, start)
+    lines: OpenLines = {}
     stretch = 0
-    for step in _unpack_numbers(blob):
+    for step, digest in zip(_unpack_numbers(blob[start + 4 * count :]), digests, strict=True):
         stretch += step >> 2
-        ids.append(stretch)
-    return ids
+        lines.setdefault((step & 3, digest), []).append(stretch)
+    return lines
 
 
 class TextFold:
@@ -310,21 +319,6 @@ class TextFold:
         """[occurred_at, actor, reason, [[kind, digest of the text], ...]] by (article, version)."""
         self.position = 0
         self.hash = ""
-
-    def _known(self, line: str) -> tuple[int, ...] | None:
-        """The numbers of the sentences of a line the index holds (None if one is not there: an
-        index that lost track of the line)."""
-        numbers = []
-        for found in _sentences(line):
-            digest = _digest(" ".join(found))
-            number = self.known.get(digest)
-            if number is None and self._sentence is not None:
-                number = self._sentence(_tokens(found))
-            if number is None:
-                return None
-            self.known[digest] = number
-            numbers.append(number)
-        return tuple(numbers)
 
     def _number(self, found: list[str]) -> int:
         """The number of the sentence of words `found`, new if the index has none."""
@@ -407,14 +401,11 @@ class TextFold:
         code = PARTS.index(part)
         opened = self.open[article]
         for line, count in went.items():
-            numbers = self._known(line)
-            # Lines of the same words hold the same phrases: which of their stretches closes
-            # changes no search.
-            ids = opened.get((code, numbers)) if numbers is not None else None
+            ids = opened.get((code, _line_digest(line)))
             for _ in range(count):
                 if not ids:
-                    # The index lost track of this line (an index older than the log): it can
-                    # only be left open.
+                    # The index lost track of this line (a 32-bit digest shared by two lines of
+                    # the part, or an index older than the log): it can only be left open.
                     log.debug("no open stretch for a line of %s %s v%d", article, part, version)
                     break
                 stretch = ids.pop()
@@ -423,10 +414,11 @@ class TextFold:
                 else:
                     self.closed.append((version, stretch))
         for line, count in came.items():
-            sentences = tuple(self._number(found) for found in _sentences(line))
+            digest = _line_digest(line)
+            numbers = [self._number(found) for found in _sentences(line)]
             for _ in range(count):
-                self.stretches[self.next_id] = [self.next_id, article, code, version, None, list(sentences)]
-                opened.setdefault((code, sentences), []).append(self.next_id)
+                self.stretches[self.next_id] = [self.next_id, article, code, version, None, numbers]
+                opened.setdefault((code, digest), []).append(self.next_id)
                 self.next_id += 1
 
     def forget(self, article: str) -> None:
@@ -808,16 +800,9 @@ class TextIndex:
         return int(row[0]) if row is not None else None
 
     def _opened(self, db: sqlite3.Connection, article: str) -> OpenLines:
-        """The article's open stretches, by part and sentences (read from their rows)."""
+        """The article's open stretches."""
         row = db.execute("SELECT lines FROM open_lines WHERE article = ?", (self._article_id(db, article),)).fetchone()
-        lines: OpenLines = {}
-        if row is not None:
-            ids = _unpack_open(row[0])
-            rows = self._stretch_rows(db, set(ids), None)
-            for stretch in ids:
-                _, _, _, part, _, line = rows[stretch]
-                lines.setdefault((part, tuple(_unpack_numbers(line)[1:])), []).append(stretch)
-        return lines
+        return _unpack_open(row[0]) if row is not None else {}
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
         ids = {article: self._created(db, article) for article in dict.fromkeys([s[1] for s in fold.stretches.values()] + [key[0] for key in fold.versions])}
