@@ -29,9 +29,10 @@ pair; a longer phrase as all its pairs, which must chain: the pair ending on a w
 same time it stands as the pair starting from it (read from `fts5vocab` for the pairs that name
 times), so the words stand one after the other. A phrase across sentences is, in turn, the end of
 a sentence (its pairs and `w_`), whole sentences and the start of a sentence (`_w` and its
-pairs): the lines whose sentences hold those parts one right after the other hold it. A fold
-knows the sentences it has numbered by a digest of their words; catching up, a sentence it has
-not met is looked up in the index by all its tokens (only that sentence holds them all).
+pairs): the lines whose sentences hold those parts one right after the other hold it. A rebuild
+numbers each sentence once, by a digest of its words kept in memory; catching up, a sentence
+takes the number it had in a line the edit took out, else a new one (so an index caught up edit
+by edit may hold the same words under two numbers, which changes no search).
 
 Blame. `Attribution`s are kept as snapshots every `SNAPSHOT_EVERY` versions, written when a
 blame folds past such a version, so a blame folds at most that many records onto a snapshot.
@@ -284,8 +285,8 @@ def _unpack_open(blob: bytes) -> OpenLines:
 class TextFold:
     """Folds records into stretches, sentences, version rows and text digests.
     `load(article, version)` gives an article's state at a version, `opened(article)` its
-    stretches still open in the index and `sentence(document)` the number of the sentence of
-    that FTS5 document in it, if any (incremental catch-up); None folds from nothing. New stretches are numbered from `first`,
+    stretches still open in the index and `saved(stretch)` the numbers of the sentences of a
+    stretch saved in it (incremental catch-up); None folds from nothing. New stretches are numbered from `first`,
     new sentences from `first_sentence`."""
 
     def __init__(
@@ -293,13 +294,13 @@ class TextFold:
         load: Callable[[str, int], ArticleState | None] | None = None,
         opened: Callable[[str], OpenLines] | None = None,
         first: int = 1,
-        sentence: Callable[[str], int | None] | None = None,
+        saved: Callable[[int], list[int]] | None = None,
         first_sentence: int = 1,
     ) -> None:
         self.states: dict[str, ArticleState] = {}
         self._load = load
         self._opened = opened
-        self._sentence = sentence
+        self._saved = saved
         self.next_id = first
         self.next_sentence = first_sentence
         self.stretches: dict[int, Stretch] = {}
@@ -312,7 +313,9 @@ class TextFold:
         """Those of articles whose records are all folded, not yet saved."""
         self.known: dict[int, int] = {}
         """The numbers of the sentences this fold has met, by digest of their words (kept in
-        memory only: a table of them was a twelfth of the index)."""
+        memory only: a table of them was a twelfth of the index). A rebuild meets every
+        sentence; catching up, those of the lines each edit takes out, so that what the edit
+        left of them keeps its number."""
         self.sentences: list[tuple[int, str]] = []
         """(number, FTS5 document) of the sentences new to the index, not yet saved."""
         self.versions: dict[tuple[str, int], list[Any]] = {}
@@ -321,17 +324,13 @@ class TextFold:
         self.hash = ""
 
     def _number(self, found: list[str]) -> int:
-        """The number of the sentence of words `found`, new if the index has none."""
+        """The number of the sentence of words `found`, new if the fold has not met it."""
         digest = _digest(" ".join(found))
         number = self.known.get(digest)
         if number is None:
-            document = _tokens(found)
-            number = self._sentence(document) if self._sentence is not None else None
-            if number is None:
-                number = self.next_sentence
-                self.next_sentence += 1
-                self.sentences.append((number, document))
-            self.known[digest] = number
+            number = self.known[digest] = self.next_sentence
+            self.next_sentence += 1
+            self.sentences.append((number, _tokens(found)))
         return number
 
     def fold(self, record: StoredRecord) -> None:
@@ -411,8 +410,14 @@ class TextFold:
                 stretch = ids.pop()
                 if stretch in self.stretches:
                     self.stretches[stretch][4] = version
+                    numbers = self.stretches[stretch][5]
                 else:
                     self.closed.append((version, stretch))
+                    numbers = self._saved(stretch) if self._saved is not None else []
+                sentences = _sentences(line)
+                if len(numbers) == len(sentences):
+                    # The numbers of the sentences going out, for those of them the edit keeps.
+                    self.known.update((_digest(" ".join(found)), number) for found, number in zip(sentences, numbers, strict=True))
         for line, count in came.items():
             digest = _line_digest(line)
             numbers = [self._number(found) for found in _sentences(line)]
@@ -700,7 +705,7 @@ class TextIndex:
                     self._fill(db)
                     return db
                 fold = TextFold(
-                    self._load, lambda article: self._opened(db, article), self._next_id(db), lambda document: self._sentence_number(db, document), self._next_sentence(db)
+                    self._load, lambda article: self._opened(db, article), self._next_id(db), lambda stretch: self._saved(db, stretch), self._next_sentence(db)
                 )
                 fold.position, fold.hash = position, digest
                 for record in self.store.read(position):
@@ -791,13 +796,10 @@ class TextIndex:
         return int(row[0]) + 1 if row is not None else 1
 
     @staticmethod
-    def _sentence_number(db: sqlite3.Connection, document: str) -> int | None:
-        """The number of the sentence whose FTS5 document is `document`, if the index has it: the
-        one that holds all its pairs (they chain from nothing to nothing through each word once,
-        so a sentence holding them all holds no other)."""
-        query = " AND ".join(f'"{token}"' for token in document.split())
-        row = db.execute("SELECT rowid FROM sentences_fts WHERE sentences_fts MATCH ? LIMIT 1", (query,)).fetchone()
-        return int(row[0]) if row is not None else None
+    def _saved(db: sqlite3.Connection, stretch: int) -> list[int]:
+        """The numbers of the sentences of a stretch in the index (none if it is not there)."""
+        row = db.execute("SELECT line FROM stretches WHERE id = ?", (stretch,)).fetchone()
+        return _unpack_numbers(row[0])[1:] if row is not None else []
 
     def _opened(self, db: sqlite3.Connection, article: str) -> OpenLines:
         """The article's open stretches."""

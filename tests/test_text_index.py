@@ -150,7 +150,7 @@ def test_a_phrase_across_sentences(led: ledger.Ledger) -> None:
     led.append([edited("a", "The storm hit. The bridge closed. Cars wait.\nThe bridge held.\n")])
     assert _found(led, "hit yes the bridge") == [("a", "body", 1, 2)]
     assert _found(led, "hit the bridge") == [("a", "body", 2, None)]
-    # The sentence "Cars wait." is one entry of the index for both articles and both versions.
+    # "Cars wait." stands in both articles, the first sentence of one and the last of the other.
     assert _found(led, "cars wait") == [("a", "body", 1, None), ("b", "body", 1, None)]
     for phrase in ("hit the bridge", "the bridge", "wait", "closed cars wait", "storm hit yes"):
         assert _found(led, phrase) == _brute_force(led, phrase), phrase
