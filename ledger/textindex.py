@@ -29,10 +29,11 @@ pair; a longer phrase as all its pairs, which must chain: the pair ending on a w
 same time it stands as the pair starting from it (read from `fts5vocab` for the pairs that name
 times), so the words stand one after the other. A phrase across sentences is, in turn, the end of
 a sentence (its pairs and `w_`), whole sentences and the start of a sentence (`_w` and its
-pairs): the lines whose sentences hold those parts one right after the other hold it. A rebuild
-numbers each sentence once, by a digest of its words kept in memory; catching up, a sentence
-takes the number it had in a line the edit took out, else a new one (so an index caught up edit
-by edit may hold the same words under two numbers, which changes no search).
+pairs): the lines whose sentences hold those parts one right after the other hold it. Each
+sentence is numbered once: a fold knows the numbers of the sentences it has met (by a digest of
+their words, in memory), catching up also those of the lines each edit takes out; a sentence it
+has not met is looked for in `sentences`, by a 4-byte digest of its words, and confirmed in the
+FTS5 index (the sentence of that number holds all its tokens).
 
 Blame. `Attribution`s are kept as snapshots every `SNAPSHOT_EVERY` versions, written when a
 blame folds past such a version, so a blame folds at most that many records onto a snapshot.
@@ -80,6 +81,8 @@ FORMAT = 6
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS sentences (
+    digest INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (digest, id)) WITHOUT ROWID;
 CREATE VIRTUAL TABLE IF NOT EXISTS sentences_fts USING fts5(
     pairs, content='', columnsize=0, detail=none, tokenize="ascii tokenchars '_~'");
 CREATE TABLE IF NOT EXISTS stretches (id INTEGER PRIMARY KEY, went INTEGER, line BLOB NOT NULL);
@@ -285,8 +288,10 @@ def _unpack_open(blob: bytes) -> OpenLines:
 class TextFold:
     """Folds records into stretches, sentences, version rows and text digests.
     `load(article, version)` gives an article's state at a version, `opened(article)` its
-    stretches still open in the index and `saved(stretch)` the numbers of the sentences of a
-    stretch saved in it (incremental catch-up); None folds from nothing. New stretches are numbered from `first`,
+    stretches still open in the index, `saved(stretch)` the numbers of the sentences of a
+    stretch saved in it and `sentence(digest, document)` the number of a sentence in it, given
+    the 4-byte digest of its words and its FTS5 document (incremental catch-up); None folds from
+    nothing. New stretches are numbered from `first`,
     new sentences from `first_sentence`."""
 
     def __init__(
@@ -295,12 +300,14 @@ class TextFold:
         opened: Callable[[str], OpenLines] | None = None,
         first: int = 1,
         saved: Callable[[int], list[int]] | None = None,
+        sentence: Callable[[int, str], int | None] | None = None,
         first_sentence: int = 1,
     ) -> None:
         self.states: dict[str, ArticleState] = {}
         self._load = load
         self._opened = opened
         self._saved = saved
+        self._sentence = sentence
         self.next_id = first
         self.next_sentence = first_sentence
         self.stretches: dict[int, Stretch] = {}
@@ -316,21 +323,26 @@ class TextFold:
         memory only: a table of them was a twelfth of the index). A rebuild meets every
         sentence; catching up, those of the lines each edit takes out, so that what the edit
         left of them keeps its number."""
-        self.sentences: list[tuple[int, str]] = []
-        """(number, FTS5 document) of the sentences new to the index, not yet saved."""
+        self.sentences: list[tuple[int, str, int]] = []
+        """(number, FTS5 document, 4-byte digest) of the sentences new to the index, not yet
+        saved."""
         self.versions: dict[tuple[str, int], list[Any]] = {}
         """[occurred_at, actor, reason, [[kind, digest of the text], ...]] by (article, version)."""
         self.position = 0
         self.hash = ""
 
     def _number(self, found: list[str]) -> int:
-        """The number of the sentence of words `found`, new if the fold has not met it."""
+        """The number of the sentence of words `found`, new if the index has none."""
         digest = _digest(" ".join(found))
         number = self.known.get(digest)
         if number is None:
-            number = self.known[digest] = self.next_sentence
-            self.next_sentence += 1
-            self.sentences.append((number, _tokens(found)))
+            document, short = _tokens(found), digest >> 32
+            number = self._sentence(short, document) if self._sentence is not None else None
+            if number is None:
+                number = self.next_sentence
+                self.next_sentence += 1
+                self.sentences.append((number, document, short))
+            self.known[digest] = number
         return number
 
     def fold(self, record: StoredRecord) -> None:
@@ -705,7 +717,12 @@ class TextIndex:
                     self._fill(db)
                     return db
                 fold = TextFold(
-                    self._load, lambda article: self._opened(db, article), self._next_id(db), lambda stretch: self._saved(db, stretch), self._next_sentence(db)
+                    self._load,
+                    lambda article: self._opened(db, article),
+                    self._next_id(db),
+                    saved=lambda stretch: self._saved(db, stretch),
+                    sentence=lambda digest, document: self._sentence_number(db, digest, document),
+                    first_sentence=self._next_sentence(db),
                 )
                 fold.position, fold.hash = position, digest
                 for record in self.store.read(position):
@@ -796,6 +813,18 @@ class TextIndex:
         return int(row[0]) + 1 if row is not None else 1
 
     @staticmethod
+    def _sentence_number(db: sqlite3.Connection, digest: int, document: str) -> int | None:
+        """The number of the sentence of FTS5 document `document` in the index, if it has it,
+        given the 4-byte digest of its words: of the sentences of that digest, the one that holds
+        all its tokens (they chain from nothing to nothing through each word once, so a sentence
+        holding them all holds no other)."""
+        query = " AND ".join(f'"{token}"' for token in document.split())
+        for (number,) in db.execute("SELECT id FROM sentences WHERE digest = ?", (digest,)).fetchall():
+            if db.execute("SELECT 1 FROM sentences_fts WHERE sentences_fts MATCH ? AND rowid = ?", (query, number)).fetchone():
+                return int(number)
+        return None
+
+    @staticmethod
     def _saved(db: sqlite3.Connection, stretch: int) -> list[int]:
         """The numbers of the sentences of a stretch in the index (none if it is not there)."""
         row = db.execute("SELECT line FROM stretches WHERE id = ?", (stretch,)).fetchone()
@@ -808,7 +837,8 @@ class TextIndex:
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
         ids = {article: self._created(db, article) for article in dict.fromkeys([s[1] for s in fold.stretches.values()] + [key[0] for key in fold.versions])}
-        db.executemany("INSERT INTO sentences_fts (rowid, pairs) VALUES (?, ?)", fold.sentences)
+        db.executemany("INSERT INTO sentences (digest, id) VALUES (?, ?)", [(digest, number) for number, _, digest in fold.sentences])
+        db.executemany("INSERT INTO sentences_fts (rowid, pairs) VALUES (?, ?)", [(number, document) for number, document, _ in fold.sentences])
         stretches = fold.stretches.values()
         db.executemany(
             "INSERT INTO stretches (id, went, line) VALUES (?, ?, ?)",
