@@ -203,7 +203,7 @@ def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_ag
         with psycopg.connect(pg_url, autocommit=True) as admin:
             def stuck() -> list[tuple[Any, ...]]:
                 return admin.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%%INSERT INTO ledger_events%%'"
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%%ledger_append%%'"
                 ).fetchall()
 
             wait_for(lambda: bool(stuck()), "the append to wait mid-way")
