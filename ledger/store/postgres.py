@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import re
 import select
 import threading
@@ -39,6 +40,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -456,16 +458,12 @@ class PostgresEventStore(EventStore):
         expected = after + 1
         prev: str | None = codec.GENESIS_HASH if after == 0 else None
         schemas = SCHEMA_VERSIONS
-        while expected <= to:
-            rows = self._query(
-                "reading the log", "SELECT line FROM ledger_events WHERE pos >= %s AND pos <= %s ORDER BY pos LIMIT %s", (expected, to, _PAGE),
-                binary=True,
-            )
+        for rows in self._pages(expected, to):
             if not rows:
                 if self.head().position < expected:
                     return  # `to` is past the head
                 raise CorruptStoreError(f"{redact(self.url)}: position {expected} is missing from the log", position=expected)
-            lines = [bytes(row[0]) + b"\n" for row in rows]
+            lines = [row[0] for row in rows]
             try:
                 records = codec.decode_lines(lines, 0 if check else len(lines))
             except codec.LineError as exc:
@@ -483,15 +481,74 @@ class PostgresEventStore(EventStore):
                     upcast(record)
                 yield cast("StoredRecord", record)
 
+    def _pages(self, first: int, to: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The lines of positions `first..to`, each ending in its newline (added by the server),
+        in pages of `_PAGE` (an empty page where the rows ran out). A read of more than one page
+        has them fetched by a thread of its own, the next page while the caller checks and
+        parses this one: the server's time (and the wait for it, which frees the GIL) overlaps
+        the caller's. Its first page is a small one, so that the caller starts soon."""
+        query = "SELECT line || '\\x0a'::bytea FROM ledger_events WHERE pos >= %s AND pos <= %s ORDER BY pos LIMIT %s"
+        if to - first < _PAGE or getattr(self._exclusive, "conn", None) is not None:
+            # One page, or inside `exclusive`, whose reads must go through its connection.
+            while first <= to:
+                rows = self._query("reading the log", query, (first, to, _PAGE), binary=True)
+                yield rows
+                if not rows:
+                    return
+                first += len(rows)
+            return
+        pages: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def put(item: list[tuple[Any, ...]] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fetch(start: int) -> None:
+            try:
+                size = _PAGE // 8
+                while start <= to:
+                    rows = self._query("reading the log", query, (start, to, size), binary=True)
+                    size = _PAGE
+                    if not put(rows) or not rows:
+                        return
+                    start += len(rows)
+                put(None)
+            except BaseException as exc:  # raised again in the reading thread
+                put(exc)
+
+        threading.Thread(target=fetch, args=(first,), name="ledger-read-ahead", daemon=True).start()
+        try:
+            while True:
+                item = pages.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if not item:
+                    return
+        finally:
+            # The caller stopped early (or failed): the fetching thread ends after its query.
+            stop.set()
+
     def _article_lines(self, article: str, low: int, high: int) -> list[dict[str, Any]]:
         rows = self._query(
             "reading an article",
-            "SELECT pos, version, line FROM ledger_events WHERE article = %s AND version >= %s AND version <= %s ORDER BY pos",
+            "SELECT pos, version, line || '\\x0a'::bytea FROM ledger_events WHERE article = %s AND version >= %s AND version <= %s",
             (article, low, high),
             binary=True,
         )
+        # Sorted here, not by the server: it would sort the whole rows (lines and all) after
+        # fetching them from the heap in position order already, most of the query's time.
+        rows.sort(key=itemgetter(0))
         try:
-            records = codec.decode_lines([bytes(line) + b"\n" for _, _, line in rows])
+            records = codec.decode_lines([line for _, _, line in rows])
         except codec.LineError as exc:
             pos = rows[exc.index][0]
             raise CorruptStoreError(f"{redact(self.url)}: position {pos}: {exc}", position=pos) from None
