@@ -22,6 +22,7 @@ from psycopg import sql
 
 import ledger
 from ledger.events import NewRecord
+from ledger.store.logfile import seal_append
 from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema, redact
 from tests import pgserver
 from tests.conftest import CORPUS, run_ledger
@@ -218,6 +219,126 @@ def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_ag
         done = store.append([rec("a", id="evt-1"), rec("b", "ArticleCreated", id="evt-2")])
         assert (done.first_position, done.last_position, done.duplicate) == (2, 3, False)
         assert store.verify().ok
+    finally:
+        store.close()
+
+
+# --- appends sealed in the server, an older schema ------------------------------------------------
+
+
+def test_the_server_seals_each_line_as_the_file_store_would(pg_url: str) -> None:
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append([
+            rec("a", "ArticleCreated", title="Ünïcödé — “quotes” \u2028 \\ \"x\"", body="日本語 🎉", ratio=0.1, big=10**18),
+            NewRecord(id="given", article="b", type="ArticleCreated", data={"title": "B", "body": "b"}, actor="ed", reason="why\n", explicit_id=True),
+        ])
+        store.append([NewRecord(id=str(uuid.uuid4()), article="c", type="ArticleCreated", data={"title": "C", "body": "c"}, occurred_at="2026-01-02T03:04:05.000006Z")])
+        lines = list(store.raw_lines())
+        records = list(store.read())
+    finally:
+        store.close()
+    # Each append sealed again by the file store's sealing, from what its rows say: the very
+    # same bytes.
+    position, prev, start = 0, "0" * 64, 0
+    for end in [i + 1 for i, record in enumerate(records) if record.get("end")]:
+        append = records[start:end]
+        again, _ = seal_append(
+            [NewRecord(id=r["id"], article=r["article"], type=r["type"], data=r["data"], actor=r.get("actor"), reason=r.get("reason")) for r in append],
+            {r["article"]: r["version"] for r in append}, {r["article"]: r["occurred_at"] for r in append}, append[0]["recorded_at"], position, prev, 0,
+        )
+        assert again == lines[start:end]
+        position, prev, start = end, append[-1]["hash"], end
+    assert start == len(lines) == 3
+
+
+def _v1_store(url: str, appends: int) -> None:
+    """A ledger at schema 1 in `url` (its tables as version 1 made them), holding `appends`
+    appends of two records each, sealed as that version sealed them."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("DROP TABLE IF EXISTS ledger_events")
+        conn.execute("DROP FUNCTION IF EXISTS ledger_append")
+        conn.execute("UPDATE ledger_schema SET version = 1")
+        conn.execute(MIGRATIONS[0][1])
+        position, prev, now = 0, "0" * 64, "2026-12-01T00:00:00.000000Z"
+        for n in range(appends):
+            records = [rec(f"a{n}", "ArticleCreated", title="T", body="x"), rec("shared", "ArticleCreated" if n == 0 else "ArticleEdited", body=str(n))]
+            versions = {f"a{n}": 1, "shared": n + 1}
+            lines, sealed = seal_append(records, versions, dict.fromkeys(versions, now), now, position, prev, 0)
+            for (_, _, out, digest), line in zip(sealed, lines, strict=True):
+                conn.execute(
+                    "INSERT INTO ledger_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (out["pos"], out["id"], out["article"], out["version"], out["occurred_at"], out["recorded_at"], digest, bool(out.get("end")), line.rstrip(b"\n")),
+                )
+                position, prev = out["pos"], digest
+        conn.execute("UPDATE ledger_head SET position = %s, hash = %s, recorded_at = %s", (position, prev, now))
+
+
+def test_an_older_schema_is_migrated_by_init_and_its_log_goes_on(pg_url: str, tmp_path: Path) -> None:
+    _v1_store(pg_url, 3)
+    code, _, err = cli(pg_url, "head", cache=tmp_path)
+    assert code == 6 and "schema is version 1, older than this ledger's" in err and "ledger init" in err
+    init_schema(pg_url)
+    init_schema(pg_url)  # again: nothing to do
+    store = PostgresEventStore(pg_url)
+    try:
+        head = store.head()
+        assert head.position == 6 and store.verify().ok
+        done = store.append([rec("shared", body="after")], {"shared": 3})
+        assert (done.first_position, done.versions) == (7, {"shared": 4})
+        assert [r["prev"] for r in store.read(after=6)] == [head.hash]
+        assert store.verify().ok
+    finally:
+        store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM ledger_schema").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT to_regclass('ledger_head')").fetchone() == (None,)
+
+
+def test_the_lock_key_is_the_one_migration_2_takes() -> None:
+    from ledger.store.postgres import _APPEND_LOCK
+
+    assert f"pg_advisory_xact_lock({_APPEND_LOCK})" in MIGRATIONS[1][1]
+
+
+@pytest.mark.parametrize("optimistic", [2, 0])
+def test_appends_on_versions_another_process_moved_on(pg_url: str, optimistic: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With 0 calls on the versions last seen, every append goes the locked way at once.
+    monkeypatch.setattr("ledger.store.postgres._OPTIMISTIC_CALLS", optimistic)
+    one, two = PostgresEventStore(pg_url), PostgresEventStore(pg_url)
+    try:
+        assert one.append([rec("x", "ArticleCreated")]).versions == {"x": 1}
+        assert two.append([rec("x")]).versions == {"x": 2}  # `one` still thinks x is at 1
+        assert one.append([rec("x"), rec("y", "ArticleCreated")]).versions == {"x": 3, "y": 1}
+        assert two.append([rec("x")], {"x": 3}).versions == {"x": 4}  # expected above what it saw
+        with pytest.raises(ledger.VersionConflictError, match="at version 4, not the expected 3"):
+            one.append([rec("x")], {"x": 3})
+        with pytest.raises(ledger.VersionConflictError, match="at version 4, not the expected 9"):
+            one.append([rec("x")], {"x": 9})
+        first = two.append([rec("z", "ArticleCreated", id="once")])
+        again = one.append([rec("z", "ArticleCreated", id="once")])
+        assert again.duplicate and again.first_position == first.first_position
+        assert one.head() == two.head() and one.head().position == 6 and one.verify().ok
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_read_of_many_pages_and_one_left_early(pg_url: str) -> None:
+    store = PostgresEventStore(pg_url)
+    try:
+        for n in range(45):
+            store.append([rec(f"a{n}", "ArticleCreated", body="x" * 50)] + [rec(f"a{n}", body=str(i)) for i in range(99)])
+        assert [r["pos"] for r in store.read()] == list(range(1, 4501))
+        assert [r["pos"] for r in store.read(after=1000, to=3500, check=False)] == list(range(1001, 3501))
+        for _ in range(5):
+            reading = store.read()
+            assert next(reading)["pos"] == 1
+            reading.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM ledger_events WHERE pos = 3000")
+        with pytest.raises(ledger.CorruptStoreError, match="position 3000"):
+            list(store.read())
     finally:
         store.close()
 
