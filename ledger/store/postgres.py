@@ -4,16 +4,21 @@ Selected by a store URL (`postgresql://...`). The records are the file store's s
 byte for byte (`ledger.codec`), one row each, with the columns reads look them up by beside
 them; so an export of either store imports into the other with the same head hash.
 
-* **positions in commit order, without gaps**: one row, `ledger_head`, holds the last position
-  and its hash. An append locks it (`SELECT ... FOR UPDATE`) first, takes its positions and its
-  records' `prev` from it, inserts, moves it on, and commits: the lock is let go only when the
-  transaction has committed, so appends commit one after another in position order, and a
-  reader never sees a position while a smaller one may still commit. (A sequence would hand out
-  numbers that commit out of order or roll back: the gaps and skips Marten's readers met.)
-  The lock covers only the append's own two round trips; reads never wait for it.
-* **atomic, checked, idempotent**: one transaction per append, whatever articles it names; the
-  articles' versions are read under the lock, so expected versions are checked against what is
-  committed; event ids are a unique key, and a re-sent append returns its first result.
+* **positions in commit order, without gaps**: an append is one call of the server-side
+  function `ledger_append` (schema 2): it takes a transaction-scoped advisory lock, reads the
+  head (the last row), checks the articles' versions and the event ids, seals the records
+  (positions after the head's, each `prev` the hash before it: the file store's lines, the
+  client having made each record's JSON), inserts them and notifies; the statement commits and
+  only then is the lock let go. So appends commit one after another in position order, and a
+  reader never sees a position while a smaller one may still commit. (A sequence would hand
+  out numbers that commit out of order or roll back: the gaps and skips Marten's readers met.)
+  The lock is held inside the server only, for no client round trip; reads never wait for it.
+* **atomic, checked, idempotent**: one transaction per append, whatever articles it names. The
+  client sends the versions it assumes the articles are at (those it last saw: `_known`), the
+  function checks them under the lock and writes nothing when one moved on, and the client
+  checks and seals again; after `_OPTIMISTIC_CALLS` misses it takes the lock in a transaction
+  and reads the versions under it. Event ids are a unique key, and a re-sent append returns
+  its first result.
 * **tamper evident**: `verify` reads every row and checks each line's hash, the chain, the
   positions, the versions and that the row's columns say what its line says.
 * **woken, not polled**: an append notifies (`pg_notify`) at commit; `wait` listens on a
@@ -578,7 +583,7 @@ class PostgresEventStore(EventStore):
         rows = self._query(
             "reading versions", _LATEST, (wanted,)
         )
-        self._remember({str(article): (int(version), str(occurred)) for article, version, occurred in rows})
+        self._remember({article: (0, "") for article in wanted} | {str(article): (int(version), str(occurred)) for article, version, occurred in rows})
         found = {str(article): int(version) for article, version, _ in rows}
         return {article: found.get(article, 0) for article in wanted}
 
