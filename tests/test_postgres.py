@@ -21,7 +21,7 @@ import pytest
 from psycopg import sql
 
 import ledger
-from ledger.events import NewRecord
+from ledger.events import NewRecord, format_time
 from ledger.store.logfile import seal_append
 from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema, redact
 from tests import pgserver
@@ -293,6 +293,25 @@ def test_an_older_schema_is_migrated_by_init_and_its_log_goes_on(pg_url: str, tm
     with psycopg.connect(pg_url, autocommit=True) as conn:
         assert conn.execute("SELECT version FROM ledger_schema").fetchone() == (SCHEMA_VERSION,)
         assert conn.execute("SELECT to_regclass('ledger_head')").fetchone() == (None,)
+
+
+def test_an_append_after_a_later_recorded_time_is_recorded_at_that_time(pg_url: str) -> None:
+    # Another host's clock runs ahead: its append is recorded in the future of this one's.
+    later = "2099-01-01T00:00:00.000000Z"
+    lines, _ = seal_append([rec("a", "ArticleCreated", title="A", body="a")], {"a": 1}, {"a": "2026-01-01T00:00:00.000000Z"}, later, 0, "0" * 64, 0)
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append_raw(lines)
+        given = "2026-02-03T04:05:06.000007Z"
+        done = store.append([rec("a"), NewRecord(id=str(uuid.uuid4()), article="b", type="ArticleCreated", data={"title": "B", "body": "b"}, occurred_at=given)])
+        assert format_time(done.recorded_at) == later
+        assert {a: format_time(t) for a, t in done.occurred_at.items()} == {"a": later, "b": given}
+        records = list(store.read(after=1))
+        assert [(r["recorded_at"], r["occurred_at"]) for r in records] == [(later, later), (later, given)]
+        assert store.version_times("a")[-1] == (2, later, later)
+        assert store.verify().ok
+    finally:
+        store.close()
 
 
 def test_the_lock_key_is_the_one_migration_2_takes() -> None:

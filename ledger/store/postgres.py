@@ -130,22 +130,24 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE FUNCTION ledger_append(
             p_channel text, p_recorded text, p_articles text[], p_assumed integer[], p_lookup text[],
             p_ids text[], p_article text[], p_version integer[], p_occurred text[], p_closes boolean[], p_middle bytea[],
-            OUT status text, OUT first_pos bigint, OUT detail jsonb, OUT head_recorded text
+            OUT status text, OUT first_pos bigint, OUT detail jsonb, OUT recorded text
         ) LANGUAGE plpgsql
         -- Plan each statement once per session: left to choose, the server planned them again
         -- on every call (most of the call's CPU).
         SET plan_cache_mode = force_generic_plan
         AS $fn$
         -- Seal and insert the records of `p_ids`..`p_middle` (each record's JSON between its
-        -- position and its `prev`, made by the client) after the head, if the articles are at
-        -- the versions the client assumed (`p_assumed`), none of `p_lookup` is recorded, and
-        -- `p_recorded` is not before the head's time; otherwise insert nothing and say why:
-        -- status 'versions' (detail: each article not at its assumed version -> [version,
-        -- occurred_at]), 'ids' (id -> [pos, article, version]) or 'clock' (`p_recorded` is
-        -- before `head_recorded`, the head's time, which every answer gives).
+        -- position and its `prev`, made by the client, recorded at `p_recorded`) after the
+        -- head, if the articles are at the versions the client assumed (`p_assumed`) and none
+        -- of `p_lookup` is recorded: status 'ok', the first position, and the time they were
+        -- recorded at. Otherwise insert nothing and say why: status 'versions' (detail: each
+        -- article not at its assumed version -> [version, occurred_at]) or 'ids' (id -> [pos,
+        -- article, version]), with the head's time.
         DECLARE
             head_pos bigint;
             prev text;
+            was bytea;
+            now_is bytea;
             cur_version integer;
             cur_occurred text;
             n integer := cardinality(p_ids);
@@ -157,11 +159,11 @@ MIGRATIONS: list[tuple[int, str]] = [
             PERFORM pg_advisory_xact_lock(7810759523990372353);
             -- Read after the lock is granted: in READ COMMITTED each statement of this function
             -- sees what the lock's previous holder committed.
-            SELECT e.pos, e.hash, e.recorded_at INTO head_pos, prev, head_recorded FROM ledger_events e ORDER BY e.pos DESC LIMIT 1;
+            SELECT e.pos, e.hash, e.recorded_at INTO head_pos, prev, recorded FROM ledger_events e ORDER BY e.pos DESC LIMIT 1;
             IF head_pos IS NULL THEN
                 head_pos := 0;
                 prev := '0000000000000000000000000000000000000000000000000000000000000000';
-                head_recorded := '';
+                recorded := '';
             END IF;
             IF cardinality(p_lookup) > 0 THEN
                 SELECT jsonb_object_agg(e.id, jsonb_build_array(e.pos, e.article, e.version)) INTO detail
@@ -182,9 +184,29 @@ MIGRATIONS: list[tuple[int, str]] = [
                 status := 'versions';
                 RETURN;
             END IF;
-            IF p_recorded COLLATE "C" < head_recorded COLLATE "C" THEN
-                status := 'clock';
-                RETURN;
+            IF p_recorded COLLATE "C" >= recorded COLLATE "C" THEN
+                recorded := p_recorded;
+            ELSE
+                -- Another append committed meanwhile at a later time (the client's clock was
+                -- read before this one waited for the lock): recorded times never go back, so
+                -- this one is recorded at the head's time, and so are the times that were the
+                -- client's clock. Times are text of one length; in a record's JSON the first
+                -- `"recorded_at":"` is the envelope's (a string's quotes are escaped), and
+                -- `"occurred_at":"` is either the envelope's or not there as `p_recorded`.
+                FOR k IN 1..2 LOOP
+                    was := convert_to(CASE k WHEN 1 THEN '"recorded_at":"' ELSE '"occurred_at":"' END || p_recorded || '"', 'UTF8');
+                    now_is := convert_to(CASE k WHEN 1 THEN '"recorded_at":"' ELSE '"occurred_at":"' END || recorded || '"', 'UTF8');
+                    FOR i IN 1..n LOOP
+                        IF k = 1 OR p_occurred[i] = p_recorded THEN
+                            p_middle[i] := overlay(p_middle[i] PLACING now_is FROM position(was IN p_middle[i]) FOR length(was));
+                        END IF;
+                    END LOOP;
+                END LOOP;
+                FOR i IN 1..n LOOP
+                    IF p_occurred[i] = p_recorded THEN
+                        p_occurred[i] := recorded;
+                    END IF;
+                END LOOP;
             END IF;
             FOR i IN 1..n LOOP
                 body := convert_to('{"pos":' || (head_pos + i)::text || ',', 'UTF8') || p_middle[i] || convert_to(',"prev":"' || prev || '"}', 'UTF8');
@@ -194,7 +216,7 @@ MIGRATIONS: list[tuple[int, str]] = [
                 prev := digest;
             END LOOP;
             INSERT INTO ledger_events (pos, id, article, version, occurred_at, recorded_at, hash, closes, line)
-            SELECT head_pos + g.i, p_ids[g.i], p_article[g.i], p_version[g.i], p_occurred[g.i], p_recorded, hashes[g.i], p_closes[g.i], lines[g.i]
+            SELECT head_pos + g.i, p_ids[g.i], p_article[g.i], p_version[g.i], p_occurred[g.i], recorded, hashes[g.i], p_closes[g.i], lines[g.i]
             FROM generate_series(1, n) AS g(i);
             PERFORM pg_notify(p_channel, (head_pos + n)::text);
             status := 'ok';
@@ -217,7 +239,7 @@ _LATEST = (
     "(SELECT version, occurred_at FROM ledger_events WHERE article = a.article ORDER BY version DESC LIMIT 1) AS e"
 )
 _HEAD = "SELECT pos, hash, recorded_at FROM ledger_events ORDER BY pos DESC LIMIT 1"
-_APPEND = "SELECT status, first_pos, detail, head_recorded FROM ledger_append(%s, %s, %b, %b, %b, %b, %b, %b, %b, %b, %b)"
+_APPEND = "SELECT status, first_pos, detail, recorded FROM ledger_append(%s, %s, %b, %b, %b, %b, %b, %b, %b, %b, %b)"
 # What a sealed line has after the record's JSON (`seal_append`): `,"prev":"<64>","hash":"<64>"}\n`.
 _SEAL_TAIL = len(b',"prev":"') + 64 + len(b'","hash":"') + 64 + len(b'"}\n')
 # How many times an append is sent on the articles' versions it assumed before it reads them
@@ -828,19 +850,22 @@ class PostgresEventStore(EventStore):
             row = conn.execute(_APPEND, (self.channel, now, articles, [state[a][0] for a in articles], explicit, *columns)).fetchone()
             status, first, detail, last_recorded = cast("tuple[str, Any, Any, str]", row)
             if status == "ok":
+                if last_recorded != now:
+                    # Recorded at the head's time, later than this process's clock said.
+                    done = [(pending, new, {a: last_recorded if t == now else t for a, t in times.items()}, offset) for pending, new, times, offset in done]
+                    now, moment = last_recorded, parse_time(last_recorded)
                 answer([(pending, new, times, int(first) + offset) for pending, new, times, offset in done], now, moment)
                 self._remember({a: (v, times[a]) for _, new, times, _ in done for a, v in new.items()})
                 return deferred
-            if status in ("versions", "clock"):
+            if status == "versions":
                 # Others appended meanwhile, at times this append's must not precede.
                 moment = datetime.now(UTC)
                 now = format_time(moment)
                 if now < last_recorded:
                     now, moment = last_recorded, parse_time(last_recorded)
-                if status == "versions":
-                    moved = {str(a): (int(v), str(o or "")) for a, (v, o) in detail.items()}
-                    state |= moved
-                    self._remember(moved)
+                moved = {str(a): (int(v), str(o or "")) for a, (v, o) in detail.items()}
+                state |= moved
+                self._remember(moved)
             elif status == "ids":
                 found = {str(eid): (int(p), str(a), int(v)) for eid, (p, a, v) in detail.items()}
                 for pending in live:
