@@ -114,8 +114,6 @@ def prepare(
             states[article] = latest.copy() if latest is not None else None
         data = record_data(event, states[article], name)
         check_size(event.type, data, name, max_event_bytes)
-        # Validating these already valid fields again is cheaper than model_construct
-        # (pydantic 2.13: about 4 µs against 6).
         record = NewRecord(
             id=event.id if event.id is not None else next(fresh_ids),
             article=article,

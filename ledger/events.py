@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -400,10 +400,12 @@ class EventIn(Model):
     expected_version: int | None = Field(default=None, ge=0)
 
 
-class NewRecord(Model):
-    """An event ready for the store: validated data in the current schema, not yet positioned."""
+class NewRecord(NamedTuple):
+    """An event ready for the store: validated data in the current schema, not yet positioned.
 
-    model_config = ConfigDict(frozen=True)
+    Internal to the append path (decisions -> store), built once per appended event from data
+    already validated: a named tuple, because a pydantic model validated every field again
+    (3-5 µs per event, issue 16); the fields are the same either way."""
 
     id: str
     article: str
