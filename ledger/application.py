@@ -34,6 +34,7 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.events import (
+    EventFields,
     EventIn,
     RecordedEvent,
     format_time,
@@ -367,9 +368,10 @@ class Ledger:
             raise NothingToDoError("nothing to append: no events given")
         expected_by_user: dict[str, int] = {}
         for event, name in zip(parsed, names, strict=False):
-            if event.expected_version is not None and expected_by_user.setdefault(event.article, event.expected_version) != event.expected_version:
-                raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event.article!r}")
-        explicit = [event.id for event in parsed if event.id is not None]
+            wanted = event.get("expected_version")
+            if wanted is not None and expected_by_user.setdefault(event["article"], wanted) != wanted:
+                raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event['article']!r}")
+        explicit = [eid for event in parsed if (eid := event.get("id")) is not None]
         # A re-sent append (every id given) is recognised by the store, under its lock, when it
         # would write it, or below when its events no longer fit the articles: one look for its
         # ids on the common path, not two.
@@ -380,7 +382,7 @@ class Ledger:
             with lock:
                 try:
                     # One look at the log for all the articles: each look checks whether it grew.
-                    versions = self.store.article_versions(dict.fromkeys(event.article for event in parsed))
+                    versions = self.store.article_versions(dict.fromkeys(event["article"] for event in parsed))
                     current = {article: self._states.current(article, version, from_log=True) for article, version in versions.items()}
                     records, expected, states = decisions.prepare(parsed, names, expected_by_user, current, self.max_event_bytes)
                 except LedgerError:
@@ -407,7 +409,7 @@ class Ledger:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _resent(self, events: list[EventIn], names: list[str], original: AppendResult) -> AppendResult:
+    def _resent(self, events: list[EventFields], names: list[str], original: AppendResult) -> AppendResult:
         """`original`, the result of the append that recorded `events`' ids first, if `events`
         say what it recorded; else `DuplicateEventError` (see `decisions.check_resent`)."""
         from ledger import decisions
