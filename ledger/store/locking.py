@@ -26,6 +26,8 @@ class WriterLock:
         self._fd: int | None = None
         # (device, inode) of the log this process reads: the path must still name it.
         self._identity: tuple[int, int] = (-1, -1)
+        # As text: a `Path` is converted at each stat (a third of its cost).
+        self._path_text = os.fspath(log_path)
         # How many `take` calls hold the lock now: an append inside `exclusive` neither takes it
         # again nor lets it go.
         self._depth = 0
@@ -51,7 +53,7 @@ class WriterLock:
         except BlockingIOError:
             return False
         try:
-            here = os.stat(self.log_path)
+            here = os.stat(self._path_text)
         except FileNotFoundError:
             here = None
         if here is None or (here.st_dev, here.st_ino) != self._identity:
