@@ -9,6 +9,7 @@ written under an older schema.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -536,7 +537,7 @@ def _copy_json(value: Any) -> Any:
 def validate_data(kind: str, data: dict[str, Any], where: str = "") -> dict[str, Any]:
     """Validate `data` for event type `kind`; return it normalised (every field of the type's
     model, in its order, defaults filled in), or raise `InvalidEventError`."""
-    checked = _DATA_CHECKS.get(kind)
+    checked = _data_checks().get(kind)
     if checked is None:
         raise InvalidEventError(f"{where}unknown event type {kind!r}")
     adapter, fields, free = checked
@@ -656,61 +657,6 @@ EVENT_FIELDS: TypeAdapter[EventFields] = TypeAdapter(EventFields)
 """Validates one event of an append (see `EventFields`): what `EventIn` checks, without a model."""
 
 
-@with_config(_FORBID)
-class _CreatedData(TypedDict, total=False):
-    title: Required[_Heading]
-    body: str
-    categories: _Categories
-    metadata: dict[str, Any]
-
-
-@with_config(_FORBID)
-class _EditedData(TypedDict, total=False):
-    title: _NewHeading
-    patch: Patch | None
-
-
-@with_config(_FORBID)
-class _BlockAddedData(TypedDict, total=False):
-    heading: Required[_Heading]
-    text: str
-    index: _BlockIndex | None
-
-
-@with_config(_FORBID)
-class _BlockEditedData(TypedDict, total=False):
-    index: Required[_BlockIndex]
-    heading: _NewHeading
-    patch: Patch | None
-
-
-@with_config(_FORBID)
-class _BlockRemovedData(TypedDict):
-    index: _BlockIndex
-
-
-@with_config(_FORBID)
-class _CategoriesData(TypedDict, total=False):
-    added: _Categories
-    removed: _Categories
-
-
-@with_config(_FORBID)
-class _MetadataData(TypedDict, total=False):
-    set: dict[str, Any]
-    unset: list[str]
-
-
-@with_config(_FORBID)
-class _WithdrawnData(TypedDict):
-    pass
-
-
-@with_config(_FORBID)
-class _RestoredData(TypedDict):
-    pass
-
-
 def _none() -> None:
     return None
 
@@ -719,30 +665,81 @@ def _required() -> Any:
     raise AssertionError("a required field is always validated")  # pragma: no cover
 
 
-_DATA_TYPED: dict[str, tuple[Any, tuple[tuple[str, Callable[[], Any]], ...], str | None]] = {
-    "ArticleCreated": (_CreatedData, (("title", _required), ("body", str), ("categories", list), ("metadata", dict)), "metadata"),
-    "ArticleEdited": (_EditedData, (("title", _none), ("patch", _none)), None),
-    "UpdateBlockAdded": (_BlockAddedData, (("heading", _required), ("text", str), ("index", _none)), None),
-    "UpdateBlockEdited": (_BlockEditedData, (("index", _required), ("heading", _none), ("patch", _none)), None),
-    "UpdateBlockRemoved": (_BlockRemovedData, (("index", _required),), None),
-    "CategoriesChanged": (_CategoriesData, (("added", list), ("removed", list)), None),
-    "MetadataChanged": (_MetadataData, (("set", dict), ("unset", list)), "set"),
-    "ArticleWithdrawn": (_WithdrawnData, (), None),
-    "ArticleRestored": (_RestoredData, (), None),
-}
-"""Each type's data: its TypedDict, its fields in the model's order with what a missing one
-becomes, and its free-form metadata field (checked and copied), if any."""
+_Fields = tuple[tuple[str, Callable[[], Any]], ...]
 
-_DATA_CHECKS: dict[str, tuple[TypeAdapter[Any], tuple[tuple[str, Callable[[], Any]], ...], str | None]] = {
-    kind: (TypeAdapter(typed), fields, free) for kind, (typed, fields, free) in _DATA_TYPED.items()
-}
 
-_MODEL_OF: dict[str, type[BaseModel]] = {
-    "EventIn": EventIn, "EventFields": EventIn,
-    **EVENT_TYPES,
-    **{typed.__name__: EVENT_TYPES[kind] for kind, (typed, _, _) in _DATA_TYPED.items()},
-}
-"""The model whose fields a validation error lists, by the name of the class validated."""
+@functools.cache
+def _data_checks() -> dict[str, tuple[TypeAdapter[Any], _Fields, str | None]]:
+    """Each type's data: its validator (a TypeAdapter over a TypedDict), its fields in the
+    model's order with what a missing one becomes, and its free-form metadata field (checked
+    and copied), if any. Made at the first use: a command that only reads pays nothing for it
+    (issue 14)."""
+
+    @with_config(_FORBID)
+    class _CreatedData(TypedDict, total=False):
+        title: Required[_Heading]
+        body: str
+        categories: _Categories
+        metadata: dict[str, Any]
+
+    @with_config(_FORBID)
+    class _EditedData(TypedDict, total=False):
+        title: _NewHeading
+        patch: Patch | None
+
+    @with_config(_FORBID)
+    class _BlockAddedData(TypedDict, total=False):
+        heading: Required[_Heading]
+        text: str
+        index: _BlockIndex | None
+
+    @with_config(_FORBID)
+    class _BlockEditedData(TypedDict, total=False):
+        index: Required[_BlockIndex]
+        heading: _NewHeading
+        patch: Patch | None
+
+    @with_config(_FORBID)
+    class _BlockRemovedData(TypedDict):
+        index: _BlockIndex
+
+    @with_config(_FORBID)
+    class _CategoriesData(TypedDict, total=False):
+        added: _Categories
+        removed: _Categories
+
+    @with_config(_FORBID)
+    class _MetadataData(TypedDict, total=False):
+        set: dict[str, Any]
+        unset: list[str]
+
+    @with_config(_FORBID)
+    class _WithdrawnData(TypedDict):
+        pass
+
+    @with_config(_FORBID)
+    class _RestoredData(TypedDict):
+        pass
+
+    typed: dict[str, tuple[Any, _Fields, str | None]] = {
+        "ArticleCreated": (_CreatedData, (("title", _required), ("body", str), ("categories", list), ("metadata", dict)), "metadata"),
+        "ArticleEdited": (_EditedData, (("title", _none), ("patch", _none)), None),
+        "UpdateBlockAdded": (_BlockAddedData, (("heading", _required), ("text", str), ("index", _none)), None),
+        "UpdateBlockEdited": (_BlockEditedData, (("index", _required), ("heading", _none), ("patch", _none)), None),
+        "UpdateBlockRemoved": (_BlockRemovedData, (("index", _required),), None),
+        "CategoriesChanged": (_CategoriesData, (("added", list), ("removed", list)), None),
+        "MetadataChanged": (_MetadataData, (("set", dict), ("unset", list)), "set"),
+        "ArticleWithdrawn": (_WithdrawnData, (), None),
+        "ArticleRestored": (_RestoredData, (), None),
+    }
+    # A validation error names the class validated: its model lists the fields expected.
+    _MODEL_OF.update((cls.__name__, EVENT_TYPES[kind]) for kind, (cls, _, _) in typed.items())
+    return {kind: (TypeAdapter(cls), fields, free) for kind, (cls, fields, free) in typed.items()}
+
+
+_MODEL_OF: dict[str, type[BaseModel]] = {"EventIn": EventIn, "EventFields": EventIn, **EVENT_TYPES}
+"""The model whose fields a validation error lists, by the name of the class validated (the
+data's classes join when `_data_checks` makes them)."""
 
 
 # --- the JSON Schema of the append input ----------------------------------------------------
