@@ -10,7 +10,8 @@ The child reports the records it has folded as lines on its stdout; an error it 
 back as one line naming its class and message, and is raised again in the replaying process as
 the same error (a damaged log is a `CorruptStoreError` either way). Each rebuild is one SQLite
 transaction, so a rebuild stopped half way (the child killed, the replay interrupted) leaves the
-index it replaces, never half an index; stopping the replay stops the child.
+index it replaces, never half an index; stopping the replay stops the child (a replaying process
+killed outright leaves it to finish: the index is then the whole new one).
 """
 
 from __future__ import annotations
