@@ -46,6 +46,7 @@ LAYERS = {
     "draft_format": 5,
     "textindex": 5,
     "application": 6,
+    "replays": 6,
     "drafts": 7,
     "watcher": 8,
     "web": 8,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -21,9 +22,11 @@ import pytest
 from psycopg import sql
 
 import ledger
+import ledger.application
 from ledger.events import NewRecord, format_time
 from ledger.store.logfile import seal_append
 from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema, redact
+from ledger.textindex import TextIndex
 from tests import pgserver
 from tests.conftest import CORPUS, run_ledger
 from tests.helpers import corpus_versions, ingest_corpus_version
@@ -477,6 +480,33 @@ def test_a_second_host_with_a_fresh_cache_answers_the_same(corpus_store: tuple[P
     withdrawn = cli(pg_url, "articles", "--withdrawn", "--format", "json", cache=tmp_path / "host-1")[1]
     assert [json.loads(line)["article"] for line in withdrawn.splitlines()] == [names[0]]
 
+
+
+def test_a_replay_rebuilds_the_text_index_in_a_child_from_the_url(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child finds the store by its URL, password and all (given on its stdin), and the
+    # cache folder by the same environment: it answers as the replaying process would.
+    monkeypatch.setattr(ledger.application, "TEXT_CHILD_EVENTS", 0)
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T", "body": "the storm hit\n"}}])
+        led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "the storm left\n"}}])
+        before = [(h.appeared_version, h.vanished_version) for h in led.search("storm hit")]
+        assert before == [(1, 2)]
+        assert led.path is None and led.store.cache_dir is not None
+        text = led.store.cache_dir / "text.sqlite"
+        generation = _text_generation(text)
+        monkeypatch.setattr(TextIndex, "rebuild", lambda self, progress=None: pytest.fail("rebuilt in the replaying process"))
+        stats = led.replay()
+        assert (stats.events, stats.position) == (2, 2)
+        assert _text_generation(text) != generation
+        assert [(h.appeared_version, h.vanished_version) for h in led.search("storm hit")] == before
+
+
+def _text_generation(path: Path) -> object:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    finally:
+        db.close()
 
 def test_the_store_url_comes_from_the_environment(pg_url: str, tmp_path: Path) -> None:
     env = {"LEDGER_STORE": pg_url, "LEDGER_CACHE_DIR": str(tmp_path)}
