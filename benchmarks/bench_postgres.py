@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import signal
+import statistics
 import sys
 import threading
 import time
@@ -111,7 +112,7 @@ def run_writers(side: str, url: str, writers: int, calls: int, per_call: int, mo
     target: Callable[..., None] = _ledger_writer if side == "ledger" else _peer_writer
     names: list[Any] = [f"w{uuid.uuid4().hex[:8]}" for _ in range(writers)] if side == "ledger" else [uuid.uuid4() for _ in range(writers)]
     if mode == "threads":
-        shared = PostgresEventStore(url, pool_size=max(writers, 2)) if side == "ledger" else peer_recorder(url, writers)
+        shared: Any = PostgresEventStore(url, pool_size=max(writers, 2)) if side == "ledger" else peer_recorder(url, writers)
         workers: list[Any] = [threading.Thread(target=target, args=(url, name, calls, per_call, shared)) for name in names]
         for worker in workers:
             worker.start()
@@ -159,12 +160,73 @@ def fill(side: str, url: str, events: int, versions: int) -> Any:
     return recorder, live
 
 
+def wal_per_append(side: str, url: str, appends: int) -> float:
+    """Bytes of WAL one writer's 1-event append writes (`pg_current_wal_lsn` before and after;
+    nothing else writes to the cluster meanwhile)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        before = conn.execute("SELECT pg_current_wal_lsn()").fetchone()
+        run_writers(side, url, 1, appends, 1, "threads")
+        row = conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", (before[0] if before else "0/0",)).fetchone()
+    return float(row[0]) / appends if row else 0.0
+
+
+def replay_rates(store: PostgresEventStore, peer: Any) -> tuple[float, float, float]:
+    """Events/s of a full replay: ledger checked, ledger as the views read (`check=False`), the peer."""
+    started = time.perf_counter()
+    count = sum(1 for _ in store.read())
+    checked = count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    seen, position = 0, 1
+    while True:
+        page = peer.select_notifications(position, 1000)
+        if not page:
+            break
+        for notification in page:
+            orjson.loads(notification.state)
+        seen += len(page)
+        position = page[-1].id + 1
+    peer_rate = seen / (time.perf_counter() - started)
+    started = time.perf_counter()
+    count = sum(1 for _ in store.read(check=False))
+    return checked, count / (time.perf_counter() - started), peer_rate
+
+
+def old_version_ms(store: PostgresEventStore, article: str, peer: Any, aggregate: uuid.UUID, old: int, repeat: int = 20) -> tuple[float, float]:
+    """ms per read of an article up to version `old`: ledger, the peer."""
+    started = time.perf_counter()
+    for _ in range(repeat):
+        store.read_article(article, 1, old)
+    ledger_ms = (time.perf_counter() - started) / repeat * 1000
+    started = time.perf_counter()
+    for _ in range(repeat):
+        for stored in peer.select_events(aggregate, lte=old):
+            orjson.loads(stored.state)
+    return ledger_ms, (time.perf_counter() - started) / repeat * 1000
+
+
+def summary(figure: str, unit: str, pairs: list[tuple[float, float]]) -> dict[str, Any]:
+    """A row from its rounds (ledger, peer): each side's median and range, and the median and
+    range of the rounds' ratios (ledger's advantage: rate / rate, or time / time inverted)."""
+    ratios = [(lg / pe if unit != "ms" else pe / lg) for lg, pe in pairs]
+    ledger_side, peer_side = [lg for lg, _ in pairs], [pe for _, pe in pairs]
+    return {
+        "figure": figure, "unit": unit, "rounds": len(pairs),
+        "ledger": statistics.median(ledger_side), "ledger_range": [min(ledger_side), max(ledger_side)],
+        "eventsourcing": statistics.median(peer_side), "eventsourcing_range": [min(peer_side), max(peer_side)],
+        "ratio": statistics.median(ratios), "ratio_range": [min(ratios), max(ratios)],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--url", help="a server to use (a database whose user may create databases); default: a throw-away cluster")
-    parser.add_argument("--calls", type=int, default=400, help="appends of 1 event per writer configuration, in all (default 400)")
+    parser.add_argument("--calls", type=int, default=400, help="appends of 1 event per writer configuration and round, in all (default 400)")
     parser.add_argument("--events", type=int, default=20000, help="events for the replay and old-version rows (default 20,000)")
     parser.add_argument("--versions", type=int, default=1000, help="versions of the live article for the old-version row (default 1,000)")
+    parser.add_argument("--rounds", type=int, default=5, help="turns of each row, the two sides alternating (default 5)")
+    parser.add_argument("--only", help="run only the rows whose name holds this text")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     # Stopped (`timeout`, a kill) the script still stops its throw-away cluster.
@@ -172,67 +234,66 @@ def main() -> None:
     cluster = pgserver.Cluster(host="", port=0, external=args.url) if args.url else pgserver.start(durable=True)
     rows: list[dict[str, Any]] = []
 
-    def database() -> str:
-        name = cluster.create_database("bench")
-        url = cluster.url(name)
-        init_schema(url)
-        return url
+    def wanted(figure: str) -> bool:
+        return args.only is None or args.only in figure
+
+    def report(row: dict[str, Any]) -> None:
+        rows.append(row)
+        print(json.dumps(row), file=sys.stderr)
 
     try:
+        # One database for both sides and every round (each side's writers use new articles or
+        # aggregates per run): CREATE DATABASE checkpoints, which would disturb the next run.
+        url = cluster.url(cluster.create_database("bench"))
+        init_schema(url)
+        peer_recorder(url, 1).datastore.close()
+        if wanted("WAL"):
+            pairs = []
+            for turn in range(args.rounds):
+                sides = ("ledger", "eventsourcing") if turn % 2 == 0 else ("eventsourcing", "ledger")
+                got = {side: wal_per_append(side, url, 50) for side in sides}
+                pairs.append((got["ledger"], got["eventsourcing"]))
+            report(summary("WAL per 1-event append", "bytes", pairs))
         for per_call in (1, 100):
             for writers, mode in ((1, "threads"), (4, "threads"), (16, "threads"), (4, "processes")):
+                figure = f"append {per_call}/call, {writers} {'writer' if writers == 1 else mode}"
+                if not wanted(figure):
+                    continue
                 calls = max(1, (args.calls if per_call == 1 else args.calls // 10) // writers)
-                figures = {}
-                for side in ("ledger", "eventsourcing"):
-                    figures[side] = run_writers(side, database(), writers, calls, per_call, mode)
-                rows.append({"figure": f"append {per_call}/call, {writers} {'writer' if writers == 1 else mode}", "unit": "events/s", **figures})
-                print(json.dumps(rows[-1]), file=sys.stderr)
-        url = database()
-        store, article = fill("ledger", url, args.events, args.versions)
-        peer, aggregate = fill("eventsourcing", url, args.events, args.versions)
-        started = time.perf_counter()
-        count = sum(1 for _ in store.read())
-        ledger_rate = count / (time.perf_counter() - started)
-        started = time.perf_counter()
-        seen, position = 0, 1
-        while True:
-            page = peer.select_notifications(position, 1000)
-            if not page:
-                break
-            for notification in page:
-                orjson.loads(notification.state)
-            seen += len(page)
-            position = page[-1].id + 1
-        peer_rate = seen / (time.perf_counter() - started)
-        rows.append({"figure": f"full replay of {args.events:,} events", "unit": "events/s", "ledger": ledger_rate, "eventsourcing": peer_rate})
-        started = time.perf_counter()
-        count = sum(1 for _ in store.read(check=False))
-        rows.append({"figure": "  the same, as views replay (check=False)", "unit": "events/s", "ledger": count / (time.perf_counter() - started),
-                     "eventsourcing": peer_rate})
-        old = args.versions // 2
-        repeat = 20
-        started = time.perf_counter()
-        for _ in range(repeat):
-            store.read_article(article, 1, old)
-        ledger_ms = (time.perf_counter() - started) / repeat * 1000
-        started = time.perf_counter()
-        for _ in range(repeat):
-            for stored in peer.select_events(aggregate, lte=old):
-                orjson.loads(stored.state)
-        peer_ms = (time.perf_counter() - started) / repeat * 1000
-        rows.append({"figure": f"an article up to version {old:,} (of {args.versions:,})", "unit": "ms", "ledger": ledger_ms, "eventsourcing": peer_ms})
-        store.close()
-        peer.datastore.close()
+                pairs = []
+                for turn in range(args.rounds):
+                    # Alternating which side goes first: the disk's speed drifts within a round too.
+                    sides = ("ledger", "eventsourcing") if turn % 2 == 0 else ("eventsourcing", "ledger")
+                    got = {side: run_writers(side, url, writers, calls, per_call, mode) for side in sides}
+                    pairs.append((got["ledger"], got["eventsourcing"]))
+                report(summary(figure, "events/s", pairs))
+        if wanted("replay") or wanted("version"):
+            store, article = fill("ledger", url, args.events, args.versions)
+            peer, aggregate = fill("eventsourcing", url, args.events, args.versions)
+            replays = [replay_rates(store, peer) for _ in range(args.rounds)]
+            old = args.versions // 2
+            olds = [old_version_ms(store, article, peer, aggregate, old) for _ in range(args.rounds)]
+            if wanted("replay"):
+                report(summary(f"full replay of {args.events:,} events, every line hash-checked", "events/s", [(c, p) for c, _, p in replays]))
+                report(summary("  the same as the views read it (check=False)", "events/s", [(u, p) for _, u, p in replays]))
+            if wanted("version"):
+                report(summary(f"an article up to version {old:,} (of {args.versions:,})", "ms", olds))
+            store.close()
+            peer.datastore.close()
     finally:
         cluster.stop()
     if args.json:
         print(json.dumps(rows, indent=2))
         return
-    print(f"{'figure':<44} {'unit':<9} {'ledger':>10} {'eventsourcing':>14} {'ratio':>7}")
+    print(f"{'figure':<58} {'unit':<9} {'ledger (range)':>24} {'eventsourcing (range)':>24} {'ratio (range)':>20}")
     for row in rows:
-        ratio = row["ledger"] / row["eventsourcing"] if row["unit"] != "ms" else row["eventsourcing"] / row["ledger"]
-        print(f"{row['figure']:<44} {row['unit']:<9} {row['ledger']:>10,.0f} {row['eventsourcing']:>14,.0f} {ratio:>6.2f}x")
-    print(f"(ratio: ledger's advantage; machine: {os.uname().sysname} {os.uname().release}, {os.cpu_count()} cores)")
+        lo, hi = row["ledger_range"]
+        plo, phi = row["eventsourcing_range"]
+        rlo, rhi = row["ratio_range"]
+        print(f"{row['figure']:<58} {row['unit']:<9} {row['ledger']:>8,.0f} ({lo:,.0f}-{hi:,.0f}){'':>2} {row['eventsourcing']:>8,.0f} ({plo:,.0f}-{phi:,.0f}){'':>2}"
+              f" {row['ratio']:>5.2f}x ({rlo:.2f}-{rhi:.2f})")
+    print(f"(medians of {args.rounds} rounds, the sides alternating; ratio: ledger's advantage, the median of the rounds' ratios; "
+          f"machine: {os.uname().sysname} {os.uname().release}, {os.cpu_count()} cores)")
 
 
 if __name__ == "__main__":

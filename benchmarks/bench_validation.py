@@ -1,17 +1,18 @@
-"""CPU per event of checking an append's events: today's three pydantic validations against one
-compiled validator over plain dicts (issue 16, rows 1 and 2).
+"""CPU per event of checking an append's events: the three pydantic validations `Ledger.append`
+made until 2026-12-03, the two it makes now, and one compiled validator over a union (issue 16,
+rows 1 and 2).
 
     python benchmarks/bench_validation.py [--events 10000] [--rounds 5]
 
-Today `Ledger.append` validates an event as an `EventIn` (the envelope; `data` a plain dict),
-then its data with its type's model (`validate_data`, plus `model_dump` for two types), then
-the record to seal as a `NewRecord`. The prototype validates the envelope and the data in one
-call of one `TypeAdapter` over a discriminated union (by `type`) of TypedDicts, which yields
-plain dicts: no model instances to build, dump or validate again. Both check the same
-constraints with the same validator functions (ids, one-line text, control characters, times);
-the prototype leaves out what it does not need to measure: defaults are not filled in and
-`_FLAT_TYPES`' cheap copies are not made. Each is timed over the generator's events (batches of
-100 as `compare.py` appends them), in the process's CPU time, best of `--rounds`.
+Until 2026-12-03 `Ledger.append` validated an event as an `EventIn` (the envelope; `data` a
+plain dict), then its data with its type's model (plus `model_dump` for two types), then the
+record to seal as a pydantic `NewRecord`. Now it validates the envelope with one `TypeAdapter`
+over a TypedDict (`decisions.parse_event`) and the data with one per type (`validate_data`,
+defaults filled in), both giving plain dicts; `NewRecord` is a named tuple. The prototype
+validates the envelope and the data in one call of one `TypeAdapter` over a discriminated union
+(by `type`) of TypedDicts (defaults not filled in). All check the same constraints with the same
+validator functions. Each is timed over the generator's events (batches of 100 as `compare.py`
+appends them), in the process's CPU time, best of `--rounds`.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, NotRequired
 
-from pydantic import BeforeValidator, ConfigDict, Field, TypeAdapter, with_config
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, with_config
 from typing_extensions import TypedDict
 
 sys.path.insert(0, str(Path(__file__).parent))
 import generate
 
+from ledger.decisions import parse_event
 from ledger.events import (
+    EVENT_TYPES,
     ArticleId,
     Category,
     EventId,
@@ -135,15 +138,44 @@ _ONE = TypeAdapter(Annotated[_Created | _Edited | _BlockAdded | _BlockEdited | _
 _MANY = TypeAdapter(list[Annotated[_Created | _Edited | _BlockAdded | _BlockEdited | _Categories | _Metadata, Field(discriminator="type")]])
 
 
-def today(batch: list[dict[str, Any]]) -> None:
-    """What `Ledger.append` does per event today, up to the record to seal (no state checks)."""
+class _OldNewRecord(BaseModel):
+    """`NewRecord` as it was: a pydantic model, validated once more."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    article: str
+    type: str
+    data: dict[str, Any]
+    occurred_at: str | None = None
+    actor: str | None = None
+    reason: str | None = None
+    explicit_id: bool = False
+
+
+def models(batch: list[dict[str, Any]]) -> None:
+    """What `Ledger.append` did per event until 2026-12-03, up to the record to seal (no state checks)."""
     for event in batch:
         parsed = EventIn.model_validate(event)
-        data = validate_data(parsed.type, dict(parsed.data))
-        NewRecord(
+        model = EVENT_TYPES[parsed.type]
+        valid = model.model_validate(dict(parsed.data))
+        data = valid.model_dump() if parsed.type in ("ArticleCreated", "MetadataChanged") else dict(valid.__dict__)
+        _OldNewRecord(
             id=parsed.id or "0190b0e4-0000-7000-8000-000000000000", article=parsed.article, type=parsed.type, data=data,
             occurred_at=format_time(parsed.occurred_at) if parsed.occurred_at is not None else None,
             actor=parsed.actor, reason=parsed.reason, explicit_id=parsed.id is not None,
+        )
+
+
+def now(batch: list[dict[str, Any]]) -> None:
+    """What `Ledger.append` does per event now, up to the record to seal (no state checks)."""
+    for event in batch:
+        parsed = parse_event(event, "event")
+        data = validate_data(parsed["type"], dict(parsed.get("data") or {}))
+        moment = parsed.get("occurred_at")
+        NewRecord(
+            parsed.get("id") or "0190b0e4-0000-7000-8000-000000000000", parsed["article"], parsed["type"], data,
+            format_time(moment) if moment is not None else None, parsed.get("actor"), parsed.get("reason"), parsed.get("id") is not None,
         )
 
 
@@ -170,7 +202,8 @@ def main() -> None:
     batches = list(generate.batches(iter(stories), 100))
     count = sum(len(batch) for batch in batches)
     ways: dict[str, Callable[[list[dict[str, Any]]], None]] = {
-        "today (EventIn + data model + NewRecord)": today,
+        "until 2026-12-03 (EventIn + data model + NewRecord)": models,
+        "now (two TypeAdapters over TypedDicts)": now,
         "one TypeAdapter, per event": one_validator,
         "one TypeAdapter, per append": one_call,
     }
@@ -182,7 +215,7 @@ def main() -> None:
                 way(batch)
             best[name] = min(best[name], (time.process_time() - started) / count)
     for name, seconds in best.items():
-        print(f"{name:<42} {seconds * 1e6:6.2f} µs/event ({best[name] / best['today (EventIn + data model + NewRecord)']:.2f}x)")
+        print(f"{name:<52} {seconds * 1e6:6.2f} µs/event ({best[name] / best['until 2026-12-03 (EventIn + data model + NewRecord)']:.2f}x)")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import difflib
 import logging
 import math
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -34,6 +35,7 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.events import (
+    EventFields,
     EventIn,
     RecordedEvent,
     format_time,
@@ -91,6 +93,9 @@ _RETRIES = 8
 # Optimistic attempts of an append that states no expected version, before it prepares and
 # appends under the store's lock, where no other writer can move its articles on.
 _OPTIMISTIC = 3
+TEXT_CHILD_EVENTS = 20_000
+"""From this many records on, `Ledger.replay` rebuilds the text index in a process of its own
+beside the catalog (below it, starting the process would cost more than it saves)."""
 
 
 def _location(path: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
@@ -367,9 +372,10 @@ class Ledger:
             raise NothingToDoError("nothing to append: no events given")
         expected_by_user: dict[str, int] = {}
         for event, name in zip(parsed, names, strict=False):
-            if event.expected_version is not None and expected_by_user.setdefault(event.article, event.expected_version) != event.expected_version:
-                raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event.article!r}")
-        explicit = [event.id for event in parsed if event.id is not None]
+            wanted = event.get("expected_version")
+            if wanted is not None and expected_by_user.setdefault(event["article"], wanted) != wanted:
+                raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event['article']!r}")
+        explicit = [eid for event in parsed if (eid := event.get("id")) is not None]
         # A re-sent append (every id given) is recognised by the store, under its lock, when it
         # would write it, or below when its events no longer fit the articles: one look for its
         # ids on the common path, not two.
@@ -380,7 +386,7 @@ class Ledger:
             with lock:
                 try:
                     # One look at the log for all the articles: each look checks whether it grew.
-                    versions = self.store.article_versions(dict.fromkeys(event.article for event in parsed))
+                    versions = self.store.article_versions(dict.fromkeys(event["article"] for event in parsed))
                     current = {article: self._states.current(article, version, from_log=True) for article, version in versions.items()}
                     records, expected, states = decisions.prepare(parsed, names, expected_by_user, current, self.max_event_bytes)
                 except LedgerError:
@@ -407,7 +413,7 @@ class Ledger:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _resent(self, events: list[EventIn], names: list[str], original: AppendResult) -> AppendResult:
+    def _resent(self, events: list[EventFields], names: list[str], original: AppendResult) -> AppendResult:
         """`original`, the result of the append that recorded `events`' ids first, if `events`
         say what it recorded; else `DuplicateEventError` (see `decisions.check_resent`)."""
         from ledger import decisions
@@ -914,11 +920,48 @@ class Ledger:
 
     def replay(self, to: int | None = None, progress: Callable[[int, int], None] | None = None) -> ReplayStats:
         """Rebuild every view from the log (up to position `to`), replacing the persisted ones;
-        `progress(position, head_position)` is called as it goes. Returns counts and events/s."""
+        `progress(position, head_position)` is called as it goes. Returns counts and events/s.
+
+        The catalog is rebuilt up to `to`, the text index (search and blame) up to the head. On
+        a log of `TEXT_CHILD_EVENTS` records or more the text index is rebuilt by a process of
+        its own meanwhile (see `ledger.replays`); `progress` then follows the slower of the two."""
         _check(to=(_count, to))
-        stats = self.catalog.rebuild(to, progress)
-        self.text_index.rebuild()
-        return stats
+        started = time.perf_counter()
+        # Also brings the store's index up to date, so that a second process only reads it.
+        head = self.store.head()
+        location = self._text_child_location() if head.position >= TEXT_CHILD_EVENTS else None
+        if location is None:
+            stats = self.catalog.rebuild(to, progress)
+            self.text_index.rebuild()
+        else:
+            from ledger.replays import TextRebuild
+
+            child = TextRebuild(location)
+            try:
+                # The views' progress is the slower fold's: each record counts once both folded it.
+                both = None if progress is None else lambda position, top: progress(min(position, child.poll()), top)
+                stats = self.catalog.rebuild(to, both)
+                reached = stats.position
+                child.finish(None if progress is None else lambda folded: progress(min(reached, folded), head.position))
+            finally:
+                child.stop()
+        seconds = time.perf_counter() - started
+        return stats.model_copy(update={"seconds": seconds, "events_per_second": stats.events / seconds if seconds > 0 else 0.0})
+
+    def _text_child_location(self) -> str | None:
+        """Where a child process finds this store to rebuild its text index in a file of its own:
+        the folder, or the server's URL (with its password); None when the index is not a file
+        this process could write (a store without a cache folder, a read-only one)."""
+        from ledger.caches import writable
+        from ledger.textindex import TEXT_FILE
+
+        cache = self.store.cache_dir
+        if cache is None or not writable(cache / TEXT_FILE):
+            return None
+        if self.store.root is not None:
+            return str(self.store.root)
+        url = getattr(self.store, "url", None)
+        return url if isinstance(url, str) else None
 
     def head(self) -> Head:
         """The last position in the log and its hash."""

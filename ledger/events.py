@@ -9,6 +9,7 @@ written under an older schema.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import random
@@ -17,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple, Required
 
 from pydantic import (
     AfterValidator,
@@ -25,9 +26,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    TypeAdapter,
     ValidationError,
     field_validator,
+    with_config,
 )
+from typing_extensions import TypedDict
 
 from ledger.errors import InvalidEventError, InvalidInputError, InvalidTimeError
 from ledger.model import Model
@@ -400,10 +404,12 @@ class EventIn(Model):
     expected_version: int | None = Field(default=None, ge=0)
 
 
-class NewRecord(Model):
-    """An event ready for the store: validated data in the current schema, not yet positioned."""
+class NewRecord(NamedTuple):
+    """An event ready for the store: validated data in the current schema, not yet positioned.
 
-    model_config = ConfigDict(frozen=True)
+    Internal to the append path (decisions -> store), built once per appended event from data
+    already validated: a named tuple, because a pydantic model validated every field again
+    (3-5 µs per event, issue 16); the fields are the same either way."""
 
     id: str
     article: str
@@ -470,11 +476,6 @@ class RecordedEvent(Model):
         }
 
 
-# Data models without `Any` fields: `validate_data` returns their fields without a model_dump,
-# which only ArticleCreated.metadata and MetadataChanged.set need (it copies nested values).
-_FLAT_TYPES = frozenset(model for model in EVENT_TYPES.values() if model not in (ArticleCreated, MetadataChanged))
-
-
 def check_json_value(value: Any, where: str, depth: int = 0) -> None:
     """Raise `ValueError` naming the place (`where`, e.g. `metadata.source`) of the first part of
     `value` that the log cannot keep exactly as given: anything but text, 64-bit integers,
@@ -523,22 +524,33 @@ def _check_metadata(kind: str, data: dict[str, Any], where: str) -> None:
         raise InvalidEventError(f"{where}{kind}: {exc}") from None
 
 
+def _copy_json(value: Any) -> Any:
+    """A copy of a JSON value's lists and mappings (so that a caller's later change to what it
+    gave cannot reach a recorded state)."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value
+
+
 def validate_data(kind: str, data: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Validate `data` for event type `kind`; return it normalised, or raise `InvalidEventError`."""
-    model = EVENT_TYPES.get(kind)
-    if model is None:
+    """Validate `data` for event type `kind`; return it normalised (every field of the type's
+    model, in its order, defaults filled in), or raise `InvalidEventError`."""
+    checked = _data_checks().get(kind)
+    if checked is None:
         raise InvalidEventError(f"{where}unknown event type {kind!r}")
-    if model not in _FLAT_TYPES:
+    adapter, fields, free = checked
+    if free is not None:
         _check_metadata(kind, data, where)
     try:
-        valid = model.model_validate(data)
+        valid = adapter.validate_python(data)
     except ValidationError as exc:
         raise InvalidEventError(f"{where}{kind}: {describe_validation_error(exc)}") from None
-    if model in _FLAT_TYPES:
-        # Fields of str, int, and lists or tuples of them, all built anew by validation: the
-        # model's own dict is what model_dump would give, at a fraction of the cost (every append).
-        return dict(valid.__dict__)
-    return valid.model_dump(exclude_none=False)
+    out = {name: valid[name] if name in valid else make() for name, make in fields}
+    if free is not None:
+        out[free] = _copy_json(out[free])
+    return out
 
 
 _JSON_KINDS = {str: "text", bool: "true/false", int: "a number", float: "a number", list: "a list", dict: "an object",
@@ -601,9 +613,133 @@ def describe_validation_error(exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
     loc = ".".join(str(part) for part in first["loc"]) or "value"
-    model = EventIn if exc.title == "EventIn" else EVENT_TYPES.get(exc.title)
+    model = _MODEL_OF.get(exc.title)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return f"{loc}: {_plain(first, model)}{more}"
+
+
+# --- the validators of the append path -----------------------------------------------------
+#
+# What `Ledger.append` validates, each event once as it comes in and its data once: TypedDicts
+# with the constraints and validator functions of `EventIn` and of the data models above, which
+# pydantic turns into plain dicts (issue 16: building, dumping and validating model instances
+# again cost 10-11 µs per event; these take ~3-4). The models stay what the API documents and
+# the JSON Schema is made from; tests/test_events.py checks that both say the same.
+
+_FORBID = ConfigDict(extra="forbid", defer_build=True)
+# The length on the text itself, before the one-line checks, as on the models' fields (on
+# `OneLine` it would run after them, with pydantic's generic message).
+_Heading = Annotated[str, Field(min_length=1), AfterValidator(_check_one_line), AfterValidator(_check_no_control)]
+# An optional one: the models' `OneLine | None = Field(min_length=1)`, whose length pydantic checks
+# after the one-line checks (with its own words for an empty one, which messages keep).
+_NewHeading = Annotated[OneLine | None, Field(min_length=1)]
+_BlockIndex = Annotated[int, Field(ge=0)]
+_Categories = Annotated[list[Category], AfterValidator(_dedupe)]
+
+
+@with_config(_FORBID)
+class EventFields(TypedDict, total=False):
+    """One event as `Ledger.append` takes it, validated: `EventIn`'s fields as a plain dict
+    (those not given are absent or None; `data` is validated by its type later, as it is
+    recorded)."""
+
+    type: Required[EventType]
+    article: Required[ArticleId]
+    data: dict[str, Any]
+    id: EventId | None
+    actor: Annotated[OneLine, Field(max_length=200)] | None
+    reason: Annotated[OneLine, Field(max_length=2000)] | None
+    occurred_at: Annotated[datetime | None, BeforeValidator(_check_occurred_at)]
+    expected_version: Annotated[int, Field(ge=0)] | None
+
+
+EVENT_FIELDS: TypeAdapter[EventFields] = TypeAdapter(EventFields)
+"""Validates one event of an append (see `EventFields`): what `EventIn` checks, without a model."""
+
+
+def _none() -> None:
+    return None
+
+
+def _required() -> Any:
+    raise AssertionError("a required field is always validated")  # pragma: no cover
+
+
+_Fields = tuple[tuple[str, Callable[[], Any]], ...]
+
+
+@functools.cache
+def _data_checks() -> dict[str, tuple[TypeAdapter[Any], _Fields, str | None]]:
+    """Each type's data: its validator (a TypeAdapter over a TypedDict), its fields in the
+    model's order with what a missing one becomes, and its free-form metadata field (checked
+    and copied), if any. Made at the first use: a command that only reads pays nothing for it
+    (issue 14)."""
+
+    @with_config(_FORBID)
+    class _CreatedData(TypedDict, total=False):
+        title: Required[_Heading]
+        body: str
+        categories: _Categories
+        metadata: dict[str, Any]
+
+    @with_config(_FORBID)
+    class _EditedData(TypedDict, total=False):
+        title: _NewHeading
+        patch: Patch | None
+
+    @with_config(_FORBID)
+    class _BlockAddedData(TypedDict, total=False):
+        heading: Required[_Heading]
+        text: str
+        index: _BlockIndex | None
+
+    @with_config(_FORBID)
+    class _BlockEditedData(TypedDict, total=False):
+        index: Required[_BlockIndex]
+        heading: _NewHeading
+        patch: Patch | None
+
+    @with_config(_FORBID)
+    class _BlockRemovedData(TypedDict):
+        index: _BlockIndex
+
+    @with_config(_FORBID)
+    class _CategoriesData(TypedDict, total=False):
+        added: _Categories
+        removed: _Categories
+
+    @with_config(_FORBID)
+    class _MetadataData(TypedDict, total=False):
+        set: dict[str, Any]
+        unset: list[str]
+
+    @with_config(_FORBID)
+    class _WithdrawnData(TypedDict):
+        pass
+
+    @with_config(_FORBID)
+    class _RestoredData(TypedDict):
+        pass
+
+    typed: dict[str, tuple[Any, _Fields, str | None]] = {
+        "ArticleCreated": (_CreatedData, (("title", _required), ("body", str), ("categories", list), ("metadata", dict)), "metadata"),
+        "ArticleEdited": (_EditedData, (("title", _none), ("patch", _none)), None),
+        "UpdateBlockAdded": (_BlockAddedData, (("heading", _required), ("text", str), ("index", _none)), None),
+        "UpdateBlockEdited": (_BlockEditedData, (("index", _required), ("heading", _none), ("patch", _none)), None),
+        "UpdateBlockRemoved": (_BlockRemovedData, (("index", _required),), None),
+        "CategoriesChanged": (_CategoriesData, (("added", list), ("removed", list)), None),
+        "MetadataChanged": (_MetadataData, (("set", dict), ("unset", list)), "set"),
+        "ArticleWithdrawn": (_WithdrawnData, (), None),
+        "ArticleRestored": (_RestoredData, (), None),
+    }
+    # A validation error names the class validated: its model lists the fields expected.
+    _MODEL_OF.update((cls.__name__, EVENT_TYPES[kind]) for kind, (cls, _, _) in typed.items())
+    return {kind: (TypeAdapter(cls), fields, free) for kind, (cls, fields, free) in typed.items()}
+
+
+_MODEL_OF: dict[str, type[BaseModel]] = {"EventIn": EventIn, "EventFields": EventIn, **EVENT_TYPES}
+"""The model whose fields a validation error lists, by the name of the class validated (the
+data's classes join when `_data_checks` makes them)."""
 
 
 # --- the JSON Schema of the append input ----------------------------------------------------

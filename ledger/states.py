@@ -41,8 +41,11 @@ class StateCache:
         for record in records:
             last_position[record.article] = position
             position += 1
-        # Only blocks added by this append can carry a time other than the one the store chose.
-        added_blocks = {record.article for record in records if record.type == "UpdateBlockAdded"}
+        # Only blocks added by this append without a time of their own can carry another time
+        # than the one the store chose (`prepare` folds such a block with none). A block's
+        # event that gave its time gave the store's: a live article's hundreds of blocks are
+        # not searched for it.
+        added_blocks = {record.article for record in records if record.type == "UpdateBlockAdded" and record.occurred_at is None}
         # A time given with an article's events is the time the store recorded for all of them
         # (it refuses an append whose events of one article disagree): no need to format it.
         given: dict[str, str] = {}

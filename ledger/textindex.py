@@ -730,15 +730,16 @@ class TextIndex:
                 self._save(db, fold)
             return db
 
-    def rebuild(self) -> None:
-        """Throw the index away and fold the whole log again (`ledger replay`)."""
-        self._guarded(self._rebuild)
+    def rebuild(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Throw the index away and fold the whole log again (`ledger replay`);
+        `progress(records_folded, head_position)` is called as it goes."""
+        self._guarded(lambda db: self._rebuild(db, progress))
 
-    def _rebuild(self, db: sqlite3.Connection) -> None:
+    def _rebuild(self, db: sqlite3.Connection, progress: Callable[[int, int], None] | None) -> None:
         with self._mutex, self._write(db):
-            self._fill(db)
+            self._fill(db, progress)
 
-    def _fill(self, db: sqlite3.Connection) -> None:
+    def _fill(self, db: sqlite3.Connection, progress: Callable[[int, int], None] | None = None) -> None:
         """Clear the index and fold the log into it, inside the caller's transaction."""
         self._clear(db)
         # Terms gathered in memory up to 64 MB before they are written: a third of the time.
@@ -750,18 +751,24 @@ class TextIndex:
         # exactly at the head, whatever is appended meanwhile.
         head = self.store.head()
         fold = TextFold()
+        folded = 0
         for article, version in sorted(self.store.articles().items()):
             for record in self.store.read_article(article, 1, version):
                 if record["pos"] <= head.position:
                     fold.fold(record)
+                    folded += 1
             fold.forget(article)
             if len(fold.stretches) > 50_000:
                 self._save(db, fold)
+                if progress is not None:
+                    progress(folded, head.position)
         fold.position, fold.hash = head.position, head.hash
         self._save(db, fold)
         # One b-tree per token instead of one per batch saved: a fifth smaller.
         for table in ("sentences_fts", "lines_fts"):
             db.execute(f"INSERT INTO {table} ({table}) VALUES ('optimize')")
+        if progress is not None:
+            progress(head.position, head.position)
 
     def _clear(self, db: sqlite3.Connection) -> None:
         self._forget()

@@ -31,7 +31,7 @@ from ledger.errors import (
     NothingToDoError,
     StoreError,
 )
-from ledger.events import SCHEMA_VERSIONS, EventIn, format_time, parse_time, upcast
+from ledger.events import SCHEMA_VERSIONS, EventFields, EventIn, format_time, parse_time, upcast
 from ledger.model import Model
 from ledger.projections import ArticleState, FoldedRecord
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS
@@ -467,13 +467,13 @@ def _holds(store: EventStore, position: int, digest: str) -> bool:
     record = record_at(store, position)
     return record is not None and record["hash"] == digest
 
-def _appends(records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[tuple[list[str], list[EventIn], dict[str, int]]]:
+def _appends(records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[tuple[list[str], list[EventFields], dict[str, int]]]:
     """Group imported records into the appends to make: the records up to each `end`, split
     where an article comes back at another version (an `--article` export keeps only one
     article's records of each append, and its `end` may have been on another article's).
     Yields labels, events, and the version each article had in the input."""
     labels: list[str] = []
-    events: list[EventIn] = []
+    events: list[EventFields] = []
     versions: dict[str, int] = {}
     for label, _, record in records:
         upcast(record)
@@ -495,19 +495,19 @@ def _appends(records: Iterable[tuple[str, bytes, dict[str, Any]]]) -> Iterator[t
     if events:
         yield labels, events, versions
 
-def _check_reappend(ledger: Target, appends: Iterable[tuple[list[str], list[EventIn], dict[str, int]]]) -> set[int]:
+def _check_reappend(ledger: Target, appends: Iterable[tuple[list[str], list[EventFields], dict[str, int]]]) -> set[int]:
     """Check imported appends in order against the articles' states as the import will
     leave them, without appending; return the indexes of appends already in the store."""
     states: dict[str, ArticleState | None] = {}
     skip: set[int] = set()
     for index, (labels, events, versions) in enumerate(appends):
-        if ledger.store.find_append([event.id for event in events if event.id]) is not None:
+        if ledger.store.find_append([eid for event in events if (eid := event.get("id"))]) is not None:
             skip.add(index)
             continue
         # Each article's version and time before this append.
         before: dict[str, tuple[int, str]] = {}
         for label, event in zip(labels, events, strict=False):
-            article = event.article
+            article = event["article"]
             if article not in states:
                 states[article] = ledger.latest_state(article)
             state = states[article]
@@ -521,10 +521,11 @@ def _check_reappend(ledger: Target, appends: Iterable[tuple[list[str], list[Even
                     f"{label}: version {versions[article]} of {article!r} would be version {version + 1} here: "
                     f"this store's history of {article!r} differs from the file's"
                 )
-            when = format_time(event.occurred_at) if event.occurred_at else ""
+            moment = event.get("occurred_at")
+            when = format_time(moment) if moment else ""
             if when < previous:
                 raise InvalidTimeError(f"{label}: occurred_at {when} of {article!r} is earlier than its version {version} ({previous})")
             states[article] = decisions.fold_checked(
-                state, {"type": event.type, "data": data, "article": article, "version": version + 1, "occurred_at": when, "pos": 0}, label
+                state, {"type": event["type"], "data": data, "article": article, "version": version + 1, "occurred_at": when, "pos": 0}, label
             )
     return skip

@@ -179,7 +179,7 @@ class ReplayStats(Model):
     events: int = Field(description="Events folded.")
     articles: int = Field(description="Articles in the views.")
     position: int = Field(description="The log position the views now stand at.")
-    seconds: float = Field(description="Wall-clock time of the rebuild.")
+    seconds: float = Field(description="Wall-clock time of the whole replay: the views and the text index.")
     events_per_second: float = Field(description="events / seconds.")
 
 

@@ -13,7 +13,17 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import ledger
-from ledger.events import ARTICLE_ID_MAX, EventIn, format_time, parse_time, validate_article_id, validate_data
+from ledger.events import (
+    ARTICLE_ID_MAX,
+    EVENT_FIELDS,
+    EVENT_TYPES,
+    EventIn,
+    describe_validation_error,
+    format_time,
+    parse_time,
+    validate_article_id,
+    validate_data,
+)
 from ledger.patches import apply_patch, make_patch
 from ledger.store import LOG_FILE
 
@@ -176,6 +186,49 @@ def test_every_event_type_validates_its_minimal_data() -> None:
     assert set(minimal) == set(ledger.EVENT_TYPES)
     for kind, data in minimal.items():
         validate_data(kind, data)
+
+
+# The append path validates with TypedDicts (`EVENT_FIELDS`, `validate_data`), the API documents
+# the models (`EventIn`, `EVENT_TYPES`): both must accept, normalise and refuse alike, in the same
+# words. Every field gets each of these values, alone and beside an unknown field.
+_CANDIDATES: list[Any] = [
+    "", "T", "two\nlines", "bell\x07", "x" * 201, "y" * 2001, 0, 3, -1, 2.5, True, None, [], ["a", "b", "a"], ["ok", "bad\nline"],
+    [""], {}, {"k": [1, {"n": None}]}, [[0, 1, "x"]], [[0, 1]], [["a", 1, "x"]], "2017-09-05T16:05:00Z", "2017-09-05T16:05:00",
+    "12345", datetime(2017, 9, 5, tzinfo=UTC), "evt-1", "has space", "deir-ez-zor", "a/b",
+]
+
+
+def _outcome(validate: Any, value: dict[str, Any]) -> tuple[str, Any]:
+    try:
+        return "ok", validate(value)
+    except ValidationError as exc:
+        return "refused", describe_validation_error(exc)
+    except ledger.InvalidEventError as exc:
+        return "refused", str(exc)
+
+
+@pytest.mark.parametrize("kind", sorted(EVENT_TYPES))
+def test_data_validation_says_what_the_data_models_say(kind: str) -> None:
+    model = EVENT_TYPES[kind]
+    base = {"ArticleCreated": {"title": "T"}, "UpdateBlockAdded": {"heading": "H"}, "UpdateBlockEdited": {"index": 0},
+            "UpdateBlockRemoved": {"index": 0}}.get(kind, {})
+    cases = [dict(base), {**base, "extra": 1}, {}]
+    cases += [{**base, field: value} for field in model.model_fields for value in _CANDIDATES]
+    for data in cases:
+        old = _outcome(lambda d: model.model_validate(d).model_dump(), data)
+        new = _outcome(lambda d: validate_data(kind, d), data)
+        expected = old if old[0] == "ok" else ("refused", f"{kind}: {old[1]}")
+        assert new == expected, data
+
+
+def test_envelope_validation_says_what_event_in_says() -> None:
+    base = {"type": "ArticleCreated", "article": "deir-ez-zor"}
+    cases = [dict(base), {**base, "extra": 1}, {"article": "a"}, {"type": "ArticleCreated"}]
+    cases += [{**base, field: value} for field in EventIn.model_fields for value in [*_CANDIDATES, "ArticleDeleted"]]
+    for fields in cases:
+        old = _outcome(lambda f: EventIn.model_validate(f).__dict__, fields)
+        new = _outcome(lambda f: {name: EVENT_FIELDS.validate_python(f).get(name, {} if name == "data" else None) for name in EventIn.model_fields}, fields)
+        assert new == old, fields
 
 
 # --- patches -------------------------------------------------------------------------------

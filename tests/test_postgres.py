@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -21,8 +22,11 @@ import pytest
 from psycopg import sql
 
 import ledger
-from ledger.events import NewRecord
+import ledger.application
+from ledger.events import NewRecord, format_time
+from ledger.store.logfile import seal_append
 from ledger.store.postgres import MIGRATIONS, SCHEMA_VERSION, PostgresEventStore, init_schema, redact
+from ledger.textindex import TextIndex
 from tests import pgserver
 from tests.conftest import CORPUS, run_ledger
 from tests.helpers import corpus_versions, ingest_corpus_version
@@ -203,7 +207,7 @@ def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_ag
         with psycopg.connect(pg_url, autocommit=True) as admin:
             def stuck() -> list[tuple[Any, ...]]:
                 return admin.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%%INSERT INTO ledger_events%%'"
+                    "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%%ledger_append%%'"
                 ).fetchall()
 
             wait_for(lambda: bool(stuck()), "the append to wait mid-way")
@@ -218,6 +222,145 @@ def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_ag
         done = store.append([rec("a", id="evt-1"), rec("b", "ArticleCreated", id="evt-2")])
         assert (done.first_position, done.last_position, done.duplicate) == (2, 3, False)
         assert store.verify().ok
+    finally:
+        store.close()
+
+
+# --- appends sealed in the server, an older schema ------------------------------------------------
+
+
+def test_the_server_seals_each_line_as_the_file_store_would(pg_url: str) -> None:
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append([
+            rec("a", "ArticleCreated", title="Ünïcödé — “quotes” \u2028 \\ \"x\"", body="日本語 🎉", ratio=0.1, big=10**18),
+            NewRecord(id="given", article="b", type="ArticleCreated", data={"title": "B", "body": "b"}, actor="ed", reason="why\n", explicit_id=True),
+        ])
+        store.append([NewRecord(id=str(uuid.uuid4()), article="c", type="ArticleCreated", data={"title": "C", "body": "c"}, occurred_at="2026-01-02T03:04:05.000006Z")])
+        lines = list(store.raw_lines())
+        records = list(store.read())
+    finally:
+        store.close()
+    # Each append sealed again by the file store's sealing, from what its rows say: the very
+    # same bytes.
+    position, prev, start = 0, "0" * 64, 0
+    for end in [i + 1 for i, record in enumerate(records) if record.get("end")]:
+        append = records[start:end]
+        again, _ = seal_append(
+            [NewRecord(id=r["id"], article=r["article"], type=r["type"], data=r["data"], actor=r.get("actor"), reason=r.get("reason")) for r in append],
+            {r["article"]: r["version"] for r in append}, {r["article"]: r["occurred_at"] for r in append}, append[0]["recorded_at"], position, prev, 0,
+        )
+        assert again == lines[start:end]
+        position, prev, start = end, append[-1]["hash"], end
+    assert start == len(lines) == 3
+
+
+def _v1_store(url: str, appends: int) -> None:
+    """A ledger at schema 1 in `url` (its tables as version 1 made them), holding `appends`
+    appends of two records each, sealed as that version sealed them."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("DROP TABLE IF EXISTS ledger_events")
+        conn.execute("DROP FUNCTION IF EXISTS ledger_append")
+        conn.execute("UPDATE ledger_schema SET version = 1")
+        conn.execute(MIGRATIONS[0][1])
+        position, prev, now = 0, "0" * 64, "2026-12-01T00:00:00.000000Z"
+        for n in range(appends):
+            records = [rec(f"a{n}", "ArticleCreated", title="T", body="x"), rec("shared", "ArticleCreated" if n == 0 else "ArticleEdited", body=str(n))]
+            versions = {f"a{n}": 1, "shared": n + 1}
+            lines, sealed = seal_append(records, versions, dict.fromkeys(versions, now), now, position, prev, 0)
+            for (_, _, out, digest), line in zip(sealed, lines, strict=True):
+                conn.execute(
+                    "INSERT INTO ledger_events VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (out["pos"], out["id"], out["article"], out["version"], out["occurred_at"], out["recorded_at"], digest, bool(out.get("end")), line.rstrip(b"\n")),
+                )
+                position, prev = out["pos"], digest
+        conn.execute("UPDATE ledger_head SET position = %s, hash = %s, recorded_at = %s", (position, prev, now))
+
+
+def test_an_older_schema_is_migrated_by_init_and_its_log_goes_on(pg_url: str, tmp_path: Path) -> None:
+    _v1_store(pg_url, 3)
+    code, _, err = cli(pg_url, "head", cache=tmp_path)
+    assert code == 6 and "schema is version 1, older than this ledger's" in err and "ledger init" in err
+    init_schema(pg_url)
+    init_schema(pg_url)  # again: nothing to do
+    store = PostgresEventStore(pg_url)
+    try:
+        head = store.head()
+        assert head.position == 6 and store.verify().ok
+        done = store.append([rec("shared", body="after")], {"shared": 3})
+        assert (done.first_position, done.versions) == (7, {"shared": 4})
+        assert [r["prev"] for r in store.read(after=6)] == [head.hash]
+        assert store.verify().ok
+    finally:
+        store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM ledger_schema").fetchone() == (SCHEMA_VERSION,)
+        assert conn.execute("SELECT to_regclass('ledger_head')").fetchone() == (None,)
+
+
+def test_an_append_after_a_later_recorded_time_is_recorded_at_that_time(pg_url: str) -> None:
+    # Another host's clock runs ahead: its append is recorded in the future of this one's.
+    later = "2099-01-01T00:00:00.000000Z"
+    lines, _ = seal_append([rec("a", "ArticleCreated", title="A", body="a")], {"a": 1}, {"a": "2026-01-01T00:00:00.000000Z"}, later, 0, "0" * 64, 0)
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append_raw(lines)
+        given = "2026-02-03T04:05:06.000007Z"
+        done = store.append([rec("a"), NewRecord(id=str(uuid.uuid4()), article="b", type="ArticleCreated", data={"title": "B", "body": "b"}, occurred_at=given)])
+        assert format_time(done.recorded_at) == later
+        assert {a: format_time(t) for a, t in done.occurred_at.items()} == {"a": later, "b": given}
+        records = list(store.read(after=1))
+        assert [(r["recorded_at"], r["occurred_at"]) for r in records] == [(later, later), (later, given)]
+        assert store.version_times("a")[-1] == (2, later, later)
+        assert store.verify().ok
+    finally:
+        store.close()
+
+
+def test_the_lock_key_is_the_one_migration_2_takes() -> None:
+    from ledger.store.postgres import _APPEND_LOCK
+
+    assert f"pg_advisory_xact_lock({_APPEND_LOCK})" in MIGRATIONS[1][1]
+
+
+@pytest.mark.parametrize("optimistic", [2, 0])
+def test_appends_on_versions_another_process_moved_on(pg_url: str, optimistic: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # With 0 calls on the versions last seen, every append goes the locked way at once.
+    monkeypatch.setattr("ledger.store.postgres._OPTIMISTIC_CALLS", optimistic)
+    one, two = PostgresEventStore(pg_url), PostgresEventStore(pg_url)
+    try:
+        assert one.append([rec("x", "ArticleCreated")]).versions == {"x": 1}
+        assert two.append([rec("x")]).versions == {"x": 2}  # `one` still thinks x is at 1
+        assert one.append([rec("x"), rec("y", "ArticleCreated")]).versions == {"x": 3, "y": 1}
+        assert two.append([rec("x")], {"x": 3}).versions == {"x": 4}  # expected above what it saw
+        with pytest.raises(ledger.VersionConflictError, match="at version 4, not the expected 3"):
+            one.append([rec("x")], {"x": 3})
+        with pytest.raises(ledger.VersionConflictError, match="at version 4, not the expected 9"):
+            one.append([rec("x")], {"x": 9})
+        first = two.append([rec("z", "ArticleCreated", id="once")])
+        again = one.append([rec("z", "ArticleCreated", id="once")])
+        assert again.duplicate and again.first_position == first.first_position
+        assert one.head() == two.head() and one.head().position == 6 and one.verify().ok
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_read_of_many_pages_and_one_left_early(pg_url: str) -> None:
+    store = PostgresEventStore(pg_url)
+    try:
+        for n in range(45):
+            store.append([rec(f"a{n}", "ArticleCreated", body="x" * 50)] + [rec(f"a{n}", body=str(i)) for i in range(99)])
+        assert [r["pos"] for r in store.read()] == list(range(1, 4501))
+        assert [r["pos"] for r in store.read(after=1000, to=3500, check=False)] == list(range(1001, 3501))
+        for _ in range(5):
+            reading = store.read()
+            assert next(reading)["pos"] == 1
+            reading.close()
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM ledger_events WHERE pos = 3000")
+        with pytest.raises(ledger.CorruptStoreError, match="position 3000"):
+            list(store.read())
     finally:
         store.close()
 
@@ -337,6 +480,33 @@ def test_a_second_host_with_a_fresh_cache_answers_the_same(corpus_store: tuple[P
     withdrawn = cli(pg_url, "articles", "--withdrawn", "--format", "json", cache=tmp_path / "host-1")[1]
     assert [json.loads(line)["article"] for line in withdrawn.splitlines()] == [names[0]]
 
+
+
+def test_a_replay_rebuilds_the_text_index_in_a_child_from_the_url(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The child finds the store by its URL, password and all (given on its stdin), and the
+    # cache folder by the same environment: it answers as the replaying process would.
+    monkeypatch.setattr(ledger.application, "TEXT_CHILD_EVENTS", 0)
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T", "body": "the storm hit\n"}}])
+        led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "the storm left\n"}}])
+        before = [(h.appeared_version, h.vanished_version) for h in led.search("storm hit")]
+        assert before == [(1, 2)]
+        assert led.path is None and led.store.cache_dir is not None
+        text = led.store.cache_dir / "text.sqlite"
+        generation = _text_generation(text)
+        monkeypatch.setattr(TextIndex, "rebuild", lambda self, progress=None: pytest.fail("rebuilt in the replaying process"))
+        stats = led.replay()
+        assert (stats.events, stats.position) == (2, 2)
+        assert _text_generation(text) != generation
+        assert [(h.appeared_version, h.vanished_version) for h in led.search("storm hit")] == before
+
+
+def _text_generation(path: Path) -> object:
+    db = sqlite3.connect(path)
+    try:
+        return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    finally:
+        db.close()
 
 def test_the_store_url_comes_from_the_environment(pg_url: str, tmp_path: Path) -> None:
     env = {"LEDGER_STORE": pg_url, "LEDGER_CACHE_DIR": str(tmp_path)}

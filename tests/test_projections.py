@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from hypothesis import strategies as st
 
 import ledger
 from ledger.catalog import VIEWS_FILE
-from ledger.projections import BLOCKS, CatalogFold, apply, fold, state_from_list, state_to_list
+from ledger.projections import BLOCKS, ArticleView, CatalogFold, apply, fold, state_from_list, state_to_list
 
 
 def record(pos: int, article: str, version: int, kind: str, data: dict[str, Any], when: str = "2017-09-05T10:00:00.000000Z") -> dict[str, Any]:
@@ -119,6 +120,26 @@ def test_article_fold_and_snapshot_round_trip() -> None:
     apply(state, record(8, "a", 5, "UpdateBlockRemoved", {"index": 0}))
     assert copy.blocks and not state.blocks
 
+
+
+def test_view_is_the_model_validation_would_give() -> None:
+    """`view()` builds its models without validation (the blocks without `model_construct`
+    either): they must be the very models validating the same values gives, each block its own."""
+    state = fold(r for r in LOG if r["article"] == "a")
+    assert state is not None
+    apply(state, record(8, "a", 5, "UpdateBlockAdded", {"heading": "Later:", "text": "v", "index": 0}, "2017-09-06T09:30:00.250000Z"))
+    view = state.view()
+    validated = ArticleView.model_validate(view.model_dump())
+    assert view == validated
+    assert view.model_dump_json() == validated.model_dump_json()
+    assert [b.model_fields_set for b in view.blocks] == [b.model_fields_set for b in validated.blocks]
+    assert [b.added_at for b in view.blocks] == [datetime(2017, 9, 6, 9, 30, 0, 250000, tzinfo=UTC), datetime(2017, 9, 5, 12, tzinfo=UTC)]
+    assert all(b.added_at.tzinfo is UTC for b in view.blocks)
+    # Each view its own blocks: changing one view leaves the next as the state is.
+    view.blocks[0].heading = "changed"
+    view.blocks[0].model_fields_set.discard("text")
+    again = state.view()
+    assert again.blocks[0].heading == "Later:" and again.blocks[0].model_fields_set == validated.blocks[0].model_fields_set
 
 # --- rebuilding from scratch equals folding incrementally ------------------------------------------
 

@@ -620,3 +620,26 @@ def test_any_sequence_of_appends_reads_back_exactly(tmp_path_factory: pytest.Tem
         assert fresh.verify().ok
     finally:
         fresh.close()
+
+
+def test_the_state_an_append_leaves_is_the_state_the_log_folds_to(store_dir: Path) -> None:
+    # The states cache keeps what `prepare` folded, stamped with what the store chose: block
+    # times given by their event, taken from another event of the append, or chosen by the store.
+    from ledger.projections import fold
+
+    block = {"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update:", "text": "\nMore.\n"}}
+    appends: list[list[dict[str, Any]]] = [
+        [created("a", "T", "Body.\n") | {"occurred_at": "2024-01-01T00:00:00Z"}],
+        [edited("a", "Body, edited.\n") | {"occurred_at": "2024-01-02T00:00:00Z"}, block],
+        [block | {"occurred_at": "2024-01-04T00:00:00Z"}, block],
+        [block],
+        [block | {"data": {"heading": "First:", "index": 0}}],
+    ]
+    with ledger.open(store_dir) as led:
+        for events in appends:
+            led.append(events)
+            cached = led.latest_state("a")
+            assert cached is not None
+            folded = fold(led.store.read_article("a"))
+            assert folded is not None
+            assert [cached.blocks, cached.updated_at, cached.version] == [folded.blocks, folded.updated_at, folded.version]

@@ -24,6 +24,10 @@ class WriterLock:
         self.log_path = log_path
         self._read_fd = read_fd
         self._fd: int | None = None
+        # (device, inode) of the log this process reads: the path must still name it.
+        self._identity: tuple[int, int] = (-1, -1)
+        # As text: a `Path` is converted at each stat (a third of its cost).
+        self._path_text = os.fspath(log_path)
         # How many `take` calls hold the lock now: an append inside `exclusive` neither takes it
         # again nor lets it go.
         self._depth = 0
@@ -32,19 +36,27 @@ class WriterLock:
         """Take the lock if no other writer holds it (without counting a hold); False if one does."""
         if self._fd is None:
             try:
-                self._fd = os.open(self.log_path, os.O_RDONLY)
+                fd = os.open(self.log_path, os.O_RDONLY)
             except OSError as exc:
                 raise StoreError(f"{self.log_path}: cannot open the log to lock it ({exc.strerror or exc}); nothing appended") from None
+            # What a descriptor refers to never changes: the lock's and the reader's are compared
+            # once, here, and the reader's file is what the path must still name at each take.
+            mine = os.fstat(self._read_fd)
+            if not os.path.samestat(mine, os.fstat(fd)):
+                os.close(fd)
+                raise CorruptStoreError(
+                    f"{self.log_path}: the log file was deleted or replaced while this process had it open; nothing appended"
+                )
+            self._fd, self._identity = fd, (mine.st_dev, mine.st_ino)
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False
         try:
-            here = os.stat(self.log_path)
+            here = os.stat(self._path_text)
         except FileNotFoundError:
             here = None
-        mine = os.fstat(self._read_fd)
-        if here is None or not os.path.samestat(here, mine) or not os.path.samestat(mine, os.fstat(self._fd)):
+        if here is None or (here.st_dev, here.st_ino) != self._identity:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             raise CorruptStoreError(
                 f"{self.log_path}: the log file was deleted or replaced while this process had it open; nothing appended"

@@ -4,16 +4,21 @@ Selected by a store URL (`postgresql://...`). The records are the file store's s
 byte for byte (`ledger.codec`), one row each, with the columns reads look them up by beside
 them; so an export of either store imports into the other with the same head hash.
 
-* **positions in commit order, without gaps**: one row, `ledger_head`, holds the last position
-  and its hash. An append locks it (`SELECT ... FOR UPDATE`) first, takes its positions and its
-  records' `prev` from it, inserts, moves it on, and commits: the lock is let go only when the
-  transaction has committed, so appends commit one after another in position order, and a
-  reader never sees a position while a smaller one may still commit. (A sequence would hand out
-  numbers that commit out of order or roll back: the gaps and skips Marten's readers met.)
-  The lock covers only the append's own two round trips; reads never wait for it.
-* **atomic, checked, idempotent**: one transaction per append, whatever articles it names; the
-  articles' versions are read under the lock, so expected versions are checked against what is
-  committed; event ids are a unique key, and a re-sent append returns its first result.
+* **positions in commit order, without gaps**: an append is one call of the server-side
+  function `ledger_append` (schema 2): it takes a transaction-scoped advisory lock, reads the
+  head (the last row), checks the articles' versions and the event ids, seals the records
+  (positions after the head's, each `prev` the hash before it: the file store's lines, the
+  client having made each record's JSON), inserts them and notifies; the statement commits and
+  only then is the lock let go. So appends commit one after another in position order, and a
+  reader never sees a position while a smaller one may still commit. (A sequence would hand
+  out numbers that commit out of order or roll back: the gaps and skips Marten's readers met.)
+  The lock is held inside the server only, for no client round trip; reads never wait for it.
+* **atomic, checked, idempotent**: one transaction per append, whatever articles it names. The
+  client sends the versions it assumes the articles are at (those it last saw: `_known`), the
+  function checks them under the lock and writes nothing when one moved on, and the client
+  checks and seals again; after `_OPTIMISTIC_CALLS` misses it takes the lock in a transaction
+  and reads the versions under it. Event ids are a unique key, and a re-sent append returns
+  its first result.
 * **tamper evident**: `verify` reads every row and checks each line's hash, the chain, the
   positions, the versions and that the row's columns say what its line says.
 * **woken, not polled**: an append notifies (`pg_notify`) at commit; `wait` listens on a
@@ -31,13 +36,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import re
+import select
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, cast
 
@@ -80,8 +88,12 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 ENV_CACHE = "LEDGER_CACHE_DIR"
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """The version of the tables this ledger reads and writes."""
+
+# The key of the advisory lock an append holds from reading the head to its commit (appends'
+# positions are handed out one transaction at a time: see the module).
+_APPEND_LOCK = 7810759523990372353  # 0x6C65646765720001, "ledger" 0 1; written out in migration 2
 
 MIGRATIONS: list[tuple[int, str]] = [
     (
@@ -108,6 +120,111 @@ MIGRATIONS: list[tuple[int, str]] = [
         CREATE INDEX ledger_events_article ON ledger_events (article, version);
         """,
     ),
+    (
+        2,
+        # Appends take positions in the server, in one call: the head is the last row (no head
+        # row to lock and update: less WAL per append), the lock an advisory one held only
+        # inside the server, from reading the head to the commit.
+        """
+        DROP TABLE ledger_head;
+        CREATE FUNCTION ledger_append(
+            p_channel text, p_recorded text, p_articles text[], p_assumed integer[], p_lookup text[],
+            p_ids text[], p_article text[], p_version integer[], p_occurred text[], p_closes boolean[], p_middle bytea[],
+            OUT status text, OUT first_pos bigint, OUT detail jsonb, OUT recorded text
+        ) LANGUAGE plpgsql
+        -- Plan each statement once per session: left to choose, the server planned them again
+        -- on every call (most of the call's CPU).
+        SET plan_cache_mode = force_generic_plan
+        AS $fn$
+        -- Seal and insert the records of `p_ids`..`p_middle` (each record's JSON between its
+        -- position and its `prev`, made by the client, recorded at `p_recorded`) after the
+        -- head, if the articles are at the versions the client assumed (`p_assumed`) and none
+        -- of `p_lookup` is recorded: status 'ok', the first position, and the time they were
+        -- recorded at. Otherwise insert nothing and say why: status 'versions' (detail: each
+        -- article not at its assumed version -> [version, occurred_at]) or 'ids' (id -> [pos,
+        -- article, version]), with the head's time.
+        DECLARE
+            head_pos bigint;
+            prev text;
+            was bytea;
+            now_is bytea;
+            cur_version integer;
+            cur_occurred text;
+            n integer := cardinality(p_ids);
+            body bytea;
+            digest text;
+            hashes text[] := '{}';
+            lines bytea[] := '{}';
+        BEGIN
+            PERFORM pg_advisory_xact_lock(7810759523990372353);
+            -- Read after the lock is granted: in READ COMMITTED each statement of this function
+            -- sees what the lock's previous holder committed.
+            SELECT e.pos, e.hash, e.recorded_at INTO head_pos, prev, recorded FROM ledger_events e ORDER BY e.pos DESC LIMIT 1;
+            IF head_pos IS NULL THEN
+                head_pos := 0;
+                prev := '0000000000000000000000000000000000000000000000000000000000000000';
+                recorded := '';
+            END IF;
+            IF cardinality(p_lookup) > 0 THEN
+                SELECT jsonb_object_agg(e.id, jsonb_build_array(e.pos, e.article, e.version)) INTO detail
+                FROM ledger_events e WHERE e.id = ANY(p_lookup);
+                IF detail IS NOT NULL THEN
+                    status := 'ids';
+                    RETURN;
+                END IF;
+            END IF;
+            FOR j IN 1..cardinality(p_articles) LOOP
+                -- One step down the (article, version) index per article.
+                SELECT e.version, e.occurred_at INTO cur_version, cur_occurred FROM ledger_events e WHERE e.article = p_articles[j] ORDER BY e.version DESC LIMIT 1;
+                IF coalesce(cur_version, 0) <> p_assumed[j] THEN
+                    detail := coalesce(detail, '{}'::jsonb) || jsonb_build_object(p_articles[j], jsonb_build_array(coalesce(cur_version, 0), cur_occurred));
+                END IF;
+            END LOOP;
+            IF detail IS NOT NULL THEN
+                status := 'versions';
+                RETURN;
+            END IF;
+            IF p_recorded COLLATE "C" >= recorded COLLATE "C" THEN
+                recorded := p_recorded;
+            ELSE
+                -- Another append committed meanwhile at a later time (the client's clock was
+                -- read before this one waited for the lock): recorded times never go back, so
+                -- this one is recorded at the head's time, and so are the times that were the
+                -- client's clock. Times are text of one length; in a record's JSON the first
+                -- `"recorded_at":"` is the envelope's (a string's quotes are escaped), and
+                -- `"occurred_at":"` is either the envelope's or not there as `p_recorded`.
+                FOR k IN 1..2 LOOP
+                    was := convert_to(CASE k WHEN 1 THEN '"recorded_at":"' ELSE '"occurred_at":"' END || p_recorded || '"', 'UTF8');
+                    now_is := convert_to(CASE k WHEN 1 THEN '"recorded_at":"' ELSE '"occurred_at":"' END || recorded || '"', 'UTF8');
+                    FOR i IN 1..n LOOP
+                        IF k = 1 OR p_occurred[i] = p_recorded THEN
+                            p_middle[i] := overlay(p_middle[i] PLACING now_is FROM position(was IN p_middle[i]) FOR length(was));
+                        END IF;
+                    END LOOP;
+                END LOOP;
+                FOR i IN 1..n LOOP
+                    IF p_occurred[i] = p_recorded THEN
+                        p_occurred[i] := recorded;
+                    END IF;
+                END LOOP;
+            END IF;
+            FOR i IN 1..n LOOP
+                body := convert_to('{"pos":' || (head_pos + i)::text || ',', 'UTF8') || p_middle[i] || convert_to(',"prev":"' || prev || '"}', 'UTF8');
+                digest := encode(sha256(body), 'hex');
+                hashes[i] := digest;
+                lines[i] := substring(body FROM 1 FOR length(body) - 1) || convert_to(',"hash":"' || digest || '"}', 'UTF8');
+                prev := digest;
+            END LOOP;
+            INSERT INTO ledger_events (pos, id, article, version, occurred_at, recorded_at, hash, closes, line)
+            SELECT head_pos + g.i, p_ids[g.i], p_article[g.i], p_version[g.i], p_occurred[g.i], recorded, hashes[g.i], p_closes[g.i], lines[g.i]
+            FROM generate_series(1, n) AS g(i);
+            PERFORM pg_notify(p_channel, (head_pos + n)::text);
+            status := 'ok';
+            first_pos := head_pos + 1;
+        END
+        $fn$;
+        """,
+    ),
 ]
 """Each schema version's SQL, applied in order by `init_schema` to bring an older schema up."""
 
@@ -121,6 +238,15 @@ _LATEST = (
     "SELECT a.article, e.version, e.occurred_at FROM UNNEST(%s::text[]) AS a(article) CROSS JOIN LATERAL "
     "(SELECT version, occurred_at FROM ledger_events WHERE article = a.article ORDER BY version DESC LIMIT 1) AS e"
 )
+_HEAD = "SELECT pos, hash, recorded_at FROM ledger_events ORDER BY pos DESC LIMIT 1"
+_APPEND = "SELECT status, first_pos, detail, recorded FROM ledger_append(%s, %s, %b, %b, %b, %b, %b, %b, %b, %b, %b)"
+# What a sealed line has after the record's JSON (`seal_append`): `,"prev":"<64>","hash":"<64>"}\n`.
+_SEAL_TAIL = len(b',"prev":"') + 64 + len(b'","hash":"') + 64 + len(b'"}\n')
+# How many times an append is sent on the articles' versions it assumed before it reads them
+# under the lock (another process's appends to the same articles moved them on meanwhile).
+_OPTIMISTIC_CALLS = 2
+# The most articles whose latest version and time a store remembers between appends.
+_KNOWN_ARTICLES = 10000
 _LISTEN_TIMEOUT = 1.0
 
 
@@ -281,6 +407,9 @@ class PostgresEventStore(EventStore):
             # A writer that stops mid-append (killed, hung) must not hold the head for ever.
             conn.execute(f"SET lock_timeout = {timeout_ms}")
             conn.execute("SET idle_in_transaction_session_timeout = 60000")
+            # `ledger_append` reads the head after taking the lock: each statement must see
+            # what the lock's previous holder committed, whatever the server's default.
+            conn.execute("SET default_transaction_isolation = 'read committed'")
 
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, kwargs={"autocommit": True, "connect_timeout": 10},
@@ -289,6 +418,9 @@ class PostgresEventStore(EventStore):
         self._pool.open(wait=False)
         self._exclusive = threading.local()
         self._groups = GroupCommit(self._lead)
+        # Each article's latest version and its time as last seen (by an append or a read of
+        # versions): what an append assumes, and `ledger_append` checks, to need one call.
+        self._known: dict[str, tuple[int, str]] = {}
         self._listener: psycopg.Connection[Any] | None = None
         self._listening = threading.Lock()
         self._closed = False
@@ -349,8 +481,8 @@ class PostgresEventStore(EventStore):
 
     def head(self) -> Head:
         """The last committed position and its hash (one indexed row)."""
-        row = self._query("reading the head", "SELECT position, hash FROM ledger_head")[0]
-        return Head(position=int(row[0]), hash=str(row[1]))
+        rows = self._query("reading the head", _HEAD)
+        return Head(position=int(rows[0][0]), hash=str(rows[0][1])) if rows else Head(position=0, hash=codec.GENESIS_HASH)
 
     def read(self, after: int = 0, to: int | None = None, *, check: bool = True) -> Iterator[StoredRecord]:
         """Every committed record with `after < pos <= to` (to the head when read starts), in
@@ -360,16 +492,12 @@ class PostgresEventStore(EventStore):
         expected = after + 1
         prev: str | None = codec.GENESIS_HASH if after == 0 else None
         schemas = SCHEMA_VERSIONS
-        while expected <= to:
-            rows = self._query(
-                "reading the log", "SELECT line FROM ledger_events WHERE pos >= %s AND pos <= %s ORDER BY pos LIMIT %s", (expected, to, _PAGE),
-                binary=True,
-            )
+        for rows in self._pages(expected, to):
             if not rows:
                 if self.head().position < expected:
                     return  # `to` is past the head
                 raise CorruptStoreError(f"{redact(self.url)}: position {expected} is missing from the log", position=expected)
-            lines = [bytes(row[0]) + b"\n" for row in rows]
+            lines = [row[0] for row in rows]
             try:
                 records = codec.decode_lines(lines, 0 if check else len(lines))
             except codec.LineError as exc:
@@ -387,15 +515,74 @@ class PostgresEventStore(EventStore):
                     upcast(record)
                 yield cast("StoredRecord", record)
 
+    def _pages(self, first: int, to: int) -> Iterator[list[tuple[Any, ...]]]:
+        """The lines of positions `first..to`, each ending in its newline (added by the server),
+        in pages of `_PAGE` (an empty page where the rows ran out). A read of more than one page
+        has them fetched by a thread of its own, the next page while the caller checks and
+        parses this one: the server's time (and the wait for it, which frees the GIL) overlaps
+        the caller's. Its first page is a small one, so that the caller starts soon."""
+        query = "SELECT line || '\\x0a'::bytea FROM ledger_events WHERE pos >= %s AND pos <= %s ORDER BY pos LIMIT %s"
+        if to - first < _PAGE or getattr(self._exclusive, "conn", None) is not None:
+            # One page, or inside `exclusive`, whose reads must go through its connection.
+            while first <= to:
+                rows = self._query("reading the log", query, (first, to, _PAGE), binary=True)
+                yield rows
+                if not rows:
+                    return
+                first += len(rows)
+            return
+        pages: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def put(item: list[tuple[Any, ...]] | BaseException | None) -> bool:
+            while not stop.is_set():
+                try:
+                    pages.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        def fetch(start: int) -> None:
+            try:
+                size = _PAGE // 8
+                while start <= to:
+                    rows = self._query("reading the log", query, (start, to, size), binary=True)
+                    size = _PAGE
+                    if not put(rows) or not rows:
+                        return
+                    start += len(rows)
+                put(None)
+            except BaseException as exc:  # raised again in the reading thread
+                put(exc)
+
+        threading.Thread(target=fetch, args=(first,), name="ledger-read-ahead", daemon=True).start()
+        try:
+            while True:
+                item = pages.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+                if not item:
+                    return
+        finally:
+            # The caller stopped early (or failed): the fetching thread ends after its query.
+            stop.set()
+
     def _article_lines(self, article: str, low: int, high: int) -> list[dict[str, Any]]:
         rows = self._query(
             "reading an article",
-            "SELECT pos, version, line FROM ledger_events WHERE article = %s AND version >= %s AND version <= %s ORDER BY pos",
+            "SELECT pos, version, line || '\\x0a'::bytea FROM ledger_events WHERE article = %s AND version >= %s AND version <= %s",
             (article, low, high),
             binary=True,
         )
+        # Sorted here, not by the server: it would sort the whole rows (lines and all) after
+        # fetching them from the heap in position order already, most of the query's time.
+        rows.sort(key=itemgetter(0))
         try:
-            records = codec.decode_lines([bytes(line) + b"\n" for _, _, line in rows])
+            records = codec.decode_lines([line for _, _, line in rows])
         except codec.LineError as exc:
             pos = rows[exc.index][0]
             raise CorruptStoreError(f"{redact(self.url)}: position {pos}: {exc}", position=pos) from None
@@ -425,8 +612,14 @@ class PostgresEventStore(EventStore):
         rows = self._query(
             "reading versions", _LATEST, (wanted,)
         )
+        self._remember({article: (0, "") for article in wanted} | {str(article): (int(version), str(occurred)) for article, version, occurred in rows})
         found = {str(article): int(version) for article, version, _ in rows}
         return {article: found.get(article, 0) for article in wanted}
+
+    def _remember(self, states: Mapping[str, tuple[int, str]]) -> None:
+        if len(self._known) + len(states) > _KNOWN_ARTICLES:
+            self._known.clear()
+        self._known.update(states)
 
     def articles(self) -> dict[str, int]:
         """Every article with its current version."""
@@ -527,19 +720,20 @@ class PostgresEventStore(EventStore):
             raise StoreConnectionError(f"{redact(self.url)}: no connection to the server could be had") from None
 
     def _lock_head(self, conn: psycopg.Connection[Any]) -> tuple[int, str, str]:
-        row = conn.execute("SELECT position, hash, recorded_at FROM ledger_head FOR UPDATE").fetchone()
-        if row is None:
-            raise CorruptStoreError(f"{redact(self.url)}: the ledger_head row is missing")
-        return int(row[0]), str(row[1]), str(row[2])
+        """Take the appends' lock in `conn`'s transaction (until it ends); the head after it."""
+        with conn.pipeline():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+            row = conn.execute(_HEAD).fetchone()
+        return (int(row[0]), str(row[1]), str(row[2])) if row else (0, codec.GENESIS_HASH, "")
 
     def append(self, records: Sequence[NewRecord], expected_versions: Mapping[str, int] | None = None) -> AppendResult:
-        """Append atomically (see `EventStore.append` and the module): one transaction under the
-        head's lock, two round trips.
+        """Append atomically (see `EventStore.append` and the module): one call of the server's
+        `ledger_append`, which takes the appends' lock, checks, seals, inserts and commits.
 
         Group commit: appends that threads of this process make while another thread's append is
-        in flight wait for it, then go out together in one transaction (each still checked on
-        its own: one refused does not fail the others), so threads share round trips and the
-        commit's flush instead of queueing for the head's lock one by one.
+        in flight wait for it, then go out together in one call (each still checked on its own:
+        one refused does not fail the others), so threads share the round trip and the commit's
+        flush instead of queueing for the lock one by one.
 
         A connection that breaks before the append was sent is replaced and the append sent
         again; one that breaks later raises `StoreConnectionError` (the append was recorded
@@ -575,13 +769,16 @@ class PostgresEventStore(EventStore):
                     break
                 except psycopg.OperationalError as exc:
                     if attempt == 1 and not sent[0] and not isinstance(exc, psycopg.errors.LockNotAvailable):
+                        # Every idle connection may be broken alike (a server restart): the
+                        # second try must not take another of them.
+                        self._pool.check()
                         continue
                     raise
         except BaseException as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 error: BaseException = StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s; nothing appended")
             elif isinstance(exc, psycopg.errors.UniqueViolation):
-                # Impossible under the head's lock, unless the table was written around it.
+                # Impossible under the appends' lock, unless the table was written around it.
                 error = DuplicateEventError("an event id of this append was recorded meanwhile by a write that bypassed the ledger; nothing appended")
             elif isinstance(exc, psycopg.OperationalError):
                 error = _lost(self.url, exc, "appending; the append was recorded whole or not at all")
@@ -594,100 +791,158 @@ class PostgresEventStore(EventStore):
         return deferred
 
     def _commit_group(self, conn: psycopg.Connection[Any], group: list[Pending], *, locked: bool, sent: list[bool] | None = None) -> list[Pending]:
-        """Check, seal and write the appends of `group` in one transaction on `conn` (inside
-        `exclusive`, `locked`: the transaction and the head's lock are the caller's, and it
-        commits); returns those held back for the next group."""
-        for pending in group:
-            pending.result = pending.error = None
-        articles = list(dict.fromkeys(record.article for pending in group for record in pending.records))
-        explicit = [eid for pending in group if any(r.explicit_id for r in pending.records) for eid in pending.ids]
-        with conn.pipeline():
-            if not locked:
-                conn.execute("BEGIN")
-            # Inside `exclusive` the head is locked already.
-            head_cur = conn.execute("SELECT position, hash, recorded_at FROM ledger_head" + ("" if locked else " FOR UPDATE"))
-            state_cur = conn.execute(
-                _LATEST,
-                (articles,),
-            )
-            ids_cur = conn.execute("SELECT id, pos, article, version FROM ledger_events WHERE id = ANY(%s)", (explicit,)) if explicit else None
-            head_row = head_cur.fetchone()
-            if head_row is None:
-                raise CorruptStoreError(f"{redact(self.url)}: the ledger_head row is missing")
-            position, prev, last_recorded = int(head_row[0]), str(head_row[1]), str(head_row[2])
-            state = state_cur.fetchall()
-            recorded_ids = {str(e): (int(p), str(a), int(v)) for e, p, a, v in ids_cur.fetchall()} if ids_cur is not None else {}
+        """Check, seal and write the appends of `group` on `conn` (inside `exclusive`, `locked`:
+        the transaction and the lock are the caller's, and it commits); returns those held back
+        for the next group.
+
+        First as single calls, on the versions the articles were last seen at (`_known`; read
+        first, outside any lock, for articles not seen yet): `ledger_append` checks them under
+        the lock and writes nothing when one moved on. After `_OPTIMISTIC_CALLS` such misses
+        (other processes appending to the same articles), in a transaction that takes the lock
+        and reads the versions under it first, so that the append cannot miss again."""
+        if locked:
+            return cast("list[Pending]", self._send_group(conn, group, exact=True, sent=sent))
+        deferred = self._send_group(conn, group, exact=False, sent=sent)
+        if deferred is None:
+            conn.execute("BEGIN")
+            deferred = cast("list[Pending]", self._send_group(conn, group, exact=True, sent=sent))
+            conn.execute("COMMIT")
+        return deferred
+
+    def _send_group(self, conn: psycopg.Connection[Any], group: list[Pending], *, exact: bool, sent: list[bool] | None) -> list[Pending] | None:
+        """`_commit_group`'s calls: with `exact`, in the caller's transaction, under the lock it
+        takes here; else on the versions last seen, None when they kept moving on."""
+        articles = list(dict.fromkeys([*(r.article for p in group for r in p.records), *(a for p in group for a in (p.expected or {}))]))
+        explicit = [eid for p in group if any(r.explicit_id for r in p.records) for eid in p.ids]
+        last_recorded = ""
+        if exact:
+            with conn.pipeline():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+                state_cur = conn.execute(_LATEST, (articles,))
+                head_cur = conn.execute(_HEAD)
+                rows = state_cur.fetchall()
+                head_row = head_cur.fetchone()
+            state = {a: (0, "") for a in articles} | {str(a): (int(v), str(o)) for a, v, o in rows}
+            last_recorded = str(head_row[2]) if head_row else ""
+        else:
+            state = {a: self._known[a] for a in articles if a in self._known}
+            # An expected version above the one last seen may be the current one: read it.
+            stale = [a for a in articles if a not in state or any((p.expected or {}).get(a, -1) > state[a][0] for p in group)]
+            if stale:
+                rows = conn.execute(_LATEST, (stale,)).fetchall()
+                state |= {a: (0, "") for a in stale} | {str(a): (int(v), str(o)) for a, v, o in rows}
+            elif select.select([conn.pgconn.socket], [], [], 0)[0]:
+                # Something came on an idle connection: the server may have ended it. Find out
+                # while the append can still be sent again without doubt.
+                conn.execute("")
         if sent is not None:
-            # The head is locked: from here on the appends may reach the server.
             sent[0] = True
-        versions: dict[str, int] = {str(a): int(v) for a, v, _ in state}
-        occurred: dict[str, str] = {str(a): str(o) for a, _, o in state}
         moment = datetime.now(UTC)
         now = format_time(moment)
         if now < last_recorded:
             # The clock went back (or another host's runs ahead): recorded times never do.
             now, moment = last_recorded, parse_time(last_recorded)
-        rows: list[tuple[dict[str, Any], str, bytes]] = []
+        live = list(group)
+        for _ in range(3 if exact else _OPTIMISTIC_CALLS):
+            done, deferred, columns = self._seal(live, state, now)
+            if not done:
+                return deferred
+            row = conn.execute(_APPEND, (self.channel, now, articles, [state[a][0] for a in articles], explicit, *columns)).fetchone()
+            status, first, detail, last_recorded = cast("tuple[str, Any, Any, str]", row)
+            if status == "ok":
+                if last_recorded != now:
+                    # Recorded at the head's time, later than this process's clock said.
+                    done = [(pending, new, {a: last_recorded if t == now else t for a, t in times.items()}, offset) for pending, new, times, offset in done]
+                    now, moment = last_recorded, parse_time(last_recorded)
+                answer([(pending, new, times, int(first) + offset) for pending, new, times, offset in done], now, moment)
+                self._remember({a: (v, times[a]) for _, new, times, _ in done for a, v in new.items()})
+                return deferred
+            if status == "versions":
+                # Others appended meanwhile, at times this append's must not precede.
+                moment = datetime.now(UTC)
+                now = format_time(moment)
+                if now < last_recorded:
+                    now, moment = last_recorded, parse_time(last_recorded)
+                moved = {str(a): (int(v), str(o or "")) for a, (v, o) in detail.items()}
+                state |= moved
+                self._remember(moved)
+            elif status == "ids":
+                found = {str(eid): (int(p), str(a), int(v)) for eid, (p, a, v) in detail.items()}
+                for pending in live:
+                    hits = {eid: found[eid] for eid in pending.ids if eid in found}
+                    if hits:
+                        try:
+                            pending.result = self._original(pending.ids, hits, conn)
+                        except LedgerError as exc:
+                            pending.error = exc
+                live = [pending for pending in live if not pending.finished]
+            else:
+                raise CorruptStoreError(f"{redact(self.url)}: ledger_append answered {status!r}")
+        if exact:
+            raise StoreError(f"{redact(self.url)}: the append kept being refused under the lock (was the table written around the ledger?)")
+        for pending in live:
+            pending.result = pending.error = None
+        return None
+
+    def _seal(self, group: list[Pending], state: Mapping[str, tuple[int, str]], now: str) -> tuple[list[Accepted], list[Pending], list[list[Any]]]:
+        """Check each append of `group` on the articles' `state` (version, occurred_at) and
+        make its records' lines but for their positions and chain (`ledger_append` adds them);
+        returns the accepted appends (with the offset of each one's first record), those held
+        back for the next group, and the columns to send."""
+        versions = {a: v for a, (v, _) in state.items()}
+        occurred = {a: o for a, (_, o) in state.items() if o}
+        columns: list[list[Any]] = [[], [], [], [], [], []]
+        ids, names, numbers, times_column, closes, middles = columns
         done: list[Accepted] = []
         deferred: list[Pending] = []
         group_ids: set[str] = set()
         for pending in group:
+            pending.result = pending.error = None
             if not group_ids.isdisjoint(pending.ids):
                 deferred.append(pending)
                 continue
             try:
-                found = {eid: recorded_ids[eid] for eid in pending.ids if eid in recorded_ids}
-                if found:
-                    pending.result = self._original(pending.ids, found, conn)
-                    continue
                 for article, wanted in (pending.expected or {}).items():
-                    current = versions.get(article, 0) if article in versions or article in articles else self._version_in(conn, article)
-                    if current != wanted:
-                        raise VersionConflictError(f"article {article!r} is at version {current}, not the expected {wanted}; nothing appended")
+                    if versions.get(article, 0) != wanted:
+                        raise VersionConflictError(f"article {article!r} is at version {versions.get(article, 0)}, not the expected {wanted}; nothing appended")
                 new, times = new_versions(pending.records, versions, occurred, now)
             except LedgerError as exc:
                 pending.error = exc
                 continue
-            lines, sealed = seal_append(pending.records, new, times, now, position, prev, 0)
-            done.append((pending, new, times, position + 1))
-            rows.extend((entry[2], entry[3], line) for entry, line in zip(sealed, lines, strict=True))
-            position, prev = position + len(lines), sealed[-1][3]
+            # The file store's sealing makes the lines: what lies between a line's position and
+            # its `prev` is the record's own JSON, the same whatever the chain.
+            lines, _ = seal_append(pending.records, new, times, now, 0, codec.GENESIS_HASH, 0)
+            done.append((pending, new, times, len(ids)))
+            for record, line in zip(pending.records, lines, strict=True):
+                ids.append(record.id)
+                names.append(record.article)
+                numbers.append(new[record.article])
+                times_column.append(times[record.article])
+                closes.append(False)
+                middles.append(line[line.index(b",") + 1 : -_SEAL_TAIL])
+            closes[-1] = True
             versions.update(new)
             occurred.update(times)
             group_ids.update(pending.ids)
+        return done, deferred, columns
+
+    def _insert(self, conn: psycopg.Connection[Any], sealed: Sequence[tuple[dict[str, Any], str, bytes]], head: int) -> None:
+        """Insert sealed records (an import's) and notify the followers (delivered when the
+        transaction commits). The arrays go in binary (`%b`): psycopg escapes text arrays with
+        a regular expression per item."""
         with conn.pipeline():
-            if rows:
-                self._insert(conn, rows, now, prev, position)
-            if not locked:
-                conn.execute("COMMIT")
-        answer(done, now, moment)
-        return deferred
-
-    def _version_in(self, conn: psycopg.Connection[Any], article: str) -> int:
-        row = conn.execute("SELECT max(version) FROM ledger_events WHERE article = %s", (article,)).fetchone()
-        return int(row[0] or 0) if row else 0
-
-    def _insert(self, conn: psycopg.Connection[Any], sealed: list[tuple[dict[str, Any], str, bytes]], recorded_at: str, head_hash: str, head: int) -> None:
-        """Insert sealed records and move the head on, in one statement that also notifies the
-        followers (delivered when the transaction commits). The arrays go in binary (`%b`):
-        psycopg escapes text arrays with a regular expression per item, a third of an append's
-        CPU."""
-        conn.execute(
-            """
-            WITH added AS (
+            conn.execute(
+                """
                 INSERT INTO ledger_events (pos, id, article, version, occurred_at, recorded_at, hash, closes, line)
                 SELECT * FROM UNNEST(%b::bigint[], %b::text[], %b::text[], %b::integer[], %b::text[], %b::text[], %b::text[], %b::boolean[], %b::bytea[])
+                """,
+                (
+                    [r["pos"] for r, _, _ in sealed], [r["id"] for r, _, _ in sealed], [r["article"] for r, _, _ in sealed],
+                    [r["version"] for r, _, _ in sealed], [r["occurred_at"] for r, _, _ in sealed], [r["recorded_at"] for r, _, _ in sealed],
+                    [digest for _, digest, _ in sealed], [bool(r.get("end")) for r, _, _ in sealed], [line.rstrip(b"\n") for _, _, line in sealed],
+                ),
             )
-            UPDATE ledger_head SET position = %s, hash = %s, recorded_at = greatest(recorded_at, %s)
-            RETURNING pg_notify(%s, %s)
-            """,
-            (
-                [r["pos"] for r, _, _ in sealed], [r["id"] for r, _, _ in sealed], [r["article"] for r, _, _ in sealed],
-                [r["version"] for r, _, _ in sealed], [r["occurred_at"] for r, _, _ in sealed], [r["recorded_at"] for r, _, _ in sealed],
-                [digest for _, digest, _ in sealed], [bool(r.get("end")) for r, _, _ in sealed], [line.rstrip(b"\n") for _, _, line in sealed],
-                head, head_hash, recorded_at, self.channel, str(head),
-            ),
-        )
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel, str(head)))
 
     def append_raw(self, lines: Sequence[bytes], labels: Sequence[str] | None = None) -> Head:
         """Append already sealed record lines as they are (for `import`): they must continue the
@@ -706,8 +961,8 @@ class PostgresEventStore(EventStore):
                         (articles,),
                     ).fetchall()
                     order = RecordOrder({str(a): int(v) for a, v, _ in state}, {str(a): str(o) for a, _, o in state})
-                    position, prev, recorded = check_continuation(decoded, labels, order, position, prev, recorded)
-                    self._insert(conn, decoded, recorded, prev, position)
+                    position, prev, _ = check_continuation(decoded, labels, order, position, prev, recorded)
+                    self._insert(conn, decoded, position)
                     conn.execute("COMMIT")
                 except BaseException:
                     _undo(conn)
@@ -780,8 +1035,8 @@ class PostgresEventStore(EventStore):
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Check every row: the line's hash, its position (and the row's), the chain, versions,
-        appends closed, event ids once, the row's columns against its line, and the head row
-        against the last record."""
+        appends closed, event ids once, the row's columns against its line, and the head
+        against the last closed append."""
         problems: list[Problem] = []
         head = self.head()
         total_row = self._query("verifying", "SELECT count(*), coalesce(max(pos), 0) FROM ledger_events")[0]
@@ -852,7 +1107,7 @@ class PostgresEventStore(EventStore):
             if in_append:
                 problem(position, "the last append is not closed")
             if (head.position, head.hash) != (committed_pos, committed_hash) or top != committed_pos:
-                problems.append(Problem(position=head.position, message=f"the head row says position {head.position}, the log ends at {committed_pos}"))
+                problems.append(Problem(position=head.position, message=f"the head says position {head.position}, the log ends at {committed_pos}"))
         if progress is not None:
             progress(total, total)
         return VerifyReport(

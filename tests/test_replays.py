@@ -1,0 +1,111 @@
+"""`Ledger.replay` with the text index rebuilt by a process of its own (`ledger.replays`): the
+same answers as a rebuild in the replaying process, progress that follows both folds, the old
+index kept when the replay is interrupted, and the child's errors raised as the library's own."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+import ledger
+import ledger.application
+from ledger.replays import TextRebuild
+from ledger.textindex import TextIndex
+from tests.helpers import created, edited
+
+
+def _fill(led: ledger.Ledger) -> None:
+    led.append([created("a", "Storm", "the storm hit the coast\nroads closed\n"), created("b", "Bridge", "the bridge opened\n")])
+    led.append([edited("a", "the storm left the coast\nroads closed\n", actor="ed")])
+    led.append([{"type": "UpdateBlockAdded", "article": "b", "data": {"heading": "Update:", "text": "\nthe storm hit the bridge"}}])
+    led.append([edited("b", "the bridge closed again\n")])
+
+
+def _answers(led: ledger.Ledger) -> tuple[object, ...]:
+    return (
+        [(h.article, h.part, h.appeared_version, h.vanished_version) for h in led.search("the storm hit")],
+        [(h.article, h.appeared_version) for h in led.search("bridge")],
+        [(s.part, s.version, s.actor) for s in led.blame("a").spans],
+        led.categories(),
+        led.timeline(),
+    )
+
+
+@pytest.fixture
+def in_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every replay rebuilds the text index in a child process; this process never does."""
+    monkeypatch.setattr(ledger.application, "TEXT_CHILD_EVENTS", 0)
+
+    def refused(self: TextIndex, progress: object = None) -> None:
+        raise AssertionError("the text index was rebuilt in the replaying process")
+
+    monkeypatch.setattr(TextIndex, "rebuild", refused)
+
+
+def test_a_replay_with_the_text_index_in_a_child_gives_the_same_answers(led: ledger.Ledger, in_child: None) -> None:
+    _fill(led)
+    before = _answers(led)
+    assert led.path is not None
+    generation = _generation(led.path)
+    seen: list[tuple[int, int]] = []
+    stats = led.replay(progress=lambda done, total: seen.append((done, total)))
+    assert (stats.events, stats.articles, stats.position) == (5, 2, 5)
+    assert _generation(led.path) != generation  # rebuilt, by the child
+    assert _answers(led) == before
+    # Progress is the slower fold's: it never goes back, and ends when both are done.
+    assert seen and seen[-1] == (5, 5)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_a_partial_replay_stops_the_catalog_and_still_rebuilds_the_whole_text_index(led: ledger.Ledger, in_child: None) -> None:
+    _fill(led)
+    before = _answers(led)
+    seen: list[tuple[int, int]] = []
+    stats = led.replay(to=2, progress=lambda done, total: seen.append((done, total)))
+    assert (stats.events, stats.position) == (2, 2)
+    assert seen[-1] == (2, 5)
+    assert _answers(led) == before  # the catalog catches up again from position 2
+
+
+def test_an_interrupted_replay_leaves_views_that_answer_as_before(led: ledger.Ledger, in_child: None) -> None:
+    _fill(led)
+    before = _answers(led)
+
+    def interrupt(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        led.replay(progress=interrupt)
+    # The child was stopped (or had finished): each index is the old one or a whole new one.
+    assert _answers(led) == before
+
+
+def test_the_childs_error_is_raised_as_the_same_error(tmp_path: Path) -> None:
+    child = TextRebuild(str(tmp_path / "no-store-here"))
+    try:
+        with pytest.raises(ledger.StoreNotFoundError, match="no-store-here"):
+            child.finish()
+    finally:
+        child.stop()
+
+
+def test_a_small_log_is_replayed_in_one_process(led: ledger.Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fill(led)
+    before = _answers(led)
+
+    def refused(self: TextRebuild, location: str) -> None:
+        raise AssertionError("a child process was started for a small log")
+
+    monkeypatch.setattr(TextRebuild, "__init__", refused)
+    led.replay()
+    assert _answers(led) == before
+
+
+def _generation(store: Path) -> object:
+    db = sqlite3.connect(store / "text.sqlite")
+    try:
+        return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    finally:
+        db.close()
