@@ -78,6 +78,9 @@ TEXT_FILE = "text.sqlite"
 FORMAT = 6
 """The layout of `text.sqlite`; an index of another format is rebuilt from the log when opened."""
 
+# Fewer records behind than this are always caught up (small stores keep the catch-up path).
+_REBUILD_BEHIND = 10_000
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
 CREATE TABLE IF NOT EXISTS articles (id INTEGER PRIMARY KEY, article TEXT NOT NULL UNIQUE);
@@ -586,6 +589,16 @@ def _unpack_versions(blob: bytes, texts: bool = True) -> dict[int, list[Any]]:
     return rows
 
 
+def _rebuild_is_faster(position: int, head: int) -> bool:
+    """Whether folding the whole log again beats catching up from `position` to `head`.
+
+    A catch-up looks each new sentence up by its digest (about 600 records/s on the generated
+    newsroom store) where a rebuild numbers them as it goes (about 3,000/s), and a rebuilt index
+    is smaller: past a fifth of the log behind, and thousands of records, rebuilding wins."""
+    behind = head - position
+    return behind >= _REBUILD_BEHIND and behind * 5 > head
+
+
 class TextIndex:
     """The text index of one store (`text.sqlite` in its folder, in memory without one)."""
 
@@ -713,7 +726,7 @@ class TextIndex:
                 elif not self._matches(position, digest):
                     log.warning("text index does not match the log, rebuilding it")
                     position = 0
-                if position == 0:
+                if position == 0 or _rebuild_is_faster(position, self.store.head().position):
                     self._fill(db)
                     return db
                 fold = TextFold(

@@ -8,10 +8,12 @@ import sqlite3
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledger
+from ledger import textindex
 from ledger.textindex import FORMAT
 from tests.helpers import created, edited, phrase_stretches
 
@@ -157,3 +159,30 @@ def test_a_phrase_across_sentences(led: ledger.Ledger) -> None:
     led.replay()
     assert _found(led, "hit the bridge") == [("a", "body", 2, None)]
     assert _found(led, "hit yes the bridge") == [("a", "body", 1, 2)]
+
+
+def test_an_index_far_behind_the_log_is_rebuilt_and_answers_the_same(led: ledger.Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Catching up numbers each new sentence by a look-up; far behind, folding the whole log again
+    # is faster (and smaller). Either way the answers are a scan's.
+    monkeypatch.setattr(textindex, "_REBUILD_BEHIND", 4)
+    led.append([created("a", "T", "the bridge is open.\n")])
+    assert _found(led, "bridge is open") == [("a", "body", 1, None)]
+    assert led.path is not None
+
+    def generation() -> str:
+        db = sqlite3.connect(led.path / "text.sqlite")
+        try:
+            return str(db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        finally:
+            db.close()
+
+    first = generation()
+    led.append([edited("a", "the bridge is closed.\n")])
+    assert _found(led, "bridge is closed") == [("a", "body", 2, None)]
+    assert generation() == first  # one record behind: caught up
+    for n in range(6):
+        led.append([created(f"n{n}", "T", f"the storm hit bridge {n}.\n")])
+    led.append([edited("a", "the bridge is open.\n")])
+    assert _found(led, "bridge is open") == _brute_force(led, "bridge is open") == [("a", "body", 1, 2), ("a", "body", 3, None)]
+    assert generation() != first  # seven behind of nine: rebuilt
+    assert _found(led, "storm hit bridge") == _brute_force(led, "storm hit bridge")
