@@ -3,6 +3,7 @@ checked, and still checks everything else (JSON, positions, the chain's links, u
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 import ledger
 from ledger import codec
 from ledger.errors import CorruptStoreError
-from ledger.store import FileEventStore
+from ledger.store import FileEventStore, logfile
 
 
 def _fill(store_dir: Path, appends: int = 30) -> None:
@@ -97,3 +98,40 @@ def test_lines_the_index_has_not_taken_are_hash_checked(store_dir: Path) -> None
             list(reader.read(check=False))
     finally:
         reader.close()
+
+
+def test_a_read_that_races_an_append_and_sees_zeros_reads_those_bytes_again(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Linux can show another process's appended bytes as zeros for a moment (about once in
+    # 50,000 reads in tests/test_group_commit.py); here the first read of the last chunk does.
+    _fill(store_dir, appends=400)
+    data = (store_dir / "events.jsonl").read_bytes()
+    real = os.pread
+    raced: list[int] = []
+
+    def pread(fd: int, length: int, offset: int) -> bytes:
+        chunk = real(fd, length, offset)
+        if offset + length == len(data) and not raced:
+            raced.append(offset)
+            return chunk[: length // 2] + bytes(length - length // 2)
+        return chunk
+
+    monkeypatch.setattr(logfile.os, "pread", pread)
+    fd = os.open(store_dir / "events.jsonl", os.O_RDONLY)
+    try:
+        read = b"".join(b"".join(lines) for _, lines in logfile.chunks(fd, 0, len(data)))
+    finally:
+        os.close(fd)
+    assert raced and read == data
+
+
+def test_zeros_that_stay_are_damage_and_cost_a_read_at_most_a_tenth_of_a_second(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fill(store_dir, appends=400)
+    lines = _lines(store_dir)
+    for n in range(100, 700):  # many chunks of zeros, each line's newline kept
+        lines[n] = bytes(len(lines[n]) - 1) + b"\n"
+    _write(store_dir, lines)
+    waited: list[float] = []
+    monkeypatch.setattr(logfile.time, "sleep", waited.append)
+    with ledger.open(store_dir, create=False) as led, pytest.raises(CorruptStoreError, match="position 101"):
+        list(led.store.read())
+    assert 0 < sum(waited) <= 0.1 + 1e-9
