@@ -876,6 +876,9 @@ class PostgresEventStore(EventStore):
                         except LedgerError as exc:
                             pending.error = exc
                 live = [pending for pending in live if not pending.finished]
+                # Only the ids of those left are looked for again: the found ones would be
+                # found at every call, and the others refused till the calls ran out.
+                explicit = [eid for p in live if any(r.explicit_id for r in p.records) for eid in p.ids]
             else:
                 raise CorruptStoreError(f"{redact(self.url)}: ledger_append answered {status!r}")
         if exact:
