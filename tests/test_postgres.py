@@ -317,6 +317,20 @@ def test_an_append_after_a_later_recorded_time_is_recorded_at_that_time(pg_url: 
         store.close()
 
 
+def test_an_append_to_an_article_last_changed_at_a_later_recorded_time(pg_url: str) -> None:
+    # Another host's clock runs ahead and it changed the article last: an append that gives no
+    # time is recorded at that later time, as when another article was changed last (above).
+    later = "2099-01-01T00:00:00.000000Z"
+    lines, _ = seal_append([rec("a", "ArticleCreated", title="A", body="a")], {"a": 1}, {"a": later}, later, 0, "0" * 64, 0)
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append_raw(lines)
+        done = store.append([rec("a")])
+        assert format_time(done.recorded_at) == later and done.versions == {"a": 2}
+        assert store.verify().ok
+    finally:
+        store.close()
+
 def test_the_lock_key_is_the_one_migration_2_takes() -> None:
     from ledger.store.postgres import _APPEND_LOCK
 

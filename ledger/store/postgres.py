@@ -835,6 +835,10 @@ class PostgresEventStore(EventStore):
                 # Something came on an idle connection: the server may have ended it. Find out
                 # while the append can still be sent again without doubt.
                 conn.execute("")
+            # The head was recorded no earlier than these articles' last versions occurred: a
+            # clock behind them (another host's runs ahead) is moved on to them, as under the
+            # lock, not taken for an append that occurred before its article's last version.
+            last_recorded = max((o for _, o in state.values()), default="")
         if sent is not None:
             sent[0] = True
         moment = datetime.now(UTC)
