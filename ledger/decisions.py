@@ -162,6 +162,10 @@ def record_data(event: EventFields, state: ArticleState | None, name: str) -> di
         return out
     if kind in ("UpdateBlockEdited", "UpdateBlockRemoved"):
         index = data.get("index")
+        if isinstance(index, str):
+            # A number as text ("0"), which validation takes: checked and used as that number
+            # (unchecked, a block past the last raised IndexError, and a text changed nothing).
+            index = data["index"] = validate_data(kind, {"index": index}, where)["index"]
         if isinstance(index, int) and not 0 <= index < len(state.blocks):
             raise InvalidEventError(f"{where}{kind}: {article!r} has no update block {index} (it has {len(state.blocks)})")
         if kind == "UpdateBlockRemoved":

@@ -274,6 +274,27 @@ def test_bad_events_are_named_in_plain_words(led: ledger.Ledger, fields: dict[st
     assert "Input should" not in str(caught.value) and "Value error" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [({"index": "5"}, "UpdateBlockRemoved: 'a1' has no update block 5 (it has 1)"),
+     ({"index": "5", "heading": "X"}, "UpdateBlockEdited: 'a1' has no update block 5 (it has 1)"),
+     ({"index": "x", "heading": "X"}, "UpdateBlockEdited: index: must be a whole number, not 'x'")],
+    ids=["removed", "edited", "not-a-number"],
+)
+def test_a_block_index_given_as_text_is_checked_as_the_number(store: Path, data: dict[str, Any], message: str) -> None:
+    # Validation takes "5" for 5: the index must be checked as that number, not raise IndexError.
+    with ledger.open(store) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "H", "text": "old"}}])
+    kind = "UpdateBlockEdited" if "heading" in data else "UpdateBlockRemoved"
+    refused(store, ["append"], 3, message, input=line({"type": kind, "article": "a1", "data": data}))
+
+
+def test_a_block_text_given_with_its_index_as_text_changes_the_block(led: ledger.Ledger) -> None:
+    led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
+    led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "H", "text": "old"}}])
+    led.append([{"type": "UpdateBlockEdited", "article": "a", "data": {"index": "0", "text": "new"}}])
+    assert led.article("a").blocks[0].text == "new"
+
 def test_a_binary_file_given_to_append_is_not_json_text(led: ledger.Ledger) -> None:
     with pytest.raises(ledger.InvalidEventError) as caught:
         led.append_json_lines([b"\x7fELF\x02\x01\x01\x00\xd0\x00\n"], name="prog")

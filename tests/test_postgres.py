@@ -317,6 +317,20 @@ def test_an_append_after_a_later_recorded_time_is_recorded_at_that_time(pg_url: 
         store.close()
 
 
+def test_an_append_to_an_article_last_changed_at_a_later_recorded_time(pg_url: str) -> None:
+    # Another host's clock runs ahead and it changed the article last: an append that gives no
+    # time is recorded at that later time, as when another article was changed last (above).
+    later = "2099-01-01T00:00:00.000000Z"
+    lines, _ = seal_append([rec("a", "ArticleCreated", title="A", body="a")], {"a": 1}, {"a": later}, later, 0, "0" * 64, 0)
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append_raw(lines)
+        done = store.append([rec("a")])
+        assert format_time(done.recorded_at) == later and done.versions == {"a": 2}
+        assert store.verify().ok
+    finally:
+        store.close()
+
 def test_the_lock_key_is_the_one_migration_2_takes() -> None:
     from ledger.store.postgres import _APPEND_LOCK
 
@@ -345,6 +359,50 @@ def test_appends_on_versions_another_process_moved_on(pg_url: str, optimistic: i
         one.close()
         two.close()
 
+
+def test_a_resent_append_grouped_with_a_new_one_fails_neither(pg_url: str) -> None:
+    # Threads' appends that wait for one in flight go out together: a re-sent append (its ids
+    # recorded) in that group returns its first result, and the new append beside it is recorded.
+    from ledger.store.postgres import _APPEND_LOCK
+
+    store = PostgresEventStore(pg_url)
+    holder = psycopg.connect(pg_url, autocommit=True)
+    try:
+        first = store.append([rec("a", "ArticleCreated", id="once", title="A")])
+        results: dict[str, Any] = {}
+
+        def append(name: str, records: list[NewRecord]) -> None:
+            try:
+                results[name] = store.append(records)
+            except ledger.LedgerError as exc:
+                results[name] = exc
+
+        # Another writer holds the appends' lock: this process's first append waits in the
+        # server for it, and the two made meanwhile queue for the next group.
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (_APPEND_LOCK,))
+        threads = [threading.Thread(target=append, args=("lead", [rec("c", "ArticleCreated", title="C")]))]
+        threads[0].start()
+        wait_for(
+            lambda: holder.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted").fetchone() == (1,),
+            "the first append to wait for the lock",
+        )
+        threads += [
+            threading.Thread(target=append, args=("resent", [rec("a", "ArticleCreated", id="once", title="A")])),
+            threading.Thread(target=append, args=("new", [rec("b", "ArticleCreated", title="B")])),
+        ]
+        for thread in threads[1:]:
+            thread.start()
+        wait_for(lambda: len(store._groups._queue) == 2, "both appends to queue for the next group")
+        holder.execute("COMMIT")
+        for thread in threads:
+            thread.join(DEADLINE)
+        assert results["resent"].duplicate and results["resent"].first_position == first.first_position
+        assert results["new"].versions == {"b": 1}
+        assert store.head().position == 3 and store.verify().ok
+    finally:
+        holder.close()
+        store.close()
 
 def test_a_read_of_many_pages_and_one_left_early(pg_url: str) -> None:
     store = PostgresEventStore(pg_url)

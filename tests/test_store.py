@@ -643,3 +643,18 @@ def test_the_state_an_append_leaves_is_the_state_the_log_folds_to(store_dir: Pat
             folded = fold(led.store.read_article("a"))
             assert folded is not None
             assert [cached.blocks, cached.updated_at, cached.version] == [folded.blocks, folded.updated_at, folded.version]
+
+
+def test_an_articles_records_read_right_after_its_append_are_the_logs_own(store_dir: Path) -> None:
+    # Read before the index takes them, an article's new records come from what this process
+    # sealed: they must still be what the log holds (lists as JSON gives them), and what a
+    # caller does to a record it was given must not reach the next read.
+    with ledger.open(store_dir) as led:
+        led.append([created("a", "T", "one\n", data={"metadata": {"desk": "news"}})])
+        led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "H", "text": "t"}}])
+        led.append([{"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "text": "t2"}}])
+        first = led.store.read_article("a")
+        first[0]["data"]["metadata"]["desk"] = "changed by the caller"
+        again = led.store.read_article("a")
+        assert again[0]["data"]["metadata"] == {"desk": "news"}
+        assert [record["data"] for record in again] == [record["data"] for record in led.store.read()]

@@ -38,7 +38,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from ledger import caches, codec
 from ledger.errors import (
@@ -99,6 +99,16 @@ def _now() -> tuple[str, datetime]:
     """The time now, as canonical text (what `format_time` gives) and as a datetime."""
     moment = datetime.now(UTC)
     return format_time(moment), moment
+
+
+def _as_read(value: Any) -> Any:
+    """A sealed record's JSON value as a read of its line gives it: mappings and lists new,
+    tuples as lists."""
+    if isinstance(value, dict):
+        return {key: _as_read(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_as_read(item) for item in value]
+    return value
 
 
 class FileEventStore(EventStore):
@@ -294,8 +304,12 @@ class FileEventStore(EventStore):
                 self._sync_index()
                 held = []
             rows = self._idx.article_rows(article, from_version, top)
+            # Their data copied as the log would give it (lists, not the tuples sealed): a caller
+            # that changes a record it was given must not change what the next read returns.
             recent = [
-                cast("StoredRecord", {**record, "hash": digest}) for _, _, record, digest in held if from_version <= record["version"] <= top
+                cast("StoredRecord", {**record, "data": _as_read(record["data"]), "hash": digest})
+                for _, _, record, digest in held
+                if from_version <= record["version"] <= top
             ]
             returned = recent[-1]["version"] if recent else rows[-1][1] if rows else from_version - 1
             if to_version is not None and returned < to_version:

@@ -835,6 +835,10 @@ class PostgresEventStore(EventStore):
                 # Something came on an idle connection: the server may have ended it. Find out
                 # while the append can still be sent again without doubt.
                 conn.execute("")
+            # The head was recorded no earlier than these articles' last versions occurred: a
+            # clock behind them (another host's runs ahead) is moved on to them, as under the
+            # lock, not taken for an append that occurred before its article's last version.
+            last_recorded = max((o for _, o in state.values()), default="")
         if sent is not None:
             sent[0] = True
         moment = datetime.now(UTC)
@@ -876,6 +880,9 @@ class PostgresEventStore(EventStore):
                         except LedgerError as exc:
                             pending.error = exc
                 live = [pending for pending in live if not pending.finished]
+                # Only the ids of those left are looked for again: the found ones would be
+                # found at every call, and the others refused till the calls ran out.
+                explicit = [eid for p in live if any(r.explicit_id for r in p.records) for eid in p.ids]
             else:
                 raise CorruptStoreError(f"{redact(self.url)}: ledger_append answered {status!r}")
         if exact:
