@@ -592,6 +592,20 @@ def test_exclusive_holds_off_other_writers_until_its_append_commits(pg_url: str)
         two.close()
 
 
+def test_an_exclusive_block_rolled_back_leaves_no_versions_remembered(pg_url: str) -> None:
+    # Inside the block the append is made but not committed: the versions it moved must not be
+    # taken for the articles' own once the block is undone.
+    store = PostgresEventStore(pg_url)
+    try:
+        with pytest.raises(RuntimeError), store.exclusive():
+            store.append([rec("a", "ArticleCreated")])
+            raise RuntimeError("undo")
+        assert store.head().position == 0
+        assert store.append([rec("a", "ArticleCreated")], {"a": 0}).first_position == 1
+    finally:
+        store.close()
+
+
 def test_ledgers_in_threads_editing_one_article_all_land(pg_url: str) -> None:
     with ledger.open(pg_url) as led:
         led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "start"}}])

@@ -711,6 +711,8 @@ class PostgresEventStore(EventStore):
                     conn.execute("COMMIT")
                 except BaseException:
                     _undo(conn)
+                    # The block's appends are undone: the versions they moved are not the log's.
+                    self._known.clear()
                     raise
         except psycopg.errors.LockNotAvailable:
             raise StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s") from None
