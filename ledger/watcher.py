@@ -64,6 +64,20 @@ from ledger.settling import Settling
 
 log = logging.getLogger("ledger.watcher")
 
+_STOP_RACE = "InotifyEmitter.queue_events() called when the thread is inactive"
+
+
+class _QuietStop(logging.Filter):
+    """Drops watchdog's error for its own stop racing a read: its emitter thread may read once
+    more after the observer is stopped (watchdog 7), which it reports as an error on stderr
+    although nothing is lost: the watcher is stopping, and `ledger watch` printed it on Ctrl-C."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != _STOP_RACE
+
+
+logging.getLogger("watchdog.observers.inotify").addFilter(_QuietStop())
+
 QUIET = 0.5
 """Seconds a draft must be left alone before it is read."""
 MAX_WAIT = 3.0
