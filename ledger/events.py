@@ -524,13 +524,14 @@ def _check_metadata(kind: str, data: dict[str, Any], where: str) -> None:
         raise InvalidEventError(f"{where}{kind}: {exc}") from None
 
 
-def _copy_json(value: Any) -> Any:
-    """A copy of a JSON value's lists and mappings (so that a caller's later change to what it
-    gave cannot reach a recorded state)."""
+def copy_json(value: Any) -> Any:
+    """A JSON value with its mappings and lists made anew and tuples as lists, as a read of the
+    line holding it gives it (so that a caller's later change to what it gave or got cannot
+    reach a recorded state or a later read)."""
     if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(item) for item in value]
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [copy_json(item) for item in value]
     return value
 
 
@@ -549,7 +550,7 @@ def validate_data(kind: str, data: dict[str, Any], where: str = "") -> dict[str,
         raise InvalidEventError(f"{where}{kind}: {describe_validation_error(exc)}") from None
     out = {name: valid[name] if name in valid else make() for name, make in fields}
     if free is not None:
-        out[free] = _copy_json(out[free])
+        out[free] = copy_json(out[free])
     return out
 
 

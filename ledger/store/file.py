@@ -38,7 +38,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TypeVar, cast
 
 from ledger import caches, codec
 from ledger.errors import (
@@ -49,7 +49,7 @@ from ledger.errors import (
     StoreError,
     VersionConflictError,
 )
-from ledger.events import NewRecord, format_time, parse_time
+from ledger.events import NewRecord, copy_json, format_time, parse_time
 from ledger.store.checked import CheckedReads
 from ledger.store.contract import (
     AppendResult,
@@ -99,16 +99,6 @@ def _now() -> tuple[str, datetime]:
     """The time now, as canonical text (what `format_time` gives) and as a datetime."""
     moment = datetime.now(UTC)
     return format_time(moment), moment
-
-
-def _as_read(value: Any) -> Any:
-    """A sealed record's JSON value as a read of its line gives it: mappings and lists new,
-    tuples as lists."""
-    if isinstance(value, dict):
-        return {key: _as_read(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_as_read(item) for item in value]
-    return value
 
 
 class FileEventStore(EventStore):
@@ -307,7 +297,7 @@ class FileEventStore(EventStore):
             # Their data copied as the log would give it (lists, not the tuples sealed): a caller
             # that changes a record it was given must not change what the next read returns.
             recent = [
-                cast("StoredRecord", {**record, "data": _as_read(record["data"]), "hash": digest})
+                cast("StoredRecord", {**record, "data": copy_json(record["data"]), "hash": digest})
                 for _, _, record, digest in held
                 if from_version <= record["version"] <= top
             ]
