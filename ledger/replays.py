@@ -55,6 +55,16 @@ def child_main() -> None:
         sys.exit(1)
 
 
+def _shown(location: str) -> str:
+    """`location` as messages show it: a server's URL without its password."""
+    if "://" not in location:
+        return location
+    # Only a server's URL names a scheme, and its store has loaded the PostgreSQL module already.
+    from ledger.store.postgres import redact
+
+    return redact(location)
+
+
 class TextRebuild:
     """The text index of the store at `location` being rebuilt by a child process (started at
     once); `folded` is how many records it has folded so far."""
@@ -130,7 +140,7 @@ class TextRebuild:
             if isinstance(kind, type) and issubclass(kind, LedgerError):
                 raise kind(message)
         last = said.splitlines()[-1] if said else f"exit status {code}"
-        raise StoreError(f"{self.location}: rebuilding the text index in a process of its own failed ({last})")
+        raise StoreError(f"{_shown(self.location)}: rebuilding the text index in a process of its own failed ({last})")
 
     def stop(self) -> None:
         """Stop the child if it is still running (the replay failed or was interrupted): its

@@ -109,3 +109,15 @@ def _generation(store: Path) -> object:
         return db.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
     finally:
         db.close()
+
+
+def test_a_child_that_dies_is_reported_without_the_servers_password() -> None:
+    # Killed before it could say why: the message names the store, never its password.
+    child = TextRebuild("postgresql://editor:s3cret@127.0.0.1:1/news")
+    try:
+        child._process.kill()
+        with pytest.raises(ledger.LedgerError) as caught:
+            child.finish()
+    finally:
+        child.stop()
+    assert "s3cret" not in str(caught.value) and "127.0.0.1:1/news" in str(caught.value)
