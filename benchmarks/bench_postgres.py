@@ -82,26 +82,36 @@ def peer_recorder(url: str, pool_size: int, *, create: bool = True) -> Any:
     return recorder
 
 
-def _ledger_writer(url: str, name: str, calls: int, per_call: int, shared: PostgresEventStore | None = None, start: Any = None) -> None:
+def _ledger_writer(url: str, name: str, calls: int, per_call: int, shared: PostgresEventStore | None = None, start: Any = None, done: Any = None) -> None:
     store = shared or PostgresEventStore(url)
+    first = 0
     if start is not None:
-        store.head()  # connected
+        # Connected and warm (the article made, the server's functions compiled for this
+        # session), as a long-running writer is: a process's start-up is not the store's rate.
+        store.append(ledger_records(name, 0, 1))
+        first = 1
         start.wait()
     try:
         for call in range(calls):
-            store.append(ledger_records(name, call * per_call, per_call))
+            store.append(ledger_records(name, first + call * per_call, per_call))
+        if done is not None:
+            done.put(time.monotonic())
     finally:
         if shared is None:
             store.close()
 
 
-def _peer_writer(url: str, aggregate: uuid.UUID, calls: int, per_call: int, shared: Any = None, start: Any = None) -> None:
+def _peer_writer(url: str, aggregate: uuid.UUID, calls: int, per_call: int, shared: Any = None, start: Any = None, done: Any = None) -> None:
     recorder = shared or peer_recorder(url, 1, create=False)
+    first = 0
     if start is not None:
-        recorder.max_notification_id()  # connected
+        recorder.insert_events(peer_events(aggregate, 0, 1))  # connected and warm, as above
+        first = 1
         start.wait()
     for call in range(calls):
-        recorder.insert_events(peer_events(aggregate, call * per_call, per_call))
+        recorder.insert_events(peer_events(aggregate, first + call * per_call, per_call))
+    if done is not None:
+        done.put(time.monotonic())
     if shared is None:
         recorder.datastore.close()
 
@@ -121,14 +131,20 @@ def run_writers(side: str, url: str, writers: int, calls: int, per_call: int, mo
         if side == "eventsourcing":
             peer_recorder(url, 1).datastore.close()  # the table, made once
         context = multiprocessing.get_context("spawn")
-        # Timed from when every process has started and connected: start-up is not the store's.
+        # Timed from when every process has started and connected to when the last one's last
+        # append returned: start-up and shut-down (a second or more of a short run) are not the store's.
         start = context.Barrier(writers + 1)
-        workers = [context.Process(target=target, args=(url, name, calls, per_call, None, start)) for name in names]
+        done = context.Queue()
+        workers = [context.Process(target=target, args=(url, name, calls, per_call, None, start, done)) for name in names]
         shared = None
         for worker in workers:
             worker.start()
         start.wait()
-        started = time.perf_counter()
+        begun = time.monotonic()
+        finished = [done.get() for _ in workers]
+        for worker in workers:
+            worker.join()
+        return writers * calls * per_call / (max(finished) - begun)
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started
