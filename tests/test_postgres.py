@@ -229,6 +229,27 @@ def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_ag
 # --- appends sealed in the server, an older schema ------------------------------------------------
 
 
+def test_arrays_made_for_the_server_arrive_as_psycopg_would_send_them(pg_url: str) -> None:
+    # An append's columns go as arrays this module writes in PostgreSQL's binary format.
+    from ledger.store.postgres import _ARRAY_TYPES, _array
+
+    cases: list[tuple[int, str, list[Any]]] = [
+        (_ARRAY_TYPES["text"], "text", ["", "a", "é€🙂", "x" * 5000, '"quoted" \\ back,slash {}']),
+        (_ARRAY_TYPES["int4"], "integer", [0, 1, -1, 2**31 - 1, -(2**31)]),
+        (_ARRAY_TYPES["int8"], "bigint", [0, 2**62, -(2**63)]),
+        (_ARRAY_TYPES["bool"], "boolean", [True, False, True]),
+        (_ARRAY_TYPES["bytea"], "bytea", [b"", b"\x00\xff\n", b"{" * 3000]),
+    ]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        from ledger.store.postgres import _Array, _ArrayDumper
+
+        conn.adapters.register_dumper(_Array, _ArrayDumper)
+        for element, name, items in cases:
+            for chosen in (items, items[:1], []):
+                mine, theirs = conn.execute(f"SELECT %b::{name}[], %s::{name}[]", (_array(element, chosen), chosen)).fetchone() or (None, None)
+                assert mine == theirs == chosen, (name, chosen)
+
+
 def test_the_server_seals_each_line_as_the_file_store_would(pg_url: str) -> None:
     store = PostgresEventStore(pg_url)
     try:
