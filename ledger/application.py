@@ -938,11 +938,12 @@ class Ledger:
 
             child = TextRebuild(location)
             try:
-                # The views' progress is the slower fold's: each record counts once both folded it.
-                both = None if progress is None else lambda position, top: progress(min(position, child.poll()), top)
+                # The views' progress is the slower fold's: a record counts once both folded it
+                # (the catalog stops at `to`, the text index goes on to the head: out of the
+                # head's records throughout, so that the total does not move under the user).
+                both = None if progress is None else lambda position, _: progress(min(position, child.poll()), head.position)
                 stats = self.catalog.rebuild(to, both)
-                reached = stats.position
-                child.finish(None if progress is None else lambda folded: progress(min(reached, folded), head.position))
+                child.finish(None if progress is None else lambda folded: progress(folded, head.position))
             finally:
                 child.stop()
         seconds = time.perf_counter() - started
