@@ -620,11 +620,13 @@ class PostgresEventStore(EventStore):
             # The caller stopped early (or failed): the fetching thread ends after its query.
             stop.set()
 
-    def _article_lines(self, article: str, low: int, high: int) -> list[dict[str, Any]]:
+    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[StoredRecord]:
+        """One article's records of versions `from_version..to_version`, each hash-checked."""
+        top = to_version if to_version is not None else 1 << 31
         rows = self._query(
             "reading an article",
             "SELECT pos, version, line || '\\x0a'::bytea FROM ledger_events WHERE article = %s AND version >= %s AND version <= %s",
-            (article, low, high),
+            (article, from_version, min(top, (1 << 31) - 1)),
             binary=True,
         )
         # Sorted here, not by the server: it would sort the whole rows (lines and all) after
@@ -635,21 +637,18 @@ class PostgresEventStore(EventStore):
         except codec.LineError as exc:
             pos = rows[exc.index][0]
             raise CorruptStoreError(f"{redact(self.url)}: position {pos}: {exc}", position=pos) from None
-        for (pos, version, _), record in zip(rows, records, strict=True):
-            if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version):
-                raise CorruptStoreError(f"{redact(self.url)}: the row of position {pos} does not match its record", position=pos)
-        return records
-
-    def read_article(self, article: str, from_version: int = 1, to_version: int | None = None) -> list[StoredRecord]:
-        """One article's records of versions `from_version..to_version`, each hash-checked."""
-        top = to_version if to_version is not None else 1 << 31
-        records = self._article_lines(article, from_version, min(top, (1 << 31) - 1))
+        # One pass over the records (the read of an old version is this loop and the decoding).
         expected = max(from_version, 1)
-        for record in records:
-            if record["version"] not in (expected - 1, expected):
-                raise CorruptStoreError(f"{redact(self.url)}: version {expected} of {article!r} is missing", position=record["pos"])
-            expected = record["version"] + 1
-        return [cast("StoredRecord", upcast(record)) for record in records]
+        schemas = SCHEMA_VERSIONS
+        for (pos, version, _), record in zip(rows, records, strict=True):
+            if record.get("pos") != pos or record.get("article") != article or record.get("version") != version:
+                raise CorruptStoreError(f"{redact(self.url)}: the row of position {pos} does not match its record", position=pos)
+            if version != expected and version != expected - 1:
+                raise CorruptStoreError(f"{redact(self.url)}: version {expected} of {article!r} is missing", position=pos)
+            expected = version + 1
+            if record.get("schema", 1) != schemas.get(record["type"], 1):
+                upcast(record)
+        return cast("list[StoredRecord]", records)
 
     def article_version(self, article: str) -> int:
         """The article's current version (0 when it has no events)."""
