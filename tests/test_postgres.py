@@ -185,6 +185,27 @@ def test_verify_reports_a_row_changed_by_hand(pg_url: str) -> None:
     assert code == 8 and "columns do not match" in err, (out, err)
 
 
+def test_a_read_of_an_article_refuses_rows_changed_or_removed_by_hand(pg_url: str) -> None:
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append([rec("a", "ArticleCreated", title="A", body="a")])
+        for n in range(3):
+            store.append([rec("a", "ArticleEdited", body=f"a{n}")])
+        assert [r["version"] for r in store.read_article("a")] == [1, 2, 3, 4]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            # The row says version 9, its (sealed) line says 3.
+            conn.execute("UPDATE ledger_events SET version = 9 WHERE pos = 3")
+            with pytest.raises(ledger.CorruptStoreError, match="the row of position 3 does not match its record"):
+                store.read_article("a")
+            conn.execute("UPDATE ledger_events SET version = 3 WHERE pos = 3")
+            conn.execute("DELETE FROM ledger_events WHERE pos = 2")
+            with pytest.raises(ledger.CorruptStoreError, match="version 2 of 'a' is missing"):
+                store.read_article("a")
+            assert [r["version"] for r in store.read_article("a", 3)] == [3, 4]
+    finally:
+        store.close()
+
+
 def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_again(pg_url: str) -> None:
     store = PostgresEventStore(pg_url)
     try:
