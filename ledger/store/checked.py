@@ -32,7 +32,10 @@ class CheckedReads:
         says it is, the versions without gaps, none of the article's left out inside an append."""
         out: list[dict[str, Any]] = []
         expected = max(from_version, 1)
-        listed = {row[0] for row in rows}
+        # Where each listed record starts, and the records to look at after which the append goes
+        # on with one the index does not list (one query for all of them, after the loop).
+        starts = {row[0]: row[2] for row in rows}
+        unlisted: list[tuple[int, int]] = []
         for pos, version, offset, length, kept in rows:
             try:
                 digest, record = sealed(os.pread(self.fd, length, offset))
@@ -48,26 +51,36 @@ class CheckedReads:
             if digest[:HASH_KEPT] != kept:
                 self.check_link(pos, digest)
             if not record.get("end"):
-                # The append goes on at the next position: if that record is this article's too,
-                # the index must have listed it (a row deleted inside a version hides an event).
-                self.check_follower(pos, offset + length, article, top, listed)
+                # The append goes on at the next position: where the index says, and if that
+                # record is this article's too, listed (a row deleted inside a version hides an
+                # event). A listed one is read and checked in this loop itself.
+                if pos + 1 in starts:
+                    if starts[pos + 1] != offset + length:
+                        raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos + 1} does not match the log")
+                else:
+                    unlisted.append((pos + 1, offset + length))
             expected = version + 1
             out.append(upcast(record))
+        if unlisted:
+            self.check_unlisted(unlisted, article, top)
         return out
 
-    def check_follower(self, pos: int, at: int, article: str, top: int, listed: set[int]) -> None:
-        """`IndexMismatchError` unless the record after position `pos` (at byte `at`, in the same
-        append) is where the index says, and is listed in `listed` when it is `article`'s."""
+    def check_unlisted(self, followers: list[tuple[int, int]], article: str, top: int) -> None:
+        """`IndexMismatchError` unless each `(position, byte)` of `followers` (a record that goes
+        on an append of `article`'s, not listed with it) is where the index says, and is not a
+        record of `article` up to version `top`."""
         with self.mutex:
-            row = self.idx.at(pos + 1)
-        if row is None or row[0] != at:
-            raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos + 1} does not match the log")
-        try:
-            _, record = sealed(os.pread(self.fd, row[1], row[0]))
-        except codec.RecordError:
-            raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos + 1} is not a line of the log") from None
-        if record.get("article") == article and record.get("version", 0) <= top and pos + 1 not in listed:
-            raise IndexMismatchError(f"{self.idx.path}: an event of {article!r} at position {pos + 1} is missing from it")
+            found = self.idx.at_many([pos for pos, _ in followers])
+        for pos, at in followers:
+            row = found.get(pos)
+            if row is None or row[0] != at:
+                raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos} does not match the log")
+            try:
+                _, record = sealed(os.pread(self.fd, row[1], row[0]))
+            except codec.RecordError:
+                raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos} is not a line of the log") from None
+            if record.get("article") == article and record.get("version", 0) <= top:
+                raise IndexMismatchError(f"{self.idx.path}: an event of {article!r} at position {pos} is missing from it")
 
     def is_line(self, offset: int, length: int) -> bool:
         """Whether `offset..offset+length` is one whole line of the log (whatever it holds)."""

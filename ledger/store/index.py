@@ -288,6 +288,17 @@ class LogIndex:
         row = self.open().execute("SELECT offset, length FROM events WHERE pos = ?", (position,)).fetchone()
         return (row[0], row[1]) if row is not None else None
 
+    def at_many(self, positions: list[int]) -> dict[int, tuple[int, int]]:
+        """`position -> (offset, length)` of those of `positions` that are indexed, in one query."""
+        found: dict[int, tuple[int, int]] = {}
+        db = self.open()
+        # In slices: SQLite takes at most 32,766 values in one statement.
+        for start in range(0, len(positions), 10_000):
+            part = positions[start : start + 10_000]
+            marks = ",".join("?" * len(part))
+            found.update((pos, (offset, length)) for pos, offset, length in db.execute(f"SELECT pos, offset, length FROM events WHERE pos IN ({marks})", part))
+        return found
+
     def end_of_last(self) -> tuple[int, int] | None:
         """`(position, end offset)` of the last indexed record, if any."""
         row = self.open().execute("SELECT MAX(pos), offset + length FROM events").fetchone()
