@@ -940,10 +940,11 @@ class Ledger:
             try:
                 # The views' progress is the slower fold's: a record counts once both folded it
                 # (the catalog stops at `to`, the text index goes on to the head: out of the
-                # head's records throughout, so that the total does not move under the user).
-                both = None if progress is None else lambda position, _: progress(min(position, child.poll()), head.position)
+                # head's records throughout, so that the total does not move under the user; a
+                # log that grew since the head was read is folded further, counted as the head).
+                both = None if progress is None else lambda position, _: progress(min(position, child.poll(), head.position), head.position)
                 stats = self.catalog.rebuild(to, both)
-                child.finish(None if progress is None else lambda folded: progress(folded, head.position))
+                child.finish(None if progress is None else lambda folded: progress(min(folded, head.position), head.position))
             finally:
                 child.stop()
         seconds = time.perf_counter() - started

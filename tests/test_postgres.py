@@ -271,6 +271,38 @@ def test_arrays_made_for_the_server_arrive_as_psycopg_would_send_them(pg_url: st
                 assert mine == theirs == chosen, (name, chosen)
 
 
+def test_a_client_encoding_other_than_utf8_still_records_the_articles_names(pg_cluster: pgserver.Cluster, pg_url: str) -> None:
+    # The client encoding is the URL's (or PGCLIENTENCODING's), else the database's; the arrays
+    # an append and an import send are UTF-8, whatever the connection's encoding.
+    latin1 = pg_url + ("&" if "?" in pg_url else "?") + "client_encoding=LATIN1"
+    store = PostgresEventStore(latin1)
+    try:
+        store.append([rec("café", "ArticleCreated", title="C", body="c")])
+        store.append([rec("café", "ArticleEdited", title="D")])
+        assert [r["version"] for r in store.read_article("café")] == [1, 2]
+        assert store.articles() == {"café": 2} and store.verify().ok
+        lines = list(store.raw_lines())
+    finally:
+        store.close()
+    name = f"latin1_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_cluster.url("postgres"), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} ENCODING 'LATIN1' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    try:
+        other_url = pg_cluster.url(name)
+        init_schema(other_url)
+        other = PostgresEventStore(other_url)
+        try:
+            other.append_raw(lines)
+            assert [r["version"] for r in other.read_article("café")] == [1, 2] and other.verify().ok
+        finally:
+            other.close()
+        for url in (pg_url, other_url):
+            with psycopg.connect(url) as conn:
+                assert conn.execute("SELECT DISTINCT article FROM ledger_events").fetchall() == [("café",)]
+    finally:
+        pg_cluster.drop_database(name)
+
+
 def test_the_server_seals_each_line_as_the_file_store_would(pg_url: str) -> None:
     store = PostgresEventStore(pg_url)
     try:

@@ -72,6 +72,28 @@ def test_a_partial_replay_stops_the_catalog_and_still_rebuilds_the_whole_text_in
     assert _answers(led) == before  # the catalog catches up again from position 2
 
 
+@pytest.mark.parametrize("to", [None, 2])
+def test_progress_never_counts_past_its_total_when_the_log_grows_as_the_replay_starts(
+    led: ledger.Ledger, in_child: None, monkeypatch: pytest.MonkeyPatch, to: int | None
+) -> None:
+    _fill(led)
+    real = led.store.head
+
+    def head_then_an_append() -> ledger.Head:
+        # Another writer appends after the replay read the head: the child, started after it,
+        # folds one record more than the total the progress counts out of.
+        found = real()
+        monkeypatch.setattr(led.store, "head", real)
+        led.append([edited("b", "the bridge opened once more\n")])
+        return found
+
+    monkeypatch.setattr(led.store, "head", head_then_an_append)
+    seen: list[tuple[int, int]] = []
+    led.replay(to=to, progress=lambda done, total: seen.append((done, total)))
+    assert seen and {total for _, total in seen} == {5} and all(done <= total for done, total in seen), seen
+    assert seen[-1] == (5, 5) and [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
 def test_an_interrupted_replay_leaves_views_that_answer_as_before(led: ledger.Ledger, in_child: None) -> None:
     _fill(led)
     before = _answers(led)

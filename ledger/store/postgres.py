@@ -281,7 +281,8 @@ _TEXT, _INT4, _INT8, _BOOL, _BYTEA = _ARRAY_TYPES.values()
 def _array(element: int, items: Sequence[Any]) -> _Array:
     """`items` as a PostgreSQL array of `element` (text: str, int4 and int8: int, bool, bytea: bytes) in
     binary format: a header (dimensions, no NULLs, element type, length, lower bound 1), then
-    each item's length and bytes."""
+    each item's length and bytes. Text goes as UTF-8: for connections whose client encoding is
+    UTF8 (the pool's: `configure`)."""
     if not items:
         return _Array(_EMPTY_ARRAY.pack(0, 0, element))
     head = _ARRAY_HEAD.pack(1, 0, element, len(items), 1)
@@ -458,6 +459,9 @@ class PostgresEventStore(EventStore):
             # `ledger_append` reads the head after taking the lock: each statement must see
             # what the lock's previous holder committed, whatever the server's default.
             conn.execute("SET default_transaction_isolation = 'read committed'")
+            # `_array` writes text as UTF-8, which the server reads in the client's encoding:
+            # the URL or PGCLIENTENCODING may set another one (psycopg's own dumping followed it).
+            conn.execute("SET client_encoding = 'UTF8'")
             conn.adapters.register_dumper(_Array, _ArrayDumper)
 
         self._pool = ConnectionPool(
