@@ -931,8 +931,12 @@ class Ledger:
         head = self.store.head()
         location = self._text_child_location() if head.position >= TEXT_CHILD_EVENTS else None
         if location is None:
-            stats = self.catalog.rebuild(to, progress)
+            # Out of the head's records, as below: the text index goes on to the head after
+            # the catalog stops at `to`.
+            stats = self.catalog.rebuild(to, None if progress is None else lambda position, _: progress(min(position, head.position), head.position))
             self.text_index.rebuild()
+            if progress is not None:
+                progress(head.position, head.position)
         else:
             from ledger.replays import TextRebuild
 
