@@ -22,6 +22,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import queue
 import signal
 import statistics
 import sys
@@ -139,9 +140,21 @@ def run_writers(side: str, url: str, writers: int, calls: int, per_call: int, mo
         shared = None
         for worker in workers:
             worker.start()
-        start.wait()
+        try:
+            start.wait(timeout=300)
+        except threading.BrokenBarrierError:
+            raise SystemExit(f"a {side} writer process did not start (see its traceback above)") from None
         begun = time.monotonic()
-        finished = [done.get() for _ in workers]
+        finished: list[float] = []
+        while len(finished) < len(workers):
+            try:
+                finished.append(done.get(timeout=1.0))
+            except queue.Empty:
+                # A writer that failed never reports: stop rather than wait for it for ever.
+                if any(worker.exitcode not in (None, 0) for worker in workers):
+                    for worker in workers:
+                        worker.terminate()
+                    raise SystemExit(f"a {side} writer process failed (see its traceback above)") from None
         for worker in workers:
             worker.join()
         return writers * calls * per_call / (max(finished) - begun)
