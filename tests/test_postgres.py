@@ -711,3 +711,24 @@ def test_the_viewer_answers_503_with_one_line_while_the_database_refuses_connect
             assert page.status_code == 503, page.status_code
             assert "could be had" in page.text or "lost the connection" in page.text, page.text[:300]
             assert httpx.get(served.url + "/a/a/history", timeout=DEADLINE).status_code == 200
+
+
+# --- watching into a server store ---------------------------------------------------------------
+
+
+def test_a_draft_deleted_while_no_watcher_ran_is_withdrawn_on_restart(pg_url: str, tmp_path: Path) -> None:
+    """The watch manifest is kept for a server store too (in its local cache folder): without it
+    a restarted watcher could not tell that a draft it had ingested was deleted meanwhile."""
+    from tests.helpers import story
+
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    (drafts / "a.txt").write_text(story(1))
+    (drafts / "b.txt").write_text(story(2))
+    with ledger.open(pg_url) as led:
+        with ledger.watch(led, drafts, withdraw_on_delete=True) as first:
+            wait_for(lambda: led.store.articles() == {"a": 1, "b": 1} and first.pending() == 0, "a and b ingested")
+        (drafts / "a.txt").unlink()
+        with ledger.watch(led, drafts, withdraw_on_delete=True):
+            wait_for(lambda: led.article("a").withdrawn, "a withdrawn by the restarted watcher")
+        assert not led.article("b").withdrawn
