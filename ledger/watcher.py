@@ -18,7 +18,7 @@ Only regular files are drafts: a FIFO, a folder or a device named like a draft i
 and never opened in a way that could block; symbolic links are followed only when asked, and
 only to drafts in the folder.
 
-A manifest in the store folder (`watch/<folder hash>.json`: size, mtime, ctime, inode, SHA-256
+A manifest in the store folder (a server store's local cache folder; `watch/<folder hash>.json`: size, mtime, ctime, inode, SHA-256
 and article of each draft last ingested) lets a restart pick up what changed while the watcher
 was down, and only that: an unchanged draft is not even read, one whose ctime or inode changed
 is read and hashed (a rewrite that kept size and mtime is still a change), and a changed one
@@ -550,7 +550,9 @@ class Watcher:
     # --- the manifest ------------------------------------------------------------------------
 
     def _manifest_file(self) -> Path | None:
-        root = self.ledger.path
+        # The store's folder, or a server store's local cache folder: a server store needs the
+        # manifest as much (a draft deleted while no watcher ran is known only from it).
+        root = self.ledger.store.cache_dir
         if root is None:
             return None
         key = hashlib.sha256(os.fsencode(self.folder)).hexdigest()[:16]

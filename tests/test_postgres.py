@@ -743,3 +743,56 @@ def test_the_viewer_answers_503_with_one_line_while_the_database_refuses_connect
             assert page.status_code == 503, page.status_code
             assert "could be had" in page.text or "lost the connection" in page.text, page.text[:300]
             assert httpx.get(served.url + "/a/a/history", timeout=DEADLINE).status_code == 200
+
+
+# --- watching into a server store ---------------------------------------------------------------
+
+
+def test_a_draft_deleted_while_no_watcher_ran_is_withdrawn_on_restart(pg_url: str, tmp_path: Path) -> None:
+    """The watch manifest is kept for a server store too (in its local cache folder): without it
+    a restarted watcher could not tell that a draft it had ingested was deleted meanwhile."""
+    from tests.helpers import story
+
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    (drafts / "a.txt").write_text(story(1))
+    (drafts / "b.txt").write_text(story(2))
+    with ledger.open(pg_url) as led:
+        with ledger.watch(led, drafts, withdraw_on_delete=True) as first:
+            wait_for(lambda: led.store.articles() == {"a": 1, "b": 1} and first.pending() == 0, "a and b ingested")
+        (drafts / "a.txt").unlink()
+        with ledger.watch(led, drafts, withdraw_on_delete=True):
+            wait_for(lambda: led.article("a").withdrawn, "a withdrawn by the restarted watcher")
+        assert not led.article("b").withdrawn
+
+
+@pytest.mark.slow
+def test_a_read_waits_out_the_pool_timeout_once_while_the_database_refuses_connections(pg_url: str) -> None:
+    """A connection found broken is replaced and the read sent again; but when the pool could
+    not get any connection within its timeout, trying again only doubled the wait (each read
+    of `serve` or a watcher took a minute to fail instead of the pool's 30 s)."""
+    from ledger.errors import StoreConnectionError
+
+    name = pg_url.rsplit("/", 1)[1].split("?")[0]
+    maintenance = pg_url.replace(f"/{name}", "/postgres", 1)
+
+    def allow(yes: bool) -> None:
+        with psycopg.connect(maintenance, autocommit=True) as admin:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(name), sql.SQL("true" if yes else "false")))
+            if not yes:
+                admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    store = PostgresEventStore(pg_url)
+    try:
+        store.head()
+        allow(False)
+        try:
+            for _ in range(2):  # the first finds the pool's connection broken, the second none at all
+                with pytest.raises(StoreConnectionError, match="could be had"):
+                    store.head()
+        finally:
+            allow(True)
+        assert store._pool.get_stats().get("requests_errors") == 2  # one wait per read, not two
+        store.head()
+    finally:
+        store.close()

@@ -347,6 +347,11 @@ def _connection_problem(url: str, exc: Exception) -> StoreError:
     return StoreConnectionError(f"{where}: {detail}")
 
 
+class _NoConnectionError(StoreConnectionError):
+    """The pool had no connection to give within its timeout (the server is down or refuses):
+    unlike a connection found broken, not worth a second try at once."""
+
+
 def _lost(url: str, exc: Exception, doing: str) -> StoreConnectionError:
     detail = " ".join(str(exc).split()) or type(exc).__name__
     return StoreConnectionError(f"{redact(url)}: lost the connection to the server while {doing} ({detail})")
@@ -508,7 +513,7 @@ class PostgresEventStore(EventStore):
             with self._pool.connection() as conn:
                 yield conn
         except PoolTimeout:
-            raise StoreConnectionError(f"{redact(self.url)}: no connection to the server could be had while {doing}") from None
+            raise _NoConnectionError(f"{redact(self.url)}: no connection to the server could be had while {doing}") from None
         except psycopg.OperationalError as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 raise
@@ -522,8 +527,10 @@ class PostgresEventStore(EventStore):
                 # Binary results for the lines: bytea as it is, not as hex text twice its size.
                 with self._conn(doing) as conn, conn.cursor(binary=binary) as cursor:
                     return cursor.execute(query, params).fetchall()
-            except StoreConnectionError:
-                if attempt == 2 or getattr(self._exclusive, "conn", None) is not None:
+            except StoreConnectionError as exc:
+                # A pool that found no connection in its whole timeout would only make the
+                # caller wait as long again (a page of `serve` took a minute to say 503).
+                if attempt == 2 or isinstance(exc, _NoConnectionError) or getattr(self._exclusive, "conn", None) is not None:
                     raise
                 # Every idle connection of the pool may be broken alike (a server restart):
                 # drop them all, so the second try opens a fresh one.
