@@ -13,6 +13,7 @@ import math
 import os
 import re
 import stat
+import unicodedata
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -180,7 +181,9 @@ def _article_id(explicit: Any, source: str | None, name: str, line: int, given: 
     if explicit is None:
         if source is None:
             raise DraftError(f"{name}:1: no article id: give the draft a file name or an `id` in front matter")
-        stem = Path(source).name
+        # Composed (NFC), as the name was typed: some file systems (macOS) hand names back
+        # decomposed, a letter and its accent as two characters, which no article id holds.
+        stem = unicodedata.normalize("NFC", Path(source).name)
         for suffix in DRAFT_SUFFIXES:
             if stem.lower().endswith(suffix):
                 stem = stem[: -len(suffix)]

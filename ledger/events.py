@@ -16,6 +16,7 @@ import random
 import re
 import threading
 import time
+import unicodedata
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NamedTuple, Required
@@ -58,6 +59,13 @@ def validate_article_id(value: str) -> str:
     if len(value) > ARTICLE_ID_MAX:
         raise InvalidEventError(f"article id is longer than {ARTICLE_ID_MAX} characters: {value[:40]!r}...")
     if not _ARTICLE_ID_RE.fullmatch(value):
+        composed = unicodedata.normalize("NFC", value)
+        if composed != value and _ARTICLE_ID_RE.fullmatch(composed):
+            # It prints the same as the id it should be: say what differs.
+            raise InvalidEventError(
+                f"article id {value!r} has a letter written as a letter plus a combining mark (Unicode NFD); "
+                "write each such letter as one character (NFC), as keyboards type it"
+            )
         raise InvalidEventError(
             f"article id {value!r} is not a slug (letters, digits, '.', '_', '~', '-'; no '/', spaces or control characters)"
         )

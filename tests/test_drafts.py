@@ -699,3 +699,15 @@ def test_describe_counts_removed_blocks_in_one_part_where_the_first_was_removed(
     edited = {"type": "ArticleEdited", "data": {"body": "x"}}
     assert describe([removed(2)]) == "removed 1 update block"
     assert describe([edited, removed(2), removed(1), edited, removed(0)]) == "edited body, removed 3 update blocks, edited body"
+
+
+def test_a_file_name_given_decomposed_is_the_composed_article_id(led: ledger.Ledger, tmp_path: Path) -> None:
+    # macOS hands file names back decomposed (NFD): `café.md` as "cafe" plus a combining accent.
+    draft = tmp_path / "cafe\u0301.md"
+    draft.write_text("# Café opens\n\nIt opened today.\n", encoding="utf-8")
+    ingest(led, [draft])
+    assert [a.article for a in led.articles()] == ["caf\u00e9"]
+    # The same id given decomposed, where nothing may be changed: a message that says what differs.
+    with pytest.raises(ledger.InvalidInputError, match="combining mark"):
+        led.append([{"type": "ArticleCreated", "article": "cafe\u0301", "data": {"title": "Café"}}])
+    assert led.head().position == 1
