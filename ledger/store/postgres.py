@@ -251,6 +251,9 @@ _OPTIMISTIC_CALLS = 2
 # The most articles whose latest version and time a store remembers between appends.
 _KNOWN_ARTICLES = 10000
 _LISTEN_TIMEOUT = 1.0
+# How long the pool keeps trying to connect, waits doubling from 1 s, before it leaves it to the
+# next read (seconds).
+_RECONNECT_WINDOW = 10.0
 
 
 class _Array(bytes):
@@ -472,6 +475,10 @@ class PostgresEventStore(EventStore):
         self._pool = ConnectionPool(
             url, min_size=1, max_size=pool_size, kwargs={"autocommit": True, "connect_timeout": 10},
             configure=configure, open=False, name="ledger", timeout=max(30.0, lock_timeout if not math.isinf(lock_timeout) else 30.0),
+            # The pool tries to connect again with waits that double, for this long; then the
+            # next read starts again at once. Its default, five minutes, left the first read
+            # after a server's restart waiting for an attempt up to a minute or two away.
+            reconnect_timeout=_RECONNECT_WINDOW,
         )
         self._pool.open(wait=False)
         self._exclusive = threading.local()
