@@ -18,8 +18,9 @@ Only regular files are drafts: a FIFO, a folder or a device named like a draft i
 and never opened in a way that could block; symbolic links are followed only when asked, and
 only to drafts in the folder.
 
-A manifest in the store folder (a server store's local cache folder; `watch/<folder hash>.json`: size, mtime, ctime, inode, SHA-256
-and article of each draft last ingested) lets a restart pick up what changed while the watcher
+A manifest in the store folder (for a server store, its local cache folder;
+`watch/<folder hash>.json`: size, mtime, ctime, inode, SHA-256 and article of each draft last
+ingested) lets a restart pick up what changed while the watcher
 was down, and only that: an unchanged draft is not even read, one whose ctime or inode changed
 is read and hashed (a rewrite that kept size and mtime is still a change), and a changed one
 whose content the article already has appends nothing. A periodic rescan catches events the
