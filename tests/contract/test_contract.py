@@ -387,3 +387,22 @@ def test_a_follower_waits_for_an_append_then_sees_it(store_factory: FileStoreFac
     store.append([rec("a"), rec("b", "ArticleCreated")])
     follower.join(DEADLINE)
     assert (seen, failures) == ([1, 2, 3], [])
+
+
+@pytest.mark.parametrize(("key", "value"), [("pos", 1.0), ("pos", True), ("version", 1.0), ("article", 7), ("occurred_at", None)])
+def test_an_import_whose_envelope_ledger_would_not_seal_is_refused(store: EventStore, key: str, value: Any) -> None:
+    # Sealed and chained correctly, but `1.0` or `true` for a number passed for 1 and went into
+    # the log as written (the file store), or failed deep inside the PostgreSQL store's insert.
+    from ledger.codec import GENESIS_HASH, decode, seal
+    from ledger.store.logfile import seal_append
+
+    lines, _ = seal_append([rec("a", "ArticleCreated", title="A", body="a")], {"a": 1}, {"a": "2026-01-01T00:00:00.000000Z"},
+                           "2026-01-01T00:00:00.000000Z", 0, GENESIS_HASH, 0)
+    record = decode(lines[0])
+    for field in ("prev", "hash"):
+        del record[field]
+    record[key] = value
+    line, _ = seal(record, GENESIS_HASH)
+    with pytest.raises(ledger.InvalidEventError, match=f"record 1: its '{key}' is not"):
+        store.append_raw([line])
+    assert store.head().position == 0
