@@ -9,6 +9,8 @@ import json
 import multiprocessing
 import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -823,3 +825,36 @@ def _allow_connections(pg_url: str, yes: bool) -> None:
         admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(sql.Identifier(name), sql.SQL("true" if yes else "false")))
         if not yes:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+
+@pytest.mark.slow
+def test_log_follow_says_once_that_the_server_is_gone_and_once_that_it_is_back(pg_url: str, tmp_path: Path) -> None:
+    # A follower that printed nothing through an outage looked like one following a quiet log.
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "one"}}])
+    command = [str(Path(sys.executable).with_name("ledger")), "--store", pg_url, "log", "--follow", "--limit", "1"]
+    env = {**os.environ, "NO_COLOR": "1", "LEDGER_CACHE_DIR": str(tmp_path)}
+    follower = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    errors: list[bytes] = []
+    reader = threading.Thread(target=lambda: errors.extend(follower.stderr or []), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: _listeners(pg_url) == 1, "the follower to listen")
+        _allow_connections(pg_url, False)
+        try:
+            wait_for(lambda: any(b"waiting for the server to answer again" in line for line in errors), "the follower to say the server is gone")
+        finally:
+            _allow_connections(pg_url, True)
+        with ledger.open(pg_url) as led:
+            led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "two"}}])
+        out, _ = follower.communicate(timeout=DEADLINE)
+    finally:
+        follower.kill()
+    reader.join(DEADLINE)
+    assert follower.returncode == 0 and b"a" in out and b"ArticleEdited" in out, (out, errors)
+    said = [line.decode() for line in errors]
+    assert len(said) == 2, said
+    # What it found is "no connection ... could be had" or "lost the connection", as the pool
+    # had it then.
+    assert said[0].startswith("warning: ") and "waiting for the server to answer again" in said[0] and "ledger-test-password" not in said[0]
+    assert said[1].rstrip().endswith(": the server answers again"), said

@@ -487,6 +487,8 @@ class PostgresEventStore(EventStore):
         # versions): what an append assumes, and `ledger_append` checks, to need one call.
         self._known: dict[str, tuple[int, str]] = {}
         self._listener: psycopg.Connection[Any] | None = None
+        # Whether `wait` found the server gone (and said so) and has not seen it answer since.
+        self._unreachable = False
         self._listening = threading.Lock()
         self._closed = False
 
@@ -1071,9 +1073,16 @@ class PostgresEventStore(EventStore):
                 except StoreConnectionError as exc:
                     # The server restarted or ended this process's connections: following goes
                     # on, polling until it answers again, and then catches up from `position`.
-                    log.debug("%s", exc)
+                    # Said once, so that a follower's silence is not taken for a quiet log.
+                    if not self._unreachable:
+                        log.warning("%s; waiting for the server to answer again", exc)
+                        self._unreachable = True
                     self._drop_listener()
                     listener, head = None, position
+                else:
+                    if self._unreachable:
+                        log.warning("%s: the server answers again", redact(self.url))
+                        self._unreachable = False
                 remaining = deadline - time.monotonic()
                 if head > position or remaining <= 0:
                     return head
