@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -190,3 +191,12 @@ def ingest_corpus_version(led: ledger.Ledger, version: CorpusVersion) -> ledger.
     """Ingest one corpus version as the `ledger ingest` of its draft would."""
     draft = parse_draft(version.data, f"{version.article}.md")
     return ingest_draft(led, draft, at=version.at, actor=version.actor, reason=version.reason)
+
+
+def interruptible(command: list[str]) -> list[str]:
+    """`command` run with Ctrl-C's signal (SIGINT) as a terminal delivers it: a test run started
+    in the background by a non-interactive shell (`.ci/run ... &`) inherits SIGINT ignored, and
+    a process that starts with it ignored keeps it so (the reset is in a Python that then
+    becomes `command`: a default disposition stays through `exec`)."""
+    reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
+    return [sys.executable, "-c", reset, *command]

@@ -23,7 +23,7 @@ from ledger_cli.output import table
 
 import ledger
 from tests.conftest import drain_terminal, run_ledger
-from tests.helpers import cli, created, edited, jsonl
+from tests.helpers import cli, created, edited, interruptible, jsonl
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 ANSI = b"\x1b["
@@ -143,7 +143,7 @@ def test_exit_9_nothing_to_do(store_dir: Path) -> None:
 def test_exit_130_on_ctrl_c_of_log_follow(store_dir: Path) -> None:
     assert run_ledger("append", "-", store=store_dir, input=jsonl(created("old"))).returncode == 0
     process = subprocess.Popen(
-        [LEDGER, "--store", str(store_dir), "log", "--follow", "--format", "json"],
+        interruptible([LEDGER, "--store", str(store_dir), "log", "--follow", "--format", "json"]),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"},
     )
     lines: queue.Queue[bytes] = queue.Queue()

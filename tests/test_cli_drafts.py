@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, run_ledger
+from tests.helpers import interruptible
 
 REVISIONS = ROOT / "examples" / "revisions" / "harbour-bridge-closure"
 DRAFTS = ROOT / "examples" / "drafts"
@@ -107,7 +108,7 @@ def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path,
     folder.mkdir()
     (folder / "early.txt").write_text("Early\n\nWritten before the watcher started.\n")
     command = [str(Path(sys.executable).with_name("ledger")), "--store", str(store_dir), "watch", str(folder), "--reason", "from the folder"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
+    process = subprocess.Popen(interruptible(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
     try:
         wait_until_shown(store_dir, "early")
         (folder / "late.txt").write_text("Late\n\nWritten while it runs.\n\nCategories: news")
