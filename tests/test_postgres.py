@@ -847,7 +847,9 @@ def test_log_follow_says_once_that_the_server_is_gone_and_once_that_it_is_back(p
             _allow_connections(pg_url, True)
         with ledger.open(pg_url) as led:
             led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "two"}}])
-        out, _ = follower.communicate(timeout=DEADLINE)
+        # Not `communicate`: it would read stderr too, taking lines from the thread above.
+        follower.wait(DEADLINE)
+        out = follower.stdout.read() if follower.stdout else b""
     finally:
         follower.kill()
     reader.join(DEADLINE)
