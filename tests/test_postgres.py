@@ -208,6 +208,30 @@ def test_a_read_of_an_article_refuses_rows_changed_or_removed_by_hand(pg_url: st
         store.close()
 
 
+@pytest.mark.parametrize("damage", ["body", "hash cut off", "second hash"])
+def test_reads_refuse_a_line_changed_by_hand_with_the_file_stores_words(pg_url: str, damage: str) -> None:
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append([rec("a", "ArticleCreated", title="A", body="night")])
+        store.append([rec("a", "ArticleEdited", body="night market")])
+        store.append([rec("a", "ArticleEdited", body="night market returns")])
+        change = {
+            "body": "convert_to(replace(convert_from(line, 'UTF8'), 'market', 'murket'), 'UTF8')",
+            "hash cut off": "substring(line FROM 1 FOR length(line) - 75) || '\\x7d'::bytea",
+            "second hash": "substring(line FROM 1 FOR length(line) - 1) || convert_to(',\"hash\":\"' || repeat('0', 64) || '\"}', 'UTF8')",
+        }[damage]
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"UPDATE ledger_events SET line = {change} WHERE pos = 2")
+        words = "record has no hash" if damage == "hash cut off" else "record does not match its checksum"
+        with pytest.raises(ledger.CorruptStoreError, match=f"position 2: {words}$"):
+            list(store.read())
+        with pytest.raises(ledger.CorruptStoreError, match=f"position 2: {words}$"):
+            store.read_article("a")
+        assert [r["version"] for r in store.read_article("a", 3)] == [3]
+    finally:
+        store.close()
+
+
 def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_again(pg_url: str) -> None:
     store = PostgresEventStore(pg_url)
     try:

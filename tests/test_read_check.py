@@ -135,3 +135,44 @@ def test_zeros_that_stay_are_damage_and_cost_a_read_at_most_a_tenth_of_a_second(
     with ledger.open(store_dir, create=False) as led, pytest.raises(CorruptStoreError, match="position 101"):
         list(led.store.read())
     assert 0 < sum(waited) <= 0.1 + 1e-9
+
+
+def _damaged_lines() -> list[bytes]:
+    """Sealed lines (no newline), then lines damaged in each way a check must catch."""
+    good = [codec.seal({"pos": n, "type": "ArticleEdited", "article": "a", "data": {"body": body}}, "0" * 64)[0].rstrip(b"\n")
+            for n, body in enumerate(["x", "é€🙂 \"q\" \\", "y" * 3000], 1)]
+    line = good[0]
+    return [
+        *good,
+        line.replace(b'"x"', b'"z"'),  # the body changed
+        line[:-3] + (b"0" if line[-3:-2] != b"0" else b"1") + line[-2:],  # the claimed hash changed
+        line[:-66] + line[-66:-2].upper() + line[-2:],  # the hash in capitals
+        line.replace(b',"hash":"', b',"hsh":"'),
+        line[:-2] + b'"]',
+        line[:-2],
+        line[-77:], line[-76:], line[-75:], b"", b"{}",
+        line[:-66] + "é".encode() * 32 + line[-2:],  # bytes that are not ASCII where the hash is
+        line[:-1] + b',"hash":"' + b"0" * 64 + b'"}',  # a second "hash" key after the sealed one
+    ]
+
+
+def test_every_kind_of_damaged_line_is_refused_alike_by_both_checks() -> None:
+    # `check` (verify, export) and `decode_lines` (reads) must agree, and raise only their own
+    # errors: a line with bytes that are not ASCII where its hash goes raised UnicodeDecodeError.
+    lines = _damaged_lines()
+    for index, line in enumerate(lines):
+        try:
+            codec.check(line)
+            one = "ok"
+        except codec.RecordError as exc:
+            one = str(exc)
+        try:
+            codec.decode_lines([line + b"\n"])
+            many = "ok"
+        except codec.LineError as exc:
+            many = str(exc)
+        if one == "ok" or many == "ok":
+            assert index < 3 and one == many == "ok", line
+        else:
+            # `check` reads no JSON: a line that is not JSON is refused by its hash there.
+            assert many.startswith("record is not valid JSON") or one == many, (line, one, many)
