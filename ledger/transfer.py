@@ -35,7 +35,7 @@ from ledger.events import SCHEMA_VERSIONS, EventFields, EventIn, format_time, pa
 from ledger.model import Model
 from ledger.projections import ArticleState, FoldedRecord
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS
-from ledger.store import LOG_FILE, AppendResult, EventStore, Head, RecordOrder
+from ledger.store import LOG_FILE, AppendResult, EventStore, Head, RecordOrder, check_envelope
 
 # How far ahead of this machine's clock an imported record's recorded_at may be.
 _CLOCK_SKEW = timedelta(days=1)
@@ -131,10 +131,7 @@ class _ExactImport:
         unknown = sorted(set(record) - _KNOWN_FIELDS)
         if unknown:
             raise InvalidEventError(f"{where}: unknown record field {unknown[0]!r} (a record of this store has no such field)")
-        # isinstance lets true and false pass for integers.
-        for key in ("pos", "version"):
-            if type(record[key]) is not int:
-                raise InvalidEventError(f"{where}: record field {key!r} is not an integer")
+        check_envelope(record, where)
         if record.get("end", True) is not True:
             raise InvalidEventError(f"{where}: record field 'end' is not true (it marks the last record of an append)")
         article = record["article"]

@@ -418,7 +418,7 @@ CRAFTED: dict[str, tuple[Callable[[], list[bytes]], int, str]] = {
     "recorded-at-backwards": (lambda: crafted({"recorded_at": T2, "occurred_at": T1}, {"article": "y", "recorded_at": T1}), 3,
                               f":2: recorded_at {T1} is earlier than the record before it ({T2})"),
     "actor-null": (lambda: crafted({"actor": None}), 3, ":1: record field 'actor' is null"),
-    "version-as-true": (lambda: crafted({"version": True}), 3, ":1: record field 'version' is not an integer"),
+    "version-as-true": (lambda: crafted({"version": True}), 3, ":1: record field 'version' is not a whole number"),
     "edit-while-withdrawn": (lambda: crafted({}, {**EDIT, "type": "ArticleWithdrawn", "data": {}},
                                              {**EDIT, "version": 3, "data": {"title": "Y"}}), 5, ":3: article 'x' is withdrawn"),
     "no-such-block": (lambda: crafted({}, {**EDIT, "type": "UpdateBlockRemoved", "data": {"index": 0}}), 3,

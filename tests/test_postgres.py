@@ -278,14 +278,14 @@ def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_ag
 
 def test_arrays_made_for_the_server_arrive_as_psycopg_would_send_them(pg_url: str) -> None:
     # An append's columns go as arrays this module writes in PostgreSQL's binary format.
-    from ledger.store.postgres import _ARRAY_TYPES, _array
+    from ledger.store.postgres import _BOOL, _BYTEA, _INT4, _INT8, _TEXT, _array
 
     cases: list[tuple[int, str, list[Any]]] = [
-        (_ARRAY_TYPES["text"], "text", ["", "a", "é€🙂", "x" * 5000, '"quoted" \\ back,slash {}']),
-        (_ARRAY_TYPES["int4"], "integer", [0, 1, -1, 2**31 - 1, -(2**31)]),
-        (_ARRAY_TYPES["int8"], "bigint", [0, 2**62, -(2**63)]),
-        (_ARRAY_TYPES["bool"], "boolean", [True, False, True]),
-        (_ARRAY_TYPES["bytea"], "bytea", [b"", b"\x00\xff\n", b"{" * 3000]),
+        (_TEXT, "text", ["", "a", "é€🙂", "x" * 5000, '"quoted" \\ back,slash {}']),
+        (_INT4, "integer", [0, 1, -1, 2**31 - 1, -(2**31)]),
+        (_INT8, "bigint", [0, 2**62, -(2**63)]),
+        (_BOOL, "boolean", [True, False, True]),
+        (_BYTEA, "bytea", [b"", b"\x00\xff\n", b"{" * 3000]),
     ]
     with psycopg.connect(pg_url, autocommit=True) as conn:
         from ledger.store.postgres import _Array, _ArrayDumper

@@ -10,6 +10,7 @@ from ledger.store.contract import (
     RecordOrder,
     StoredRecord,
     VerifyReport,
+    check_envelope,
     new_versions,
 )
 from ledger.store.file import FileEventStore
@@ -29,6 +30,7 @@ __all__ = [
     "RecordOrder",
     "StoredRecord",
     "VerifyReport",
+    "check_envelope",
     "init_store",
     "new_versions",
 ]

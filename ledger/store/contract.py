@@ -126,6 +126,20 @@ def new_versions(
     return new, times
 
 
+_ENVELOPE_TYPES = (("pos", int), ("version", int), ("article", str), ("type", str), ("occurred_at", str), ("recorded_at", str))
+
+
+def check_envelope(record: Mapping[str, Any], where: str) -> None:
+    """Raise `InvalidEventError`, prefixed with `where`, unless each envelope field every sealed
+    record has is there with the JSON type a store writes: `1.0` or `true` would pass for the
+    number 1 in a comparison, and a store never writes them."""
+    for key, kind in _ENVELOPE_TYPES:
+        if key not in record:
+            raise InvalidEventError(f"{where}: record field {key!r} is missing")
+        if type(record[key]) is not kind:
+            raise InvalidEventError(f"{where}: record field {key!r} is not {'a whole number' if kind is int else 'text'}")
+
+
 class RecordOrder:
     """Checks that sealed records taken from outside (an import) could have been written by a
     store: a known type whose data fits its schema, each article's versions without gaps (one

@@ -19,7 +19,7 @@ from typing import Any
 from ledger import codec
 from ledger.errors import CorruptStoreError, InvalidEventError, StoreError, StoreNotFoundError
 from ledger.events import SCHEMA_VERSIONS, NewRecord, upcast
-from ledger.store.contract import RecordOrder
+from ledger.store.contract import RecordOrder, check_envelope
 from ledger.store.index import Sealed
 
 LOG_FILE = "events.jsonl"
@@ -316,10 +316,6 @@ def import_label(labels: Sequence[str] | None, n: int) -> str:
     return labels[n - 1] if labels is not None else f"record {n}"
 
 
-_ENVELOPE_TYPES = (("pos", int), ("version", int), ("article", str), ("type", str), ("occurred_at", str), ("recorded_at", str))
-"""The envelope fields every sealed record has, and their JSON types."""
-
-
 def check_continuation(
     decoded: Sequence[tuple[dict[str, Any], str, bytes]], labels: Sequence[str] | None, order: RecordOrder, position: int, prev: str, recorded: str
 ) -> tuple[int, str, str]:
@@ -329,10 +325,7 @@ def check_continuation(
     for n, (record, digest, _) in enumerate(decoded, 1):
         where = import_label(labels, n)
         position += 1
-        # As ledger seals them: `1.0` or `true` would pass for the number 1 below.
-        for key, kind in _ENVELOPE_TYPES:
-            if type(record.get(key)) is not kind:
-                raise InvalidEventError(f"{where}: its {key!r} is not {'a whole number' if kind is int else 'text'}")
+        check_envelope(record, where)
         if record.get("pos") != position or record.get("prev") != prev:
             raise InvalidEventError(f"{where}: does not continue this log at position {position}")
         order.check(record, where)

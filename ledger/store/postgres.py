@@ -277,8 +277,13 @@ _ITEM = struct.Struct("!i")
 _INT_ITEM = struct.Struct("!ii")
 _BIGINT_ITEM = struct.Struct("!iq")
 # The element types (pg_type oids) of the arrays an append or an import sends.
-_ARRAY_TYPES = {"text": 25, "int4": 23, "int8": 20, "bool": 16, "bytea": 17}
-_TEXT, _INT4, _INT8, _BOOL, _BYTEA = _ARRAY_TYPES.values()
+_TEXT, _INT4, _INT8, _BOOL, _BYTEA = 25, 23, 20, 16, 17
+
+
+def _explicit_ids(group: Sequence[Pending]) -> list[str]:
+    """The event ids of the appends of `group` that named an id of theirs (those a re-sent append
+    can be found by: the others' ids are new)."""
+    return [eid for p in group if any(r.explicit_id for r in p.records) for eid in p.ids]
 
 
 def _array(element: int, items: Sequence[Any]) -> _Array:
@@ -883,7 +888,7 @@ class PostgresEventStore(EventStore):
         """`_commit_group`'s calls: with `exact`, in the caller's transaction, under the lock it
         takes here; else on the versions last seen, None when they kept moving on."""
         articles = list(dict.fromkeys([*(r.article for p in group for r in p.records), *(a for p in group for a in (p.expected or {}))]))
-        explicit = [eid for p in group if any(r.explicit_id for r in p.records) for eid in p.ids]
+        explicit = _explicit_ids(group)
         last_recorded = ""
         if exact:
             with conn.pipeline():
@@ -956,7 +961,7 @@ class PostgresEventStore(EventStore):
                 live = [pending for pending in live if not pending.finished]
                 # Only the ids of those left are looked for again: the found ones would be
                 # found at every call, and the others refused till the calls ran out.
-                explicit = [eid for p in live if any(r.explicit_id for r in p.records) for eid in p.ids]
+                explicit = _explicit_ids(live)
             else:
                 raise CorruptStoreError(f"{redact(self.url)}: ledger_append answered {status!r}")
         if exact:

@@ -403,6 +403,6 @@ def test_an_import_whose_envelope_ledger_would_not_seal_is_refused(store: EventS
         del record[field]
     record[key] = value
     line, _ = seal(record, GENESIS_HASH)
-    with pytest.raises(ledger.InvalidEventError, match=f"record 1: its '{key}' is not"):
+    with pytest.raises(ledger.InvalidEventError, match=f"record 1: record field '{key}' is not"):
         store.append_raw([line])
     assert store.head().position == 0
