@@ -12,20 +12,25 @@ Only SQLite errors rebuild the catalog: a record the fold cannot take (an event 
 was never created, a block that does not exist) raises `CorruptStoreError` naming its position,
 and the catalog stays as it was.
 
-Snapshots: an article's full state every `SNAPSHOT_EVERY` versions (further apart for very big
-articles: see `snapshot_due`), written when the catalog catches up past such a version and whenever a
-read folds past one, so that a historical read folds only the records after the nearest snapshot.
+Snapshots: an article's state every `SNAPSHOT_EVERY` versions, written when the catalog catches up
+past such a version and whenever a read folds past one, so that a historical read folds only the
+records after the nearest snapshot. A very big article's whole state is kept further apart (see
+`snapshot_due`), and between those as a part: what changed since the last whole one
+(`part_row`), so that a read of a live blog's old version folds at most `SNAPSHOT_EVERY`
+records too without its snapshots outgrowing the log.
 A snapshot is keyed by version, never by time: reads at a time first find the version that was
 current then (from `occurred_at`), so snapshots cannot change what "as of" means.
 
 A snapshot is never trusted as it is: it carries the hash of the log record it was folded up to
 and a digest of its content bound to that hash. Before a read uses one, the record at its
-position is read from the log and both are checked; a snapshot that fails is passed over and the
-state folded from an earlier one (or from version 1). Appends never start from a snapshot.
+position is read from the log and both are checked (for a part, its whole snapshot's too); a
+snapshot that fails is passed over and the state folded from an earlier one (or from version 1).
+Appends never start from a snapshot.
 """
 
 from __future__ import annotations
 
+import difflib
 import gc
 import hashlib
 import logging
@@ -690,9 +695,11 @@ class Catalog:
 
     # --- snapshots ---------------------------------------------------------------------------
 
-    def snapshot_before(self, article: str, version: int) -> ArticleState | None:
+    def snapshot_before(self, article: str, version: int) -> tuple[ArticleState, ArticleState | None] | None:
         """The article's latest snapshot at or before `version` that the log confirms (None if
-        there is none): see the module's notes on how a snapshot is checked."""
+        there is none), with the full snapshot it was made from (a part's base; the snapshot
+        itself when it is full; None for an old full one): see the module's notes on how a
+        snapshot is checked."""
         with self._mutex:
             db = self._open()
             if not self._checked:
@@ -709,27 +716,46 @@ class Catalog:
                 finally:
                     db.execute("PRAGMA busy_timeout = 60000")
                 self._checked = True
-            rows = db.execute(
-                "SELECT version, position, state, hash, digest FROM snapshots WHERE article = ? AND version <= ? ORDER BY version DESC",
-                (article, version),
-            )
-            for found, position, blob, record_hash, digest in rows:
-                state = self._confirmed(article, found, position, blob, record_hash, digest)
-                if state is not None:
-                    return state
+            query = "SELECT version, position, state, hash, digest FROM snapshots WHERE article = ? AND version <= ? ORDER BY version DESC"
+            for found, position, blob, record_hash, digest in db.execute(query, (article, version)):
+                values = self._confirmed(article, found, position, blob, record_hash, digest)
+                if values is not None and isinstance(values[0], str):
+                    state = self._state(article, found, position, values)
+                    if state is not None:
+                        return state, state.copy()
+                elif values is not None:
+                    # A part: its full snapshot (an earlier version) must be confirmed as well.
+                    row = db.execute(f"{query} LIMIT 1", (article, values[0])).fetchone() if isinstance(values[0], int) and values[0] < found else None
+                    base_values = self._confirmed(article, *row) if row is not None and row[0] == values[0] else None
+                    base = self._state(article, row[0], row[1], base_values) if row is not None and base_values is not None and isinstance(base_values[0], str) else None
+                    state = self._state(article, found, position, _from_part(base, values)) if base is not None else None
+                    if state is not None:
+                        return state, base
                 log.warning("%s: the snapshot of %r at version %d does not match the log; not using it", self.path, article, found)
         return None
 
-    def _confirmed(self, article: str, version: int, position: int, blob: Any, record_hash: Any, digest: Any) -> ArticleState | None:
-        """The snapshot's state if its content is intact and the log's record at its position is
-        the one it was folded up to; else None."""
+    def _confirmed(self, article: str, version: int, position: int, blob: Any, record_hash: Any, digest: Any) -> list[Any] | None:
+        """The snapshot's values (`state_to_list`'s form, or a part's: `snapshot_row`) if its
+        content is intact and the log's record at its position is the one it was folded up to;
+        else None."""
         if not isinstance(blob, bytes) or not isinstance(record_hash, str) or digest != _digest(record_hash, blob):
             return None
         last = self.store.read_article(article, version, version)
         if not last or last[-1]["pos"] != position or last[-1]["hash"] != record_hash:
             return None
         try:
-            state = state_from_list(codec.loads(blob))
+            values = codec.loads(blob)
+        except ValueError:
+            return None
+        return values if isinstance(values, list) and values and isinstance(values[0], str | int) else None
+
+    @staticmethod
+    def _state(article: str, version: int, position: int, values: list[Any] | None) -> ArticleState | None:
+        """The state of a confirmed snapshot's values, if they are that of `article` at `version`."""
+        if values is None:
+            return None
+        try:
+            state = state_from_list(values)
         except (ValueError, TypeError):
             return None
         return state if (state.id, state.version, state.position) == (article, version, position) else None
@@ -738,20 +764,35 @@ class Catalog:
         """The article's state at `version`: its nearest snapshot at or before `version` plus
         its records after that (None if it has no records); without `snapshots`, folded from
         its first version. Versions passed on the way that are due a snapshot get one."""
-        state = self.snapshot_before(article, version) if snapshots else None
+        found = self.snapshot_before(article, version) if snapshots else None
+        state, base = found if found is not None else (None, None)
         if state is not None and state.version == version:
             return state
-        last = state.version if state is not None else 0
         record_hash = ""
-        for record in self.store.read_article(article, last + 1, version):
-            if state is not None and record["version"] != state.version and snapshot_due(state, last):
-                self.save_snapshots([snapshot_row(state, record_hash)])
-                last = state.version
+        # The last full snapshot (the spacing of full ones counts from it) and the last of any kind.
+        last = base.version if base is not None else state.version if state is not None else 0
+        written = state.version if state is not None else 0
+        for record in self.store.read_article(article, written + 1, version):
+            if state is not None and record["version"] != state.version:
+                base, last, written = self._snapshot_passed(state, record_hash, base, last, written)
             state = apply(state, record)
             record_hash = record["hash"]
-        if state is not None and snapshot_due(state, last):
-            self.save_snapshots([snapshot_row(state, record_hash)])
+        if state is not None:
+            self._snapshot_passed(state, record_hash, base, last, written)
         return state
+
+    def _snapshot_passed(self, state: ArticleState, record_hash: str, base: ArticleState | None, last: int, written: int) -> tuple[ArticleState | None, int, int]:
+        """Keep a snapshot of `state` if one is due (full, or a part of a big article's between
+        its full ones); returns the new `base`, `last` and `written` of `state_at`."""
+        if snapshot_due(state, last):
+            self.save_snapshots([snapshot_row(state, record_hash)])
+            return state.copy(), state.version, state.version
+        if base is not None and state.version % SNAPSHOT_EVERY == 0 and state.version > written:
+            part = part_row(state, record_hash, base)
+            if part is not None:
+                self.save_snapshots([part])
+                return base, last, state.version
+        return base, last, written
 
     def save_snapshots(self, rows: list[tuple[str, int, int, bytes, str, str]]) -> None:
         """Keep these `snapshot_row`s. Skipped, not waited for, while another process holds the
@@ -782,25 +823,103 @@ def _whole_appends(records: Iterator[StoredRecord]) -> Iterator[StoredRecord]:
 
 
 def snapshot_due(state: ArticleState, last: int) -> bool:
-    """Whether `state` is kept as a snapshot, the previous one being at version `last`.
+    """Whether `state` is kept as a whole snapshot, the previous one being at version `last`.
 
-    Snapshots fall on multiples of `SNAPSHOT_EVERY` versions, and are further apart for big
-    articles (one version more per 2,000 characters of text): a live blog with thousands of
-    update blocks would otherwise store its whole text again every 32 versions, and its
-    snapshots would outgrow its log many times over.
+    Snapshots fall on multiples of `SNAPSHOT_EVERY` versions, and whole ones are further apart
+    for big articles (one version more per 2,000 characters of text): a live blog with thousands
+    of update blocks would otherwise store its whole text again every 32 versions, and its
+    snapshots would outgrow its log many times over. Between them it gets parts (`part_row`).
     """
     version = state.version
     if version % SNAPSHOT_EVERY or version <= last:
         return False
-    size = len(state.body) + sum(len(block[1]) for block in state.blocks)
-    return version - last >= max(SNAPSHOT_EVERY, size // _CHARS_PER_VERSION)
+    return version - last >= _spacing(state)
+
+
+def _size(state: ArticleState) -> int:
+    return len(state.body) + sum(len(block[1]) for block in state.blocks)
+
+
+def _spacing(state: ArticleState) -> int:
+    """Versions between an article's whole snapshots."""
+    return max(SNAPSHOT_EVERY, _size(state) // _CHARS_PER_VERSION)
 
 
 def snapshot_row(state: ArticleState, record_hash: str) -> tuple[str, int, int, bytes, str, str]:
-    """A snapshot of `state` as it is now (serialised at once: the state may change after), folded
-    up to the record whose hash is `record_hash`."""
+    """A whole snapshot of `state` as it is now (serialised at once: the state may change after),
+    folded up to the record whose hash is `record_hash`."""
     blob = codec.dumps(state_to_list(state))
     return (state.id, state.version, state.position, blob, record_hash, _digest(record_hash, blob))
+
+
+def part_row(state: ArticleState, record_hash: str, base: ArticleState) -> tuple[str, int, int, bytes, str, str] | None:
+    """A part: `snapshot_row` of only what changed since `base` (the article's last whole
+    snapshot), as `[base version, article, version, title, the body (`_body_runs`), the number
+    of blocks kept from base's start, the blocks after them, ...the rest of the state]`; None
+    when it would be too big. A part grows with the versions since its base, so the parts
+    between two whole snapshots, at most `_spacing / SNAPSHOT_EVERY` of them, may each be 2 /
+    that of the whole one: together they add at most twice the whole snapshots' bytes."""
+    kept = 0
+    for was, now in zip(base.blocks, state.blocks, strict=False):
+        if was is not now and was != now:
+            break
+        kept += 1
+    budget = 2 * _size(base) // max(1, _spacing(base) // SNAPSHOT_EVERY)
+    if sum(len(block[1]) for block in state.blocks[kept:]) > budget:
+        return None  # no need to compare the bodies: the blocks alone do not fit
+    values = [
+        base.version, state.id, state.version, state.title, _body_runs(base.body, state.body), kept, state.blocks[kept:],
+        state.categories, state.metadata, state.withdrawn, state.created_at, state.updated_at, state.position,
+    ]
+    blob = codec.dumps(values)
+    if len(blob) > budget:
+        return None
+    return (state.id, state.version, state.position, blob, record_hash, _digest(record_hash, blob))
+
+
+def _from_part(base: ArticleState, values: list[Any]) -> list[Any] | None:
+    """`state_to_list`'s form of a part (`part_row`) on its whole snapshot `base`
+    (None if the part is not in that form)."""
+    try:
+        _, article, version, title, runs, kept, blocks, *rest = values
+        old = base.body
+        body = "".join([run if isinstance(run, str) else old[run[0]:run[1]] for run in runs])
+        return [article, version, title, body, base.blocks[:kept] + blocks, *rest]
+    except (ValueError, TypeError, IndexError, KeyError):
+        return None
+
+
+def _body_runs(old: str, new: str) -> list[Any]:
+    """`new` as runs of `old`'s characters (`[start, end]`) and new text: the start and end they
+    share, and between them the lines they share (an article's body is edited here and there)."""
+    prefix = _common_prefix(old, new)
+    suffix = _common_prefix(old[prefix:][::-1], new[prefix:][::-1])
+    runs: list[Any] = [[0, prefix]] if prefix else []
+    old_lines = old[prefix:len(old) - suffix].splitlines(keepends=True)
+    new_lines = new[prefix:len(new) - suffix].splitlines(keepends=True)
+    starts = [prefix]
+    for line in old_lines:
+        starts.append(starts[-1] + len(line))
+    for kind, first, end, new_first, new_end in difflib.SequenceMatcher(None, old_lines, new_lines, autojunk=False).get_opcodes():
+        if kind == "equal":
+            runs.append([starts[first], starts[end]])
+        elif new_first < new_end:
+            runs.append("".join(new_lines[new_first:new_end]))
+    if suffix:
+        runs.append([len(old) - suffix, len(old)])
+    return runs
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """The length of the longest common start of `a` and `b` (slices compared in C, halving)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
 
 
 def _digest(record_hash: str, blob: bytes) -> str:

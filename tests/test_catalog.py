@@ -3,21 +3,23 @@ processes appending, and article snapshots."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import sqlite3
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import ledger
-from ledger.catalog import VIEWS_FILE, _digest
+from ledger.catalog import VIEWS_FILE, _body_runs, _digest, _from_part
 from ledger.codec import dumps, loads
 from ledger.events import NewRecord
-from ledger.projections import SNAPSHOT_EVERY, fold
+from ledger.projections import SNAPSHOT_EVERY, ArticleState, fold, state_from_list
 from tests.conftest import run_ledger
 from tests.helpers import build_newsroom, t
 
@@ -255,6 +257,130 @@ def test_catch_up_snapshots_long_histories_before_any_read(long_article: ledger.
     assert _snapshot_versions(led) == [SNAPSHOT_EVERY, 2 * SNAPSHOT_EVERY, 3 * SNAPSHOT_EVERY]
     led.replay()  # snapshots of the same log survive a replay
     assert _snapshot_versions(led) == [SNAPSHOT_EVERY, 2 * SNAPSHOT_EVERY, 3 * SNAPSHOT_EVERY]
+
+
+@pytest.fixture
+def big_article(led: ledger.Ledger) -> ledger.Ledger:
+    # ~130,000 characters: full snapshots every 65 versions or more (`snapshot_due`), parts between.
+    words = [f"word{n}\n" if n % 10 == 9 else f"word{n} " for n in range(20000)]
+    led.append([{"type": "ArticleCreated", "article": "big", "data": {"title": "Big", "body": "".join(words)}}])
+    for v in range(2, 7 * SNAPSHOT_EVERY + 3):
+        kind = v % 6
+        if kind == 0:
+            data: dict[str, Any] = {"heading": f"Update {v}:", "text": f"Block of version {v}."}
+            led.append([{"type": "UpdateBlockAdded", "article": "big", "data": data}])
+        elif kind == 1 and v > 40:
+            led.append([{"type": "UpdateBlockEdited", "article": "big", "data": {"index": v % 3, "patch": [[0, 5, f"Edit {v}"]]}}])
+        elif kind == 2 and v % 4 == 0 and v > 60:
+            led.append([{"type": "UpdateBlockRemoved", "article": "big", "data": {"index": 1}}])
+        elif kind == 3:
+            led.append([{"type": "CategoriesChanged", "article": "big", "data": {"added": [f"c{v}"], "removed": [f"c{v - 6}"] if v > 9 else []}}])
+        elif kind == 4:
+            led.append([{"type": "MetadataChanged", "article": "big", "data": {"set": {"v": v}}}])
+        else:
+            # Edits at the start, in the middle and at the end of the body.
+            body = led.article("big").body
+            at = (0, len(body) // 2, len(body))[v // 6 % 3]
+            led.append([{"type": "ArticleEdited", "article": "big", "data": {"patch": [[at, min(at + 3, len(body)), f"<{v}>"]]}}])
+    return led
+
+
+def _snapshot_kinds(led: ledger.Ledger, article: str) -> dict[int, str]:
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    try:
+        rows = db.execute("SELECT version, state FROM snapshots WHERE article = ? ORDER BY version", (article,))
+        return {v: "part" if isinstance(loads(blob)[0], int) else "full" for v, blob in rows}
+    finally:
+        db.close()
+
+
+def test_a_big_articles_snapshots_between_full_ones_hold_only_what_changed(big_article: ledger.Ledger) -> None:
+    led = big_article
+    top = led.store.article_version("big")
+    led.categories()  # the views catch up: snapshots on the way
+    with ledger.open(led.path) as fresh:
+        for version in range(1, top + 1):
+            fresh.article("big", version)  # every version read once leaves every snapshot due
+        kinds = _snapshot_kinds(fresh, "big")
+        assert set(kinds.values()) == {"full", "part"}, kinds
+        assert all(v % SNAPSHOT_EVERY == 0 for v in kinds)
+        db = sqlite3.connect(led.path / VIEWS_FILE)
+        sizes = dict(db.execute("SELECT version, length(state) FROM snapshots WHERE article = 'big'").fetchall())
+        db.close()
+        assert max(sizes[v] for v, kind in kinds.items() if kind == "part") < min(sizes[v] for v, kind in kinds.items() if kind == "full") / 10
+    with ledger.open(led.path) as fresh:
+        for version in range(1, top + 1):
+            expected = fold(led.store.read_article("big", 1, version)).view()
+            assert fresh.article("big", version) == expected, version
+
+
+def test_a_parts_body_is_the_text_it_was_made_from_whatever_the_edits() -> None:
+    rng = random.Random(7)
+    pieces = ["a", "b", "\n", "cc ", "d\n", "\r", "\u2028", "é"]
+    for _ in range(3000):
+        old = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 60)))
+        new = list(old)
+        for _ in range(rng.randint(0, 4)):
+            at = rng.randint(0, len(new))
+            new[at:at + rng.randint(0, 5)] = rng.choices(["x", "\n", "a", "\r"], k=rng.randint(0, 4))
+        base = ArticleState("a")
+        base.body = old
+        part = loads(dumps([0, "a", 1, "", _body_runs(old, "".join(new)), 0, [], [], {}, False, "", "", 1]))
+        assert state_from_list(_from_part(base, part) or []).body == "".join(new), (old, new)
+
+
+def _reseal(led: ledger.Ledger, version: int, change: Callable[[list[Any]], None]) -> None:
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    blob, record_hash = db.execute("SELECT state, hash FROM snapshots WHERE article = 'big' AND version = ?", (version,)).fetchone()
+    values = loads(blob)
+    change(values)
+    marked = dumps(values)
+    db.execute("UPDATE snapshots SET state = ?, digest = ? WHERE article = 'big' AND version = ?", (marked, _digest(record_hash, marked), version))
+    db.commit()
+    db.close()
+
+
+def test_a_part_is_used_only_on_its_full_snapshot_confirmed_by_the_log(big_article: ledger.Ledger, caplog: pytest.LogCaptureFixture) -> None:
+    led = big_article
+    led.categories()
+    kinds = _snapshot_kinds(led, "big")
+    part = next(v for v, kind in kinds.items() if kind == "part")
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    (blob,) = db.execute("SELECT state FROM snapshots WHERE article = 'big' AND version = ?", (part,)).fetchone()
+    db.close()
+    base = loads(blob)[0]
+    expected = fold(led.store.read_article("big", 1, part + 1)).view()
+
+    def title(values: list[Any]) -> None:
+        values[3] = "From the part"
+
+    _reseal(led, part, title)  # a read that starts from the part shows its title
+    with ledger.open(led.path) as fresh:
+        assert fresh.article("big", part + 1).title == "From the part"
+    # The full snapshot under it changed (its digest no longer matches): the part is passed over.
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    db.execute("UPDATE snapshots SET digest = 'x' WHERE article = 'big' AND version = ?", (base,))
+    db.commit()
+    db.close()
+    with ledger.open(led.path) as fresh:
+        assert fresh.article("big", part + 1) == expected
+    assert f"the snapshot of 'big' at version {part} does not match the log" in caplog.text
+    # Its full snapshot gone, or a part in another form: passed over alike.
+    db = sqlite3.connect(led.path / VIEWS_FILE)
+    db.execute("DELETE FROM snapshots WHERE article = 'big' AND version = ?", (base,))
+    db.commit()
+    db.close()
+    with ledger.open(led.path) as fresh:
+        assert fresh.article("big", part + 1) == expected
+
+    def malformed(values: list[Any]) -> None:
+        values[4] = 5  # not runs of lines and text
+
+    later = [v for v, kind in kinds.items() if kind == "part" and v > part]
+    if later:
+        _reseal(led, later[0], malformed)
+        with ledger.open(led.path) as fresh:
+            assert fresh.article("big", later[0] + 1) == fold(led.store.read_article("big", 1, later[0] + 1)).view()
 
 
 def test_reads_and_appends_go_on_while_another_connection_holds_the_views(long_article: ledger.Ledger) -> None:
