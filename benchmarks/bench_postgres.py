@@ -13,7 +13,12 @@ costs what it costs on this disk. Both sides get the same ~800-byte events and t
 Rows: appends of 1 and 100 events per call by 1, 4 and 16 writers in threads, and 4 in
 processes (events/s, all writers together); a full replay (ledger: `read()`, every line
 hash-checked and parsed; eventsourcing: `select_notifications` in pages of 1,000, each state
-parsed with orjson); and reading an article up to an old version (ms per call).
+parsed with orjson); reading an article's records up to an old version (ms per call); and an
+old version as each side's users read it: `compare.py`'s live article (~200 KB, hundreds of
+update blocks) at version 500 of 1,000, ledger's `Ledger.article(version=)` (the views'
+snapshots in the local cache, the records after one from the server) against eventsourcing's
+`repository.get(version=)` of the same events as `compare.py`'s aggregate, with its snapshots
+every 32 versions (ledger's own interval).
 """
 
 from __future__ import annotations
@@ -23,22 +28,26 @@ import json
 import multiprocessing
 import os
 import queue
+import shutil
 import signal
 import statistics
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import orjson  # noqa: E402
 
+import ledger  # noqa: E402
 from ledger.events import NewRecord  # noqa: E402
 from ledger.store.postgres import PostgresEventStore, init_schema  # noqa: E402
 from tests import pgserver  # noqa: E402
@@ -65,17 +74,20 @@ def peer_events(aggregate: uuid.UUID, start: int, n: int) -> list[Any]:
     ]
 
 
+def peer_server(url: str) -> dict[str, str]:
+    """The server `url` names, as eventsourcing's PostgreSQL settings take it."""
+    parts = urlparse(url)
+    query = parse_qs(parts.query)
+    return {
+        "dbname": parts.path.lstrip("/"), "host": unquote(query.get("host", [parts.hostname or ""])[0]),
+        "port": query.get("port", [str(parts.port or 5432)])[0], "user": parts.username or "", "password": unquote(parts.password or ""),
+    }
+
+
 def peer_recorder(url: str, pool_size: int, *, create: bool = True) -> Any:
     from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
-    parts = urlparse(url)
-    query = parse_qs(parts.query)
-    host = query.get("host", [parts.hostname or ""])[0]
-    port = query.get("port", [str(parts.port or 5432)])[0]
-    datastore = PostgresDatastore(
-        dbname=parts.path.lstrip("/"), host=unquote(host), port=port, user=parts.username or "", password=unquote(parts.password or ""),
-        pool_size=pool_size, max_overflow=0,
-    )
+    datastore = PostgresDatastore(**peer_server(url), pool_size=pool_size, max_overflow=0)
     recorder = PostgresApplicationRecorder(datastore)
     if create:
         # Not in every writer process: concurrent CREATE OR REPLACE FUNCTION fails in PostgreSQL.
@@ -235,6 +247,39 @@ def old_version_ms(store: PostgresEventStore, article: str, peer: Any, aggregate
     return ledger_ms, (time.perf_counter() - started) / repeat * 1000
 
 
+def users_old_version(url: str, versions: int, read: int, rounds: int) -> list[tuple[float, float]]:
+    """ms per read of the live article as it was at version `read` (the module's last row), each
+    round's median of each side: ledger, the peer."""
+    import compare
+
+    class Articles(compare.Articles):
+        snapshotting_intervals: ClassVar[dict[type[Any], int]] = {compare.Article: 32}
+
+    name = f"live-{uuid.uuid4().hex[:8]}"
+    cache = tempfile.mkdtemp(prefix="ledger-bench-cache-")
+    os.environ["LEDGER_CACHE_DIR"] = cache
+    server = peer_server(url)
+    app = Articles(env={"PERSISTENCE_MODULE": "eventsourcing.postgres", **{f"POSTGRES_{key.upper()}": value for key, value in server.items()}})
+    aggregates: dict[str, Any] = {}
+    ids: dict[str, uuid.UUID] = {}
+    try:
+        with ledger.open(url) as led:
+            for generated in compare.live_article_events(versions, 1):
+                ev = {**generated, "article": name}
+                led.append([ev])
+                app.save(compare.peer_apply(aggregates, ids, ev))
+            led.categories()  # the views catch up, leaving their snapshots
+            pairs = []
+            for _ in range(rounds):
+                mine = compare.median_ms(lambda: led.article(name, version=read), 20)
+                theirs = compare.median_ms(lambda: app.repository.get(ids[name], version=read), 5)
+                pairs.append((mine, theirs))
+            return pairs
+    finally:
+        app.close()
+        shutil.rmtree(cache, ignore_errors=True)
+
+
 def summary(figure: str, unit: str, pairs: list[tuple[float, float]]) -> dict[str, Any]:
     """A row from its rounds (ledger, peer): each side's median and range, and the median and
     range of the rounds' ratios (ledger's advantage: rate / rate, or time / time inverted)."""
@@ -309,6 +354,9 @@ def main() -> None:
                 report(summary(f"an article up to version {old:,} (of {args.versions:,})", "ms", olds))
             store.close()
             peer.datastore.close()
+        if wanted("as users read it"):
+            old = args.versions // 2
+            report(summary(f"a live article at version {old:,} as users read it", "ms", users_old_version(url, args.versions, old, args.rounds)))
     finally:
         cluster.stop()
     if args.json:
@@ -319,7 +367,8 @@ def main() -> None:
         lo, hi = row["ledger_range"]
         plo, phi = row["eventsourcing_range"]
         rlo, rhi = row["ratio_range"]
-        print(f"{row['figure']:<58} {row['unit']:<9} {row['ledger']:>8,.0f} ({lo:,.0f}-{hi:,.0f}){'':>2} {row['eventsourcing']:>8,.0f} ({plo:,.0f}-{phi:,.0f}){'':>2}"
+        f = ",.2f" if row["unit"] == "ms" else ",.0f"
+        print(f"{row['figure']:<58} {row['unit']:<9} {row['ledger']:>8{f}} ({lo:{f}}-{hi:{f}}){'':>2} {row['eventsourcing']:>8{f}} ({plo:{f}}-{phi:{f}}){'':>2}"
               f" {row['ratio']:>5.2f}x ({rlo:.2f}-{rhi:.2f})")
     print(f"(medians of {args.rounds} rounds, the sides alternating; ratio: ledger's advantage, the median of the rounds' ratios; "
           f"machine: {os.uname().sysname} {os.uname().release}, {os.cpu_count()} cores)")

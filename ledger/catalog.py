@@ -695,11 +695,11 @@ class Catalog:
 
     # --- snapshots ---------------------------------------------------------------------------
 
-    def snapshot_before(self, article: str, version: int) -> tuple[ArticleState, ArticleState | None] | None:
+    def snapshot_before(self, article: str, version: int) -> tuple[ArticleState, _Base | None, list[StoredRecord]] | None:
         """The article's latest snapshot at or before `version` that the log confirms (None if
-        there is none), with the full snapshot it was made from (a part's base; the snapshot
-        itself when it is full; None for an old full one): see the module's notes on how a
-        snapshot is checked."""
+        there is none), the whole snapshot it was made on (itself when it is whole) and the
+        article's records after it up to `version`, read with the record that confirms it: see
+        the module's notes on how a snapshot is checked."""
         with self._mutex:
             db = self._open()
             if not self._checked:
@@ -718,36 +718,28 @@ class Catalog:
                 self._checked = True
             query = "SELECT version, position, state, hash, digest FROM snapshots WHERE article = ? AND version <= ? ORDER BY version DESC"
             for found, position, blob, record_hash, digest in db.execute(query, (article, version)):
-                values = self._confirmed(article, found, position, blob, record_hash, digest)
+                values = _intact(blob, record_hash, digest)
+                records: list[StoredRecord] = self.store.read_article(article, found, version) if values is not None else []
+                # The snapshot was folded up to its version's last record.
+                mine = sum(1 for record in records if record["version"] == found)
+                if not mine or records[mine - 1]["pos"] != position or records[mine - 1]["hash"] != record_hash:
+                    values = None
                 if values is not None and isinstance(values[0], str):
                     state = self._state(article, found, position, values)
                     if state is not None:
-                        return state, state.copy()
+                        return state, (state.copy(), digest), records[mine:]
                 elif values is not None:
-                    # A part: its full snapshot (an earlier version) must be confirmed as well.
+                    # A part, confirmed by the log at its own version: the log up to there is the
+                    # one it was made from (the hash chain), and so is the whole snapshot it names
+                    # if that still has the digest it had (it was confirmed or folded then).
                     row = db.execute(f"{query} LIMIT 1", (article, values[0])).fetchone() if isinstance(values[0], int) and values[0] < found else None
-                    base_values = self._confirmed(article, *row) if row is not None and row[0] == values[0] else None
-                    base = self._state(article, row[0], row[1], base_values) if row is not None and base_values is not None and isinstance(base_values[0], str) else None
+                    whole = _intact(row[2], row[3], row[4]) if row is not None and row[0] == values[0] and row[4] == values[1] else None
+                    base = self._state(article, row[0], row[1], whole) if row is not None and whole is not None and isinstance(whole[0], str) else None
                     state = self._state(article, found, position, _from_part(base, values)) if base is not None else None
-                    if state is not None:
-                        return state, base
+                    if state is not None and base is not None:
+                        return state, (base, values[1]), records[mine:]
                 log.warning("%s: the snapshot of %r at version %d does not match the log; not using it", self.path, article, found)
         return None
-
-    def _confirmed(self, article: str, version: int, position: int, blob: Any, record_hash: Any, digest: Any) -> list[Any] | None:
-        """The snapshot's values (`state_to_list`'s form, or a part's: `snapshot_row`) if its
-        content is intact and the log's record at its position is the one it was folded up to;
-        else None."""
-        if not isinstance(blob, bytes) or not isinstance(record_hash, str) or digest != _digest(record_hash, blob):
-            return None
-        last = self.store.read_article(article, version, version)
-        if not last or last[-1]["pos"] != position or last[-1]["hash"] != record_hash:
-            return None
-        try:
-            values = codec.loads(blob)
-        except ValueError:
-            return None
-        return values if isinstance(values, list) and values and isinstance(values[0], str | int) else None
 
     @staticmethod
     def _state(article: str, version: int, position: int, values: list[Any] | None) -> ArticleState | None:
@@ -765,14 +757,17 @@ class Catalog:
         its records after that (None if it has no records); without `snapshots`, folded from
         its first version. Versions passed on the way that are due a snapshot get one."""
         found = self.snapshot_before(article, version) if snapshots else None
-        state, base = found if found is not None else (None, None)
-        if state is not None and state.version == version:
-            return state
+        if found is not None:
+            state, base, records = found
+            if state.version == version:
+                return state
+        else:
+            state, base, records = None, None, self.store.read_article(article, 1, version)
         record_hash = ""
-        # The last full snapshot (the spacing of full ones counts from it) and the last of any kind.
-        last = base.version if base is not None else state.version if state is not None else 0
+        # The last whole snapshot (the spacing of whole ones counts from it) and the last of any kind.
+        last = base[0].version if base is not None else 0
         written = state.version if state is not None else 0
-        for record in self.store.read_article(article, written + 1, version):
+        for record in records:
             if state is not None and record["version"] != state.version:
                 base, last, written = self._snapshot_passed(state, record_hash, base, last, written)
             state = apply(state, record)
@@ -781,14 +776,15 @@ class Catalog:
             self._snapshot_passed(state, record_hash, base, last, written)
         return state
 
-    def _snapshot_passed(self, state: ArticleState, record_hash: str, base: ArticleState | None, last: int, written: int) -> tuple[ArticleState | None, int, int]:
-        """Keep a snapshot of `state` if one is due (full, or a part of a big article's between
-        its full ones); returns the new `base`, `last` and `written` of `state_at`."""
+    def _snapshot_passed(self, state: ArticleState, record_hash: str, base: _Base | None, last: int, written: int) -> tuple[_Base | None, int, int]:
+        """Keep a snapshot of `state` if one is due (whole, or a part of a big article's between
+        its whole ones); returns the new `base`, `last` and `written` of `state_at`."""
         if snapshot_due(state, last):
-            self.save_snapshots([snapshot_row(state, record_hash)])
-            return state.copy(), state.version, state.version
+            row = snapshot_row(state, record_hash)
+            self.save_snapshots([row])
+            return (state.copy(), row[5]), state.version, state.version
         if base is not None and state.version % SNAPSHOT_EVERY == 0 and state.version > written:
-            part = part_row(state, record_hash, base)
+            part = part_row(state, record_hash, *base)
             if part is not None:
                 self.save_snapshots([part])
                 return base, last, state.version
@@ -852,10 +848,11 @@ def snapshot_row(state: ArticleState, record_hash: str) -> tuple[str, int, int, 
     return (state.id, state.version, state.position, blob, record_hash, _digest(record_hash, blob))
 
 
-def part_row(state: ArticleState, record_hash: str, base: ArticleState) -> tuple[str, int, int, bytes, str, str] | None:
+def part_row(state: ArticleState, record_hash: str, base: ArticleState, base_digest: str) -> tuple[str, int, int, bytes, str, str] | None:
     """A part: `snapshot_row` of only what changed since `base` (the article's last whole
-    snapshot), as `[base version, article, version, title, the body (`_body_runs`), the number
-    of blocks kept from base's start, the blocks after them, ...the rest of the state]`; None
+    snapshot, whose row has `base_digest`), as `[base version, base digest, article, version,
+    title, the body (`_body_runs`), the number of blocks kept from base's start, the blocks after
+    them, ...the rest of the state]`; None
     when it would be too big. A part grows with the versions since its base, so the parts
     between two whole snapshots, at most `_spacing / SNAPSHOT_EVERY` of them, may each be 2 /
     that of the whole one: together they add at most twice the whole snapshots' bytes."""
@@ -868,7 +865,7 @@ def part_row(state: ArticleState, record_hash: str, base: ArticleState) -> tuple
     if sum(len(block[1]) for block in state.blocks[kept:]) > budget:
         return None  # no need to compare the bodies: the blocks alone do not fit
     values = [
-        base.version, state.id, state.version, state.title, _body_runs(base.body, state.body), kept, state.blocks[kept:],
+        base.version, base_digest, state.id, state.version, state.title, _body_runs(base.body, state.body), kept, state.blocks[kept:],
         state.categories, state.metadata, state.withdrawn, state.created_at, state.updated_at, state.position,
     ]
     blob = codec.dumps(values)
@@ -881,7 +878,7 @@ def _from_part(base: ArticleState, values: list[Any]) -> list[Any] | None:
     """`state_to_list`'s form of a part (`part_row`) on its whole snapshot `base`
     (None if the part is not in that form)."""
     try:
-        _, article, version, title, runs, kept, blocks, *rest = values
+        _, _, article, version, title, runs, kept, blocks, *rest = values
         old = base.body
         body = "".join([run if isinstance(run, str) else old[run[0]:run[1]] for run in runs])
         return [article, version, title, body, base.blocks[:kept] + blocks, *rest]
@@ -920,6 +917,22 @@ def _common_prefix(a: str, b: str) -> int:
         else:
             high = middle - 1
     return low
+
+
+_Base = tuple[ArticleState, str]
+"""A whole snapshot's state and its row's digest: what a part is made on."""
+
+
+def _intact(blob: Any, record_hash: Any, digest: Any) -> list[Any] | None:
+    """A snapshot row's values (`state_to_list`'s form, or a part's: `part_row`) if its content
+    has its digest; else None. Whether it is of this log is for the caller to confirm."""
+    if not isinstance(blob, bytes) or not isinstance(record_hash, str) or digest != _digest(record_hash, blob):
+        return None
+    try:
+        values = codec.loads(blob)
+    except ValueError:
+        return None
+    return values if isinstance(values, list) and values and isinstance(values[0], str | int) else None
 
 
 def _digest(record_hash: str, blob: bytes) -> str:

@@ -325,7 +325,7 @@ def test_a_parts_body_is_the_text_it_was_made_from_whatever_the_edits() -> None:
             new[at:at + rng.randint(0, 5)] = rng.choices(["x", "\n", "a", "\r"], k=rng.randint(0, 4))
         base = ArticleState("a")
         base.body = old
-        part = loads(dumps([0, "a", 1, "", _body_runs(old, "".join(new)), 0, [], [], {}, False, "", "", 1]))
+        part = loads(dumps([0, "", "a", 1, "", _body_runs(old, "".join(new)), 0, [], [], {}, False, "", "", 1]))
         assert state_from_list(_from_part(base, part) or []).body == "".join(new), (old, new)
 
 
@@ -340,7 +340,7 @@ def _reseal(led: ledger.Ledger, version: int, change: Callable[[list[Any]], None
     db.close()
 
 
-def test_a_part_is_used_only_on_its_full_snapshot_confirmed_by_the_log(big_article: ledger.Ledger, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_part_is_used_only_on_the_whole_snapshot_it_was_made_on(big_article: ledger.Ledger, caplog: pytest.LogCaptureFixture) -> None:
     led = big_article
     led.categories()
     kinds = _snapshot_kinds(led, "big")
@@ -352,12 +352,12 @@ def test_a_part_is_used_only_on_its_full_snapshot_confirmed_by_the_log(big_artic
     expected = fold(led.store.read_article("big", 1, part + 1)).view()
 
     def title(values: list[Any]) -> None:
-        values[3] = "From the part"
+        values[4] = "From the part"
 
     _reseal(led, part, title)  # a read that starts from the part shows its title
     with ledger.open(led.path) as fresh:
         assert fresh.article("big", part + 1).title == "From the part"
-    # The full snapshot under it changed (its digest no longer matches): the part is passed over.
+    # The whole snapshot under it changed (not the digest the part names): the part is passed over.
     db = sqlite3.connect(led.path / VIEWS_FILE)
     db.execute("UPDATE snapshots SET digest = 'x' WHERE article = 'big' AND version = ?", (base,))
     db.commit()
@@ -374,7 +374,7 @@ def test_a_part_is_used_only_on_its_full_snapshot_confirmed_by_the_log(big_artic
         assert fresh.article("big", part + 1) == expected
 
     def malformed(values: list[Any]) -> None:
-        values[4] = 5  # not runs of lines and text
+        values[5] = 5  # not runs of text
 
     later = [v for v, kind in kinds.items() if kind == "part" and v > part]
     if later:
