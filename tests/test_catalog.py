@@ -357,30 +357,25 @@ def test_a_part_is_used_only_on_the_whole_snapshot_it_was_made_on(big_article: l
     _reseal(led, part, title)  # a read that starts from the part shows its title
     with ledger.open(led.path) as fresh:
         assert fresh.article("big", part + 1).title == "From the part"
-    # The whole snapshot under it changed (not the digest the part names): the part is passed over.
-    db = sqlite3.connect(led.path / VIEWS_FILE)
-    db.execute("UPDATE snapshots SET digest = 'x' WHERE article = 'big' AND version = ?", (base,))
-    db.commit()
-    db.close()
-    with ledger.open(led.path) as fresh:
-        assert fresh.article("big", part + 1) == expected
-    assert f"the snapshot of 'big' at version {part} does not match the log" in caplog.text
-    # Its full snapshot gone, or a part in another form: passed over alike.
-    db = sqlite3.connect(led.path / VIEWS_FILE)
-    db.execute("DELETE FROM snapshots WHERE article = 'big' AND version = ?", (base,))
-    db.commit()
-    db.close()
-    with ledger.open(led.path) as fresh:
-        assert fresh.article("big", part + 1) == expected
+    # The whole snapshot under it changed (not the digest the part names), then gone: the part
+    # is passed over.
+    for statement in ("UPDATE snapshots SET digest = 'x'", "DELETE FROM snapshots"):
+        db = sqlite3.connect(led.path / VIEWS_FILE)
+        db.execute(f"{statement} WHERE article = 'big' AND version = ?", (base,))
+        db.commit()
+        db.close()
+        with ledger.open(led.path) as fresh:
+            assert fresh.article("big", part + 1) == expected
+        assert f"the snapshot of 'big' at version {part} does not match the log" in caplog.text
+        caplog.clear()
 
     def malformed(values: list[Any]) -> None:
         values[5] = 5  # not runs of text
 
-    later = [v for v, kind in kinds.items() if kind == "part" and v > part]
-    if later:
-        _reseal(led, later[0], malformed)
-        with ledger.open(led.path) as fresh:
-            assert fresh.article("big", later[0] + 1) == fold(led.store.read_article("big", 1, later[0] + 1)).view()
+    later = next(v for v, kind in kinds.items() if kind == "part" and v > part)
+    _reseal(led, later, malformed)
+    with ledger.open(led.path) as fresh:
+        assert fresh.article("big", later + 1) == fold(led.store.read_article("big", 1, later + 1)).view()
 
 
 def test_reads_and_appends_go_on_while_another_connection_holds_the_views(long_article: ledger.Ledger) -> None:
