@@ -10,7 +10,7 @@ costs what it costs on this disk. Both sides get the same ~800-byte events and t
 * eventsourcing 9.x: `PostgresApplicationRecorder.insert_events` of `StoredEvent`s (one aggregate
   per writer), which takes `LOCK TABLE ... IN EXCLUSIVE MODE` and inserts.
 
-Rows: appends of 1 and 100 events per call by 1, 4 and 16 writers in threads, and 4 in
+Rows: appends of 1 and 100 events per call by 1, 4 and 16 writers in threads and 4 and 16 in
 processes (events/s, all writers together); a full replay (ledger: `read()`, every line
 hash-checked and parsed; eventsourcing: `select_notifications` in pages of 1,000, each state
 parsed with orjson); reading an article's records up to an old version (ms per call); and an
@@ -329,7 +329,7 @@ def main() -> None:
                 pairs.append((got["ledger"], got["eventsourcing"]))
             report(summary("WAL per 1-event append", "bytes", pairs))
         for per_call in (1, 100):
-            for writers, mode in ((1, "threads"), (4, "threads"), (16, "threads"), (4, "processes")):
+            for writers, mode in ((1, "threads"), (4, "threads"), (16, "threads"), (4, "processes"), (16, "processes")):
                 figure = f"append {per_call}/call, {writers} {'writer' if writers == 1 else mode}"
                 if not wanted(figure):
                     continue

@@ -573,7 +573,8 @@ class PostgresEventStore(EventStore):
                 raise CorruptStoreError(f"{redact(self.url)}: position {expected} is missing from the log", position=expected)
             lines = [row[0] for row in rows]
             try:
-                records = codec.decode_lines(lines, 0 if check else len(lines))
+                # One cast per page, not a call per record (the loop below is the read's cost).
+                records = cast("list[StoredRecord]", codec.decode_lines(lines, 0 if check else len(lines)))
             except codec.LineError as exc:
                 raise CorruptStoreError(f"{redact(self.url)}: position {expected + exc.index}: {exc}", position=expected + exc.index) from None
             for record in records:
@@ -586,8 +587,8 @@ class PostgresEventStore(EventStore):
                 prev = record["hash"]
                 expected += 1
                 if record.get("schema", 1) != schemas.get(record["type"], 1):
-                    upcast(record)
-                yield cast("StoredRecord", record)
+                    upcast(cast("dict[str, Any]", record))
+                yield record
 
     def _pages(self, first: int, to: int) -> Iterator[list[tuple[Any, ...]]]:
         """The lines of positions `first..to`, each ending in its newline (added by the server),
