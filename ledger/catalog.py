@@ -833,6 +833,7 @@ def snapshot_due(state: ArticleState, last: int) -> bool:
 
 
 def _size(state: ArticleState) -> int:
+    """The characters of the article's body and blocks' text."""
     return len(state.body) + sum(len(block[1]) for block in state.blocks)
 
 
@@ -852,10 +853,11 @@ def part_row(state: ArticleState, record_hash: str, base: ArticleState, base_dig
     """A part: `snapshot_row` of only what changed since `base` (the article's last whole
     snapshot, whose row has `base_digest`), as `[base version, base digest, article, version,
     title, the body (`_body_runs`), the number of blocks kept from base's start, the blocks after
-    them, ...the rest of the state]`; None
-    when it would be too big. A part grows with the versions since its base, so the parts
-    between two whole snapshots, at most `_spacing / SNAPSHOT_EVERY` of them, may each be 2 /
-    that of the whole one: together they add at most twice the whole snapshots' bytes."""
+    them, ...the rest of the state]`; None when it would be too big. There are at most
+    `_spacing / SNAPSHOT_EVERY` parts between two whole snapshots, and each may take that share
+    of twice the whole one's size: together they add at most twice the whole snapshots' bytes
+    (a part grows with the versions since its base, so only the last ones of a huge article's
+    interval are left out, and its reads fold more records there)."""
     kept = 0
     for was, now in zip(base.blocks, state.blocks, strict=False):
         if was is not now and was != now:
