@@ -855,15 +855,15 @@ def part_row(state: ArticleState, record_hash: str, base: ArticleState, base_dig
     title, the body (`_body_runs`), the number of blocks kept from base's start, the blocks after
     them, ...the rest of the state]`; None when it would be too big. There are at most
     `_spacing / SNAPSHOT_EVERY` parts between two whole snapshots, and each may take that share
-    of twice the whole one's size: together they add at most twice the whole snapshots' bytes
-    (a part grows with the versions since its base, so only the last ones of a huge article's
-    interval are left out, and its reads fold more records there)."""
+    of the whole one's size: together they add at most the whole snapshots' bytes again (a part
+    grows with the versions since its base, so what is left out is the last ones of a huge or
+    much edited article's interval, whose reads fold more records there)."""
     kept = 0
     for was, now in zip(base.blocks, state.blocks, strict=False):
         if was is not now and was != now:
             break
         kept += 1
-    budget = 2 * _size(base) // max(1, _spacing(base) // SNAPSHOT_EVERY)
+    budget = _size(base) // max(1, _spacing(base) // SNAPSHOT_EVERY)
     if sum(len(block[1]) for block in state.blocks[kept:]) > budget:
         return None  # no need to compare the bodies: the blocks alone do not fit
     values = [
