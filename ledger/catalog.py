@@ -57,6 +57,7 @@ from ledger.projections import (
     apply,
     state_from_list,
     state_to_list,
+    unfoldable,
 )
 from ledger.store import EventStore, StoredRecord
 
@@ -418,7 +419,10 @@ class Catalog:
         if to is not None:
             records = _whole_appends(records)
         for count, record in enumerate(records, 1):
-            step(record)
+            try:
+                step(record)
+            except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+                raise unfoldable(record, exc) from None
             if count >= flush and "end" in record:
                 flush = count + _BATCH
                 self._write_rows(db, *fold.take_rows())

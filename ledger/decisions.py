@@ -36,7 +36,7 @@ from ledger.events import (
 )
 from ledger.patches import make_patch
 from ledger.plans import same_value
-from ledger.projections import ArticleState, FoldedRecord, apply
+from ledger.projections import ArticleState, FoldedRecord, apply_new
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS, check_layout
 from ledger.store import StoredRecord
 
@@ -228,7 +228,7 @@ def fold_checked(state: ArticleState | None, record: FoldedRecord, name: str) ->
     """Fold an event that is being checked for appending. Folding applies its patch, so this is
     where a patch that does not fit the text is refused (once, not applied twice)."""
     try:
-        return apply(state, record)
+        return apply_new(state, record)
     except ValueError as exc:
         raise InvalidEventError(f"{name}: patch: {exc}") from None
 

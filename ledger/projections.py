@@ -8,7 +8,7 @@ public `ArticleView` model.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypedDict
 
@@ -204,12 +204,40 @@ class FoldedRecord(TypedDict):
 
 
 def apply(state: ArticleState | None, record: FoldedRecord) -> ArticleState:
-    """Fold one raw record into the article's state and return the state.
+    """Fold one record of the log into the article's state and return the state.
 
     For speed the state is updated in place (copy it first to keep the old one; a block is
     replaced, never changed in place, so copies may share blocks). The record must
-    belong to the article and follow the state's version; the store guarantees both.
+    belong to the article and follow the state's version; the store guarantees both. A record
+    that does not fit its type (a log forged or written around ledger, its hashes sealed again)
+    raises `CorruptStoreError` naming its position, not the fold's own error.
     """
+    try:
+        return apply_new(state, record)
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+        raise unfoldable(record, exc) from None
+
+
+def unfoldable(record: Mapping[str, Any], exc: Exception) -> CorruptStoreError:
+    """The error for a record of the log that a fold could not take (`exc`: the fold's own)."""
+    if isinstance(exc, KeyError) and exc.args:
+        what = f"it has no {exc.args[0]!r}"
+    elif isinstance(exc, IndexError):
+        what = "it names an update block the article does not have"
+    elif isinstance(exc, ValueError):
+        what = str(exc)
+    else:
+        what = "its data is not of its type's shape"
+    pos = record.get("pos")
+    return CorruptStoreError(
+        f"log position {pos}: this {record.get('type', 'record')} does not fit its type ({what}): ledger would not have written it",
+        position=pos if isinstance(pos, int) else None,
+    )
+
+
+def apply_new(state: ArticleState | None, record: FoldedRecord) -> ArticleState:
+    """`apply` for an event being checked for appending: a patch that does not fit the text
+    raises `ValueError` (the caller names the event)."""
     kind = record["type"]
     data = record["data"]
     if state is None:

@@ -66,7 +66,7 @@ from ledger import caches, codec
 from ledger.attribution import Attribution, Runs, apply_attribution, settle_frame
 from ledger.errors import InvalidInputError
 from ledger.events import parse_time
-from ledger.projections import SNAPSHOT_EVERY, ArticleState, apply
+from ledger.projections import SNAPSHOT_EVERY, ArticleState, apply, unfoldable
 from ledger.store import EventStore, StoredRecord
 
 log = logging.getLogger("ledger")
@@ -202,6 +202,14 @@ def _tokens(found: list[str]) -> str:
             if tags[at] or tags[at + 1]:
                 pairs[at] = f"{pairs[at]}~{tags[at]}~{tags[at + 1]}"
     return " ".join(pairs)
+
+
+def _fold_logged(fold: TextFold, record: StoredRecord) -> None:
+    """`fold.fold(record)`, a record that does not fit its type named as `apply` names it."""
+    try:
+        fold.fold(record)
+    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+        raise unfoldable(record, exc) from None
 
 
 def _pack_numbers(numbers: Iterable[int]) -> bytes:
@@ -739,7 +747,7 @@ class TextIndex:
                 )
                 fold.position, fold.hash = position, digest
                 for record in self.store.read(position):
-                    fold.fold(record)
+                    _fold_logged(fold, record)
                 self._save(db, fold)
             return db
 
@@ -768,7 +776,7 @@ class TextIndex:
         for article, version in sorted(self.store.articles().items()):
             for record in self.store.read_article(article, 1, version):
                 if record["pos"] <= head.position:
-                    fold.fold(record)
+                    _fold_logged(fold, record)
                     folded += 1
             fold.forget(article)
             if len(fold.stretches) > 50_000:
