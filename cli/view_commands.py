@@ -436,12 +436,15 @@ def _print_blame(blame: Blame) -> None:
 
 @main.command()
 @click.argument("article")
-@click.option("--version", "version", type=count(1), help="Blame this version (default: the latest).")
+@click.argument("version", metavar="[VERSION]", required=False, type=count(1))
+@click.option("--version", "version_option", type=count(1), help="Blame this version, as the VERSION argument does (default: the latest).")
 @click.option("--at", type=TIME, help="Blame the version current at this time (ISO 8601 or an age like 2h).")
 @format_option
 @click.pass_context
-def blame(ctx: click.Context, article: str, version: int | None, at: datetime | None, fmt: str) -> None:
-    """Show which version wrote each word of ARTICLE, now, at --version N or --at TIME.
+def blame(ctx: click.Context, article: str, version: int | None, version_option: int | None, at: datetime | None, fmt: str) -> None:
+    """Show which version wrote each word of ARTICLE, now, at VERSION or --at TIME.
+
+    The version is an argument as in `show`, `diff` and `restore` (`--version N` says the same).
 
     Text: the article as `show` prints it, each line after a margin with the versions that
     wrote its words (`1,3-5`), coloured by age on a terminal, then one line per version named
@@ -457,7 +460,9 @@ def blame(ctx: click.Context, article: str, version: int | None, at: datetime | 
     Example:
       ledger blame deir-ez-zor --at 2017-09-05T18:00Z
     """
-    result = open_ledger(ctx).blame(article, version=version, at=at)
+    if version is not None and version_option is not None and version != version_option:
+        raise click.UsageError(f"give the version once: {version} or --version {version_option}", ctx)
+    result = open_ledger(ctx).blame(article, version=version if version is not None else version_option, at=at)
     if fmt == "json":
         json_line(result.model_dump(mode="json"))
         return
