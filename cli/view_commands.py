@@ -136,7 +136,8 @@ def _print_diff(diff: Diff) -> None:
 @click.pass_context
 def diff(ctx: click.Context, article: str, from_version: int | None, to_version: int | None, words: bool, fmt: str) -> None:
     """Show what changed in ARTICLE from version FROM to TO (defaults: the previous version
-    against the latest; 0 is the empty text before version 1).
+    against the latest; FROM alone: FROM against the latest; 0 is the empty text before version
+    1). What version N changed is `diff ARTICLE N-1 N`.
 
     Line diffs are unified diffs; word diffs mark [-deleted-] and {+inserted+} words. Coloured on
     a terminal, plain when piped or with NO_COLOR.

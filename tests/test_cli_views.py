@@ -108,6 +108,9 @@ def test_diff_plain_when_piped(store: Path) -> None:
     assert (doc["from_version"], doc["to_version"], doc["words"]) == (1, 2, False)
     assert {"op": "+", "text": "The bridge is closed until Friday.", "newline": True} in doc["hunks"][0]["lines"]
     assert run(store, "diff", "bridge", "1", "12").exit_code == 4
+    # FROM alone is FROM against the latest, as `diff --help` says.
+    alone = json_lines(run(store, "diff", "storm", "1", "--format", "json"))[0]
+    assert (alone["from_version"], alone["to_version"]) == (1, 3)
 
 
 def test_categories(store: Path) -> None:
