@@ -160,34 +160,40 @@ def diff(ctx: click.Context, article: str, from_version: int | None, to_version:
 @click.argument("name", required=False)
 @click.option("--at", type=TIME, help="As they were at this time (ISO 8601 or an age like 2h).")
 @click.option("--article", "-a", help="When this article entered and left each category instead.")
+@click.option("--history", "whole", is_flag=True, help="With NAME: every article ever in it, when each entered and left.")
 @format_option
 @click.pass_context
-def categories(ctx: click.Context, name: str | None, at: datetime | None, article: str | None, fmt: str) -> None:
+def categories(ctx: click.Context, name: str | None, at: datetime | None, article: str | None, whole: bool, fmt: str) -> None:
     """List categories with their article counts, or the articles in category NAME; now or
     --at TIME. Withdrawn articles are left out. With --article A: when A entered and left
-    each category (its whole history, so neither NAME nor --at).
+    each category (its whole history, so neither NAME nor --at). With NAME --history: every
+    article that was ever in NAME, when each entered and left it.
 
     JSON fields (one line each): without NAME name, count; with NAME article, title,
-    entered_at, entered_version; with --article article, category, entered_version,
-    entered_at, left_version, left_at (null while it is still in).
+    entered_at, entered_version; with --article or --history article, category,
+    entered_version, entered_at, left_version, left_at (null while it is still in).
 
     \b
     Examples:
       ledger categories Syria --at 2017-09-05
       ledger categories --article deir-ez-zor
+      ledger categories Syria --history
     """
     led = open_ledger(ctx)
-    if article is not None:
-        if name is not None or at is not None:
-            raise click.UsageError("--article lists the article's whole category history: give no NAME or --at with it")
-        stints = led.category_history(article)
+    if article is not None or whole:
+        if article is not None and (name is not None or at is not None or whole):
+            raise click.UsageError("--article lists the article's whole category history: give no NAME, --at or --history with it")
+        if whole and (name is None or at is not None):
+            raise click.UsageError("--history lists the whole history of category NAME: give NAME and no --at")
+        stints = led.category_history(article) if article is not None else led.category_stints(name or "")
         if fmt == "json":
             json_lines(s.model_dump(mode="json") for s in stints)
             return
         table(
-            ["category", "entered", "ver", "left", "ver"],
+            ["category" if article is not None else "article", "entered", "ver", "left", "ver"],
             (
-                [s.category, local_time(s.entered_at), s.entered_version, local_time(s.left_at) if s.left_at else "", s.left_version]
+                [s.category if article is not None else s.article, local_time(s.entered_at), s.entered_version,
+                 local_time(s.left_at) if s.left_at else "", s.left_version]
                 for s in stints
             ),
         )

@@ -162,6 +162,19 @@ def test_categories_of_an_article(store: Path) -> None:
     assert run(store, "categories", "roads", "--article", "bridge").exit_code == 2
 
 
+def test_every_article_ever_in_a_category(store: Path) -> None:
+    # The bridge left `traffic` at version 4: not in it now, but its stint is listed.
+    assert run(store, "categories", "traffic").stdout.splitlines()[1:] == []
+    docs = json_lines(run(store, "categories", "traffic", "--history", "--format", "json"))
+    assert docs == [{"article": "bridge", "category": "traffic", "entered_version": 1, "entered_at": "2017-09-05T10:00:00.000000Z",
+                     "left_version": 4, "left_at": "2017-09-05T12:00:00.000000Z"}]
+    rows = [line.split() for line in run(store, "categories", "traffic", "--history").stdout.splitlines()]
+    assert rows[0] == ["article", "entered", "ver", "left", "ver"]
+    assert (rows[1][0], rows[1][4], rows[1][8]) == ("bridge", "1", "4")
+    assert run(store, "categories", "--history").exit_code == 2
+    assert run(store, "categories", "traffic", "--history", "--at", "2017-09-05").exit_code == 2
+
+
 def test_restore(store: Path) -> None:
     result = run(store, "restore", "bridge", "2", "--actor", "eve", "--reason", "revert")
     assert (result.exit_code, result.stdout) == (0, "restored bridge to version 2 as version 8\n")
