@@ -90,6 +90,10 @@ class ClickProblem(click.ClickException):
             # The store and the other options of ledger itself come before the command.
             name = exc.ctx.info_name
             message = f"{exc.option_name} is an option of ledger itself: put it before the command (ledger {_GLOBAL_OPTIONS[exc.option_name]} {name} ...)"
+        elif isinstance(exc, click.NoSuchOption) and exc.option_name == "--version" and exc.ctx is not None and _takes_a_version(exc.ctx.command):
+            # `blame --version N` is also taken; elsewhere a version is an argument.
+            usage = " ".join(exc.ctx.command.collect_usage_pieces(exc.ctx)[1:])
+            message = f"no such option '--version': a version is an argument here ({exc.ctx.command_path} {usage})"
         if not isinstance(exc, click.UsageError):
             return cls(message)
         if exc.ctx is not None:
@@ -99,6 +103,11 @@ class ClickProblem(click.ClickException):
     def show(self, file: Any = None) -> None:
         """Print the one line on stderr."""
         _error(self.message)
+
+
+def _takes_a_version(command: click.Command) -> bool:
+    """Whether `command` takes a version as an argument (`show`, `diff`, `restore`)."""
+    return any(isinstance(param, click.Argument) and "version" in (param.name or "") for param in command.params)
 
 
 class UsageProblem(ClickProblem):

@@ -136,7 +136,8 @@ def _print_diff(diff: Diff) -> None:
 @click.pass_context
 def diff(ctx: click.Context, article: str, from_version: int | None, to_version: int | None, words: bool, fmt: str) -> None:
     """Show what changed in ARTICLE from version FROM to TO (defaults: the previous version
-    against the latest; 0 is the empty text before version 1).
+    against the latest; FROM alone: FROM against the latest; 0 is the empty text before version
+    1). What version N changed is `diff ARTICLE N-1 N`.
 
     Line diffs are unified diffs; word diffs mark [-deleted-] and {+inserted+} words. Coloured on
     a terminal, plain when piped or with NO_COLOR.
@@ -159,34 +160,40 @@ def diff(ctx: click.Context, article: str, from_version: int | None, to_version:
 @click.argument("name", required=False)
 @click.option("--at", type=TIME, help="As they were at this time (ISO 8601 or an age like 2h).")
 @click.option("--article", "-a", help="When this article entered and left each category instead.")
+@click.option("--history", "whole", is_flag=True, help="With NAME: every article ever in it, when each entered and left.")
 @format_option
 @click.pass_context
-def categories(ctx: click.Context, name: str | None, at: datetime | None, article: str | None, fmt: str) -> None:
+def categories(ctx: click.Context, name: str | None, at: datetime | None, article: str | None, whole: bool, fmt: str) -> None:
     """List categories with their article counts, or the articles in category NAME; now or
     --at TIME. Withdrawn articles are left out. With --article A: when A entered and left
-    each category (its whole history, so neither NAME nor --at).
+    each category (its whole history, so neither NAME nor --at). With NAME --history: every
+    article that was ever in NAME, when each entered and left it.
 
     JSON fields (one line each): without NAME name, count; with NAME article, title,
-    entered_at, entered_version; with --article article, category, entered_version,
-    entered_at, left_version, left_at (null while it is still in).
+    entered_at, entered_version; with --article or --history article, category,
+    entered_version, entered_at, left_version, left_at (null while it is still in).
 
     \b
     Examples:
       ledger categories Syria --at 2017-09-05
       ledger categories --article deir-ez-zor
+      ledger categories Syria --history
     """
     led = open_ledger(ctx)
-    if article is not None:
-        if name is not None or at is not None:
-            raise click.UsageError("--article lists the article's whole category history: give no NAME or --at with it")
-        stints = led.category_history(article)
+    if article is not None or whole:
+        if article is not None and (name is not None or at is not None or whole):
+            raise click.UsageError("--article lists the article's whole category history: give no NAME, --at or --history with it")
+        if whole and (name is None or at is not None):
+            raise click.UsageError("--history lists the whole history of category NAME: give NAME and no --at")
+        stints = led.category_history(article) if article is not None else led.category_stints(name or "")
         if fmt == "json":
             json_lines(s.model_dump(mode="json") for s in stints)
             return
         table(
-            ["category", "entered", "ver", "left", "ver"],
+            ["category" if article is not None else "article", "entered", "ver", "left", "ver"],
             (
-                [s.category, local_time(s.entered_at), s.entered_version, local_time(s.left_at) if s.left_at else "", s.left_version]
+                [s.category if article is not None else s.article, local_time(s.entered_at), s.entered_version,
+                 local_time(s.left_at) if s.left_at else "", s.left_version]
                 for s in stints
             ),
         )
@@ -436,12 +443,15 @@ def _print_blame(blame: Blame) -> None:
 
 @main.command()
 @click.argument("article")
-@click.option("--version", "version", type=count(1), help="Blame this version (default: the latest).")
+@click.argument("version", metavar="[VERSION]", required=False, type=count(1))
+@click.option("--version", "version_option", type=count(1), help="Blame this version, as the VERSION argument does (default: the latest).")
 @click.option("--at", type=TIME, help="Blame the version current at this time (ISO 8601 or an age like 2h).")
 @format_option
 @click.pass_context
-def blame(ctx: click.Context, article: str, version: int | None, at: datetime | None, fmt: str) -> None:
-    """Show which version wrote each word of ARTICLE, now, at --version N or --at TIME.
+def blame(ctx: click.Context, article: str, version: int | None, version_option: int | None, at: datetime | None, fmt: str) -> None:
+    """Show which version wrote each word of ARTICLE, now, at VERSION or --at TIME.
+
+    The version is an argument as in `show`, `diff` and `restore` (`--version N` says the same).
 
     Text: the article as `show` prints it, each line after a margin with the versions that
     wrote its words (`1,3-5`), coloured by age on a terminal, then one line per version named
@@ -457,7 +467,9 @@ def blame(ctx: click.Context, article: str, version: int | None, at: datetime | 
     Example:
       ledger blame deir-ez-zor --at 2017-09-05T18:00Z
     """
-    result = open_ledger(ctx).blame(article, version=version, at=at)
+    if version is not None and version_option is not None and version != version_option:
+        raise click.UsageError(f"give the version once: {version} or --version {version_option}", ctx)
+    result = open_ledger(ctx).blame(article, version=version if version is not None else version_option, at=at)
     if fmt == "json":
         json_line(result.model_dump(mode="json"))
         return

@@ -813,6 +813,22 @@ class Ledger:
             for c, ev, ea, lv, la in rows
         ]
 
+    def category_stints(self, name: str) -> list[CategoryMembership]:
+        """Every stint any article had in category `name`, over the whole log: when it entered
+        and (unless still in) left, in order of entry (time, then article); empty for a
+        category no article was ever in. Names match exactly, as in `category`. Withdrawn
+        articles' stints are not cut (see `history` for withdrawals)."""
+        _text("name", name)
+        from ledger.views import CategoryMembership
+
+        return [
+            CategoryMembership(
+                article=a, category=name, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
+                left_at=parse_time(la) if la is not None else None,
+            )
+            for a, ev, ea, lv, la in self.catalog.category_memberships(name)
+        ]
+
     def updated_since(self, since: datetime | str, *, limit: int | None = None, offset: int = 0) -> list[FeedEntry]:
         """The "updated stories" feed: articles (not withdrawn) that received update blocks
         whose version occurred at or after `since`, the most recently updated first. A page of

@@ -11,6 +11,12 @@ are (the log's format and every existing log stay as they were); instead each op
 to whole words and the replaced words are compared with the new ones word by word: words that did
 not change keep the runs they had, only the others are the new version's.
 
+Moves into a new block: a notice updated by putting an update heading above the original post
+moves the post's text out of the body and into the new block, in one version (the body's patch,
+then `UpdateBlockAdded`). The text that version's patches and removals took out is kept while the
+version is folded, and a block it adds is compared with it word by word, like a replaced
+region: the moved words keep the versions that wrote them.
+
 Restores: `Ledger.restore` writes the restored text as ordinary edits. A version whose field
 (title, body, a block) ends up exactly as that field was at an earlier version takes the earlier
 version's runs for it (`ledger.textindex`): what a restore, or a revert by hand, brings back
@@ -169,7 +175,7 @@ class Attribution:
     line), kept with its text so that a change of metadata or categories is compared word by
     word too."""
 
-    __slots__ = ("blocks", "body", "frame", "frame_text", "title", "version")
+    __slots__ = ("blocks", "body", "frame", "frame_text", "taken", "taken_text", "title", "version")
 
     def __init__(self) -> None:
         self.version = 0
@@ -178,6 +184,26 @@ class Attribution:
         self.blocks: list[tuple[Runs, Runs]] = []
         self.frame: Runs = []
         self.frame_text = ""
+        # What the version being folded took out of the body and the blocks (text and runs),
+        # for a block it adds; not in snapshots, which are taken where a version ends.
+        self.taken: Runs = []
+        self.taken_text = ""
+
+    def _take(self, text: str, runs: Runs) -> None:
+        if not text:
+            return
+        if self.taken_text:
+            # A line break between pieces, so that words of two pieces never join into one.
+            self.taken_text += "\n"
+            _add(self.taken, 1, self.version)
+        self.taken_text += text
+        _extend(self.taken, runs)
+
+    def _take_patched(self, old: str, runs: Runs, patch: Sequence[Sequence[Any]]) -> None:
+        """Keep what `patch` removes from `old` (whose runs are `runs`)."""
+        starts = _starts(runs)
+        for start, end, _text in patch:
+            self._take(old[start:end], _cut(runs, start, end, starts))
 
     def to_list(self) -> list[Any]:
         """A plain JSON-able form (the snapshot form)."""
@@ -198,6 +224,9 @@ def apply_attribution(attribution: Attribution, before: ArticleState | None, rec
     kind = record["type"]
     data = record["data"]
     version = record["version"]
+    if version != attribution.version:
+        attribution.taken, attribution.taken_text = [], ""
+        attribution.version = version
     if kind == "ArticleCreated":
         attribution.title = fresh(data["title"], version)
         attribution.body = fresh(data.get("body", ""), version)
@@ -210,9 +239,12 @@ def apply_attribution(attribution: Attribution, before: ArticleState | None, rec
         if data.get("title") is not None:
             attribution.title = _compare(before.title, attribution.title, data["title"], version)
         if data.get("patch"):
+            attribution._take_patched(before.body, attribution.body, data["patch"])
             attribution.body = patch_runs(before.body, attribution.body, data["patch"], version)
     elif kind == "UpdateBlockAdded":
-        block = (fresh(data["heading"], version), fresh(data.get("text", ""), version))
+        text = data.get("text", "")
+        runs = _compare(attribution.taken_text, attribution.taken, text, version) if attribution.taken_text else fresh(text, version)
+        block = (fresh(data["heading"], version), runs)
         index = data.get("index")
         if index is None:
             attribution.blocks.append(block)
@@ -225,11 +257,12 @@ def apply_attribution(attribution: Attribution, before: ArticleState | None, rec
         if data.get("heading") is not None:
             heading = _compare(old_heading, heading, data["heading"], version)
         if data.get("patch"):
+            attribution._take_patched(old_text, text, data["patch"])
             text = patch_runs(old_text, text, data["patch"], version)
         attribution.blocks[index] = (heading, text)
     elif kind == "UpdateBlockRemoved":
+        attribution._take(before.blocks[data["index"]][1], attribution.blocks[data["index"]][1])
         del attribution.blocks[data["index"]]
-    attribution.version = version
     return attribution
 
 

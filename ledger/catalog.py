@@ -631,6 +631,16 @@ class Catalog:
             (article,),
         ).fetchall()
 
+    def category_memberships(self, category: str) -> list[tuple[str, int, str, int | None, str | None]]:
+        """Article, entered_version, entered_at, left_version and left_at of every membership
+        any article had in `category`, in order of entry (time, then article)."""
+        db = self.refresh()
+        return db.execute(
+            "SELECT article, entered_version, entered_at, left_version, left_at FROM memberships"
+            " WHERE category = ? ORDER BY entered_at, article, entered_version",
+            (category,),
+        ).fetchall()
+
     def feed_since(self, since: str, limit: int | None = None, offset: int = 0) -> list[tuple[str, str, int, str, str]]:
         """Article, title, version, occurred_at and heading of the update blocks (of articles not
         withdrawn) whose version occurred at or after log time `since`, grouped by article, the

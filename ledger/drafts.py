@@ -92,7 +92,8 @@ def describe(events: Iterable[Mapping[str, Any]]) -> str:
             parts.append("categories " + (" ".join(moves) if moves else "reordered"))
         elif kind == "MetadataChanged":
             names = [k for k in [*data["set"], *data["unset"]] if k != LAYOUT_KEY]
-            parts.append("metadata " + ", ".join(names) if names else "layout")
+            # "draft layout", not "layout": a draft may have a `layout` key of its own.
+            parts.append("metadata " + ", ".join(names) if names else "draft layout")
         elif kind == "ArticleRestored":
             parts.append("restored")
         elif kind == "ArticleWithdrawn":

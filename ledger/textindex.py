@@ -75,7 +75,7 @@ _T = TypeVar("_T")
 _WORDS = re.compile(r"[^\W_]+")
 
 TEXT_FILE = "text.sqlite"
-FORMAT = 6
+FORMAT = 7
 """The layout of `text.sqlite`; an index of another format is rebuilt from the log when opened."""
 
 # Fewer records behind than this are always caught up (small stores keep the catch-up path).

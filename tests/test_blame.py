@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -245,3 +246,22 @@ def test_a_store_without_a_folder_keeps_the_index_in_memory(store_dir: Path) -> 
         assert [(h.appeared_version, h.vanished_version) for h in led.search("alpha beta")] == [(1, 2)]
         assert [span.version for span in led.blame("a").spans if span.part == "body"] == [1, 2, 1]
     assert not (store_dir / "text.sqlite").exists()
+
+
+def test_text_moved_from_the_body_into_a_new_update_block_keeps_its_version(led: ledger.Ledger, tmp_path: Path) -> None:
+    # Security notices put an update above the original post: the post's text leaves the body
+    # and becomes the new block's text in the same version. Its words are still version 1's.
+    draft = tmp_path / "notice.md"
+    draft.write_text("---\ntitle: Security releases\n---\n\nReleases are planned for Tuesday.\n\nAll lines are affected.\n")
+    ledger.ingest(led, [str(draft)], article="n", actor="ann")
+    draft.write_text(
+        "---\ntitle: Security releases\n---\n\n## _(Update 11-July)_ Releases available\n\nUpgrade now.\n\n"
+        "Releases are planned for Tuesday.\n\nAll lines are affected.\n"
+    )
+    ledger.ingest(led, [str(draft)], article="n", actor="bob")
+    assert [block.heading for block in led.article("n").blocks] == ["## _(Update 11-July)_ Releases available"]
+    blame = led.blame("n")
+    assert blame.text == draft.read_text()
+    words = [(word, span.version) for span in blame.spans if span.part == "block" for word in re.findall(r"\w+", span.text)]
+    moved = re.findall(r"\w+", "Releases are planned for Tuesday. All lines are affected.")
+    assert words == [("Upgrade", 2), ("now", 2), *((word, 1) for word in moved)]

@@ -32,6 +32,8 @@ def test_blame_prints_a_margin_of_versions_and_a_key(store: Path) -> None:
     assert result.stdout.splitlines()[5].split() == ["ver", "occurred", "actor", "reason"]
     assert "bob" in result.stdout and "a dog" in result.stdout
     assert cli("blame", "bridge", "--version", "1", store=store).stdout.startswith("1 | Bridge closed\n1 | The cat")
+    # The version is an argument, as in show, diff and restore; --version says the same.
+    assert cli("blame", "bridge", "1", store=store).stdout == cli("blame", "bridge", "--version", "1", store=store).stdout
     assert cli("blame", "bridge", "--at", "2024-03-01T12:00Z", store=store).stdout.startswith("1 | Bridge closed\n")
 
 
@@ -69,6 +71,8 @@ def test_history_contains(store: Path) -> None:
         (("blame", "nope"), 4, "error: article 'nope' is not in the log\n"),
         (("blame", "bridge", "--version", "9"), 4, "error: article 'bridge' has versions 1 to 2, not 9\n"),
         (("blame", "bridge", "--version", "1", "--at", "2024-03-02"), 3, "error: give a version or a time, not both\n"),
+        (("blame", "bridge", "1", "--at", "2024-03-02"), 3, "error: give a version or a time, not both\n"),
+        (("blame", "bridge", "1", "--version", "2"), 2, "error: ledger blame: give the version once: 1 or --version 2\n"),
         (("search", ""), 3, "error: the phrase to search for is empty\n"),
         (("search", "--", "--"), 3, "error: the phrase '--' has no letter or digit to search for\n"),
         (("search", "cat", "--article", "nope"), 4, "error: article 'nope' is not in the log\n"),

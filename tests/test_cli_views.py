@@ -108,6 +108,9 @@ def test_diff_plain_when_piped(store: Path) -> None:
     assert (doc["from_version"], doc["to_version"], doc["words"]) == (1, 2, False)
     assert {"op": "+", "text": "The bridge is closed until Friday.", "newline": True} in doc["hunks"][0]["lines"]
     assert run(store, "diff", "bridge", "1", "12").exit_code == 4
+    # FROM alone is FROM against the latest, as `diff --help` says.
+    alone = json_lines(run(store, "diff", "storm", "1", "--format", "json"))[0]
+    assert (alone["from_version"], alone["to_version"]) == (1, 3)
 
 
 def test_categories(store: Path) -> None:
@@ -157,6 +160,19 @@ def test_categories_of_an_article(store: Path) -> None:
     assert [(row[0], row[4], row[8:]) for row in rows[1:]] == [("local", "1", []), ("traffic", "1", ["4"]), ("roads", "4", [])]
     assert run(store, "categories", "--article", "nosuch").exit_code == 4
     assert run(store, "categories", "roads", "--article", "bridge").exit_code == 2
+
+
+def test_every_article_ever_in_a_category(store: Path) -> None:
+    # The bridge left `traffic` at version 4: not in it now, but its stint is listed.
+    assert run(store, "categories", "traffic").stdout.splitlines()[1:] == []
+    docs = json_lines(run(store, "categories", "traffic", "--history", "--format", "json"))
+    assert docs == [{"article": "bridge", "category": "traffic", "entered_version": 1, "entered_at": "2017-09-05T10:00:00.000000Z",
+                     "left_version": 4, "left_at": "2017-09-05T12:00:00.000000Z"}]
+    rows = [line.split() for line in run(store, "categories", "traffic", "--history").stdout.splitlines()]
+    assert rows[0] == ["article", "entered", "ver", "left", "ver"]
+    assert (rows[1][0], rows[1][4], rows[1][8]) == ("bridge", "1", "4")
+    assert run(store, "categories", "--history").exit_code == 2
+    assert run(store, "categories", "traffic", "--history", "--at", "2017-09-05").exit_code == 2
 
 
 def test_restore(store: Path) -> None:

@@ -10,12 +10,15 @@ backticks (`--format`, `-a`); the global options are named before the first comm
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import click
 import click.testing
 import pytest
 from ledger_cli.main import main
+
+import ledger
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI_REFERENCE = ROOT / "docs" / "cli.md"
@@ -114,3 +117,44 @@ def test_every_page_is_linked_from_the_readme() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for page in PAGES[1:]:
         assert f"(docs/{page.name})" in readme, page.name
+
+
+def _git(repo: Path, *args: str, date: str | None = None) -> None:
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(repo), "GIT_AUTHOR_NAME": "Ana Lima", "GIT_AUTHOR_EMAIL": "ana@example.org",
+           "GIT_COMMITTER_NAME": "Ana Lima", "GIT_COMMITTER_EMAIL": "ana@example.org"}
+    if date is not None:
+        env["GIT_AUTHOR_DATE"] = env["GIT_COMMITTER_DATE"] = date
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, env=env)
+
+
+def test_the_git_history_import_of_the_drafts_page_works(tmp_path: Path) -> None:
+    # The function docs/drafts-and-watching.md offers for importing a revision history, run as
+    # written on a real repository whose third commit's author date goes back (a rebase).
+    page = (ROOT / "docs" / "drafts-and-watching.md").read_text(encoding="utf-8")
+    section = page.split("### Importing a revision history", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, object] = {}
+    exec(compile(code, "drafts-and-watching.md", "exec"), namespace)
+    import_git_history = namespace["import_git_history"]
+    assert callable(import_git_history)
+    repo = tmp_path / "site"
+    repo.mkdir()
+    _git(repo, "init", "-q")
+    post = repo / "posts" / "bridge.md"
+    post.parent.mkdir()
+    texts = [
+        b"---\ntitle: Bridge closed\ncategory: transport\n---\n\nThe bridge is closed.\r\n",
+        b"---\ntitle: Bridge closed\ncategory: transport\n---\n\n## _(Update 2-Mar-2024)_ Ferries\n\nFerries run.\n\nThe bridge is closed.\r\n",
+        b"---\ntitle: Bridge reopens\ncategory: transport\n---\n\n## _(Update 2-Mar-2024)_ Ferries\n\nFerries run.\n\nThe bridge is closed.\r\n",
+    ]
+    for text, date, subject in zip(texts, ["2024-03-01T09:00:00+01:00", "2024-03-02T09:00:00+01:00", "2024-03-01T12:00:00+01:00"],
+                                   ["first report", "ferries", "reopening"], strict=True):
+        post.write_bytes(text)
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-q", "-m", subject, date=date)
+    with ledger.open(tmp_path / "store", create=True) as led:
+        import_git_history(led, str(repo), "posts/bridge.md", "bridge")
+        assert [ledger.render(led.article("bridge", version)).encode() for version in (1, 2, 3)] == texts
+        history = led.history("bridge")
+        assert [(e.actor, e.reason) for e in history] == [("Ana Lima", "first report"), ("Ana Lima", "ferries"), ("Ana Lima", "reopening")]
+        assert history[2].occurred_at == history[1].occurred_at  # the date that went back

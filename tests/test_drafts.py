@@ -701,6 +701,20 @@ def test_describe_counts_removed_blocks_in_one_part_where_the_first_was_removed(
     assert describe([edited, removed(2), removed(1), edited, removed(0)]) == "edited body, removed 3 update blocks, edited body"
 
 
+def test_an_ingest_summary_never_reads_the_draft_layout_as_a_category_or_a_key(led: ledger.Ledger, tmp_path: Path) -> None:
+    # Blogs have a `layout:` key of their own: "categories +b -a, layout" read as if `layout`
+    # were a category, and beside "metadata layout" (that key) it said two things in one word.
+    draft = tmp_path / "post.md"
+    draft.write_text("---\ntitle: Post\ncategory: a\nlayout: post\n---\n\nText.\n")
+    ledger.ingest(led, [str(draft)], article="p")
+    draft.write_text("---\ntitle: Post\ncategory: b\nlayout: post\n---\n\nText.\n")
+    (result,) = ledger.ingest(led, [str(draft)], article="p")
+    assert result.summary == "categories +b -a, draft layout"
+    draft.write_text("---\ntitle: Post\ncategory: b\nlayout: blog-post\n---\n\nText.\n")
+    (result,) = ledger.ingest(led, [str(draft)], article="p")
+    assert result.summary == "metadata layout"
+
+
 def test_a_file_name_given_decomposed_is_the_composed_article_id(led: ledger.Ledger, tmp_path: Path) -> None:
     # macOS hands file names back decomposed (NFD): `café.md` as "cafe" plus a combining accent.
     draft = tmp_path / "cafe\u0301.md"

@@ -236,6 +236,17 @@ def test_category_history(news: ledger.Ledger) -> None:
         news.category_history("nope")
 
 
+def test_category_stints_list_every_article_ever_in_a_category(news: ledger.Ledger) -> None:
+    # "Which stories were ever filed under traffic?": the bridge left it at version 4, so
+    # `category("traffic")` is empty now; its stint is still there.
+    assert news.category("traffic").articles == []
+    stints = [(s.article, s.entered_version, s.entered_at, s.left_version, s.left_at) for s in news.category_stints("traffic")]
+    assert stints == [("bridge", 1, t("10:00"), 4, t("12:00"))]
+    news.append([{"type": "CategoriesChanged", "article": "bridge", "data": {"added": ["traffic"]}}])
+    assert [(s.article, s.entered_version, s.left_version) for s in news.category_stints("traffic")] == [("bridge", 1, 4), ("bridge", 8, None)]
+    assert news.category_stints("Traffic") == [] and news.category_stints("nosuch") == []
+
+
 # --- the feed and the timeline -------------------------------------------------------------------
 
 

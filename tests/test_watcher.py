@@ -61,7 +61,7 @@ def test_a_toml_draft_is_picked_up_like_any_other(led: ledger.Ledger, drafts: Pa
     wait_for(lambda: text_of(led, "ferry") == toml_text, "the TOML version")
     assert version(led, "ferry") == 2
     wait_for(lambda: len(recorder.results) == 2, "both ingests to be reported")
-    assert [(r.status, r.summary) for r in recorder.results] == [("created", "created"), ("updated", "layout")]
+    assert [(r.status, r.summary) for r in recorder.results] == [("created", "created"), ("updated", "draft layout")]
     assert recorder.errors == []
 
 

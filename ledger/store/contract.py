@@ -102,7 +102,8 @@ def _check_occurred_at(
     if in_append is not None and when != in_append:
         raise InvalidTimeError(f"{label} for {article!r}: events of one version must share one occurred_at")
     if previous is not None and when < previous:
-        raise InvalidTimeError(f"{label} for {article!r}: occurred_at {when} is earlier than version {previous_version} ({previous})")
+        raise InvalidTimeError(f"{label} for {article!r}: occurred_at {when} is earlier than version {previous_version} ({previous}): "
+                               f"an article's versions never go back in time; give a time at or after {previous}")
 
 
 def new_versions(

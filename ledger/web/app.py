@@ -377,12 +377,10 @@ class Viewer:
         at = request.query_params.get("at", "").strip() or None
         with self.lock:
             listing = self.led.category(name, at=at)
-            everything = self.led.articles()
-            stints = [s for row in everything for s in self.led.category_history(row.article) if s.category == name]
+            stints = self.led.category_stints(name)
+            titles = {row.article: row.title for row in self.led.articles()} if stints else {}
         if not stints:
             raise HTTPException(404, f"no article was ever in category {name!r}")
-        stints.sort(key=lambda s: (s.entered_at, s.article))
-        titles = {row.article: row.title for row in everything}
 
         def data() -> dict[str, Any]:
             return {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
