@@ -16,8 +16,8 @@ Snapshots: an article's state every `SNAPSHOT_EVERY` versions, written when the 
 past such a version and whenever a read folds past one, so that a historical read folds only the
 records after the nearest snapshot. A very big article's whole state is kept further apart (see
 `snapshot_due`), and between those as a part: what changed since the last whole one
-(`part_row`), so that a read of a live blog's old version folds at most `SNAPSHOT_EVERY`
-records too without its snapshots outgrowing the log.
+(`part_row`, every `_PART_EVERY` versions), so that a read of a live blog's old version folds
+few records too without its snapshots outgrowing the log.
 A snapshot is keyed by version, never by time: reads at a time first find the version that was
 current then (from `occurred_at`), so snapshots cannot change what "as of" means.
 
@@ -72,6 +72,9 @@ VIEWS_FILE = "views.sqlite"
 FORMAT = 6
 _BATCH = 50_000
 _CHARS_PER_VERSION = 2000
+# Versions between a big article's parts (multiples of it): half `SNAPSHOT_EVERY`, so that a read
+# between two snapshots of a live blog, the costliest there is, folds at most 15 records.
+_PART_EVERY = SNAPSHOT_EVERY // 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value);
@@ -797,7 +800,7 @@ class Catalog:
             row = snapshot_row(state, record_hash)
             self.save_snapshots([row])
             return (state.copy(), row[5]), state.version, state.version
-        if base is not None and state.version % SNAPSHOT_EVERY == 0 and state.version > written:
+        if base is not None and state.version % _PART_EVERY == 0 and state.version > written:
             part = part_row(state, record_hash, *base)
             if part is not None:
                 self.save_snapshots([part])
@@ -868,7 +871,7 @@ def part_row(state: ArticleState, record_hash: str, base: ArticleState, base_dig
     snapshot, whose row has `base_digest`), as `[base version, base digest, article, version,
     title, the body (`_body_runs`), the number of blocks kept from base's start, the blocks after
     them, ...the rest of the state]`; None when it would be too big. There are at most
-    `_spacing / SNAPSHOT_EVERY` parts between two whole snapshots, and each may take that share
+    `_spacing / _PART_EVERY` parts between two whole snapshots, and each may take that share
     of the whole one's size: together they add at most the whole snapshots' bytes again (a part
     grows with the versions since its base, so what is left out is the last ones of a huge or
     much edited article's interval, whose reads fold more records there)."""
@@ -877,7 +880,7 @@ def part_row(state: ArticleState, record_hash: str, base: ArticleState, base_dig
         if was is not now and was != now:
             break
         kept += 1
-    budget = _size(base) // max(1, _spacing(base) // SNAPSHOT_EVERY)
+    budget = _size(base) // max(1, _spacing(base) // _PART_EVERY)
     if sum(len(block[1]) for block in state.blocks[kept:]) > budget:
         return None  # no need to compare the bodies: the blocks alone do not fit
     values = [
