@@ -358,6 +358,7 @@ def main() -> None:
             # A database of its own: the rows above append records that are not events a
             # `Ledger` could fold (the store's API takes them as they are).
             views_url = cluster.url(cluster.create_database("users"))
+            init_schema(views_url)
             old = args.versions // 2
             report(summary(f"a live article at version {old:,} as users read it", "ms", users_old_version(views_url, args.versions, old, args.rounds)))
     finally:
