@@ -130,7 +130,11 @@ def store_exists(path: str | os.PathLike[str] | None = None) -> bool:
         from ledger.store.postgres import schema_exists
 
         return schema_exists(url)
-    return (Path(location) / MARKER_FILE).exists()
+    try:
+        return (Path(location) / MARKER_FILE).exists()
+    except OSError:
+        # A name too long for the system, say: no store is there, and `init` says why not.
+        return False
 
 
 def init(path: str | os.PathLike[str] | None = None) -> Path | str:

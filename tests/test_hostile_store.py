@@ -424,3 +424,18 @@ def test_a_store_path_that_is_a_file_or_holds_a_marker_folder_is_one_line(tmp_pa
         for command in (("head",), ("history", "x")):
             done = run_ledger(*command, store=store)
             assert (done.returncode, done.stderr.decode()) == (6 if store.name == "afile" else 8, message)
+
+
+def test_init_where_no_store_can_be_made_is_one_line(tmp_path: Path) -> None:
+    # The hostile run: `ledger --store FILE/sub init` (a path through a file) and a folder name
+    # longer than the system allows ended in a NotADirectoryError / OSError traceback, exit 1.
+    (tmp_path / "afile").write_text("not a store\n")
+    for store, reason in (
+        (tmp_path / "afile" / "sub", "Not a directory"),
+        (tmp_path / ("a" * 300) / "sub", "File name too long"),
+    ):
+        done = run_ledger("init", store=store)
+        assert done.returncode == 6, done.stderr
+        line = done.stderr.decode()
+        assert line.startswith(f"error: {store}: cannot create a store there: {reason}"), line
+        assert line.count("\n") == 1, line

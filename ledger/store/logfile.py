@@ -45,17 +45,23 @@ def init_store(path: str | os.PathLike[str]) -> Path:
     """Create an empty store at `path` (a folder); harmless if one is already there."""
     root = Path(path)
     marker = root / MARKER_FILE
-    if marker.exists():
-        read_marker(root)
-        return root
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"{root}: exists and is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / LOG_FILE).touch()
-    tmp = root / (MARKER_FILE + ".tmp")
-    tmp.write_bytes(codec.dumps({"format": "ledger", "version": FORMAT_VERSION, "store_id": str(uuid.uuid4())}) + b"\n")
-    os.replace(tmp, marker)
-    fsync_dir(root)
+    try:
+        if marker.exists():
+            read_marker(root)
+            return root
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root}: exists and is not a folder")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / LOG_FILE).touch()
+        tmp = root / (MARKER_FILE + ".tmp")
+        tmp.write_bytes(codec.dumps({"format": "ledger", "version": FORMAT_VERSION, "store_id": str(uuid.uuid4())}) + b"\n")
+        os.replace(tmp, marker)
+        fsync_dir(root)
+    except OSError as exc:
+        # A path through a file, a name too long, a folder that cannot be written: the
+        # system's reason, with the path it names (a parent folder, or the store's own file).
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(root) else ""
+        raise StoreError(f"{root}: cannot create a store there: {exc.strerror or exc}{where}") from None
     return root
 
 
