@@ -39,6 +39,7 @@ from ledger.events import (
     EventIn,
     RecordedEvent,
     format_time,
+    json_kind,
     parse_time,
 )
 from ledger.history import RenderedSize, WordChanges, summary, version_records
@@ -333,7 +334,7 @@ class Ledger:
             except codec.InputJsonError as exc:
                 raise InvalidEventError(f"{label}: {exc}") from None
             if not isinstance(value, dict):
-                raise InvalidEventError(f"{label}: expected a JSON object, got {type(value).__name__}")
+                raise InvalidEventError(f"{label}: expected a JSON object, got {json_kind(value)}")
             events.append(value)
             labels.append(label)
         return self.append(events, labels=labels)

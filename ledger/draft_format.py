@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ledger.codec import InputJsonError, loads_input
 from ledger.errors import DraftError, InvalidEventError
-from ledger.events import validate_article_id
+from ledger.events import json_kind, validate_article_id
 from ledger.limits import DRAFT_SIZE_LIMIT
 from ledger.model import Model
 from ledger.rendering import (
@@ -531,7 +531,7 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise DraftError(f"{name}:2: front matter must be a mapping of keys to values, not a {type(values).__name__}")
+        raise DraftError(f"{name}:2: front matter must be a mapping of keys to values, not {json_kind(values)}")
     title: str | None = None
     explicit_id: Any = None
     categories: list[str] = []

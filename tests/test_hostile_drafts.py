@@ -211,6 +211,13 @@ def test_an_escaped_lone_surrogate_in_front_matter_is_one_line(store_dir: Path, 
     assert nothing_recorded(store_dir)
 
 
+def test_front_matter_that_is_no_mapping_names_its_kind_in_plain_words() -> None:
+    # "not a int", "not a str": Python's names for what YAML read.
+    for front, kind in (("5", "a number"), ("just text", "text"), ("- a", "a list"), ("true", "true/false")):
+        with pytest.raises(ledger.DraftError, match=f"front matter must be a mapping of keys to values, not {kind}$"):
+            parse_draft(f"---\n{front}\n---\nBody\n".encode(), "d.md")
+
+
 @pytest.mark.slow
 def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: Path, tmp_path: Path) -> None:
     # tomllib's cost grows with the square of a key's parts: this key would take it hours.

@@ -439,6 +439,19 @@ def test_an_argument_that_is_not_utf8_is_named(store: Path, args: list[str], whe
     assert message.endswith("at character 2)") or message.endswith("at character 1)"), message
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("null", "<stdin>:1: expected a JSON object, got null"),
+        ('"x"', "<stdin>:1: expected a JSON object, got text"),
+        ('{"type": null, "article": "a2", "data": {}}', "<stdin>:1: type: unknown event type null (expected"),
+    ],
+)
+def test_input_of_the_wrong_json_kind_is_named_in_json_words(store: Path, text: str, message: str) -> None:
+    # "got NoneType", "unknown event type None": Python's names, not JSON's.
+    refused(store, ["append", "-"], 3, message, input=text.encode() + b"\n")
+
+
 @pytest.mark.slow
 def test_lock_timeout_infinity_waits_and_nan_is_refused_in_python(store: Path) -> None:
     assert run_ledger("--lock-timeout", "inf", "append", "-", store=store,
