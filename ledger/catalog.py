@@ -26,6 +26,7 @@ state folded from an earlier one (or from version 1). Appends never start from a
 
 from __future__ import annotations
 
+import functools
 import gc
 import hashlib
 import logging
@@ -36,7 +37,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ledger import caches, codec
 from ledger.errors import CorruptStoreError, StoreError
@@ -132,6 +133,28 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+_Query = TypeVar("_Query", bound=Callable[..., Any])
+
+
+def _recovering(query: _Query) -> _Query:
+    """`query`, asked once more from views rebuilt from the log when SQLite finds the file damaged
+    in the middle of it (a page it cannot read: `refresh` reads only the checkpoint)."""
+
+    @functools.wraps(query)
+    def ask(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            try:
+                return query(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+            try:
+                return query(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise caches.store_error(self.path or Path(VIEWS_FILE), exc) from None
+
+    return cast(_Query, ask)
 
 
 class Catalog:
@@ -268,6 +291,18 @@ class Catalog:
 
     # --- following the log -------------------------------------------------------------------
 
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """Make ready to try again after `exc`: go on in memory when the file cannot be written,
+        else drop the damaged file (the next open makes a new one, caught up from the log)."""
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise StoreError(f"{self.path}: views locked by another process for too long") from None
+        if caches.cannot_write(exc) and not self._in_memory and self._db is not None:
+            self._to_memory(exc)
+        else:
+            log.warning("%s: damaged views (%s), rebuilding them from the log", self.path, exc)
+            self._close_db()
+            self._remove_files()
+
     def refresh(self) -> sqlite3.Connection:
         """Catch the catalog up with the log (rebuilding it if it belongs to another log) and
         return the connection to query them with."""
@@ -275,14 +310,7 @@ class Catalog:
             try:
                 return self._refresh()
             except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                    raise StoreError(f"{self.path}: views locked by another process for too long") from None
-                if caches.cannot_write(exc) and not self._in_memory and self._db is not None:
-                    self._to_memory(exc)
-                else:
-                    log.warning("%s: damaged views (%s), rebuilding them from the log", self.path, exc)
-                    self._close_db()
-                    self._remove_files()
+                self._recover(exc)
             except CorruptStoreError as exc:
                 if self._checkpoint(self._open())[0] == 0:
                     raise  # folded from the start: the log's records themselves do not fit
@@ -483,9 +511,8 @@ class Catalog:
             try:
                 return self._rebuild(to, progress)
             except sqlite3.DatabaseError as exc:
-                if not caches.cannot_write(exc) or self._in_memory or self._db is None:
-                    raise caches.store_error(self.path or Path(VIEWS_FILE), exc) from None
-                self._to_memory(exc)
+                # A damaged file is what a replay is for: it starts again from a new one.
+                self._recover(exc)
             try:
                 return self._rebuild(to, progress)
             except sqlite3.Error as exc:
@@ -529,6 +556,7 @@ class Catalog:
 
     # --- queries -----------------------------------------------------------------------------
 
+    @_recovering
     def category_members(self, name: str, at: str | None) -> list[tuple[str, str, str, int]]:
         """Article, title, entered_at and entered_version of the articles (not withdrawn) in
         category `name` now, or at log time `at`, by article id."""
@@ -548,6 +576,7 @@ class Catalog:
             {"c": name, "t": at},
         ).fetchall()
 
+    @_recovering
     def category_counts(self, at: str | None) -> list[tuple[str, int]]:
         """Every category with its number of (not withdrawn) articles, now or at log time `at`,
         by name."""
@@ -561,6 +590,7 @@ class Catalog:
             {"t": at},
         ).fetchall()
 
+    @_recovering
     def article_rows(
         self, category: str | None, since: str | None, withdrawn: bool | None, limit: int | None = None, offset: int = 0
     ) -> list[tuple[str, str, int, str, str, int, str]]:
@@ -576,6 +606,7 @@ class Catalog:
         sql += where + " ORDER BY a.updated_at DESC, a.position DESC LIMIT ? OFFSET ?"
         return self.refresh().execute(sql, [*params, -1 if limit is None else limit, offset]).fetchall()
 
+    @_recovering
     def article_count(self, category: str | None, since: str | None, withdrawn: bool | None) -> int:
         """How many rows `article_rows` gives for these filters without a limit."""
         where, params = self._article_filter(category, since, withdrawn, counting=True)
@@ -610,6 +641,7 @@ class Catalog:
             params.append(int(withdrawn))
         return (" WHERE " + " AND ".join(where) if where else ""), params
 
+    @_recovering
     def memberships(self, article: str) -> list[tuple[str, int, str, int | None, str | None]] | None:
         """Category, entered_version, entered_at, left_version and left_at of each of the
         article's category memberships, in order of entry; None when the article is unknown."""
@@ -622,6 +654,7 @@ class Catalog:
             (article,),
         ).fetchall()
 
+    @_recovering
     def feed_since(self, since: str, limit: int | None = None, offset: int = 0) -> list[tuple[str, str, int, str, str]]:
         """Article, title, version, occurred_at and heading of the update blocks (of articles not
         withdrawn) whose version occurred at or after log time `since`, grouped by article, the
@@ -652,6 +685,7 @@ class Catalog:
             blocks[article].append((article, titles[article], version, occurred, heading))
         return [row for article in page if article in blocks for row in blocks[article]]
 
+    @_recovering
     def feed_count(self, since: str) -> int:
         """How many articles `feed_since` gives blocks of without a limit."""
         return int(self.refresh().execute(
@@ -660,6 +694,7 @@ class Catalog:
             (since,),
         ).fetchone()[0])
 
+    @_recovering
     def versions_between(self, low: str | None, high: str | None, limit: int | None) -> list[tuple[str, int]]:
         """(article, version) of every version that occurred between log times `low` and `high`
         (both included, either open), newest first, at most `limit` of them."""
@@ -678,6 +713,7 @@ class Catalog:
             params.append(limit)
         return self.refresh().execute(sql, params).fetchall()
 
+    @_recovering
     def totals(self) -> tuple[int, int, int, int]:
         """How many articles there are, their versions in all, how many are withdrawn now, and
         how many categories hold live articles (from indexes and running totals: no scan)."""

@@ -439,3 +439,48 @@ def test_init_where_no_store_can_be_made_is_one_line(tmp_path: Path) -> None:
         line = done.stderr.decode()
         assert line.startswith(f"error: {store}: cannot create a store there: {reason}"), line
         assert line.count("\n") == 1, line
+
+
+def _zero_table_page(database: Path, table: str) -> None:
+    """Overwrite the first page of `table` with zeros, as a bad sector or a torn copy would: the
+    file still opens, and only a query that reads that table finds it malformed."""
+    db = sqlite3.connect(database)
+    try:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    finally:
+        db.close()
+    with database.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\0" * page_size)
+
+
+@pytest.mark.parametrize(("table", "command"), [("feed", ["updated", "--since", "2000-01-01"]), ("category_counts", ["categories"])])
+def test_views_with_a_damaged_page_are_rebuilt_by_the_read_that_finds_it(store_dir: Path, table: str, command: list[str]) -> None:
+    # The hostile run: a zeroed page of views.sqlite passed the catch-up (which reads only the
+    # checkpoint) and stopped the read that reached it: exit 6, "the store's index or views failed".
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "Update:", "text": "\nMore.\n"}}])
+    want = run_ledger(*command, store=store_dir)
+    assert want.returncode == 0, want.stderr
+    log = (store_dir / LOG_FILE).read_bytes()
+    _zero_table_page(store_dir / VIEWS_FILE, table)
+    result = run_ledger(*command, store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
+    assert b"damaged views (database disk image is malformed), rebuilding them from the log" in result.stderr
+    assert run_ledger(*command, store=store_dir).stderr == b""  # rebuilt once, for good
+    assert (store_dir / LOG_FILE).read_bytes() == log
+
+
+def test_replay_rebuilds_views_with_a_damaged_page(store_dir: Path) -> None:
+    # The hostile run: `ledger replay`, the command that rebuilds the views, failed on them
+    # (exit 6, "database disk image is malformed") instead of starting from a new file.
+    _ten_events(store_dir)
+    want = run_ledger("categories", store=store_dir).stdout
+    _zero_table_page(store_dir / VIEWS_FILE, "category_counts")
+    result = run_ledger("replay", store=store_dir)
+    assert result.returncode == 0, result.stderr
+    assert b"damaged views" in result.stderr
+    assert run_ledger("categories", store=store_dir).stdout == want
+    _verify_ok(store_dir)
