@@ -484,3 +484,30 @@ def test_replay_rebuilds_views_with_a_damaged_page(store_dir: Path) -> None:
     assert b"damaged views" in result.stderr
     assert run_ledger("categories", store=store_dir).stdout == want
     _verify_ok(store_dir)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "command"),
+    [
+        ("articles", "categories", "", ["articles"]),
+        ("articles", "authors", "[", ["articles", "--author", "ana"]),
+        ("articles", "updated_at", 5, ["articles", "--format", "json"]),
+        ("feed", "occurred_at", "yesterday", ["updated", "--since", "2000-01-01"]),
+        ("category_counts", "count", "many", ["categories"]),
+        ("memberships", "entered_at", "noon", ["categories", "--article", "a1"]),
+        ("memberships", "entered_version", "one", ["categories", "x"]),
+    ],
+)
+def test_a_views_row_of_the_wrong_kind_is_rebuilt_not_a_traceback(store_dir: Path, table: str, column: str, value: Any,
+                                                                   command: list[str]) -> None:
+    # The hostile run: `UPDATE articles SET categories = ''` in views.sqlite made `ledger articles`
+    # die with an orjson.JSONDecodeError traceback (exit 1); SQLite itself sees no fault there.
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "Update:", "text": "\nMore.\n"}}])
+    want = run_ledger(*command, store=store_dir)
+    assert want.returncode == 0, want.stderr
+    _sql(store_dir / VIEWS_FILE, f"UPDATE {table} SET {column} = ?", value)
+    result = run_ledger(*command, store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
+    assert result.stderr.endswith(b"the views hold a row that cannot be read; rebuilding them from the log\n"), result.stderr
