@@ -80,6 +80,13 @@ def reason(exc: BaseException) -> str:
     return f"failed ({exc})"
 
 
+def damaged(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says the cache's file is damaged (to delete and rebuild), not that it cannot
+    be written or is busy in another process."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(exc, sqlite3.DatabaseError) and not cannot_write(exc) and code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def store_error(path: Path, exc: BaseException) -> StoreError:
     """A one-line `StoreError` for a cache that failed even in memory (or in a way that a copy in
     memory does not help)."""

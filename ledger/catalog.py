@@ -728,7 +728,18 @@ class Catalog:
 
     def snapshot_before(self, article: str, version: int) -> ArticleState | None:
         """The article's latest snapshot at or before `version` that the log confirms (None if
-        there is none): see the module's notes on how a snapshot is checked."""
+        there is none, or if the views are found damaged: they are dropped, to be rebuilt):
+        see the module's notes on how a snapshot is checked."""
+        with self._mutex:
+            try:
+                return self._snapshot_before(article, version)
+            except sqlite3.DatabaseError as exc:
+                if not caches.damaged(exc):
+                    raise
+                self._recover(exc)
+                return None
+
+    def _snapshot_before(self, article: str, version: int) -> ArticleState | None:
         with self._mutex:
             db = self._open()
             if not self._checked:
@@ -796,13 +807,20 @@ class Catalog:
             return
         with self._mutex:
             db = self._open()
+            damage = None
             try:
                 db.execute("PRAGMA busy_timeout = 200")
                 db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
             except sqlite3.OperationalError as exc:
                 log.debug("snapshots not saved: %s", exc)
+            except sqlite3.DatabaseError as exc:
+                if not caches.damaged(exc):
+                    raise
+                damage = exc
             finally:
                 db.execute("PRAGMA busy_timeout = 60000")
+            if damage is not None:
+                self._recover(damage)  # the snapshots are not saved: the views are rebuilt
 
 
 

@@ -511,3 +511,46 @@ def test_a_views_row_of_the_wrong_kind_is_rebuilt_not_a_traceback(store_dir: Pat
     result = run_ledger(*command, store=store_dir)
     assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
     assert result.stderr.endswith(b"the views hold a row that cannot be read; rebuilding them from the log\n"), result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("table", "command"),
+    [
+        *((table, command) for table in ("events", "events_article")
+          for command in (["append", "-"], ["replay"], ["show", "a1"], ["export", "--article", "a1"])),
+        # The table of each article's latest version: read by a replay, and by a writer's start.
+        ("articles", ["append", "-"]),
+        ("articles", ["replay"]),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value[0],
+)
+def test_an_index_with_a_damaged_page_is_rebuilt_by_the_command_that_finds_it(store_dir: Path, table: str, command: list[str]) -> None:
+    # The hostile run: a zeroed page of index.sqlite (its head still readable) stopped appends,
+    # reads and even `ledger replay` (blamed on text.sqlite) with exit 6, "database disk image is
+    # malformed", instead of the rebuild that a damaged cache gets.
+    _ten_events(store_dir)
+    want = run_ledger(*command, store=store_dir, input=b"") if command[0] != "append" else None
+    log = (store_dir / LOG_FILE).read_bytes()
+    _zero_table_page(store_dir / INDEX_FILE, table)
+    line = b'{"type": "ArticleCreated", "article": "b", "data": {"title": "B"}}\n'
+    result = run_ledger(*command, store=store_dir, input=line)
+    assert result.returncode == 0, result.stderr
+    assert b"index.sqlite: damaged (database disk image is malformed); rebuilding it from the log" in result.stderr, result.stderr
+    if want is not None:
+        assert result.stdout == want.stdout or command[0] == "replay"
+        assert (store_dir / LOG_FILE).read_bytes() == log
+    _verify_ok(store_dir)
+
+
+def test_views_with_a_damaged_snapshots_page_still_show_every_version(store_dir: Path) -> None:
+    # The hostile run: a zeroed page of the snapshots table stopped `ledger show` with exit 6.
+    with ledger.open(store_dir) as led:
+        led.append([_created("a", "A", "v0\n")])
+        for n in range(1, SNAPSHOT_EVERY + 5):
+            led.append([_edited("a", f"v{n}\n")])
+    want = [run_ledger("show", "a", str(v), store=store_dir).stdout for v in (SNAPSHOT_EVERY + 2, SNAPSHOT_EVERY + 5)]
+    _zero_table_page(store_dir / VIEWS_FILE, "snapshots")
+    got = [run_ledger("show", "a", str(v), store=store_dir) for v in (SNAPSHOT_EVERY + 2, SNAPSHOT_EVERY + 5)]
+    assert [(r.returncode, r.stdout) for r in got] == [(0, w) for w in want], [r.stderr for r in got]
+    assert b"damaged views (database disk image is malformed)" in got[0].stderr
