@@ -441,7 +441,10 @@ class Catalog:
         if to is not None:
             records = _whole_appends(records)
         for count, record in enumerate(records, 1):
-            step(record)
+            try:
+                step(record)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                raise self._unfoldable(record) from None
             if count >= flush and "end" in record:
                 flush = count + _BATCH
                 self._write_rows(db, *fold.take_rows())
@@ -488,6 +491,20 @@ class Catalog:
         )
         if progress is not None:
             progress(fold.position, head)
+
+    def _unfoldable(self, record: StoredRecord) -> CorruptStoreError:
+        """The error for a record the fold cannot take (a field missing or of another kind). The
+        fold trusts records the index checked once: the record is checked against its hash again,
+        so a byte changed since is reported as that (the store raises); one that matches its
+        hash was sealed again after it was changed, as no append writes it."""
+        position = record["pos"]
+        for _ in self.store.read(position - 1, position):
+            pass
+        return CorruptStoreError(
+            f"log position {position}: the record has a field missing or of the wrong kind, yet matches its hash "
+            "(it was changed and sealed again)",
+            position,
+        )
 
     @staticmethod
     def _write_rows(

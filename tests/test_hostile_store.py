@@ -554,3 +554,41 @@ def test_views_with_a_damaged_snapshots_page_still_show_every_version(store_dir:
     got = [run_ledger("show", "a", str(v), store=store_dir) for v in (SNAPSHOT_EVERY + 2, SNAPSHOT_EVERY + 5)]
     assert [(r.returncode, r.stdout) for r in got] == [(0, w) for w in want], [r.stderr for r in got]
     assert b"damaged views (database disk image is malformed)" in got[0].stderr
+
+
+def test_replay_of_an_indexed_record_changed_since_reports_its_checksum(store_dir: Path) -> None:
+    # The hostile run: one bit flipped in an indexed record ("article" became "art)cle") made
+    # `ledger replay`, which trusts records the index checked once, die with KeyError: 'article'.
+    _ten_events(store_dir)
+    log = (store_dir / LOG_FILE).read_bytes()
+    lines = log.splitlines(keepends=True)
+    lines[4] = lines[4].replace(b'"article":', b'"art)cle":', 1)
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    result = run_ledger("replay", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    offset = sum(map(len, lines[:4]))
+    assert result.stderr.decode() == f"error: {store_dir / LOG_FILE}: position 5 (line at byte {offset}): record does not match its checksum\n"
+
+
+def test_a_record_changed_and_sealed_again_that_no_append_writes_is_reported_by_replay(store_dir: Path) -> None:
+    # A record whose data is text, not an object, sealed again with the rest of the chain: its
+    # hash matches, so only the fold finds it (an AttributeError traceback before).
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    prev = codec.decode(lines[3])["hash"]
+    resealed = lines[:4]
+    for number, line in enumerate(lines[4:], 5):
+        record = codec.decode(line)
+        del record["hash"]
+        if number == 5:
+            record["data"] = "text"
+        sealed, prev = codec.seal(record, prev)
+        resealed.append(sealed)
+    (store_dir / LOG_FILE).write_bytes(b"".join(resealed))
+    _caches_deleted(store_dir)  # as after a rewrite of the log on purpose
+    result = run_ledger("replay", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    assert result.stderr.decode() == (
+        "error: log position 5: the record has a field missing or of the wrong kind, yet matches its hash"
+        " (it was changed and sealed again)\n"
+    )
