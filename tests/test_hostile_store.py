@@ -592,3 +592,15 @@ def test_a_record_changed_and_sealed_again_that_no_append_writes_is_reported_by_
         "error: log position 5: the record has a field missing or of the wrong kind, yet matches its hash"
         " (it was changed and sealed again)\n"
     )
+
+
+def test_verify_of_a_log_cut_at_a_line_end_names_no_python_none(store_dir: Path) -> None:
+    # The hostile run: `ledger verify` of a log that lost its last line after the index saw it
+    # printed "problem: line 11, position None, byte ...": Python's None, where no position is.
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines[:-1]))
+    result = run_ledger("verify", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    assert result.stderr.decode().startswith(f"problem: line 10, byte {sum(map(len, lines[:-1]))}: the log ends at byte"), result.stderr
+    assert b"None" not in result.stderr + result.stdout

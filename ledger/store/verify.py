@@ -14,8 +14,11 @@ from ledger.store.logfile import lines
 
 
 def _problem(*, line: int, position: int | None, offset: int, message: str) -> Problem:
-    """A problem `verify` found, saying where in the log file it is (line and byte)."""
-    return Problem(position=position, message=f"line {line}, position {position}, byte {offset}: {message}")
+    """A problem `verify` found, saying where in the log file it is (line and byte), and the
+    position when the line holds one (not past the end of the log, nor in a line whose `pos`
+    is no number)."""
+    where = f"line {line}, position {position}, byte {offset}" if position is not None else f"line {line}, byte {offset}"
+    return Problem(position=position, message=f"{where}: {message}")
 
 
 def verify_log(
