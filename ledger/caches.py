@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 from pathlib import Path
 from urllib.parse import quote
@@ -78,6 +79,17 @@ def reason(exc: BaseException) -> str:
                 return "cannot be written (a read-only store?)"
         seen = seen.__context__
     return f"failed ({exc})"
+
+
+def check_tables(db: sqlite3.Connection, schema: str) -> None:
+    """Raise `sqlite3.DatabaseError` when `db` holds some of the tables `schema` creates but not
+    all: a table dropped by hand, which `CREATE TABLE IF NOT EXISTS` would make again, empty,
+    beside the others' rows (wrong answers with no error). Run it before the schema."""
+    wanted = re.findall(r"CREATE (?:VIRTUAL )?TABLE IF NOT EXISTS (\w+)", schema)
+    found = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [name for name in wanted if name not in found]
+    if missing and len(missing) < len(wanted):
+        raise sqlite3.DatabaseError(f"its table {missing[0]} is missing")
 
 
 def damaged(exc: sqlite3.Error) -> bool:

@@ -186,6 +186,7 @@ class Catalog:
         else:
             db = caches.open_file(self.path)
         try:
+            caches.check_tables(db, _SCHEMA)
             db.executescript(_SCHEMA)
             db.executescript(_INDEXES)
             found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()

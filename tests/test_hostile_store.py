@@ -604,3 +604,30 @@ def test_verify_of_a_log_cut_at_a_line_end_names_no_python_none(store_dir: Path)
     assert result.returncode == 8, result.stderr
     assert result.stderr.decode().startswith(f"problem: line 10, byte {sum(map(len, lines[:-1]))}: the log ends at byte"), result.stderr
     assert b"None" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("cache", "table", "command"),
+    [
+        ("views.sqlite", "category_counts", ["categories"]),
+        ("views.sqlite", "meta", ["categories"]),
+        ("views.sqlite", "articles", ["updated", "--since", "2000-01-01"]),
+        ("views.sqlite", "changes", ["timeline"]),
+        ("text.sqlite", "articles", ["search", "text"]),
+        ("text.sqlite", "versions", ["blame", "a1"]),
+    ],
+)
+def test_a_cache_with_a_table_dropped_is_rebuilt_not_refilled_beside_the_rest(store_dir: Path, cache: str, table: str,
+                                                                              command: list[str]) -> None:
+    # The hostile run: `DROP TABLE category_counts` in views.sqlite made `ledger categories`
+    # answer "no categories" with exit 0 (CREATE TABLE IF NOT EXISTS made it again, empty, beside
+    # the other tables' rows), and a table dropped from text.sqlite made search die with KeyError.
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "Update:", "text": "\nMore.\n"}}])
+    want = run_ledger(*command, store=store_dir)
+    assert want.returncode == 0 and want.stdout, want.stderr
+    _sql(store_dir / cache, f"DROP TABLE {table}")
+    result = run_ledger(*command, store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
+    assert f"its table {table} is missing".encode() in result.stderr, result.stderr
