@@ -631,3 +631,31 @@ def test_a_cache_with_a_table_dropped_is_rebuilt_not_refilled_beside_the_rest(st
     result = run_ledger(*command, store=store_dir)
     assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
     assert f"its table {table} is missing".encode() in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda line: line[:40] + b"\xff" + line[41:], "byte 0xff at column 41 is not UTF-8"),
+        (lambda line: b"\n" + line, "an empty line"),
+        (lambda line: b"\xef\xbb\xbf" + line, "it starts with a byte order mark"),
+        (lambda line: line.replace(b'"', b"'", 1), "unexpected character, expected a string key at column 2"),
+    ],
+    ids=["not-utf8", "blank", "bom", "quote"],
+)
+def test_a_log_line_that_is_not_json_is_named_in_plain_words(store_dir: Path, damage: Any, problem: str) -> None:
+    # The hostile run: a byte 0xff in a log line was "record is not valid JSON (str is not valid
+    # UTF-8: surrogates not allowed)" (orjson's words: there was no surrogate), a blank line
+    # "(input data is empty)".
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    offset = sum(map(len, lines[:4]))
+    lines[4] = damage(lines[4])
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    checked = run_ledger("verify", store=store_dir)
+    assert checked.returncode == 8, checked.stderr
+    assert checked.stderr.decode().splitlines()[0] == f"problem: line 5, position 5, byte {offset}: record is not valid JSON ({problem})"
+    _caches_deleted(store_dir)  # a line put in or made longer moves the record the index saw last
+    read = run_ledger("log", store=store_dir)
+    assert read.returncode == 8, read.stderr
+    assert read.stderr.decode() == f"error: {store_dir / LOG_FILE}: position 5 (line at byte {offset}): record is not valid JSON ({problem})\n"
