@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import sqlite3
+import stat
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,7 +28,11 @@ _CANNOT_WRITE = {
 
 
 def open_file(path: Path) -> sqlite3.Connection:
-    """A cache file beside the log, in WAL mode (readers never wait for a writer)."""
+    """A cache file beside the log, in WAL mode (readers never wait for a writer). Something
+    else there but a folder (a FIFO, a device) is a damaged cache: SQLite would wait for ever
+    reading a FIFO."""
+    if _special(path):
+        raise sqlite3.DatabaseError(f"{path.name} is not a regular file")
     db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -38,6 +43,16 @@ def open_file(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _special(path: Path) -> bool:
+    """Whether `path` is there and neither a regular file nor a folder (a FIFO, a socket, a
+    device, or a link to one)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def writable(path: Path) -> bool:
@@ -140,7 +155,7 @@ def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
         # A writer elsewhere (through another mount) may have commits only in the -wal, and a
         # checkpoint rewrites pages of the file in place: copy only a file that holds everything
         # and that did not change while it was read.
-        if before[0] is None or before[1] is not None:
+        if before[0] is None or before[1] is not None or _special(source):
             return memory
         # immutable: no -shm to create (a read-only folder cannot hold one), no locks to take.
         uri = "file:" + quote(os.fspath(source.resolve())) + "?mode=ro&immutable=1"

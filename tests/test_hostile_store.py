@@ -659,3 +659,27 @@ def test_a_log_line_that_is_not_json_is_named_in_plain_words(store_dir: Path, da
     read = run_ledger("log", store=store_dir)
     assert read.returncode == 8, read.stderr
     assert read.stderr.decode() == f"error: {store_dir / LOG_FILE}: position 5 (line at byte {offset}): record is not valid JSON ({problem})\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "code", "message"),
+    [
+        (LOG_FILE, ["show", "a1"], 8, b"events.jsonl: the log is not a regular file"),
+        ("LEDGER", ["show", "a1"], 8, b"LEDGER: not a ledger marker file"),
+        (INDEX_FILE, ["show", "a1"], 0, b"index.sqlite: unreadable index, rebuilding it from the log"),
+        (VIEWS_FILE, ["articles"], 0, b"views.sqlite: unreadable views (views.sqlite is not a regular file), rebuilding them from the log"),
+        ("text.sqlite", ["search", "text"], 0, b""),
+    ],
+)
+def test_a_fifo_where_a_store_file_goes_is_no_hang(store_dir: Path, name: str, command: list[str], code: int, message: bytes) -> None:
+    # The hostile run: a FIFO named events.jsonl, LEDGER, index.sqlite or views.sqlite made every
+    # command wait for ever for a writer to the FIFO (opening it, or SQLite reading it).
+    _ten_events(store_dir)
+    want = run_ledger(*command, store=store_dir).stdout
+    (store_dir / name).unlink()
+    os.mkfifo(store_dir / name)
+    result = run_ledger(*command, store=store_dir, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr, result.stderr
+    if code == 0:
+        assert result.stdout == want

@@ -116,10 +116,12 @@ class FileEventStore(EventStore):
         if not self.log_path.exists():
             raise CorruptStoreError(f"{self.log_path}: the log file is missing")
         self.lock_timeout = lock_timeout
-        self._read_fd = os.open(self.log_path, os.O_RDONLY)
+        # Not blocking: opening a FIFO put where the log goes would wait for a writer for ever.
+        self._read_fd = os.open(self.log_path, os.O_RDONLY | os.O_NONBLOCK)
         if not stat.S_ISREG(os.fstat(self._read_fd).st_mode):
             os.close(self._read_fd)
             raise CorruptStoreError(f"{self.log_path}: the log is not a regular file")
+        os.set_blocking(self._read_fd, True)
         self._write_fd: int | None = None
         self._lock = WriterLock(self.log_path, self._read_fd)
         self._mutex = threading.RLock()

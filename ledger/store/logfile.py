@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -65,10 +66,24 @@ def init_store(path: str | os.PathLike[str]) -> Path:
     return root
 
 
+def _read_regular(path: Path) -> bytes:
+    """The bytes of the file at `path`; `ValueError` when it is no regular file (opened without
+    blocking: reading a FIFO there would wait for a writer for ever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(path) if stat.S_ISDIR(os.fstat(fd).st_mode) else ValueError(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
+        with open(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
+
+
 def read_marker(root: Path) -> dict[str, Any]:
     """The store's marker file (`LEDGER`), checked to be one this ledger reads."""
     try:
-        marker = codec.loads((root / MARKER_FILE).read_bytes())
+        marker = codec.loads(_read_regular(root / MARKER_FILE))
     except FileNotFoundError:
         raise StoreNotFoundError(f"{root}: no ledger store here (run `ledger init`)") from None
     except NotADirectoryError:
