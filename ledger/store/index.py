@@ -340,6 +340,12 @@ class LogIndex:
         ).fetchone()
         return (row[0], row[1], row[2], row[3], row[4]) if row is not None else None
 
+    def listed_version(self, article: str) -> int | None:
+        """The article's version in the table of latest versions (None if it is not there): a
+        second witness to the rows of `events`, which `latest` reads."""
+        row = self.open().execute("SELECT version FROM articles WHERE article = ?", (article,)).fetchone()
+        return row[0] if row is not None else None
+
     def articles(self) -> dict[str, int]:
         """Every article with its latest version, by name."""
         return dict(self.open().execute("SELECT article, version FROM articles ORDER BY article").fetchall())
