@@ -707,3 +707,15 @@ def test_index_rows_that_lost_an_articles_records_are_rebuilt(store_dir: Path, s
     result = run_ledger("timeline", "--article", article, store=store_dir)
     assert (result.returncode, result.stdout) == (0, want), result.stderr
     assert problem + b"; rebuilding it from the log" in result.stderr, result.stderr
+
+
+def test_the_indexs_table_of_latest_versions_with_values_of_another_kind_is_rebuilt(store_dir: Path) -> None:
+    # The hostile run: a blob where an article's name goes in index.sqlite's `articles` made the
+    # text index's rebuild (`ledger replay`, which sorts the store's articles) die with
+    # "TypeError: '<' not supported between instances of 'bytes' and 'str'".
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        want = led.store.articles()
+    _sql(store_dir / INDEX_FILE, "UPDATE articles SET article = X'0001' WHERE article = 'a1'")
+    with ledger.open(store_dir) as led:
+        assert led.store.articles() == want == {"a1": 5, "a2": 5}

@@ -402,7 +402,11 @@ class FileEventStore(EventStore):
         def indexed() -> dict[str, int]:
             with self._mutex:
                 self._sync_index()
-                return self._idx.articles()
+                found = self._idx.articles()
+            # Nothing in the log vouches for this table: values of another kind are damage.
+            if not all(type(article) is str and type(version) is int for article, version in found.items()):
+                raise IndexMismatchError(f"{self.root / INDEX_FILE}: its table of latest versions holds values of the wrong kind")
+            return found
 
         return self._checked_by_log(indexed)
 
