@@ -719,3 +719,25 @@ def test_the_indexs_table_of_latest_versions_with_values_of_another_kind_is_rebu
     _sql(store_dir / INDEX_FILE, "UPDATE articles SET article = X'0001' WHERE article = 'a1'")
     with ledger.open(store_dir) as led:
         assert led.store.articles() == want == {"a1": 5, "a2": 5}
+
+
+@pytest.mark.parametrize("article", [{"a": 1}, ["a1"], None], ids=["object", "list", "null"])
+def test_verify_of_a_record_sealed_again_with_an_article_that_is_not_text(store_dir: Path, article: Any) -> None:
+    # The hostile run: a record sealed again with an object for its article made `ledger verify`
+    # die with "TypeError: unhashable type: 'dict'" instead of naming the record.
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    prev = codec.decode(lines[3])["hash"]
+    resealed = lines[:4]
+    for number, line in enumerate(lines[4:], 5):
+        record = codec.decode(line)
+        del record["hash"]
+        if number == 5:
+            record["article"] = article
+        sealed, prev = codec.seal(record, prev)
+        resealed.append(sealed)
+    (store_dir / LOG_FILE).write_bytes(b"".join(resealed))
+    result = run_ledger("verify", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    offset = sum(map(len, lines[:4]))
+    assert result.stderr.decode().splitlines()[0] == f"problem: line 5, position 5, byte {offset}: record field 'article' is missing or not text"

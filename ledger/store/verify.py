@@ -82,8 +82,11 @@ def verify_log(
         # Either may be missing or of any type in a damaged record.
         article: Any = record.get("article")
         version: Any = record.get("version")
-        known = versions.get(article, 0)
-        if unsure is not None and article not in unsure and article not in in_append:
+        known = versions.get(article, 0) if isinstance(article, str) else 0
+        if not isinstance(article, str):
+            # A record sealed again with a list or an object for its article (unhashable).
+            problems.append(_problem(line=line_no, position=position, offset=offset, message="record field 'article' is missing or not text"))
+        elif unsure is not None and article not in unsure and article not in in_append:
             unsure.add(article)
             if not isinstance(version, int) or version < max(known, 1):
                 problems.append(_problem(line=line_no, position=position, offset=offset,
