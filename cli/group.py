@@ -126,10 +126,42 @@ COMMAND_GROUPS: dict[str, tuple[str, ...]] = {
 }
 
 
+def _not_utf8(value: str) -> str | None:
+    """What is wrong with `value` as text, or None: an argument's bytes that are not UTF-8
+    reach Python as lone surrogates (one per byte), which no store can hold or look up."""
+    for index, char in enumerate(value):
+        if "\ud800" <= char <= "\udfff":
+            # Python keeps a byte b that is not UTF-8 as the character U+DC00 + b.
+            byte = f"byte 0x{ord(char) - 0xDC00:02x}" if "\udc80" <= char <= "\udcff" else "a lone surrogate"
+            return f"not UTF-8 text ({byte} at character {index + 1})"
+    return None
+
+
+class LedgerCommand(click.Command):
+    """A command whose text arguments and options (an article, a category, a phrase, an actor)
+    must be UTF-8 text: one that is not is a usage error naming it, not a traceback from deep
+    inside the store. Paths are another type and may be any bytes the system allows."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Parse as click does, then check every plain text value."""
+        rest = super().parse_args(ctx, args)
+        for param in self.get_params(ctx):
+            if not isinstance(param.type, click.types.StringParamType) or param.name is None:
+                continue
+            given = ctx.params.get(param.name)
+            for value in given if isinstance(given, tuple) else (given,):
+                problem = _not_utf8(value) if isinstance(value, str) else None
+                if problem is not None:
+                    raise click.BadParameter(problem, ctx=ctx, param=param)
+        return rest
+
+
 class LedgerGroup(click.Group):
     """Runs commands so that every error (a `LedgerError`, a usage error) is one line on stderr
     and its documented exit code; with `--debug`, a traceback and the same exit code. Its help
     lists the commands by `COMMAND_GROUPS`, each with its whole first sentence."""
+
+    command_class = LedgerCommand
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """One section per group of `COMMAND_GROUPS`, commands in its order, summaries uncut."""

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ledger import codec
 from ledger.errors import (
@@ -39,6 +39,7 @@ from ledger.events import (
     EventIn,
     RecordedEvent,
     format_time,
+    json_kind,
     parse_time,
 )
 from ledger.history import RenderedSize, WordChanges, summary, version_records
@@ -86,6 +87,7 @@ if TYPE_CHECKING:
     )
 
 log = logging.getLogger("ledger")
+_T = TypeVar("_T")
 
 DEFAULT_STORE = "ledger-data"
 ENV_STORE = "LEDGER_STORE"
@@ -130,7 +132,11 @@ def store_exists(path: str | os.PathLike[str] | None = None) -> bool:
         from ledger.store.postgres import schema_exists
 
         return schema_exists(url)
-    return (Path(location) / MARKER_FILE).exists()
+    try:
+        return (Path(location) / MARKER_FILE).exists()
+    except OSError:
+        # A name too long for the system, say: no store is there, and `init` says why not.
+        return False
 
 
 def init(path: str | os.PathLike[str] | None = None) -> Path | str:
@@ -329,7 +335,7 @@ class Ledger:
             except codec.InputJsonError as exc:
                 raise InvalidEventError(f"{label}: {exc}") from None
             if not isinstance(value, dict):
-                raise InvalidEventError(f"{label}: expected a JSON object, got {type(value).__name__}")
+                raise InvalidEventError(f"{label}: expected a JSON object, got {json_kind(value)}")
             events.append(value)
             labels.append(label)
         return self.append(events, labels=labels)
@@ -481,6 +487,17 @@ class Ledger:
         if current == 0:
             raise self._not_found(article)
         return current
+
+    def _from_views(self, read: Callable[[], _T]) -> _T:
+        """`read()`, which turns rows of the views into answers; asked once more from views
+        rebuilt from the log when a row cannot be read back (a value of the wrong kind, JSON
+        that does not parse: views.sqlite changed by hand or damaged, where SQLite sees no fault)."""
+        try:
+            return read()
+        except (ValueError, TypeError):
+            log.warning("%s: the views hold a row that cannot be read; rebuilding them from the log", self.catalog.path)
+            self.catalog.rebuild()
+        return read()
 
     def _not_found(self, article: str) -> ArticleNotFoundError:
         """The error for an article the log does not have, suggesting ids close to it (a typo)."""
@@ -729,21 +746,25 @@ class Ledger:
 
         low = format_time(parse_when(since)) if since is not None else None
         wanted = author.strip().casefold() if author is not None else None
-        listed = []
-        with gc_paused():
-            # Authors are read from the metadata here, not in SQL: their page is cut after them.
-            rows = (
-                self.catalog.article_rows(category, low, withdrawn, limit, offset) if wanted is None
-                else self._by_author(self.catalog.article_rows(category, low, withdrawn), wanted, None if limit is None else offset + limit)[offset:]
-            )
-            for article, title, version, updated, categories, gone, keys in rows:
-                listed.append(
-                    ArticleSummary(
-                        article=article, title=title, version=version, updated_at=parse_time(updated),
-                        categories=codec.loads(categories), authors=authors_of(codec.loads(keys)), withdrawn=bool(gone),
-                    )
+
+        def read() -> list[ArticleSummary]:
+            listed = []
+            with gc_paused():
+                # Authors are read from the metadata here, not in SQL: their page is cut after them.
+                rows = (
+                    self.catalog.article_rows(category, low, withdrawn, limit, offset) if wanted is None
+                    else self._by_author(self.catalog.article_rows(category, low, withdrawn), wanted, None if limit is None else offset + limit)[offset:]
                 )
-        return listed
+                for article, title, version, updated, categories, gone, keys in rows:
+                    listed.append(
+                        ArticleSummary(
+                            article=article, title=title, version=version, updated_at=parse_time(updated),
+                            categories=codec.loads(categories), authors=authors_of(codec.loads(keys)), withdrawn=bool(gone),
+                        )
+                    )
+            return listed
+
+        return self._from_views(read)
 
     def count_articles(
         self,
@@ -759,8 +780,11 @@ class Ledger:
             return self.catalog.article_count(category, low, withdrawn)
         from ledger.catalog import gc_paused
 
-        with gc_paused():
-            return len(self._by_author(self.catalog.article_rows(category, low, withdrawn), author.strip().casefold()))
+        def read() -> int:
+            with gc_paused():
+                return len(self._by_author(self.catalog.article_rows(category, low, withdrawn), author.strip().casefold()))
+
+        return self._from_views(read)
 
     @staticmethod
     def _by_author(
@@ -783,9 +807,12 @@ class Ledger:
         from ledger.views import CategoryListing, CategoryMember
 
         moment = parse_when(at, end=True) if at is not None else None
-        rows = self.catalog.category_members(name, format_time(moment) if moment is not None else None)
-        members = [CategoryMember(article=a, title=t, entered_at=parse_time(s), entered_version=v) for a, t, s, v in rows]
-        return CategoryListing(name=name, at=moment, articles=members)
+
+        def read() -> list[CategoryMember]:
+            rows = self.catalog.category_members(name, format_time(moment) if moment is not None else None)
+            return [CategoryMember(article=a, title=t, entered_at=parse_time(s), entered_version=v) for a, t, s, v in rows]
+
+        return CategoryListing(name=name, at=moment, articles=self._from_views(read))
 
     def categories(self, at: datetime | str | None = None) -> list[CategoryCount]:
         """Every category with its number of (not withdrawn) articles, now or at time `at`,
@@ -793,8 +820,8 @@ class Ledger:
         _check(at=(_time, at))
         from ledger.views import CategoryCount
 
-        rows = self.catalog.category_counts(format_time(parse_when(at, end=True)) if at is not None else None)
-        return [CategoryCount(name=name, count=count) for name, count in rows]
+        moment = format_time(parse_when(at, end=True)) if at is not None else None
+        return self._from_views(lambda: [CategoryCount(name=name, count=count) for name, count in self.catalog.category_counts(moment)])
 
     def category_history(self, article: str) -> list[CategoryMembership]:
         """When the article entered and left each category, in order of entry (stints of a
@@ -802,16 +829,20 @@ class Ledger:
         _text("article", article)
         from ledger.views import CategoryMembership
 
-        rows = self.catalog.memberships(article)
-        if rows is None:
-            raise self._not_found(article)
-        return [
-            CategoryMembership(
-                article=article, category=c, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
-                left_at=parse_time(la) if la is not None else None,
-            )
-            for c, ev, ea, lv, la in rows
-        ]
+
+        def read() -> list[CategoryMembership]:
+            rows = self.catalog.memberships(article)
+            if rows is None:
+                raise self._not_found(article)
+            return [
+                CategoryMembership(
+                    article=article, category=c, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
+                    left_at=parse_time(la) if la is not None else None,
+                )
+                for c, ev, ea, lv, la in rows
+            ]
+
+        return self._from_views(read)
 
     def category_stints(self, name: str) -> list[CategoryMembership]:
         """Every stint any article had in category `name`, over the whole log: when it entered
@@ -843,17 +874,21 @@ class Ledger:
         from ledger.catalog import gc_paused
         from ledger.views import FeedBlock, FeedEntry
 
-        rows = self.catalog.feed_since(format_time(parse_when(since)), limit, offset)
-        entries: dict[str, FeedEntry] = {}
-        with gc_paused():
-            for article, title, version, occurred, heading in rows:
-                block = FeedBlock(heading=heading, added_version=version, added_at=parse_time(occurred))
-                entry = entries.get(article)
-                if entry is None:
-                    entries[article] = FeedEntry(article=article, title=title, last_update_at=block.added_at, blocks=[block])
-                else:
-                    entry.blocks.append(block)
-        return list(entries.values())
+        low = format_time(parse_when(since))
+
+        def read() -> list[FeedEntry]:
+            entries: dict[str, FeedEntry] = {}
+            with gc_paused():
+                for article, title, version, occurred, heading in self.catalog.feed_since(low, limit, offset):
+                    block = FeedBlock(heading=heading, added_version=version, added_at=parse_time(occurred))
+                    entry = entries.get(article)
+                    if entry is None:
+                        entries[article] = FeedEntry(article=article, title=title, last_update_at=block.added_at, blocks=[block])
+                    else:
+                        entry.blocks.append(block)
+            return list(entries.values())
+
+        return self._from_views(read)
 
     def count_updated_since(self, since: datetime | str) -> int:
         """How many articles `updated_since(since)` lists, on all pages together."""
@@ -1123,16 +1158,20 @@ class Ledger:
 
         head = self.head()
         # The catalog answers from its indexes and running totals, without folding any article.
-        articles, versions, withdrawn, categories = self.catalog.totals()
-        return Stats(
-            events=head.position,
-            articles=articles,
-            versions=versions,
-            categories=categories,
-            withdrawn=withdrawn,
-            log_bytes=(self.store.root / LOG_FILE).stat().st_size if self.store.root is not None else 0,
-            head_position=head.position,
-            head_hash=head.hash,
-        )
+
+        def read() -> Stats:
+            articles, versions, withdrawn, categories = self.catalog.totals()
+            return Stats(
+                events=head.position,
+                articles=articles,
+                versions=versions,
+                categories=categories,
+                withdrawn=withdrawn,
+                log_bytes=(self.store.root / LOG_FILE).stat().st_size if self.store.root is not None else 0,
+                head_position=head.position,
+                head_hash=head.hash,
+            )
+
+        return self._from_views(read)
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
+import stat
 from pathlib import Path
 from urllib.parse import quote
 
@@ -26,7 +28,11 @@ _CANNOT_WRITE = {
 
 
 def open_file(path: Path) -> sqlite3.Connection:
-    """A cache file beside the log, in WAL mode (readers never wait for a writer)."""
+    """A cache file beside the log, in WAL mode (readers never wait for a writer). Something
+    else there but a folder (a FIFO, a device) is a damaged cache: SQLite would wait for ever
+    reading a FIFO."""
+    if _special(path):
+        raise sqlite3.DatabaseError(f"{path.name} is not a regular file")
     db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
@@ -37,6 +43,16 @@ def open_file(path: Path) -> sqlite3.Connection:
         db.close()
         raise
     return db
+
+
+def _special(path: Path) -> bool:
+    """Whether `path` is there and neither a regular file nor a folder (a FIFO, a socket, a
+    device, or a link to one)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
 def writable(path: Path) -> bool:
@@ -80,6 +96,24 @@ def reason(exc: BaseException) -> str:
     return f"failed ({exc})"
 
 
+def check_tables(db: sqlite3.Connection, schema: str) -> None:
+    """Raise `sqlite3.DatabaseError` when `db` holds some of the tables `schema` creates but not
+    all: a table dropped by hand, which `CREATE TABLE IF NOT EXISTS` would make again, empty,
+    beside the others' rows (wrong answers with no error). Run it before the schema."""
+    wanted = re.findall(r"CREATE (?:VIRTUAL )?TABLE IF NOT EXISTS (\w+)", schema)
+    found = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = [name for name in wanted if name not in found]
+    if missing and len(missing) < len(wanted):
+        raise sqlite3.DatabaseError(f"its table {missing[0]} is missing")
+
+
+def damaged(exc: sqlite3.Error) -> bool:
+    """Whether `exc` says the cache's file is damaged (to delete and rebuild), not that it cannot
+    be written or is busy in another process."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return isinstance(exc, sqlite3.DatabaseError) and not cannot_write(exc) and code not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def store_error(path: Path, exc: BaseException) -> StoreError:
     """A one-line `StoreError` for a cache that failed even in memory (or in a way that a copy in
     memory does not help)."""
@@ -121,7 +155,7 @@ def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
         # A writer elsewhere (through another mount) may have commits only in the -wal, and a
         # checkpoint rewrites pages of the file in place: copy only a file that holds everything
         # and that did not change while it was read.
-        if before[0] is None or before[1] is not None:
+        if before[0] is None or before[1] is not None or _special(source):
             return memory
         # immutable: no -shm to create (a read-only folder cannot hold one), no locks to take.
         uri = "file:" + quote(os.fspath(source.resolve())) + "?mode=ro&immutable=1"

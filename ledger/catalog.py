@@ -31,6 +31,7 @@ Appends never start from a snapshot.
 from __future__ import annotations
 
 import difflib
+import functools
 import gc
 import hashlib
 import logging
@@ -41,7 +42,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ledger import caches, codec
 from ledger.errors import CorruptStoreError, StoreError
@@ -143,6 +144,28 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+_Query = TypeVar("_Query", bound=Callable[..., Any])
+
+
+def _recovering(query: _Query) -> _Query:
+    """`query`, asked once more from views rebuilt from the log when SQLite finds the file damaged
+    in the middle of it (a page it cannot read: `refresh` reads only the checkpoint)."""
+
+    @functools.wraps(query)
+    def ask(self: Catalog, *args: Any, **kwargs: Any) -> Any:
+        with self._mutex:
+            try:
+                return query(self, *args, **kwargs)
+            except sqlite3.DatabaseError as exc:
+                self._recover(exc)
+            try:
+                return query(self, *args, **kwargs)
+            except sqlite3.Error as exc:
+                raise caches.store_error(self.path or Path(VIEWS_FILE), exc) from None
+
+    return cast(_Query, ask)
+
+
 class Catalog:
     """The read model of one store: kept in `views.sqlite` in the store folder (in memory for
     stores without a folder), caught up with the log by `refresh()`."""
@@ -172,6 +195,7 @@ class Catalog:
         else:
             db = caches.open_file(self.path)
         try:
+            caches.check_tables(db, _SCHEMA)
             db.executescript(_SCHEMA)
             db.executescript(_INDEXES)
             found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
@@ -277,6 +301,18 @@ class Catalog:
 
     # --- following the log -------------------------------------------------------------------
 
+    def _recover(self, exc: sqlite3.DatabaseError) -> None:
+        """Make ready to try again after `exc`: go on in memory when the file cannot be written,
+        else drop the damaged file (the next open makes a new one, caught up from the log)."""
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            raise StoreError(f"{self.path}: views locked by another process for too long") from None
+        if caches.cannot_write(exc) and not self._in_memory and self._db is not None:
+            self._to_memory(exc)
+        else:
+            log.warning("%s: damaged views (%s), rebuilding them from the log", self.path, exc)
+            self._close_db()
+            self._remove_files()
+
     def refresh(self) -> sqlite3.Connection:
         """Catch the catalog up with the log (rebuilding it if it belongs to another log) and
         return the connection to query them with."""
@@ -284,14 +320,7 @@ class Catalog:
             try:
                 return self._refresh()
             except sqlite3.DatabaseError as exc:
-                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-                    raise StoreError(f"{self.path}: views locked by another process for too long") from None
-                if caches.cannot_write(exc) and not self._in_memory and self._db is not None:
-                    self._to_memory(exc)
-                else:
-                    log.warning("%s: damaged views (%s), rebuilding them from the log", self.path, exc)
-                    self._close_db()
-                    self._remove_files()
+                self._recover(exc)
             except CorruptStoreError as exc:
                 if self._checkpoint(self._open())[0] == 0:
                     raise  # folded from the start: the log's records themselves do not fit
@@ -424,8 +453,8 @@ class Catalog:
         for count, record in enumerate(records, 1):
             try:
                 step(record)
-            except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
-                raise unfoldable(record, exc) from None
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+                raise self._unfoldable(record, exc) from None
             if count >= flush and "end" in record:
                 flush = count + _BATCH
                 self._write_rows(db, *fold.take_rows())
@@ -473,6 +502,16 @@ class Catalog:
         if progress is not None:
             progress(fold.position, head)
 
+    def _unfoldable(self, record: StoredRecord, exc: Exception) -> CorruptStoreError:
+        """The error for a record the fold cannot take (`exc`: the fold's own). The fold trusts
+        records the index checked once: the record is checked against its hash again, so a byte
+        changed since is reported as that (the store raises); one that matches its hash was
+        sealed again after it was changed, as no append writes it."""
+        position = record["pos"]
+        for _ in self.store.read(position - 1, position):
+            pass
+        return unfoldable(record, exc)
+
     @staticmethod
     def _write_rows(
         db: sqlite3.Connection,
@@ -495,9 +534,8 @@ class Catalog:
             try:
                 return self._rebuild(to, progress)
             except sqlite3.DatabaseError as exc:
-                if not caches.cannot_write(exc) or self._in_memory or self._db is None:
-                    raise caches.store_error(self.path or Path(VIEWS_FILE), exc) from None
-                self._to_memory(exc)
+                # A damaged file is what a replay is for: it starts again from a new one.
+                self._recover(exc)
             try:
                 return self._rebuild(to, progress)
             except sqlite3.Error as exc:
@@ -541,6 +579,7 @@ class Catalog:
 
     # --- queries -----------------------------------------------------------------------------
 
+    @_recovering
     def category_members(self, name: str, at: str | None) -> list[tuple[str, str, str, int]]:
         """Article, title, entered_at and entered_version of the articles (not withdrawn) in
         category `name` now, or at log time `at`, by article id."""
@@ -560,6 +599,7 @@ class Catalog:
             {"c": name, "t": at},
         ).fetchall()
 
+    @_recovering
     def category_counts(self, at: str | None) -> list[tuple[str, int]]:
         """Every category with its number of (not withdrawn) articles, now or at log time `at`,
         by name."""
@@ -573,6 +613,7 @@ class Catalog:
             {"t": at},
         ).fetchall()
 
+    @_recovering
     def article_rows(
         self, category: str | None, since: str | None, withdrawn: bool | None, limit: int | None = None, offset: int = 0
     ) -> list[tuple[str, str, int, str, str, int, str]]:
@@ -588,6 +629,7 @@ class Catalog:
         sql += where + " ORDER BY a.updated_at DESC, a.position DESC LIMIT ? OFFSET ?"
         return self.refresh().execute(sql, [*params, -1 if limit is None else limit, offset]).fetchall()
 
+    @_recovering
     def article_count(self, category: str | None, since: str | None, withdrawn: bool | None) -> int:
         """How many rows `article_rows` gives for these filters without a limit."""
         where, params = self._article_filter(category, since, withdrawn, counting=True)
@@ -622,6 +664,7 @@ class Catalog:
             params.append(int(withdrawn))
         return (" WHERE " + " AND ".join(where) if where else ""), params
 
+    @_recovering
     def memberships(self, article: str) -> list[tuple[str, int, str, int | None, str | None]] | None:
         """Category, entered_version, entered_at, left_version and left_at of each of the
         article's category memberships, in order of entry; None when the article is unknown."""
@@ -634,6 +677,7 @@ class Catalog:
             (article,),
         ).fetchall()
 
+    @_recovering
     def category_memberships(self, category: str) -> list[tuple[str, int, str, int | None, str | None]]:
         """Article, entered_version, entered_at, left_version and left_at of every membership
         any article had in `category`, in order of entry (time, then article)."""
@@ -644,6 +688,7 @@ class Catalog:
             (category,),
         ).fetchall()
 
+    @_recovering
     def feed_since(self, since: str, limit: int | None = None, offset: int = 0) -> list[tuple[str, str, int, str, str]]:
         """Article, title, version, occurred_at and heading of the update blocks (of articles not
         withdrawn) whose version occurred at or after log time `since`, grouped by article, the
@@ -674,6 +719,7 @@ class Catalog:
             blocks[article].append((article, titles[article], version, occurred, heading))
         return [row for article in page if article in blocks for row in blocks[article]]
 
+    @_recovering
     def feed_count(self, since: str) -> int:
         """How many articles `feed_since` gives blocks of without a limit."""
         return int(self.refresh().execute(
@@ -682,6 +728,7 @@ class Catalog:
             (since,),
         ).fetchone()[0])
 
+    @_recovering
     def versions_between(self, low: str | None, high: str | None, limit: int | None) -> list[tuple[str, int]]:
         """(article, version) of every version that occurred between log times `low` and `high`
         (both included, either open), newest first, at most `limit` of them."""
@@ -700,6 +747,7 @@ class Catalog:
             params.append(limit)
         return self.refresh().execute(sql, params).fetchall()
 
+    @_recovering
     def totals(self) -> tuple[int, int, int, int]:
         """How many articles there are, their versions in all, how many are withdrawn now, and
         how many categories hold live articles (from indexes and running totals: no scan)."""
@@ -714,9 +762,20 @@ class Catalog:
 
     def snapshot_before(self, article: str, version: int) -> tuple[ArticleState, _Base | None, list[StoredRecord]] | None:
         """The article's latest snapshot at or before `version` that the log confirms (None if
-        there is none), the whole snapshot it was made on (itself when it is whole) and the
-        article's records after it up to `version`, read with the record that confirms it: see
-        the module's notes on how a snapshot is checked."""
+        there is none, or if the views are found damaged: they are dropped, to be rebuilt), the
+        whole snapshot it was made on (itself when it is whole) and the article's records after
+        it up to `version`, read with the record that confirms it: see the module's notes on how
+        a snapshot is checked."""
+        with self._mutex:
+            try:
+                return self._snapshot_before(article, version)
+            except sqlite3.DatabaseError as exc:
+                if not caches.damaged(exc):
+                    raise
+                self._recover(exc)
+                return None
+
+    def _snapshot_before(self, article: str, version: int) -> tuple[ArticleState, _Base | None, list[StoredRecord]] | None:
         with self._mutex:
             db = self._open()
             if not self._checked:
@@ -814,13 +873,20 @@ class Catalog:
             return
         with self._mutex:
             db = self._open()
+            damage = None
             try:
                 db.execute("PRAGMA busy_timeout = 200")
                 db.executemany("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?, ?, ?, ?)", rows)
             except sqlite3.OperationalError as exc:
                 log.debug("snapshots not saved: %s", exc)
+            except sqlite3.DatabaseError as exc:
+                if not caches.damaged(exc):
+                    raise
+                damage = exc
             finally:
                 db.execute("PRAGMA busy_timeout = 60000")
+            if damage is not None:
+                self._recover(damage)  # the snapshots are not saved: the views are rebuilt
 
 
 

@@ -135,6 +135,23 @@ def check(line: bytes) -> str:
     return claimed
 
 
+def _not_json(line: bytes, exc: orjson.JSONDecodeError) -> str:
+    """Why a log line is not JSON, in plain words and with its column: orjson's message says
+    "str is not valid UTF-8: surrogates not allowed" of any byte that is not UTF-8."""
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        problem = f"byte 0x{line[bad.start]:02x} at column {bad.start + 1} is not UTF-8"
+    else:
+        if not line.strip():
+            problem = "an empty line"
+        elif line.startswith(b"\xef\xbb\xbf"):
+            problem = "it starts with a byte order mark"
+        else:
+            problem = f"{exc.msg} at column {exc.pos + 1}"
+    return f"record is not valid JSON ({problem})"
+
+
 class LineError(RecordError):
     """A bad line among several (`decode_lines`): `index` is its place in the list given."""
 
@@ -166,7 +183,7 @@ def decode_lines(lines: list[bytes], check_from: int = 0) -> list[dict[str, Any]
         try:
             record = parse(line)
         except orjson.JSONDecodeError as exc:
-            raise LineError(index, f"record is not valid JSON ({exc.msg})", records) from None
+            raise LineError(index, _not_json(line, exc), records) from None
         if not isinstance(record, dict):
             raise LineError(index, "record is not a JSON object", records)
         if index >= check_from:
@@ -187,7 +204,7 @@ def decode(line: bytes) -> dict[str, Any]:
     try:
         record = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        raise RecordError(f"record is not valid JSON ({exc.msg})") from None
+        raise RecordError(_not_json(line, exc)) from None
     if not isinstance(record, dict):
         raise RecordError("record is not a JSON object")
     return record

@@ -22,7 +22,7 @@ from pydantic import Field
 
 from ledger.codec import InputJsonError, loads_input
 from ledger.errors import DraftError, InvalidEventError
-from ledger.events import validate_article_id
+from ledger.events import json_kind, validate_article_id
 from ledger.limits import DRAFT_SIZE_LIMIT
 from ledger.model import Model
 from ledger.rendering import (
@@ -264,6 +264,21 @@ def _json_value(value: Any, where: str) -> Any:
                 raise ValueError(f"{where}: key {key!r} is not text")
         return {key: _json_value(item, f"{where}.{key}") for key, item in value.items()}
     raise ValueError(f"{where}: a {type(value).__name__} value cannot be stored (use text, numbers, lists, mappings)")
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_surrogate(value: Any) -> bool:
+    """Whether a parsed front-matter value (or key) holds a lone surrogate: YAML and JSON read
+    the escape `\\ud800` into one, and it is no character, so no UTF-8 log can keep it."""
+    if isinstance(value, str):
+        return _SURROGATE.search(value) is not None
+    if isinstance(value, list):
+        return any(_holds_surrogate(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_surrogate(key) or _holds_surrogate(item) for key, item in value.items())
+    return False
 
 
 def _key_line(front: str, key: str, first_line: int, syntax: str = "yaml") -> int:
@@ -516,7 +531,7 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise DraftError(f"{name}:2: front matter must be a mapping of keys to values, not a {type(values).__name__}")
+        raise DraftError(f"{name}:2: front matter must be a mapping of keys to values, not {json_kind(values)}")
     title: str | None = None
     explicit_id: Any = None
     categories: list[str] = []
@@ -526,6 +541,9 @@ def _parse_markdown(text: str, name: str, source: str | None, article: str | Non
         layout["syntax"] = syntax
     for key, value in values.items():
         line = _key_line(front, str(key), first_line, syntax)
+        if _holds_surrogate(key) or _holds_surrogate(value):
+            raise DraftError(f"{name}:{line}: front matter holds an escape that is no character "
+                             "(an unpaired surrogate, \\ud800 to \\udfff); write the character itself")
         if not isinstance(key, str):
             raise DraftError(f"{name}:{line}: front-matter key {key!r} is not text")
         if key == TITLE_KEY:

@@ -580,11 +580,16 @@ _EXPECTED = {
 """pydantic's type errors, as what the field expects (`... must be text, not a number`)."""
 
 
+def json_kind(value: Any) -> str:
+    """What a parsed JSON (or YAML, TOML) value is, in plain words: `text`, `a number`, `null`..."""
+    return _JSON_KINDS.get(type(value), f"a {type(value).__name__}")
+
+
 def _what(value: Any) -> str:
     if isinstance(value, (str, int, float)) and not isinstance(value, bool):
         shown = repr(value)
         return shown if len(shown) <= 40 else f"{shown[:37]}..."
-    return _JSON_KINDS.get(type(value), f"a {type(value).__name__}")
+    return json_kind(value)
 
 
 def _plain(error: Any, model: type[BaseModel] | None) -> str:
@@ -602,7 +607,7 @@ def _plain(error: Any, model: type[BaseModel] | None) -> str:
         return str(ctx.get("error", error["msg"]))
     if kind == "literal_error":
         if error["loc"] == ("type",):
-            return f"unknown event type {value!r} (expected {ctx['expected']})"
+            return f"unknown event type {_what(value)} (expected {ctx['expected']})"
         return f"{_what(value)} is not allowed (expected {ctx['expected']})"
     if kind in _EXPECTED:
         return f"must be {_EXPECTED[kind]}, not {_what(value)}"

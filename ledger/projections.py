@@ -230,7 +230,8 @@ def unfoldable(record: Mapping[str, Any], exc: Exception) -> CorruptStoreError:
         what = "its data is not of its type's shape"
     pos = record.get("pos")
     return CorruptStoreError(
-        f"log position {pos}: this {record.get('type', 'record')} does not fit its type ({what}): ledger would not have written it",
+        f"log position {pos}: this {record.get('type', 'record')} does not fit its type ({what}), yet matches its hash"
+        " (it was changed and sealed again: no append writes it)",
         position=pos if isinstance(pos, int) else None,
     )
 

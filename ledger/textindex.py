@@ -637,6 +637,14 @@ class TextIndex:
         if self._db is None:
             if self.path is not None and caches.writable(self.path):
                 db = caches.open_file(self.path)
+                try:
+                    caches.check_tables(db, _SCHEMA)
+                except sqlite3.DatabaseError as exc:
+                    log.warning("%s: damaged text index (%s), rebuilding it from the log", self.path, exc)
+                    db.close()
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    db = caches.open_file(self.path)
                 self._create(db)
             else:
                 db = self._memory()

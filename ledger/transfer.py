@@ -31,7 +31,7 @@ from ledger.errors import (
     NothingToDoError,
     StoreError,
 )
-from ledger.events import SCHEMA_VERSIONS, EventFields, EventIn, format_time, parse_time, upcast
+from ledger.events import EventFields, EventIn, format_time, parse_time, upcast
 from ledger.model import Model
 from ledger.projections import ArticleState, FoldedRecord
 from ledger.rendering import LAYOUT_KEY, RESERVED_METADATA_KEYS
@@ -139,9 +139,6 @@ class _ExactImport:
             self._load(article)
         self.order.check(record, where)
         kind = record["type"]
-        schema = record.get("schema", 1)
-        if type(schema) is not int or not 1 <= schema <= SCHEMA_VERSIONS[kind]:
-            raise InvalidEventError(f"{where}: schema {schema!r} of {kind} is not one this ledger knows (1 to {SCHEMA_VERSIONS[kind]})")
         self._check_times(record, where)
         stored = upcast(dict(record))
         event: dict[str, Any] = {"type": kind, "article": article, "data": stored["data"], "id": record["id"],

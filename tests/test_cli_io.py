@@ -241,7 +241,7 @@ def _resealed(lines: list[bytes], change: Callable[[dict[str, Any]], None]) -> b
         (lambda r: r.update(type="Bogus"), ":2: unknown event type 'Bogus'"),
         (lambda r: r["data"].update(title=""), ":2: ArticleCreated: title"),
         (lambda r: r.update(version=2), ":2: version 2 of 'harbour' where 1 comes next"),
-        (lambda r: r.update(type="ArticleWithdrawn", data={}), ":2: ArticleWithdrawn at version 1 of 'harbour'"),
+        (lambda r: r.update(type="ArticleWithdrawn", schema=1, data={}), ":2: ArticleWithdrawn at version 1 of 'harbour'"),
     ],
     ids=["unknown-type", "bad-data", "version-gap", "no-create"],
 )

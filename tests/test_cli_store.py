@@ -121,7 +121,7 @@ def test_verify_prints_the_head_hash(store: Path) -> None:
 
 BAD_INPUT = [
     ("malformed JSON", CREATE + b'{"type": "ArticleCreated", "article": "b"\n', 3, r"^error: in\.jsonl:2: malformed JSON \("),
-    ("not an object", b"[1, 2]\n", 3, r"^error: in\.jsonl:1: expected a JSON object, got list$"),
+    ("not an object", b"[1, 2]\n", 3, r"^error: in\.jsonl:1: expected a JSON object, got a list$"),
     ("unknown type", b'{"type": "ArticleDeleted", "article": "b", "data": {}}\n', 3, r"^error: in\.jsonl:1: type: unknown event type 'ArticleDeleted' \(expected 'ArticleCreated', "),
     ("missing field", b'{"type": "ArticleCreated", "article": "b", "data": {"body": "x"}}\n', 3,
      r"^error: in\.jsonl:1: ArticleCreated: title: missing field$"),

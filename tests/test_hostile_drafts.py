@@ -188,6 +188,36 @@ def test_hostile_toml_and_json_through_the_cli_append_nothing(store_dir: Path, t
     assert nothing_recorded(store_dir)
 
 
+@pytest.mark.parametrize(
+    ("name", "text", "line"),
+    [
+        ("title.md", '---\ntitle: "T\\ud800"\n---\nBody\n', 2),
+        ("list.md", '---\ntitle: T\nsources: ["a", "\\udfff"]\n---\nBody\n', 3),
+        # A key written as an escape is not found as typed: the front matter's first line.
+        ("key.md", '---\ntitle: T\n"\\udc00k": 1\n---\nBody\n', 2),
+        ("json.md", '{"title": "T",\n "x": "\\ud800"}\nBody\n', 2),
+    ],
+    ids=["yaml-title", "yaml-list", "yaml-key", "json"],
+)
+def test_an_escaped_lone_surrogate_in_front_matter_is_one_line(store_dir: Path, tmp_path: Path, name: str, text: str,
+                                                               line: int) -> None:
+    # The hostile run: `title: "T\ud800"` (an escape YAML and JSON read into half a surrogate
+    # pair, which is no character) ended in a UnicodeEncodeError traceback, exit 1.
+    (tmp_path / name).write_text(text)
+    done = run_ledger("ingest", str(tmp_path / name), store=store_dir)
+    assert done.returncode == 3, done.stderr
+    assert done.stderr.decode() == (f"error: {tmp_path / name}:{line}: front matter holds an escape that is no character "
+                                    "(an unpaired surrogate, \\ud800 to \\udfff); write the character itself\n")
+    assert nothing_recorded(store_dir)
+
+
+def test_front_matter_that_is_no_mapping_names_its_kind_in_plain_words() -> None:
+    # "not a int", "not a str": Python's names for what YAML read.
+    for front, kind in (("5", "a number"), ("just text", "text"), ("- a", "a list"), ("true", "true/false")):
+        with pytest.raises(ledger.DraftError, match=f"front matter must be a mapping of keys to values, not {kind}$"):
+            parse_draft(f"---\n{front}\n---\nBody\n".encode(), "d.md")
+
+
 @pytest.mark.slow
 def test_a_dotted_toml_key_of_a_megabyte_is_refused_without_a_stall(store_dir: Path, tmp_path: Path) -> None:
     # tomllib's cost grows with the square of a key's parts: this key would take it hours.

@@ -414,6 +414,10 @@ CRAFTED: dict[str, tuple[Callable[[], list[bytes]], int, str]] = {
     "recorded-in-2099": (lambda: crafted({"occurred_at": "2099-01-01T00:00:00.000000Z", "recorded_at": "2099-01-01T00:00:00.000000Z"}), 3,
                          ":1: recorded_at 2099-01-01T00:00:00.000000Z is in the future"),
     "unknown-schema": (lambda: crafted({"schema": 99}), 3, ":1: schema 99 of ArticleCreated is not one this ledger knows (1 to 2)"),
+    # The hostile run: a schema as text or null reached the upcast, a TypeError traceback.
+    "schema-as-text": (lambda: crafted({}, {**EDIT, "schema": "1", "data": {"title": "Y"}}), 3,
+                       ':2: schema "1" of ArticleEdited is not one this ledger knows (1 to 1)'),
+    "schema-null": (lambda: crafted({"schema": None}), 3, ":1: schema null of ArticleCreated is not one this ledger knows (1 to 2)"),
     "unknown-field": (lambda: crafted({"evil": 1}), 3, ":1: unknown record field 'evil'"),
     "recorded-at-backwards": (lambda: crafted({"recorded_at": T2, "occurred_at": T1}, {"article": "y", "recorded_at": T1}), 3,
                               f":2: recorded_at {T1} is earlier than the record before it ({T2})"),

@@ -420,6 +420,38 @@ def test_edge_values_give_one_line_and_their_exit_code(store: Path, tmp_path: Pa
     assert (store / LOG_FILE).read_bytes() == log
 
 
+@pytest.mark.parametrize(
+    "args, where",
+    [
+        (["show", "a\udcff"], "ledger show: ARTICLE"),
+        (["history", "\udce9t\udce9"], "ledger history: ARTICLE"),
+        (["log", "--article", "a\udcff"], "ledger log: --article"),
+        (["categories", "x\udcc3"], "ledger categories: [NAME]"),
+        (["articles", "--author", "a\udcff"], "ledger articles: --author"),
+        (["export", "--article", "a\udcff"], "ledger export: --article"),
+        (["withdraw", "a1", "--reason", "a\udcff"], "ledger withdraw: --reason"),
+    ],
+)
+def test_an_argument_that_is_not_utf8_is_named(store: Path, args: list[str], where: str) -> None:
+    # The hostile run: `ledger show $'a\xff'` (bytes that are not UTF-8, as a shell passes them)
+    # ended in a UnicodeEncodeError traceback from the index's SQLite query, exit 1.
+    message = refused(store, args, 2, where, "not UTF-8 text (byte 0x")
+    assert message.endswith("at character 2)") or message.endswith("at character 1)"), message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("null", "<stdin>:1: expected a JSON object, got null"),
+        ('"x"', "<stdin>:1: expected a JSON object, got text"),
+        ('{"type": null, "article": "a2", "data": {}}', "<stdin>:1: type: unknown event type null (expected"),
+    ],
+)
+def test_input_of_the_wrong_json_kind_is_named_in_json_words(store: Path, text: str, message: str) -> None:
+    # "got NoneType", "unknown event type None": Python's names, not JSON's.
+    refused(store, ["append", "-"], 3, message, input=text.encode() + b"\n")
+
+
 @pytest.mark.slow
 def test_lock_timeout_infinity_waits_and_nan_is_refused_in_python(store: Path) -> None:
     assert run_ledger("--lock-timeout", "inf", "append", "-", store=store,

@@ -484,3 +484,320 @@ def test_a_record_sealed_again_that_ledger_would_not_write_is_named_by_every_rea
             continue
         assert done.returncode == 8 and words in err and err.count("\n") == 1 and "Traceback" not in err, (command, err)
     assert (store_dir / LOG_FILE).read_bytes() == log
+
+
+def test_init_where_no_store_can_be_made_is_one_line(tmp_path: Path) -> None:
+    # The hostile run: `ledger --store FILE/sub init` (a path through a file) and a folder name
+    # longer than the system allows ended in a NotADirectoryError / OSError traceback, exit 1.
+    (tmp_path / "afile").write_text("not a store\n")
+    for store, reason in (
+        (tmp_path / "afile" / "sub", "Not a directory"),
+        (tmp_path / ("a" * 300) / "sub", "File name too long"),
+    ):
+        done = run_ledger("init", store=store)
+        assert done.returncode == 6, done.stderr
+        line = done.stderr.decode()
+        assert line.startswith(f"error: {store}: cannot create a store there: {reason}"), line
+        assert line.count("\n") == 1, line
+
+
+def _zero_table_page(database: Path, table: str) -> None:
+    """Overwrite the first page of `table` with zeros, as a bad sector or a torn copy would: the
+    file still opens, and only a query that reads that table finds it malformed."""
+    db = sqlite3.connect(database)
+    try:
+        page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        root = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+    finally:
+        db.close()
+    with database.open("r+b") as file:
+        file.seek((root - 1) * page_size)
+        file.write(b"\0" * page_size)
+
+
+@pytest.mark.parametrize(("table", "command"), [("feed", ["updated", "--since", "2000-01-01"]), ("category_counts", ["categories"])])
+def test_views_with_a_damaged_page_are_rebuilt_by_the_read_that_finds_it(store_dir: Path, table: str, command: list[str]) -> None:
+    # The hostile run: a zeroed page of views.sqlite passed the catch-up (which reads only the
+    # checkpoint) and stopped the read that reached it: exit 6, "the store's index or views failed".
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "Update:", "text": "\nMore.\n"}}])
+    want = run_ledger(*command, store=store_dir)
+    assert want.returncode == 0, want.stderr
+    log = (store_dir / LOG_FILE).read_bytes()
+    _zero_table_page(store_dir / VIEWS_FILE, table)
+    result = run_ledger(*command, store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
+    assert b"damaged views (database disk image is malformed), rebuilding them from the log" in result.stderr
+    assert run_ledger(*command, store=store_dir).stderr == b""  # rebuilt once, for good
+    assert (store_dir / LOG_FILE).read_bytes() == log
+
+
+def test_replay_rebuilds_views_with_a_damaged_page(store_dir: Path) -> None:
+    # The hostile run: `ledger replay`, the command that rebuilds the views, failed on them
+    # (exit 6, "database disk image is malformed") instead of starting from a new file.
+    _ten_events(store_dir)
+    want = run_ledger("categories", store=store_dir).stdout
+    _zero_table_page(store_dir / VIEWS_FILE, "category_counts")
+    result = run_ledger("replay", store=store_dir)
+    assert result.returncode == 0, result.stderr
+    assert b"damaged views" in result.stderr
+    assert run_ledger("categories", store=store_dir).stdout == want
+    _verify_ok(store_dir)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "value", "command"),
+    [
+        ("articles", "categories", "", ["articles"]),
+        ("articles", "authors", "[", ["articles", "--author", "ana"]),
+        ("articles", "updated_at", 5, ["articles", "--format", "json"]),
+        ("feed", "occurred_at", "yesterday", ["updated", "--since", "2000-01-01"]),
+        ("category_counts", "count", "many", ["categories"]),
+        ("memberships", "entered_at", "noon", ["categories", "--article", "a1"]),
+        ("memberships", "entered_version", "one", ["categories", "x"]),
+    ],
+)
+def test_a_views_row_of_the_wrong_kind_is_rebuilt_not_a_traceback(store_dir: Path, table: str, column: str, value: Any,
+                                                                   command: list[str]) -> None:
+    # The hostile run: `UPDATE articles SET categories = ''` in views.sqlite made `ledger articles`
+    # die with an orjson.JSONDecodeError traceback (exit 1); SQLite itself sees no fault there.
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "Update:", "text": "\nMore.\n"}}])
+    want = run_ledger(*command, store=store_dir)
+    assert want.returncode == 0, want.stderr
+    _sql(store_dir / VIEWS_FILE, f"UPDATE {table} SET {column} = ?", value)
+    result = run_ledger(*command, store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
+    assert result.stderr.endswith(b"the views hold a row that cannot be read; rebuilding them from the log\n"), result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("table", "command"),
+    [
+        *((table, command) for table in ("events", "events_article")
+          for command in (["append", "-"], ["replay"], ["show", "a1"], ["export", "--article", "a1"])),
+        # The table of each article's latest version: read by a replay, and by a writer's start.
+        ("articles", ["append", "-"]),
+        ("articles", ["replay"]),
+    ],
+    ids=lambda value: value if isinstance(value, str) else value[0],
+)
+def test_an_index_with_a_damaged_page_is_rebuilt_by_the_command_that_finds_it(store_dir: Path, table: str, command: list[str]) -> None:
+    # The hostile run: a zeroed page of index.sqlite (its head still readable) stopped appends,
+    # reads and even `ledger replay` (blamed on text.sqlite) with exit 6, "database disk image is
+    # malformed", instead of the rebuild that a damaged cache gets.
+    _ten_events(store_dir)
+    want = run_ledger(*command, store=store_dir, input=b"") if command[0] != "append" else None
+    log = (store_dir / LOG_FILE).read_bytes()
+    _zero_table_page(store_dir / INDEX_FILE, table)
+    line = b'{"type": "ArticleCreated", "article": "b", "data": {"title": "B"}}\n'
+    result = run_ledger(*command, store=store_dir, input=line)
+    assert result.returncode == 0, result.stderr
+    assert b"index.sqlite: damaged (database disk image is malformed); rebuilding it from the log" in result.stderr, result.stderr
+    if want is not None:
+        assert result.stdout == want.stdout or command[0] == "replay"
+        assert (store_dir / LOG_FILE).read_bytes() == log
+    _verify_ok(store_dir)
+
+
+def test_views_with_a_damaged_snapshots_page_still_show_every_version(store_dir: Path) -> None:
+    # The hostile run: a zeroed page of the snapshots table stopped `ledger show` with exit 6.
+    with ledger.open(store_dir) as led:
+        led.append([_created("a", "A", "v0\n")])
+        for n in range(1, SNAPSHOT_EVERY + 5):
+            led.append([_edited("a", f"v{n}\n")])
+    want = [run_ledger("show", "a", str(v), store=store_dir).stdout for v in (SNAPSHOT_EVERY + 2, SNAPSHOT_EVERY + 5)]
+    _zero_table_page(store_dir / VIEWS_FILE, "snapshots")
+    got = [run_ledger("show", "a", str(v), store=store_dir) for v in (SNAPSHOT_EVERY + 2, SNAPSHOT_EVERY + 5)]
+    assert [(r.returncode, r.stdout) for r in got] == [(0, w) for w in want], [r.stderr for r in got]
+    assert b"damaged views (database disk image is malformed)" in got[0].stderr
+
+
+def test_replay_of_an_indexed_record_changed_since_reports_its_checksum(store_dir: Path) -> None:
+    # The hostile run: one bit flipped in an indexed record ("article" became "art)cle") made
+    # `ledger replay`, which trusts records the index checked once, die with KeyError: 'article'.
+    _ten_events(store_dir)
+    log = (store_dir / LOG_FILE).read_bytes()
+    lines = log.splitlines(keepends=True)
+    lines[4] = lines[4].replace(b'"article":', b'"art)cle":', 1)
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    result = run_ledger("replay", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    offset = sum(map(len, lines[:4]))
+    assert result.stderr.decode() == f"error: {store_dir / LOG_FILE}: position 5 (line at byte {offset}): record does not match its checksum\n"
+
+
+def test_a_record_changed_and_sealed_again_that_no_append_writes_is_reported_by_replay(store_dir: Path) -> None:
+    # A record whose data is text, not an object, sealed again with the rest of the chain: its
+    # hash matches, so only the fold finds it (an AttributeError traceback before).
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    prev = codec.decode(lines[3])["hash"]
+    resealed = lines[:4]
+    for number, line in enumerate(lines[4:], 5):
+        record = codec.decode(line)
+        del record["hash"]
+        if number == 5:
+            record["data"] = "text"
+        sealed, prev = codec.seal(record, prev)
+        resealed.append(sealed)
+    (store_dir / LOG_FILE).write_bytes(b"".join(resealed))
+    _caches_deleted(store_dir)  # as after a rewrite of the log on purpose
+    result = run_ledger("replay", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    assert result.stderr.decode() == (
+        "error: log position 5: this ArticleEdited does not fit its type (its data is not of its type's shape),"
+        " yet matches its hash (it was changed and sealed again: no append writes it)\n"
+    )
+
+
+def test_verify_of_a_log_cut_at_a_line_end_names_no_python_none(store_dir: Path) -> None:
+    # The hostile run: `ledger verify` of a log that lost its last line after the index saw it
+    # printed "problem: line 11, position None, byte ...": Python's None, where no position is.
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines[:-1]))
+    result = run_ledger("verify", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    assert result.stderr.decode().startswith(f"problem: line 10, byte {sum(map(len, lines[:-1]))}: the log ends at byte"), result.stderr
+    assert b"None" not in result.stderr + result.stdout
+
+
+@pytest.mark.parametrize(
+    ("cache", "table", "command"),
+    [
+        ("views.sqlite", "category_counts", ["categories"]),
+        ("views.sqlite", "meta", ["categories"]),
+        ("views.sqlite", "articles", ["updated", "--since", "2000-01-01"]),
+        ("views.sqlite", "changes", ["timeline"]),
+        ("text.sqlite", "articles", ["search", "text"]),
+        ("text.sqlite", "versions", ["blame", "a1"]),
+    ],
+)
+def test_a_cache_with_a_table_dropped_is_rebuilt_not_refilled_beside_the_rest(store_dir: Path, cache: str, table: str,
+                                                                              command: list[str]) -> None:
+    # The hostile run: `DROP TABLE category_counts` in views.sqlite made `ledger categories`
+    # answer "no categories" with exit 0 (CREATE TABLE IF NOT EXISTS made it again, empty, beside
+    # the other tables' rows), and a table dropped from text.sqlite made search die with KeyError.
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "Update:", "text": "\nMore.\n"}}])
+    want = run_ledger(*command, store=store_dir)
+    assert want.returncode == 0 and want.stdout, want.stderr
+    _sql(store_dir / cache, f"DROP TABLE {table}")
+    result = run_ledger(*command, store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want.stdout), result.stderr
+    assert f"its table {table} is missing".encode() in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda line: line[:40] + b"\xff" + line[41:], "byte 0xff at column 41 is not UTF-8"),
+        (lambda line: b"\n" + line, "an empty line"),
+        (lambda line: b"\xef\xbb\xbf" + line, "it starts with a byte order mark"),
+        (lambda line: line.replace(b'"', b"'", 1), "unexpected character, expected a string key at column 2"),
+    ],
+    ids=["not-utf8", "blank", "bom", "quote"],
+)
+def test_a_log_line_that_is_not_json_is_named_in_plain_words(store_dir: Path, damage: Any, problem: str) -> None:
+    # The hostile run: a byte 0xff in a log line was "record is not valid JSON (str is not valid
+    # UTF-8: surrogates not allowed)" (orjson's words: there was no surrogate), a blank line
+    # "(input data is empty)".
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    offset = sum(map(len, lines[:4]))
+    lines[4] = damage(lines[4])
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    checked = run_ledger("verify", store=store_dir)
+    assert checked.returncode == 8, checked.stderr
+    assert checked.stderr.decode().splitlines()[0] == f"problem: line 5, position 5, byte {offset}: record is not valid JSON ({problem})"
+    _caches_deleted(store_dir)  # a line put in or made longer moves the record the index saw last
+    read = run_ledger("log", store=store_dir)
+    assert read.returncode == 8, read.stderr
+    assert read.stderr.decode() == f"error: {store_dir / LOG_FILE}: position 5 (line at byte {offset}): record is not valid JSON ({problem})\n"
+
+
+@pytest.mark.parametrize(
+    ("name", "command", "code", "message"),
+    [
+        (LOG_FILE, ["show", "a1"], 8, b"events.jsonl: the log is not a regular file"),
+        ("LEDGER", ["show", "a1"], 8, b"LEDGER: not a ledger marker file"),
+        (INDEX_FILE, ["show", "a1"], 0, b"index.sqlite: unreadable index, rebuilding it from the log"),
+        (VIEWS_FILE, ["articles"], 0, b"views.sqlite: unreadable views (views.sqlite is not a regular file), rebuilding them from the log"),
+        ("text.sqlite", ["search", "text"], 0, b""),
+    ],
+)
+def test_a_fifo_where_a_store_file_goes_is_no_hang(store_dir: Path, name: str, command: list[str], code: int, message: bytes) -> None:
+    # The hostile run: a FIFO named events.jsonl, LEDGER, index.sqlite or views.sqlite made every
+    # command wait for ever for a writer to the FIFO (opening it, or SQLite reading it).
+    _ten_events(store_dir)
+    want = run_ledger(*command, store=store_dir).stdout
+    (store_dir / name).unlink()
+    os.mkfifo(store_dir / name)
+    result = run_ledger(*command, store=store_dir, timeout=60)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr, result.stderr
+    if code == 0:
+        assert result.stdout == want
+
+
+@pytest.mark.parametrize(
+    ("statement", "problem"),
+    [
+        ("UPDATE events SET article = 'gone'", b"it lists 'a1' at version 5 but holds none of its records"),
+        # a2's latest record (position 9; not the head, which the index checks on open).
+        ("DELETE FROM events WHERE pos = (SELECT MAX(pos) FROM events WHERE article = 'a2')",
+         b"its latest record of 'a2' is not the version it lists"),
+    ],
+    ids=["article-changed", "latest-row-lost"],
+)
+def test_index_rows_that_lost_an_articles_records_are_rebuilt(store_dir: Path, statement: str, problem: bytes) -> None:
+    # The hostile run: with the article column of index.sqlite's events changed, `ledger blame
+    # live` said "article 'live' is not in the log (did you mean 'live'?)", exit 4; with rows
+    # lost, `ledger timeline --article` listed an older version as the latest, exit 0. Each row
+    # read matched the log: the index's table of latest versions is the witness that disagrees.
+    _ten_events(store_dir)
+    article = "a2" if "a2" in statement else "a1"
+    want = run_ledger("timeline", "--article", article, store=store_dir).stdout
+    _sql(store_dir / INDEX_FILE, statement)
+    result = run_ledger("timeline", "--article", article, store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+    assert problem + b"; rebuilding it from the log" in result.stderr, result.stderr
+
+
+def test_the_indexs_table_of_latest_versions_with_values_of_another_kind_is_rebuilt(store_dir: Path) -> None:
+    # The hostile run: a blob where an article's name goes in index.sqlite's `articles` made the
+    # text index's rebuild (`ledger replay`, which sorts the store's articles) die with
+    # "TypeError: '<' not supported between instances of 'bytes' and 'str'".
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as led:
+        want = led.store.articles()
+    _sql(store_dir / INDEX_FILE, "UPDATE articles SET article = X'0001' WHERE article = 'a1'")
+    with ledger.open(store_dir) as led:
+        assert led.store.articles() == want == {"a1": 5, "a2": 5}
+
+
+@pytest.mark.parametrize("article", [{"a": 1}, ["a1"], None], ids=["object", "list", "null"])
+def test_verify_of_a_record_sealed_again_with_an_article_that_is_not_text(store_dir: Path, article: Any) -> None:
+    # The hostile run: a record sealed again with an object for its article made `ledger verify`
+    # die with "TypeError: unhashable type: 'dict'" instead of naming the record.
+    _ten_events(store_dir)
+    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
+    prev = codec.decode(lines[3])["hash"]
+    resealed = lines[:4]
+    for number, line in enumerate(lines[4:], 5):
+        record = codec.decode(line)
+        del record["hash"]
+        if number == 5:
+            record["article"] = article
+        sealed, prev = codec.seal(record, prev)
+        resealed.append(sealed)
+    (store_dir / LOG_FILE).write_bytes(b"".join(resealed))
+    result = run_ledger("verify", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    offset = sum(map(len, lines[:4]))
+    assert result.stderr.decode().splitlines()[0] == f"problem: line 5, position 5, byte {offset}: record field 'article' is missing or not text"

@@ -106,9 +106,16 @@ class CheckedReads:
         """The article's latest record by the index (None if it has none), read from the log and
         checked to be what the index says it is: `IndexMismatchError` if it is not."""
         row = self.idx.latest(article)
+        # The table of latest versions must agree: rows lost from `events` (or an article
+        # column changed there) leave an older record, or none, that the log would confirm.
+        listed = self.idx.listed_version(article)
         if row is None:
+            if listed is not None:
+                raise IndexMismatchError(f"{self.idx.path}: it lists {article!r} at version {listed} but holds none of its records")
             return None
         pos, version, offset, length, kept = row
+        if listed != version:
+            raise IndexMismatchError(f"{self.idx.path}: its latest record of {article!r} is not the version it lists")
         try:
             digest, record = sealed(os.pread(self.fd, length, offset))
         except codec.RecordError:

@@ -17,8 +17,9 @@ from typing import Any, TypedDict
 
 from pydantic import Field
 
+from ledger import codec
 from ledger.errors import DuplicateEventError, InvalidEventError, InvalidTimeError
-from ledger.events import NewRecord, parse_time, upcast, validate_data
+from ledger.events import SCHEMA_VERSIONS, NewRecord, parse_time, upcast, validate_data
 from ledger.model import Model
 
 
@@ -154,7 +155,12 @@ class RecordOrder:
 
     def check(self, record: dict[str, Any], where: str) -> None:
         """Raise `InvalidEventError`, prefixed with `where`, if `record` cannot come next."""
-        validate_data(record.get("type", ""), upcast(dict(record))["data"], f"{where}: ")
+        kind, schema = record.get("type", ""), record.get("schema", 1)
+        newest = SCHEMA_VERSIONS.get(kind) if isinstance(kind, str) else None
+        # Checked before the upcast, which counts up from the schema to the newest one.
+        if newest is not None and (type(schema) is not int or not 1 <= schema <= newest):
+            raise InvalidEventError(f"{where}: schema {codec.dumps(schema).decode()} of {kind} is not one this ledger knows (1 to {newest})")
+        validate_data(kind, upcast(dict(record))["data"], f"{where}: ")
         article, version, when = record["article"], record["version"], record["occurred_at"]
         opening = article not in self._in_append
         expected = self.versions.get(article, 0) + (1 if opening else 0)

@@ -116,10 +116,12 @@ class FileEventStore(EventStore):
         if not self.log_path.exists():
             raise CorruptStoreError(f"{self.log_path}: the log file is missing")
         self.lock_timeout = lock_timeout
-        self._read_fd = os.open(self.log_path, os.O_RDONLY)
+        # Not blocking: opening a FIFO put where the log goes would wait for a writer for ever.
+        self._read_fd = os.open(self.log_path, os.O_RDONLY | os.O_NONBLOCK)
         if not stat.S_ISREG(os.fstat(self._read_fd).st_mode):
             os.close(self._read_fd)
             raise CorruptStoreError(f"{self.log_path}: the log is not a regular file")
+        os.set_blocking(self._read_fd, True)
         self._write_fd: int | None = None
         self._lock = WriterLock(self.log_path, self._read_fd)
         self._mutex = threading.RLock()
@@ -266,6 +268,9 @@ class FileEventStore(EventStore):
 
     def _offset_of(self, position: int) -> tuple[int, int]:
         """Byte offset to start reading at for `position` (from the index when it has it)."""
+        return self._checked_by_log(lambda: self._indexed_offset(position))
+
+    def _indexed_offset(self, position: int) -> tuple[int, int]:
         with self._mutex:
             self._sync_index()
             at = self._idx.at(position)
@@ -312,12 +317,20 @@ class FileEventStore(EventStore):
 
     def _checked_by_log(self, call: Callable[[], _T]) -> _T:
         """`call()`, which checks what it takes from the index against the log; when the index
-        disagrees (`IndexMismatchError`), it is rebuilt from the log and `call` runs once more."""
+        disagrees (`IndexMismatchError`), or SQLite finds its file damaged in the middle of a
+        query (a page it cannot read: opening it read only the head), it is rebuilt from the
+        log and `call` runs once more."""
         try:
             return call()
         except IndexMismatchError as exc:
             self._rebuild_index(exc)
-            return call()
+        except sqlite3.DatabaseError as exc:
+            if not caches.damaged(exc):
+                raise
+            with self._mutex:
+                self._idx.discard()
+            self._rebuild_index(IndexMismatchError(f"{self.root / INDEX_FILE}: damaged ({exc})"))
+        return call()
 
     def _rebuild_index(self, reason: Exception) -> None:
         """Rebuild the index from the log (it disagreed with it), and forget what was taken from it."""
@@ -333,11 +346,11 @@ class FileEventStore(EventStore):
         every committed record, or one article's. Each line is checked against its hash, so
         damage is reported (`CorruptStoreError`) rather than copied."""
         with self._mutex:
-            self._sync_index()
+            self._checked_by_log(self._sync_index)
             if article is None:
                 lines: Iterator[tuple[int, bytes]] = log_lines(self._read_fd, 0, self._indexed)
             else:
-                rows = self._idx.article_ranges(article)
+                rows = self._checked_by_log(lambda: self._idx.article_ranges(article))
                 lines = ((offset, os.pread(self._read_fd, length, offset)) for offset, length in rows)
         for offset, line in lines:
             try:
@@ -385,9 +398,17 @@ class FileEventStore(EventStore):
 
     def articles(self) -> dict[str, int]:
         """Every article with its current version."""
-        with self._mutex:
-            self._sync_index()
-            return self._idx.articles()
+
+        def indexed() -> dict[str, int]:
+            with self._mutex:
+                self._sync_index()
+                found = self._idx.articles()
+            # Nothing in the log vouches for this table: values of another kind are damage.
+            if not all(type(article) is str and type(version) is int for article, version in found.items()):
+                raise IndexMismatchError(f"{self.root / INDEX_FILE}: its table of latest versions holds values of the wrong kind")
+            return found
+
+        return self._checked_by_log(indexed)
 
     def version_at(self, article: str, when: str) -> int:
         """The last version that occurred at or before `when` (0 if none): found through the
@@ -407,9 +428,13 @@ class FileEventStore(EventStore):
 
     def version_times(self, article: str) -> list[tuple[int, str, str]]:
         """`(version, occurred_at, recorded_at)` of each version of the article."""
-        with self._mutex:
-            self._sync_index()
-            return self._idx.version_times(article)
+
+        def indexed() -> list[tuple[int, str, str]]:
+            with self._mutex:
+                self._sync_index()
+                return self._idx.version_times(article)
+
+        return self._checked_by_log(indexed)
 
     def head(self) -> Head:
         """The last committed position and its hash."""
@@ -439,6 +464,9 @@ class FileEventStore(EventStore):
 
     def lookup_ids(self, ids: Sequence[str]) -> dict[str, tuple[int, str, int]]:
         """`id -> (position, article, version)` for those of `ids` already in the log."""
+        return self._checked_by_log(lambda: self._lookup_ids(ids))
+
+    def _lookup_ids(self, ids: Sequence[str]) -> dict[str, tuple[int, str, int]]:
         with self._mutex:
             held = self._written_ids if self._unindexed_are_held() else {}
             if not held:
@@ -678,7 +706,7 @@ class FileEventStore(EventStore):
                 self._sync_index()
                 return self._idx.times_between(first, last)
 
-        return original_result(ids, self.lookup_ids(ids), times)
+        return original_result(ids, self.lookup_ids(ids), lambda first, last: self._checked_by_log(lambda: times(first, last)))
 
     def _write(self, state: _WriterState, data: bytes) -> None:
         fd = self._writer_fd()

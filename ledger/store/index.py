@@ -227,9 +227,14 @@ class LogIndex:
         try:
             sync()
         except sqlite3.Error as exc:
-            if self.in_memory or self.db is None or not caches.cannot_write(exc):
+            if caches.damaged(exc) and not self.in_memory:
+                # A page SQLite cannot read, found by the catch-up (opening read only the head).
+                log.warning("%s: damaged (%s); rebuilding it from the log", self.path, exc)
+                self.discard()
+            elif self.in_memory or self.db is None or not caches.cannot_write(exc):
                 raise caches.store_error(self.path, exc) from None
-            self.to_memory(exc)
+            else:
+                self.to_memory(exc)
             try:
                 sync()
             except sqlite3.Error as again:
@@ -240,6 +245,13 @@ class LogIndex:
         if self.db is not None:
             self.db.close()
             self.db = None
+
+    def discard(self) -> None:
+        """Close and delete the index file (found damaged): the next use starts a new one."""
+        self.close()
+        if not self.in_memory:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
 
     # --- writing ---------------------------------------------------------------------------
 
@@ -327,6 +339,12 @@ class LogIndex:
             (article,),
         ).fetchone()
         return (row[0], row[1], row[2], row[3], row[4]) if row is not None else None
+
+    def listed_version(self, article: str) -> int | None:
+        """The article's version in the table of latest versions (None if it is not there): a
+        second witness to the rows of `events`, which `latest` reads."""
+        row = self.open().execute("SELECT version FROM articles WHERE article = ?", (article,)).fetchone()
+        return row[0] if row is not None else None
 
     def articles(self) -> dict[str, int]:
         """Every article with its latest version, by name."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,24 +46,44 @@ def init_store(path: str | os.PathLike[str]) -> Path:
     """Create an empty store at `path` (a folder); harmless if one is already there."""
     root = Path(path)
     marker = root / MARKER_FILE
-    if marker.exists():
-        read_marker(root)
-        return root
-    if root.exists() and not root.is_dir():
-        raise StoreError(f"{root}: exists and is not a folder")
-    root.mkdir(parents=True, exist_ok=True)
-    (root / LOG_FILE).touch()
-    tmp = root / (MARKER_FILE + ".tmp")
-    tmp.write_bytes(codec.dumps({"format": "ledger", "version": FORMAT_VERSION, "store_id": str(uuid.uuid4())}) + b"\n")
-    os.replace(tmp, marker)
-    fsync_dir(root)
+    try:
+        if marker.exists():
+            read_marker(root)
+            return root
+        if root.exists() and not root.is_dir():
+            raise StoreError(f"{root}: exists and is not a folder")
+        root.mkdir(parents=True, exist_ok=True)
+        (root / LOG_FILE).touch()
+        tmp = root / (MARKER_FILE + ".tmp")
+        tmp.write_bytes(codec.dumps({"format": "ledger", "version": FORMAT_VERSION, "store_id": str(uuid.uuid4())}) + b"\n")
+        os.replace(tmp, marker)
+        fsync_dir(root)
+    except OSError as exc:
+        # A path through a file, a name too long, a folder that cannot be written: the
+        # system's reason, with the path it names (a parent folder, or the store's own file).
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(root) else ""
+        raise StoreError(f"{root}: cannot create a store there: {exc.strerror or exc}{where}") from None
     return root
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of the file at `path`; `ValueError` when it is no regular file (opened without
+    blocking: reading a FIFO there would wait for a writer for ever)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise IsADirectoryError(path) if stat.S_ISDIR(os.fstat(fd).st_mode) else ValueError(f"{path}: not a regular file")
+        os.set_blocking(fd, True)
+        with open(fd, "rb", closefd=False) as file:
+            return file.read()
+    finally:
+        os.close(fd)
 
 
 def read_marker(root: Path) -> dict[str, Any]:
     """The store's marker file (`LEDGER`), checked to be one this ledger reads."""
     try:
-        marker = codec.loads((root / MARKER_FILE).read_bytes())
+        marker = codec.loads(_read_regular(root / MARKER_FILE))
     except FileNotFoundError:
         raise StoreNotFoundError(f"{root}: no ledger store here (run `ledger init`)") from None
     except NotADirectoryError:

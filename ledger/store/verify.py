@@ -14,8 +14,11 @@ from ledger.store.logfile import lines
 
 
 def _problem(*, line: int, position: int | None, offset: int, message: str) -> Problem:
-    """A problem `verify` found, saying where in the log file it is (line and byte)."""
-    return Problem(position=position, message=f"line {line}, position {position}, byte {offset}: {message}")
+    """A problem `verify` found, saying where in the log file it is (line and byte), and the
+    position when the line holds one (not past the end of the log, nor in a line whose `pos`
+    is no number)."""
+    where = f"line {line}, position {position}, byte {offset}" if position is not None else f"line {line}, byte {offset}"
+    return Problem(position=position, message=f"{where}: {message}")
 
 
 def verify_log(
@@ -79,8 +82,11 @@ def verify_log(
         # Either may be missing or of any type in a damaged record.
         article: Any = record.get("article")
         version: Any = record.get("version")
-        known = versions.get(article, 0)
-        if unsure is not None and article not in unsure and article not in in_append:
+        known = versions.get(article, 0) if isinstance(article, str) else 0
+        if not isinstance(article, str):
+            # A record sealed again with a list or an object for its article (unhashable).
+            problems.append(_problem(line=line_no, position=position, offset=offset, message="record field 'article' is missing or not text"))
+        elif unsure is not None and article not in unsure and article not in in_append:
             unsure.add(article)
             if not isinstance(version, int) or version < max(known, 1):
                 problems.append(_problem(line=line_no, position=position, offset=offset,
