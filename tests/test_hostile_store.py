@@ -440,8 +440,7 @@ def _forge(store_dir: Path, position: int, change: Any) -> None:
         line, prev = codec.seal(record, prev)
         out.append(line.rstrip(b"\n"))
     (store_dir / LOG_FILE).write_bytes(b"\n".join(out) + b"\n")
-    for cache in store_dir.glob("*.sqlite*"):
-        cache.unlink()
+    _caches_deleted(store_dir)
 
 
 def _no_title(record: dict[str, Any]) -> None:
@@ -634,18 +633,7 @@ def test_a_record_changed_and_sealed_again_that_no_append_writes_is_reported_by_
     # A record whose data is text, not an object, sealed again with the rest of the chain: its
     # hash matches, so only the fold finds it (an AttributeError traceback before).
     _ten_events(store_dir)
-    lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
-    prev = codec.decode(lines[3])["hash"]
-    resealed = lines[:4]
-    for number, line in enumerate(lines[4:], 5):
-        record = codec.decode(line)
-        del record["hash"]
-        if number == 5:
-            record["data"] = "text"
-        sealed, prev = codec.seal(record, prev)
-        resealed.append(sealed)
-    (store_dir / LOG_FILE).write_bytes(b"".join(resealed))
-    _caches_deleted(store_dir)  # as after a rewrite of the log on purpose
+    _forge(store_dir, 5, lambda record: record.update(data="text"))  # the caches go too
     result = run_ledger("replay", store=store_dir)
     assert result.returncode == 8, result.stderr
     assert result.stderr.decode() == (
@@ -786,17 +774,8 @@ def test_verify_of_a_record_sealed_again_with_an_article_that_is_not_text(store_
     # The hostile run: a record sealed again with an object for its article made `ledger verify`
     # die with "TypeError: unhashable type: 'dict'" instead of naming the record.
     _ten_events(store_dir)
+    _forge(store_dir, 5, lambda record: record.update(article=article))
     lines = (store_dir / LOG_FILE).read_bytes().splitlines(keepends=True)
-    prev = codec.decode(lines[3])["hash"]
-    resealed = lines[:4]
-    for number, line in enumerate(lines[4:], 5):
-        record = codec.decode(line)
-        del record["hash"]
-        if number == 5:
-            record["article"] = article
-        sealed, prev = codec.seal(record, prev)
-        resealed.append(sealed)
-    (store_dir / LOG_FILE).write_bytes(b"".join(resealed))
     result = run_ledger("verify", store=store_dir)
     assert result.returncode == 8, result.stderr
     offset = sum(map(len, lines[:4]))
