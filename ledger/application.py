@@ -852,13 +852,16 @@ class Ledger:
         _text("name", name)
         from ledger.views import CategoryMembership
 
-        return [
-            CategoryMembership(
-                article=a, category=name, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
-                left_at=parse_time(la) if la is not None else None,
-            )
-            for a, ev, ea, lv, la in self.catalog.category_memberships(name)
-        ]
+        def read() -> list[CategoryMembership]:
+            return [
+                CategoryMembership(
+                    article=a, category=name, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
+                    left_at=parse_time(la) if la is not None else None,
+                )
+                for a, ev, ea, lv, la in self.catalog.category_memberships(name)
+            ]
+
+        return self._from_views(read)
 
     def updated_since(self, since: datetime | str, *, limit: int | None = None, offset: int = 0) -> list[FeedEntry]:
         """The "updated stories" feed: articles (not withdrawn) that received update blocks
