@@ -45,6 +45,13 @@ def open_file(path: Path) -> sqlite3.Connection:
     return db
 
 
+def remove(path: Path) -> None:
+    """Delete the cache file at `path` with its `-wal` and `-shm` (a damaged or outdated cache:
+    the next open makes a new one, filled from the log)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
 def _special(path: Path) -> bool:
     """Whether `path` is there and neither a regular file nor a folder (a FIFO, a socket, a
     device, or a link to one)."""

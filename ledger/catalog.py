@@ -271,8 +271,7 @@ class Catalog:
     def _remove_files(self) -> None:
         if self.path is None or self._in_memory:
             return
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(self.path) + suffix).unlink(missing_ok=True)
+        caches.remove(self.path)
 
     def _close_db(self) -> None:
         if self._db is not None:

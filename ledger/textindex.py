@@ -642,8 +642,7 @@ class TextIndex:
                 except sqlite3.DatabaseError as exc:
                     log.warning("%s: damaged text index (%s), rebuilding it from the log", self.path, exc)
                     db.close()
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+                    caches.remove(self.path)
                     db = caches.open_file(self.path)
                 self._create(db)
             else:

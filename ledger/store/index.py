@@ -200,8 +200,7 @@ class LogIndex:
                     raise StoreLockedError(f"{path}: the index is busy in another process ({exc})") from None
                 time.sleep(0.01)
         log.warning("%s: unreadable index, rebuilding it from the log", path)
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(path) + suffix).unlink(missing_ok=True)
+        caches.remove(path)
         return connect(path)
 
     def _memory(self, db: sqlite3.Connection) -> sqlite3.Connection:
@@ -250,8 +249,7 @@ class LogIndex:
         """Close and delete the index file (found damaged): the next use starts a new one."""
         self.close()
         if not self.in_memory:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            caches.remove(self.path)
 
     # --- writing ---------------------------------------------------------------------------
 
