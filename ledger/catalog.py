@@ -51,6 +51,7 @@ from ledger.projections import (
     BLOCKS,
     CATEGORIES,
     SNAPSHOT_EVERY,
+    UNFOLDABLE,
     VERSION,
     WITHDRAWN,
     ArticleState,
@@ -452,7 +453,7 @@ class Catalog:
         for count, record in enumerate(records, 1):
             try:
                 step(record)
-            except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            except UNFOLDABLE as exc:
                 raise self._unfoldable(record, exc) from None
             if count >= flush and "end" in record:
                 flush = count + _BATCH

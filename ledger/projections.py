@@ -214,8 +214,12 @@ def apply(state: ArticleState | None, record: FoldedRecord) -> ArticleState:
     """
     try:
         return apply_new(state, record)
-    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+    except UNFOLDABLE as exc:
         raise unfoldable(record, exc) from None
+
+
+UNFOLDABLE = (KeyError, TypeError, IndexError, ValueError, AttributeError)
+"""What a fold raises on a record that does not fit its type (`unfoldable` names it)."""
 
 
 def unfoldable(record: Mapping[str, Any], exc: Exception) -> CorruptStoreError:

@@ -66,7 +66,7 @@ from ledger import caches, codec
 from ledger.attribution import Attribution, Runs, apply_attribution, settle_frame
 from ledger.errors import InvalidInputError
 from ledger.events import parse_time
-from ledger.projections import SNAPSHOT_EVERY, ArticleState, apply, unfoldable
+from ledger.projections import SNAPSHOT_EVERY, UNFOLDABLE, ArticleState, apply, unfoldable
 from ledger.store import EventStore, StoredRecord
 
 log = logging.getLogger("ledger")
@@ -208,7 +208,7 @@ def _fold_logged(fold: TextFold, record: StoredRecord) -> None:
     """`fold.fold(record)`, a record that does not fit its type named as `apply` names it."""
     try:
         fold.fold(record)
-    except (KeyError, TypeError, IndexError, ValueError, AttributeError) as exc:
+    except UNFOLDABLE as exc:
         raise unfoldable(record, exc) from None
 
 
