@@ -103,12 +103,16 @@ def reason(exc: BaseException) -> str:
     return f"failed ({exc})"
 
 
-def check_tables(db: sqlite3.Connection, schema: str) -> None:
+def check_tables(db: sqlite3.Connection, schema: str, format: int) -> None:
     """Raise `sqlite3.DatabaseError` when `db` holds some of the tables `schema` creates but not
     all: a table dropped by hand, which `CREATE TABLE IF NOT EXISTS` would make again, empty,
-    beside the others' rows (wrong answers with no error). Run it before the schema."""
+    beside the others' rows (wrong answers with no error). A file of another `format` (its
+    `meta` table says) has other tables: it is rebuilt for its format, not called damaged. Run it
+    before the schema."""
     wanted = re.findall(r"CREATE (?:VIRTUAL )?TABLE IF NOT EXISTS (\w+)", schema)
     found = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "meta" in found and (row := db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()) is not None and row[0] != format:
+        return
     missing = [name for name in wanted if name not in found]
     if missing and len(missing) < len(wanted):
         raise sqlite3.DatabaseError(f"its table {missing[0]} is missing")

@@ -196,7 +196,7 @@ class Catalog:
         else:
             db = caches.open_file(self.path)
         try:
-            caches.check_tables(db, _SCHEMA)
+            caches.check_tables(db, _SCHEMA, FORMAT)
             db.executescript(_SCHEMA)
             db.executescript(_INDEXES)
             found = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
