@@ -9,7 +9,10 @@ Search (with `--store`, a store made by `benchmarks/generate.py`): the views and
 rebuilt, their sizes, and searches of phrases taken from the store's articles, of a common word
 and of a phrase that is nowhere.
 
-    python benchmarks/bench_blame.py [--versions 1000] [--store /tmp/gen1m [--no-rebuild]] [--no-blame]
+With `--caught-up EVENTS`: a store of that many generated events whose text index is caught up
+every 2,000 events and never rebuilt (how it grows in use): the catch-ups' time and its size.
+
+    python benchmarks/bench_blame.py [--versions 1000] [--store /tmp/gen1m [--no-rebuild]] [--no-blame] [--caught-up 100000]
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import argparse
 import random
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import ledger
 
@@ -185,17 +190,64 @@ def bench_search(store: Path, rebuild: bool) -> None:
             print(f"search {phrase!r}: {_timed(lambda phrase=phrase: led.search(phrase), 3):.1f} ms ({found:,} stretches)")
 
 
+def bench_caught_up(events: int) -> None:
+    """A store of `events` generated events written as `generate.py` writes them, the text index
+    caught up (a search) every 2,000 events and never rebuilt, as a newsroom's index grows: the
+    time the catch-ups took and the index's size against the views'."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from generate import batches
+    from generate import events as generated
+
+    with tempfile.TemporaryDirectory(prefix="ledger-caught-up-") as folder:
+        root = Path(folder) / "store"
+        done = caught = 0
+        spent = 0.0
+
+        def caught_up(led: ledger.Ledger) -> None:
+            nonlocal spent, caught
+            start = time.perf_counter()
+            led.search("minister said")
+            spent += time.perf_counter() - start
+            caught = done
+
+        with ledger.open(root, create=True) as led:
+
+            def stories() -> Iterator[dict[str, Any]]:
+                nonlocal done
+                for event in generated(events):
+                    done += 1
+                    if done - caught >= 2000:
+                        caught_up(led)
+                    if event["article"].startswith("live-"):
+                        led.append([event])
+                    else:
+                        yield event
+
+            with led.bulk():
+                for group in batches(stories(), 100):
+                    led.append(group)
+            caught_up(led)
+            led.articles(limit=1)
+        views, text = _used(root / "views.sqlite"), _used(root / "text.sqlite")
+        print(f"caught up every 2,000 of {events:,} events: {spent:.1f} s in catch-ups")
+        print(f"size: views.sqlite {views / 1e6:.2f} MB, text.sqlite {text / 1e6:.2f} MB ({text / views:.1%} of the views)")
+        print(f"text.sqlite by table (MB): {_parts(root / 'text.sqlite')}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--versions", type=int, default=1000, help="versions of the long article (default 1000)")
     parser.add_argument("--store", type=Path, help="a store made by benchmarks/generate.py, for the search figures")
     parser.add_argument("--no-rebuild", action="store_true", help="time the searches only (the views and index as they are)")
     parser.add_argument("--no-blame", action="store_true", help="skip the long article")
+    parser.add_argument("--caught-up", type=int, metavar="EVENTS", help="also build a store of EVENTS generated events, its index caught up every 2,000")
     args = parser.parse_args()
     if not args.no_blame:
         bench_blame(args.versions)
     if args.store is not None:
         bench_search(args.store, rebuild=not args.no_rebuild)
+    if args.caught_up is not None:
+        bench_caught_up(args.caught_up)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -45,10 +46,16 @@ step = st.one_of(
 phrase = st.lists(st.sampled_from(WORDS), min_size=1, max_size=4).map(" ".join)
 
 
+# Rows of 3 stretches too, so that a few edits fill rows, and catching up adds to a row saved.
+@pytest.mark.parametrize("block", [textindex._BLOCK, 3])
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.tuples(st.sampled_from(["a", "b"]), step), min_size=1, max_size=25), st.lists(phrase, min_size=3, max_size=6))
-def test_search_finds_what_a_scan_of_every_version_finds(plan: list[tuple[str, tuple[str, int, str]]], phrases: list[str]) -> None:
-    with tempfile.TemporaryDirectory() as folder, ledger.open(Path(folder) / "store", create=True) as led:
+def test_search_finds_what_a_scan_of_every_version_finds(block: int, plan: list[tuple[str, tuple[str, int, str]]], phrases: list[str]) -> None:
+    with (
+        mock.patch.object(textindex, "_BLOCK", block),
+        tempfile.TemporaryDirectory() as folder,
+        ledger.open(Path(folder) / "store", create=True) as led,
+    ):
         bodies: dict[str, list[str]] = {}
         blocks: dict[str, int] = {}
 
@@ -105,7 +112,7 @@ def test_a_phrase_in_a_line_where_its_inner_word_repeats(led: ledger.Ledger) -> 
     assert [entry.version for entry in led.history("a", contains="saw the cat")] == [1, 2]
 
 
-def test_an_index_of_an_older_format_is_rebuilt(led: ledger.Ledger) -> None:
+def test_an_index_of_an_older_format_is_rebuilt(led: ledger.Ledger, caplog: pytest.LogCaptureFixture) -> None:
     led.append([created("a", "T", "alpha beta\n")])
     assert _found(led, "alpha beta") == [("a", "body", 1, None)]
     assert led.path is not None
@@ -115,8 +122,13 @@ def test_an_index_of_an_older_format_is_rebuilt(led: ledger.Ledger) -> None:
         db.execute("UPDATE meta SET value = ? WHERE key = 'format'", (FORMAT - 1,))
         db.execute("DELETE FROM stretches")
         db.execute("CREATE TABLE lines (id INTEGER PRIMARY KEY, article INTEGER)")
+        # A table this format has and an older one had not.
+        db.execute("DROP TABLE names")
     db.close()
     assert _found(led, "alpha beta") == [("a", "body", 1, None)]
+    # Rebuilt as of another format, not called damaged.
+    assert "another format" in caplog.text
+    assert "damaged" not in caplog.text
     # The tables of the older format are gone with it.
     db = sqlite3.connect(led.path / "text.sqlite")
     assert db.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'lines'").fetchone() == (0,)
@@ -186,3 +198,22 @@ def test_an_index_far_behind_the_log_is_rebuilt_and_answers_the_same(led: ledger
     assert _found(led, "bridge is open") == _brute_force(led, "bridge is open") == [("a", "body", 1, 2), ("a", "body", 3, None)]
     assert generation() != first  # seven behind of nine: rebuilt
     assert _found(led, "storm hit bridge") == _brute_force(led, "storm hit bridge")
+
+
+entry = st.tuples(st.integers(1, 5000), st.integers(0, 3), st.integers(0, 300), st.lists(st.integers(1, 3_000_000), max_size=6))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(entry, min_size=1, max_size=70), st.sets(st.integers(1, 3_000_000), min_size=1, max_size=80), st.booleans())
+def test_a_row_of_stretches_gives_back_what_it_keeps_and_finds_what_it_holds(
+    drawn: list[tuple[int, int, int, list[int]]], wanted: set[int], by_bytes: bool
+) -> None:
+    entries = [[came, part, came + went - 1 if went else None, numbers] for came, part, went, numbers in drawn]
+    # Sentences of the row are looked for too, so that some are found.
+    wanted |= {number for _, _, _, numbers in entries[::3] for number in numbers[:1]}
+    blob = textindex._pack_block(entries)
+    assert textindex._unpack_block(blob) == entries
+    codes = [textindex._pack_numbers([number]) for number in wanted]
+    with mock.patch.object(textindex, "_FOUND_BY_BYTES", len(codes) if by_bytes else 0):
+        found = textindex._stretches_holding(blob, wanted, codes)
+    assert found == [(index, e) for index, e in enumerate(entries) if not wanted.isdisjoint(e[3])]
