@@ -64,7 +64,7 @@ from typing import Any, TypeVar
 
 from ledger import caches, codec
 from ledger.attribution import Attribution, Runs, apply_attribution, settle_frame
-from ledger.errors import InvalidInputError
+from ledger.errors import InvalidInputError, LedgerError
 from ledger.events import parse_time
 from ledger.projections import SNAPSHOT_EVERY, UNFOLDABLE, ArticleState, apply, unfoldable
 from ledger.store import EventStore, StoredRecord
@@ -110,6 +110,9 @@ added to it, and read whole for one of its versions)."""
 
 # Above every stretch's number: the run of a stretch is the last run starting at or before it.
 _LAST = 2**63 - 1
+
+# What reading a row of the index raises when its bytes are not as this module wrote them.
+_UNREADABLE = (ValueError, IndexError, KeyError, TypeError, struct.error)
 
 _GROUP = 4
 """Sentences whose rows of stretches a search asks `lines_fts` for in one query, so that each row
@@ -798,6 +801,19 @@ class TextIndex:
         with self._mutex:
             try:
                 return work(self._open())
+            except LedgerError:
+                raise
+            except _UNREADABLE as exc:
+                # A row that does not read as this module wrote it (changed by hand, or by a
+                # bug): the index is rebuilt from the log, and the work done again on it once.
+                log.warning("%s: a row of the text index does not read as it was written; rebuilding it from the log", self.path or TEXT_FILE)
+                log.debug("the row's error: %r", exc)
+                db = self._open()
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                self._forget()
+                self._rebuild(db, None)
+                return work(db)
             except sqlite3.Error as exc:
                 if self._in_memory:
                     raise caches.store_error(self.path or Path(TEXT_FILE), exc) from None

@@ -8,6 +8,7 @@ Real stores, real CLI processes, the index and views edited with SQLite as a per
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -365,6 +366,32 @@ def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(
     result = run_ledger("timeline", store=store_dir)
     assert (result.returncode, result.stdout) == (0, want), result.stderr
     assert b"which is not in the log; rebuilding them" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE stretches SET entries = x'0500'",
+        "UPDATE versions SET rows = x'0301'",
+    ],
+    ids=["stretches", "versions"],
+)
+def test_a_text_index_row_that_does_not_read_is_rebuilt_not_a_traceback(store_dir: Path, tmp_path: Path, statement: str) -> None:
+    _ten_events(store_dir)
+    commands = [("search", "text"), ("blame", "a1", "5"), ("search", "more text")]
+    run_ledger(*commands[0], store=store_dir)
+    # The same store untouched beside it, for the answers.
+    pristine = tmp_path / "pristine"
+    shutil.copytree(store_dir, pristine)
+    _sql(store_dir / "text.sqlite", statement)
+    for store in (store_dir, pristine):
+        with ledger.open(store) as led:
+            led.append([_edited("a1", "text 8\nmore text\n")])
+    want = [run_ledger(*command, store=pristine).stdout for command in commands]
+    got = [run_ledger(*command, store=store_dir) for command in commands]
+    assert [(r.returncode, r.stdout) for r in got] == [(0, w) for w in want], [r.stderr for r in got]
+    assert b"Traceback" not in b"".join(r.stderr for r in got)
+    assert b"does not read as it was written; rebuilding it from the log" in got[0].stderr
 
 
 @pytest.mark.slow
