@@ -7,6 +7,7 @@ import contextlib
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -217,3 +218,134 @@ def test_a_row_of_stretches_gives_back_what_it_keeps_and_finds_what_it_holds(
     with mock.patch.object(textindex, "_FOUND_BY_BYTES", len(codes) if by_bytes else 0):
         found = textindex._stretches_holding(blob, wanted, codes)
     assert found == [(index, e) for index, e in enumerate(entries) if not wanted.isdisjoint(e[3])]
+
+
+# Lines for the appends below: repeated words, sentence ends, words beyond ASCII, a line of no word.
+LINE = st.lists(st.sampled_from(["the", "The", "storm", "closed.", "café", "Straße!", "7", "--"]), min_size=1, max_size=5).map(" ".join)
+EDIT = st.tuples(st.sampled_from(["set", "insert", "repeat", "delete", "title", "add block", "edit block", "heading", "remove block"]), st.integers(0, 99), LINE)
+
+
+def _event(led: ledger.Ledger, article: str, planned: dict[str, Any], kind: str, at: int, text: str) -> dict[str, Any] | None:
+    """The event that makes `kind` of change to `planned` (the article as the append leaves it so
+    far: its body's lines and its blocks), or None when there is nothing to change."""
+    body, blocks = planned["body"], planned["blocks"]
+    if kind in ("set", "insert", "repeat", "delete"):
+        if kind == "set" and body:
+            body[at % len(body)] = text
+        elif kind == "repeat" and body:
+            body.insert(at % (len(body) + 1), body[at % len(body)])
+        elif kind == "delete" and body:
+            del body[at % len(body)]
+        else:
+            body.insert(at % (len(body) + 1), text)
+        return {"type": "ArticleEdited", "article": article, "data": {"body": "\n".join(body)}}
+    if kind == "title":
+        return {"type": "ArticleEdited", "article": article, "data": {"title": text}}
+    if kind == "add block":
+        index = at % (len(blocks) + 1)
+        blocks.insert(index, ["Update:", f"{text}\n{text}"])
+        return {"type": "UpdateBlockAdded", "article": article, "data": {"heading": "Update:", "text": f"{text}\n{text}", "index": index}}
+    if not blocks:
+        return None
+    index = at % len(blocks)
+    if kind == "remove block":
+        del blocks[index]
+        return {"type": "UpdateBlockRemoved", "article": article, "data": {"index": index}}
+    if kind == "heading":
+        blocks[index][0] = text
+        return {"type": "UpdateBlockEdited", "article": article, "data": {"index": index, "heading": text}}
+    blocks[index][1] = text
+    return {"type": "UpdateBlockEdited", "article": article, "data": {"index": index, "text": text}}
+
+
+# Rows of 2 stretches, so that each append crosses rows; a search after every append, so that
+# the index is caught up one append at a time, against the same store's index rebuilt.
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.lists(st.tuples(st.sampled_from(["a", "b"]), EDIT), min_size=1, max_size=3), min_size=1, max_size=12),
+    st.lists(st.integers(0, 20), max_size=2),
+)
+def test_caught_up_after_every_append_of_several_events_as_rebuilt(appends: list[list[tuple[str, tuple[str, int, str]]]], restores: list[int]) -> None:
+    phrases = ["the", "the storm", "closed the", "café", "straße the 7", "the the"]
+    with (
+        mock.patch.object(textindex, "_BLOCK", 2),
+        tempfile.TemporaryDirectory() as folder,
+        ledger.open(Path(folder) / "store", create=True) as led,
+    ):
+        for number, edits in enumerate(appends):
+            events: list[dict[str, Any]] = []
+            planned: dict[str, dict[str, Any]] = {}
+            for article, (kind, at, text) in edits:
+                if article not in led.store.articles():
+                    if article not in planned:
+                        planned[article] = {"body": [text], "blocks": []}
+                        events.append(created(article, "The storm", text))
+                    continue
+                if article not in planned:
+                    view = led.article(article)
+                    planned[article] = {"body": view.body.split("\n"), "blocks": [[block.heading, block.text] for block in view.blocks]}
+                event = _event(led, article, planned[article], kind, at, text)
+                if event is not None:
+                    events.append(event)
+            with contextlib.suppress(ledger.NothingToDoError):
+                led.append(events)
+            if number < len(restores) and led.current_version("a") > 1:
+                with contextlib.suppress(ledger.NothingToDoError):
+                    led.restore("a", 1 + restores[number] % (led.current_version("a") - 1))
+            led.search("the")
+        expected = {text: _brute_force(led, text) for text in phrases}
+        versions = [(article, version) for article in sorted(led.store.articles()) for version in range(1, led.current_version(article) + 1)]
+        blames = {key: led.blame(*key).model_dump() for key in versions}
+        histories = {article: [entry.version for entry in led.history(article, contains="the storm")] for article in led.store.articles()}
+        for text in phrases:
+            assert _found(led, text) == expected[text], text
+        led.text_index.close()
+        assert led.path is not None
+        (led.path / "text.sqlite").unlink()
+        for text in phrases:
+            assert _found(led, text) == expected[text], text
+        assert {key: led.blame(*key).model_dump() for key in versions} == blames
+        assert {article: [entry.version for entry in led.history(article, contains="the storm")] for article in led.store.articles()} == histories
+
+
+def _stretch(drawn: tuple[int, int, int | None, list[int]]) -> list[Any]:
+    came, part, later, sentences = drawn
+    return [came, part, None if later is None else came + later, sentences]
+
+
+ENTRY = st.tuples(
+    st.sampled_from([1, 31, 32, 33, 127, 128, 2**14, 2**20 + 1]),
+    st.integers(0, 3),
+    st.sampled_from([None, 0, 1, 126, 127, 2**14]),
+    st.lists(st.sampled_from([1, 2, 4, 5, 127, 128, 129, 130, 2**14, 2**14 + 1, 2**22 + 4]), max_size=4),
+).map(_stretch)
+
+
+# Sentence numbers that are also the bytes of versions and parts (128 + 1: 0x81 0x01), so that
+# the bytes looked for stand in a stretch's head as well as among its sentences.
+@settings(max_examples=300, deadline=None)
+@given(st.lists(ENTRY, min_size=1, max_size=8), st.sets(st.sampled_from([1, 2, 4, 5, 128, 129, 130, 2**14, 2**22 + 4, 2**20 * 4 + 1]), min_size=1))
+def test_stretches_found_in_a_rows_bytes_are_those_its_numbers_hold(entries: list[Any], wanted: set[int]) -> None:
+    blob = textindex._pack_block(entries)
+    assert textindex._unpack_block(blob) == entries
+    expected = [(index, entry) for index, entry in enumerate(entries) if not wanted.isdisjoint(entry[3])]
+    codes = [textindex._pack_numbers([number]) for number in sorted(wanted)]
+    assert textindex._stretches_holding(blob, wanted, codes) == expected
+    assert textindex._stretches_holding(blob, wanted, None) == expected
+
+
+def test_two_processes_catching_up_one_index_in_turn(store_dir: Path) -> None:
+    # Each appends and searches in turn: each catches up what the other appended, on rows and
+    # open lines the other saved (rows of 2 stretches, so that every catch-up adds to a row).
+    with mock.patch.object(textindex, "_BLOCK", 2), ledger.open(store_dir) as first, ledger.open(store_dir) as second:
+        first.append([created("a", "The storm", "the storm hit.\nthe storm hit.\n")])
+        assert _found(second, "storm hit") == [("a", "body", 1, None)]
+        second.append([edited("a", "the storm hit.\nthe bridge.\nthe storm hit.\n"), created("b", "T", "the storm hit. Café!\n")])
+        assert _found(first, "hit café") == [("b", "body", 1, None)]
+        first.append([edited("a", "the bridge.\n"), edited("b", "the storm.\n")])
+        assert _found(second, "storm hit") == [("a", "body", 1, 3), ("b", "body", 1, 2)]
+        second.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update:", "text": "the storm hit."}}])
+        first.append([{"type": "UpdateBlockRemoved", "article": "a", "data": {"index": 0}}])
+        for led in (first, second):
+            for phrase in ("storm hit", "the bridge", "the", "hit café"):
+                assert _found(led, phrase) == _brute_force(led, phrase), phrase
