@@ -225,7 +225,7 @@ LINE = st.lists(st.sampled_from(["the", "The", "storm", "closed.", "café", "Str
 EDIT = st.tuples(st.sampled_from(["set", "insert", "repeat", "delete", "title", "add block", "edit block", "heading", "remove block"]), st.integers(0, 99), LINE)
 
 
-def _event(led: ledger.Ledger, article: str, planned: dict[str, Any], kind: str, at: int, text: str) -> dict[str, Any] | None:
+def _event(article: str, planned: dict[str, Any], kind: str, at: int, text: str) -> dict[str, Any] | None:
     """The event that makes `kind` of change to `planned` (the article as the append leaves it so
     far: its body's lines and its blocks), or None when there is nothing to change."""
     body, blocks = planned["body"], planned["blocks"]
@@ -284,7 +284,7 @@ def test_caught_up_after_every_append_of_several_events_as_rebuilt(appends: list
                 if article not in planned:
                     view = led.article(article)
                     planned[article] = {"body": view.body.split("\n"), "blocks": [[block.heading, block.text] for block in view.blocks]}
-                event = _event(led, article, planned[article], kind, at, text)
+                event = _event(article, planned[article], kind, at, text)
                 if event is not None:
                     events.append(event)
             with contextlib.suppress(ledger.NothingToDoError):
