@@ -111,8 +111,14 @@ added to it, and read whole for one of its versions)."""
 # Above every stretch's number: the run of a stretch is the last run starting at or before it.
 _LAST = 2**63 - 1
 
+
+class _DamagedRow(Exception):
+    """A row of the index, read while records are folded, is not as this module wrote it (an
+    error of its own: the errors of a record that does not fit its type name the log)."""
+
+
 # What reading a row of the index raises when its bytes are not as this module wrote them.
-_UNREADABLE = (ValueError, IndexError, KeyError, TypeError, struct.error)
+_UNREADABLE = (_DamagedRow, ValueError, IndexError, KeyError, TypeError, struct.error)
 
 _GROUP = 4
 """Sentences whose rows of stretches a search asks `lines_fts` for in one query, so that each row
@@ -405,9 +411,8 @@ def _unpack_open(blob: bytes, state: ArticleState | None) -> OpenLines:
     lines = _text_lines(state)
     steps = _unpack_numbers(blob)
     if len(steps) != len(lines):
-        # Not the text they were saved with (an index older than the log): left open.
-        log.debug("the open lines of an article do not match its text")
-        return {}
+        # Saved with one stretch (or -1) for each line of that text.
+        raise _DamagedRow(f"{len(steps)} open lines saved for {len(lines)} lines")
     opened: OpenLines = {}
     stretch = -1
     for step, (part, line) in zip(steps, lines, strict=True):
@@ -1038,14 +1043,20 @@ class TextIndex:
     def _saved(db: sqlite3.Connection, stretch: int) -> list[int]:
         """The numbers of the sentences of a stretch in the index (none if it is not there)."""
         row = db.execute("SELECT entries FROM stretches WHERE block = ?", (stretch // _BLOCK,)).fetchone()
-        entries = _unpack_block(row[0]) if row is not None else []
+        try:
+            entries = _unpack_block(row[0]) if row is not None else []
+        except _UNREADABLE as exc:
+            raise _DamagedRow(f"row {stretch // _BLOCK} of stretches: {exc!r}") from None
         at = stretch % _BLOCK
         return list(entries[at][3]) if at < len(entries) else []
 
     def _opened(self, db: sqlite3.Connection, article: str, state: ArticleState | None) -> OpenLines:
         """The article's open stretches."""
         row = db.execute("SELECT lines FROM open_lines WHERE article = ?", (self._article_id(db, article),)).fetchone()
-        return _unpack_open(row[0], state) if row is not None else {}
+        try:
+            return _unpack_open(row[0], state) if row is not None else {}
+        except _UNREADABLE as exc:
+            raise _DamagedRow(f"the open lines of {article}: {exc!r}") from None
 
     def _save(self, db: sqlite3.Connection, fold: TextFold) -> None:
         ids = {article: self._created(db, article) for article in dict.fromkeys([s[1] for s in fold.stretches.values()] + [key[0] for key in fold.versions])}

@@ -373,8 +373,11 @@ def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(
     [
         "UPDATE stretches SET entries = x'0500'",
         "UPDATE versions SET rows = x'0301'",
+        "UPDATE open_lines SET lines = CAST(lines || x'02' AS BLOB)",
+        # Text where bytes were written.
+        "UPDATE open_lines SET lines = 'abc'",
     ],
-    ids=["stretches", "versions"],
+    ids=["stretches", "versions", "open-lines", "open-lines-text"],
 )
 def test_a_text_index_row_that_does_not_read_is_rebuilt_not_a_traceback(store_dir: Path, tmp_path: Path, statement: str) -> None:
     _ten_events(store_dir)
@@ -392,6 +395,21 @@ def test_a_text_index_row_that_does_not_read_is_rebuilt_not_a_traceback(store_di
     assert [(r.returncode, r.stdout) for r in got] == [(0, w) for w in want], [r.stderr for r in got]
     assert b"Traceback" not in b"".join(r.stderr for r in got)
     assert b"does not read as it was written; rebuilding it from the log" in got[0].stderr
+
+
+def test_a_damaged_text_index_row_read_while_folding_is_not_called_a_corrupt_log(store_dir: Path) -> None:
+    # 40 articles: the first row of stretches (64) is full, the next one holds the rest. The
+    # edit folded next closes a stretch of the first row, which is damaged.
+    with ledger.open(store_dir) as led:
+        led.append([_created(f"a{n:02}", f"Title {n}", f"body {n}\n") for n in range(40)])
+        led.search("body")
+    _sql(store_dir / "text.sqlite", "UPDATE stretches SET entries = x'0500' WHERE block = 0")
+    with ledger.open(store_dir) as led:
+        led.append([_edited("a00", "body changed\n")])
+    result = run_ledger("search", "body changed", store=store_dir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(b"a00") == 1
+    assert b"does not read as it was written; rebuilding it from the log" in result.stderr
 
 
 @pytest.mark.slow
