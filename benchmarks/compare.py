@@ -366,9 +366,15 @@ def live_article(base: Path, versions: int, seed: int, repeat: int) -> tuple[flo
         first = (time.perf_counter() - started) * 1000
         size = len(view.body.encode()) + sum(len(b.text.encode()) + len(b.heading.encode()) for b in view.blocks)
         ledger_ms = median_ms(lambda: led.article("live-big", version=1000), repeat)
-        # Flat: the versions farthest from a snapshot fold the most records.
-        slowest = max((median_ms(lambda version=version: led.article("live-big", version=version), 15), version)
-                      for version in range(1000, versions + 1))
+        # Flat: the versions farthest from a snapshot fold the most records. The slowest of 200
+        # medians picks up any moment the machine was busy: each version is read 15 times in
+        # each of 3 passes over them all, and keeps its best pass's median.
+        medians: dict[int, float] = {}
+        for _ in range(3):
+            for version in range(1000, versions + 1):
+                ms = median_ms(lambda version=version: led.article("live-big", version=version), 15)
+                medians[version] = min(ms, medians.get(version, ms))
+        slowest = max((ms, version) for version, ms in medians.items())
     peer_id = ids["live-big"]
     peer_ms = median_ms(lambda: app.repository.get(peer_id, version=1000), max(3, repeat // 5))
     app.close()
@@ -631,7 +637,7 @@ def run(args: argparse.Namespace, results: Results, say: Callable[[str], None]) 
                 note=f"{live_size / 1000:,.0f} KB at version 1,000 of {args.live_versions:,}; first read after opening "
                      f"{live_first:.2f} ms; eventsourcing folds from its first event (no snapshots)")
     results.add(f"  the slowest of versions 1,000-{args.live_versions:,} (flat)", "ms", slowest_ms, None, target="< 2 ms",
-                met=slowest_ms < 2, note=f"version {slowest:,}; the median of 15 reads of each version")
+                met=slowest_ms < 2, note=f"version {slowest:,}; each version's median of 15 reads, the best of 3 passes over them all")
 
     # 5. open a store and read one article --------------------------------------------------
     say("open and read one article")
