@@ -242,8 +242,9 @@ def _resealed(lines: list[bytes], change: Callable[[dict[str, Any]], None]) -> b
         (lambda r: r["data"].update(title=""), ":2: ArticleCreated: title"),
         (lambda r: r.update(version=2), ":2: version 2 of 'harbour' where 1 comes next"),
         (lambda r: r.update(type="ArticleWithdrawn", schema=1, data={}), ":2: ArticleWithdrawn at version 1 of 'harbour'"),
+        (lambda r: r.update(actor=5), ":2: record field 'actor' is not text"),
     ],
-    ids=["unknown-type", "bad-data", "version-gap", "no-create"],
+    ids=["unknown-type", "bad-data", "version-gap", "no-create", "actor-not-text"],
 )
 def test_sealed_but_invalid_records_are_refused(source: Path, tmp_path: Path, change: Callable[[dict[str, Any]], None], message: str) -> None:
     dump = tmp_path / "forged.jsonl"

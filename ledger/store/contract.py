@@ -140,6 +140,10 @@ def check_envelope(record: Mapping[str, Any], where: str) -> None:
             raise InvalidEventError(f"{where}: record field {key!r} is missing")
         if type(record[key]) is not kind:
             raise InvalidEventError(f"{where}: record field {key!r} is not {'a whole number' if kind is int else 'text'}")
+    for key in ("actor", "reason"):
+        # Optional, and text when given (an append takes nothing else).
+        if record.get(key) is not None and type(record[key]) is not str:
+            raise InvalidEventError(f"{where}: record field {key!r} is not text")
 
 
 class RecordOrder:
