@@ -813,12 +813,15 @@ class TextIndex:
                 # bug): the index is rebuilt from the log, and the work done again on it once.
                 log.warning("%s: a row of the text index does not read as it was written; rebuilding it from the log", self.path or TEXT_FILE)
                 log.debug("the row's error: %r", exc)
-                db = self._open()
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                self._forget()
-                self._rebuild(db, None)
-                return work(db)
+                try:
+                    db = self._open()
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    self._forget()
+                    self._rebuild(db, None)
+                    return work(db)
+                except sqlite3.Error as failed:
+                    raise caches.store_error(self.path or Path(TEXT_FILE), failed) from None
             except sqlite3.Error as exc:
                 if self._in_memory:
                     raise caches.store_error(self.path or Path(TEXT_FILE), exc) from None
