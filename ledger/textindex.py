@@ -493,7 +493,11 @@ class TextFold:
             self.open[article] = self._opened(article, before) if version > 1 and self._opened is not None else {}
         key = (article, version)
         if key not in self.versions:
-            self.versions[key] = [_time_value(record["occurred_at"]), record.get("actor"), record.get("reason"), []]
+            actor, reason = record.get("actor"), record.get("reason")
+            if not isinstance(actor, str | None) or not isinstance(reason, str | None):
+                # No append writes one (imports refuse it): a log changed and sealed again.
+                raise ValueError("its actor or reason is not text")
+            self.versions[key] = [_time_value(record["occurred_at"]), actor, reason, []]
         texts = self.versions[key][3]
         change = self.change
         if kind == "ArticleCreated":

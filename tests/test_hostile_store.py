@@ -412,6 +412,26 @@ def test_a_damaged_text_index_row_read_while_folding_is_not_called_a_corrupt_log
     assert b"does not read as it was written; rebuilding it from the log" in result.stderr
 
 
+def test_a_resealed_log_whose_actor_is_not_text_is_named_not_a_traceback(store_dir: Path) -> None:
+    _ten_events(store_dir)
+    # The whole chain sealed again, the second record's actor a number: every hash holds.
+    lines, prev = [], codec.GENESIS_HASH
+    for number, line in enumerate((store_dir / LOG_FILE).read_bytes().splitlines(keepends=True), 1):
+        record = codec.decode(line)
+        record.pop("hash")
+        record.pop("prev", None)
+        # Beside actors that are text, as most are.
+        record["actor"] = 5 if number == 2 else "desk"
+        sealed, prev = codec.seal(record, prev)
+        lines.append(sealed)
+    (store_dir / LOG_FILE).write_bytes(b"".join(lines))
+    _caches_deleted(store_dir)
+    result = run_ledger("search", "text", store=store_dir)
+    assert result.returncode == 8, result.stderr
+    assert b"log position 2: this ArticleCreated does not fit its type (its actor or reason is not text)" in result.stderr
+    assert b"Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_verify_finds_an_event_id_recorded_twice(store_dir: Path) -> None:
     # Sealed with an intact chain, as a writer misled by an edited index row would write it.
