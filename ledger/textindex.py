@@ -293,16 +293,20 @@ def _entry(numbers: list[int]) -> Entry:
     return [came, numbers[0] & 3, came + went - 2 if went > 1 else None, numbers[2:]]
 
 
+def _packed_stretches(blob: bytes) -> Iterator[tuple[int, list[int]]]:
+    """Each stretch of a row of `stretches` as its index in the row and its numbers (its zero
+    left out)."""
+    numbers = _unpack_numbers(blob)
+    start = 0
+    for index in range(blob.count(0)):
+        end = numbers.index(0, start)
+        yield index, numbers[start:end]
+        start = end + 1
+
+
 def _unpack_block(blob: bytes) -> list[Entry]:
     """The stretches `_pack_block` packed."""
-    numbers = _unpack_numbers(blob)
-    entries: list[Entry] = []
-    start = 0
-    for _ in range(blob.count(0)):
-        end = numbers.index(0, start)
-        entries.append(_entry(numbers[start:end]))
-        start = end + 1
-    return entries
+    return [_entry(numbers) for _, numbers in _packed_stretches(blob)]
 
 
 def _stretches_holding(blob: bytes, wanted: set[int], codes: list[bytes] | None) -> list[tuple[int, Entry]]:
@@ -312,15 +316,8 @@ def _stretches_holding(blob: bytes, wanted: set[int], codes: list[bytes] | None)
     byte before it ends one), its stretch counted by the zero bytes before it; more, in the row's
     numbers, read."""
     if codes is None or len(codes) > _FOUND_BY_BYTES:
-        numbers = _unpack_numbers(blob)
-        held: list[tuple[int, Entry]] = []
-        start = 0
-        for index in range(blob.count(0)):
-            end = numbers.index(0, start)
-            if not wanted.isdisjoint(numbers[start + 2 : end]):
-                held.append((index, _entry(numbers[start:end])))
-            start = end + 1
-        return held
+        # Only the stretches that hold one are made entries (a common word's rows hold many).
+        return [(index, _entry(numbers)) for index, numbers in _packed_stretches(blob) if not wanted.isdisjoint(numbers[2:])]
     found: dict[int, Entry] = {}
     for code in codes:
         at = blob.find(code)
@@ -1111,13 +1108,15 @@ class TextIndex:
         """Add the new `stretches` (numbered on from the last saved) to their rows, and the
         versions that closed stretches saved before (`closed`); each row changed is written
         whole, and its `lines_fts` document replaced when its sentences changed."""
-        touched = sorted({s[0] // _BLOCK for s in stretches} | {stretch // _BLOCK for _, stretch in closed})
-        kept: dict[int, list[Entry]] = {}
+        grown = {s[0] // _BLOCK for s in stretches}
+        touched = sorted(grown | {stretch // _BLOCK for _, stretch in closed})
+        rows: dict[int, list[Entry]] = {}
         for start in range(0, len(touched), 500):
             chunk = touched[start : start + 500]
-            kept.update((block, _unpack_block(blob)) for block, blob in db.execute(f"SELECT block, entries FROM stretches WHERE block IN ({', '.join('?' * len(chunk))})", chunk))
-        before = {block: _document(entries) for block, entries in kept.items()}
-        rows = {block: list(entries) for block, entries in kept.items()}
+            rows.update((block, _unpack_block(blob)) for block, blob in db.execute(f"SELECT block, entries FROM stretches WHERE block IN ({', '.join('?' * len(chunk))})", chunk))
+        # Only rows that take new stretches can come to hold other sentences (a closing changes
+        # a version, not a sentence): their documents as they were.
+        before = {block: _document(rows[block]) for block in grown if block in rows}
         for s in stretches:
             rows.setdefault(s[0] // _BLOCK, []).append([s[3], s[2], s[4], s[5]])
         for version, stretch in closed:
@@ -1126,8 +1125,8 @@ class TextIndex:
             if at < len(entries):
                 entries[at][2] = version
         db.executemany("INSERT OR REPLACE INTO stretches (block, entries) VALUES (?, ?)", [(block, _pack_block(entries)) for block, entries in rows.items()])
-        for block, entries in rows.items():
-            document = _document(entries)
+        for block in grown:
+            document = _document(rows[block])
             if before.get(block) != document:
                 if block in before:
                     # A contentless FTS5 table forgets a document given what it held.
