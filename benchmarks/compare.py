@@ -345,7 +345,7 @@ def live_article_events(versions: int, seed: int) -> Iterator[dict[str, Any]]:
 def live_article(base: Path, versions: int, seed: int, repeat: int) -> tuple[float, float, float, int, tuple[float, int]]:
     """Median ms to read version 1,000 of the live article (a fresh Ledger, views caught up),
     the same from eventsourcing, the first read's ms, the article's size at 1,000 (bytes), and
-    the slowest version from 1,000 on (the median ms of its reads, and which version)."""
+    the slowest version from 1,000 on (its best median ms of 3 passes of reads, and which version)."""
     store = base / "ledger-live"
     shutil.rmtree(store, ignore_errors=True)
     peer_db = base / "peer-live.sqlite"
