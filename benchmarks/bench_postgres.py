@@ -5,13 +5,17 @@
 Without `--url`, starts a throw-away cluster (`tests/pgserver.py`) with fsync on, so a commit
 costs what it costs on this disk. Both sides get the same ~800-byte events and the same server:
 
-* ledger: `PostgresEventStore.append` of `NewRecord`s (one article per writer), which locks the
-  head row, checks versions and ids, seals the records (hash chain) and commits;
+* ledger: `PostgresEventStore.append` of `NewRecord`s (one article per writer): one call of the
+  procedure `ledger_append_grouped`, which takes the appends' lock, checks versions and ids,
+  seals the records (hash chain) and commits (letting the lock go before the flush when other
+  writers queue for it);
 * eventsourcing 9.x: `PostgresApplicationRecorder.insert_events` of `StoredEvent`s (one aggregate
   per writer), which takes `LOCK TABLE ... IN EXCLUSIVE MODE` and inserts.
 
 Rows: appends of 1 and 100 events per call by 1, 4 and 16 writers in threads and 4 and 16 in
-processes (events/s, all writers together); a full replay (ledger: `read()`, every line
+processes (events/s, all writers together); ledger against itself with the lock held through
+the commit's flush, as schema 2 held it (1, 4 and 16 processes: the flush shared, in the ledger
+column, against held, in the other); a full replay (ledger: `read()`, every line
 hash-checked and parsed; eventsourcing: `select_notifications` in pages of 1,000, each state
 parsed with orjson); reading an article's records up to an old version (ms per call); and an
 old version as each side's users read it: `compare.py`'s live article (~200 KB, hundreds of
@@ -114,6 +118,16 @@ def _ledger_writer(url: str, name: str, calls: int, per_call: int, shared: Postg
             store.close()
 
 
+def _held_writer(url: str, name: str, calls: int, per_call: int, shared: PostgresEventStore | None = None, start: Any = None, done: Any = None) -> None:
+    """`_ledger_writer` with the appends' lock held through the commit's flush, as schema 2 held
+    it: the function called directly, not through the procedure that lets the lock go before the
+    flush when writers queue (the row that measures what that is worth)."""
+    from ledger.store import postgres
+
+    postgres._APPEND_GROUPED = postgres._APPEND
+    _ledger_writer(url, name, calls, per_call, shared, start, done)
+
+
 def _peer_writer(url: str, aggregate: uuid.UUID, calls: int, per_call: int, shared: Any = None, start: Any = None, done: Any = None) -> None:
     recorder = shared or peer_recorder(url, 1, create=False)
     first = 0
@@ -132,8 +146,8 @@ def _peer_writer(url: str, aggregate: uuid.UUID, calls: int, per_call: int, shar
 def run_writers(side: str, url: str, writers: int, calls: int, per_call: int, mode: str) -> float:
     """Events/s of `writers` writers (threads sharing one store object, as a server process
     would, or processes each with its own), each making `calls` appends of `per_call` events."""
-    target: Callable[..., None] = _ledger_writer if side == "ledger" else _peer_writer
-    names: list[Any] = [f"w{uuid.uuid4().hex[:8]}" for _ in range(writers)] if side == "ledger" else [uuid.uuid4() for _ in range(writers)]
+    target: Callable[..., None] = {"ledger": _ledger_writer, "held": _held_writer}.get(side, _peer_writer)
+    names: list[Any] = [uuid.uuid4() for _ in range(writers)] if side == "eventsourcing" else [f"w{uuid.uuid4().hex[:8]}" for _ in range(writers)]
     if mode == "threads":
         shared: Any = PostgresEventStore(url, pool_size=max(writers, 2)) if side == "ledger" else peer_recorder(url, writers)
         workers: list[Any] = [threading.Thread(target=target, args=(url, name, calls, per_call, shared)) for name in names]
@@ -340,6 +354,19 @@ def main() -> None:
                     sides = ("ledger", "eventsourcing") if turn % 2 == 0 else ("eventsourcing", "ledger")
                     got = {side: run_writers(side, url, writers, calls, per_call, mode) for side in sides}
                     pairs.append((got["ledger"], got["eventsourcing"]))
+                report(summary(figure, "events/s", pairs))
+        for per_call in (1, 100):
+            # ledger against itself: the flush shared (schema 3) or the lock held through it.
+            for writers in (1, 4, 16):
+                figure = f"flush shared against held: {per_call}/call, {writers} process{'es' if writers > 1 else ''}"
+                if not wanted(figure):
+                    continue
+                calls = max(1, (args.calls if per_call == 1 else args.calls // 10) // writers)
+                pairs = []
+                for turn in range(args.rounds):
+                    sides = ("ledger", "held") if turn % 2 == 0 else ("held", "ledger")
+                    got = {side: run_writers(side, url, writers, calls, per_call, "processes") for side in sides}
+                    pairs.append((got["ledger"], got["held"]))
                 report(summary(figure, "events/s", pairs))
         if wanted("replay") or wanted("version"):
             store, article = fill("ledger", url, args.events, args.versions)

@@ -70,6 +70,7 @@ class Cluster:
     bindir: Path | None = None
     prefix: Sequence[str] = ()
     external: str | None = None
+    options: str = ""
     _made: list[str] = field(default_factory=list)
 
     def url(self, db: str = "postgres") -> str:
@@ -101,6 +102,21 @@ class Cluster:
 
         with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def crash(self) -> None:
+        """Stop a cluster of our own as a crash would (`pg_ctl stop -m immediate`: the server's
+        processes quit at once, writing nothing more), keeping its data for `start_again`."""
+        self._ctl("-m", "immediate", "-w", "stop")
+
+    def start_again(self) -> None:
+        """Start a cluster of our own again on its data (after `crash`, a recovery from its WAL)."""
+        assert self.folder is not None
+        self._ctl("-l", str(self.folder / "log"), "-o", self.options, "-w", "-t", "120", "start")
+
+    def _ctl(self, *args: str) -> None:
+        if self.folder is None or self.bindir is None:
+            raise Unavailable("an external server cannot be stopped or started by the tests")
+        subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.folder / "data"), *args], check=True, capture_output=True, timeout=180)
 
     def stop(self) -> None:
         """Stop a cluster of our own and remove its folder."""
@@ -147,4 +163,4 @@ def start(*, durable: bool = False) -> Cluster:
         log = (folder / "log").read_text(errors="replace")[-500:] if (folder / "log").exists() else ""
         shutil.rmtree(folder, ignore_errors=True)
         raise Unavailable(f"could not start a throw-away PostgreSQL: {exc} {detail.decode(errors='replace')[-500:]} {log}") from None
-    return Cluster(host=str(folder), port=port, folder=folder, bindir=bindir, prefix=prefix)
+    return Cluster(host=str(folder), port=port, folder=folder, bindir=bindir, prefix=prefix, options=options)

@@ -273,6 +273,68 @@ def test_a_backend_ended_mid_append_leaves_nothing_and_the_append_can_be_sent_ag
         store.close()
 
 
+@pytest.mark.slow
+def test_an_append_that_queued_for_the_lock_shares_a_flush_and_is_durable_when_it_returns() -> None:
+    # A server of its own, with fsync on and a WAL writer that sleeps 10 s, so that a commit
+    # that did not wait for the flush stays in the server's memory: stopped as by a crash, the
+    # server would lose it. An append that waited for the lock commits that way (letting the
+    # lock go before the flush) and must return only after a second commit has flushed it.
+    from ledger.store.postgres import _APPEND_LOCK
+
+    try:
+        cluster = pgserver.start(durable=True)
+    except pgserver.Unavailable as exc:
+        pytest.skip(f"PostgreSQL tests: {exc}")
+    try:
+        if cluster.external is not None:
+            pytest.skip("needs a server of its own to stop as by a crash ($LEDGER_TEST_POSTGRES names one)")
+        url = cluster.url(cluster.create_database())
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+            admin.execute("SELECT pg_reload_conf()")
+            admin.execute("CREATE EXTENSION pg_walinspect")
+        init_schema(url)
+        store = PostgresEventStore(url)
+        results: list[Any] = []
+        try:
+            store.append([rec("a", "ArticleCreated", title="A", body="a")])
+            with psycopg.connect(url, autocommit=True) as holder, psycopg.connect(url, autocommit=True) as admin:
+                holder.execute("SELECT pg_advisory_lock(%s)", (_APPEND_LOCK,))
+                before = admin.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+                thread = threading.Thread(target=lambda: results.append(store.append([rec("a", "ArticleEdited", body="queued")])))
+                thread.start()
+                wait_for(
+                    lambda: bool(admin.execute(
+                        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE 'CALL ledger_append_grouped%%'"
+                    ).fetchall()),
+                    "the append to queue for the lock",
+                )
+                holder.execute("SELECT pg_advisory_unlock(%s)", (_APPEND_LOCK,))
+                thread.join(DEADLINE)
+                assert len(results) == 1 and results[0].versions == {"a": 2}
+                flushed = admin.execute("SELECT pg_current_wal_flush_lsn() > %s::pg_lsn", before).fetchone()
+                assert flushed == (True,), "the append returned before its commit was flushed"
+                # What was flushed: the append's commit, then the second transaction's WAL record
+                # and commit.
+                kinds = [row[0] for row in admin.execute(
+                    "SELECT resource_manager || ' ' || record_type FROM pg_get_wal_records_info(%s, pg_current_wal_flush_lsn()) "
+                    "WHERE resource_manager IN ('Transaction', 'LogicalMessage')", before,
+                ).fetchall()]
+                assert kinds == ["Transaction COMMIT", "LogicalMessage MESSAGE", "Transaction COMMIT"], kinds
+        finally:
+            store.close()
+        cluster.crash()
+        cluster.start_again()
+        store = PostgresEventStore(url)
+        try:
+            assert store.head().position == results[0].last_position == 2
+            assert [r["data"] for r in store.read(after=1)] == [{"body": "queued"}] and store.verify().ok
+        finally:
+            store.close()
+    finally:
+        cluster.stop()
+
+
 # --- appends sealed in the server, an older schema ------------------------------------------------
 
 
@@ -360,6 +422,7 @@ def _v1_store(url: str, appends: int) -> None:
     appends of two records each, sealed as that version sealed them."""
     with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
         conn.execute("DROP TABLE IF EXISTS ledger_events")
+        conn.execute("DROP PROCEDURE IF EXISTS ledger_append_grouped")
         conn.execute("DROP FUNCTION IF EXISTS ledger_append")
         conn.execute("UPDATE ledger_schema SET version = 1")
         conn.execute(MIGRATIONS[0][1])
@@ -431,10 +494,11 @@ def test_an_append_to_an_article_last_changed_at_a_later_recorded_time(pg_url: s
     finally:
         store.close()
 
-def test_the_lock_key_is_the_one_migration_2_takes() -> None:
+def test_the_lock_key_is_the_one_migrations_2_and_3_take() -> None:
     from ledger.store.postgres import _APPEND_LOCK
 
     assert f"pg_advisory_xact_lock({_APPEND_LOCK})" in MIGRATIONS[1][1]
+    assert f"pg_try_advisory_xact_lock({_APPEND_LOCK})" in MIGRATIONS[2][1]
 
 
 @pytest.mark.parametrize("optimistic", [2, 0])

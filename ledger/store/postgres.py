@@ -13,6 +13,14 @@ them; so an export of either store imports into the other with the same head has
   reader never sees a position while a smaller one may still commit. (A sequence would hand
   out numbers that commit out of order or roll back: the gaps and skips Marten's readers met.)
   The lock is held inside the server only, for no client round trip; reads never wait for it.
+* **the flush shared between processes**: appends go as a call of the procedure
+  `ledger_append_grouped` (schema 3). One that finds the lock taken (writers are queueing)
+  commits without waiting for the disk, letting the lock go as soon as its commit record is
+  written, and returns after a second, synchronous commit of the same session has flushed it:
+  the queued writers' flushes are PostgreSQL's group commit, not one after another under the
+  lock. A lone writer holds the lock to its synchronous commit, as before. Either way an append
+  is durable when it returns; a reader may see one a flush earlier (as a file store's reader may
+  read a line before its writer's `fdatasync` returns).
 * **atomic, checked, idempotent**: one transaction per append, whatever articles it names. The
   client sends the versions it assumes the articles are at (those it last saw: `_known`), the
   function checks them under the lock and writes nothing when one moved on, and the client
@@ -91,7 +99,7 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 ENV_CACHE = "LEDGER_CACHE_DIR"
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the tables this ledger reads and writes."""
 
 # The key of the advisory lock an append holds from reading the head to its commit (appends'
@@ -228,6 +236,41 @@ MIGRATIONS: list[tuple[int, str]] = [
         $fn$;
         """,
     ),
+    (
+        3,
+        # Appends of other processes share the commit's flush: an append that had to wait for
+        # the lock commits without waiting for the flush (which lets the lock go at once), then
+        # waits for it in a second transaction, whose flush PostgreSQL shares between all the
+        # backends that wait at once. One that found the lock free commits as before.
+        """
+        CREATE PROCEDURE ledger_append_grouped(
+            p_channel text, p_recorded text, p_articles text[], p_assumed integer[], p_lookup text[],
+            p_ids text[], p_article text[], p_version integer[], p_occurred text[], p_closes boolean[], p_middle bytea[],
+            INOUT status text DEFAULT NULL, INOUT first_pos bigint DEFAULT NULL, INOUT detail jsonb DEFAULT NULL, INOUT recorded text DEFAULT NULL
+        ) LANGUAGE plpgsql
+        AS $fn$
+        -- `ledger_append` as one call that commits (CALL it outside a transaction block). When
+        -- another append held the lock on arrival, writers are queueing for it: the append then
+        -- commits asynchronously, so the lock is let go when the commit record is written, not
+        -- after the disk's flush (the next holder's head is this append: positions stay in
+        -- commit order), and the call returns only after a second transaction, which writes a
+        -- WAL record, has committed synchronously: its flush covers the append's commit record,
+        -- and the backends waiting together share one flush. Found free, the lock is simply
+        -- held to the synchronous commit (one writer pays for no second transaction).
+        DECLARE
+            alone boolean := pg_try_advisory_xact_lock(7810759523990372353);
+        BEGIN
+            SELECT a.status, a.first_pos, a.detail, a.recorded INTO status, first_pos, detail, recorded
+            FROM ledger_append(p_channel, p_recorded, p_articles, p_assumed, p_lookup, p_ids, p_article, p_version, p_occurred, p_closes, p_middle) a;
+            IF status = 'ok' AND NOT alone THEN
+                PERFORM set_config('synchronous_commit', 'off', true);
+                COMMIT;
+                PERFORM pg_logical_emit_message(true, 'ledger.flush', '');
+            END IF;
+        END
+        $fn$;
+        """,
+    ),
 ]
 """Each schema version's SQL, applied in order by `init_schema` to bring an older schema up."""
 
@@ -243,6 +286,9 @@ _LATEST = (
 )
 _HEAD = "SELECT pos, hash, recorded_at FROM ledger_events ORDER BY pos DESC LIMIT 1"
 _APPEND = "SELECT status, first_pos, detail, recorded FROM ledger_append(%s, %s, %b, %b, %b, %b, %b, %b, %b, %b, %b)"
+# The same outside a transaction block, committed by the call, its flush shared with other
+# processes' appends when they queue for the lock (migration 3).
+_APPEND_GROUPED = "CALL ledger_append_grouped(%s, %s, %b, %b, %b, %b, %b, %b, %b, %b, %b)"
 # What a sealed line has after the record's JSON (`seal_append`): `,"prev":"<64>","hash":"<64>"}\n`.
 _SEAL_TAIL = len(b',"prev":"') + 64 + len(b'","hash":"') + 64 + len(b'"}\n')
 # How many times an append is sent on the articles' versions it assumed before it reads them
@@ -928,7 +974,7 @@ class PostgresEventStore(EventStore):
             if not done:
                 return deferred
             ids, names, numbers, times_column, closes, middles = columns
-            row = conn.execute(_APPEND, (
+            row = conn.execute(_APPEND if exact else _APPEND_GROUPED, (
                 self.channel, now, _array(_TEXT, articles), _array(_INT4, [state[a][0] for a in articles]), _array(_TEXT, explicit),
                 _array(_TEXT, ids), _array(_TEXT, names), _array(_INT4, numbers), _array(_TEXT, times_column), _array(_BOOL, closes), _array(_BYTEA, middles),
             )).fetchone()
