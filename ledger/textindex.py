@@ -883,6 +883,24 @@ class TextIndex:
             return bool(record.get("hash") == digest)
         return False
 
+    def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        """`work(db)` on the index caught up, inside one read transaction: its queries see one
+        state of the file, though another process catch the index up or rebuild it meanwhile (a
+        rebuild numbers the articles anew: numbers read before it would name other articles)."""
+
+        def snapshot(db: sqlite3.Connection) -> _T:
+            self._refresh(db)
+            db.execute("BEGIN")
+            try:
+                # The snapshot starts here: the numbers this process holds are checked against it.
+                self._checkpoint(db)
+                return work(db)
+            finally:
+                if db.in_transaction:
+                    db.execute("COMMIT")
+
+        return self._guarded(snapshot)
+
     def refresh(self) -> sqlite3.Connection:
         """Fold the records appended since the index last looked; rebuild it when it belongs to
         another log or is of another format."""
@@ -1139,7 +1157,7 @@ class TextIndex:
         """For each (article, version, part) whose changed lines hold `query` (from
         `check_phrase`): how many more lines of that part hold it after the version than before
         (which may be 0), in article and version order."""
-        return self._guarded(lambda db: self._changes(self._refresh(db), query, article))
+        return self._read(lambda db: self._changes(db, query, article))
 
     def _changes(self, db: sqlite3.Connection, query: str, article: str | None) -> list[tuple[str, int, str, int]]:
         number = None
@@ -1275,7 +1293,6 @@ class TextIndex:
         pairs = sorted(set(wanted))
 
         def read(db: sqlite3.Connection) -> dict[tuple[str, int], tuple[str, str | None, str | None]]:
-            self._refresh(db)
             numbers = {article: self._article_id(db, article) for article in dict.fromkeys(article for article, _ in pairs)}
             chunks = self._version_rows(db, {(number, version // _CHUNK) for article, version in pairs if (number := numbers[article]) is not None})
             rows = {(article, version): row for article, version in pairs if (row := chunks.get((numbers[article] or 0, version // _CHUNK), {}).get(version)) is not None}
@@ -1287,7 +1304,7 @@ class TextIndex:
                     row[3] = (names[int(moment[1:])] if isinstance(moment, str) else _time_text(moment), names.get(actor), names.get(reason))
             return {key: row[3] for key, row in rows.items()}
 
-        return self._guarded(read) if pairs else {}
+        return self._read(read) if pairs else {}
 
     def _version_rows(self, db: sqlite3.Connection, keys: set[tuple[int, int]]) -> dict[tuple[int, int], dict[int, list[Any]]]:
         """The rows of chunks of versions, by (article number, chunk), without their texts'
@@ -1314,7 +1331,7 @@ class TextIndex:
 
     def attribution(self, article: str, version: int) -> Attribution:
         """The runs of the article at `version` (which it must have)."""
-        return self._guarded(lambda db: self._attribution(self._refresh(db), article, version))
+        return self._read(lambda db: self._attribution(db, article, version))
 
     def _attribution(self, db: sqlite3.Connection, article: str, version: int) -> Attribution:
         number = self._article_id(db, article)

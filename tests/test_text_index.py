@@ -150,6 +150,29 @@ def test_article_numbers_follow_a_rebuild_by_another_process(store_dir: Path) ->
         assert _found(first, "beta words") == [("b", "body", 1, None)]
 
 
+def test_a_search_reads_one_state_though_another_process_rebuilds_the_index_meanwhile(store_dir: Path) -> None:
+    # Caught up, the index numbers "b" 1 and "a" 2; a rebuild numbers them the other way. The
+    # other process rebuilds it right after this search looked at the index, before its queries.
+    with ledger.open(store_dir) as first, ledger.open(store_dir) as second:
+        first.append([created("b", "T", "beta words\n")])
+        assert _found(first, "beta words") == [("b", "body", 1, None)]
+        first.append([created("a", "T", "alpha words\n")])
+        assert _found(first, "alpha words") == [("a", "body", 1, None)]
+        rebuilt: list[bool] = []
+        changes = textindex.TextIndex._changes
+
+        def rebuilt_meanwhile(index: textindex.TextIndex, db: sqlite3.Connection, query: str, article: str | None) -> Any:
+            if index is first.text_index and not rebuilt:
+                second.text_index.rebuild()
+                rebuilt.append(True)
+            return changes(index, db, query, article)
+
+        with mock.patch.object(textindex.TextIndex, "_changes", rebuilt_meanwhile):
+            hits = first.search("beta words", article="b")
+        assert rebuilt and [(h.article, h.appeared_version) for h in hits] == [("b", 1)]
+        assert _found(first, "alpha words") == [("a", "body", 1, None)]
+
+
 def test_a_phrase_across_sentences(led: ledger.Ledger) -> None:
     # Sentences are indexed once each; a line is its sentences in turn, so that a phrase may run
     # from the end of one sentence across whole sentences into the start of a later one.
