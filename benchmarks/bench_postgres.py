@@ -13,7 +13,9 @@ costs what it costs on this disk. Both sides get the same ~800-byte events and t
   per writer), which takes `LOCK TABLE ... IN EXCLUSIVE MODE` and inserts.
 
 Rows: appends of 1 and 100 events per call by 1, 4 and 16 writers in threads and 4 and 16 in
-processes (events/s, all writers together); ledger against itself with the lock held through
+processes (events/s, all writers together); ledger's writers together against one writer of
+the same kind (threads or processes; in the ledger column, the one writer in the other);
+ledger against itself with the lock held through
 the commit's flush, as schema 2 held it (1, 4 and 16 processes: the flush shared, in the ledger
 column, against held, in the other); a full replay (ledger: `read()`, every line
 hash-checked and parsed; eventsourcing: `select_notifications` in pages of 1,000, each state
@@ -52,7 +54,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import orjson  # noqa: E402
 
 import ledger  # noqa: E402
-from ledger.events import NewRecord  # noqa: E402
+from ledger.events import NewRecord, new_event_ids  # noqa: E402
 from ledger.store.postgres import PostgresEventStore, init_schema  # noqa: E402
 from tests import pgserver  # noqa: E402
 
@@ -60,11 +62,12 @@ BODY = "x" * 700
 
 
 def ledger_records(article: str, start: int, n: int) -> list[NewRecord]:
-    """`n` events of ~800 bytes for `article` (its first ever one creates it)."""
+    """`n` events of ~800 bytes for `article` (its first ever one creates it), with the ids
+    `Ledger.append` gives events (time-ordered: random ones would insert at random places in the
+    id index, which no writer of ledger's does unless it brings its own)."""
     return [
-        NewRecord(id=str(uuid.uuid4()), article=article, type="ArticleCreated" if start + i == 0 else "ArticleEdited",
-                  data={"body": BODY, "n": start + i})
-        for i in range(n)
+        NewRecord(id=eid, article=article, type="ArticleCreated" if start + i == 0 else "ArticleEdited", data={"body": BODY, "n": start + i})
+        for i, eid in enumerate(new_event_ids(n))
     ]
 
 
@@ -354,6 +357,22 @@ def main() -> None:
                     sides = ("ledger", "eventsourcing") if turn % 2 == 0 else ("eventsourcing", "ledger")
                     got = {side: run_writers(side, url, writers, calls, per_call, mode) for side in sides}
                     pairs.append((got["ledger"], got["eventsourcing"]))
+                report(summary(figure, "events/s", pairs))
+        for per_call in (1, 100):
+            # ledger against itself: writers together against one writer of the same kind, in
+            # turns within each round (the table grows through a run, and later rows insert into
+            # bigger indexes: rows measured minutes apart are not comparable).
+            for writers, mode in ((4, "threads"), (16, "threads"), (4, "processes"), (16, "processes")):
+                figure = f"together against one: {per_call}/call, {writers} {mode}"
+                if not wanted(figure):
+                    continue
+                pairs = []
+                for turn in range(args.rounds):
+                    got = {}
+                    for count in ((1, writers) if turn % 2 == 0 else (writers, 1)):
+                        calls = max(1, (args.calls if per_call == 1 else args.calls // 10) // writers)
+                        got[count] = run_writers("ledger", url, count, calls * writers // count, per_call, mode)
+                    pairs.append((got[writers], got[1]))
                 report(summary(figure, "events/s", pairs))
         for per_call in (1, 100):
             # ledger against itself: the flush shared (schema 3) or the lock held through it.

@@ -238,10 +238,7 @@ MIGRATIONS: list[tuple[int, str]] = [
     ),
     (
         3,
-        # Appends of other processes share the commit's flush: an append that had to wait for
-        # the lock commits without waiting for the flush (which lets the lock go at once), then
-        # waits for it in a second transaction, whose flush PostgreSQL shares between all the
-        # backends that wait at once. One that found the lock free commits as before.
+        # Writer processes share the commit's flush instead of taking turns at it under the lock.
         """
         CREATE PROCEDURE ledger_append_grouped(
             p_channel text, p_recorded text, p_articles text[], p_assumed integer[], p_lookup text[],
@@ -850,7 +847,8 @@ class PostgresEventStore(EventStore):
 
     def append(self, records: Sequence[NewRecord], expected_versions: Mapping[str, int] | None = None) -> AppendResult:
         """Append atomically (see `EventStore.append` and the module): one call of the server's
-        `ledger_append`, which takes the appends' lock, checks, seals, inserts and commits.
+        `ledger_append_grouped`, which takes the appends' lock, checks, seals, inserts and commits
+        (sharing the commit's flush with other processes' appends when they queue for the lock).
 
         Group commit: appends that threads of this process make while another thread's append is
         in flight wait for it, then go out together in one call (each still checked on its own:
