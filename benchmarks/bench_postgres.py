@@ -43,6 +43,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, unquote, urlparse
@@ -297,6 +298,27 @@ def users_old_version(url: str, versions: int, read: int, rounds: int) -> list[t
         shutil.rmtree(cache, ignore_errors=True)
 
 
+def in_turns(rounds: int, first: Callable[[], float], second: Callable[[], float]) -> list[tuple[float, float]]:
+    """Each round's (first(), second()), which of the two runs first alternating from round to
+    round: the disk's and the machine's speed drift within a round too."""
+    pairs = []
+    for turn in range(rounds):
+        if turn % 2 == 0:
+            one = first()
+            other = second()
+        else:
+            other = second()
+            one = first()
+        pairs.append((one, other))
+    return pairs
+
+
+def calls_each(calls: int, per_call: int, writers: int) -> int:
+    """Appends each of `writers` makes of `per_call` events: `calls` in all of 1 event, a tenth
+    as many of 100."""
+    return max(1, (calls if per_call == 1 else calls // 10) // writers)
+
+
 def summary(figure: str, unit: str, pairs: list[tuple[float, float]]) -> dict[str, Any]:
     """A row from its rounds (ledger, peer): each side's median and range, and the median and
     range of the rounds' ratios (ledger's advantage: rate / rate, or time / time inverted)."""
@@ -339,54 +361,35 @@ def main() -> None:
         init_schema(url)
         peer_recorder(url, 1).datastore.close()
         if wanted("WAL"):
-            pairs = []
-            for turn in range(args.rounds):
-                sides = ("ledger", "eventsourcing") if turn % 2 == 0 else ("eventsourcing", "ledger")
-                got = {side: wal_per_append(side, url, 50) for side in sides}
-                pairs.append((got["ledger"], got["eventsourcing"]))
-            report(summary("WAL per 1-event append", "bytes", pairs))
+            report(summary("WAL per 1-event append", "bytes", in_turns(args.rounds, partial(wal_per_append, "ledger", url, 50), partial(wal_per_append, "eventsourcing", url, 50))))
         for per_call in (1, 100):
             for writers, mode in ((1, "threads"), (4, "threads"), (16, "threads"), (4, "processes"), (16, "processes")):
                 figure = f"append {per_call}/call, {writers} {'writer' if writers == 1 else mode}"
-                if not wanted(figure):
-                    continue
-                calls = max(1, (args.calls if per_call == 1 else args.calls // 10) // writers)
-                pairs = []
-                for turn in range(args.rounds):
-                    # Alternating which side goes first: the disk's speed drifts within a round too.
-                    sides = ("ledger", "eventsourcing") if turn % 2 == 0 else ("eventsourcing", "ledger")
-                    got = {side: run_writers(side, url, writers, calls, per_call, mode) for side in sides}
-                    pairs.append((got["ledger"], got["eventsourcing"]))
-                report(summary(figure, "events/s", pairs))
+                if wanted(figure):
+                    calls = calls_each(args.calls, per_call, writers)
+                    report(summary(figure, "events/s", in_turns(
+                        args.rounds, partial(run_writers, "ledger", url, writers, calls, per_call, mode), partial(run_writers, "eventsourcing", url, writers, calls, per_call, mode),
+                    )))
         for per_call in (1, 100):
             # ledger against itself: writers together against one writer of the same kind, in
             # turns within each round (the table grows through a run, and later rows insert into
             # bigger indexes: rows measured minutes apart are not comparable).
             for writers, mode in ((4, "threads"), (16, "threads"), (4, "processes"), (16, "processes")):
                 figure = f"together against one: {per_call}/call, {writers} {mode}"
-                if not wanted(figure):
-                    continue
-                pairs = []
-                for turn in range(args.rounds):
-                    got = {}
-                    for count in ((1, writers) if turn % 2 == 0 else (writers, 1)):
-                        calls = max(1, (args.calls if per_call == 1 else args.calls // 10) // writers)
-                        got[count] = run_writers("ledger", url, count, calls * writers // count, per_call, mode)
-                    pairs.append((got[writers], got[1]))
-                report(summary(figure, "events/s", pairs))
+                if wanted(figure):
+                    calls = calls_each(args.calls, per_call, writers)
+                    report(summary(figure, "events/s", in_turns(
+                        args.rounds, partial(run_writers, "ledger", url, writers, calls, per_call, mode), partial(run_writers, "ledger", url, 1, calls * writers, per_call, mode),
+                    )))
         for per_call in (1, 100):
             # ledger against itself: the flush shared (schema 3) or the lock held through it.
             for writers in (1, 4, 16):
                 figure = f"flush shared against held: {per_call}/call, {writers} process{'es' if writers > 1 else ''}"
-                if not wanted(figure):
-                    continue
-                calls = max(1, (args.calls if per_call == 1 else args.calls // 10) // writers)
-                pairs = []
-                for turn in range(args.rounds):
-                    sides = ("ledger", "held") if turn % 2 == 0 else ("held", "ledger")
-                    got = {side: run_writers(side, url, writers, calls, per_call, "processes") for side in sides}
-                    pairs.append((got["ledger"], got["held"]))
-                report(summary(figure, "events/s", pairs))
+                if wanted(figure):
+                    calls = calls_each(args.calls, per_call, writers)
+                    report(summary(figure, "events/s", in_turns(
+                        args.rounds, partial(run_writers, "ledger", url, writers, calls, per_call, "processes"), partial(run_writers, "held", url, writers, calls, per_call, "processes"),
+                    )))
         if wanted("replay") or wanted("version"):
             store, article = fill("ledger", url, args.events, args.versions)
             peer, aggregate = fill("eventsourcing", url, args.events, args.versions)

@@ -885,8 +885,8 @@ class TextIndex:
 
     def _read(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """`work(db)` on the index caught up, inside one read transaction: its queries see one
-        state of the file, though another process catch the index up or rebuild it meanwhile (a
-        rebuild numbers the articles anew: numbers read before it would name other articles)."""
+        state of the file even if another process catches the index up or rebuilds it meanwhile
+        (a rebuild numbers the articles anew: numbers read before it would name other articles)."""
 
         def snapshot(db: sqlite3.Connection) -> _T:
             self._refresh(db)
