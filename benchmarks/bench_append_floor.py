@@ -12,8 +12,8 @@ new article, `bench_group_commit`'s events), each append durable when it returns
   by SHA-256), one `write` and one `fdatasync` to a log file; the article's version kept in a
   dict. No states folded, no index, no locks, no group commit: what a single compiled pass from
   input to sealed line would leave of today's work;
-* raw: the floor's lines written one per `write` + `fdatasync`, the ceiling row 1 is measured
-  against.
+* raw: the floor's lines written one per `write` + `fdatasync` (`compare.py`'s ceiling for
+  row 1, the same code).
 
 Prints each one's µs per append (wall and CPU) and its share of the raw rate.
 """
@@ -32,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_group_commit import event
+from compare import RawAppender
 
 import ledger
 from ledger import codec
@@ -71,17 +72,6 @@ class Floor:
         os.close(self.fd)
 
 
-def raw_write(path: Path, lines: list[bytes]) -> None:
-    """`lines` appended to `path`, one `write` + `fdatasync` each."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    try:
-        for line in lines:
-            os.write(fd, line)
-            os.fdatasync(fd)
-    finally:
-        os.close(fd)
-
-
 def main() -> None:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -93,6 +83,7 @@ def main() -> None:
     cpu = {"ledger": 0.0, "floor": 0.0, "raw": 0.0}
     try:
         floor = Floor(base / "floor.jsonl")
+        raw = RawAppender(base / "raw.jsonl")
         with ledger.open(base / "store", create=True) as led:
             led.append([event("warm")])
             floor.append(event("warm"))
@@ -110,10 +101,11 @@ def main() -> None:
                             floor.append(one)
                     else:
                         # The floor's lines of this turn (written first in the turns that run it last).
-                        raw_write(base / "raw.jsonl", floor.lines[written:] or floor.lines[-len(batch):])
+                        raw.write(floor.lines[written:] or floor.lines[-len(batch):], 1)
                     wall[who] += time.perf_counter() - started
                     cpu[who] += time.process_time() - used
         floor.close()
+        raw.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
     n = args.events
