@@ -45,7 +45,10 @@ class StateCache:
         # than the one the store chose (`prepare` folds such a block with none). A block's
         # event that gave its time gave the store's: a live article's hundreds of blocks are
         # not searched for it.
-        added_blocks = {record.article for record in records if record.type == "UpdateBlockAdded" and record.occurred_at is None}
+        added_blocks: dict[str, int] = {}
+        for record in records:
+            if record.type == "UpdateBlockAdded" and record.occurred_at is None:
+                added_blocks[record.article] = added_blocks.get(record.article, 0) + 1
         # A time given with an article's events is the time the store recorded for all of them
         # (it refuses an append whose events of one article disagree): no need to format it.
         given: dict[str, str] = {}
@@ -62,11 +65,19 @@ class StateCache:
             if state.version == 1:
                 state.created_at = when
             if article in added_blocks:
-                blocks = state.blocks
-                for index, block in enumerate(blocks):
-                    if block[2] == state.version and block[3] != when:
-                        # A new list: block lists may be shared with copies of the state.
-                        blocks[index] = [block[0], block[1], block[2], when]
+                # Blocks of this version are the ones this append added (one version per
+                # append), most often last: searched from the end, until all are found, so that
+                # an append to a live article of thousands of blocks does not walk them all.
+                blocks, left = state.blocks, added_blocks[article]
+                for index in range(len(blocks) - 1, -1, -1):
+                    block = blocks[index]
+                    if block[2] == state.version:
+                        if block[3] != when:
+                            # A new list: block lists may be shared with copies of the state.
+                            blocks[index] = [block[0], block[1], block[2], when]
+                        left -= 1
+                        if not left:
+                            break
             self._cache(state, from_log=True)
 
     def _cache(self, state: ArticleState, *, from_log: bool) -> None:

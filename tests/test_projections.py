@@ -143,6 +143,32 @@ def test_view_is_the_model_validation_would_give() -> None:
 
 # --- rebuilding from scratch equals folding incrementally ------------------------------------------
 
+
+def test_the_states_appends_leave_in_memory_are_what_the_log_folds_to(tmp_path: Path) -> None:
+    """Blocks added without a time take the store's time in the state an append leaves cached
+    (found from the end, as many as were added): inserted first, added last, added and removed in
+    one append, among older blocks of the same heading."""
+    block = "UpdateBlockAdded"
+    appends: list[list[dict[str, Any]]] = [
+        [{"type": "ArticleCreated", "article": "live", "data": {"title": "Live"}}],
+        [{"type": block, "article": "live", "data": {"heading": "Update:", "text": f"old {n}"}} for n in range(3)],
+        [{"type": block, "article": "live", "data": {"heading": "Update:", "text": "first", "index": 0}},
+         {"type": block, "article": "live", "data": {"heading": "Update:", "text": "last"}}],
+        [{"type": block, "article": "live", "data": {"heading": "Update:", "text": "gone"}},
+         {"type": "UpdateBlockRemoved", "article": "live", "data": {"index": 5}},
+         {"type": block, "article": "live", "data": {"heading": "Update:", "text": "middle", "index": 2}}],
+        [{"type": block, "article": "live", "data": {"heading": "Update:", "text": "second", "index": 1}},
+         {"type": block, "article": "live", "data": {"heading": "Update:", "text": "untimed"}}],
+    ]
+    with ledger.open(tmp_path / "store", create=True) as led:
+        for events in appends:
+            led.append(events)
+            cached = led.article("live")
+        assert [b.text for b in cached.blocks] == ["first", "second", "old 0", "middle", "old 1", "old 2", "last", "untimed"]
+    with ledger.open(tmp_path / "store") as fresh:
+        assert fresh.article("live") == cached
+        assert len({b.added_at for b in cached.blocks}) == 4
+
 ARTICLES = ["a", "b", "c"]
 CATEGORIES = ["x", "y", "z"]
 
