@@ -141,8 +141,6 @@ def test_view_is_the_model_validation_would_give() -> None:
     again = state.view()
     assert again.blocks[0].heading == "Later:" and again.blocks[0].model_fields_set == validated.blocks[0].model_fields_set
 
-# --- rebuilding from scratch equals folding incrementally ------------------------------------------
-
 
 def test_the_states_appends_leave_in_memory_are_what_the_log_folds_to(tmp_path: Path) -> None:
     """Blocks added without a time take the store's time in the state an append leaves cached
@@ -168,6 +166,9 @@ def test_the_states_appends_leave_in_memory_are_what_the_log_folds_to(tmp_path: 
     with ledger.open(tmp_path / "store") as fresh:
         assert fresh.article("live") == cached
         assert len({b.added_at for b in cached.blocks}) == 4
+
+
+# --- rebuilding from scratch equals folding incrementally ------------------------------------------
 
 ARTICLES = ["a", "b", "c"]
 CATEGORIES = ["x", "y", "z"]
