@@ -13,6 +13,7 @@ import os
 import re
 import sqlite3
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -103,21 +104,15 @@ def reason(exc: BaseException) -> str:
     return f"failed ({exc})"
 
 
-def stored_format(db: sqlite3.Connection) -> object:
-    """The format a cache file's `meta` table names (None if none)."""
-    row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
-    return row[0] if row is not None else None
-
-
-def check_tables(db: sqlite3.Connection, schema: str, format: int) -> None:
+def check_tables(db: sqlite3.Connection, schema: str, stored_format: Callable[[], object], format: int) -> None:
     """Raise `sqlite3.DatabaseError` when `db` holds some of the tables `schema` creates but not
     all: a table dropped by hand, which `CREATE TABLE IF NOT EXISTS` would make again, empty,
     beside the others' rows (wrong answers with no error). A file whose `meta` table says it is
-    of another format than `format` has other tables: it is rebuilt for its format, not called
-    damaged. Run it before the schema."""
+    of another format than `format` (`stored_format()`, read by the table's owner) has other
+    tables: it is rebuilt for its format, not called damaged. Run it before the schema."""
     wanted = re.findall(r"CREATE (?:VIRTUAL )?TABLE IF NOT EXISTS (\w+)", schema)
     found = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    if "meta" in found and stored_format(db) not in (None, format):
+    if "meta" in found and stored_format() not in (None, format):
         return
     missing = [name for name in wanted if name not in found]
     if missing and len(missing) < len(wanted):

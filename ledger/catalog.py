@@ -148,6 +148,12 @@ def gc_paused() -> Iterator[None]:
 _Query = TypeVar("_Query", bound=Callable[..., Any])
 
 
+def _stored_format(db: sqlite3.Connection) -> object:
+    """The format a file's `meta` table names (None if none)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    return row[0] if row is not None else None
+
+
 def _recovering(query: _Query) -> _Query:
     """`query`, asked once more from views rebuilt from the log when SQLite finds the file damaged
     in the middle of it (a page it cannot read: `refresh` reads only the checkpoint)."""
@@ -196,10 +202,10 @@ class Catalog:
         else:
             db = caches.open_file(self.path)
         try:
-            caches.check_tables(db, _SCHEMA, FORMAT)
+            caches.check_tables(db, _SCHEMA, lambda: _stored_format(db), FORMAT)
             db.executescript(_SCHEMA)
             db.executescript(_INDEXES)
-            found = caches.stored_format(db)
+            found = _stored_format(db)
             if found not in (None, FORMAT):
                 raise sqlite3.DatabaseError(f"views format {found}, not {FORMAT}")
         except BaseException:

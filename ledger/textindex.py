@@ -139,6 +139,12 @@ _KINDS = ("title", "body", "block")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def _stored_format(db: sqlite3.Connection) -> object:
+    """The format a file's `meta` table names (None if none)."""
+    row = db.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+    return row[0] if row is not None else None
+
+
 def _digest(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "big", signed=True)
 
@@ -776,7 +782,7 @@ class TextIndex:
             if self.path is not None and caches.writable(self.path):
                 db = caches.open_file(self.path)
                 try:
-                    caches.check_tables(db, _SCHEMA, FORMAT)
+                    caches.check_tables(db, _SCHEMA, lambda: _stored_format(db), FORMAT)
                 except sqlite3.DatabaseError as exc:
                     log.warning("%s: damaged text index (%s), rebuilding it from the log", self.path, exc)
                     db.close()
