@@ -41,7 +41,8 @@ def _changes(entry: HistoryEntry | TimelineEntry) -> str:
     parts = []
     for kind in entry.changes:
         if kind == "categories changed":
-            parts.append("categories " + " ".join([f"+{c}" for c in entry.categories_added] + [f"-{c}" for c in entry.categories_removed]))
+            moves = [f"+{c}" for c in entry.categories_added] + [f"-{c}" for c in entry.categories_removed]
+            parts.append("categories " + (" ".join(moves) if moves else "reordered"))
         else:
             parts.append(kind)
     return ", ".join(parts)

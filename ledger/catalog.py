@@ -71,7 +71,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("ledger")
 
 VIEWS_FILE = "views.sqlite"
-FORMAT = 6
+FORMAT = 7
 _BATCH = 50_000
 _CHARS_PER_VERSION = 2000
 # Versions between a big article's parts (multiples of it): half `SNAPSHOT_EVERY`, so that a read

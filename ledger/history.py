@@ -35,6 +35,11 @@ def summary(group: list[StoredRecord]) -> dict[str, Any]:
             removed.extend(data.get("removed", ()))
         elif event["type"] == "UpdateBlockAdded":
             headings.append(data["heading"])
+    # A category removed and added again in one version only moved in the list: it stayed.
+    moved = set(added).intersection(removed)
+    if moved:
+        added = [c for c in added if c not in moved]
+        removed = [c for c in removed if c not in moved]
     return {
         "version": last["version"],
         "position": last["pos"],

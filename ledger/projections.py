@@ -446,14 +446,19 @@ class CatalogFold:
         elif kind == "CategoriesChanged":
             data = record["data"]
             categories = entry[CATEGORIES]
+            # A category removed and added again by one event only moved in the list (a draft
+            # put a new one before it): it stays, and its stint goes on.
+            moved = {c for c in data.get("removed", ()) if c in categories}.intersection(data.get("added", ()))
             for category in data.get("removed", ()):
                 if category in categories:
                     categories.remove(category)
-                    self._leave(article, category, version, when)
+                    if category not in moved:
+                        self._leave(article, category, version, when)
             for category in data.get("added", ()):
                 if category not in categories:
                     categories.append(category)
-                    self._enter(article, category, version, when)
+                    if category not in moved:
+                        self._enter(article, category, version, when)
         elif kind == "ArticleEdited":
             title = record["data"].get("title")
             if title is not None:

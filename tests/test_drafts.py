@@ -725,3 +725,20 @@ def test_a_file_name_given_decomposed_is_the_composed_article_id(led: ledger.Led
     with pytest.raises(ledger.InvalidInputError, match="combining mark"):
         led.append([{"type": "ArticleCreated", "article": "cafe\u0301", "data": {"title": "Café"}}])
     assert led.head().position == 1
+
+
+def test_a_category_put_before_another_leaves_the_other_where_it_was(led: ledger.Ledger) -> None:
+    """A draft that lists a new category before an old one is recorded in its order (the old one
+    removed and added again after it, `plans._category_change`), but the old one never left:
+    history, the article's and the category's stints say so, before and after a rebuild."""
+    ingest_draft(led, parse_draft(base(categories="conflict zones, latest"), "story.txt"))
+    ingest_draft(led, parse_draft(base(categories="conflict zones, syria, latest"), "story.txt"))
+    ingest_draft(led, parse_draft(base(categories="latest, conflict zones, syria"), "story.txt"))
+    assert render(led.article("story")) == base(categories="latest, conflict zones, syria")
+    for _ in range(2):
+        entries = led.history("story")
+        assert [(e.categories_added, e.categories_removed) for e in entries] == [(["conflict zones", "latest"], []), (["syria"], []), ([], [])]
+        stints = {m.category: (m.entered_version, m.left_version) for m in led.category_history("story")}
+        assert stints == {"conflict zones": (1, None), "latest": (1, None), "syria": (2, None)}
+        assert [(m.article, m.entered_version, m.left_version) for m in led.category_stints("latest")] == [("story", 1, None)]
+        led.replay()
