@@ -24,7 +24,8 @@ keeps the version that first wrote it.
 
 The frame (front matter, layout, the `Categories:` line: what rendering adds around the title,
 body and blocks) is set by metadata and category events, not by patches: its runs follow its
-rendered text, compared word by word once per version.
+rendered text, compared word by word once per version. The paragraph break rendering puts
+before a block whose part before it ends without one (`paragraph_break`) is the block's.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from typing import Any
 
 from ledger.errors import CorruptStoreError
 from ledger.projections import ArticleState, FoldedRecord
-from ledger.rendering import ViewLike, layout_of, render
+from ledger.rendering import ViewLike, layout_of, paragraph_break, render
 
 Runs = list[list[int]]
 """`[length, version]` pairs, in text order, covering a text exactly."""
@@ -305,21 +306,31 @@ text), `frame` (front matter and layout around the title) or `categories` (the c
 
 def _layout(view: ViewLike) -> tuple[str, list[tuple[str, int]]]:
     """The rendered text of `view` and its segments in order, `(kind, length)`: kind `frame`,
-    `title`, `inner` (body and blocks) or `categories` (what follows them in plain text)."""
+    `title`, `body`, `gap` (the paragraph break rendered before a block: `paragraph_break`),
+    `block` (a block's heading and text, in order) or `categories` (what follows them in plain
+    text)."""
     text = render(view)
     layout = layout_of(view)
-    inner = len(view.body) + sum(len(block.heading) + len(block.text) for block in view.blocks)
+    inner: list[tuple[str, int]] = [("body", len(view.body))]
+    previous = view.body
+    for block in view.blocks:
+        gap = paragraph_break(previous)
+        if gap:
+            inner.append(("gap", len(gap)))
+        inner.append(("block", len(block.heading) + len(block.text)))
+        previous = block.text
+    inner_length = sum(length for _, length in inner)
     if layout.get("format") == "markdown":
-        head = len(text) - inner
+        head = len(text) - inner_length
         at = text.find(view.title, 0, head) if view.title else -1
         if at < 0:
-            return text, [("frame", head), ("inner", inner)]
+            return text, [("frame", head), *inner]
         # Front matter written from the values holds the title as typed; the rest is the frame.
-        return text, [("frame", at), ("title", len(view.title)), ("frame", head - at - len(view.title)), ("inner", inner)]
+        return text, [("frame", at), ("title", len(view.title)), ("frame", head - at - len(view.title)), *inner]
     lead = len(layout.get("lead", ""))
     title_end = len(layout.get("title_end", "\n"))
-    rest = len(text) - lead - len(view.title) - title_end - inner
-    return text, [("frame", lead), ("title", len(view.title)), ("frame", title_end), ("inner", inner), ("categories", rest)]
+    rest = len(text) - lead - len(view.title) - title_end - inner_length
+    return text, [("frame", lead), ("title", len(view.title)), ("frame", title_end), *inner, ("categories", rest)]
 
 
 def _frame_text(view: ViewLike) -> str:
@@ -341,16 +352,25 @@ def rendered_runs(view: ViewLike, attribution: Attribution) -> tuple[str, list[t
     frame_starts = _starts(attribution.frame)
     pieces: list[tuple[Runs, Part]] = []
     frame_at = 0
+    blocks = 0
     for kind, length in segments:
         if kind in ("frame", "categories"):
             pieces.append((_cut(attribution.frame, frame_at, frame_at + length, frame_starts), kind))
             frame_at += length
         elif kind == "title":
             pieces.append((attribution.title, "title"))
-        else:
+        elif kind == "body":
             pieces.append((attribution.body, "body"))
-            for heading, block in attribution.blocks:
-                pieces.extend(((heading, "heading"), (block, "block")))
+        elif kind == "gap":
+            # The blank line before a block came with the block: its heading's first version.
+            following = attribution.blocks[blocks] if blocks < len(attribution.blocks) else ([], [])
+            runs = following[0] or following[1]
+            pieces.append(([[length, runs[0][1] if runs else attribution.version]], "frame"))
+        elif blocks < len(attribution.blocks):
+            # (Fewer blocks than the view has: the check below says the attribution is damaged.)
+            heading, block = attribution.blocks[blocks]
+            pieces.extend(((heading, "heading"), (block, "block")))
+            blocks += 1
     spans: list[tuple[int, int, int, Part]] = []
     offset = 0
     for runs, part in pieces:

@@ -12,7 +12,7 @@ from typing import Any
 
 from ledger.events import parse_time
 from ledger.projections import CHANGE_KIND, ArticleState
-from ledger.rendering import render
+from ledger.rendering import paragraph_break, render
 from ledger.store import EventStore, StoredRecord
 
 
@@ -80,6 +80,7 @@ class RenderedSize:
 
     def __init__(self) -> None:
         self.body = 0
+        # Each block's heading and text, with the paragraph break rendered before it.
         self.blocks: list[int] = []
         self.total_blocks = 0
 
@@ -89,29 +90,35 @@ class RenderedSize:
         sizes = cls()
         if state is not None:
             sizes.body = len(state.body.encode("utf-8"))
-            sizes.blocks = [len(block[0].encode("utf-8")) + len(block[1].encode("utf-8")) for block in state.blocks]
+            sizes.blocks = [_block_size(state, index) for index in range(len(state.blocks))]
             sizes.total_blocks = sum(sizes.blocks)
         return sizes
+
+    def _measure(self, state: ArticleState, index: int) -> None:
+        """Measure block `index` again, if there is one (the part before it changed, or it did)."""
+        if index < len(self.blocks):
+            size = _block_size(state, index)
+            self.total_blocks += size - self.blocks[index]
+            self.blocks[index] = size
 
     def apply(self, state: ArticleState, record: StoredRecord) -> None:
         """Account for `record`, already folded into `state`."""
         kind = record["type"]
         if kind == "ArticleCreated" or (kind == "ArticleEdited" and record["data"].get("patch")):
             self.body = len(state.body.encode("utf-8"))
+            self._measure(state, 0)
         elif kind in ("UpdateBlockAdded", "UpdateBlockEdited"):
             index = record["data"].get("index")
             if index is None:
                 index = len(state.blocks) - 1
-            heading, text = state.blocks[index][0], state.blocks[index][1]
-            size = len(heading.encode("utf-8")) + len(text.encode("utf-8"))
             if kind == "UpdateBlockAdded":
-                self.blocks.insert(index, size)
-            else:
-                self.total_blocks -= self.blocks[index]
-                self.blocks[index] = size
-            self.total_blocks += size
+                self.blocks.insert(index, 0)
+            self._measure(state, index)
+            self._measure(state, index + 1)
         elif kind == "UpdateBlockRemoved":
-            self.total_blocks -= self.blocks.pop(record["data"]["index"])
+            index = record["data"]["index"]
+            self.total_blocks -= self.blocks.pop(index)
+            self._measure(state, index)
 
     def size(self, state: ArticleState) -> int:
         """Bytes of `render(state.view())`."""
@@ -124,6 +131,14 @@ class RenderedSize:
             tail = state.body[-1:]
         frame = len(render(_Frame(state, tail)).encode("utf-8")) - len(tail.encode("utf-8"))
         return frame + self.body + self.total_blocks
+
+
+def _block_size(state: ArticleState, index: int) -> int:
+    """UTF-8 bytes of block `index` of `state` as rendered: its heading and text, after the
+    paragraph break that rendering puts before it (`ledger.rendering.paragraph_break`)."""
+    heading, text = state.blocks[index][0], state.blocks[index][1]
+    before = state.body if index == 0 else state.blocks[index - 1][1]
+    return len(paragraph_break(before)) + len(heading.encode("utf-8")) + len(text.encode("utf-8"))
 
 
 class WordChanges:

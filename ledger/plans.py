@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger import codec
 from ledger.projections import ArticleView
-from ledger.rendering import ViewLike
+from ledger.rendering import ViewLike, paragraph_break, without_paragraph_break
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -40,18 +40,41 @@ def _category_change(old: Sequence[str], new: Sequence[str]) -> dict[str, list[s
     return {"added": list(new[keep:]), "removed": removed}
 
 
+def _stored(parts: Sequence[str]) -> list[str]:
+    """Texts of consecutive parts (the body, then the blocks' texts) as they are to be stored.
+
+    The blank line between a part and the heading after it is rendering's when the part lacks
+    it (`paragraph_break`), so a part may be stored with it or without. A draft whose last part
+    ends its paragraph (a `Categories:` line follows) keeps it in every part; one whose last part
+    ends with its last line (the end of the file) has it in none: either way, adding a block
+    after the last part, or removing the last block, leaves the part before it as it was."""
+    last = parts[-1]
+    whole = last.endswith("\n") and not paragraph_break(last)
+    stored = []
+    for part in parts[:-1]:
+        bare = without_paragraph_break(part)
+        stored.append(bare + paragraph_break(bare) if whole else bare)
+    return [*stored, last]
+
+
+def _same_part(current: str, target: str, followed: bool) -> bool:
+    """Whether a part stored as `current` already renders as `target` does, a block following
+    it when `followed`: the same text, or the same but for the paragraph break rendering gives."""
+    return current == target or (followed and without_paragraph_break(current) == without_paragraph_break(target))
+
+
 def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Events that turn the blocks `old` into `new` (`(heading, text)` pairs): blocks are
-    matched by heading; matched ones with a new heading or text are edited, the others removed
-    or added where they stand (each event's index counts the events before it)."""
+    """Events that turn the blocks `old` into `new` (`(heading, text)` pairs, `new` as stored):
+    blocks are matched by heading; matched ones with a new heading or text are edited, the
+    others removed or added where they stand (each event's index counts the events before it)."""
     events: list[dict[str, Any]] = []
     length = len(old)
 
-    def edit(index: int, before: tuple[str, str], after: tuple[str, str]) -> None:
+    def edit(index: int, before: tuple[str, str], after: tuple[str, str], followed: bool) -> None:
         data: dict[str, Any] = {"index": index}
         if before[0] != after[0]:
             data["heading"] = after[0]
-        if before[1] != after[1]:
+        if not _same_part(before[1], after[1], followed):
             data["text"] = after[1]
         if len(data) > 1:
             events.append({"type": "UpdateBlockEdited", "data": data})
@@ -62,7 +85,7 @@ def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]
         at = i1 + delta
         paired = min(i2 - i1, j2 - j1)
         for k in range(paired):
-            edit(at + k, old[i1 + k], new[j1 + k])
+            edit(at + k, old[i1 + k], new[j1 + k], j1 + k < len(new) - 1)
         for _ in range(paired, i2 - i1):
             events.append({"type": "UpdateBlockRemoved", "data": {"index": at + paired}})
             length -= 1
@@ -102,9 +125,10 @@ def plan_changes(
     not have is unset). A withdrawn article gets `ArticleRestored` first when anything changes,
     or when `restore` is set. Empty when `current` already says what `target` says.
     """
-    blocks = [(block.heading, block.text) for block in target.blocks]
+    body, *texts = _stored([target.body, *(block.text for block in target.blocks)])
+    blocks = [(block.heading, text) for block, text in zip(target.blocks, texts, strict=True)]
     if current is None:
-        created = {"title": target.title, "body": target.body, "categories": list(target.categories), "metadata": dict(target.metadata)}
+        created = {"title": target.title, "body": body, "categories": list(target.categories), "metadata": dict(target.metadata)}
         return [{"type": "ArticleCreated", "data": created}] + [
             {"type": "UpdateBlockAdded", "data": {"heading": h, "text": t}} for h, t in blocks
         ]
@@ -112,8 +136,8 @@ def plan_changes(
     edit: dict[str, Any] = {}
     if target.title != current.title:
         edit["title"] = target.title
-    if target.body != current.body:
-        edit["body"] = target.body
+    if not _same_part(current.body, body, bool(blocks)):
+        edit["body"] = body
     if edit:
         events.append({"type": "ArticleEdited", "data": edit})
     events.extend(_block_events([(block.heading, block.text) for block in current.blocks], blocks))

@@ -204,6 +204,48 @@ def split_blocks(content: str, markdown: bool) -> tuple[str, list[tuple[str, str
     return body, blocks
 
 
+def paragraph_break(part: str) -> str:
+    """What rendering puts between `part` (the body or a block's text) and the update block
+    heading after it: the line break that makes the heading start a paragraph when `part` ends
+    its last line but not its paragraph, else nothing.
+
+    A part followed by a heading is stored without the blank line a draft has there
+    (`without_paragraph_break`), so that adding a block after the last part of a draft, or
+    removing the last block, leaves the part before it as it was instead of editing its end."""
+    if not part.endswith("\n"):
+        return ""
+    line_end = "\r\n" if part.endswith("\r\n") else "\n"
+    rest = part[: -len(line_end)]
+    if not rest[rest.rfind("\n") + 1 :].strip():
+        return ""
+    return line_end
+
+
+def without_paragraph_break(part: str) -> str:
+    """`part` as stored when an update block follows it: without the last line break of its
+    ending blank line, when `paragraph_break` gives that line break back (so that `part` is
+    `without_paragraph_break(part) + paragraph_break(without_paragraph_break(part))` for any
+    part a heading can follow)."""
+    for line_end in ("\r\n", "\n"):
+        if part.endswith(line_end * 2):
+            shorter = part[: -len(line_end)]
+            return shorter if paragraph_break(shorter) == line_end else part
+    return part
+
+
+def inner_text(view: ViewLike) -> str:
+    """The body and update blocks of `view` as rendered: each block's heading and text after
+    the `paragraph_break` of the part before it."""
+    parts = [view.body]
+    previous = view.body
+    for block in view.blocks:
+        parts.append(paragraph_break(previous))
+        parts.append(block.heading)
+        parts.append(block.text)
+        previous = block.text
+    return "".join(parts)
+
+
 def fingerprint(title: str, categories: Sequence[str], metadata: Mapping[str, Any]) -> str:
     """A short hash of the values a Markdown front matter states (title, categories, metadata
     other than `_draft`), so rendering can tell whether the front matter as written still says
@@ -315,14 +357,13 @@ def render_markdown(view: ViewLike) -> str:
     layout = layout_of(view)
     raw = layout.get("front_matter")
     head = raw if raw is not None and layout.get("fingerprint") == fingerprint(view.title, view.categories, view.metadata) else _canonical_front_matter(view, layout)
-    return "".join([head, view.body, *(block.heading + block.text for block in view.blocks)])
+    return head + inner_text(view)
 
 
 def render_text(view: ViewLike) -> str:
     """The plain-text draft of `view`: title line, body, update blocks, `Categories:` line."""
     layout = layout_of(view)
-    parts = [layout.get("lead", ""), view.title, layout.get("title_end", "\n"), view.body]
-    parts.extend(block.heading + block.text for block in view.blocks)
+    parts = [layout.get("lead", ""), view.title, layout.get("title_end", "\n"), inner_text(view)]
     raw_line = layout.get("categories_line")
     line = raw_line if raw_line is not None and parse_categories_line(raw_line) == list(view.categories) else categories_line(view.categories)
     if line:

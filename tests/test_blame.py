@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import ledger
-from ledger.rendering import render
+from ledger.rendering import paragraph_break, render
 from tests.helpers import created, edited
 
 
@@ -61,7 +61,13 @@ class Model:
         text.append("\n")
         owners.append(None)
         lines(self.body)
-        for heading, body in self.blocks:
+        previous = self.body_text()
+        for index, (heading, body) in enumerate(self.blocks):
+            # Rendering makes each heading start a paragraph (`paragraph_break`).
+            gap = paragraph_break(previous)
+            text.append(gap)
+            owners.extend([None] * len(gap))
+            previous = self.block_text(index)
             words(heading)
             text.append(":\n")
             owners.extend([None, None])
