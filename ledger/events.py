@@ -611,7 +611,8 @@ def _plain(error: Any, model: type[BaseModel] | None) -> str:
         return f"{_what(value)} is not allowed (expected {ctx['expected']})"
     if kind in _EXPECTED:
         return f"must be {_EXPECTED[kind]}, not {_what(value)}"
-    if kind == "string_too_short":
+    if kind == "string_too_short" or (kind == "too_short" and isinstance(value, str)):
+        # (`too_short` on text: a length checked on an optional text, which pydantic words for lists.)
         return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx['min_length']} characters"
     if kind in ("string_too_long", "too_long"):
         return f"must be at most {ctx['max_length']} characters, not {len(value) if isinstance(value, str) else ctx.get('actual_length')}"

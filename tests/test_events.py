@@ -153,6 +153,8 @@ def test_missing_envelope_field(led: ledger.Ledger) -> None:
         ("ArticleCreated", {}, "ArticleCreated: title: missing field"),
         ("ArticleCreated", {"title": "T", "subtitle": "S"}, "ArticleCreated: subtitle: unknown field \\(expected one of title, body, categories, metadata\\)"),
         ("ArticleCreated", {"title": ""}, "ArticleCreated: title: must not be empty"),
+        ("ArticleEdited", {"title": ""}, "ArticleEdited: title: must not be empty$"),
+        ("UpdateBlockEdited", {"index": 0, "heading": ""}, "UpdateBlockEdited: heading: must not be empty$"),
         ("ArticleCreated", {"title": "T", "categories": "news"}, "ArticleCreated: categories: must be a list, not 'news'"),
         ("UpdateBlockAdded", {"text": "t"}, "UpdateBlockAdded: heading: missing field"),
         ("UpdateBlockAdded", {"heading": "H", "index": -1}, "UpdateBlockAdded: index: must be 0 or more, not -1"),
