@@ -29,6 +29,7 @@ from ledger.errors import (
     DuplicateEventError,
     InvalidEventError,
     InvalidInputError,
+    InvalidTimeError,
     LedgerError,
     NothingToDoError,
     VersionConflictError,
@@ -405,6 +406,13 @@ class Ledger:
                     raise
                 try:
                     result = self.store.append(records, expected)
+                except InvalidTimeError as exc:
+                    # The store judges times (under its lock) by article: name where the
+                    # article's first event came from, as every other refusal does.
+                    label = next((names[i] for i, event in enumerate(parsed) if event["article"] == exc.article), None)
+                    if label is None:
+                        raise
+                    raise InvalidTimeError(f"{label}: {exc}", article=exc.article) from None
                 except VersionConflictError:
                     # Only a version the user stated may fail the append: a conflict on any other
                     # article of it means prepare again (under the lock after a few tries).

@@ -45,7 +45,12 @@ class InvalidEventError(InvalidInputError):
 
 
 class InvalidTimeError(InvalidInputError):
-    """A time that cannot be parsed, or that breaks the article's order of time."""
+    """A time that cannot be parsed, or that breaks the article's order of time (`article`: the
+    article whose order it breaks, when it is an event's)."""
+
+    def __init__(self, message: str, *, article: str | None = None) -> None:
+        super().__init__(message)
+        self.article = article
 
 
 class DraftError(InvalidInputError):

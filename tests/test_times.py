@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -74,3 +75,17 @@ def test_as_of_a_second_includes_what_happened_within_it(led) -> None:  # type: 
     assert led.article("a", at="2017-09-05T18:00:00Z").version == 2
     assert led.article("a", at="2017-09-05T17:59:59Z").version == 1
     assert led.article("a", at="2017-09-05").version == 2
+
+
+def test_a_time_the_store_refuses_names_where_the_event_came_from(led) -> None:  # type: ignore[no-untyped-def]
+    """The store judges an append's times under its lock, by article; the error still names the
+    input the article's event came from (`file:line`, a draft), and nothing is appended."""
+    led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A"}}])
+    head = led.head()
+    early = {"type": "ArticleEdited", "article": "a", "data": {"title": "B"}, "occurred_at": "2001-01-01T00:00:00Z"}
+    late = {"type": "ArticleCreated", "article": "b", "data": {"title": "B"}, "occurred_at": "2999-01-01T00:00:00Z"}
+    with pytest.raises(InvalidTimeError, match=r"^events\.jsonl:2: ArticleEdited for 'a': occurred_at 2001-01-01T00:00:00\.000000Z is earlier than version 1"):
+        led.append_json_lines(['{"type": "ArticleCreated", "article": "c", "data": {"title": "C"}}', json.dumps(early)], name="events.jsonl")
+    with pytest.raises(InvalidTimeError, match=r"^story\.txt: ArticleCreated for 'b': occurred_at 2999-01-01T00:00:00\.000000Z is in the future$"):
+        led.append([late], labels=["story.txt"])
+    assert led.head() == head

@@ -99,12 +99,12 @@ def _check_occurred_at(
     article's version before (`previous`, the time of `previous_version`). Raises
     `InvalidTimeError`, naming the event by `label` (its type)."""
     if when > now:
-        raise InvalidTimeError(f"{label} for {article!r}: occurred_at {when} is in the future")
+        raise InvalidTimeError(f"{label} for {article!r}: occurred_at {when} is in the future", article=article)
     if in_append is not None and when != in_append:
-        raise InvalidTimeError(f"{label} for {article!r}: events of one version must share one occurred_at")
+        raise InvalidTimeError(f"{label} for {article!r}: events of one version must share one occurred_at", article=article)
     if previous is not None and when < previous:
         raise InvalidTimeError(f"{label} for {article!r}: occurred_at {when} is earlier than version {previous_version} ({previous}): "
-                               f"an article's versions never go back in time; give a time at or after {previous}")
+                               f"an article's versions never go back in time; give a time at or after {previous}", article=article)
 
 
 def new_versions(
