@@ -215,8 +215,9 @@ def paragraph_break(part: str) -> str:
     if not part.endswith("\n"):
         return ""
     line_end = "\r\n" if part.endswith("\r\n") else "\n"
-    rest = part[: -len(line_end)]
-    if not rest[rest.rfind("\n") + 1 :].strip():
+    # Only the last line is looked at (a live blog's block texts are rendered by the hundred).
+    end = len(part) - len(line_end)
+    if not part[part.rfind("\n", 0, end) + 1 : end].strip():
         return ""
     return line_end
 
