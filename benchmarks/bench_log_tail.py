@@ -35,6 +35,40 @@ import ledger
 _STEP = 4 << 20
 
 
+class _Tail:
+    """A log whose tail is made ahead, untimed, in steps of `_STEP` (one sync each): zeros written
+    and synced, or (`reserve`) space reserved with `posix_fallocate`; lines then overwrite it."""
+
+    def __init__(self, path: Path, *, reserve: bool) -> None:
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        self.reserve = reserve
+        self.ahead = 0
+        self.at = 0
+
+    def make_room(self, size: int) -> None:
+        """Make the tail reach `size` bytes past what is written."""
+        while self.ahead < self.at + size:
+            if self.reserve:
+                os.posix_fallocate(self.fd, self.ahead, _STEP)
+            else:
+                os.pwrite(self.fd, bytes(_STEP), self.ahead)
+            self.ahead += _STEP
+            os.fsync(self.fd)
+
+    def write(self, lines: list[bytes]) -> float:
+        """Write `lines` one per `pwrite` + `fdatasync`; returns the seconds it took."""
+        started = time.perf_counter()
+        for line in lines:
+            os.pwrite(self.fd, line, self.at)
+            os.fdatasync(self.fd)
+            self.at += len(line)
+        return time.perf_counter() - started
+
+    def close(self) -> None:
+        """Close the file."""
+        os.close(self.fd)
+
+
 def main() -> None:
     """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -46,10 +80,8 @@ def main() -> None:
     clock = {"ledger": 0.0, "append": 0.0, "overwrite": 0.0, "reserved": 0.0}
     try:
         grows = os.open(base / "grows", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        tail = os.open(base / "tail", os.O_WRONLY | os.O_CREAT, 0o644)
-        reserved = os.open(base / "reserved", os.O_WRONLY | os.O_CREAT, 0o644)
-        ahead = reserved_ahead = 0
-        at = reserved_at = 0
+        tail = _Tail(base / "tail", reserve=False)
+        reserved = _Tail(base / "reserved", reserve=True)
         with ledger.open(base / "store", create=True) as led:
             log_path = base / "store" / "events.jsonl"
             for i in range(0, len(events), 100):
@@ -66,31 +98,12 @@ def main() -> None:
                     os.write(grows, line)
                     os.fdatasync(grows)
                 clock["append"] += time.perf_counter() - started
-                # The tail is written ahead in large steps, untimed: one sync per 4 MB.
-                while ahead < at + sum(map(len, lines)):
-                    os.pwrite(tail, bytes(_STEP), ahead)
-                    ahead += _STEP
-                    os.fsync(tail)
-                started = time.perf_counter()
-                for line in lines:
-                    os.pwrite(tail, line, at)
-                    os.fdatasync(tail)
-                    at += len(line)
-                clock["overwrite"] += time.perf_counter() - started
-                # Reserved ahead in the same steps, untimed: one sync per 4 MB for the new size.
-                while reserved_ahead < reserved_at + sum(map(len, lines)):
-                    os.posix_fallocate(reserved, reserved_ahead, _STEP)
-                    reserved_ahead += _STEP
-                    os.fsync(reserved)
-                started = time.perf_counter()
-                for line in lines:
-                    os.pwrite(reserved, line, reserved_at)
-                    os.fdatasync(reserved)
-                    reserved_at += len(line)
-                clock["reserved"] += time.perf_counter() - started
+                for name, made in (("overwrite", tail), ("reserved", reserved)):
+                    made.make_room(sum(map(len, lines)))
+                    clock[name] += made.write(lines)
         os.close(grows)
-        os.close(tail)
-        os.close(reserved)
+        tail.close()
+        reserved.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
     n = len(events)
