@@ -172,7 +172,8 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, articl
 
     JSON fields (one line each): without NAME name, count; with NAME article, title,
     entered_at, entered_version; with --article or --history article, category,
-    entered_version, entered_at, left_version, left_at (null while it is still in).
+    entered_version, entered_at, left_version, left_at (null while it is still in), withdrawn
+    (the article is withdrawn now: still in, but left out of listings).
 
     \b
     Examples:
@@ -194,7 +195,7 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, articl
             ["category" if article is not None else "article", "entered", "ver", "left", "ver"],
             (
                 [s.category if article is not None else s.article, local_time(s.entered_at), s.entered_version,
-                 local_time(s.left_at) if s.left_at else "", s.left_version]
+                 local_time(s.left_at) if s.left_at else "withdrawn" if s.withdrawn else "", s.left_version]
                 for s in stints
             ),
         )

@@ -833,19 +833,20 @@ class Ledger:
 
     def category_history(self, article: str) -> list[CategoryMembership]:
         """When the article entered and left each category, in order of entry (stints of a
-        withdrawn article are not cut: see `history` for withdrawals)."""
+        withdrawn article are not cut, but say `withdrawn`: see `history` for when)."""
         _text("article", article)
         from ledger.views import CategoryMembership
 
 
         def read() -> list[CategoryMembership]:
-            rows = self.catalog.memberships(article)
-            if rows is None:
+            found = self.catalog.memberships(article)
+            if found is None:
                 raise self._not_found(article)
+            rows, withdrawn = found
             return [
                 CategoryMembership(
                     article=article, category=c, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
-                    left_at=parse_time(la) if la is not None else None,
+                    left_at=parse_time(la) if la is not None else None, withdrawn=withdrawn,
                 )
                 for c, ev, ea, lv, la in rows
             ]
@@ -856,7 +857,7 @@ class Ledger:
         """Every stint any article had in category `name`, over the whole log: when it entered
         and (unless still in) left, in order of entry (time, then article); empty for a
         category no article was ever in. Names match exactly, as in `category`. Withdrawn
-        articles' stints are not cut (see `history` for withdrawals)."""
+        articles' stints are not cut, but say `withdrawn` (see `history` for when)."""
         _text("name", name)
         from ledger.views import CategoryMembership
 
@@ -864,9 +865,9 @@ class Ledger:
             return [
                 CategoryMembership(
                     article=a, category=name, entered_version=ev, entered_at=parse_time(ea), left_version=lv,
-                    left_at=parse_time(la) if la is not None else None,
+                    left_at=parse_time(la) if la is not None else None, withdrawn=bool(withdrawn),
                 )
-                for a, ev, ea, lv, la in self.catalog.category_memberships(name)
+                for a, ev, ea, lv, la, withdrawn in self.catalog.category_memberships(name)
             ]
 
         return self._from_views(read)

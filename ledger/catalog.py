@@ -671,26 +671,31 @@ class Catalog:
         return (" WHERE " + " AND ".join(where) if where else ""), params
 
     @_recovering
-    def memberships(self, article: str) -> list[tuple[str, int, str, int | None, str | None]] | None:
+    def memberships(self, article: str) -> tuple[list[tuple[str, int, str, int | None, str | None]], bool] | None:
         """Category, entered_version, entered_at, left_version and left_at of each of the
-        article's category memberships, in order of entry; None when the article is unknown."""
+        article's category memberships, in order of entry, and whether the article is withdrawn
+        now; None when the article is unknown."""
         db = self.refresh()
-        if db.execute("SELECT 1 FROM articles WHERE article = ?", (article,)).fetchone() is None:
+        found = db.execute("SELECT withdrawn FROM articles WHERE article = ?", (article,)).fetchone()
+        if found is None:
             return None
-        return db.execute(
+        rows = db.execute(
             "SELECT category, entered_version, entered_at, left_version, left_at FROM memberships"
             " WHERE article = ? ORDER BY entered_version, rowid",
             (article,),
         ).fetchall()
+        return rows, bool(found[0])
 
     @_recovering
-    def category_memberships(self, category: str) -> list[tuple[str, int, str, int | None, str | None]]:
+    def category_memberships(self, category: str) -> list[tuple[str, int, str, int | None, str | None, int]]:
         """Article, entered_version, entered_at, left_version and left_at of every membership
-        any article had in `category`, in order of entry (time, then article)."""
+        any article had in `category`, in order of entry (time, then article), and whether the
+        article is withdrawn now (1 or 0)."""
         db = self.refresh()
         return db.execute(
-            "SELECT article, entered_version, entered_at, left_version, left_at FROM memberships"
-            " WHERE category = ? ORDER BY entered_at, article, entered_version",
+            "SELECT m.article, m.entered_version, m.entered_at, m.left_version, m.left_at, a.withdrawn"
+            " FROM memberships m JOIN articles a ON a.article = m.article"
+            " WHERE m.category = ? ORDER BY m.entered_at, m.article, m.entered_version",
             (category,),
         ).fetchall()
 

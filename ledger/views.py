@@ -150,6 +150,7 @@ class CategoryMembership(Model):
     entered_at: UtcTime = Field(description="When that version occurred (UTC).")
     left_version: int | None = Field(default=None, description="The version that took it out; None while it is still in.")
     left_at: UtcTime | None = Field(default=None, description="When that version occurred (UTC); None while it is still in.")
+    withdrawn: bool = Field(default=False, description="The article is withdrawn now: still in the category, but left out of its listings.")
 
 
 class FeedBlock(Model):

@@ -147,11 +147,11 @@ def test_categories_of_an_article(store: Path) -> None:
     docs = json_lines(run(store, "categories", "--article", "bridge", "--format", "json"))
     assert docs == [
         {"article": "bridge", "category": "local", "entered_version": 1, "entered_at": "2017-09-05T10:00:00.000000Z",
-         "left_version": None, "left_at": None},
+         "left_version": None, "left_at": None, "withdrawn": False},
         {"article": "bridge", "category": "traffic", "entered_version": 1, "entered_at": "2017-09-05T10:00:00.000000Z",
-         "left_version": 4, "left_at": "2017-09-05T12:00:00.000000Z"},
+         "left_version": 4, "left_at": "2017-09-05T12:00:00.000000Z", "withdrawn": False},
         {"article": "bridge", "category": "roads", "entered_version": 4, "entered_at": "2017-09-05T12:00:00.000000Z",
-         "left_version": None, "left_at": None},
+         "left_version": None, "left_at": None, "withdrawn": False},
     ]
     text = run(store, "categories", "--article", "bridge").stdout
     # Times are local: compare the parts that do not depend on the time zone.
@@ -167,10 +167,15 @@ def test_every_article_ever_in_a_category(store: Path) -> None:
     assert run(store, "categories", "traffic").stdout.splitlines()[1:] == []
     docs = json_lines(run(store, "categories", "traffic", "--history", "--format", "json"))
     assert docs == [{"article": "bridge", "category": "traffic", "entered_version": 1, "entered_at": "2017-09-05T10:00:00.000000Z",
-                     "left_version": 4, "left_at": "2017-09-05T12:00:00.000000Z"}]
+                     "left_version": 4, "left_at": "2017-09-05T12:00:00.000000Z", "withdrawn": False}]
     rows = [line.split() for line in run(store, "categories", "traffic", "--history").stdout.splitlines()]
     assert rows[0] == ["article", "entered", "ver", "left", "ver"]
     assert (rows[1][0], rows[1][4], rows[1][8]) == ("bridge", "1", "4")
+    # A withdrawn article is still in its categories, but not listed there: its stint says so.
+    withdrawn = CliRunner().invoke(main, ["--store", str(store), "append", "-"], input='{"type": "ArticleWithdrawn", "article": "bridge"}\n')
+    assert withdrawn.exit_code == 0, withdrawn.stderr
+    rows = [line.split() for line in run(store, "categories", "roads", "--history").stdout.splitlines()]
+    assert (rows[1][0], rows[1][4], rows[1][-1]) == ("bridge", "4", "withdrawn")
     assert run(store, "categories", "--history").exit_code == 2
     assert run(store, "categories", "traffic", "--history", "--at", "2017-09-05").exit_code == 2
 

@@ -247,6 +247,18 @@ def test_category_stints_list_every_article_ever_in_a_category(news: ledger.Ledg
     assert news.category_stints("Traffic") == [] and news.category_stints("nosuch") == []
 
 
+def test_a_withdrawn_articles_stints_say_it_is_withdrawn(news: ledger.Ledger) -> None:
+    """Withdrawing leaves an article in its categories (restoring brings it back as it was) but
+    out of their listings: its open stints say so, rather than read as an article listed there."""
+    news.append([{"type": "ArticleWithdrawn", "article": "bridge"}])
+    assert [a.article for a in news.category("roads").articles] == []
+    assert [(s.category, s.left_version, s.withdrawn) for s in news.category_history("bridge")] == [
+        ("local", None, True), ("traffic", 4, True), ("roads", None, True)]
+    assert [(s.article, s.left_version, s.withdrawn) for s in news.category_stints("roads")] == [("bridge", None, True)]
+    news.append([{"type": "ArticleRestored", "article": "bridge"}])
+    assert [s.withdrawn for s in news.category_stints("roads")] == [False]
+
+
 # --- the feed and the timeline -------------------------------------------------------------------
 
 
