@@ -705,6 +705,28 @@ def test_a_second_host_with_a_fresh_cache_answers_the_same(corpus_store: tuple[P
 
 
 
+def test_two_databases_whose_long_names_begin_alike_keep_their_own_caches(
+    pg_cluster: pgserver.Cluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Folder names are cut for people to read: the whole server, port and database (hashed) and
+    # the store's id keep two stores apart, so a watcher's manifest is never another store's.
+    monkeypatch.setenv("LEDGER_CACHE_DIR", str(tmp_path))
+    names = [pg_cluster.create_database("newsroom_production_east_region_with_a_long_name") for _ in range(2)]
+    folders = []
+    for name in names:
+        init_schema(pg_cluster.url(name))
+        with ledger.open(pg_cluster.url(name)) as led:
+            led.append([{"type": "ArticleCreated", "article": name, "data": {"title": "T"}}])
+            assert [a.article for a in led.articles()] == [name]
+            assert led.store.cache_dir is not None
+            folders.append(led.store.cache_dir)
+    assert folders[0] != folders[1]
+    assert all(folder.name.startswith("pg-") and "newsroom_production" in folder.name for folder in folders), folders
+    assert sorted(path.name for path in tmp_path.iterdir()) == sorted(folder.name for folder in folders)
+    for name in names:
+        pg_cluster.drop_database(name)
+
+
 def test_a_replay_rebuilds_the_text_index_in_a_child_from_the_url(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     # The child finds the store by its URL, password and all (given on its stdin), and the
     # cache folder by the same environment: it answers as the replaying process would.

@@ -41,6 +41,7 @@ them; so an export of either store imports into the other with the same head has
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -473,7 +474,7 @@ def schema_exists(url: str) -> bool:
 
 
 def _safe(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:60] or "_"
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "_"
 
 
 def cache_base() -> Path:
@@ -550,7 +551,11 @@ class PostgresEventStore(EventStore):
     @property
     def cache_dir(self) -> Path | None:
         """The local folder of this store's views (see the module)."""
-        folder = cache_base() / _safe(f"pg-{self._identity}-{self.store_id}")
+        # The server, port and database for people, cut to a readable length; the whole of them
+        # (hashed) and the store's id for uniqueness: two databases whose long names begin
+        # alike once shared a folder, and a watcher took one store's manifest for the other's.
+        whole = hashlib.sha256(self._identity.encode("utf-8")).hexdigest()[:12]
+        folder = cache_base() / f"{_safe(f'pg-{self._identity}')[:60]}-{whole}-{self.store_id}"
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
