@@ -45,6 +45,7 @@ def get(site: Site, path: str, **options: object) -> httpx.Response:
     (f"/a/{ARTICLE}/history", ["reopening date", "third cable; ferry update", "Compare selected versions"]),
     (f"/a/{ARTICLE}/diff/1..2", ["Update block added: “Update from the Port Authority:” (v2).", "<del><span class=\"vh\">removed: </span>two</del>"]),
     (f"/a/{ARTICLE}/diff/2..3?view=side", ["Title changed from", "Categories +weather.", "<table class=\"diff side\""]),
+    (f"/a/{ARTICLE}/diff/3..1", ["Update block removed: “Update from the Port Authority:” (v2).", "Update block removed: “UPDATE (6:40 P.M.):” (v3)."]),
     ("/categories", ["local news", "weather"]),
     ("/categories?at=2024-03-05T12:00Z", ["transport"]),
     ("/c/local%20news", ["Membership over time", "Harbour bridge"]),

@@ -127,6 +127,11 @@ def summary(old: ArticleView | None, new: ArticleView, diff: ProseDiff) -> list[
     for block in new.blocks:
         if (block.heading, block.added_version) not in before:
             lines.append(f"Update block added: “{block.heading}” (v{block.added_version}).")
+    # A diff may run backwards (`/diff/5..2`): the blocks the older side lacks are removed.
+    after = {(b.heading, b.added_version) for b in new.blocks}
+    for block in old.blocks if old else []:
+        if (block.heading, block.added_version) not in after:
+            lines.append(f"Update block removed: “{block.heading}” (v{block.added_version}).")
     old_categories = set(old.categories) if old else set()
     added = [c for c in new.categories if c not in old_categories]
     removed = [c for c in (old.categories if old else []) if c not in set(new.categories)]
