@@ -253,6 +253,15 @@ def test_hostile_drafts_render_inert(tmp_path: Path) -> None:
                 assert '<a href="javascript' not in text and "<b>bold" not in text and "onerror=alert" not in text.replace("&lt;img src=x onerror=alert", ""), path
 
 
+def test_links_into_the_articles_own_site_are_named_not_followed_to_a_404() -> None:
+    from ledger.web.present import render_text
+
+    html = render_text("[v8](/blog/release/v8.3.0), [page](notes.html), [site](https://nodejs.org/x) and [here](#top)", markdown=True)
+    assert 'href="/blog' not in html and 'href="notes' not in html
+    assert "<a title=\"/blog/release/v8.3.0 (on the article's own site)\"" in html
+    assert 'href="https://nodejs.org/x"' in html and 'href="#top"' in html
+
+
 def test_the_page_follows_the_log(tmp_path: Path) -> None:
     # Another process appends a version; the running server shows it on the next request.
     draft = tmp_path / "live.txt"

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
+from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
@@ -45,6 +46,13 @@ def render_text(text: str, markdown: bool, top: int = 2) -> Markup:
         for token in tokens:
             if token.type in ("heading_open", "heading_close"):
                 token.tag = renumbered[int(token.tag[1])]
+            for child in token.children or ():
+                href = child.attrGet("href") if child.type == "link_open" else None
+                if isinstance(href, str) and not urlsplit(href).scheme and not href.startswith(("//", "#")):
+                    # A link into the article's own site (`/blog/release/v8.3.0`): the viewer has
+                    # no such page, so it is shown as text that names it, not a link to a 404.
+                    del child.attrs["href"]
+                    child.attrSet("title", f"{href} (on the article's own site)")
         return Markup(nh3.clean(_markdown.renderer.render(tokens, _markdown.options, {})))
     return Markup("").join(Markup("<p>{}</p>\n").format(paragraph) for paragraph in paragraphs(text))
 
