@@ -312,13 +312,13 @@ def _layout(view: ViewLike) -> tuple[str, list[tuple[str, int]]]:
     text = render(view)
     layout = layout_of(view)
     inner: list[tuple[str, int]] = [("body", len(view.body))]
-    previous = view.body
+    previous, previous_heading = view.body, ""
     for block in view.blocks:
-        gap = paragraph_break(previous)
+        gap = paragraph_break(previous, previous_heading)
         if gap:
             inner.append(("gap", len(gap)))
         inner.append(("block", len(block.heading) + len(block.text)))
-        previous = block.text
+        previous, previous_heading = block.text, block.heading
     inner_length = sum(length for _, length in inner)
     if layout.get("format") == "markdown":
         head = len(text) - inner_length

@@ -137,8 +137,8 @@ def _block_size(state: ArticleState, index: int) -> int:
     """UTF-8 bytes of block `index` of `state` as rendered: its heading and text, after the
     paragraph break that rendering puts before it (`ledger.rendering.paragraph_break`)."""
     heading, text = state.blocks[index][0], state.blocks[index][1]
-    before = state.body if index == 0 else state.blocks[index - 1][1]
-    return len(paragraph_break(before)) + len(heading.encode("utf-8")) + len(text.encode("utf-8"))
+    gap = paragraph_break(state.body) if index == 0 else paragraph_break(state.blocks[index - 1][1], state.blocks[index - 1][0])
+    return len(gap) + len(heading.encode("utf-8")) + len(text.encode("utf-8"))
 
 
 class WordChanges:

@@ -40,27 +40,29 @@ def _category_change(old: Sequence[str], new: Sequence[str]) -> dict[str, list[s
     return {"added": list(new[keep:]), "removed": removed}
 
 
-def _stored(parts: Sequence[str]) -> list[str]:
-    """Texts of consecutive parts (the body, then the blocks' texts) as they are to be stored.
+def _stored(parts: Sequence[tuple[str, str]]) -> list[str]:
+    """Texts of consecutive parts (`(heading, text)`: the body with no heading, then the blocks)
+    as they are to be stored.
 
     The blank line between a part and the heading after it is rendering's when the part lacks
     it (`paragraph_break`), so a part may be stored with it or without. A draft whose last part
     ends its paragraph (a `Categories:` line follows) keeps it in every part; one whose last part
     ends with its last line (the end of the file) has it in none: either way, adding a block
     after the last part, or removing the last block, leaves the part before it as it was."""
-    last = parts[-1]
-    whole = last.endswith("\n") and not paragraph_break(last)
+    last_heading, last = parts[-1]
+    whole = last.endswith("\n") and not paragraph_break(last, last_heading)
     stored = []
-    for part in parts[:-1]:
-        bare = without_paragraph_break(part)
-        stored.append(bare + paragraph_break(bare) if whole else bare)
+    for heading, text in parts[:-1]:
+        bare = without_paragraph_break(text, heading)
+        stored.append(bare + paragraph_break(bare, heading) if whole else bare)
     return [*stored, last]
 
 
-def _same_part(current: str, target: str, followed: bool) -> bool:
-    """Whether a part stored as `current` already renders as `target` does, a block following
-    it when `followed`: the same text, or the same but for the paragraph break rendering gives."""
-    return current == target or (followed and without_paragraph_break(current) == without_paragraph_break(target))
+def _same_part(current: tuple[str, str], target: tuple[str, str], followed: bool) -> bool:
+    """Whether a part stored as `current` (`(heading, text)`) already renders as `target` does, a
+    block following it when `followed`: the same text, or the same but for the paragraph break
+    rendering gives."""
+    return current[1] == target[1] or (followed and without_paragraph_break(current[1], current[0]) == without_paragraph_break(target[1], target[0]))
 
 
 def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -74,7 +76,7 @@ def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]
         data: dict[str, Any] = {"index": index}
         if before[0] != after[0]:
             data["heading"] = after[0]
-        if not _same_part(before[1], after[1], followed):
+        if not _same_part(before, after, followed):
             data["text"] = after[1]
         if len(data) > 1:
             events.append({"type": "UpdateBlockEdited", "data": data})
@@ -125,7 +127,7 @@ def plan_changes(
     not have is unset). A withdrawn article gets `ArticleRestored` first when anything changes,
     or when `restore` is set. Empty when `current` already says what `target` says.
     """
-    body, *texts = _stored([target.body, *(block.text for block in target.blocks)])
+    body, *texts = _stored([("", target.body), *((block.heading, block.text) for block in target.blocks)])
     blocks = [(block.heading, text) for block, text in zip(target.blocks, texts, strict=True)]
     if current is None:
         created = {"title": target.title, "body": body, "categories": list(target.categories), "metadata": dict(target.metadata)}
@@ -136,7 +138,7 @@ def plan_changes(
     edit: dict[str, Any] = {}
     if target.title != current.title:
         edit["title"] = target.title
-    if not _same_part(current.body, body, bool(blocks)):
+    if not _same_part(("", current.body), ("", body), bool(blocks)):
         edit["body"] = body
     if edit:
         events.append({"type": "ArticleEdited", "data": edit})

@@ -204,10 +204,11 @@ def split_blocks(content: str, markdown: bool) -> tuple[str, list[tuple[str, str
     return body, blocks
 
 
-def paragraph_break(part: str) -> str:
-    """What rendering puts between `part` (the body or a block's text) and the update block
-    heading after it: the line break that makes the heading start a paragraph when `part` ends
-    its last line but not its paragraph, else nothing.
+def paragraph_break(part: str, heading: str = "") -> str:
+    """What rendering puts between `part` (the body, or a block's text after its `heading`) and
+    the update block heading after it: the line break that makes that heading start a paragraph
+    when `part` ends its last line but not its paragraph, else nothing. Lines are split as
+    `split_blocks` splits them (`str.splitlines`), so a blank line is the same for both.
 
     A part followed by a heading is stored without the blank line a draft has there
     (`without_paragraph_break`), so that adding a block after the last part of a draft, or
@@ -215,22 +216,24 @@ def paragraph_break(part: str) -> str:
     if not part.endswith("\n"):
         return ""
     line_end = "\r\n" if part.endswith("\r\n") else "\n"
-    # Only the last line is looked at (a live blog's block texts are rendered by the hundred).
-    end = len(part) - len(line_end)
-    if not part[part.rfind("\n", 0, end) + 1 : end].strip():
+    # Only the last line is looked at (a live blog's block texts are rendered by the hundred); a
+    # text without a line break before its last one continues its heading's line.
+    start = part.rfind("\n", 0, len(part) - len(line_end)) + 1
+    last = part[start:] if start else heading + part
+    if not last.splitlines()[-1].strip():
         return ""
     return line_end
 
 
-def without_paragraph_break(part: str) -> str:
-    """`part` as stored when an update block follows it: without the last line break of its
-    ending blank line, when `paragraph_break` gives that line break back (so that `part` is
-    `without_paragraph_break(part) + paragraph_break(without_paragraph_break(part))` for any
-    part a heading can follow)."""
+def without_paragraph_break(part: str, heading: str = "") -> str:
+    """`part` (after `heading`, for a block's text) as stored when an update block follows it:
+    without the last line break of its ending blank line, when `paragraph_break` gives that
+    line break back (so that `part` is `without_paragraph_break(part) +
+    paragraph_break(without_paragraph_break(part))` for any part a heading can follow)."""
     for line_end in ("\r\n", "\n"):
         if part.endswith(line_end * 2):
             shorter = part[: -len(line_end)]
-            return shorter if paragraph_break(shorter) == line_end else part
+            return shorter if paragraph_break(shorter, heading) == line_end else part
     return part
 
 
@@ -238,12 +241,12 @@ def inner_text(view: ViewLike) -> str:
     """The body and update blocks of `view` as rendered: each block's heading and text after
     the `paragraph_break` of the part before it."""
     parts = [view.body]
-    previous = view.body
+    previous, head = view.body, ""
     for block in view.blocks:
-        parts.append(paragraph_break(previous))
+        parts.append(paragraph_break(previous, head))
         parts.append(block.heading)
         parts.append(block.text)
-        previous = block.text
+        previous, head = block.text, block.heading
     return "".join(parts)
 
 

@@ -61,13 +61,13 @@ class Model:
         text.append("\n")
         owners.append(None)
         lines(self.body)
-        previous = self.body_text()
+        previous, previous_heading = self.body_text(), ""
         for index, (heading, body) in enumerate(self.blocks):
             # Rendering makes each heading start a paragraph (`paragraph_break`).
-            gap = paragraph_break(previous)
+            gap = paragraph_break(previous, previous_heading)
             text.append(gap)
             owners.extend([None] * len(gap))
-            previous = self.block_text(index)
+            previous, previous_heading = self.block_text(index), self.heading_text(index)
             words(heading)
             text.append(":\n")
             owners.extend([None, None])

@@ -114,6 +114,10 @@ def test_a_heading_must_start_a_paragraph(led: ledger.Ledger) -> None:
         "Title\n\nBody\nCategories: b, a, b",
         "\ufeffTitle\n\nBody",
         "Title\n\nUpdate 1:\none\nUpdate 2:\n\nUpdate 3:\nthree",
+        # Line boundaries other than \n (str.splitlines's) end a line before a heading too.
+        "Title\nx\u2028\nUpdate 1:\ny\n",
+        "Title\nx\r\r\nUpdate 1:\ny\n",
+        "Title\nx\x0c\nUpdate 1:\n\nUpdate 2:\nz\n",
     ],
 )
 def test_plain_text_layout_round_trips(led: ledger.Ledger, text: str) -> None:
@@ -753,8 +757,9 @@ def test_a_category_put_before_another_leaves_the_other_where_it_was(led: ledger
         ("Quake\n\nA quake struck.\n\nCategories: world\n", ["Update 1:\n\nNo casualties.\n\n", "Update 2:\n\nRoads open.\n\n"], "quake.txt"),
         ("---\ntitle: Quake\n---\n\nA quake struck at dawn.\n", ["\n## Update 1:\n\nNo casualties.\n", "\n## Update 2:\n\nRoads open.\n"], "quake.md"),
         ("Quake\r\n\r\nA quake struck.\r\n", ["\r\nUpdate 1:\r\n\r\nNone hurt.\r\n", "\r\nUpdate 2:\r\n\r\nRoads open.\r\n"], "quake.txt"),
+        ("Quake\n\nA quake struck.\n", ["\nUpdate 1:\n", "\nUpdate 2:\n"], "quake.txt"),
     ],
-    ids=["text", "categories line", "markdown", "crlf"],
+    ids=["text", "categories line", "markdown", "crlf", "headings alone"],
 )
 def test_a_block_added_after_the_last_part_leaves_that_part_as_it_was(led: ledger.Ledger, start: str, blocks: list[str], name: str) -> None:
     """Adding update blocks at the end of a draft, then taking the last away, records only the
