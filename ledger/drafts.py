@@ -64,12 +64,20 @@ def plan(draft: Draft, current: ArticleView | None, *, restore: bool = False) ->
     return plan_changes(current, draft, metadata_keys=keys, restore=restore)
 
 
-def describe(events: Iterable[Mapping[str, Any]]) -> str:
-    """What `events` change, for people: "edited title and body, added update block ..."."""
+def describe(events: Iterable[Mapping[str, Any]], headings: Sequence[str] = ()) -> str:
+    """What `events` change, for people: "edited title and body, added update block ...".
+    `headings` are the article's block headings before them: an edited or removed block is then
+    named by its heading too (its number moves as blocks come and go), not by number alone."""
     parts: list[str] = []
+    blocks = list(headings)
     # Removed blocks are counted into one part, at the place of the first removal.
     removed_at: int | None = None
-    removed = 0
+    removed: list[str] = []
+
+    def named(index: int) -> str:
+        heading = blocks[index].strip()[:60] if index < len(blocks) else ""
+        return f"{index + 1} {heading!r}" if heading else str(index + 1)
+
     for event in events:
         kind, data = event["type"], event["data"]
         if kind == "ArticleCreated":
@@ -78,14 +86,20 @@ def describe(events: Iterable[Mapping[str, Any]]) -> str:
             parts.append("edited " + " and ".join(k for k in ("title", "body") if k in data))
         elif kind == "UpdateBlockAdded":
             parts.append(f"added update block {data['heading'].strip()[:60]!r}")
+            index = data.get("index")
+            blocks.insert(len(blocks) if index is None else index, data["heading"])
         elif kind == "UpdateBlockEdited":
-            parts.append(f"edited update block {data['index'] + 1}")
+            parts.append(f"edited update block {named(data['index'])}")
+            if "heading" in data and data["index"] < len(blocks):
+                blocks[data["index"]] = data["heading"]
         elif kind == "UpdateBlockRemoved":
-            removed += 1
+            removed.append(named(data["index"]))
+            if data["index"] < len(blocks):
+                del blocks[data["index"]]
             if removed_at is None:
                 removed_at = len(parts)
                 parts.append("")
-            parts[removed_at] = f"removed {removed} update block{'s' if removed > 1 else ''}"
+            parts[removed_at] = f"removed update block {removed[0]}" if len(removed) == 1 else f"removed {len(removed)} update blocks"
         elif kind == "CategoriesChanged":
             moves = [f"+{c}" for c in data["added"] if c not in data["removed"]]
             moves += [f"-{c}" for c in data["removed"] if c not in data["added"]]
@@ -186,7 +200,7 @@ def _ingest_once(
             status="created" if one.current is None else "updated",
             version=result.versions[one.draft.id],
             changes=[event["type"] for event in one.events],
-            summary=describe(one.events),
+            summary=describe(one.events, [block.heading for block in one.current.blocks] if one.current is not None else ()),
             # Positions within one append are consecutive, in the order given.
             first_position=result.first_position + one.offset,
         )

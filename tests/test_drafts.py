@@ -703,8 +703,18 @@ def test_describe_counts_removed_blocks_in_one_part_where_the_first_was_removed(
         return {"type": "UpdateBlockRemoved", "data": {"index": index}}
 
     edited = {"type": "ArticleEdited", "data": {"body": "x"}}
-    assert describe([removed(2)]) == "removed 1 update block"
+    assert describe([removed(2)]) == "removed update block 3"
     assert describe([edited, removed(2), removed(1), edited, removed(0)]) == "edited body, removed 3 update blocks, edited body"
+
+
+def test_an_ingest_names_the_blocks_it_edits_and_removes_by_heading(led: ledger.Ledger) -> None:
+    """A block's number moves as blocks come and go; editors know it by its heading."""
+    blocks = "".join(f"Update {n}:\nnews {n}\n\n" for n in range(1, 5))
+    ingest_draft(led, parse_draft(f"T\n\nBody.\n\n{blocks}", "s.txt"))
+    changed = blocks.replace("Update 2:\nnews 2\n\n", "").replace("news 4", "news four")
+    result = ingest_draft(led, parse_draft(f"T\n\nBody.\n\n{changed}Update 5:\nlast\n", "s.txt"))
+    assert result.summary == "removed update block 2 'Update 2:', edited update block 3 'Update 4:', added update block 'Update 5:'"
+    assert describe([{"type": "UpdateBlockEdited", "data": {"index": 0, "text": "x"}}]) == "edited update block 1"
 
 
 def test_an_ingest_summary_never_reads_the_draft_layout_as_a_category_or_a_key(led: ledger.Ledger, tmp_path: Path) -> None:
