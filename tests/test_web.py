@@ -305,6 +305,18 @@ def test_moves_rewrites_metadata_and_long_histories(tmp_path: Path) -> None:
             assert "Page 2 of 3" in history and 'href="/a/story/history?page=3"' in history
 
 
+def test_a_withdrawn_articles_stint_says_so_on_its_category_page(tmp_path: Path) -> None:
+    with ledger.open(tmp_path / "store", create=True) as led:
+        led.append([{"type": "ArticleCreated", "article": "gone", "data": {"title": "Gone", "categories": ["local"]}}])
+        led.append([{"type": "ArticleCreated", "article": "here", "data": {"title": "Here", "categories": ["local"]}}])
+        led.withdraw("gone", reason="legal")
+        with Site(led) as served:
+            page = httpx.get(served.url + "/c/local", timeout=DEADLINE).text
+    rows = page.split("Membership over time")[1].split("</tr>")
+    assert "withdrawn (still in, not listed)" in next(row for row in rows if "/a/gone" in row)
+    assert "still in" in next(row for row in rows if "/a/here" in row) and "withdrawn" not in next(row for row in rows if "/a/here" in row)
+
+
 def _serve(store: Path, *options: str) -> tuple[subprocess.Popen[str], str]:
     """`ledger serve` as a process on a free port; returns it and its address once it answers."""
     import socket
