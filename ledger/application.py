@@ -434,6 +434,15 @@ class Ledger:
 
         recorded = {record["id"]: record for record in self.store.read(original.first_position - 1, original.last_position)}
         decisions.check_resent(events, names, recorded)
+        # A change (a body or text made a patch, categories or metadata against the article's
+        # own) is compared as prepared: against each article as it stood before that append, a
+        # true re-send prepares the very data recorded; other content under the same ids does not.
+        before = {article: self._states.state_at(article, version - 1) if version > 1 else None for article, version in original.versions.items()}
+        try:
+            records, _, _ = decisions.prepare(events, names, {}, before, self.max_event_bytes)
+        except LedgerError as exc:
+            raise DuplicateEventError(f"{names[0]}: the event ids of this append are already recorded, for other content ({exc}); nothing appended") from None
+        decisions.check_prepared_again(records, names, recorded)
         return original
 
     # --- reading ---------------------------------------------------------------------------

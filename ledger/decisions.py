@@ -256,6 +256,18 @@ def _unwritable(data: dict[str, Any]) -> str:
     return "data cannot be written as JSON"
 
 
+def check_prepared_again(records: Sequence[NewRecord], names: Sequence[str], recorded: Mapping[str, StoredRecord]) -> None:
+    """Refuse (`DuplicateEventError`) a re-send whose events, prepared again against the articles
+    as they stood before the append they repeat (`records`), do not record the data `recorded`
+    under their ids: the same id reused for another change."""
+    for record, name in zip(records, names, strict=False):
+        first = recorded[record.id]
+        if not same_value(record.data, first["data"]):
+            raise DuplicateEventError(
+                f"{name}: event id {record.id!r} is already recorded (position {first['pos']}) with another change; nothing appended"
+            )
+
+
 def check_resent(events: Sequence[EventFields], names: Sequence[str], recorded: Mapping[str, StoredRecord]) -> None:
     """Refuse (`DuplicateEventError`) `events` as a re-send of the append whose records are
     `recorded` (by event id) unless they say what it recorded (article, type, actor, reason,

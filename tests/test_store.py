@@ -236,6 +236,41 @@ def test_resent_ids_return_the_original_result(led: ledger.Ledger, store_dir: Pa
     assert log_bytes(store_dir) == before
 
 
+def test_an_id_resent_with_another_change_is_refused_not_taken_for_a_resend(led: ledger.Ledger, store_dir: Path) -> None:
+    """A change is recorded as what it changes (a body as a patch, categories as added and
+    removed): a re-send is compared as prepared against the article as it stood before, so an id
+    reused for another change is refused instead of answered `duplicate` and lost."""
+    led.append([created("a", id="c-1")])
+    block = {"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update:", "text": "\nfirst\n"}, "id": "b-1"}
+    changes = [
+        [edited("a", "changed body", id="e-1")],
+        [{"type": "ArticleEdited", "article": "a", "data": {"title": "A"}, "id": "t-1"},
+         {"type": "ArticleEdited", "article": "a", "data": {"title": "B"}, "id": "t-2"}],
+        [block],
+        [{"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "text": "\nsecond\n"}, "id": "u-1"}],
+        [{"type": "CategoriesChanged", "article": "a", "data": {"categories": ["x", "y"]}, "id": "k-1"}],
+        [{"type": "MetadataChanged", "article": "a", "data": {"set": {"k": 1}}, "id": "m-1"}],
+    ]
+    for append in changes:
+        led.append(append)
+    led.append([edited("a", "a later body")])
+    before = log_bytes(store_dir)
+    for append in changes:
+        assert led.append(append).duplicate is True
+    others = [
+        [edited("a", "another body", id="e-1")],
+        [{"type": "ArticleEdited", "article": "a", "data": {"title": "Other"}, "id": "t-1"},
+         {"type": "ArticleEdited", "article": "a", "data": {"title": "B"}, "id": "t-2"}],
+        [{"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "text": "\nthird\n"}, "id": "u-1"}],
+        [{"type": "CategoriesChanged", "article": "a", "data": {"categories": ["z"]}, "id": "k-1"}],
+        [{"type": "MetadataChanged", "article": "a", "data": {"set": {"k": 2}}, "id": "m-1"}],
+    ]
+    for append in others:
+        with pytest.raises(ledger.DuplicateEventError, match=r"is already recorded \(position \d+\) with another change; nothing appended|already recorded, for other content"):
+            led.append(append)
+    assert log_bytes(store_dir) == before
+
+
 class _RacedStore(FileEventStore):
     """A real store on which another writer records `batch` right after this one looked at the
     articles' versions to check its append against them: the interleaving of two processes
