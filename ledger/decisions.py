@@ -113,7 +113,8 @@ def prepare(
             version = latest.version if latest is not None else 0
             if article in expected_by_user and expected_by_user[article] != version:
                 raise VersionConflictError(
-                    f"{name}: article {article!r} is at version {version}, not the expected {expected_by_user[article]}; nothing appended"
+                    f"{name}: article {article!r} is at version {version}, not the expected {expected_by_user[article]}; nothing appended",
+                    article=article, expected=expected_by_user[article], actual=version,
                 )
             expected[article] = version
             states[article] = latest.copy() if latest is not None else None

@@ -78,7 +78,14 @@ class ConflictError(LedgerError):
 
 
 class VersionConflictError(ConflictError):
-    """An article is not at the version the append expected."""
+    """An article is not at the version the append expected: `article`, the `expected` version
+    and the `actual` one, for a caller that reads the article again and retries."""
+
+    def __init__(self, message: str, *, article: str | None = None, expected: int | None = None, actual: int | None = None) -> None:
+        super().__init__(message)
+        self.article = article
+        self.expected = expected
+        self.actual = actual
 
 
 class DuplicateEventError(ConflictError):

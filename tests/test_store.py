@@ -171,12 +171,15 @@ def test_a_forked_child_makes_ids_even_if_the_parent_held_the_id_lock() -> None:
 def test_version_conflict_appends_nothing(led: ledger.Ledger, store_dir: Path) -> None:
     led.append([created("a"), created("b")])
     before = log_bytes(store_dir)
-    with pytest.raises(ledger.VersionConflictError, match="'a' is at version 1, not the expected 3"):
+    with pytest.raises(ledger.VersionConflictError, match="'a' is at version 1, not the expected 3") as prepared:
         led.append([edited("b", "new b"), edited("a", "new a", expected_version=3)])
     with pytest.raises(ledger.VersionConflictError):
         led.append([created("a", expected_version=0)])
-    with pytest.raises(ledger.VersionConflictError):
+    with pytest.raises(ledger.VersionConflictError) as stored:
         led.store.append([raw("b", {}), raw("a", {})], {"a": 1, "b": 0})
+    # Named for a caller that reads the article again and retries, whichever refused it.
+    assert (prepared.value.article, prepared.value.expected, prepared.value.actual) == ("a", 3, 1)
+    assert (stored.value.article, stored.value.expected, stored.value.actual) == ("b", 0, 1)
     assert log_bytes(store_dir) == before
     assert led.store.articles() == {"a": 1, "b": 1}
     ok = led.append([edited("a", "new a", expected_version=1), created("c", expected_version=0)])

@@ -618,7 +618,10 @@ class FileEventStore(EventStore):
                 for article, expected in (pending.expected or {}).items():
                     current = current_versions.get(article, 0)
                     if current != expected:
-                        raise VersionConflictError(f"article {article!r} is at version {current}, not the expected {expected}; nothing appended")
+                        raise VersionConflictError(
+                            f"article {article!r} is at version {current}, not the expected {expected}; nothing appended",
+                            article=article, expected=expected, actual=current,
+                        )
                 new, times = new_versions(records, current_versions, ChainMap(occurred, state.occurred) if occurred else state.occurred, now)
             except IndexMismatchError:
                 raise

@@ -1040,7 +1040,10 @@ class PostgresEventStore(EventStore):
             try:
                 for article, wanted in (pending.expected or {}).items():
                     if versions.get(article, 0) != wanted:
-                        raise VersionConflictError(f"article {article!r} is at version {versions.get(article, 0)}, not the expected {wanted}; nothing appended")
+                        raise VersionConflictError(
+                            f"article {article!r} is at version {versions.get(article, 0)}, not the expected {wanted}; nothing appended",
+                            article=article, expected=wanted, actual=versions.get(article, 0),
+                        )
                 new, times = new_versions(pending.records, versions, occurred, now)
             except LedgerError as exc:
                 pending.error = exc

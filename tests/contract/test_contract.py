@@ -123,8 +123,9 @@ def test_a_second_handle_sees_the_first_ones_appends(store_factory: FileStoreFac
         one.append([rec("a", n=1)])
         two.append([rec("a", n=2)])
         one.append([rec("a", n=3), rec("b", n=4)])
-        with pytest.raises(ledger.VersionConflictError):
+        with pytest.raises(ledger.VersionConflictError) as conflict:
             two.append([rec("a")], {"a": 2})
+        assert (conflict.value.article, conflict.value.expected, conflict.value.actual) == ("a", 2, 3)
         two.append([rec("a", n=5)], {"a": 3})
         assert [(r["pos"], r["version"], r["data"]["n"]) for r in one.read()] == [(1, 1, 1), (2, 2, 2), (3, 3, 3), (4, 1, 4), (5, 4, 5)]
         assert one.article_versions(["a", "b", "none"]) == two.article_versions(["none", "b", "a"]) == {"a": 4, "b": 1, "none": 0}
