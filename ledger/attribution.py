@@ -40,7 +40,7 @@ from typing import Any
 
 from ledger.errors import CorruptStoreError
 from ledger.projections import ArticleState, FoldedRecord
-from ledger.rendering import ViewLike, layout_of, paragraph_break, render
+from ledger.rendering import ViewLike, block_breaks, layout_of, render
 
 Runs = list[list[int]]
 """`[length, version]` pairs, in text order, covering a text exactly."""
@@ -312,13 +312,10 @@ def _layout(view: ViewLike) -> tuple[str, list[tuple[str, int]]]:
     text = render(view)
     layout = layout_of(view)
     inner: list[tuple[str, int]] = [("body", len(view.body))]
-    previous, previous_heading = view.body, ""
-    for block in view.blocks:
-        gap = paragraph_break(previous, previous_heading)
+    for block, gap in zip(view.blocks, block_breaks(view), strict=True):
         if gap:
             inner.append(("gap", len(gap)))
         inner.append(("block", len(block.heading) + len(block.text)))
-        previous, previous_heading = block.text, block.heading
     inner_length = sum(length for _, length in inner)
     if layout.get("format") == "markdown":
         head = len(text) - inner_length

@@ -237,16 +237,22 @@ def without_paragraph_break(part: str, heading: str = "") -> str:
     return part
 
 
+def block_breaks(view: ViewLike) -> list[str]:
+    """The `paragraph_break` rendering puts before each update block of `view`, in order."""
+    breaks = []
+    previous, heading = view.body, ""
+    for block in view.blocks:
+        breaks.append(paragraph_break(previous, heading))
+        previous, heading = block.text, block.heading
+    return breaks
+
+
 def inner_text(view: ViewLike) -> str:
     """The body and update blocks of `view` as rendered: each block's heading and text after
     the `paragraph_break` of the part before it."""
     parts = [view.body]
-    previous, head = view.body, ""
-    for block in view.blocks:
-        parts.append(paragraph_break(previous, head))
-        parts.append(block.heading)
-        parts.append(block.text)
-        previous, head = block.text, block.heading
+    for block, gap in zip(view.blocks, block_breaks(view), strict=True):
+        parts.extend((gap, block.heading, block.text))
     return "".join(parts)
 
 
