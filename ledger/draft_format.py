@@ -38,6 +38,7 @@ from ledger.rendering import (
     parse_categories_line,
     render,
     split_blocks,
+    without_paragraph_break,
 )
 
 if TYPE_CHECKING:
@@ -222,7 +223,8 @@ def _parse_text(text: str, name: str, source: str | None, article: str | None) -
     stripped = content.rstrip()
     last_start = stripped.rfind("\n") + 1
     last = stripped[last_start:]
-    if stripped and is_categories_line(last):
+    has_line = bool(stripped) and is_categories_line(last)
+    if has_line:
         categories = parse_categories_line(last)
         _check_categories(categories, name, _line_of(text, line_end + last_start))
         if last != categories_line(categories):
@@ -232,6 +234,13 @@ def _parse_text(text: str, name: str, source: str | None, article: str | None) -
         content = content[:last_start]
     body, blocks = split_blocks(content, markdown=False)
     _check_blocks(blocks, content, _line_of(text, line_end), name)
+    if has_line:
+        # The blank line before the `Categories:` line is rendering's, as before a heading: the
+        # last part is stored without it (`ledger.plans`), so that adding or removing the line
+        # edits no text.
+        heading, part = blocks[-1] if blocks else ("", body)
+        if without_paragraph_break(part, heading) != part:
+            layout["categories_break"] = True
     return Draft(
         id=_article_id(None, source, name, 1, article),
         format="text",

@@ -56,10 +56,10 @@ def summary(group: list[StoredRecord]) -> dict[str, Any]:
 
 
 class _Frame:
-    """An article without its body and blocks, save the last character of them: rendered, it
-    gives exactly the bytes `render` puts around the body and blocks (title line and categories
-    line, or front matter), because those depend on the text only through whether it ends in a
-    line break."""
+    """An article without its body and blocks, save a stand-in for their end: rendered, it gives
+    exactly the bytes `render` puts around the body and blocks (title line and categories line,
+    or front matter), because those depend on the text only through whether it ends in a line
+    break and which paragraph break follows it."""
 
     __slots__ = ("blocks", "body", "categories", "id", "metadata", "title")
 
@@ -129,6 +129,12 @@ class RenderedSize:
                 break
         if not tail:
             tail = state.body[-1:]
+        # Rendering may put the last part's paragraph break before a `Categories:` line: the
+        # frame's stand-in for the text gives the same one.
+        heading, text = (state.blocks[-1][0], state.blocks[-1][1]) if state.blocks else ("", state.body)
+        gap = paragraph_break(text, heading)
+        if gap:
+            tail = "x" + gap
         frame = len(render(_Frame(state, tail)).encode("utf-8")) - len(tail.encode("utf-8"))
         return frame + self.body + self.total_blocks
 

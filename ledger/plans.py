@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger import codec
 from ledger.projections import ArticleView
-from ledger.rendering import ViewLike, paragraph_break, without_paragraph_break
+from ledger.rendering import LAYOUT_KEY, ViewLike, layout_of, paragraph_break, without_paragraph_break
 
 
 def same_value(a: Any, b: Any) -> bool:
@@ -40,16 +40,20 @@ def _category_change(old: Sequence[str], new: Sequence[str]) -> dict[str, list[s
     return {"added": list(new[keep:]), "removed": removed}
 
 
-def _stored(parts: Sequence[tuple[str, str]]) -> list[str]:
+def _stored(parts: Sequence[tuple[str, str]], categories_break: bool) -> list[str]:
     """Texts of consecutive parts (`(heading, text)`: the body with no heading, then the blocks)
     as they are to be stored.
 
     The blank line between a part and the heading after it is rendering's when the part lacks
-    it (`paragraph_break`), so a part may be stored with it or without. A draft whose last part
-    ends its paragraph (a `Categories:` line follows) keeps it in every part; one whose last part
-    ends with its last line (the end of the file) has it in none: either way, adding a block
-    after the last part, or removing the last block, leaves the part before it as it was."""
+    it (`paragraph_break`), so a part may be stored with it or without; so is the one before a
+    plain-text draft's `Categories:` line when its layout says so (`categories_break`). Parts
+    are stored without it; but where the last part ends its paragraph otherwise (a layout
+    written before that key) every part keeps it. Either way, adding a block after the last
+    part, removing the last block, or adding or removing the `Categories:` line leaves the part
+    before it as it was."""
     last_heading, last = parts[-1]
+    if categories_break:
+        last = without_paragraph_break(last, last_heading)
     whole = last.endswith("\n") and not paragraph_break(last, last_heading)
     stored = []
     for heading, text in parts[:-1]:
@@ -65,19 +69,26 @@ def _same_part(current: tuple[str, str], target: tuple[str, str], followed: bool
     return current[1] == target[1] or (followed and without_paragraph_break(current[1], current[0]) == without_paragraph_break(target[1], target[0]))
 
 
-def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+def _block_events(
+    old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]], last_followed: bool
+) -> tuple[list[dict[str, Any]], str | None]:
     """Events that turn the blocks `old` into `new` (`(heading, text)` pairs, `new` as stored):
     blocks are matched by heading; matched ones with a new heading or text are edited, the
-    others removed or added where they stand (each event's index counts the events before it)."""
+    others removed or added where they stand (each event's index counts the events before it).
+    Also the text the last block keeps when it is an old one whose text stays (else None);
+    `last_followed` when rendering puts a paragraph break after it too (a `Categories:` line)."""
     events: list[dict[str, Any]] = []
     length = len(old)
+    kept: list[str] = []
 
-    def edit(index: int, before: tuple[str, str], after: tuple[str, str], followed: bool) -> None:
+    def edit(index: int, before: tuple[str, str], after: tuple[str, str], last: bool) -> None:
         data: dict[str, Any] = {"index": index}
         if before[0] != after[0]:
             data["heading"] = after[0]
-        if not _same_part(before, after, followed):
+        if not _same_part(before, after, not last or last_followed):
             data["text"] = after[1]
+        elif last:
+            kept.append(before[1])
         if len(data) > 1:
             events.append({"type": "UpdateBlockEdited", "data": data})
 
@@ -87,7 +98,7 @@ def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]
         at = i1 + delta
         paired = min(i2 - i1, j2 - j1)
         for k in range(paired):
-            edit(at + k, old[i1 + k], new[j1 + k], j1 + k < len(new) - 1)
+            edit(at + k, old[i1 + k], new[j1 + k], j1 + k == len(new) - 1)
         for _ in range(paired, i2 - i1):
             events.append({"type": "UpdateBlockRemoved", "data": {"index": at + paired}})
             length -= 1
@@ -97,7 +108,7 @@ def _block_events(old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]]
             events.append({"type": "UpdateBlockAdded", "data": {"heading": heading, "text": text, "index": None if index == length else index}})
             length += 1
         delta += (j2 - j1) - (i2 - i1)
-    return events
+    return events, kept[0] if kept else None
 
 
 def _metadata_change(old: dict[str, Any], new: dict[str, Any], keys: Collection[str] | None = None) -> dict[str, Any] | None:
@@ -127,7 +138,10 @@ def plan_changes(
     not have is unset). A withdrawn article gets `ArticleRestored` first when anything changes,
     or when `restore` is set. Empty when `current` already says what `target` says.
     """
-    body, *texts = _stored([("", target.body), *((block.heading, block.text) for block in target.blocks)])
+    # A plain-text draft's blank line before its `Categories:` line is rendering's (layout key
+    # `categories_break`): the last part is then followed by a paragraph break too.
+    categories_break = layout_of(target).get("categories_break") is True
+    body, *texts = _stored([("", target.body), *((block.heading, block.text) for block in target.blocks)], categories_break)
     blocks = [(block.heading, text) for block, text in zip(target.blocks, texts, strict=True)]
     if current is None:
         created = {"title": target.title, "body": body, "categories": list(target.categories), "metadata": dict(target.metadata)}
@@ -138,15 +152,26 @@ def plan_changes(
     edit: dict[str, Any] = {}
     if target.title != current.title:
         edit["title"] = target.title
-    if not _same_part(("", current.body), ("", body), bool(blocks)):
+    if not _same_part(("", current.body), ("", body), bool(blocks) or categories_break):
         edit["body"] = body
     if edit:
         events.append({"type": "ArticleEdited", "data": edit})
-    events.extend(_block_events([(block.heading, block.text) for block in current.blocks], blocks))
+    block_events, kept = _block_events([(block.heading, block.text) for block in current.blocks], blocks, categories_break)
+    events.extend(block_events)
+    if not blocks and "body" not in edit:
+        kept = current.body
     categories = _category_change(current.categories, target.categories)
     if categories is not None:
         events.append({"type": "CategoriesChanged", "data": categories})
-    metadata = _metadata_change(current.metadata, target.metadata, metadata_keys)
+    wanted = target.metadata
+    last_heading = blocks[-1][0] if blocks else ""
+    if categories_break and kept is not None and not paragraph_break(kept, last_heading) and not layout_of(current).get("categories_break"):
+        # The last part keeps a text stored with its blank line (before the layout had the key):
+        # it renders the same without the key, which is then no change to record.
+        wanted = {**wanted, LAYOUT_KEY: {k: v for k, v in layout_of(target).items() if k != "categories_break"}}
+        if not wanted[LAYOUT_KEY]:
+            del wanted[LAYOUT_KEY]
+    metadata = _metadata_change(current.metadata, wanted, metadata_keys)
     if metadata is not None:
         events.append({"type": "MetadataChanged", "data": metadata})
     if current.withdrawn and (events or restore):

@@ -3,8 +3,8 @@
 Two formats (docs/drafts-and-watching.md): plain text (title line, body, update blocks, an optional
 last `Categories:` line) and Markdown (YAML, TOML or JSON front matter, or only a `# ` title
 heading; then body, update blocks). What a view's
-values do not say - the exact `Categories:` line, blank lines before the title, the trailing
-newline, the front matter as written - is kept by the draft parser (`ledger.draft_format`) in the
+values do not say - the exact `Categories:` line and whether a blank line stands before it, blank
+lines before the title, the trailing newline, the front matter as written - is kept by the draft parser (`ledger.draft_format`) in the
 reserved metadata key `_draft` (`LAYOUT_KEY`), and only when it differs from the default. This
 module also holds the pieces of the formats that both directions share, because drafts import
 rendering and not the other way round.
@@ -50,6 +50,7 @@ draft without front matter. Match with `fullmatch`; an empty title is no title."
 _LAYOUT_FIELDS: dict[str, type] = {
     "format": str, "syntax": str, "front_matter": str, "fingerprint": str, "named_id": bool, "categories_key": str,
     "categories_string": bool, "categories_table": str, "lead": str, "title_end": str, "categories_line": str, "tail": str,
+    "categories_break": bool,
 }
 """Every key of `metadata["_draft"]` the draft parser writes, with the type of its value."""
 
@@ -247,6 +248,15 @@ def block_breaks(view: ViewLike) -> list[str]:
     return breaks
 
 
+def categories_break(view: ViewLike) -> str:
+    """The `paragraph_break` after the last part of `view` (its last block, or its body): what
+    rendering puts before the `Categories:` line of a plain-text draft whose layout says the
+    blank line there is rendering's (`categories_break`)."""
+    if view.blocks:
+        return paragraph_break(view.blocks[-1].text, view.blocks[-1].heading)
+    return paragraph_break(view.body)
+
+
 def inner_text(view: ViewLike) -> str:
     """The body and update blocks of `view` as rendered: each block's heading and text after
     the `paragraph_break` of the part before it."""
@@ -377,6 +387,8 @@ def render_text(view: ViewLike) -> str:
     raw_line = layout.get("categories_line")
     line = raw_line if raw_line is not None and parse_categories_line(raw_line) == list(view.categories) else categories_line(view.categories)
     if line:
+        if layout.get("categories_break"):
+            parts.append(categories_break(view))
         # Content written by events may lack a final line break; the line must stand alone. The
         # last non-empty part tells, without joining a live blog's whole text twice.
         if not next((part for part in reversed(parts) if part), "").endswith("\n"):

@@ -41,7 +41,9 @@ def test_sample_parses_by_the_rules(samples: Path) -> None:
     assert draft.blocks[0].text.startswith("\n\nBEIRUT, LEBANON (4:05 P.M.)")
     assert draft.blocks[0].text.endswith("click HERE.\n\n")
     assert draft.categories == ["conflict zones", "latest"]
-    assert draft.metadata == {}  # everything about its layout is the default
+    # Everything about its layout is the default but one: the blank line before its
+    # `Categories:` line is rendering's (so adding or removing that line edits no text).
+    assert draft.metadata == {"_draft": {"categories_break": True}}
     assert render(draft).encode() == path.read_bytes()
 
 
@@ -158,11 +160,11 @@ def base(blocks: str = "", categories: str = "a, b") -> str:
 @pytest.mark.parametrize(
     ("before", "after", "expected"),
     [
-        (base(), base("Update 1:\none\n\n"), [("UpdateBlockAdded", {"heading": "Update 1:", "text": "\none\n\n", "index": None})]),
+        (base(), base("Update 1:\none\n\n"), [("UpdateBlockAdded", {"heading": "Update 1:", "text": "\none\n", "index": None})]),
         (base("Update 1:\none\n\n"), base("Update 1:\nONE\n\n"), [("UpdateBlockEdited", {"index": 0})]),
         (base("Update 1:\none\n\nUpdate 2:\ntwo\n\n"), base("Update 2:\ntwo\n\n"), [("UpdateBlockRemoved", {"index": 0})]),
         (base("Update 1:\none\n\nUpdate 3:\nthree\n\n"), base("Update 1:\none\n\nUpdate 2:\ntwo\n\nUpdate 3:\nthree\n\n"),
-         [("UpdateBlockAdded", {"heading": "Update 2:", "text": "\ntwo\n\n", "index": 1})]),
+         [("UpdateBlockAdded", {"heading": "Update 2:", "text": "\ntwo\n", "index": 1})]),
         (base("Update 1:\none\n\n"), base("Update 1 (corrected):\none\n\n"), [("UpdateBlockEdited", {"index": 0, "heading": "Update 1 (corrected):"})]),
         (base(categories="a, b, c"), base(categories="c, a"), [("CategoriesChanged", {"added": ["c", "a"], "removed": ["b", "a", "c"]})]),
         (base(categories="a, b"), base(categories="a, b, c"), [("CategoriesChanged", {"added": ["c"], "removed": []})]),
@@ -795,3 +797,48 @@ def test_a_block_added_after_the_last_part_leaves_that_part_as_it_was(led: ledge
         assert {span.version for span in blame.spans if span.part in ("heading", "block")} <= {2, 3}
     assert [e.size for e in led.history("quake")] == [len(t.encode()) for t in [with_blocks(0), *texts]]
     assert [e.changes for e in led.history("quake")] == [["created"], ["block added"], ["block added"], ["block removed"]]
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["A quake struck at dawn.\n\nUpdate 1:\n\nNo casualties reported.\n", "A quake struck at dawn.\n", "A quake struck.\r\n\r\nUpdate 1:\r\n\r\nNone hurt.\r\n"],
+    ids=["blocks", "body only", "crlf"],
+)
+def test_adding_or_removing_the_categories_line_edits_no_text(led: ledger.Ledger, content: str) -> None:
+    """A reporter who adds a `Categories:` line (after a blank line) to a draft, then takes it out,
+    changes the categories and the draft's layout, not the text before it: the blank line there
+    is rendering's (layout key `categories_break`), as before an update block's heading. Every
+    version renders back byte for byte, and its size in history is that of the text."""
+    line_end = "\r\n" if "\r\n" in content else "\n"
+    plain = f"Quake hits coast{line_end}{line_end}{content}"
+    texts = [plain, f"{plain}{line_end}Categories: world{line_end}", f"{plain}{line_end}Categories: world, asia", plain]
+    for text in texts:
+        ingest_draft(led, parse_draft(text, "quake.txt"))
+    entries = led.history("quake")
+    assert [e.changes for e in entries][1:] == [["categories changed", "metadata changed"]] * 3
+    assert [(e.categories_added, e.categories_removed) for e in entries][1:] == [(["world"], []), (["asia"], []), ([], ["world", "asia"])]
+    assert [e.type for e in led.events(article="quake")].count("ArticleEdited") == 0
+    assert not any(e.type == "UpdateBlockEdited" for e in led.events(article="quake"))
+    for version, text in enumerate(texts, 1):
+        assert render(led.article("quake", version)) == text
+        assert led.blame("quake", version).text == text
+    assert [e.size for e in entries] == [len(t.encode()) for t in texts]
+
+
+def test_a_draft_recorded_before_categories_break_is_unchanged_when_ingested_again(led: ledger.Ledger) -> None:
+    """Parts recorded with the blank line before the `Categories:` line in their text (as ledger
+    recorded them until that blank line became rendering's) are the same draft: ingesting it
+    again records nothing, and a block added after them edits nothing else."""
+    text = "T\n\nBody.\n\nUpdate 1:\nBlock.\n\nCategories: a\n"
+    led.append([
+        {"type": "ArticleCreated", "article": "story", "data": {"title": "T", "body": "\nBody.\n\n", "categories": ["a"], "metadata": {"_draft": {"tail": "\n"}}}},
+        {"type": "UpdateBlockAdded", "article": "story", "data": {"heading": "Update 1:", "text": "\nBlock.\n\n"}},
+    ], reserved_keys=True)
+    assert render(led.article("story")) == text
+    assert ingest_draft(led, parse_draft(text, "story.txt")).status == "unchanged"
+    longer = text.replace("Categories", "Update 2:\nMore.\n\nCategories")
+    result = ingest_draft(led, parse_draft(longer, "story.txt"))
+    assert result.changes == ["UpdateBlockAdded", "MetadataChanged"]
+    assert render(led.article("story")) == longer
+    assert render(led.article("story", 1)) == text
+    assert [e.size for e in led.history("story")] == [len(t.encode()) for t in (text, longer)]
