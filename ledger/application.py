@@ -36,6 +36,7 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.events import (
+    EVENT_TYPES,
     EventFields,
     EventIn,
     RecordedEvent,
@@ -383,6 +384,12 @@ class Ledger:
             if wanted is not None and expected_by_user.setdefault(event["article"], wanted) != wanted:
                 raise InvalidEventError(f"{name}: expected_version differs from an earlier event of {event['article']!r}")
         explicit = [eid for event in parsed if (eid := event.get("id")) is not None]
+        if len(set(explicit)) != len(explicit):
+            first: dict[str, str] = {}
+            for event, name in zip(parsed, names, strict=False):
+                eid = event.get("id")
+                if eid is not None and first.setdefault(eid, name) != name:
+                    raise InvalidEventError(f"{name}: event id {eid!r} is also given to {first[eid]}; nothing appended")
         # A re-sent append (every id given) is recognised by the store, under its lock, when it
         # would write it, or below when its events no longer fit the articles: one look for its
         # ids on the common path, not two.
@@ -457,8 +464,13 @@ class Ledger:
     ) -> Iterator[RecordedEvent]:
         """Recorded events in log order: those after position `after`, of `article` and of
         `types` when given, at most `limit` of them. Raises `ArticleNotFoundError` at once for an
-        article that is not in the log."""
+        article that is not in the log, and `InvalidInputError` for a type ledger does not have."""
         _check(after=(_count, after), article=(_text, article), limit=(_count, limit))
+        if types is not None:
+            types = list(types)
+            unknown = next((kind for kind in types if kind not in EVENT_TYPES), None)
+            if unknown is not None:
+                raise InvalidInputError(f"unknown event type {unknown!r} (known: {', '.join(EVENT_TYPES)})")
         if article is not None:
             self._version_of(article)
         return self._events(after, article, types, limit)
@@ -966,7 +978,9 @@ class Ledger:
         """Bring the article back to what it said at `version`, as a new version: one append of
         the events that turn the current article into that one (title and body, update blocks,
         categories, metadata; and `ArticleRestored` first if it is withdrawn now). Nothing is
-        rewritten. Raises `NothingToDoError` when the article already says exactly that."""
+        rewritten. Raises `NothingToDoError` when the article already says exactly that, and
+        `VersionConflictError` when another writer changed the article while this one planned
+        (read it again and retry)."""
         _check(article=(_text, article), version=(_whole, version), actor=(_text, actor), reason=(_text, reason))
         target = self.article(article, version)
         current = self.article(article)

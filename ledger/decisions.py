@@ -172,6 +172,8 @@ def record_data(event: EventFields, state: ArticleState | None, name: str) -> di
         if kind == "UpdateBlockRemoved":
             return validate_data(kind, data, where)
         if "text" in data:
+            if "patch" in data:
+                raise InvalidEventError(f"{where}UpdateBlockEdited: give text or patch, not both")
             text = data.pop("text")
             if not isinstance(text, str):
                 raise InvalidEventError(f"{where}UpdateBlockEdited: text: must be a string")
@@ -185,6 +187,8 @@ def record_data(event: EventFields, state: ArticleState | None, name: str) -> di
         return {k: v for k, v in out.items() if v is not None}
     if kind == "CategoriesChanged":
         if "categories" in data:
+            if "added" in data or "removed" in data:
+                raise InvalidEventError(f"{where}CategoriesChanged: give categories or added/removed, not both")
             wanted = data.pop("categories")
             if not isinstance(wanted, list):
                 raise InvalidEventError(f"{where}CategoriesChanged: categories: must be a list")
@@ -198,6 +202,9 @@ def record_data(event: EventFields, state: ArticleState | None, name: str) -> di
         return out
     if kind == "MetadataChanged":
         out = validate_data(kind, data, where)
+        both = next((key for key in out["unset"] if key in out["set"]), None)
+        if both is not None:
+            raise InvalidEventError(f"{where}MetadataChanged: key {both!r} is both set and unset")
         # Compare by JSON form: in Python 1 == 1.0 == True, in front matter they differ.
         out["set"] = {k: v for k, v in out["set"].items() if k not in state.metadata or not same_value(state.metadata[k], v)}
         out["unset"] = [k for k in out["unset"] if k in state.metadata and k not in out["set"]]
@@ -231,7 +238,7 @@ def fold_checked(state: ArticleState | None, record: FoldedRecord, name: str) ->
     try:
         return apply_new(state, record)
     except ValueError as exc:
-        raise InvalidEventError(f"{name}: patch: {exc}") from None
+        raise InvalidEventError(f"{name}: {record['type']}: patch: {exc}") from None
 
 
 def check_size(kind: str, data: dict[str, Any], name: str, max_event_bytes: int) -> None:
@@ -243,7 +250,7 @@ def check_size(kind: str, data: dict[str, Any], name: str, max_event_bytes: int)
     if size > max_event_bytes:
         raise InvalidEventError(
             f"{name}: {kind} is {size:,} bytes of data, over the limit of {max_event_bytes:,}"
-            " (ledger --max-event-bytes raises it)"
+            " (`ledger --max-event-bytes`, or `max_event_bytes` of `ledger.open`, raises it)"
         )
 
 

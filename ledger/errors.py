@@ -27,6 +27,8 @@ Every message is one line and names what is wrong and where.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class LedgerError(Exception):
     """Root of every error ledger raises on purpose."""
@@ -81,11 +83,20 @@ class VersionConflictError(ConflictError):
     """An article is not at the version the append expected: `article`, the `expected` version
     and the `actual` one, for a caller that reads the article again and retries."""
 
-    def __init__(self, message: str, *, article: str | None = None, expected: int | None = None, actual: int | None = None) -> None:
+    def __init__(self, message: str, *, article: str, expected: int, actual: int) -> None:
         super().__init__(message)
         self.article = article
         self.expected = expected
         self.actual = actual
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copies (one per waiting thread of a group commit) and pickles keep the fields, which
+        # the default (the message alone) cannot pass back.
+        return (_version_conflict, (str(self), self.article, self.expected, self.actual))
+
+
+def _version_conflict(message: str, article: str, expected: int, actual: int) -> VersionConflictError:
+    return VersionConflictError(message, article=article, expected=expected, actual=actual)
 
 
 class DuplicateEventError(ConflictError):

@@ -627,10 +627,11 @@ def describe_validation_error(exc: ValidationError) -> str:
     pydantic's: `actor: must be a single line`, `data: must be an object ({...}), not a list`)."""
     errors = exc.errors()
     first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"]) or "value"
+    loc = ".".join(str(part) for part in first["loc"])
     model = _MODEL_OF.get(exc.title)
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return f"{loc}: {_plain(first, model)}{more}"
+    # An error of the value as a whole (an event that is no object) is named by its place alone.
+    return f"{loc}: {_plain(first, model)}{more}" if loc else f"{_plain(first, model)}{more}"
 
 
 # --- the validators of the append path -----------------------------------------------------

@@ -78,7 +78,11 @@ def apply_patch(old: str, patch: Patch) -> str:
     pieces: list[str] = []
     cursor = 0
     for start, end, text in patch:
-        if start < cursor or end < start or end > len(old):
+        if start < cursor:
+            raise ValueError(f"patch operation [{start}, {end}] starts before the end of the one before it ({cursor}): operations must be in order and not overlap")
+        if end < start:
+            raise ValueError(f"patch operation [{start}, {end}] ends before it starts")
+        if end > len(old):
             raise ValueError(f"patch operation [{start}, {end}] does not fit a text of {len(old)} characters")
         pieces.append(old[cursor:start])
         pieces.append(text)

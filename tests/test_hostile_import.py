@@ -399,7 +399,7 @@ def rewritten(line: bytes, old: bytes, new: bytes) -> bytes:
 
 EDIT = {"type": "ArticleEdited", "version": 2, "recorded_at": T2, "occurred_at": T2, "schema": 1}
 CRAFTED: dict[str, tuple[Callable[[], list[bytes]], int, str]] = {
-    "patch-out-of-text": (lambda: crafted({}, {**EDIT, "data": {"patch": [[100, 200, "zz"]]}}), 3, ":2: patch: "),
+    "patch-out-of-text": (lambda: crafted({}, {**EDIT, "data": {"patch": [[100, 200, "zz"]]}}), 3, ":2: ArticleEdited: patch: "),
     "same-event-id": (lambda: crafted({}, {"id": "ev-1", "article": "y"}), 3, ":2: event id 'ev-1' is given twice (first at "),
     "article-id-a-path": (lambda: crafted({"article": "../../etc"}), 3, ":1: article: "),
     "draft-layout-not-a-layout": (lambda: crafted({"data": {"title": "X", "metadata": {"_draft": {"evil": [1, 2, 3]}}}}), 3,
@@ -444,14 +444,14 @@ def test_a_crafted_file_with_a_sound_chain_is_refused_into_an_empty_store(copy: 
 
 def test_a_patch_that_does_not_fit_is_refused_as_a_process_and_verify_stays_ok(copy: Path, tmp_path: Path) -> None:
     dump, result = import_(copy, crafted({}, {**EDIT, "data": {"patch": [[100, 200, "zz"]]}}), tmp_path)
-    assert one_line_error(result, 3).startswith(f"error: {dump}:2: patch: ")
+    assert one_line_error(result, 3).startswith(f"error: {dump}:2: ArticleEdited: patch: ")
     assert (copy / LOG).read_bytes() == b""
 
 
 @pytest.mark.parametrize(
     ("change", "code", "message"),
     [
-        ({"data": {"patch": [[100, 200, "zz"]]}}, 3, ":1: patch: "),
+        ({"data": {"patch": [[100, 200, "zz"]]}}, 3, ":1: ArticleEdited: patch: "),
         ({"id": "live-1", "data": {"title": "Y"}}, 5, ":1: event id 'live-1' is already in this store (position 1)"),
         ({"version": 1, "type": "ArticleCreated", "schema": 2, "data": {"title": "Again"}}, 3, ":1: version 1 of 'x' where 2 comes next"),
         ({"occurred_at": "2017-09-05T15:00:00.000000Z", "data": {"title": "Y"}}, 3, ":1: occurred_at 2017-09-05T15:00:00.000000Z of 'x' is out of order"),

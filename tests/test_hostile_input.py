@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 import subprocess
 import sys
 import textwrap
@@ -294,6 +295,35 @@ def test_a_block_text_given_with_its_index_as_text_changes_the_block(led: ledger
     led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "H", "text": "old"}}])
     led.append([{"type": "UpdateBlockEdited", "article": "a", "data": {"index": "0", "text": "new"}}])
     assert led.article("a").blocks[0].text == "new"
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [({"type": "CategoriesChanged", "data": {"categories": ["z"], "removed": ["x"]}}, "CategoriesChanged: give categories or added/removed, not both"),
+     ({"type": "CategoriesChanged", "data": {"categories": ["q"], "added": ["b"]}}, "CategoriesChanged: give categories or added/removed, not both"),
+     ({"type": "UpdateBlockEdited", "data": {"index": 0, "text": "two", "patch": [[0, 1, "x"]]}}, "UpdateBlockEdited: give text or patch, not both"),
+     ({"type": "MetadataChanged", "data": {"set": {"k": 5}, "unset": ["k"]}}, "MetadataChanged: key 'k' is both set and unset"),
+     ({"type": "ArticleEdited", "data": {"body": "new", "patch": [[0, 1, "x"]]}}, "ArticleEdited: give body or patch, not both")],
+    ids=["categories-removed", "categories-added", "text-patch", "set-unset", "body-patch"],
+)
+def test_an_event_that_says_two_things_at_once_is_refused(store: Path, event: dict[str, Any], message: str) -> None:
+    # Each of these recorded one half and dropped the other without a word.
+    with ledger.open(store) as led:
+        led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "H", "text": "old"}}])
+    refused(store, ["append"], 3, message, input=line({**event, "article": "a1"}))
+
+
+def test_an_event_that_is_no_object_and_an_unknown_type_asked_for_are_named(led: ledger.Ledger) -> None:
+    for value, shown in (("hi", "'hi'"), (5, "5"), (None, "null")):
+        with pytest.raises(ledger.InvalidEventError, match="^" + re.escape(f"event 1: must be an object ({{...}}), not {shown}") + "$"):
+            led.append([value])  # type: ignore[list-item]
+    with pytest.raises(ledger.InvalidInputError, match=r"^unknown event type 'Nope' \(known: ArticleCreated, "):
+        led.events(types=["Nope"])
+
+
+def test_an_event_id_given_twice_names_both_events(store: Path) -> None:
+    two = line({**CREATE, "article": "b", "id": "dup"}) + line({"type": "ArticleEdited", "article": "b", "id": "dup", "data": {"title": "C"}})
+    refused(store, ["append"], 3, "<stdin>:2: event id 'dup' is also given to <stdin>:1; nothing appended", input=two)
+
 
 def test_a_binary_file_given_to_append_is_not_json_text(led: ledger.Ledger) -> None:
     with pytest.raises(ledger.InvalidEventError) as caught:

@@ -5,8 +5,10 @@ the store is mocked. What every store promises, through the `EventStore` interfa
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
+import pickle
 import shutil
 import time
 import uuid
@@ -180,6 +182,9 @@ def test_version_conflict_appends_nothing(led: ledger.Ledger, store_dir: Path) -
     # Named for a caller that reads the article again and retries, whichever refused it.
     assert (prepared.value.article, prepared.value.expected, prepared.value.actual) == ("a", 3, 1)
     assert (stored.value.article, stored.value.expected, stored.value.actual) == ("b", 0, 1)
+    # A group commit gives each waiting thread a copy; a process pool pickles it: both keep them.
+    for again in (copy.copy(stored.value), pickle.loads(pickle.dumps(stored.value))):
+        assert (type(again), str(again), again.article, again.expected, again.actual) == (ledger.VersionConflictError, str(stored.value), "b", 0, 1)
     assert log_bytes(store_dir) == before
     assert led.store.articles() == {"a": 1, "b": 1}
     ok = led.append([edited("a", "new a", expected_version=1), created("c", expected_version=0)])
@@ -206,14 +211,18 @@ def test_a_patch_that_does_not_fit_is_refused_and_nothing_is_written(led: ledger
     led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "Update:", "text": "\nOne."}}])
     before = log_bytes(store_dir)
     bad = [
-        {"type": "ArticleEdited", "article": "a", "data": {"title": "New", "patch": [[2, 40, "x"]]}},
-        {"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "patch": [[3, 1, "x"]]}},
+        ({"type": "ArticleEdited", "article": "a", "data": {"title": "New", "patch": [[2, 40, "x"]]}},
+         r"ArticleEdited: patch: patch operation \[2, 40\] does not fit a text of 6 characters"),
+        ({"type": "UpdateBlockEdited", "article": "a", "data": {"index": 0, "patch": [[3, 1, "x"]]}},
+         r"UpdateBlockEdited: patch: patch operation \[3, 1\] ends before it starts"),
+        ({"type": "ArticleEdited", "article": "a", "data": {"patch": [[0, 3, "X"], [2, 4, "Y"]]}},
+         r"ArticleEdited: patch: patch operation \[2, 4\] starts before the end of the one before it \(3\): operations must be in order and not overlap"),
     ]
-    for event in bad:
-        with pytest.raises(ledger.InvalidEventError, match=r"^event 1: patch: patch operation \[\d+, \d+\] does not fit a text of \d+ characters$"):
+    for event, message in bad:
+        with pytest.raises(ledger.InvalidEventError, match=f"^event 1: {message}$"):
             led.append([event])
     # A second event of one append is checked against the first one's result.
-    with pytest.raises(ledger.InvalidEventError, match=r"^event 2: patch: .* does not fit a text of 3 characters$"):
+    with pytest.raises(ledger.InvalidEventError, match=r"^event 2: ArticleEdited: patch: .* does not fit a text of 3 characters$"):
         led.append([edited("a", "Big"), {"type": "ArticleEdited", "article": "a", "data": {"patch": [[0, 6, "x"]]}}])
     assert log_bytes(store_dir) == before
 
