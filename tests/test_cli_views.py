@@ -125,6 +125,12 @@ def test_categories(store: Path) -> None:
     assert listing.splitlines()[0].split() == ["article", "title", "entered"]
     text = run(store, "categories").stdout
     assert [line.split() for line in text.splitlines()] == [["category", "articles"], ["local", "1"], ["roads", "1"], ["weather", "1"]]
+    # A category left empty at that time lists nothing; one no article was ever in is a typo.
+    assert run(store, "categories", "traffic", "--at", "2017-09-05T09:00Z", "--format", "json").stdout == ""
+    for args in (["categories", "road"], ["categories", "road", "--history"], ["articles", "--category", "road"]):
+        typo = run(store, *args)
+        assert (typo.exit_code, typo.stdout, typo.stderr) == (4, "", "error: no article was ever in category 'road' (did you mean 'roads'?)\n")
+    assert run(store, "categories", "zzz").stderr == "error: no article was ever in category 'zzz'\n"
 
 
 def test_updated(store: Path) -> None:
