@@ -10,7 +10,8 @@ gives a view that renders to the same text as the target.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+import re
+from collections.abc import Callable, Collection, Iterator, Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
@@ -69,46 +70,76 @@ def _same_part(current: tuple[str, str], target: tuple[str, str], followed: bool
     return current[1] == target[1] or (followed and without_paragraph_break(current[1], current[0]) == without_paragraph_break(target[1], target[0]))
 
 
+# How blocks that no heading matches may still be the same block, tried in turn on what is left
+# unmatched: the heading without its Markdown marks, emphasis and spacing (`## _(Update 1)_` made
+# `### (Update 1)`), then the text (a heading reworded above the same text).
+_LOOSE_KEYS: tuple[Callable[[tuple[str, str]], str], ...] = (
+    lambda block: " ".join(re.sub(r"[#_*]+", " ", block[0]).split()).casefold(),
+    lambda block: without_paragraph_break(block[1], block[0]).strip(),
+)
+
+
+def _align(
+    old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]], i1: int, i2: int, j1: int, j2: int, level: int
+) -> Iterator[tuple[int | None, int | None]]:
+    """The blocks `old[i1:i2]` and `new[j1:j2]` in order as pairs `(i, j)`: the same block in
+    both, or one removed (`(i, None)`) or added (`(None, j)`). Matched by `level`'s key (-1: the
+    heading as written, then each of `_LOOSE_KEYS`); what no key matches is paired in order, the
+    rest removed and added (a block whose heading and text both changed as another was put
+    before it cannot be told from one replaced)."""
+    if level == len(_LOOSE_KEYS):
+        paired = min(i2 - i1, j2 - j1)
+        yield from zip(range(i1, i1 + paired), range(j1, j1 + paired), strict=True)
+        yield from ((i, None) for i in range(i1 + paired, i2))
+        yield from ((None, j) for j in range(j1 + paired, j2))
+        return
+    key = (lambda block: block[0]) if level < 0 else _LOOSE_KEYS[level]
+    matcher = SequenceMatcher(None, [key(block) for block in old[i1:i2]], [key(block) for block in new[j1:j2]], autojunk=False)
+    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+        if tag == "equal":
+            yield from zip(range(i1 + a1, i1 + a2), range(j1 + b1, j1 + b2), strict=True)
+        elif tag == "replace":
+            yield from _align(old, new, i1 + a1, i1 + a2, j1 + b1, j1 + b2, level + 1)
+        else:
+            yield from ((i, None) for i in range(i1 + a1, i1 + a2))
+            yield from ((None, j) for j in range(j1 + b1, j1 + b2))
+
+
 def _block_events(
     old: Sequence[tuple[str, str]], new: Sequence[tuple[str, str]], last_followed: bool
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Events that turn the blocks `old` into `new` (`(heading, text)` pairs, `new` as stored):
-    blocks are matched by heading; matched ones with a new heading or text are edited, the
-    others removed or added where they stand (each event's index counts the events before it).
-    Also the text the last block keeps when it is an old one whose text stays (else None);
-    `last_followed` when rendering puts a paragraph break after it too (a `Categories:` line)."""
+    blocks are matched by heading (`_align`); matched ones with a new heading or text are
+    edited, the others removed or added where they stand (each event's index counts the events
+    before it). Also the text the last block keeps when it is an old one whose text stays (else
+    None); `last_followed` when rendering puts a paragraph break after it too (a `Categories:`
+    line)."""
     events: list[dict[str, Any]] = []
-    length = len(old)
-    kept: list[str] = []
-
-    def edit(index: int, before: tuple[str, str], after: tuple[str, str], last: bool) -> None:
-        data: dict[str, Any] = {"index": index}
-        if before[0] != after[0]:
-            data["heading"] = after[0]
-        if not _same_part(before, after, not last or last_followed):
-            data["text"] = after[1]
-        elif last:
-            kept.append(before[1])
-        if len(data) > 1:
-            events.append({"type": "UpdateBlockEdited", "data": data})
-
-    delta = 0
-    matcher = SequenceMatcher(None, [h for h, _ in old], [h for h, _ in new], autojunk=False)
-    for _tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        at = i1 + delta
-        paired = min(i2 - i1, j2 - j1)
-        for k in range(paired):
-            edit(at + k, old[i1 + k], new[j1 + k], j1 + k == len(new) - 1)
-        for _ in range(paired, i2 - i1):
-            events.append({"type": "UpdateBlockRemoved", "data": {"index": at + paired}})
+    kept: str | None = None
+    # The blocks as the events so far leave them: the new ones before `at`, the old ones after.
+    at, length = 0, len(old)
+    for i, j in _align(old, new, 0, len(old), 0, len(new), -1):
+        if i is None:
+            assert j is not None
+            heading, text = new[j]
+            events.append({"type": "UpdateBlockAdded", "data": {"heading": heading, "text": text, "index": None if at == length else at}})
+            at, length = at + 1, length + 1
+        elif j is None:
+            events.append({"type": "UpdateBlockRemoved", "data": {"index": at}})
             length -= 1
-        for k in range(paired, j2 - j1):
-            heading, text = new[j1 + k]
-            index = at + k
-            events.append({"type": "UpdateBlockAdded", "data": {"heading": heading, "text": text, "index": None if index == length else index}})
-            length += 1
-        delta += (j2 - j1) - (i2 - i1)
-    return events, kept[0] if kept else None
+        else:
+            before, after, last = old[i], new[j], j == len(new) - 1
+            data: dict[str, Any] = {"index": at}
+            if before[0] != after[0]:
+                data["heading"] = after[0]
+            if not _same_part(before, after, not last or last_followed):
+                data["text"] = after[1]
+            elif last:
+                kept = before[1]
+            if len(data) > 1:
+                events.append({"type": "UpdateBlockEdited", "data": data})
+            at += 1
+    return events, kept
 
 
 def _metadata_change(old: dict[str, Any], new: dict[str, Any], keys: Collection[str] | None = None) -> dict[str, Any] | None:

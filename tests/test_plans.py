@@ -87,3 +87,35 @@ def test_a_plain_text_target_leaves_unstated_metadata_alone(led: ledger.Ledger) 
     draft = parse_draft("T\n\nBody\n", "s.txt")
     assert plan_changes(led.article("s"), draft, metadata_keys={"_draft"}) == []
     assert plan_changes(led.article("s"), draft) == [{"type": "MetadataChanged", "data": {"set": {}, "unset": ["source"]}}]
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "events"),
+    [
+        # A new notice put on top while the old one's heading went down a level (the corpus's
+        # openssl notice of March 2022): the old block stays the old block.
+        ("# _(Update 16-Mar-2022)_ Summary\n\nPlanned.\n\n## Original post\n\nA fix.\n",
+         "# _(Update 18-Mar-2022)_ Out\n\nReleased.\n\n### _(Update 16-Mar-2022)_ Summary\n\nPlanned.\n\n## Original post\n\nA fix.\n",
+         [("UpdateBlockAdded", 0), ("UpdateBlockEdited", 1)]),
+        # A heading reworded above the same text, a block put before it.
+        ("## Update 1: roads shut\n\nThe roads are shut.\n",
+         "## Update 2: rain\n\nMore rain.\n\n## Update 1: all roads shut\n\nThe roads are shut.\n",
+         [("UpdateBlockAdded", 0), ("UpdateBlockEdited", 1)]),
+        # Nothing matches: paired in order, as before.
+        ("## Update 1: a\n\nOne.\n", "## Update 2: b\n\nTwo.\n\n## Update 3: c\n\nThree.\n",
+         [("UpdateBlockEdited", 0), ("UpdateBlockAdded", None)]),
+    ],
+    ids=["heading-level", "heading-reworded", "unmatched"],
+)
+def test_blocks_are_matched_by_heading_then_loosely_by_heading_and_text(led: ledger.Ledger, before: str, after: str,
+                                                                        events: list[tuple[str, int | None]]) -> None:
+    """The feed says when each update block was added: a block kept under a changed heading must
+    stay the block it was (its added version and time), not pass them to a new block above."""
+    head = "---\ntitle: Notice\n---\n\n"
+    first = ingest_draft(led, parse_draft(head + before, "n.md"))
+    ingest_draft(led, parse_draft(head + after, "n.md"))
+    assert [(e.type, e.data.get("index")) for e in led.events(article="n") if e.version == 2] == events
+    assert render(led.article("n")) == head + after
+    blocks = led.article("n").blocks
+    if events[0][0] == "UpdateBlockAdded":
+        assert [b.added_version for b in blocks] == [2, *[first.version] * (len(blocks) - 1)]
