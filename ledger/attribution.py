@@ -34,7 +34,7 @@ import re
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from difflib import SequenceMatcher
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from operator import itemgetter
 from typing import Any
 
@@ -46,8 +46,8 @@ Runs = list[list[int]]
 """`[length, version]` pairs, in text order, covering a text exactly."""
 
 _TOKEN = re.compile(r"\w+|\s+|[^\w\s]+")
-# Above this many token pairs a replaced region is not compared word by word (difflib is
-# quadratic in the worst case): the region is the new version's, as the patch says.
+# Above this many token (or line) pairs a replaced region is not compared word by word (or line
+# by line: difflib is quadratic in the worst case): the region is the new version's.
 _MAX_COMPARE = 4_000_000
 
 
@@ -101,27 +101,74 @@ def _extend(out: Runs, more: Runs) -> None:
 
 
 def _compare(old: str, old_runs: Runs, new: str, version: int) -> Runs:
-    """Runs of `new`, which replaced `old` (with `old_runs`): words unchanged keep their runs."""
+    """Runs of `new`, which replaced `old` (with `old_runs`): words unchanged keep their runs.
+
+    The tokens both texts start and end with are kept without comparing (an update put above a
+    long post keeps the post's runs, however long); what is between is compared word by word,
+    or, past `_MAX_COMPARE` token pairs, line by line first and word by word within the lines
+    that changed where those are small enough."""
     if not old or not new:
         return fresh(new, version)
     old_tokens = _TOKEN.findall(old)
     new_tokens = _TOKEN.findall(new)
-    if len(old_tokens) * len(new_tokens) > _MAX_COMPARE:
-        return fresh(new, version)
-    old_starts = [0]
-    for token in old_tokens:
-        old_starts.append(old_starts[-1] + len(token))
-    new_starts = [0]
-    for token in new_tokens:
-        new_starts.append(new_starts[-1] + len(token))
+    old_starts = list(accumulate(map(len, old_tokens), initial=0))
+    new_starts = list(accumulate(map(len, new_tokens), initial=0))
+    runs_starts = _starts(old_runs)
     out: Runs = []
-    matcher = SequenceMatcher(None, old_tokens, new_tokens, autojunk=False)
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            for length, wrote in _cut(old_runs, old_starts[i1], old_starts[i2]):
-                _add(out, length, wrote)
-        else:
+
+    def keep(i1: int, i2: int) -> None:
+        _extend(out, _cut(old_runs, old_starts[i1], old_starts[i2], runs_starts))
+
+    def compare(i1: int, i2: int, j1: int, j2: int) -> None:
+        matcher = SequenceMatcher(None, old_tokens[i1:i2], new_tokens[j1:j2], autojunk=False)
+        for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+            if tag == "equal":
+                keep(i1 + a1, i1 + a2)
+            else:
+                _add(out, new_starts[j1 + b2] - new_starts[j1 + b1], version)
+
+    def lines(i1: int, i2: int, tokens: list[str]) -> list[int]:
+        # Where each line of tokens[i1:i2] starts (a whitespace token holding a line break ends one).
+        bounds = [i1]
+        for at in range(i1, i2):
+            if "\n" in tokens[at]:
+                bounds.append(at + 1)
+        if bounds[-1] != i2:
+            bounds.append(i2)
+        return bounds
+
+    def by_lines(i1: int, i2: int, j1: int, j2: int) -> None:
+        old_lines, new_lines = lines(i1, i2, old_tokens), lines(j1, j2, new_tokens)
+        if (len(old_lines) - 1) * (len(new_lines) - 1) > _MAX_COMPARE:
             _add(out, new_starts[j2] - new_starts[j1], version)
+            return
+        keys_old = ["".join(old_tokens[a:b]) for a, b in pairwise(old_lines)]
+        keys_new = ["".join(new_tokens[a:b]) for a, b in pairwise(new_lines)]
+        for tag, a1, a2, b1, b2 in SequenceMatcher(None, keys_old, keys_new, autojunk=False).get_opcodes():
+            o1, o2, n1, n2 = old_lines[a1], old_lines[a2], new_lines[b1], new_lines[b2]
+            if tag == "equal":
+                keep(o1, o2)
+            elif tag == "replace" and (o2 - o1) * (n2 - n1) <= _MAX_COMPARE:
+                compare(o1, o2, n1, n2)
+            else:
+                _add(out, new_starts[n2] - new_starts[n1], version)
+
+    same = 0
+    most = min(len(old_tokens), len(new_tokens))
+    while same < most and old_tokens[same] == new_tokens[same]:
+        same += 1
+    tail = 0
+    while tail < most - same and old_tokens[-1 - tail] == new_tokens[-1 - tail]:
+        tail += 1
+    keep(0, same)
+    i2, j2 = len(old_tokens) - tail, len(new_tokens) - tail
+    if same in (i2, j2):
+        _add(out, new_starts[j2] - new_starts[same], version)
+    elif (i2 - same) * (j2 - same) <= _MAX_COMPARE:
+        compare(same, i2, same, j2)
+    else:
+        by_lines(same, i2, same, j2)
+    keep(i2, len(old_tokens))
     return out
 
 

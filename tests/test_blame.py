@@ -271,3 +271,27 @@ def test_text_moved_from_the_body_into_a_new_update_block_keeps_its_version(led:
     words = [(word, span.version) for span in blame.spans if span.part == "block" for word in re.findall(r"\w+", span.text)]
     moved = re.findall(r"\w+", "Releases are planned for Tuesday. All lines are affected.")
     assert words == [("Upgrade", 2), ("now", 2), *((word, 1) for word in moved)]
+
+
+@pytest.mark.parametrize("paragraphs", [90, 91, 1500])
+def test_a_long_post_moved_under_a_new_update_block_keeps_its_version(led: ledger.Ledger, tmp_path: Path, paragraphs: int) -> None:
+    # The same as above for a post of any length: from about 190 lines on, the post's words were
+    # too many to compare pair by pair, and all of it was credited to the version that put the
+    # update above it. Their common end is kept without comparing; a change inside a long text
+    # is compared line by line first.
+    post = "".join(f"Original paragraph {i} about topic {i}, written on day one.\n\n" for i in range(paragraphs))
+    draft = tmp_path / "notice.md"
+    draft.write_text(f"---\ntitle: Notice\n---\n\n{post}")
+    ledger.ingest(led, [str(draft)], article="n", actor="rod")
+    # The post's last line changed too: the texts share no end, and what is between them is long.
+    moved = post[: -len("day one.\n\n")] + "day two.\n\n"
+    draft.write_text(f"---\ntitle: Notice\n---\n\n## _(Update 27-Sep-2016)_ Releases available\n\nThe releases are out.\n\n{moved}")
+    ledger.ingest(led, [str(draft)], article="n", actor="ann")
+    edited_post = moved.replace("paragraph 7 about", "paragraph seven about").replace(f"topic {paragraphs - 3},", "the last topics,")
+    draft.write_text(f"---\ntitle: Notice\n---\n\n## _(Update 27-Sep-2016)_ Releases available\n\nThe releases are out.\n\nA new first line.\n\n{edited_post}")
+    ledger.ingest(led, [str(draft)], article="n", actor="bob")
+    blame = led.blame("n")
+    assert blame.text == draft.read_text()
+    changed = {word: span.version for span in blame.spans if span.part == "block" for word in re.findall(r"\w+", span.text)
+               if word in ("releases", "new", "first", "seven", "last", "Original", "day", "two", "one")}
+    assert changed == {"releases": 2, "new": 3, "first": 3, "seven": 3, "last": 3, "Original": 1, "day": 1, "two": 2, "one": 1}
