@@ -501,7 +501,7 @@ def blame(ctx: click.Context, article: str, version: int | None, version_option:
 @main.command()
 @click.argument("phrase")
 @click.option("--article", metavar="ID", help="Search this article only.")
-@click.option("--since", type=TIME, help="Only where the phrase came in or went out at or after this time.")
+@click.option("--since", type=TIME, help="Only where the phrase stood at this time or later (still standing, or went out at or after it).")
 @click.option("--exact", is_flag=True, help="Match the phrase as typed, case and punctuation (default: any case, any punctuation).")
 @format_option
 @click.pass_context

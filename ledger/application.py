@@ -681,8 +681,8 @@ class Ledger:
         The phrase is its words, in order, within one line: whole words in any case, whatever
         punctuation or spaces stand between them. With `exact`, the phrase as typed: case and
         punctuation too (any run of spaces still matches any run of spaces or tabs). `article`
-        limits the search to one article; `since` to stretches that began or ended at or after
-        that time. Found through the text index, no scan of the log (`exact` also reads the
+        limits the search to one article; `since` to stretches that stood at that time or later
+        (still standing, or ended at or after it). Found through the text index, no scan of the log (`exact` also reads the
         article at the versions the index names). Raises `InvalidInputError` for an empty phrase
         or one without a letter or digit."""
         _text("phrase", phrase)

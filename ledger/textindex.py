@@ -53,6 +53,7 @@ import sqlite3
 import struct
 import threading
 import time
+import unicodedata
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -75,7 +76,7 @@ _T = TypeVar("_T")
 _WORDS = re.compile(r"[^\W_]+")
 
 TEXT_FILE = "text.sqlite"
-FORMAT = 8
+FORMAT = 9
 """The layout of `text.sqlite`; an index of another format is rebuilt from the log when opened."""
 
 # Fewer records behind than this are always caught up (small stores keep the catch-up path).
@@ -192,8 +193,9 @@ def _time_text(value: int | str) -> str:
 
 
 def words(text: str) -> list[str]:
-    """The words of `text` as search compares them: runs of letters and digits, in lower case."""
-    return _WORDS.findall(text.lower())
+    """The words of `text` as search compares them: runs of letters and digits, in lower case,
+    composed (NFC: an `é` typed as `e` and a combining accent is the `é` of other texts)."""
+    return _WORDS.findall(unicodedata.normalize("NFC", text).lower())
 
 
 # ASCII letters and digits to themselves in lower case, every other byte to a space.

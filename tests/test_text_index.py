@@ -113,6 +113,14 @@ def test_a_phrase_in_a_line_where_its_inner_word_repeats(led: ledger.Ledger) -> 
     assert [entry.version for entry in led.history("a", contains="saw the cat")] == [1, 2]
 
 
+def test_a_phrase_is_found_however_its_accents_are_composed(led: ledger.Ledger) -> None:
+    # An archive holds both forms: "école" as one character or as "e" and a combining accent.
+    led.append([created("nfd", "T", "The e\u0301cole closed.\n"), created("nfc", "T", "The \u00e9cole opened.\n")])
+    for typed in ("the \u00e9cole", "the e\u0301cole"):
+        assert [(h.article, h.part) for h in led.search(typed)] in ([("nfc", "body"), ("nfd", "body")], [("nfd", "body"), ("nfc", "body")])
+    assert _found(led, "e\u0301cole closed") == [("nfd", "body", 1, None)]
+
+
 def test_an_index_of_an_older_format_is_rebuilt(led: ledger.Ledger, caplog: pytest.LogCaptureFixture) -> None:
     led.append([created("a", "T", "alpha beta\n")])
     assert _found(led, "alpha beta") == [("a", "body", 1, None)]
