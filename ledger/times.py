@@ -39,6 +39,20 @@ def _period(raw: str) -> timedelta:
     return timedelta(hours=1)
 
 
+def _local(moment: datetime, text: str | datetime) -> datetime:
+    """`moment` (naive) as the machine's local time; `InvalidTimeError` when the clocks skipped
+    it (moved forward past it) or passed it twice (moved back), which a zone must settle."""
+    first, second = moment.replace(fold=0).astimezone(), moment.replace(fold=1).astimezone()
+    if first.utcoffset() == second.utcoffset():
+        return first
+    shown = str(text) if isinstance(text, str) else moment.isoformat()
+    wall = moment.isoformat(timespec="minutes" if not moment.second and not moment.microsecond else "seconds")
+    offsets = " or ".join(f"{wall}{value.strftime('%z')[:3]}:{value.strftime('%z')[3:5]}" for value in (first, second))
+    if first.replace(tzinfo=None) != moment.replace(fold=0):
+        raise InvalidTimeError(f"time {shown!r} does not exist in local time (the clocks moved forward past it): give a zone, {offsets}")
+    raise InvalidTimeError(f"time {shown!r} happened twice in local time (the clocks moved back): give a zone, {offsets}")
+
+
 def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool = False) -> datetime:
     """An aware UTC datetime from `2017-09-05T16:05:00Z`, `2017-09-05T18:05+02:00`,
     `2017-09-05 16:05` (local time), `2017-09-05`, or an age before `now`: `90s`, `90m`, `2h`,
@@ -71,7 +85,7 @@ def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool =
     try:
         if naive:
             # Naive means local: `astimezone` reads a naive datetime as the machine's local time.
-            moment = moment.astimezone()
+            moment = _local(moment, text)
         if end and span:
             # The period's last instant, reached without stepping past it: the end of 9999-12-31
             # is a valid time, the start of the day after is not.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -51,6 +52,23 @@ def test_an_upper_bound_covers_the_period_typed(text: str, start: datetime, last
 def test_a_time_without_a_zone_is_local_time(paris: None) -> None:
     assert parse_when("2026-11-27 22:22:58") == datetime(2026, 11, 27, 21, 22, 58, tzinfo=UTC)
     assert parse_when("2026-11-27") == datetime(2026, 11, 26, 23, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("2026-03-29 02:30", "time '2026-03-29 02:30' does not exist in local time (the clocks moved forward past it): give a zone, "
+                          "2026-03-29T02:30+01:00 or 2026-03-29T02:30+02:00"),
+     ("2026-10-25T02:30:15", "time '2026-10-25T02:30:15' happened twice in local time (the clocks moved back): give a zone, "
+                             "2026-10-25T02:30:15+02:00 or 2026-10-25T02:30:15+01:00")],
+    ids=["skipped", "twice"],
+)
+def test_a_local_time_the_clocks_skipped_or_passed_twice_needs_a_zone(paris: None, text: str, message: str) -> None:
+    # Read silently, a time in the spring gap became another hour, and one in the autumn hour
+    # that happens twice the first of them.
+    with pytest.raises(InvalidTimeError, match=f"^{re.escape(message)}$"):
+        parse_when(text)
+    assert parse_when("2026-03-29 03:30") == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert parse_when("2026-10-25T02:30:15+01:00") == datetime(2026, 10, 25, 1, 30, 15, tzinfo=UTC)
 
 
 def test_ages_count_back_from_now() -> None:
