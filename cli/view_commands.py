@@ -225,7 +225,7 @@ def _refuse_unknown_category(led: Ledger, name: str) -> None:
         return
     import difflib
 
-    from ledger.errors import NotFoundError
+    from ledger import NotFoundError
 
     close = difflib.get_close_matches(name, [count.name for count in led.categories()], n=3)
     hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
