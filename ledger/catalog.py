@@ -129,6 +129,24 @@ _NOT_WITHDRAWN_AT = (
 _VIEW_TABLES = ("articles", "memberships", "withdrawals", "titles", "feed", "changes", "category_counts")
 
 
+def seen_position(cache_dir: Path) -> int:
+    """The log position the views in `cache_dir` last stood at (0 when there are none, or they
+    cannot be read): a witness that the log once held that many records, read without opening
+    or repairing the views."""
+    path = (cache_dir / VIEWS_FILE).absolute()
+    if not path.is_file():
+        return 0
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5)
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key = 'position'").fetchone()
+        finally:
+            db.close()
+    except (sqlite3.Error, ValueError):
+        return 0
+    return row[0] if row is not None and type(row[0]) is int else 0
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector for the block.
@@ -380,7 +398,13 @@ class Catalog:
     def _validate(self, db: sqlite3.Connection) -> tuple[int, str]:
         """The checkpoint, after clearing a catalog (and snapshots) that does not belong to this log."""
         position, digest = self._checkpoint(db)
-        if position > 0 and not self._matches(position, digest):
+        if position <= 0:
+            # Nothing folded yet: rows left beside a checkpoint set back to 0 would be folded again.
+            if db.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is not None:
+                log.warning("%s: views do not match the log, rebuilding them", self.path)
+            self._clear(db, snapshots=True)
+            return 0, ""
+        if not self._matches(position, digest):
             log.warning("%s: views do not match the log, rebuilding them", self.path)
             self._clear(db, snapshots=True)
             return 0, ""

@@ -358,6 +358,43 @@ def test_a_views_checkpoint_moved_back_is_rebuilt_not_called_a_corrupt_log(store
     assert b"did not match the log" in result.stderr
 
 
+@pytest.mark.parametrize("position", [0, -1])
+def test_a_views_checkpoint_set_back_to_nothing_is_rebuilt_not_folded_twice(store_dir: Path, position: int) -> None:
+    # Folded again on top of the rows already there, every category counted twice, silently.
+    _ten_events(store_dir)
+    want = [run_ledger(*args, store=store_dir).stdout for args in (("categories",), ("categories", "--article", "a1"))]
+    _sql(store_dir / VIEWS_FILE, "UPDATE meta SET value = ? WHERE key = 'position'", position)
+    result = run_ledger("categories", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want[0]), result.stderr
+    assert b"views do not match the log, rebuilding them" in result.stderr
+    assert run_ledger("categories", "--article", "a1", store=store_dir).stdout == want[1]
+
+
+@pytest.mark.parametrize("index", [True, False], ids=["index-kept", "index-deleted"])
+def test_records_a_cache_saw_that_are_zeros_now_are_damage_not_a_torn_tail(store_dir: Path, index: bool) -> None:
+    # A tail of complete appends zeroed (a disk fault) looks like a crash mid-write; with the index
+    # deleted nothing else knew, and the next read cut eight committed records as unfinished.
+    _ten_events(store_dir)
+    run_ledger("categories", store=store_dir)  # the views stand at position 10
+    log = store_dir / LOG_FILE
+    data = bytearray(log.read_bytes())
+    start = data.index(b"\n") + 20
+    data[start:] = bytes(len(data) - start)
+    log.write_bytes(bytes(data))
+    if not index:
+        (store_dir / INDEX_FILE).unlink()
+    for args in (("categories",), ("append", "-"), ("verify",)):
+        result = run_ledger(*args, store=store_dir, input=b'{"type": "ArticleCreated", "article": "c", "data": {"title": "C"}}\n')
+        assert result.returncode == 8, (args, result.stdout, result.stderr)
+        assert log.read_bytes() == bytes(data)
+    # The views file gone (another store's, or a power cut mid-append): the tail is cut as unfinished.
+    if not index:
+        assert b"views.sqlite stood at position 10" in result.stderr
+        (store_dir / VIEWS_FILE).unlink()
+        assert run_ledger("categories", store=store_dir).returncode == 0
+        assert log.stat().st_size == data.index(b"\n") + 1
+
+
 @pytest.mark.slow
 def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(store_dir: Path) -> None:
     _ten_events(store_dir)

@@ -149,9 +149,11 @@ class FileEventStore(EventStore):
 
     # --- opening and recovery ------------------------------------------------------------
 
-    def recover(self) -> int:
+    def recover(self, seen: Callable[[], tuple[int, str]] | None = None) -> int:
         """Bring the index up to date and cut off a torn tail (a crash mid-append), if no writer is
-        busy. Returns the number of bytes cut. Raises `CorruptStoreError` for damage elsewhere."""
+        busy. Returns the number of bytes cut. Raises `CorruptStoreError` for damage elsewhere,
+        and instead of cutting when `seen` (a cache's witness: the position it stood at, and its
+        name) says records past the log's last complete append were once committed."""
         with self._mutex:
             self._sync_index()
             if os.fstat(self._read_fd).st_size <= self._indexed:
@@ -160,13 +162,26 @@ class FileEventStore(EventStore):
                 # Read-only: the torn tail stays (reads never use it) for a writer to cut.
                 return 0
             try:
-                return self._cut_torn_tail()
+                return self._cut_torn_tail(seen)
             finally:
                 self._lock.release()
 
-    def _cut_torn_tail(self) -> int:
+    def _cut_torn_tail(self, seen: Callable[[], tuple[int, str]] | None = None) -> int:
         self._sync_index()
-        return self._cut_after(self._indexed, os.fstat(self._read_fd).st_size)
+        size = os.fstat(self._read_fd).st_size
+        if seen is not None and size > self._indexed:
+            position, witness = seen()
+            last = self.head().position
+            if position > last:
+                # A crash leaves at most the append being written unfinished, and no reader folds
+                # an unfinished append: a cache that stood past the log's end saw those records.
+                raise CorruptStoreError(
+                    f"{self.log_path}: the log's complete records end at position {last} (byte {self._indexed}), but {witness} stood at "
+                    f"position {position}: records committed after it were lost or damaged, not left unfinished by a crash; nothing cut "
+                    f"(if {witness} is another store's, or the machine lost power during an append, delete it and open the store again)",
+                    position=last + 1,
+                )
+        return self._cut_after(self._indexed, size)
 
     def _cut_after(self, end: int, size: int) -> int:
         """Cut the log back to `end` (the end of its last complete append); returns the bytes cut."""

@@ -43,6 +43,8 @@ def verify_log(
     # exactly, only that it does not go back.
     unsure: set[str] | None = None
     events = 0
+    # What the complete appends hold: a torn one's records are not the log's.
+    committed_events = committed_articles = 0
     committed_end = 0
     committed_hash = codec.GENESIS_HASH
     committed_pos = 0
@@ -104,6 +106,7 @@ def verify_log(
         if record.get("end"):
             in_append.clear()
             committed_end, committed_hash, committed_pos = checked_end, digest, position
+            committed_events, committed_articles = events, len(versions)
         if progress is not None and line_no % 10000 == 0:
             progress(checked_end, size)
         if len(problems) >= 100:
@@ -117,8 +120,8 @@ def verify_log(
             committed_end = size
     return VerifyReport(
         ok=not problems,
-        events=events,
-        articles=len(versions),
+        events=events if problems else committed_events,
+        articles=len(versions) if problems else committed_articles,
         head_position=committed_pos,
         head_hash=committed_hash,
         log_bytes=size,
