@@ -15,6 +15,7 @@ import sqlite3
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from ledger.errors import StoreError, StoreLockedError
@@ -28,13 +29,46 @@ _CANNOT_WRITE = {
 }
 
 
+class _Connection(sqlite3.Connection):
+    """A cache's connection. A file damaged where SQLite keeps its schema can make SQLite's own
+    message about it undecodable, which Python raises as `UnicodeDecodeError`: here it is the
+    `sqlite3.DatabaseError` every cache treats as damage (deleted and rebuilt)."""
+
+    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
+        """`sqlite3.Connection.execute`."""
+        try:
+            return super().execute(sql, parameters)
+        except UnicodeDecodeError:
+            raise sqlite3.DatabaseError("its file is damaged (SQLite's own message about it is not text)") from None
+
+    def executemany(self, sql: str, parameters: Any, /) -> sqlite3.Cursor:
+        """`sqlite3.Connection.executemany`."""
+        try:
+            return super().executemany(sql, parameters)
+        except UnicodeDecodeError:
+            raise sqlite3.DatabaseError("its file is damaged (SQLite's own message about it is not text)") from None
+
+    def executescript(self, sql_script: str, /) -> sqlite3.Cursor:
+        """`sqlite3.Connection.executescript`."""
+        try:
+            return super().executescript(sql_script)
+        except UnicodeDecodeError:
+            raise sqlite3.DatabaseError("its file is damaged (SQLite's own message about it is not text)") from None
+
+
+def connect(target: str | Path, **options: Any) -> sqlite3.Connection:
+    """`sqlite3.connect` for a cache (a file or `:memory:`), whose damage is always a
+    `sqlite3.DatabaseError` (`_Connection`)."""
+    return sqlite3.connect(target, factory=_Connection, **options)
+
+
 def open_file(path: Path) -> sqlite3.Connection:
     """A cache file beside the log, in WAL mode (readers never wait for a writer). Something
     else there but a folder (a FIFO, a device) is a damaged cache: SQLite would wait for ever
     reading a FIFO."""
     if _special(path):
         raise sqlite3.DatabaseError(f"{path.name} is not a regular file")
-    db = sqlite3.connect(path, timeout=60, isolation_level=None, check_same_thread=False)
+    db = connect(path, timeout=60, isolation_level=None, check_same_thread=False)
     try:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
@@ -151,7 +185,7 @@ def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
     the copy is what it has committed), a file, or nothing. A file that is missing, unreadable or
     changing while it is copied gives an empty database: the caller checks the copy against the
     log and rebuilds what does not match, as it does with the file."""
-    memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    memory = connect(":memory:", isolation_level=None, check_same_thread=False)
     if source is None:
         return memory
     if isinstance(source, sqlite3.Connection):
@@ -160,7 +194,7 @@ def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
         except sqlite3.Error as exc:
             log.debug("could not copy a cache into memory: %s", exc)
             memory.close()
-            return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            return connect(":memory:", isolation_level=None, check_same_thread=False)
         return memory
     try:
         before = _stamps(source)
@@ -171,7 +205,7 @@ def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
             return memory
         # immutable: no -shm to create (a read-only folder cannot hold one), no locks to take.
         uri = "file:" + quote(os.fspath(source.resolve())) + "?mode=ro&immutable=1"
-        file_db = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        file_db = connect(uri, uri=True, check_same_thread=False)
         try:
             file_db.backup(memory)
         finally:
@@ -181,7 +215,7 @@ def memory_copy(source: sqlite3.Connection | Path | None) -> sqlite3.Connection:
     except (sqlite3.Error, OSError) as exc:
         log.debug("%s: could not copy it into memory: %s", source, exc)
     memory.close()
-    return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    return connect(":memory:", isolation_level=None, check_same_thread=False)
 
 
 def _stamps(path: Path) -> tuple[tuple[int, int, int] | None, tuple[int, int, int] | None]:

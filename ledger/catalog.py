@@ -216,7 +216,7 @@ class Catalog:
         if copy is not None:
             db = copy
         elif self.path is None:
-            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            db = caches.connect(":memory:", isolation_level=None, check_same_thread=False)
         else:
             db = caches.open_file(self.path)
         try:

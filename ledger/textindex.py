@@ -799,7 +799,7 @@ class TextIndex:
 
     def _memory(self) -> sqlite3.Connection:
         self._in_memory = True
-        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db = caches.connect(":memory:", isolation_level=None, check_same_thread=False)
         self._create(db)
         return db
 

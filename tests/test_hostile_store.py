@@ -882,3 +882,35 @@ def test_verify_of_a_record_sealed_again_with_an_article_that_is_not_text(store_
     assert result.returncode == 8, result.stderr
     offset = sum(map(len, lines[:4]))
     assert result.stderr.decode().splitlines()[0] == f"problem: line 5, position 5, byte {offset}: record field 'article' is missing or not text"
+
+
+@pytest.mark.parametrize("change", ["length = -1", "offset = -1", "length = 0"])
+def test_an_index_row_placing_no_line_is_rebuilt_not_a_traceback_or_a_corrupt_log(store_dir: Path, change: str) -> None:
+    # A negative place raised OSError from pread; no length read as a line of the log cut short.
+    _ten_events(store_dir)
+    want = run_ledger("history", "a2", store=store_dir).stdout  # position 3 is a2's version 2
+    _sql(store_dir / INDEX_FILE, f"UPDATE events SET {change} WHERE pos = 3")
+    result = run_ledger("history", "a2", store=store_dir)
+    assert (result.returncode, result.stdout) == (0, want), result.stderr
+    assert b"rebuilding it from the log" in result.stderr and b"Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("cache", [INDEX_FILE, VIEWS_FILE, "text.sqlite"])
+def test_a_cache_whose_schema_names_are_not_text_is_rebuilt_not_a_traceback(store_dir: Path, cache: str) -> None:
+    # One byte in the page where SQLite keeps its schema made its own message undecodable:
+    # Python raised UnicodeDecodeError, and every command failed, verify included.
+    _ten_events(store_dir)
+    commands = (("verify",), ("show", "a1"), ("categories",), ("search", "text"))
+    want = [run_ledger(*args, store=store_dir).stdout for args in commands]
+    path = store_dir / cache
+    raw = bytearray(path.read_bytes())
+    at = raw.index(b"sqlite_autoindex_meta_1", 0, 4096)
+    raw[at + 2] = 0xF3
+    path.write_bytes(bytes(raw))
+    log = (store_dir / LOG_FILE).read_bytes()
+    for args, expected in zip(commands, want, strict=True):
+        result = run_ledger(*args, store=store_dir)
+        assert (result.returncode, b"Traceback" in result.stderr) == (0, False), (args, result.stderr)
+        if args != ("verify",):
+            assert result.stdout == expected, args
+    assert (store_dir / LOG_FILE).read_bytes() == log

@@ -13,7 +13,7 @@ from typing import Any
 from ledger import codec
 from ledger.errors import CorruptStoreError, IndexMismatchError
 from ledger.events import upcast
-from ledger.store.index import HASH_KEPT, LogIndex, sealed
+from ledger.store.index import HASH_KEPT, LogIndex, read_line, sealed
 
 
 class CheckedReads:
@@ -38,7 +38,7 @@ class CheckedReads:
         unlisted: list[tuple[int, int]] = []
         for pos, version, offset, length, kept in rows:
             try:
-                digest, record = sealed(os.pread(self.fd, length, offset))
+                digest, record = sealed(read_line(self.fd, offset, length))
             except codec.RecordError as exc:
                 if not self.is_line(offset, length):
                     raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos} is not a line of the log") from None
@@ -76,7 +76,7 @@ class CheckedReads:
             if row is None or row[0] != at:
                 raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos} does not match the log")
             try:
-                _, record = sealed(os.pread(self.fd, row[1], row[0]))
+                _, record = sealed(read_line(self.fd, row[0], row[1]))
             except codec.RecordError:
                 raise IndexMismatchError(f"{self.idx.path}: its entry for position {pos} is not a line of the log") from None
             if record.get("article") == article and record.get("version", 0) <= top:
@@ -84,6 +84,8 @@ class CheckedReads:
 
     def is_line(self, offset: int, length: int) -> bool:
         """Whether `offset..offset+length` is one whole line of the log (whatever it holds)."""
+        if offset < 0 or length <= 0:
+            return False
         before = os.pread(self.fd, 1, offset - 1) if offset > 0 else b"\n"
         line = os.pread(self.fd, length, offset)
         return before == b"\n" and len(line) == length and line.find(b"\n") == length - 1
@@ -117,7 +119,7 @@ class CheckedReads:
         if listed != version:
             raise IndexMismatchError(f"{self.idx.path}: its latest record of {article!r} is not the version it lists")
         try:
-            digest, record = sealed(os.pread(self.fd, length, offset))
+            digest, record = sealed(read_line(self.fd, offset, length))
         except codec.RecordError:
             record, digest = {}, ""
         if (record.get("pos"), record.get("article"), record.get("version")) != (pos, article, version) or digest[:HASH_KEPT] != kept:

@@ -69,6 +69,7 @@ from ledger.store.index import (
     check_head,
     committed_but_missing,
     meta_of,
+    read_line,
 )
 from ledger.store.locking import WriterLock
 from ledger.store.logfile import LOG_FILE, check_continuation, import_label, open_sealed, read_batches, read_marker, seal_append
@@ -366,7 +367,7 @@ class FileEventStore(EventStore):
                 lines: Iterator[tuple[int, bytes]] = log_lines(self._read_fd, 0, self._indexed)
             else:
                 rows = self._checked_by_log(lambda: self._idx.article_ranges(article))
-                lines = ((offset, os.pread(self._read_fd, length, offset)) for offset, length in rows)
+                lines = ((offset, read_line(self._read_fd, offset, length)) for offset, length in rows)
         for offset, line in lines:
             try:
                 # Every line held or indexed ends in its newline: one without is damaged too.

@@ -44,6 +44,13 @@ CREATE TABLE IF NOT EXISTS articles (
 """
 
 
+def read_line(fd: int, offset: int, length: int) -> bytes:
+    """The `length` bytes at `offset` of the log open as `fd`, as an index row places a line;
+    nothing for a place no line can have (a damaged row: a negative offset, no length), which
+    `sealed` then refuses like any line that is not one."""
+    return os.pread(fd, length, offset) if offset >= 0 and length > 0 else b""
+
+
 def sealed(line: bytes) -> tuple[str, dict[str, Any]]:
     """The hash and record of one whole line of the log, checked; raises `codec.RecordError`.
     Every committed line ends in its newline: one without it is damaged too."""
@@ -113,7 +120,7 @@ def check_head(db: sqlite3.Connection, meta: dict[str, Any], size: int, read_fd:
             position=position,
         )
     try:
-        digest, record = sealed(os.pread(read_fd, row[1], row[0]))
+        digest, record = sealed(read_line(read_fd, row[0], row[1]))
     except codec.RecordError:
         digest, record = "", {}
     if digest != last_hash or record.get("pos") != position or not record.get("end"):
@@ -134,7 +141,7 @@ def committed_but_missing(path: Path, store_id: str, size: int, read_fd: int, lo
     if not path.exists():
         return None
     try:
-        db = sqlite3.connect(path, timeout=5)
+        db = caches.connect(path, timeout=5)
         try:
             meta = meta_of(db)
             if meta.get("store_id") != store_id:
