@@ -59,8 +59,9 @@ from ledger.application import open as open_ledger
 from ledger.codec import dumps, loads
 from ledger.draft_format import is_draft_name, parse_draft, read_draft_bytes
 from ledger.drafts import IngestResult, ingest_draft, withdraw
-from ledger.errors import DraftError, InvalidInputError, LedgerError
+from ledger.errors import ArticleNotFoundError, DraftError, InvalidInputError, LedgerError
 from ledger.limits import DRAFT_SIZE_LIMIT
+from ledger.rendering import render
 from ledger.settling import Settling
 
 log = logging.getLogger("ledger.watcher")
@@ -108,6 +109,16 @@ def _identity(info: os.stat_result) -> dict[str, int]:
     """What the manifest keeps of a stat: ctime and inode change with any rewrite, even one that
     puts size and mtime back (`touch -r`), so they trigger a re-hash."""
     return {"size": info.st_size, "mtime_ns": info.st_mtime_ns, "ctime_ns": info.st_ctime_ns, "ino": info.st_ino}
+
+
+def _valid_entry(entry: Any) -> bool:
+    """Whether a manifest entry has the shape `_remember` writes (a damaged manifest must not
+    name an article to withdraw, or crash the watcher)."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or len(entry["sha256"]) != 64:
+        return False
+    if not isinstance(entry.get("article", ""), str):
+        return False
+    return all(type(entry.get(key)) is int for key in ("size", "mtime_ns", "ctime_ns", "ino"))
 
 
 def open_for_writing(files: set[tuple[int, int]]) -> set[tuple[int, int]] | None:
@@ -534,6 +545,10 @@ class Watcher:
             return
         if any(entry.get("article") == article for entry in self._manifest.values()):
             return  # the article's draft lives on under another name
+        if not self._still_says(article, known["sha256"]):
+            self._report_error(str(self.folder / name), f"{article!r} is not withdrawn: it no longer says what the deleted draft said "
+                                                        f"(another writer changed it since); `ledger withdraw {article}` withdraws it")
+            return
         try:
             result = withdraw(self._writer, article, actor=self.actor, reason=self.reason, path=str(self.folder / name))
         except InvalidInputError as exc:
@@ -547,6 +562,15 @@ class Watcher:
             return
         if result.status != "unchanged":
             self.on_result(result)
+
+    def _still_says(self, article: str, digest: str) -> bool:
+        """Whether `article` renders to the draft whose SHA-256 is `digest` (or is gone or
+        withdrawn already): only then is deleting the draft a withdrawal of what it wrote."""
+        try:
+            view = self._writer.article(article)
+        except ArticleNotFoundError:
+            return True
+        return view.withdrawn or hashlib.sha256(render(view).encode("utf-8")).hexdigest() == digest
 
     # --- the manifest ------------------------------------------------------------------------
 
@@ -565,10 +589,16 @@ class Watcher:
         try:
             value = loads(self._manifest_path.read_bytes())
             files = value["files"]
-        except (OSError, ValueError, KeyError, TypeError):
+            if value.get("folder") != str(self.folder) or not isinstance(files, dict):
+                raise ValueError("not this folder's manifest")
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             log.warning("%s: unreadable watch manifest; every draft will be compared with its article", self._manifest_path)
             return {}
-        return {name: entry for name, entry in files.items() if isinstance(entry, dict) and "sha256" in entry}
+        kept = {name: entry for name, entry in files.items() if isinstance(name, str) and _valid_entry(entry)}
+        if len(kept) != len(files):
+            log.warning("%s: %d unreadable entries of the watch manifest left out; those drafts will be compared with their articles",
+                        self._manifest_path, len(files) - len(kept))
+        return kept
 
     def _remember(self, name: str, entry: dict[str, Any]) -> None:
         self._manifest[name] = entry

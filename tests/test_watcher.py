@@ -7,6 +7,7 @@ how fast the machine is.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -328,3 +329,36 @@ def test_watchdogs_report_of_its_own_stop_racing_a_read_is_not_printed() -> None
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
     assert done.stderr == "something else\n"
+
+
+@pytest.mark.slow
+def test_a_damaged_manifest_never_withdraws_an_article_its_folder_did_not_write(led: ledger.Ledger, drafts: Path, store_dir: Path) -> None:
+    # A manifest entry naming another article made deleting nothing withdraw it; one of the wrong
+    # shape crashed the watcher. The manifest is a cache: entries of the wrong shape, or of
+    # another folder, are left out, and a deleted draft withdraws only an article that still
+    # says what the draft said.
+    led.append([{"type": "ArticleCreated", "article": "other", "data": {"title": "Other"}}])
+    (drafts / "a.txt").write_text(story(1))
+    with watch(led, drafts, withdraw_on_delete=True) as watcher:
+        wait_for(lambda: version(led, "a") == 1 and watcher.pending() == 0, "a v1")
+    [manifest] = (store_dir / "watch").glob("*.json")
+    entry = json.loads(manifest.read_text())["files"]["a.txt"]
+    for files in ([], {"gone.txt": {**entry, "article": 5}}, {"gone.txt": {**entry, "article": "other"}}):
+        manifest.write_text(json.dumps({"folder": str(drafts), "files": files}))
+        recorder = Recorder()
+        with watch(led, drafts, withdraw_on_delete=True, on_error=recorder.error) as watcher:
+            wait_for(lambda: watcher.pending() == 0, "the reconcile")
+        assert not led.article("other").withdrawn and version(led, "a") == 1
+        if isinstance(files, dict) and files["gone.txt"]["article"] == "other":
+            assert recorder.errors == [(str(drafts / "gone.txt"), f"{drafts / 'gone.txt'}: 'other' is not withdrawn: it no longer says what the deleted draft said "
+                                        "(another writer changed it since); `ledger withdraw other` withdraws it")]
+    # A manifest of another folder is not this one's.
+    manifest.write_text(json.dumps({"folder": "/elsewhere", "files": {"gone.txt": {**entry, "article": "a"}}}))
+    with watch(led, drafts, withdraw_on_delete=True) as watcher:
+        wait_for(lambda: watcher.pending() == 0, "the reconcile")
+    assert not led.article("a").withdrawn
+    # The real thing still withdraws: the draft deleted while its article says what it said.
+    with watch(led, drafts, withdraw_on_delete=True) as watcher:
+        wait_for(lambda: watcher.pending() == 0, "the reconcile")
+        (drafts / "a.txt").unlink()
+        wait_for(lambda: led.article("a").withdrawn, "a withdrawn")
