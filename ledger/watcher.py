@@ -266,6 +266,8 @@ class Watcher:
         self._manifest_path = self._manifest_file()
         self._manifest: dict[str, dict[str, Any]] = self._load_manifest()
         self._manifest_failed = False
+        # Drafts refused because another draft is their article's: read again when it goes.
+        self._blocked: dict[str, str] = {}
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -512,6 +514,11 @@ class Watcher:
             return
         try:
             draft = parse_draft(data, path)
+            other = self._other_draft_of(draft.id, name)
+            if other is not None:
+                # As `ledger ingest` of the folder would: the two would overwrite each other.
+                self._blocked[name] = draft.id
+                raise InvalidInputError(f"{path}:1: article {draft.id!r} is also the article of {self.folder / other}; one draft per article")
             # With withdraw-on-delete the folder says which articles are live: a draft that is
             # back restores its article even when its text is unchanged.
             result = ingest_draft(self._writer, draft, actor=self.actor, reason=self.reason, restore=self.withdraw_on_delete)
@@ -526,6 +533,7 @@ class Watcher:
             return
         self._errors.pop(name, None)
         self._failures.pop(name, None)
+        self._blocked.pop(name, None)
         self._remember(name, {**stat_entry, "article": draft.id})
         if result.status != "unchanged":
             self.on_result(result)
@@ -536,11 +544,17 @@ class Watcher:
         self._pending.forget(name)
         self._errors.pop(name, None)
         failures = self._failures.pop(name, 0)
+        self._blocked.pop(name, None)
         known = self._manifest.pop(name, None)
         if known is None:
             return
         self._save_manifest()
         article = known.get("article")
+        # A draft refused because this one was its article's is read again: it is the one now.
+        for waiting in [other for other, blocked in self._blocked.items() if blocked == article]:
+            del self._blocked[waiting]
+            self._errors.pop(waiting, None)
+            self._pending.mark([waiting])
         if not self.withdraw_on_delete or article is None:
             return
         if any(entry.get("article") == article for entry in self._manifest.values()):
@@ -562,6 +576,13 @@ class Watcher:
             return
         if result.status != "unchanged":
             self.on_result(result)
+
+    def _other_draft_of(self, article: str, name: str) -> str | None:
+        """Another draft of the folder, still there, that `article` was ingested from."""
+        for other, entry in self._manifest.items():
+            if other != name and entry.get("article") == article and os.path.lexists(self.folder / other):
+                return other
+        return None
 
     def _still_says(self, article: str, digest: str) -> bool:
         """Whether `article` renders to the draft whose SHA-256 is `digest` (or is gone or

@@ -362,3 +362,25 @@ def test_a_damaged_manifest_never_withdraws_an_article_its_folder_did_not_write(
         wait_for(lambda: watcher.pending() == 0, "the reconcile")
         (drafts / "a.txt").unlink()
         wait_for(lambda: led.article("a").withdrawn, "a withdrawn")
+
+
+@pytest.mark.slow
+def test_two_drafts_of_one_article_are_refused_not_left_to_overwrite_each_other(led: ledger.Ledger, drafts: Path) -> None:
+    # A new post started from a copy of an old one kept its `id`: each save of either draft
+    # rewrote the article, and the article kept the copy's text after the copy was deleted.
+    keep = "---\ntitle: Keep me\nid: keeper\n---\n\nKeep body.\n"
+    copy = keep.replace("Keep me", "Copy")
+    recorder = Recorder()
+    with watch(led, drafts, on_error=recorder.error) as watcher:
+        (drafts / "keep.md").write_text(keep)
+        wait_for(lambda: version(led, "keeper") == 1 and watcher.pending() == 0, "keeper v1")
+        (drafts / "copy.md").write_text(copy)
+        wait_for(lambda: recorder.errors, "the clash reported")
+        assert recorder.errors == [(str(drafts / "copy.md"), f"{drafts / 'copy.md'}:1: article 'keeper' is also the article of "
+                                    f"{drafts / 'keep.md'}; one draft per article")]
+        assert version(led, "keeper") == 1 and text_of(led, "keeper") == keep
+        # The old draft gone, the copy is the article's draft: read again, and ingested.
+        (drafts / "keep.md").unlink()
+        wait_for(lambda: text_of(led, "keeper") == copy, "the copy ingested")
+        wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
+    assert version(led, "keeper") == 2 and len(recorder.errors) == 1
