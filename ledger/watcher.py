@@ -268,6 +268,8 @@ class Watcher:
         self._manifest_failed = False
         # Drafts refused because another draft is their article's: read again when it goes.
         self._blocked: dict[str, str] = {}
+        self._folder_missing = False
+        self._folder_id: tuple[int, int] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -312,6 +314,13 @@ class Watcher:
     # --- the observer ------------------------------------------------------------------------
 
     def _start_observer(self) -> None:
+        # The folder watched, by identity: one removed and made again (or moved away and back)
+        # is another folder to the file system, which the observer no longer hears from.
+        try:
+            info = os.stat(self.folder)
+            self._folder_id = (info.st_dev, info.st_ino)
+        except OSError:
+            self._folder_id = None
         handler = _Handler(self)
         if self.poll is None:
             observer: BaseObserver = Observer()
@@ -381,9 +390,19 @@ class Watcher:
         seen: set[str] = set()
         try:
             entries = list(os.scandir(self.folder))
+            info = os.stat(self.folder)
         except OSError as exc:
-            self._report_error(str(self.folder), f"cannot list the folder: {exc.strerror or exc}")
+            if not self._folder_missing:
+                # Once, not at every scan while it stays away.
+                self._folder_missing = True
+                self._report_error(str(self.folder), f"cannot list the folder: {exc.strerror or exc}; watching for it to come back")
             return
+        if self._folder_missing or (info.st_dev, info.st_ino) != self._folder_id:
+            if self._folder_missing:
+                log.warning("%s: the folder is back; watching it again", self.folder)
+            self._folder_missing = False
+            self._stop_observer()
+            self._start_observer()
         dirty: list[str] = []
         for entry in entries:
             if not is_watched_name(entry.name):
@@ -502,6 +521,10 @@ class Watcher:
             self._pending.again(name)  # still being written
             return
         if not self._pending.forget_if_quiet(name, events):
+            return
+        if not data:
+            # `touch new-post.md` before the editor opens it: no draft yet, and no error either.
+            log.debug("%s: empty, not a draft yet", path)
             return
         digest = hashlib.sha256(data).hexdigest()
         stat_entry: dict[str, Any] = {**_identity(after), "sha256": digest}

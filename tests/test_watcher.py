@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -384,3 +385,35 @@ def test_two_drafts_of_one_article_are_refused_not_left_to_overwrite_each_other(
         wait_for(lambda: text_of(led, "keeper") == copy, "the copy ingested")
         wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
     assert version(led, "keeper") == 2 and len(recorder.errors) == 1
+
+
+@pytest.mark.slow
+def test_a_folder_removed_and_made_again_is_watched_again(led: ledger.Ledger, drafts: Path) -> None:
+    # The observer watched the old folder: saves in the new one were found only by the periodic
+    # rescan (here never), and while it was gone its absence was reported five times a second.
+    recorder = Recorder()
+    with watch(led, drafts, on_error=recorder.error, rescan=3600) as watcher:
+        (drafts / "a.txt").write_text(story(1))
+        wait_for(lambda: version(led, "a") == 1, "a v1")
+        shutil.rmtree(drafts)
+        wait_for(lambda: recorder.errors, "the folder's absence reported")
+        drafts.mkdir()
+        (drafts / "b.txt").write_text(story(2))
+        wait_for(lambda: version(led, "b") == 1, "b, saved in the folder made again")
+        (drafts / "b.txt").write_text(story(2, " Edited."))
+        wait_for(lambda: text_of(led, "b") == story(2, " Edited."), "b v2")
+        wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
+    assert len(recorder.errors) == 1 and "cannot list the folder" in recorder.errors[0][1]
+
+
+@pytest.mark.slow
+def test_an_empty_file_is_no_draft_yet_and_no_error(led: ledger.Ledger, drafts: Path) -> None:
+    # `touch new-post.md` before opening it in an editor printed "empty draft: no title".
+    recorder = Recorder()
+    with watch(led, drafts, on_error=recorder.error) as watcher:
+        (drafts / "new-post.txt").touch()
+        (drafts / "other.txt").write_text(story(2))
+        wait_for(lambda: version(led, "other") == 1 and watcher.pending() == 0, "other v1")
+        (drafts / "new-post.txt").write_text(story(1))
+        wait_for(lambda: version(led, "new-post") == 1, "new-post v1")
+    assert recorder.errors == []
