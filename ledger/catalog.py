@@ -399,10 +399,11 @@ class Catalog:
         """The checkpoint, after clearing a catalog (and snapshots) that does not belong to this log."""
         position, digest = self._checkpoint(db)
         if position <= 0:
-            # Nothing folded yet: rows left beside a checkpoint set back to 0 would be folded again.
+            # Nothing folded yet: rows left beside a checkpoint set back to 0 would be folded
+            # again. (Snapshots may be there already: each is checked against its record.)
             if db.execute("SELECT 1 FROM articles LIMIT 1").fetchone() is not None:
                 log.warning("%s: views do not match the log, rebuilding them", self.path)
-            self._clear(db, snapshots=True)
+                self._clear(db, snapshots=False)
             return 0, ""
         if not self._matches(position, digest):
             log.warning("%s: views do not match the log, rebuilding them", self.path)
