@@ -101,14 +101,16 @@ class Settling:
                 if entry is not None:
                     entry.first = entry.last = now
 
-    def deletions(self, gone: list[str], read: int, now: float) -> list[str]:
+    def deletions(self, gone: list[str], read: int, now: float, grace: float = 0.0) -> list[str]:
         """Which of the `gone` names (due, but no longer in the folder) may be treated as deleted
-        now, while `read` other due names are about to be read: all of them when no other name
-        is pending, else only those dirty for `DELETE_LIMIT` seconds."""
+        now, while `read` other due names are about to be read: those dirty for `grace` seconds
+        at least; all of them when no other name is pending, else only those dirty for
+        `DELETE_LIMIT` seconds."""
         with self._lock:
+            settled = [name for name in gone if now - self._dirty[name].first >= grace]
             if len(self._dirty) - read - len(gone) == 0:
-                return gone
-            return [name for name in gone if now - self._dirty[name].first >= DELETE_LIMIT]
+                return settled
+            return [name for name in settled if now - self._dirty[name].first >= DELETE_LIMIT]
 
     def events(self, name: str) -> int:
         """How many events came for `name` since it became dirty (0 if it is not)."""

@@ -87,6 +87,10 @@ MAX_WAIT = 3.0
 OPEN_CHECK = 5.0
 """Seconds of quiet after which a draft reported written but never closed is read, if no process
 has it open for writing (the close event was lost); a draft that is still open is never read."""
+WITHDRAW_GRACE = 3.0
+"""Seconds a draft must stay gone before its deletion withdraws its article (with
+`withdraw_on_delete`): a save that takes the file away for longer than the quiet time (a slow
+tool writing a new file before it renames it back) must not withdraw and restore it."""
 RESCAN = 10.0
 """Seconds between full rescans of the folder (catches events the kernel dropped)."""
 RETRY_FIRST = 1.0
@@ -460,7 +464,8 @@ class Watcher:
                 # Still open for writing however quiet: wait for its close (or for /proc to
                 # show no writer).
                 self._pending.restart(names, now)
-        return sorted(present), sorted(self._pending.deletions(gone, len(present), now))
+        grace = WITHDRAW_GRACE if self.withdraw_on_delete else 0.0
+        return sorted(present), sorted(self._pending.deletions(gone, len(present), now, grace))
 
     def _flush(self) -> None:
         present, gone = self._ready(time.monotonic())

@@ -417,3 +417,20 @@ def test_an_empty_file_is_no_draft_yet_and_no_error(led: ledger.Ledger, drafts: 
         (drafts / "new-post.txt").write_text(story(1))
         wait_for(lambda: version(led, "new-post") == 1, "new-post v1")
     assert recorder.errors == []
+
+
+@pytest.mark.slow
+def test_a_save_that_takes_the_draft_away_for_a_second_does_not_withdraw_it(led: ledger.Ledger, drafts: Path) -> None:
+    # Gone for longer than the quiet time, the draft's article was withdrawn and then restored
+    # by the save: two versions that said nothing true.
+    (drafts / "gap.txt").write_text(story(1))
+    with watch(led, drafts, withdraw_on_delete=True) as watcher:
+        wait_for(lambda: version(led, "gap") == 1 and watcher.pending() == 0, "gap v1")
+        os.rename(drafts / "gap.txt", drafts / "gap.txt~")
+        gone = time.monotonic()
+        wait_for(lambda: time.monotonic() - gone >= 1.0, "a second gone")
+        (drafts / "gap.txt").write_text(story(1, " Saved slowly."))
+        (drafts / "gap.txt~").unlink()
+        wait_for(lambda: text_of(led, "gap") == story(1, " Saved slowly."), "gap v2")
+        wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
+    assert [e.type for e in led.events(article="gap")] == ["ArticleCreated", "ArticleEdited"]
