@@ -274,6 +274,7 @@ class Watcher:
         self._blocked: dict[str, str] = {}
         self._folder_missing = False
         self._folder_id: tuple[int, int] | None = None
+        self._subfolders: set[str] = set()
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -410,6 +411,10 @@ class Watcher:
         dirty: list[str] = []
         for entry in entries:
             if not is_watched_name(entry.name):
+                if entry.name not in self._subfolders and not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
+                    # `cp -r batch drafts/` put nothing in: say so once.
+                    self._subfolders.add(entry.name)
+                    log.warning("%s: a folder: not watched (drafts are read directly in %s, not in its folders)", entry.path, self.folder)
                 continue
             try:
                 info = entry.stat(follow_symlinks=self.follow_symlinks)

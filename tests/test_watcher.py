@@ -434,3 +434,18 @@ def test_a_save_that_takes_the_draft_away_for_a_second_does_not_withdraw_it(led:
         wait_for(lambda: text_of(led, "gap") == story(1, " Saved slowly."), "gap v2")
         wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
     assert [e.type for e in led.events(article="gap")] == ["ArticleCreated", "ArticleEdited"]
+
+
+@pytest.mark.slow
+def test_a_folder_put_in_the_watched_one_is_named_once(led: ledger.Ledger, drafts: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # `cp -r batch drafts/`: 200 drafts in a folder, not one read, and not a word said.
+    (drafts / "batch").mkdir()
+    (drafts / "batch" / "x.txt").write_text(story(1))
+    with watch(led, drafts, rescan=0.2) as watcher:
+        (drafts / "b.txt").write_text(story(2))
+        wait_for(lambda: version(led, "b") == 1 and watcher.pending() == 0, "b v1")
+        wait_for(lambda: sum("a folder: not watched" in r.message for r in caplog.records) >= 1, "the folder named")
+        time_named = time.monotonic()
+        wait_for(lambda: time.monotonic() - time_named >= 1.0, "a few rescans")
+    assert sum("a folder: not watched" in r.message for r in caplog.records) == 1
+    assert led.store.articles() == {"b": 1}
