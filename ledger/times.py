@@ -14,7 +14,7 @@ Two rules keep a typed time meaning what the person saw:
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from ledger.errors import InvalidTimeError
 
@@ -39,16 +39,24 @@ def _period(raw: str) -> timedelta:
     return timedelta(hours=1)
 
 
-def _local(moment: datetime, text: str | datetime) -> datetime:
+def _local(moment: datetime, text: str | datetime, *, day: bool) -> datetime:
     """`moment` (naive) as the machine's local time; `InvalidTimeError` when the clocks skipped
-    it (moved forward past it) or passed it twice (moved back), which a zone must settle."""
+    it (moved forward past it) or passed it twice (moved back), which a zone must settle. A
+    `day` typed without a time starts at its first instant, wherever its clocks start it (in
+    zones that change them at midnight, 00:00 may not exist, or happen twice)."""
     first, second = moment.replace(fold=0).astimezone(), moment.replace(fold=1).astimezone()
     if first.utcoffset() == second.utcoffset():
         return first
+    # Skipped: neither reading is a time the local clocks showed.
+    skipped = all(datetime.fromtimestamp(reading.timestamp()) != moment for reading in (first, second))
+    if day:
+        # The day's first instant: where its clocks start after a skip (the later reading), or
+        # the first of a midnight that happens twice.
+        return max(first, second) if skipped else min(first, second)
     shown = str(text) if isinstance(text, str) else moment.isoformat()
     wall = moment.isoformat(timespec="minutes" if not moment.second and not moment.microsecond else "seconds")
     offsets = " or ".join(f"{wall}{value.strftime('%z')[:3]}:{value.strftime('%z')[3:5]}" for value in (first, second))
-    if first.replace(tzinfo=None) != moment.replace(fold=0):
+    if skipped:
         raise InvalidTimeError(f"time {shown!r} does not exist in local time (the clocks moved forward past it): give a zone, {offsets}")
     raise InvalidTimeError(f"time {shown!r} happened twice in local time (the clocks moved back): give a zone, {offsets}")
 
@@ -84,8 +92,13 @@ def parse_when(text: str | datetime, now: datetime | None = None, *, end: bool =
     naive = moment.tzinfo is None
     try:
         if naive:
+            day = span == timedelta(days=1)
+            if end and day and moment.date() < date.max:
+                # A local day ends where the next one starts: 23 or 25 hours on a day the
+                # clocks change, not 24 at the offset it started with.
+                return (_local(moment + span, text, day=True) - _TICK).astimezone(UTC)
             # Naive means local: `astimezone` reads a naive datetime as the machine's local time.
-            moment = _local(moment, text)
+            moment = _local(moment, text, day=day)
         if end and span:
             # The period's last instant, reached without stepping past it: the end of 9999-12-31
             # is a valid time, the start of the day after is not.

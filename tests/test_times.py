@@ -107,3 +107,29 @@ def test_a_time_the_store_refuses_names_where_the_event_came_from(led) -> None: 
     with pytest.raises(InvalidTimeError, match=r"^story\.txt: ArticleCreated for 'b': occurred_at 2999-01-01T00:00:00\.000000Z is in the future$"):
         led.append([late], labels=["story.txt"])
     assert led.head() == head
+
+
+def test_a_day_starts_and_ends_where_its_clocks_do(paris: None) -> None:
+    # Typed without a zone on the day the clocks change, a day is 23 or 25 hours long: its end
+    # was taken 24 hours after its start, an hour into the next day or short of its own end.
+    assert parse_when("2026-03-29", end=True) == datetime(2026, 3, 29, 21, 59, 59, 999999, tzinfo=UTC)
+    assert parse_when("2026-10-25", end=True) == datetime(2026, 10, 25, 22, 59, 59, 999999, tzinfo=UTC)
+
+
+def test_a_day_whose_midnight_the_clocks_skip_starts_at_its_first_instant() -> None:
+    # Santiago moves its clocks at midnight: 2024-09-08 00:00 never happened there, and the date
+    # alone, which names the day, was refused as a skipped time.
+    old = os.environ.get("TZ")
+    os.environ["TZ"] = "America/Santiago"
+    time.tzset()
+    try:
+        assert parse_when("2024-09-08") == datetime(2024, 9, 8, 4, 0, tzinfo=UTC)  # 01:00 -03:00
+        assert parse_when("2024-09-08", end=True) == datetime(2024, 9, 9, 2, 59, 59, 999999, tzinfo=UTC)
+        with pytest.raises(InvalidTimeError, match="does not exist in local time"):
+            parse_when("2024-09-08 00:30")
+    finally:
+        if old is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = old
+        time.tzset()
