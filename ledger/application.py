@@ -186,17 +186,17 @@ def open(
     root = Path(location)
     if create:
         init_store(root)
-    store = FileEventStore(root, lock_timeout=lock_timeout)
+
+    def seen() -> tuple[int, str]:
+        # Imported only when there is a torn tail to judge (issue 14: start-up).
+        from ledger.catalog import VIEWS_FILE, seen_position
+
+        return seen_position(root), VIEWS_FILE
+
+    store = FileEventStore(root, lock_timeout=lock_timeout, witness=seen)
     if recover:
-
-        def seen() -> tuple[int, str]:
-            # Imported only when there is a torn tail to judge (issue 14: start-up).
-            from ledger.catalog import VIEWS_FILE, seen_position
-
-            return seen_position(root), VIEWS_FILE
-
         try:
-            store.recover(seen)
+            store.recover()
         except BaseException:
             store.close()
             raise

@@ -387,6 +387,10 @@ def test_records_a_cache_saw_that_are_zeros_now_are_damage_not_a_torn_tail(store
         result = run_ledger(*args, store=store_dir, input=b'{"type": "ArticleCreated", "article": "c", "data": {"title": "C"}}\n')
         assert result.returncode == 8, (args, result.stdout, result.stderr)
         assert log.read_bytes() == bytes(data)
+    # Nor does a writer opened without recovery cut it when it first appends.
+    with ledger.open(store_dir, recover=False) as led, pytest.raises(ledger.CorruptStoreError):
+        led.append([_created("c", "C", "c\n")])
+    assert log.read_bytes() == bytes(data)
     # The views file gone (another store's, or a power cut mid-append): the tail is cut as unfinished.
     if not index:
         assert b"views.sqlite stood at position 10" in result.stderr

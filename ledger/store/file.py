@@ -110,8 +110,13 @@ class FileEventStore(EventStore):
 
     root: Path
 
-    def __init__(self, path: str | os.PathLike[str], *, lock_timeout: float = 10.0) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, lock_timeout: float = 10.0, witness: Callable[[], tuple[int, str]] | None = None
+    ) -> None:
         self.root = Path(path)
+        # A cache's word on how far the log once went (the position it stood at, and its name),
+        # asked before a torn tail is cut: records it saw are damage to report, not a crash's.
+        self._witness = witness
         self._marker = read_marker(self.root)
         self.log_path = self.root / LOG_FILE
         if not self.log_path.exists():
@@ -150,11 +155,11 @@ class FileEventStore(EventStore):
 
     # --- opening and recovery ------------------------------------------------------------
 
-    def recover(self, seen: Callable[[], tuple[int, str]] | None = None) -> int:
+    def recover(self) -> int:
         """Bring the index up to date and cut off a torn tail (a crash mid-append), if no writer is
         busy. Returns the number of bytes cut. Raises `CorruptStoreError` for damage elsewhere,
-        and instead of cutting when `seen` (a cache's witness: the position it stood at, and its
-        name) says records past the log's last complete append were once committed."""
+        and instead of cutting when the store's witness says records past the log's last
+        complete append were once committed."""
         with self._mutex:
             self._sync_index()
             if os.fstat(self._read_fd).st_size <= self._indexed:
@@ -163,15 +168,15 @@ class FileEventStore(EventStore):
                 # Read-only: the torn tail stays (reads never use it) for a writer to cut.
                 return 0
             try:
-                return self._cut_torn_tail(seen)
+                return self._cut_torn_tail()
             finally:
                 self._lock.release()
 
-    def _cut_torn_tail(self, seen: Callable[[], tuple[int, str]] | None = None) -> int:
+    def _cut_torn_tail(self) -> int:
         self._sync_index()
         size = os.fstat(self._read_fd).st_size
-        if seen is not None and size > self._indexed:
-            position, witness = seen()
+        if self._witness is not None and size > self._indexed:
+            position, witness = self._witness()
             last = self.head().position
             if position > last:
                 # A crash leaves at most the append being written unfinished, and no reader folds
