@@ -207,7 +207,7 @@ def record_data(event: EventFields, state: ArticleState | None, name: str) -> di
             raise InvalidEventError(f"{where}MetadataChanged: key {both!r} is both set and unset")
         # Compare by JSON form: in Python 1 == 1.0 == True, in front matter they differ.
         out["set"] = {k: v for k, v in out["set"].items() if k not in state.metadata or not same_value(state.metadata[k], v)}
-        out["unset"] = [k for k in out["unset"] if k in state.metadata and k not in out["set"]]
+        out["unset"] = [k for k in out["unset"] if k in state.metadata]
         if not out["set"] and not out["unset"]:
             raise NothingToDoError(f"{where}MetadataChanged changes nothing for {article!r}")
         return out

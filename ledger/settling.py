@@ -49,6 +49,7 @@ class Settling:
         self.quiet = quiet
         self.max_wait = max_wait
         self.open_check = open_check
+        self._gone_at: dict[str, float] = {}
         self.track_writers = track_writers
         self.clock = clock
         self._lock = threading.Lock()
@@ -107,7 +108,10 @@ class Settling:
         at least; all of them when no other name is pending, else only those dirty for
         `DELETE_LIMIT` seconds."""
         with self._lock:
-            settled = [name for name in gone if now - self._dirty[name].first >= grace]
+            # Since when each has been seen gone (not since it became dirty: it may have been
+            # dirty, and there, for long before).
+            self._gone_at = {name: self._gone_at.get(name, now) for name in gone}
+            settled = [name for name in gone if now - self._gone_at[name] >= grace]
             if len(self._dirty) - read - len(gone) == 0:
                 return settled
             return [name for name in settled if now - self._dirty[name].first >= DELETE_LIMIT]

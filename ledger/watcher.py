@@ -405,9 +405,18 @@ class Watcher:
         if self._folder_missing or (info.st_dev, info.st_ino) != self._folder_id:
             if self._folder_missing:
                 log.warning("%s: the folder is back; watching it again", self.folder)
-            self._folder_missing = False
             self._stop_observer()
-            self._start_observer()
+            try:
+                self._start_observer()
+            except OSError as exc:
+                # Gone again before the observer could watch it: the next scan tries again.
+                self._folder_missing = True
+                log.debug("%s: cannot watch the folder yet: %s", self.folder, exc)
+                return
+            self._folder_missing = False
+            # Another folder: its drafts are compared whole, bad ones included (a fixed draft
+            # put in it raises no event the new observer hears).
+            reconcile = True
         dirty: list[str] = []
         for entry in entries:
             if not is_watched_name(entry.name):
@@ -567,6 +576,9 @@ class Watcher:
         self._errors.pop(name, None)
         self._failures.pop(name, None)
         self._blocked.pop(name, None)
+        if known is not None and known.get("article") not in (None, draft.id):
+            # This draft names another article now: one refused for its old one is read again.
+            self._release(known["article"])
         self._remember(name, {**stat_entry, "article": draft.id})
         if result.status != "unchanged":
             self.on_result(result)
@@ -583,20 +595,18 @@ class Watcher:
             return
         self._save_manifest()
         article = known.get("article")
-        # A draft refused because this one was its article's is read again: it is the one now.
-        for waiting in [other for other, blocked in self._blocked.items() if blocked == article]:
-            del self._blocked[waiting]
-            self._errors.pop(waiting, None)
-            self._pending.mark([waiting])
-        if not self.withdraw_on_delete or article is None:
+        if not isinstance(article, str):
+            return
+        # A draft refused because this one was its article's is read again: it is its draft now.
+        if self._release(article) or not self.withdraw_on_delete:
             return
         if any(entry.get("article") == article for entry in self._manifest.values()):
             return  # the article's draft lives on under another name
-        if not self._still_says(article, known["sha256"]):
-            self._report_error(str(self.folder / name), f"{article!r} is not withdrawn: it no longer says what the deleted draft said "
-                                                        f"(another writer changed it since); `ledger withdraw {article}` withdraws it")
-            return
         try:
+            if not self._still_says(article, known["sha256"]):
+                self._report_error(str(self.folder / name), f"{article!r} is not withdrawn: it no longer says what the deleted draft said "
+                                                            f"(another writer changed it since); `ledger withdraw {article}` withdraws it")
+                return
             result = withdraw(self._writer, article, actor=self.actor, reason=self.reason, path=str(self.folder / name))
         except InvalidInputError as exc:
             self._report_error(str(self.folder / name), str(exc))
@@ -609,6 +619,15 @@ class Watcher:
             return
         if result.status != "unchanged":
             self.on_result(result)
+
+    def _release(self, article: str) -> bool:
+        """Read again the drafts refused because another draft was `article`'s; whether any was."""
+        waiting = [other for other, blocked in self._blocked.items() if blocked == article]
+        for other in waiting:
+            del self._blocked[other]
+            self._errors.pop(other, None)
+        self._pending.mark(waiting)
+        return bool(waiting)
 
     def _other_draft_of(self, article: str, name: str) -> str | None:
         """Another draft of the folder, still there, that `article` was ingested from."""

@@ -147,3 +147,16 @@ def test_a_vanished_name_is_deleted_at_once_when_nothing_else_waits(clock: Clock
     pending.touch("old.txt", writing=False)
     pending.touch("new.txt", writing=False)
     assert pending.deletions(["old.txt"], 1, clock.advance(0.5)) == ["old.txt"]
+
+
+def test_a_grace_counts_from_when_the_name_was_first_seen_gone(clock: Clock) -> None:
+    # Dirty for long (a retry after a locked store), then gone: the grace starts when it went.
+    pending = settling(clock)
+    pending.touch("a.txt", writing=False)
+    clock.advance(10.0)
+    assert pending.deletions(["a.txt"], 0, clock.now, grace=3.0) == []
+    assert pending.deletions(["a.txt"], 0, clock.advance(2.9), grace=3.0) == []
+    assert pending.deletions(["a.txt"], 0, clock.advance(0.2), grace=3.0) == ["a.txt"]
+    # Back meanwhile (not among the gone names): gone again, the grace starts again.
+    assert pending.deletions([], 0, clock.advance(1.0), grace=3.0) == []
+    assert pending.deletions(["a.txt"], 0, clock.advance(1.0), grace=3.0) == []

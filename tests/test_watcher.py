@@ -449,3 +449,19 @@ def test_a_folder_put_in_the_watched_one_is_named_once(led: ledger.Ledger, draft
         wait_for(lambda: time.monotonic() - time_named >= 1.0, "a few rescans")
     assert sum("a folder: not watched" in r.message for r in caplog.records) == 1
     assert led.store.articles() == {"b": 1}
+
+
+@pytest.mark.slow
+def test_the_draft_of_an_article_deleted_while_a_copy_waits_hands_it_over_without_a_withdrawal(led: ledger.Ledger, drafts: Path) -> None:
+    # With --withdraw-on-delete the article was withdrawn, then restored by the copy it waited for.
+    keep = "---\ntitle: Keep me\nid: keeper\n---\n\nKeep body.\n"
+    recorder = Recorder()
+    with watch(led, drafts, withdraw_on_delete=True, on_error=recorder.error) as watcher:
+        (drafts / "keep.md").write_text(keep)
+        wait_for(lambda: version(led, "keeper") == 1 and watcher.pending() == 0, "keeper v1")
+        (drafts / "copy.md").write_text(keep.replace("Keep me", "Copy"))
+        wait_for(lambda: recorder.errors, "the clash reported")
+        (drafts / "keep.md").unlink()
+        wait_for(lambda: version(led, "keeper") == 2, "the copy ingested")
+        wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
+    assert [e.type for e in led.events(article="keeper")] == ["ArticleCreated", "ArticleEdited", "MetadataChanged"]
