@@ -168,11 +168,19 @@ def store_error(path: Path, exc: BaseException) -> StoreError:
     return StoreError(f"{path}: {reason(exc)}; it is a cache of the log, so deleting it is safe")
 
 
+def to_memory(path: Path | None, what: str, exc: BaseException) -> None:
+    """Say that the cache `what` at `path` goes on as a copy in memory for this run because its
+    file failed (`exc`): a folder where the file goes is named as one (SQLite says only that it
+    cannot open it)."""
+    why = "is a folder, not the cache's file (delete it: it is a cache of the log)" if path is not None and path.is_dir() else reason(exc)
+    log.warning("%s: %s; using a copy of the %s in memory for this run", path, why, what)
+
+
 def leave_file(db: sqlite3.Connection, path: Path | None, what: str, exc: BaseException) -> None:
     """Say that the cache `what` at `path` goes on as a copy in memory because its file failed to
     take a write (`exc`), and roll back what `db` had begun: the copy starts from what the file
     holds."""
-    log.warning("%s: %s; using a copy of the %s in memory for this run", path, reason(exc), what)
+    to_memory(path, what, exc)
     if db.in_transaction:
         try:
             db.execute("ROLLBACK")

@@ -265,7 +265,7 @@ class Catalog:
         except (sqlite3.Error, OSError) as exc:
             if not caches.cannot_write(exc) or self.path is None:
                 raise
-            log.warning("%s: %s; using a copy of the views in memory for this run", self.path, caches.reason(exc))
+            caches.to_memory(self.path, "views", exc)
             return self._open_memory(self.path)
         self._inode = os.stat(self.path).st_ino if self.path is not None else None
         return db

@@ -831,6 +831,8 @@ class TextIndex:
                 if self._db is not None:
                     caches.leave_file(self._db, self.path, "text index", exc)
                     self._db.close()
+                else:
+                    caches.to_memory(self.path, "text index", exc)
                 self._db = self._memory()
                 self._forget()
             try:

@@ -918,3 +918,19 @@ def test_a_cache_whose_schema_names_are_not_text_is_rebuilt_not_a_traceback(stor
         if args != ("verify",):
             assert result.stdout == expected, args
     assert (store_dir / LOG_FILE).read_bytes() == log
+
+
+@pytest.mark.parametrize("cache", [INDEX_FILE, VIEWS_FILE, "text.sqlite"])
+def test_a_folder_where_a_cache_goes_is_named_as_one(store_dir: Path, cache: str) -> None:
+    # It was "cannot be written (a read-only store?)", and for the text index nothing at all.
+    _ten_events(store_dir)
+    commands = (("search", "text"), ("categories",))
+    want = [run_ledger(*args, store=store_dir).stdout for args in commands]
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{store_dir / cache}{suffix}").unlink(missing_ok=True)
+    (store_dir / cache).mkdir()
+    results = [run_ledger(*args, store=store_dir) for args in commands]
+    assert [(result.returncode, result.stdout) for result in results] == [(0, out) for out in want]
+    assert f"{store_dir / cache}: is a folder, not the cache's file".encode() in b"".join(result.stderr for result in results)
+    replayed = run_ledger("replay", store=store_dir)
+    assert replayed.returncode == 0 and b"is a folder" in replayed.stderr

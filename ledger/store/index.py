@@ -184,7 +184,7 @@ class LogIndex:
             except (sqlite3.Error, OSError) as exc:
                 if not caches.cannot_write(exc):
                     raise caches.store_error(path, exc) from None
-                log.warning("%s: %s; using a copy of the index in memory for this run", path, caches.reason(exc))
+                caches.to_memory(path, "index", exc)
                 self.db = self._memory(caches.memory_copy(path))
         return self.db
 
