@@ -381,3 +381,28 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
         done = subprocess.run([str(cli), "--store", str(tmp_path / "store"), "serve", "--port", str(port)], capture_output=True, text=True, timeout=DEADLINE, check=False)
     assert done.returncode == 3 and done.stderr == f"error: cannot listen on 127.0.0.1 port {port}: Address already in use\n"
 
+
+
+def test_every_link_to_an_odd_name_reaches_its_page(tmp_path: Path) -> None:
+    # An id ending in `.json` was linked as `/a/x.json`, which asks for JSON of `x`; a category
+    # with a `/` 404ed and one named `..` was taken out of its path by the browser.
+    (tmp_path / "report.json.md").write_text("---\ntitle: Report\ncategories: [news/local, '..', plain]\n---\n\n"
+                                             "## _(Update 4-May)_ Opening delayed\n\nLater.\n", encoding="utf-8")
+    with ledger.open(tmp_path / "store", create=True) as led:
+        ledger.ingest(led, [tmp_path / "report.json.md"], article="report.json")
+        with Site(led) as served:
+            index = httpx.get(served.url + "/", timeout=DEADLINE).text
+            assert 'href="/a/report.json.html"' in index
+            for name in ("news/local", "..", "plain"):
+                href = {"news/local": "/c/news%2Flocal", "..": "/c?name=..", "plain": "/c/plain"}[name]
+                assert f'href="{href}"' in index
+                page = httpx.get(served.url + href, timeout=DEADLINE)
+                assert page.status_code == 200 and f"Category “{name}”" in page.text, href
+            page = httpx.get(served.url + "/a/report.json.html", timeout=DEADLINE)
+            assert page.status_code == 200 and "<h1>Report</h1>" in page.text
+            # The update block's heading as a heading reads, not as its Markdown marks.
+            assert '<h2 id="update-1"><em>(Update 4-May)</em> Opening delayed</h2>' in page.text
+            assert httpx.get(served.url + "/a/report.json.json", timeout=DEADLINE).json()["article"] == "report.json"
+            # A page number past any page is not found (its offset overflowed SQLite: a 500).
+            for path in ("/?page=100000000000000000", "/?category=plain&page=100000000000000000"):
+                assert httpx.get(served.url + path, timeout=DEADLINE).status_code == 404, path

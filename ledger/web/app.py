@@ -100,8 +100,10 @@ class Guard:
             await _plain(405, "Method Not Allowed: the viewer is read-only", {"Allow": "GET, HEAD"})(scope, receive, secured)
             return
         path = scope["path"]
-        if path.endswith(".json") and not path.startswith("/static/"):
-            scope = dict(scope, path=path.removesuffix(".json"), headers=[*[(k, v) for k, v in scope["headers"] if k != b"accept"], (b"accept", b"application/json")])
+        for suffix, kind in ((".json", b"application/json"), (".html", b"text/html")):
+            if path.endswith(suffix) and not path.startswith("/static/"):
+                scope = dict(scope, path=path.removesuffix(suffix), headers=[*[(k, v) for k, v in scope["headers"] if k != b"accept"], (b"accept", kind)])
+                break
         await self.app(scope, receive, secured)
 
 
@@ -111,6 +113,18 @@ def _plain(status: int, text: str, headers: dict[str, str] | None = None) -> Res
 
 def _quote(value: str) -> str:
     return quote(value, safe="")
+
+
+def _page_href(base: str) -> str:
+    """The page address `base` (`/a/ID`), unmistakable: an id ending in `.json` or `.html` gets
+    `.html` after it, as that suffix would otherwise be read as a format (see `Guard`)."""
+    return f"{base}.html" if base.endswith((".json", ".html")) else base
+
+
+def _category_href(name: str) -> str:
+    """A category's page: `/c/NAME`, or `/c?name=NAME` for `.` and `..`, which browsers take out
+    of a path (escaped or not) before they send it."""
+    return f"/c?name={_quote(name)}" if name in (".", "..") else f"/c/{_quote(name)}"
 
 
 def _when(value: datetime | None) -> str:
@@ -138,6 +152,8 @@ class Viewer:
         )
         self.env.globals.update(q=_quote, when=_when, iso=format_time, kinds=KINDS)
         self.env.filters["q"] = _quote
+        self.env.filters["page"] = _page_href
+        self.env.filters["category"] = _category_href
 
     def warm(self) -> None:
         """Compile every template and build the validators of the models the pages read, so that
@@ -217,7 +233,8 @@ class Viewer:
             latest = self.led.article(article)
             view = self.led.article(article, version=version, at=at if version is None else None)
             body = None if source else present.render_text(view.body, present.is_markdown(view))
-            blocks = [(block, present.render_text(block.text, present.is_markdown(view), top=3)) for block in view.blocks]
+            markdown = present.is_markdown(view)
+            blocks = [(block, present.render_heading(block.heading, markdown), present.render_text(block.text, markdown, top=3)) for block in view.blocks]
             draft = render(view) if source else None
 
         def data() -> dict[str, Any]:
@@ -373,7 +390,7 @@ class Viewer:
 
     def category(self, request: Request) -> Response:
         """A category's articles now or `?at=` a time, and every article's stints in it over time."""
-        name = request.path_params["name"]
+        name = request.path_params.get("name", request.query_params.get("name", ""))
         at = request.query_params.get("at", "").strip() or None
         with self.lock:
             listing = self.led.category(name, at=at)
@@ -412,7 +429,13 @@ def _pages(total: int, per_page: int, page: int, what: str) -> int:
 def _page_number(text: str) -> int:
     if not _number(text) or int(text) < 1:
         raise InvalidInputError(f"page {text!r} is not a page number (1, 2, ...)")
+    if int(text) > _LAST_PAGE:
+        # Past any page there can be (its rows' offset would not even fit SQLite's integers).
+        raise HTTPException(404, f"page {text} does not exist")
     return int(text)
+
+
+_LAST_PAGE = 10**12
 
 
 def _versions(spec: str, latest: int) -> tuple[int, int]:
@@ -486,7 +509,8 @@ def create_app(led: Ledger, *, hosts: frozenset[str] = frozenset(LOOPBACK)) -> S
         Route("/", handled(viewer.index)),
         Route("/feed", handled(viewer.feed)),
         Route("/categories", handled(viewer.categories)),
-        Route("/c/{name}", handled(viewer.category)),
+        Route("/c", handled(viewer.category)),
+        Route("/c/{name:path}", handled(viewer.category)),
         Route("/a/{article}", handled(viewer.article)),
         Route("/a/{article}/v/{version:int}", handled(viewer.article)),
         Route("/a/{article}/history", handled(viewer.history)),

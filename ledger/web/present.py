@@ -8,6 +8,7 @@ is escaped (`markupsafe.escape`) before it is wrapped in markup of ours.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -55,6 +56,16 @@ def render_text(text: str, markdown: bool, top: int = 2) -> Markup:
                     child.attrSet("title", f"{href} (on the article's own site)")
         return Markup(nh3.clean(_markdown.renderer.render(tokens, _markdown.options, {})))
     return Markup("").join(Markup("<p>{}</p>\n").format(paragraph) for paragraph in paragraphs(text))
+
+
+def render_heading(heading: str, markdown: bool) -> Markup:
+    """An update block's heading line as the inside of the page's heading: in Markdown without
+    its `#` marks and with its emphasis rendered (`## _(Update 4-May)_ Delayed` reads "(Update
+    4-May) Delayed", the first part in italics), plain text escaped."""
+    if not markdown:
+        return escape(heading)
+    text = re.sub(r"^[ \t]*#{1,6}[ \t]+|[ \t]+#+[ \t]*$", "", heading)
+    return Markup(nh3.clean(_markdown.renderInline(text)))
 
 
 def reading_text(view: ArticleView) -> str:
