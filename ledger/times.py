@@ -44,7 +44,12 @@ def _local(moment: datetime, text: str | datetime, *, day: bool) -> datetime:
     it (moved forward past it) or passed it twice (moved back), which a zone must settle. A
     `day` typed without a time starts at its first instant, wherever its clocks start it (in
     zones that change them at midnight, 00:00 may not exist, or happen twice)."""
-    first, second = moment.replace(fold=0).astimezone(), moment.replace(fold=1).astimezone()
+    first = moment.replace(fold=0).astimezone()
+    try:
+        second = moment.replace(fold=1).astimezone()
+    except (OverflowError, ValueError):
+        # Near the years 1 and 9999 the second reading leaves the range: no clock change there.
+        return first
     if first.utcoffset() == second.utcoffset():
         return first
     # Skipped: neither reading is a time the local clocks showed.
