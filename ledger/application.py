@@ -974,12 +974,13 @@ class Ledger:
                 self.catalog.rebuild()
                 return self._timeline(low, high, article, limit, retried=True)
             raise CorruptStoreError(f"the views list {missing[0][0]!r} v{missing[0][1]}, which is not in the log")
+        titles = self.catalog.titles_at(versions)
         entries = []
         for name, version in versions:
             fields = summary(groups[(name, version)])
             del fields["version"]
             # Unvalidated, as `history`'s entries: the values are the log's own.
-            entries.append(TimelineEntry.model_construct(article=name, version=version, **fields))
+            entries.append(TimelineEntry.model_construct(article=name, version=version, title=titles.get((name, version)), **fields))
         return entries
 
     def restore(self, article: str, version: int, actor: str | None = None, reason: str | None = None) -> AppendResult:

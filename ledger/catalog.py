@@ -784,6 +784,20 @@ class Catalog:
         return self.refresh().execute(sql, params).fetchall()
 
     @_recovering
+    def titles_at(self, versions: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """The title each article had at each of `versions` ((article, version) pairs), from the
+        titles the views keep (one query for all)."""
+        if not versions:
+            return {}
+        rows = self.refresh().execute(
+            "SELECT json_extract(j.value, '$[0]'), json_extract(j.value, '$[1]'), (SELECT t.title FROM titles t"
+            " WHERE t.article = json_extract(j.value, '$[0]') AND t.version <= json_extract(j.value, '$[1]')"
+            " ORDER BY t.version DESC LIMIT 1) FROM json_each(?) j",
+            (codec.dumps([list(pair) for pair in versions]).decode(),),
+        ).fetchall()
+        return {(article, version): title for article, version, title in rows if title is not None}
+
+    @_recovering
     def totals(self) -> tuple[int, int, int, int]:
         """How many articles there are, their versions in all, how many are withdrawn now, and
         how many categories hold live articles (from indexes and running totals: no scan)."""

@@ -173,6 +173,8 @@ class FeedEntry(Model):
 class TimelineEntry(VersionChange):
     """One version of one article in the timeline of all changes."""
 
+    title: str | None = Field(default=None, description="The article's title at that version (None where the views cannot say).")
+
 
 class ReplayStats(Model):
     """What a full rebuild of the views did."""

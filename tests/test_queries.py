@@ -684,3 +684,12 @@ def test_a_bad_page_is_the_librarys_own_error_naming_the_argument(crowd: ledger.
         crowd.articles(**page)
     with pytest.raises(ledger.InvalidInputError, match=f"^{name} must be"):
         crowd.updated_since("2017-09-05", **page)
+
+
+def test_the_timeline_names_each_version_by_the_title_it_had(led: ledger.Ledger) -> None:
+    # The viewer's feed linked every old version under the article's title now.
+    led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "First", "body": "x\n"}}])
+    led.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "y\n"}}])
+    led.append([{"type": "ArticleEdited", "article": "a", "data": {"title": "Second"}}])
+    assert [(e.version, e.title) for e in led.timeline()] == [(3, "Second"), (2, "First"), (1, "First")]
+    assert [(e.version, e.title) for e in led.timeline(article="a", limit=2)] == [(3, "Second"), (2, "First")]
