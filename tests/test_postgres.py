@@ -971,3 +971,30 @@ def test_log_follow_says_once_that_the_server_is_gone_and_once_that_it_is_back(p
     # had it then.
     assert said[0].startswith("warning: ") and "waiting for the server to answer again" in said[0] and "ledger-test-password" not in said[0]
     assert said[1].rstrip().endswith(": the server answers again"), said
+
+
+@pytest.mark.postgres
+def test_a_role_or_schema_the_server_refuses_is_one_line(pg_url: str, pg_cluster: pgserver.Cluster) -> None:
+    # A role granted only SELECT that appended, and a search_path naming no schema, ended in
+    # psycopg tracebacks with exit 1.
+    if pg_cluster.external is not None:
+        pytest.skip("makes a role of its own: only on a cluster of the tests' own")
+    role = f"r_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
+    try:
+        reader = pg_url.replace(f"postgresql://{pgserver.USER}@", f"postgresql://{role}@", 1)
+        assert reader != pg_url
+        assert run_ledger("head", store=reader).returncode == 0  # reading needs no more
+        appended = run_ledger("append", "-", store=reader, input=b'{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}\n')
+        assert appended.returncode == 6 and appended.stderr.count(b"\n") == 1, appended.stderr
+        assert b"the server refused: permission denied" in appended.stderr and b"the role lacks a privilege" in appended.stderr
+        nowhere = pg_url + ("&" if "?" in pg_url else "?") + "options=-csearch_path%3Dnosuch"
+        made = run_ledger("init", store=nowhere)
+        assert made.returncode == 6 and made.stderr.count(b"\n") == 1, made.stderr
+        assert b"the schema named by search_path must exist" in made.stderr
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(sql.Identifier(role)))
+            conn.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(role)))

@@ -375,8 +375,9 @@ def _connection_problem(url: str, exc: Exception) -> StoreError:
     """One line saying why the server at `url` cannot be used (`StoreConnectionError`), or why
     `url` itself is not one to use (`StoreError`: nothing a retry would mend)."""
     text = str(exc).strip()
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    detail = lines[-1] if lines else type(exc).__name__
+    # libpq's message runs over lines whose last alone may say nothing ("before or while
+    # processing the request."): all of them, on one line.
+    detail = " ".join(line.strip() for line in text.splitlines() if line.strip()) or type(exc).__name__
     lowered = text.lower()
     where = redact(url)
     if "password authentication failed" in lowered or "no password supplied" in lowered:
@@ -393,10 +394,26 @@ def _connection_problem(url: str, exc: Exception) -> StoreError:
         return _unusable(url, detail)
     if any(word in lowered for word in (
         "connection refused", "no such file or directory", "could not translate host", "failed to resolve host", "timeout expired",
-        "could not connect", "network is unreachable",
+        "could not connect", "network is unreachable", "the database system is", "server closed the connection",
     )):
         return StoreConnectionError(f"{where}: cannot reach the PostgreSQL server ({detail})")
     return StoreConnectionError(f"{where}: {detail}")
+
+
+def _refused(url: str, exc: psycopg.Error) -> StoreError:
+    """One line for what the server refused to let this role do, or where: a missing privilege
+    or schema (`StoreError`: nothing a retry would mend)."""
+    detail = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    why = (
+        "the role lacks a privilege: `ledger init` needs CREATE in the schema, appends INSERT and EXECUTE, reads SELECT"
+        if isinstance(exc, psycopg.errors.InsufficientPrivilege)
+        else "the schema named by search_path must exist: create it first"
+    )
+    return StoreError(f"{redact(url)}: the server refused: {detail} ({why})")
+
+
+# Errors that say the role or the URL may not do what ledger asks, whoever tries again.
+_REFUSALS = (psycopg.errors.InsufficientPrivilege, psycopg.errors.InvalidSchemaName)
 
 
 class _NoConnectionError(StoreConnectionError):
@@ -463,6 +480,8 @@ def init_schema(url: str) -> str:
                         conn.execute(cast("Any", script))
                         conn.execute("UPDATE ledger_schema SET version = %s", (target,))
                 return store_id
+        except _REFUSALS as exc:
+            raise _refused(url, exc) from None
         except psycopg.OperationalError as exc:
             raise _lost(url, exc, "creating the schema") from None
 
@@ -576,6 +595,8 @@ class PostgresEventStore(EventStore):
                 yield conn
         except PoolTimeout:
             raise _NoConnectionError(f"{redact(self.url)}: no connection to the server could be had while {doing}") from None
+        except _REFUSALS as exc:
+            raise _refused(self.url, exc) from None
         except psycopg.OperationalError as exc:
             if isinstance(exc, psycopg.errors.LockNotAvailable):
                 raise
@@ -838,6 +859,8 @@ class PostgresEventStore(EventStore):
                     raise
         except psycopg.errors.LockNotAvailable:
             raise StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s") from None
+        except _REFUSALS as exc:
+            raise _refused(self.url, exc) from None
         except psycopg.OperationalError as exc:
             raise _lost(self.url, exc, "holding the log") from None
         except PoolTimeout:
@@ -909,6 +932,8 @@ class PostgresEventStore(EventStore):
                 error = _lost(self.url, exc, "appending; the append was recorded whole or not at all")
             elif isinstance(exc, PoolTimeout):
                 error = StoreConnectionError(f"{redact(self.url)}: no connection to the server could be had; nothing appended")
+            elif isinstance(exc, _REFUSALS):
+                error = _refused(self.url, exc)
             else:
                 error = exc
             fail(group, error)
