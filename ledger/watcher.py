@@ -667,11 +667,31 @@ class Watcher:
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             log.warning("%s: unreadable watch manifest; every draft will be compared with its article", self._manifest_path)
             return {}
+        if not self._log_holds(value.get("head")):
+            # The log was restored from a copy older than the manifest, or replaced: drafts it
+            # says were ingested may not be in it.
+            log.warning("%s: the watch manifest is of a log the store no longer holds (restored from a copy?); "
+                        "every draft will be compared with its article", self._manifest_path)
+            return {}
         kept = {name: entry for name, entry in files.items() if isinstance(name, str) and _valid_entry(entry)}
         if len(kept) != len(files):
             log.warning("%s: %d unreadable entries of the watch manifest left out; those drafts will be compared with their articles",
                         self._manifest_path, len(files) - len(kept))
         return kept
+
+    def _log_holds(self, head: Any) -> bool:
+        """Whether the log still holds the record a manifest saved as its head (`[position,
+        hash]`; a manifest without one is taken as it is)."""
+        if head is None:
+            return True
+        if not (isinstance(head, list) and len(head) == 2 and type(head[0]) is int and isinstance(head[1], str)):
+            return False
+        if head[0] == 0:
+            return True
+        try:
+            return any(record.get("hash") == head[1] for record in self.ledger.store.read(head[0] - 1, head[0]))
+        except LedgerError:
+            return False
 
     def _remember(self, name: str, entry: dict[str, Any]) -> None:
         self._manifest[name] = entry
@@ -683,7 +703,8 @@ class Watcher:
         temp = self._manifest_path.with_suffix(f".{os.getpid()}.tmp")
         try:
             self._manifest_path.parent.mkdir(exist_ok=True)
-            temp.write_bytes(dumps({"folder": str(self.folder), "files": self._manifest}))
+            head = self._writer.head()
+            temp.write_bytes(dumps({"folder": str(self.folder), "head": [head.position, head.hash], "files": self._manifest}))
             os.replace(temp, self._manifest_path)
         except OSError as exc:
             # The manifest is a cache: without it a restart compares every draft with its

@@ -465,3 +465,26 @@ def test_the_draft_of_an_article_deleted_while_a_copy_waits_hands_it_over_withou
         wait_for(lambda: version(led, "keeper") == 2, "the copy ingested")
         wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
     assert [e.type for e in led.events(article="keeper")] == ["ArticleCreated", "ArticleEdited", "MetadataChanged"]
+
+
+@pytest.mark.slow
+def test_a_log_restored_from_an_older_copy_makes_the_watcher_compare_every_draft(store_dir: Path, drafts: Path) -> None:
+    # The manifest said lib.txt was ingested; the log, restored from a backup taken before,
+    # did not have it, and a restarted watcher never ingested it again.
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "story", "data": {"title": "Story"}}])
+    backup = store_dir.parent / "backup"
+    shutil.copytree(store_dir, backup)
+    (drafts / "lib.txt").write_text(story(1))
+    with ledger.open(store_dir) as led, watch(led, drafts) as watcher:
+        wait_for(lambda: version(led, "lib") == 1 and watcher.pending() == 0, "lib v1")
+    manifests = {manifest.name: manifest.read_bytes() for manifest in (store_dir / "watch").glob("*.json")}
+    assert manifests
+    shutil.rmtree(store_dir)
+    shutil.copytree(backup, store_dir)
+    (store_dir / "watch").mkdir(exist_ok=True)
+    for name, data in manifests.items():
+        (store_dir / "watch" / name).write_bytes(data)
+    with ledger.open(store_dir) as led, watch(led, drafts) as watcher:
+        wait_for(lambda: version(led, "lib") == 1 and watcher.pending() == 0, "lib ingested again")
+        assert text_of(led, "lib") == story(1)
