@@ -386,15 +386,15 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path) -> None:
 def test_every_link_to_an_odd_name_reaches_its_page(tmp_path: Path) -> None:
     # An id ending in `.json` was linked as `/a/x.json`, which asks for JSON of `x`; a category
     # with a `/` 404ed and one named `..` was taken out of its path by the browser.
-    (tmp_path / "report.json.md").write_text("---\ntitle: Report\ncategories: [news/local, '..', plain]\n---\n\n"
+    (tmp_path / "report.json.md").write_text("---\ntitle: Report\ncategories: [news/local, '..', plain, data.json]\n---\n\n"
                                              "## _(Update 4-May)_ Opening delayed\n\nLater.\n", encoding="utf-8")
     with ledger.open(tmp_path / "store", create=True) as led:
         ledger.ingest(led, [tmp_path / "report.json.md"], article="report.json")
         with Site(led) as served:
             index = httpx.get(served.url + "/", timeout=DEADLINE).text
             assert 'href="/a/report.json.html"' in index
-            for name in ("news/local", "..", "plain"):
-                href = {"news/local": "/c/news%2Flocal", "..": "/c?name=..", "plain": "/c/plain"}[name]
+            for name in ("news/local", "..", "plain", "data.json"):
+                href = {"news/local": "/c/news%2Flocal", "..": "/c?name=..", "plain": "/c/plain", "data.json": "/c/data.json.html"}[name]
                 assert f'href="{href}"' in index
                 page = httpx.get(served.url + href, timeout=DEADLINE)
                 assert page.status_code == 200 and f"Category “{name}”" in page.text, href

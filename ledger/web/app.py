@@ -122,9 +122,9 @@ def _page_href(base: str) -> str:
 
 
 def _category_href(name: str) -> str:
-    """A category's page: `/c/NAME`, or `/c?name=NAME` for `.` and `..`, which browsers take out
-    of a path (escaped or not) before they send it."""
-    return f"/c?name={_quote(name)}" if name in (".", "..") else f"/c/{_quote(name)}"
+    """A category's page: `/c/NAME` (unmistakable, as `_page_href` makes it), or `/c?name=NAME`
+    for `.` and `..`, which browsers take out of a path (escaped or not) before they send it."""
+    return f"/c?name={_quote(name)}" if name in (".", "..") else _page_href(f"/c/{_quote(name)}")
 
 
 def _when(value: datetime | None) -> str:
