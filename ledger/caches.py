@@ -173,7 +173,7 @@ def to_memory(path: Path | None, what: str, exc: BaseException) -> None:
     file failed (`exc`): a folder where the file goes is named as one (SQLite says only that it
     cannot open it)."""
     why = "is a folder, not the cache's file (delete it: it is a cache of the log)" if path is not None and path.is_dir() else reason(exc)
-    log.warning("%s: %s; using a copy of the %s in memory for this run", path, why, what)
+    log.warning("%s: %s; using a copy of the %s in memory for this run", path or what, why, what)
 
 
 def leave_file(db: sqlite3.Connection, path: Path | None, what: str, exc: BaseException) -> None:

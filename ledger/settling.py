@@ -104,8 +104,8 @@ class Settling:
 
     def deletions(self, gone: list[str], read: int, now: float, grace: float = 0.0) -> list[str]:
         """Which of the `gone` names (due, but no longer in the folder) may be treated as deleted
-        now, while `read` other due names are about to be read: those dirty for `grace` seconds
-        at least; all of them when no other name is pending, else only those dirty for
+        now, while `read` other due names are about to be read: those seen gone for `grace`
+        seconds at least; all of them when no other name is pending, else only those dirty for
         `DELETE_LIMIT` seconds."""
         with self._lock:
             # Since when each has been seen gone (not since it became dirty: it may have been

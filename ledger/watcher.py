@@ -275,6 +275,7 @@ class Watcher:
         self._folder_missing = False
         self._folder_id: tuple[int, int] | None = None
         self._subfolders: set[str] = set()
+        self._saved_head: list[Any] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -365,8 +366,8 @@ class Watcher:
             self._observer = None
 
     def _supervise(self) -> None:
-        if self._observer is not None and self._observer.is_alive():
-            return
+        if (self._observer is not None and self._observer.is_alive()) or self._folder_missing:
+            return  # (a folder that is gone is watched again by the scan that finds it back)
         log.warning("the file watcher of %s stopped; restarting it and rescanning the folder", self.folder)
         self._stop_observer()
         self._start_observer()
@@ -621,13 +622,14 @@ class Watcher:
             self.on_result(result)
 
     def _release(self, article: str) -> bool:
-        """Read again the drafts refused because another draft was `article`'s; whether any was."""
+        """Read again the drafts refused because another draft was `article`'s; whether any of
+        them is still there (to become its draft)."""
         waiting = [other for other, blocked in self._blocked.items() if blocked == article]
         for other in waiting:
             del self._blocked[other]
             self._errors.pop(other, None)
         self._pending.mark(waiting)
-        return bool(waiting)
+        return any(os.path.lexists(self.folder / other) for other in waiting)
 
     def _other_draft_of(self, article: str, name: str) -> str | None:
         """Another draft of the folder, still there, that `article` was ingested from."""
@@ -691,7 +693,7 @@ class Watcher:
         try:
             return any(record.get("hash") == head[1] for record in self.ledger.store.read(head[0] - 1, head[0]))
         except LedgerError:
-            return False
+            return True  # the store cannot say now (a server away): the manifest stays
 
     def _remember(self, name: str, entry: dict[str, Any]) -> None:
         self._manifest[name] = entry
@@ -703,8 +705,15 @@ class Watcher:
         temp = self._manifest_path.with_suffix(f".{os.getpid()}.tmp")
         try:
             self._manifest_path.parent.mkdir(exist_ok=True)
-            head = self._writer.head()
-            temp.write_bytes(dumps({"folder": str(self.folder), "head": [head.position, head.hash], "files": self._manifest}))
+            try:
+                head = self._writer.head()
+                self._saved_head = [head.position, head.hash]
+            except LedgerError:
+                pass  # the server away: the head last seen is as good a witness
+            saved = {"folder": str(self.folder), "files": self._manifest}
+            if self._saved_head is not None:
+                saved["head"] = self._saved_head
+            temp.write_bytes(dumps(saved))
             os.replace(temp, self._manifest_path)
         except OSError as exc:
             # The manifest is a cache: without it a restart compares every draft with its

@@ -488,3 +488,35 @@ def test_a_log_restored_from_an_older_copy_makes_the_watcher_compare_every_draft
     with ledger.open(store_dir) as led, watch(led, drafts) as watcher:
         wait_for(lambda: version(led, "lib") == 1 and watcher.pending() == 0, "lib ingested again")
         assert text_of(led, "lib") == story(1)
+
+
+@pytest.mark.slow
+def test_both_drafts_of_one_article_deleted_withdraw_it(led: ledger.Ledger, drafts: Path) -> None:
+    # The refused copy, gone too, still counted as the article's next draft: it stayed live.
+    keep = "---\ntitle: Keep me\nid: keeper\n---\n\nKeep body.\n"
+    recorder = Recorder()
+    with watch(led, drafts, withdraw_on_delete=True, on_error=recorder.error) as watcher:
+        # The article's draft sorts first: its deletion is settled before the copy's.
+        (drafts / "a-keep.md").write_text(keep)
+        wait_for(lambda: version(led, "keeper") == 1 and watcher.pending() == 0, "keeper v1")
+        (drafts / "b-copy.md").write_text(keep.replace("Keep me", "Copy"))
+        wait_for(lambda: recorder.errors, "the clash reported")
+        (drafts / "b-copy.md").unlink()
+        (drafts / "a-keep.md").unlink()
+        wait_for(lambda: led.article("keeper").withdrawn, "keeper withdrawn")
+
+
+@pytest.mark.slow
+def test_a_store_that_cannot_say_its_head_while_the_manifest_is_saved_does_not_stop_the_watcher(
+        led: ledger.Ledger, drafts: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On PostgreSQL the head is a query: the server away, the save raised and ended the thread.
+    def away() -> ledger.Head:
+        raise ledger.StoreConnectionError("no connection to the server could be had")
+
+    with watch(led, drafts) as watcher:
+        (drafts / "a.txt").write_text(story(1))
+        wait_for(lambda: version(led, "a") == 1 and watcher.pending() == 0, "a v1")
+        monkeypatch.setattr(ledger.Ledger, "head", lambda self: away())
+        (drafts / "b.txt").write_text(story(2))
+        wait_for(lambda: led.store.article_version("b") == 1 and watcher.pending() == 0, "b v1")
+        assert watcher.running

@@ -398,6 +398,11 @@ def test_every_link_to_an_odd_name_reaches_its_page(tmp_path: Path) -> None:
                 assert f'href="{href}"' in index
                 page = httpx.get(served.url + href, timeout=DEADLINE)
                 assert page.status_code == 200 and f"Category “{name}”" in page.text, href
+            # As of a time, from the list of categories and from a category's own form.
+            listing = httpx.get(served.url + "/categories?at=2030-01-01", timeout=DEADLINE).text
+            assert 'href="/c?name=..&amp;at=2030-01-01"' in listing and 'href="/c/plain?at=2030-01-01"' in listing
+            assert httpx.get(served.url + "/c?name=..&at=2030-01-01", timeout=DEADLINE).status_code == 200
+            assert '<input type="hidden" name="name" value="..">' in httpx.get(served.url + "/c?name=..", timeout=DEADLINE).text
             page = httpx.get(served.url + "/a/report.json.html", timeout=DEADLINE)
             assert page.status_code == 200 and "<h1>Report</h1>" in page.text
             # The update block's heading as a heading reads, not as its Markdown marks.

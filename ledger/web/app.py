@@ -73,7 +73,8 @@ HEADERS = [
 class Guard:
     """Around every request: GET and HEAD only (405), a Host header naming this server (400:
     DNS rebinding would otherwise reach a loopback server from a web page), the security headers
-    on every response, and `.json` at the end of a path meaning `Accept: application/json`."""
+    on every response, `.json` at the end of a path meaning `Accept: application/json` and `.html`
+    the page (see `_page_href`)."""
 
     def __init__(self, app: ASGIApp, hosts: frozenset[str]) -> None:
         self.app = app
