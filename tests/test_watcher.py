@@ -6,6 +6,7 @@ how fast the machine is.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ import pytest
 import ledger
 from ledger import watcher as watcher_module
 from ledger.rendering import render
-from ledger.watcher import is_watched_name, watch
+from ledger.watcher import Watcher, is_watched_name, watch
 from tests.conftest import run_ledger
 from tests.helpers import Recorder, story, text_of, version, wait_for
 
@@ -451,16 +453,24 @@ def test_a_folder_put_in_the_watched_one_is_named_once(led: ledger.Ledger, draft
     assert led.store.articles() == {"b": 1}
 
 
+@contextlib.contextmanager
+def _a_refused_copy(led: ledger.Ledger, drafts: Path, keep: str, copy: str) -> Iterator[Watcher]:
+    """A watcher (withdrawing on delete) over `keep`, the draft of article `keeper`, and `copy`,
+    a second draft of it, refused."""
+    text = "---\ntitle: Keep me\nid: keeper\n---\n\nKeep body.\n"
+    recorder = Recorder()
+    with watch(led, drafts, withdraw_on_delete=True, on_error=recorder.error) as watcher:
+        (drafts / keep).write_text(text)
+        wait_for(lambda: version(led, "keeper") == 1 and watcher.pending() == 0, "keeper v1")
+        (drafts / copy).write_text(text.replace("Keep me", "Copy"))
+        wait_for(lambda: recorder.errors, "the clash reported")
+        yield watcher
+
+
 @pytest.mark.slow
 def test_the_draft_of_an_article_deleted_while_a_copy_waits_hands_it_over_without_a_withdrawal(led: ledger.Ledger, drafts: Path) -> None:
     # With --withdraw-on-delete the article was withdrawn, then restored by the copy it waited for.
-    keep = "---\ntitle: Keep me\nid: keeper\n---\n\nKeep body.\n"
-    recorder = Recorder()
-    with watch(led, drafts, withdraw_on_delete=True, on_error=recorder.error) as watcher:
-        (drafts / "keep.md").write_text(keep)
-        wait_for(lambda: version(led, "keeper") == 1 and watcher.pending() == 0, "keeper v1")
-        (drafts / "copy.md").write_text(keep.replace("Keep me", "Copy"))
-        wait_for(lambda: recorder.errors, "the clash reported")
+    with _a_refused_copy(led, drafts, "keep.md", "copy.md") as watcher:
         (drafts / "keep.md").unlink()
         wait_for(lambda: version(led, "keeper") == 2, "the copy ingested")
         wait_for(lambda: watcher.pending() == 0, "the watcher to settle")
@@ -493,14 +503,8 @@ def test_a_log_restored_from_an_older_copy_makes_the_watcher_compare_every_draft
 @pytest.mark.slow
 def test_both_drafts_of_one_article_deleted_withdraw_it(led: ledger.Ledger, drafts: Path) -> None:
     # The refused copy, gone too, still counted as the article's next draft: it stayed live.
-    keep = "---\ntitle: Keep me\nid: keeper\n---\n\nKeep body.\n"
-    recorder = Recorder()
-    with watch(led, drafts, withdraw_on_delete=True, on_error=recorder.error) as watcher:
-        # The article's draft sorts first: its deletion is settled before the copy's.
-        (drafts / "a-keep.md").write_text(keep)
-        wait_for(lambda: version(led, "keeper") == 1 and watcher.pending() == 0, "keeper v1")
-        (drafts / "b-copy.md").write_text(keep.replace("Keep me", "Copy"))
-        wait_for(lambda: recorder.errors, "the clash reported")
+    # (The article's draft sorts first: its deletion is settled before the copy's.)
+    with _a_refused_copy(led, drafts, "a-keep.md", "b-copy.md"):
         (drafts / "b-copy.md").unlink()
         (drafts / "a-keep.md").unlink()
         wait_for(lambda: led.article("keeper").withdrawn, "keeper withdrawn")
