@@ -56,7 +56,6 @@ from ledger.store import (
     EventStore,
     FileEventStore,
     Head,
-    Problem,
     StoredRecord,
     VerifyReport,
     init_store,
@@ -1083,16 +1082,6 @@ class Ledger:
 
         wanted = anchors.parse_head(head) if head is not None else None
         report = self.store.verify(progress)
-        if report.ok and report.torn_tail_bytes and self.store.cache_dir is not None:
-            # The next open would refuse to cut it (`open`): say so now.
-            from ledger.catalog import VIEWS_FILE, seen_position
-
-            seen = seen_position(self.store.cache_dir)
-            if seen > report.head_position:
-                problem = Problem(position=report.head_position + 1, message=(
-                    f"the log's complete records end at position {report.head_position}, but {VIEWS_FILE} stood at position {seen}: "
-                    "records committed after it were lost or damaged, not left unfinished by a crash"))
-                return report.model_copy(update={"ok": False, "problems": [problem], "torn_tail_bytes": 0})
         if wanted is None or not report.ok:
             return report
         return report.model_copy(update={"anchor": anchors.anchor(self.store, *wanted, report.head_position)})

@@ -55,6 +55,7 @@ from ledger.store.contract import (
     AppendResult,
     EventStore,
     Head,
+    Problem,
     RecordOrder,
     StoredRecord,
     VerifyReport,
@@ -175,19 +176,29 @@ class FileEventStore(EventStore):
     def _cut_torn_tail(self) -> int:
         self._sync_index()
         size = os.fstat(self._read_fd).st_size
-        if self._witness is not None and size > self._indexed:
-            position, witness = self._witness()
+        if size > self._indexed:
             last = self.head().position
-            if position > last:
-                # A crash leaves at most the append being written unfinished, and no reader folds
-                # an unfinished append: a cache that stood past the log's end saw those records.
+            loss = self._witnessed_loss(last)
+            if loss is not None:
                 raise CorruptStoreError(
-                    f"{self.log_path}: the log's complete records end at position {last} (byte {self._indexed}), but {witness} stood at "
-                    f"position {position}: records committed after it were lost or damaged, not left unfinished by a crash; nothing cut "
-                    f"(if {witness} is another store's, or the machine lost power during an append, delete it and open the store again)",
+                    f"{self.log_path}: {loss[0]}; nothing cut (if {loss[1]} is another store's, or the machine lost power during an "
+                    "append, delete it and open the store again)",
                     position=last + 1,
                 )
         return self._cut_after(self._indexed, size)
+
+    def _witnessed_loss(self, last: int) -> tuple[str, str] | None:
+        """What the store's witness says of a torn tail after position `last`, the log's last
+        complete record, when it stood past it (and its name); None when it did not."""
+        if self._witness is None:
+            return None
+        position, witness = self._witness()
+        if position <= last:
+            return None
+        # A crash leaves at most the append being written unfinished, and no reader folds an
+        # unfinished append: a cache that stood past the log's end saw those records committed.
+        return (f"the log's complete records end at position {last}, but {witness} stood at position {position}: records committed "
+                "after it were lost or damaged, not left unfinished by a crash"), witness
 
     def _cut_after(self, end: int, size: int) -> int:
         """Cut the log back to `end` (the end of its last complete append); returns the bytes cut."""
@@ -771,8 +782,14 @@ class FileEventStore(EventStore):
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
         """Check every line: JSON, checksum, hash chain, gap-free positions, versions, appends
-        closed (see `ledger.store.verify`); and that what the index saw committed is still there."""
-        return verify_log(self._read_fd, progress, self._committed_but_missing)
+        closed (see `ledger.store.verify`); that what the index saw committed is still there; and
+        that a torn tail is no loss the store's witness saw (which the next open would not cut)."""
+        report = verify_log(self._read_fd, progress, self._committed_but_missing)
+        loss = self._witnessed_loss(report.head_position) if report.ok and report.torn_tail_bytes else None
+        if loss is None:
+            return report
+        problem = Problem(position=report.head_position + 1, message=loss[0])
+        return report.model_copy(update={"ok": False, "problems": [problem], "torn_tail_bytes": 0})
 
     def _committed_but_missing(self, size: int) -> str | None:
         """What the index saw committed that the log (now `size` bytes) no longer holds
