@@ -36,10 +36,10 @@ from ledger.errors import (
     VersionNotFoundError,
 )
 from ledger.events import (
-    EVENT_TYPES,
     EventFields,
     EventIn,
     RecordedEvent,
+    check_event_type,
     format_time,
     json_kind,
     parse_time,
@@ -475,9 +475,8 @@ class Ledger:
         _check(after=(_count, after), article=(_text, article), limit=(_count, limit))
         if types is not None:
             types = list(types)
-            unknown = next((kind for kind in types if kind not in EVENT_TYPES), None)
-            if unknown is not None:
-                raise InvalidInputError(f"unknown event type {unknown!r} (known: {', '.join(EVENT_TYPES)})")
+            for kind in types:
+                check_event_type(kind)
         if article is not None:
             self._version_of(article)
         return self._events(after, article, types, limit)

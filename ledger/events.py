@@ -770,6 +770,12 @@ _INPUT_ONLY: dict[str, dict[str, Any]] = {
 }
 
 
+def check_event_type(kind: str) -> None:
+    """Raise `InvalidInputError` when `kind` is not an event type ledger has, naming those it has."""
+    if kind not in EVENT_TYPES:
+        raise InvalidInputError(f"unknown event type {kind!r} (known: {', '.join(EVENT_TYPES)})")
+
+
 def event_schema(kind: str | None = None) -> dict[str, Any]:
     """The JSON Schema of one event as `Ledger.append` and `ledger append` take it, for event
     type `kind` (its `data` fields spelt out), or of any event (`oneOf` every type) when `kind`
@@ -786,9 +792,8 @@ def event_schema(kind: str | None = None) -> dict[str, Any]:
         if defs:
             whole["$defs"] = defs
         return whole
-    model = EVENT_TYPES.get(kind)
-    if model is None:
-        raise InvalidInputError(f"unknown event type {kind!r} (known: {', '.join(EVENT_TYPES)})")
+    check_event_type(kind)
+    model = EVENT_TYPES[kind]
     data = model.model_json_schema()
     data["properties"] = {**data.get("properties", {}), **_INPUT_ONLY.get(kind, {})}
     schema = EventIn.model_json_schema()
