@@ -54,6 +54,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
+from ledger.anchors import record_at
 from ledger.application import Ledger
 from ledger.application import open as open_ledger
 from ledger.codec import dumps, loads
@@ -691,7 +692,8 @@ class Watcher:
         if head[0] == 0:
             return True
         try:
-            return any(record.get("hash") == head[1] for record in self.ledger.store.read(head[0] - 1, head[0]))
+            there = record_at(self.ledger.store, head[0])
+            return there is not None and there.get("hash") == head[1]
         except LedgerError:
             return True  # the store cannot say now (a server away): the manifest stays
 
