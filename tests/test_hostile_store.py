@@ -428,9 +428,10 @@ def test_a_text_index_row_that_does_not_read_is_rebuilt_not_a_traceback(store_di
     pristine = tmp_path / "pristine"
     shutil.copytree(store_dir, pristine)
     _sql(store_dir / "text.sqlite", statement)
-    for store in (store_dir, pristine):
-        with ledger.open(store) as led:
-            led.append([_edited("a1", "text 8\nmore text\n")])
+    with ledger.open(store_dir) as led:
+        led.append([_edited("a1", "text 8\nmore text\n")])
+    # The same log under the pristine caches, which catch up on the first read.
+    shutil.copy2(store_dir / LOG_FILE, pristine / LOG_FILE)
     want = [run_ledger(*command, store=pristine).stdout for command in commands]
     got = [run_ledger(*command, store=store_dir) for command in commands]
     assert [(r.returncode, r.stdout) for r in got] == [(0, w) for w in want], [r.stderr for r in got]
