@@ -994,6 +994,17 @@ def test_a_role_or_schema_the_server_refuses_is_one_line(pg_url: str, pg_cluster
         made = run_ledger("init", store=nowhere)
         assert made.returncode == 6 and made.stderr.count(b"\n") == 1, made.stderr
         assert b"the schema named by search_path must exist" in made.stderr
+        # Without CONNECT on the database: a grant mends it, so it is not "cannot reach" (10).
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            database = sql.Identifier(conn.info.dbname)
+            conn.execute(sql.SQL("REVOKE CONNECT ON DATABASE {} FROM PUBLIC").format(database))
+        try:
+            shut = run_ledger("head", store=reader)
+        finally:
+            with psycopg.connect(pg_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("GRANT CONNECT ON DATABASE {} TO PUBLIC").format(database))
+        assert shut.returncode == 6 and shut.stderr.count(b"\n") == 1, shut.stderr
+        assert b"permission denied for database" in shut.stderr and b"grant the role CONNECT" in shut.stderr
     finally:
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(sql.SQL("REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {}").format(sql.Identifier(role)))

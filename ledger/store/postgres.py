@@ -388,6 +388,9 @@ def _connection_problem(url: str, exc: Exception) -> StoreError:
         name = re.search(r'database "([^"]*)" does not exist', text)
         which = f" {name.group(1)!r}" if name else ""
         return StoreConnectionError(f"{where}: database{which} does not exist on the server (create it, then run `ledger init`)")
+    if "permission denied for database" in lowered:
+        # A role without CONNECT on the database: a grant mends it, never a retry.
+        return StoreError(f"{where}: the server refused: {detail} (grant the role CONNECT on the database)")
     if "role" in lowered and "does not exist" in lowered:
         return StoreConnectionError(f"{where}: {detail}")
     if any(word in lowered for word in ("invalid port", "invalid uri", "invalid connection option", "invalid integer value", "invalid sslmode")):
