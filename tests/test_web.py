@@ -262,6 +262,37 @@ def test_links_into_the_articles_own_site_are_named_not_followed_to_a_404() -> N
     assert 'href="https://nodejs.org/x"' in html and 'href="#top"' in html
 
 
+def test_markdown_headings_can_be_linked_to_and_ids_stay_unique(tmp_path: Path) -> None:
+    # Headings had no ids, so a draft's own `[see below](#background)` went nowhere.
+    (tmp_path / "story.md").write_text(
+        "---\ntitle: Story\n---\n\nSee [the background](#background).\n\n### Background\n\nOld.\n\n### At\n\nx\n\n"
+        "## Update 4-May: more\n\n### Background\n\nNew.\n",
+        encoding="utf-8",
+    )
+    with ledger.open(tmp_path / "store", create=True) as led:
+        ledger.ingest(led, [tmp_path / "story.md"])
+        with Site(led) as served:
+            page = httpx.get(served.url + "/a/story", timeout=DEADLINE).text
+    ids = re.findall(r'\bid="([^"]*)"', page)
+    assert len(ids) == len(set(ids)), ids
+    assert 'href="#background"' in page and '<h2 id="background">Background</h2>' in page
+    assert '<h3 id="background-1">Background</h3>' in page
+    # A heading named like one of the page's own ids (the "As of" field) gets another.
+    assert '<h2 id="at-1">At</h2>' in page
+
+
+def test_no_heading_takes_an_id_of_the_pages_own() -> None:
+    from ledger.web.present import heading_id
+
+    templates = Path(ledger.__file__).parent / "web" / "templates"
+    own = {m for f in templates.glob("*.html") for m in re.findall(r'\bid="([^"{]*)(?:\{\{[^"]*)?"', f.read_text(encoding="utf-8"))}
+    assert {"at", "main", "update-", "hit-"} <= own, own
+    for name in own:
+        # A templated id (`update-{{ n }}`) is tried with a number in place of its template.
+        taken = name + "7" if name.endswith("-") or name in ("b", "c") else name
+        assert heading_id(taken, set()) != taken, name
+
+
 def test_the_page_follows_the_log(tmp_path: Path) -> None:
     # Another process appends a version; the running server shows it on the next request.
     draft = tmp_path / "live.txt"

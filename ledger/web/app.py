@@ -235,8 +235,12 @@ class Viewer:
             latest = self.led.article(article)
             view = self.led.article(article, version=version, at=at if version is None else None)
             markdown = present.is_markdown(view)
-            body = None if source else present.render_text(view.body, markdown)
-            blocks = [(block, present.render_heading(block.heading, markdown), present.render_text(block.text, markdown, top=3)) for block in view.blocks]
+            ids: set[str] = set()
+            body = None if source else present.render_text(view.body, markdown, ids=ids)
+            blocks = [
+                (block, present.render_heading(block.heading, markdown), present.render_text(block.text, markdown, top=3, ids=ids))
+                for block in view.blocks
+            ]
             draft = render(view) if source else None
 
         def data() -> dict[str, Any]:

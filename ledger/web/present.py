@@ -35,16 +35,41 @@ def is_markdown(view: ArticleView) -> bool:
     return isinstance(layout, dict) and layout.get("format") == "markdown"
 
 
-def render_text(text: str, markdown: bool, top: int = 2) -> Markup:
+# Heading ids may be linked to (`[see below](#background)`), but never take an id of the page's
+# own: its form fields, its parts, and the numbered ids of update blocks, sections and hits.
+_PAGE_IDS = re.compile(r"(article|at|category|kind|main|q|since|site-q|summary-h|until|legend-h|(update|hit)-\d+|[bc]\d+)\Z")
+_HEADING_ATTRIBUTES = {
+    **{tag: set(allowed) for tag, allowed in nh3.ALLOWED_ATTRIBUTES.items()},
+    **{f"h{level}": {"id"} | set(nh3.ALLOWED_ATTRIBUTES.get(f"h{level}", ())) for level in range(1, 7)},
+}
+
+
+def heading_id(text: str, taken: set[str]) -> str:
+    """The id of a heading reading `text`, as Markdown hosts make them (`Why it matters?` ->
+    `why-it-matters`), numbered when `taken` (the page's ids so far, which it joins) has it."""
+    slug = re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-") or "section"
+    found, n = slug, 0
+    while found in taken or _PAGE_IDS.match(found):
+        n += 1
+        found = f"{slug}-{n}"
+    taken.add(found)
+    return found
+
+
+def render_text(text: str, markdown: bool, top: int = 2, ids: set[str] | None = None) -> Markup:
     """Draft text as safe HTML: Markdown rendered and cleaned, plain text as escaped paragraphs.
 
     The text's headings are renumbered to start at level `top` without gaps (a body that opens
-    with `###` under the page's `<h1>` would break the outline that screen readers navigate by)."""
+    with `###` under the page's `<h1>` would break the outline that screen readers navigate by),
+    and get ids to link to, unique among `ids` (the page's so far, shared by its texts)."""
     if markdown:
         tokens = _markdown.parse(text)
+        taken = set() if ids is None else ids
         levels = sorted({int(t.tag[1]) for t in tokens if t.type == "heading_open"})
         renumbered = {level: f"h{min(top + n, 6)}" for n, level in enumerate(levels)}
-        for token in tokens:
+        for n, token in enumerate(tokens):
+            if token.type == "heading_open":
+                token.attrSet("id", heading_id(tokens[n + 1].content, taken))
             if token.type in ("heading_open", "heading_close"):
                 token.tag = renumbered[int(token.tag[1])]
             for child in token.children or ():
@@ -54,7 +79,7 @@ def render_text(text: str, markdown: bool, top: int = 2) -> Markup:
                     # no such page, so it is shown as text that names it, not a link to a 404.
                     del child.attrs["href"]
                     child.attrSet("title", f"{href} (on the article's own site)")
-        return Markup(nh3.clean(_markdown.renderer.render(tokens, _markdown.options, {})))
+        return Markup(nh3.clean(_markdown.renderer.render(tokens, _markdown.options, {}), attributes=_HEADING_ATTRIBUTES))
     return Markup("").join(Markup("<p>{}</p>\n").format(paragraph) for paragraph in paragraphs(text))
 
 
