@@ -293,6 +293,23 @@ def test_no_heading_takes_an_id_of_the_pages_own() -> None:
         assert heading_id(taken, set()) != taken, name
 
 
+def test_a_filtered_feed_finds_its_versions_past_the_newest_hundreds(tmp_path: Path) -> None:
+    # The filtered feed is read in growing windows of the timeline: what it shows must be what
+    # filtering the whole timeline shows, when matches are sparse and when they fill the page.
+    with ledger.open(tmp_path / "store", create=True) as led:
+        led.append([{"type": "ArticleCreated", "article": "old", "data": {"title": "Old", "body": "x", "categories": ["rare"]}}])
+        led.append([{"type": "ArticleCreated", "article": "busy", "data": {"title": "Busy", "body": "0", "categories": ["often"]}}])
+        led.append([{"type": "ArticleCreated", "article": "other", "data": {"title": "Other", "body": "0"}}])
+        for n in range(1, 451):
+            led.append([{"type": "ArticleEdited", "article": "busy" if n % 3 else "other", "data": {"body": str(n)}}])
+        whole = led.timeline()
+        with Site(led) as served:
+            for category, article in (("rare", "old"), ("often", "busy")):
+                got = httpx.get(served.url + f"/feed.json?category={category}", timeout=DEADLINE).json()["entries"]
+                want = [e.model_dump(mode="json") for e in whole if e.article == article][:200]
+                assert got == want and len(got) == (1 if article == "old" else 200), (category, len(got))
+
+
 def test_the_page_follows_the_log(tmp_path: Path) -> None:
     # Another process appends a version; the running server shows it on the next request.
     draft = tmp_path / "live.txt"

@@ -210,12 +210,18 @@ class Viewer:
         if kind and kind not in KINDS:
             raise InvalidInputError(f"kind {kind!r} is not one of: {', '.join(KINDS)}")
         with self.lock:
-            # Without filters the first FEED_LIMIT versions are all the page shows.
-            limit = FEED_LIMIT if not (kind or category) else None
-            entries = self.led.timeline(since=since or None, until=until or None, limit=limit)
             members = {row.article for row in self.led.articles(category=category)} if category else None
             categories = self.led.categories()
-            picked = [e for e in entries if (not kind or kind in e.changes) and (members is None or e.article in members)][:FEED_LIMIT]
+            # Without filters the first FEED_LIMIT versions are all the page shows. With them, the
+            # newest versions are read in windows growing fourfold until the page is full (the whole
+            # timeline of a large store took seconds, for a page that needed its last hour).
+            limit = FEED_LIMIT
+            while True:
+                entries = self.led.timeline(since=since or None, until=until or None, limit=limit)
+                picked = [e for e in entries if (not kind or kind in e.changes) and (members is None or e.article in members)][:FEED_LIMIT]
+                if len(picked) == FEED_LIMIT or len(entries) < limit:
+                    break
+                limit *= 4
             # Each entry names the title its version had; the title now only stands in where the
             # views could not say (and only for the articles shown: listing all cost 0.8 s on 100k).
             titles = {article: self._title(article) for article in dict.fromkeys(e.article for e in picked if e.title is None)}
