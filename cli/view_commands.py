@@ -391,7 +391,8 @@ def withdraw(ctx: click.Context, article: str, actor: str | None, reason: str | 
 def replay(ctx: click.Context, to: int | None, fmt: str) -> None:
     """Rebuild every view from the log (up to --to POSITION), and print the rate.
 
-    JSON fields: events, articles, position, seconds, events_per_second.
+    JSON fields: events, articles, position, seconds, events_per_second, saved. Exits 6 when
+    the views could only be rebuilt in memory (a read-only store, a full disk), after printing.
 
     \b
     Example:
@@ -402,11 +403,15 @@ def replay(ctx: click.Context, to: int | None, fmt: str) -> None:
         stats = led.replay(to=to, progress=update)
     if fmt == "json":
         json_line(stats.model_dump(mode="json"))
-        return
-    click.echo(
-        f"replayed {plural(stats.events, 'event')} of {plural(stats.articles, 'article')} to position {stats.position} "
-        f"in {stats.seconds:.2f}s ({stats.events_per_second:,.0f} events/s)"
-    )
+    else:
+        click.echo(
+            f"replayed {plural(stats.events, 'event')} of {plural(stats.articles, 'article')} to position {stats.position} "
+            f"in {stats.seconds:.2f}s ({stats.events_per_second:,.0f} events/s)"
+        )
+    if not stats.saved:
+        from ledger import StoreError
+
+        raise StoreError("the views were rebuilt in memory only, as their files cannot be written (see the warning above): the next command builds them again")
 
 
 

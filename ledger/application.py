@@ -1045,7 +1045,9 @@ class Ledger:
             finally:
                 child.stop()
         seconds = time.perf_counter() - started
-        return stats.model_copy(update={"seconds": seconds, "events_per_second": stats.events / seconds if seconds > 0 else 0.0})
+        # The child, when there was one, wrote the text index to its file.
+        saved = not self.catalog.in_memory and (location is not None or not self.text_index.in_memory)
+        return stats.model_copy(update={"seconds": seconds, "events_per_second": stats.events / seconds if seconds > 0 else 0.0, "saved": saved})
 
     def _text_child_location(self) -> str | None:
         """Where a child process finds this store to rebuild its text index in a file of its own:

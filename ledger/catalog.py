@@ -231,6 +231,11 @@ class Catalog:
             raise
         return db
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the catalog lives in this process's memory only (its file cannot be written)."""
+        return self._in_memory or self.path is None
+
     def _open(self) -> sqlite3.Connection:
         if self._db is not None and self.path is not None and not self._in_memory:
             try:

@@ -773,6 +773,11 @@ class TextIndex:
         """The position the index stood at when last looked at (the rows read are forgotten when
         it moves: another process may have caught the index up)."""
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the index lives in this process's memory only (its file cannot be written)."""
+        return self._in_memory or self.path is None
+
     def _forget(self) -> None:
         self._ids.clear()
         self._names.clear()

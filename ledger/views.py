@@ -184,6 +184,11 @@ class ReplayStats(Model):
     position: int = Field(description="The log position the views now stand at.")
     seconds: float = Field(description="Wall-clock time of the whole replay: the views and the text index.")
     events_per_second: float = Field(description="events / seconds.")
+    saved: bool = Field(
+        default=True,
+        description="Whether the rebuilt views were written to the store's cache files; False when they could only be kept in "
+        "this process's memory (a read-only store, a full disk, no cache folder), so that the next process builds them again.",
+    )
 
 
 class Stats(Model):

@@ -196,8 +196,8 @@ def test_restore(store: Path) -> None:
 
 def test_replay(store: Path) -> None:
     doc = json_lines(run(store, "replay", "--format", "json"))[0]
-    assert set(doc) == {"events", "articles", "position", "seconds", "events_per_second"}
-    assert (doc["events"], doc["articles"], doc["position"]) == (10, 2, 10)
+    assert set(doc) == {"events", "articles", "position", "seconds", "events_per_second", "saved"}
+    assert (doc["events"], doc["articles"], doc["position"], doc["saved"]) == (10, 2, 10, True)
     text = run(store, "replay", "--to", "4").stdout
     assert text.startswith("replayed 4 events of 2 articles to position 4 in ")
     assert text.endswith(" events/s)\n")
