@@ -249,6 +249,16 @@ def _envelope(actor: str | None, reason: str | None) -> dict[str, str]:
     return {key: value for key, value in (("actor", actor), ("reason", reason)) if value is not None}
 
 
+def _event_types(types: Iterable[str] | None) -> list[str] | None:
+    """`types` as a list, each checked to be a type ledger has (`InvalidInputError` if not)."""
+    if types is None:
+        return None
+    kinds = list(types)
+    for kind in kinds:
+        check_event_type(kind)
+    return kinds
+
+
 def _check(**arguments: tuple[Callable[..., None], object]) -> None:
     """Check each optional argument that is given: `name=(checker, value)`."""
     for name, (checker, value) in arguments.items():
@@ -473,10 +483,7 @@ class Ledger:
         `types` when given, at most `limit` of them. Raises `ArticleNotFoundError` at once for an
         article that is not in the log, and `InvalidInputError` for a type ledger does not have."""
         _check(after=(_count, after), article=(_text, article), limit=(_count, limit))
-        if types is not None:
-            types = list(types)
-            for kind in types:
-                check_event_type(kind)
+        types = _event_types(types)
         if article is not None:
             self._version_of(article)
         return self._events(after, article, types, limit)
@@ -1114,10 +1121,12 @@ class Ledger:
 
         Between appends it costs one `stat` of the log every `poll` seconds (a PostgreSQL
         store is woken by each commit instead, and looks at its head at least every `poll`
-        seconds besides); an append is read once it is complete, never half. Raises `ArticleNotFoundError` at once for an `article`
-        that is not in the log.
+        seconds besides); an append is read once it is complete, never half. Raises
+        `ArticleNotFoundError` at once for an `article` that is not in the log, and
+        `InvalidInputError` for a type ledger does not have (it would never be yielded).
         """
         _check(after=(_count, after), article=(_text, article))
+        types = _event_types(types)
         if article is not None:
             self._version_of(article)
         start = self.head().position if after is None else after

@@ -318,6 +318,9 @@ def test_an_event_that_is_no_object_and_an_unknown_type_asked_for_are_named(led:
             led.append([value])  # type: ignore[list-item]
     with pytest.raises(ledger.InvalidInputError, match=r"^unknown event type 'Nope' \(known: ArticleCreated, "):
         led.events(types=["Nope"])
+    # Following a type that does not exist would wait for ever, saying nothing.
+    with pytest.raises(ledger.InvalidInputError, match=r"^unknown event type 'Nope' \(known: ArticleCreated, "):
+        led.follow(types=["ArticleEdited", "Nope"])
 
 
 def test_an_event_id_given_twice_names_both_events(store: Path) -> None:
