@@ -216,7 +216,9 @@ class LedgerGroup(click.Group):
 
 class _StderrHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
-        notice("[yellow]warning:[/]", record.getMessage())
+        # `--debug` lets the library's debug notes through: they must not read as warnings.
+        label = "[yellow]warning:[/]" if record.levelno >= logging.WARNING else "[dim]debug:[/]" if record.levelno < logging.INFO else "note:"
+        notice(label, record.getMessage())
 
 
 @click.group(name="ledger", cls=LedgerGroup, context_settings=CONTEXT_SETTINGS)

@@ -409,6 +409,18 @@ def test_a_views_row_naming_a_version_not_in_the_log_is_rebuilt_not_a_traceback(
     assert b"which is not in the log; rebuilding them" in result.stderr
 
 
+def test_debug_notes_are_not_called_warnings(store_dir: Path) -> None:
+    # With --debug every note of the library was printed as "warning:".
+    _ten_events(store_dir)
+    run_ledger("search", "text", store=store_dir)
+    _sql(store_dir / "text.sqlite", "UPDATE versions SET rows = x'0301'")
+    result = run_ledger("--debug", "search", "text", store=store_dir)
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 0 and len(lines) == 2, lines
+    assert lines[0].startswith("warning: ") and "rebuilding it from the log" in lines[0]
+    assert lines[1].startswith("debug: the row's error: "), lines
+
+
 @pytest.mark.parametrize(
     "statement",
     [
