@@ -15,7 +15,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -318,12 +318,13 @@ class Ledger:
         self.close()
 
     def close(self) -> None:
-        """Release the store."""
-        if self._catalog is not None:
-            self._catalog.close()
-        if self._text_index is not None:
-            self._text_index.close()
-        self.store.close()
+        """Release the store (its lock and files), also when a view fails to close."""
+        # Run last to first, each whatever the ones before raised: the views, then the store.
+        with ExitStack() as closing:
+            closing.callback(self.store.close)
+            for view in (self._text_index, self._catalog):
+                if view is not None:
+                    closing.callback(view.close)
 
     @property
     def path(self) -> Path | None:
