@@ -103,13 +103,6 @@ _TICK = 0.1
 _INOTIFY_LIMITS = (errno.ENOSPC, errno.EMFILE, errno.ENFILE)
 
 
-def is_watched_name(name: str) -> bool:
-    """True for file names the watcher reads: drafts (`.txt`, `.md`, `.markdown`) that are not
-    hidden, temporary, swap or backup files (`.x.swp`, `x~`, `.#x`, `#x#`, `4913`, `.~lock.x#`,
-    `~$x`, `x___jb_tmp___`, `.goutputstream-*`, `.DS_Store`): exactly `is_draft_name`."""
-    return is_draft_name(name)
-
-
 def _identity(info: os.stat_result) -> dict[str, int]:
     """What the manifest keeps of a stat: ctime and inode change with any rewrite, even one that
     puts size and mtime back (`touch -r`), so they trigger a re-hash."""
@@ -380,7 +373,7 @@ class Watcher:
         """Mark `path` dirty; `writing` says whether a writer now has it open (None: unknown,
         keep what was known)."""
         name = os.path.basename(path)
-        if os.path.dirname(os.path.abspath(path)) != str(self.folder) or not is_watched_name(name):
+        if os.path.dirname(os.path.abspath(path)) != str(self.folder) or not is_draft_name(name):
             return
         self._pending.touch(name, writing=writing)
 
@@ -421,7 +414,7 @@ class Watcher:
             reconcile = True
         dirty: list[str] = []
         for entry in entries:
-            if not is_watched_name(entry.name):
+            if not is_draft_name(entry.name):
                 if entry.name not in self._subfolders and not entry.name.startswith(".") and entry.is_dir(follow_symlinks=False):
                     # `cp -r batch drafts/` put nothing in: say so once.
                     self._subfolders.add(entry.name)

@@ -21,8 +21,9 @@ import pytest
 
 import ledger
 from ledger import watcher as watcher_module
+from ledger.draft_format import is_draft_name
 from ledger.rendering import render
-from ledger.watcher import Watcher, is_watched_name, watch
+from ledger.watcher import Watcher, watch
 from tests.conftest import run_ledger
 from tests.helpers import Recorder, story, text_of, version, wait_for
 
@@ -230,7 +231,7 @@ def test_emacs_and_office_files_are_ignored(led: ledger.Ledger, drafts: Path, ru
      (".goutputstream-ABC", False), (".DS_Store", False), (".hidden.txt", False), ("a.docx", False)],
 )
 def test_watched_names(name: str, watched: bool) -> None:
-    assert is_watched_name(name) is watched
+    assert is_draft_name(name) is watched
 
 
 @pytest.mark.slow
