@@ -7,8 +7,8 @@ stdin (a server's URL keeps its password off the command line), folds the text i
 cores the replay then takes as long as the slower of the two instead of both together.
 
 The child reports the records it has folded as lines on its stdout; an error it raises comes
-back as one line naming its class and message, and is raised again in the replaying process as
-the same error (a damaged log is a `CorruptStoreError` either way). Each rebuild is one SQLite
+back as one line naming its class, the log position it names (if any) and its message, and is
+raised again in the replaying process as the same error (a damaged log is a `CorruptStoreError` either way). Each rebuild is one SQLite
 transaction, so a rebuild stopped half way (the child killed, the replay interrupted) leaves the
 index it replaces, never half an index; stopping the replay stops the child (a replaying process
 killed outright leaves it to finish: the index is then the whole new one).
@@ -50,7 +50,9 @@ def child_main() -> None:
         with open_ledger(location, recover=False) as led:
             led.text_index.rebuild(report)
     except LedgerError as exc:
-        out.write(f"!{type(exc).__name__} {exc}\n".replace("\n", " ").rstrip() + "\n")
+        # The position a damaged log names goes along, for the `CorruptStoreError` raised again.
+        position = getattr(exc, "position", None)
+        out.write(f"!{type(exc).__name__} {position if isinstance(position, int) else '-'} {exc}\n".replace("\n", " ").rstrip() + "\n")
         out.flush()
         sys.exit(1)
 
@@ -135,10 +137,17 @@ class TextRebuild:
                 log.warning("text index: %s", line)
             return
         if self._error is not None:
-            name, _, message = self._error.decode("utf-8", "replace").partition(" ")
+            name, position, message = [*self._error.decode("utf-8", "replace").split(" ", 2), "", ""][:3]
             kind = getattr(errors, name, None)
+            if kind is errors.CorruptStoreError:
+                raise errors.CorruptStoreError(message, position=int(position) if position.isdigit() else None)
             if isinstance(kind, type) and issubclass(kind, LedgerError):
-                raise kind(message)
+                try:
+                    error = kind(message)
+                except TypeError:
+                    # An error that needs more than its message (none the text index raises today).
+                    error = StoreError(message)
+                raise error
         last = said.splitlines()[-1] if said else f"exit status {code}"
         raise StoreError(f"{_shown(self.location)}: rebuilding the text index in a process of its own failed ({last})")
 

@@ -116,6 +116,23 @@ def test_the_childs_error_is_raised_as_the_same_error(tmp_path: Path) -> None:
         child.stop()
 
 
+def test_the_childs_corrupt_store_error_keeps_the_position_it_names(tmp_path: Path) -> None:
+    # The error came back as its message alone: the position a caller reads was lost.
+    store = tmp_path / "store"
+    with ledger.open(store, create=True) as led:
+        _fill(led)
+    lines = (store / "events.jsonl").read_bytes().splitlines(keepends=True)
+    lines[2] = lines[2].replace(b'"article":"a"', b'"article":"b"', 1)
+    (store / "events.jsonl").write_bytes(b"".join(lines))
+    child = TextRebuild(str(store))
+    try:
+        with pytest.raises(ledger.CorruptStoreError, match="position 3") as caught:
+            child.finish()
+    finally:
+        child.stop()
+    assert caught.value.position == 3
+
+
 def test_a_small_log_is_replayed_in_one_process(led: ledger.Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     _fill(led)
     before = _answers(led)
