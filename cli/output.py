@@ -184,7 +184,7 @@ class TimeParam(click.ParamType[str | datetime, Any]):
     name = "time"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str | datetime:
-        """Check `value` with `ledger.times.parse_when` and return it unchanged."""
+        """Check `value` with `ledger.parse_when` and return it unchanged."""
         from ledger import parse_when
 
         if isinstance(value, datetime):

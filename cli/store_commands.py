@@ -74,9 +74,9 @@ def append(ctx: click.Context, source: IO[bytes], fmt: str) -> None:
         return
     note = " (already recorded: nothing appended)" if result.duplicate else ""
     versions = ", ".join(f"{article} v{version}" for article, version in result.versions.items())
-    count = result.last_position - result.first_position + 1
-    where = f"position {result.first_position}" if count == 1 else f"positions {result.first_position}-{result.last_position}"
-    click.echo(f"recorded {plural(count, 'event')} at {where}: {versions}{note}")
+    recorded = result.last_position - result.first_position + 1
+    where = f"position {result.first_position}" if recorded == 1 else f"positions {result.first_position}-{result.last_position}"
+    click.echo(f"recorded {plural(recorded, 'event')} at {where}: {versions}{note}")
 
 
 @main.command()

@@ -59,8 +59,7 @@ def show(ctx: click.Context, article: str, version: int | None, at: datetime | N
 
     Versions are positional arguments here as in `diff` and `restore`. The text is exactly the
     rendered draft, byte for byte (no newline added), so `ledger show A 3 > a.txt` gives back the
-    draft of version 3. A withdrawn article is
-    still shown (with a note on stderr).
+    draft of version 3. A withdrawn article is still shown (with a note on stderr).
 
     JSON fields: article, version, title, body, blocks (heading, text, added_version, added_at),
     categories, metadata, authors (however the metadata names them), withdrawn, created_at, updated_at, position, text (the rendered draft).
@@ -412,7 +411,6 @@ def replay(ctx: click.Context, to: int | None, fmt: str) -> None:
         from ledger import StoreError
 
         raise StoreError("the views were rebuilt in memory only, as their files cannot be written (see the warning above): the next command builds them again")
-
 
 
 # Colours of a version's words by age on a terminal: oldest first, newest last.

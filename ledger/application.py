@@ -872,7 +872,6 @@ class Ledger:
         _text("article", article)
         from ledger.views import CategoryMembership
 
-
         def read() -> list[CategoryMembership]:
             found = self.catalog.memberships(article)
             if found is None:

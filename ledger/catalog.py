@@ -944,7 +944,6 @@ class Catalog:
                 self._recover(damage)  # the snapshots are not saved: the views are rebuilt
 
 
-
 def _whole_appends(records: Iterator[StoredRecord]) -> Iterator[StoredRecord]:
     """The records of complete appends only: the catalog stops between appends, never inside one (a
     version's events are folded together or not at all)."""

@@ -88,7 +88,6 @@ def word_diff(article: str, old: str, new: str, from_version: int, to_version: i
     return Diff(article=article, from_version=from_version, to_version=to_version, words=True, changes=changes, text=text)
 
 
-
 # --- prose diff: paragraphs matched first, then whole words inside each changed pair ------------
 # For reading (the web viewer): a one-word edit marks one word, a moved paragraph is shown as
 # moved, and a paragraph rewritten past `REWRITE_CUTOFF` is shown whole, before and after, rather

@@ -57,8 +57,6 @@ _OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
 _TOML_FENCE_RE = re.compile(r"\ufeff?\+\+\+[ \t]*\r?\n")
 
 
-
-
 class DraftBlock(Model):
     """An update block of a draft: its heading line and everything after it up to the next block."""
 
