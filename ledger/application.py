@@ -120,9 +120,15 @@ def _server_url(location: str | os.PathLike[str]) -> str | None:
 
 
 def store_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """The store folder: `path`, else `$LEDGER_STORE`, else `./ledger-data` (see `open` for a
-    store on a server)."""
-    return Path(_location(path))
+    """The store folder: `path`, else `$LEDGER_STORE`, else `./ledger-data`. Raises
+    `InvalidInputError` when that names a store on a server (a URL is no folder: see `open`)."""
+    location = _location(path)
+    url = _server_url(location)
+    if url is not None:
+        from ledger.store.postgres import redact
+
+        raise InvalidInputError(f"{redact(url)} names a store on a PostgreSQL server, not a folder")
+    return Path(location)
 
 
 def store_exists(path: str | os.PathLike[str] | None = None) -> bool:

@@ -392,3 +392,15 @@ def test_completion_completes_commands_and_choices() -> None:
     env.update(COMP_WORDS="ledger stats --format ", COMP_CWORD="3")
     result = subprocess.run([LEDGER], check=False, capture_output=True, env=env)
     assert result.stdout.decode().split() == ["plain,text", "plain,json"]
+
+
+def test_the_clis_store_default_is_the_librarys() -> None:
+    # The CLI names them itself (importing the library would slow every start), so they must agree.
+    import ledger.application
+
+    option = next(p for p in main.params if p.name == "store")
+    assert (option.default, option.envvar) == (ledger.application.DEFAULT_STORE, ledger.application.ENV_STORE)
+    assert ledger.store_path("some/folder") == Path("some/folder")
+    # A URL is no folder: it was made a path, password and all.
+    with pytest.raises(ledger.InvalidInputError, match=r"^postgresql://u:\*\*\*@h/db names a store on a PostgreSQL server, not a folder$"):
+        ledger.store_path("postgresql://u:secret@h/db")
