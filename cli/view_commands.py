@@ -28,7 +28,7 @@ from .output import (
 )
 
 if TYPE_CHECKING:
-    from ledger import Blame, Diff, HistoryEntry, Ledger, TimelineEntry
+    from ledger import Blame, Diff, HistoryEntry, TimelineEntry
 
 
 def _write(text: str) -> None:
@@ -187,8 +187,6 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, articl
         if whole and (name is None or at is not None):
             raise click.UsageError("--history lists the whole history of category NAME: give NAME and no --at")
         stints = led.category_history(article) if article is not None else led.category_stints(name or "")
-        if not stints and name is not None:
-            _refuse_unknown_category(led, name)
         if fmt == "json":
             json_lines(s.model_dump(mode="json") for s in stints)
             return
@@ -209,26 +207,10 @@ def categories(ctx: click.Context, name: str | None, at: datetime | None, articl
         table(["category", "articles"], ([c.name, c.count] for c in counts))
         return
     listing = led.category(name, at=at)
-    if not listing.articles:
-        _refuse_unknown_category(led, name)
     if fmt == "json":
         json_lines(m.model_dump(mode="json") for m in listing.articles)
         return
     table(["article", "title", "entered"], ([m.article, m.title, local_time(m.entered_at)] for m in listing.articles))
-
-
-def _refuse_unknown_category(led: Ledger, name: str) -> None:
-    """Refuse a category no article was ever in (a typo would list nothing, and exit 0), naming
-    close ones, as the viewer answers 404 for it; a category left empty lists nothing."""
-    if led.category_stints(name):
-        return
-    import difflib
-
-    from ledger import NotFoundError
-
-    close = difflib.get_close_matches(name, [count.name for count in led.categories()], n=3)
-    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
-    raise NotFoundError(f"no article was ever in category {name!r}{hint}")
 
 
 @main.command()
@@ -259,8 +241,6 @@ def articles(
     led = open_ledger(ctx)
     limit = page_limit(limit)
     entries = led.articles(category=category, since=since, withdrawn=withdrawn, author=author, limit=limit, offset=offset)
-    if not entries and category is not None:
-        _refuse_unknown_category(led, category)
     if fmt == "json":
         json_lines(e.model_dump(mode="json") for e in entries)
     else:

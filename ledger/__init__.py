@@ -28,6 +28,7 @@ __all__ = [
     "CategoryListing",
     "CategoryMember",
     "CategoryMembership",
+    "CategoryNotFoundError",
     "ConflictError",
     "CorruptStoreError",
     "Diff",
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
     from ledger.errors import (
         ArticleNotFoundError,
         ArticleStateError,
+        CategoryNotFoundError,
         ConflictError,
         CorruptStoreError,
         DraftError,
@@ -149,6 +151,7 @@ _HOMES = {
     "AppendResult": "ledger.store",
     "ArticleNotFoundError": "ledger.errors",
     "ArticleStateError": "ledger.errors",
+    "CategoryNotFoundError": "ledger.errors",
     "ArticleSummary": "ledger.views",
     "ArticleView": "ledger.projections",
     "Blame": "ledger.views",

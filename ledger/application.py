@@ -25,6 +25,7 @@ from ledger import codec
 from ledger.errors import (
     ArticleNotFoundError,
     ArticleStateError,
+    CategoryNotFoundError,
     CorruptStoreError,
     DuplicateEventError,
     InvalidEventError,
@@ -556,6 +557,17 @@ class Ledger:
             message += f" (did you mean {' or '.join(close)}?)"
         return ArticleNotFoundError(message)
 
+    def _check_category(self, name: str) -> None:
+        """Raise `CategoryNotFoundError` for a category no article was ever in, suggesting names
+        close to it (a typo would list nothing, as a category left empty does)."""
+        if self._from_views(lambda: self.catalog.category_known(name)):
+            return
+        message = f"no article was ever in category {name!r}"
+        close = [repr(other) for other in difflib.get_close_matches(name, self._from_views(self.catalog.category_names), n=3)]
+        if close:
+            message += f" (did you mean {' or '.join(close)}?)"
+        raise CategoryNotFoundError(message)
+
     def _state(self, article: str, version: int, current: int) -> ArticleState:
         """The article's state at `version`, given its `current` (latest) version."""
         if version == current:
@@ -787,7 +799,8 @@ class Ledger:
         (1 or more; all when None) after skipping the first `offset`; articles changed at the
         same time keep one order (by log position), so pages neither overlap nor skip one.
         `count_articles` says how many there are in all. Answered from the catalog: no article
-        is folded."""
+        is folded. Raises `CategoryNotFoundError` for a `category` no article was ever in (a
+        typo would list nothing)."""
         _check(category=(_text, category), since=(_time, since), author=(_text, author))
         _page(limit, offset)
         from ledger.catalog import gc_paused
@@ -813,7 +826,10 @@ class Ledger:
                     )
             return listed
 
-        return self._from_views(read)
+        listed = self._from_views(read)
+        if not listed and category is not None:
+            self._check_category(category)
+        return listed
 
     def count_articles(
         self,
@@ -822,18 +838,23 @@ class Ledger:
         withdrawn: bool | None = None,
         author: str | None = None,
     ) -> int:
-        """How many articles `articles` lists with these filters, on all pages together."""
+        """How many articles `articles` lists with these filters, on all pages together (it
+        raises as `articles` does)."""
         _check(category=(_text, category), since=(_time, since), author=(_text, author))
         low = format_time(parse_when(since)) if since is not None else None
         if author is None:
-            return self.catalog.article_count(category, low, withdrawn)
-        from ledger.catalog import gc_paused
+            found = self.catalog.article_count(category, low, withdrawn)
+        else:
+            from ledger.catalog import gc_paused
 
-        def read() -> int:
-            with gc_paused():
-                return len(self._by_author(self.catalog.article_rows(category, low, withdrawn), author.strip().casefold()))
+            def read() -> int:
+                with gc_paused():
+                    return len(self._by_author(self.catalog.article_rows(category, low, withdrawn), author.strip().casefold()))
 
-        return self._from_views(read)
+            found = self._from_views(read)
+        if found == 0 and category is not None:
+            self._check_category(category)
+        return found
 
     @staticmethod
     def _by_author(
@@ -851,7 +872,8 @@ class Ledger:
 
     def category(self, name: str, at: datetime | str | None = None) -> CategoryListing:
         """The articles in category `name` now, or at time `at`, by article id; withdrawn
-        articles are left out. An unknown category is simply empty."""
+        articles are left out. A category left empty lists nothing; one no article was ever in
+        raises `CategoryNotFoundError`, naming close ones."""
         _check(name=(_text, name), at=(_time, at))
         from ledger.views import CategoryListing, CategoryMember
 
@@ -861,7 +883,10 @@ class Ledger:
             rows = self.catalog.category_members(name, format_time(moment) if moment is not None else None)
             return [CategoryMember(article=a, title=t, entered_at=parse_time(s), entered_version=v) for a, t, s, v in rows]
 
-        return CategoryListing(name=name, at=moment, articles=self._from_views(read))
+        members = self._from_views(read)
+        if not members:
+            self._check_category(name)
+        return CategoryListing(name=name, at=moment, articles=members)
 
     def categories(self, at: datetime | str | None = None) -> list[CategoryCount]:
         """Every category with its number of (not withdrawn) articles, now or at time `at`,
@@ -895,9 +920,9 @@ class Ledger:
 
     def category_stints(self, name: str) -> list[CategoryMembership]:
         """Every stint any article had in category `name`, over the whole log: when it entered
-        and (unless still in) left, in order of entry (time, then article); empty for a
-        category no article was ever in. Names match exactly, as in `category`. Withdrawn
-        articles' stints are not cut, but say `withdrawn` (see `history` for when)."""
+        and (unless still in) left, in order of entry (time, then article). Names match exactly,
+        as in `category`, which raises as this does. Withdrawn articles' stints are not cut, but
+        say `withdrawn` (see `history` for when)."""
         _text("name", name)
         from ledger.views import CategoryMembership
 
@@ -910,7 +935,10 @@ class Ledger:
                 for a, ev, ea, lv, la, withdrawn in self.catalog.category_memberships(name)
             ]
 
-        return self._from_views(read)
+        stints = self._from_views(read)
+        if not stints:
+            self._check_category(name)
+        return stints
 
     def updated_since(self, since: datetime | str, *, limit: int | None = None, offset: int = 0) -> list[FeedEntry]:
         """The "updated stories" feed: articles (not withdrawn) that received update blocks

@@ -717,6 +717,16 @@ class Catalog:
         return rows, bool(found[0])
 
     @_recovering
+    def category_known(self, category: str) -> bool:
+        """Whether any article was ever in `category`."""
+        return self.refresh().execute("SELECT 1 FROM memberships WHERE category = ? LIMIT 1", (category,)).fetchone() is not None
+
+    @_recovering
+    def category_names(self) -> list[str]:
+        """Every category any article was ever in, by name."""
+        return [name for (name,) in self.refresh().execute("SELECT DISTINCT category FROM memberships ORDER BY category")]
+
+    @_recovering
     def category_memberships(self, category: str) -> list[tuple[str, int, str, int | None, str | None, int]]:
         """Article, entered_version, entered_at, left_version and left_at of every membership
         any article had in `category`, in order of entry (time, then article), and whether the

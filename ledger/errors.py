@@ -9,7 +9,8 @@ Hierarchy (the CLI exit code of each is in brackets; see docs/cli.md "Exit codes
     │   └── DraftError               [3]  a draft file that cannot be parsed
     ├── NotFoundError                [4]
     │   ├── ArticleNotFoundError     [4]  unknown article
-    │   └── VersionNotFoundError     [4]  unknown version, or no version at that time
+    │   ├── VersionNotFoundError     [4]  unknown version, or no version at that time
+    │   └── CategoryNotFoundError    [4]  a category no article was ever in
     ├── ConflictError                [5]
     │   ├── VersionConflictError     [5]  expected version does not match
     │   ├── DuplicateEventError      [5]  some, not all, event ids of an append already exist
@@ -71,6 +72,10 @@ class ArticleNotFoundError(NotFoundError):
 
 class VersionNotFoundError(NotFoundError):
     """The article exists but not at that version or time."""
+
+
+class CategoryNotFoundError(NotFoundError):
+    """No article was ever in the category (a category left empty is not one: it lists nothing)."""
 
 
 class ConflictError(LedgerError):

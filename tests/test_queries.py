@@ -195,8 +195,14 @@ def test_categories_now(news: ledger.Ledger) -> None:
     listing = news.category("roads")
     assert listing.at is None
     assert [(m.article, m.title, m.entered_at, m.entered_version) for m in listing.articles] == [("bridge", "Bridge closed", t("12:00"), 4)]
-    assert news.category("traffic").articles == []
-    assert news.category("no such category").articles == []
+    assert news.category("traffic").articles == []  # left empty: it lists nothing
+    # One no article was ever in is a typo: it listed nothing too, and a script went on.
+    for ask in (news.category, news.category_stints, lambda name: news.articles(category=name), lambda name: news.count_articles(category=name)):
+        with pytest.raises(ledger.CategoryNotFoundError, match=r"^no article was ever in category 'traffik' \(did you mean 'traffic'\?\)$"):
+            ask("traffik")
+    with pytest.raises(ledger.CategoryNotFoundError, match=r"^no article was ever in category 'no such category'$"):
+        news.category("no such category")
+    assert news.articles(category="traffic") == [] and news.count_articles(category="traffic") == 0
 
 
 @pytest.mark.parametrize(
@@ -244,7 +250,9 @@ def test_category_stints_list_every_article_ever_in_a_category(news: ledger.Ledg
     assert stints == [("bridge", 1, t("10:00"), 4, t("12:00"))]
     news.append([{"type": "CategoriesChanged", "article": "bridge", "data": {"added": ["traffic"]}}])
     assert [(s.article, s.entered_version, s.left_version) for s in news.category_stints("traffic")] == [("bridge", 1, 4), ("bridge", 8, None)]
-    assert news.category_stints("Traffic") == [] and news.category_stints("nosuch") == []
+    for name in ("Traffic", "nosuch"):  # names match exactly
+        with pytest.raises(ledger.CategoryNotFoundError):
+            news.category_stints(name)
 
 
 def test_a_withdrawn_articles_stints_say_it_is_withdrawn(news: ledger.Ledger) -> None:
@@ -539,7 +547,8 @@ def test_articles_lists_every_article_most_recently_changed_first(news: ledger.L
 def test_articles_filters_by_category_now_time_and_withdrawal(news: ledger.Ledger) -> None:
     assert [a.article for a in news.articles(category="roads")] == ["bridge"]
     assert news.articles(category="traffic") == []  # bridge left it
-    assert news.articles(category="nowhere") == []
+    with pytest.raises(ledger.CategoryNotFoundError):
+        news.articles(category="nowhere")
     assert [a.article for a in news.articles(since="2017-09-05T15:30Z")] == ["storm"]
     assert [a.article for a in news.articles(since=datetime(2017, 9, 5, 15, tzinfo=UTC))] == ["storm", "bridge"]
     assert [a.article for a in news.articles(withdrawn=False)] == ["storm", "bridge"]
@@ -661,7 +670,8 @@ def test_article_pages_with_filters(crowd: ledger.Ledger) -> None:
     assert [a.article for a in crowd.articles(author="ana", offset=2)] == ["f"]
     assert crowd.articles(author="ana", limit=5, offset=3) == []
     assert (crowd.count_articles(author="Ana"), crowd.count_articles(author="Bo"), crowd.count_articles(category="news", author="ana")) == (3, 0, 2)
-    assert crowd.count_articles(category="nowhere") == 0
+    with pytest.raises(ledger.CategoryNotFoundError):
+        crowd.count_articles(category="nowhere")
 
 
 def test_feed_in_pages_gives_each_article_once_with_all_its_blocks(crowd: ledger.Ledger) -> None:

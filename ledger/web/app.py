@@ -407,9 +407,7 @@ class Viewer:
         with self.lock:
             listing = self.led.category(name, at=at)
             stints = self.led.category_stints(name)
-            titles = {row.article: row.title for row in self.led.articles()} if stints else {}
-        if not stints:
-            raise HTTPException(404, f"no article was ever in category {name!r}")
+            titles = {row.article: row.title for row in self.led.articles()}
 
         def data() -> dict[str, Any]:
             return {**listing.model_dump(mode="json"), "stints": [s.model_dump(mode="json") for s in stints]}
