@@ -398,9 +398,9 @@ _AGES = ("grey50", "blue", "cyan", "green", "yellow", "bold red")
 
 
 def _margin(versions: list[int]) -> str:
-    """Versions as a compact list: runs of consecutive ones as `3-5`."""
+    """Versions (oldest first) as a compact list: runs of consecutive ones as `3-5`."""
     parts: list[str] = []
-    for version in sorted(set(versions)):
+    for version in versions:
         if parts and version == int(parts[-1].split("-")[-1]) + 1:
             parts[-1] = parts[-1].split("-")[0] + f"-{version}"
         else:
@@ -411,32 +411,18 @@ def _margin(versions: list[int]) -> str:
 def _print_blame(blame: Blame) -> None:
     out = console()
     coloured = not out.no_color and out.is_terminal
-    # Each line of the text with the versions that wrote its words (spaces and line breaks
-    # alone say nothing of who wrote a line).
-    lines: list[tuple[list[int], list[tuple[str, int]]]] = [([], [])]
-    for span in blame.spans:
-        for index, piece in enumerate(span.text.split("\n")):
-            if index:
-                lines.append(([], []))
-            if piece:
-                lines[-1][1].append((piece, span.version))
-                if piece.strip():
-                    lines[-1][0].append(span.version)
-    if not blame.text.endswith("\n") and not lines[-1][1]:
-        lines.pop()
-    if blame.text.endswith("\n"):
-        lines.pop()
-    margins = [_margin(versions) for versions, _ in lines]
+    lines = blame.lines()
+    margins = [_margin(line.versions) for line in lines]
     width = max((len(margin) for margin in margins), default=1)
     newest = max((span.version for span in blame.spans), default=1)
     if not coloured:
-        _write("".join(f"{margin:>{width}} |{' ' if pieces else ''}{''.join(piece for piece, _ in pieces)}\n" for margin, (_, pieces) in zip(margins, lines, strict=True)))
+        _write("".join(f"{margin:>{width}} |{' ' if line.runs else ''}{''.join(piece for piece, _ in line.runs)}\n" for margin, line in zip(margins, lines, strict=True)))
     else:
         from rich.text import Text
 
-        for margin, (_, pieces) in zip(margins, lines, strict=True):
-            text = Text(f"{margin:>{width}} |{' ' if pieces else ''}", style="dim")
-            for piece, version in pieces:
+        for margin, line in zip(margins, lines, strict=True):
+            text = Text(f"{margin:>{width}} |{' ' if line.runs else ''}", style="dim")
+            for piece, version in line.runs:
                 text.append(piece, style=_AGES[min(len(_AGES) - 1, (version - 1) * len(_AGES) // max(newest, 1))])
             out.print(text)
     seen: dict[int, tuple[str, str | None, str | None]] = {}

@@ -23,6 +23,7 @@ __all__ = [
     "ArticleSummary",
     "ArticleView",
     "Blame",
+    "BlameLine",
     "BlameSpan",
     "CategoryCount",
     "CategoryListing",
@@ -123,6 +124,7 @@ if TYPE_CHECKING:
     from ledger.views import (
         ArticleSummary,
         Blame,
+        BlameLine,
         BlameSpan,
         CategoryCount,
         CategoryListing,
@@ -155,6 +157,7 @@ _HOMES = {
     "ArticleSummary": "ledger.views",
     "ArticleView": "ledger.projections",
     "Blame": "ledger.views",
+    "BlameLine": "ledger.views",
     "BlameSpan": "ledger.views",
     "CategoryCount": "ledger.views",
     "CategoryListing": "ledger.views",

@@ -222,6 +222,13 @@ class BlameSpan(Model):
     reason: str | None = Field(default=None, description="Why (its edit summary).")
 
 
+class BlameLine(Model):
+    """One line of a blamed text (`Blame.lines`)."""
+
+    versions: list[int] = Field(description="The versions that wrote more than spaces in the line, oldest first: its margin.")
+    runs: list[tuple[str, int]] = Field(description="The line's text (without its line break) as runs of `(text, version)`.")
+
+
 class Blame(Model):
     """An article's rendered text at one version, every character attributed (`Ledger.blame`)."""
 
@@ -230,6 +237,21 @@ class Blame(Model):
     occurred_at: UtcTime = Field(description="When that version occurred (UTC).")
     text: str = Field(description="The article rendered at that version (as `ledger show` prints it).")
     spans: list[BlameSpan] = Field(description="Consecutive spans covering `text` exactly, in order.")
+
+    def lines(self) -> list[BlameLine]:
+        """The text cut into its lines, as `ledger blame` and the viewer show them. A line's
+        margin counts only the versions that wrote more than spaces in it: spaces and line
+        breaks alone say nothing of who wrote a line."""
+        cut: list[list[tuple[str, int]]] = [[]]
+        for span in self.spans:
+            for index, piece in enumerate(span.text.split("\n")):
+                if index:
+                    cut.append([])
+                if piece:
+                    cut[-1].append((piece, span.version))
+        if not cut[-1]:
+            cut.pop()  # after the last line break
+        return [BlameLine(versions=sorted({v for text, v in runs if text.strip()}), runs=runs) for runs in cut]
 
 
 SearchPart = Literal["title", "body", "blocks"]

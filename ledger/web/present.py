@@ -249,23 +249,14 @@ class BlameLine:
 
 
 def blame_lines(blame: Blame) -> list[BlameLine]:
-    """The blamed text cut into lines, as `ledger blame` prints it (a line's margin counts only
-    the versions that wrote more than spaces in it)."""
-    lines: list[list[tuple[str, int]]] = [[]]
-    for span in blame.spans:
-        for index, piece in enumerate(span.text.split("\n")):
-            if index:
-                lines.append([])
-            if piece:
-                lines[-1].append((piece, span.version))
-    if not lines[-1]:
-        lines.pop()
+    """The blamed text's lines (`Blame.lines`), each run of a line of several versions marked
+    where a new version's words start."""
     shown = []
-    for pieces in lines:
-        versions = tuple(sorted({version for text, version in pieces if text.strip()}))
+    for line in blame.lines():
+        versions = tuple(line.versions)
         marked = []
         named = 0
-        for text, version in pieces:
+        for text, version in line.runs:
             # Spaces between two runs are not named: only a run with words starts a new version,
             # named just before its first word.
             if len(versions) > 1 and version != named and text.strip():
