@@ -123,6 +123,16 @@ def _loader() -> type[yaml.SafeLoader]:
             finally:
                 self._depth -= 1
 
+    def construct_yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+        # Python reads no decimal integer of more than 4,300 digits (ValueError, a traceback
+        # here): one of over 40 digits is far beyond 64 bits already, and is refused as such
+        # with its key when the metadata is checked.
+        text = str(node.value)
+        if sum(char.isdigit() for char in text) > 40 and not text.lstrip("+-").lower().startswith(("0x", "0o", "0b")):
+            return -(2**64) if text.lstrip().startswith("-") else 2**64
+        return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+    Loader.add_constructor("tag:yaml.org,2002:int", construct_yaml_int)
     Loader.yaml_implicit_resolvers = {
         first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
@@ -425,6 +435,18 @@ def _toml_front(front: str, name: str) -> Any:
             known = _TOML_PROBLEMS["Invalid date or datetime"]
         words = known or f"{problem[:1].lower()}{problem[1:]}"
         raise DraftError(f"{name}:{line}: broken TOML front matter: {words}") from None
+    except ValueError as exc:
+        # (After TOMLDecodeError, which is a ValueError too.)
+        if "integer string conversion" not in str(exc):
+            raise
+        # A decimal integer of more than 4,300 digits, which Python does not read: the line it
+        # is on, and its key when the line starts with one.
+        digits = re.search(r"\d{4301}", front)
+        line = _line_of(front, digits.start()) + 1 if digits else 2
+        found = re.match(r'[ \t]*([A-Za-z0-9_-]+|"[^"\n]*")[ \t]*=', front.splitlines()[line - 2]) if digits else None
+        named = found.group(1).strip('"') if found else None
+        where = f"front matter `{named}`" if named else "front matter"
+        raise DraftError(f"{name}:{line}: {where}: integer too large") from None
     for key, value in values.items():
         if _deeper_than(value, FRONT_MATTER_DEPTH - 1):
             line = _key_line(front, key, 2, "toml")

@@ -568,6 +568,14 @@ class Watcher:
         except LedgerError as exc:
             self._retry(name, str(exc))
             return
+        except Exception as exc:
+            # A fault of ledger's own that this draft set off: reported as its error (and tried
+            # again when the draft changes), so that one draft never stops the watcher.
+            log.debug("%s: unexpected error", path, exc_info=True)
+            self._errors[name] = digest
+            self._failures.pop(name, None)
+            self._report_error(str(path), f"{path}: not ingested: {type(exc).__name__}: {exc} (a fault of ledger's: please report it)")
+            return
         self._errors.pop(name, None)
         self._failures.pop(name, None)
         self._blocked.pop(name, None)

@@ -142,6 +142,30 @@ def test_bad_drafts_beside_good_ones(led: ledger.Ledger, drafts: Path, running) 
     wait_for(lambda: text_of(led, "bytes") == "Title\n\ncafé\n", "the fixed draft")
 
 
+def test_a_draft_with_a_number_python_cannot_read_is_one_error_and_the_watcher_goes_on(
+    led: ledger.Ledger, drafts: Path, running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A front-matter integer of 5,000 digits raised ValueError: the watcher's thread died.
+    watcher, recorder = running
+    (drafts / "huge.md").write_text("---\ntitle: T\nn: " + "1" * 5000 + "\n---\n\nx\n")
+    wait_for(lambda: len(recorder.errors) == 1 and watcher.pending() == 0, "the error")
+    assert recorder.errors[0][1] == f"{drafts / 'huge.md'}:3: front matter `n`: integer too large"
+    # Any other fault of ledger's set off by one draft is that draft's error, not the watcher's end.
+    real = watcher_module.parse_draft
+
+    def faulty(data: bytes, path: Path) -> ledger.Draft:
+        if path.name == "trips.txt":
+            raise KeyError("a fault")
+        return real(data, path)
+
+    monkeypatch.setattr(watcher_module, "parse_draft", faulty)
+    (drafts / "trips.txt").write_text(story(1))
+    (drafts / "good.txt").write_text(story(1))
+    wait_for(lambda: version(led, "good") == 1 and len(recorder.errors) == 2 and watcher.pending() == 0, "the good draft and the fault")
+    assert recorder.errors[1][1] == f"{drafts / 'trips.txt'}: not ingested: KeyError: 'a fault' (a fault of ledger's: please report it)"
+    assert watcher.running
+
+
 HOLD_LOCK = """
 import fcntl, sys
 with open(sys.argv[1], "a+b") as lock:
