@@ -15,7 +15,7 @@ import click
 from ledger import DRAFT_SIZE_LIMIT
 
 from .group import main, open_ledger
-from .output import TIME, Seconds, console, format_option, json_line, notice
+from .output import TIME, Seconds, console, format_option, json_line, notice, shown
 
 if TYPE_CHECKING:
     from ledger import IngestResult
@@ -32,7 +32,7 @@ max_draft_size_option = click.option(
 
 def _line(result: IngestResult) -> str:
     where = f" ({result.path})" if result.path else ""
-    return f"{result.status} {result.article} v{result.version}{where}: {result.summary}"
+    return shown(f"{result.status} {result.article} v{result.version}{where}: {result.summary}")
 
 
 @main.command(name="ingest")

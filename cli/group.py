@@ -46,13 +46,8 @@ EXIT_BROKEN_PIPE = 141
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-def _one_line(text: str) -> str:
-    # One line, always: a name given by the user may hold a line break.
-    return text.replace("\r", "\\r").replace("\n", "\\n")
-
-
 def _error(message: str) -> None:
-    notice("[bold red]error:[/]", _one_line(message))
+    notice("[bold red]error:[/]", message)
 
 
 def _lower_first(text: str) -> str:

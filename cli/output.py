@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,18 @@ if TYPE_CHECKING:
 # with and what it reads (`ledger --help` neither), which keeps start-up short (issue 14).
 
 FORMATS = ("text", "json")
+
+# What a terminal would act on rather than show, written out instead: control characters (an
+# escape sequence in a file name could clear the screen or retitle the window), line and
+# paragraph separators, and the marks that reorder text (a name could read backwards).
+_UNSHOWABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+_WRITTEN_OUT = {"\n": "\\n", "\r": "\\r"}
+
+
+def shown(text: str) -> str:
+    """`text` with what a terminal would act on written out as escapes (`\\n`, `\\x1b`, `\\u202e`):
+    a name from a file or the log printed on one line, as what it is."""
+    return _UNSHOWABLE.sub(lambda m: _WRITTEN_OUT.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"), text)
 
 
 def plural(number: int, noun: str) -> str:
@@ -65,10 +78,11 @@ def console(stderr: bool = False) -> Console:
 
 def notice(label: str, message: str) -> None:
     """Print `label message` on stderr: `label` is rich markup (`"[bold red]error:[/]"`), `message`
-    plain text, so that a path or title in it such as `drafts/[old]/a.md` is never read as markup."""
+    plain text, so that a path or title in it such as `drafts/[old]/a.md` is never read as markup,
+    on one line with what a terminal would act on written out (`shown`)."""
     from rich.markup import escape
 
-    console(stderr=True).print(f"{label} {escape(message)}", markup=True, highlight=False)
+    console(stderr=True).print(f"{label} {escape(shown(message))}", markup=True, highlight=False)
 
 
 def json_line(value: Any) -> None:

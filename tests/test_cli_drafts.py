@@ -101,12 +101,25 @@ def wait_until_shown(store: Path, article: str) -> None:
         time.sleep(0.1)
 
 
+def test_names_a_terminal_would_act_on_are_written_out(store_dir: Path, tmp_path: Path) -> None:
+    # An escape sequence in a file name reached the terminal raw, in errors and in results.
+    bad = tmp_path / "e\x1b[2Jx.txt"
+    bad.write_text("T\n")
+    refused = run_ledger("ingest", str(bad), store=store_dir)
+    assert refused.returncode == 3 and b"\x1b" not in refused.stderr, refused.stderr
+    assert refused.stderr.decode().startswith(f"error: {tmp_path}/e\\x1b[2Jx.txt:1: the file name cannot be the article id")
+    taken = run_ledger("ingest", "--article", "good", str(bad), store=store_dir)
+    assert taken.returncode == 0 and taken.stdout.decode() == f"created good v1 ({tmp_path}/e\\x1b[2Jx.txt): created\n", taken
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
 def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path, stop: signal.Signals) -> None:
     folder = tmp_path / "drafts"
     folder.mkdir()
     (folder / "early.txt").write_text("Early\n\nWritten before the watcher started.\n")
+    # A name no article id can be, with a line break and an escape sequence in it.
+    (folder / "bad\x1b[2J\nname.txt").write_text("Bad\n")
     command = [str(Path(sys.executable).with_name("ledger")), "--store", str(store_dir), "watch", str(folder), "--reason", "from the folder"]
     process = subprocess.Popen(interruptible(command), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "NO_COLOR": "1"})
     try:
@@ -125,6 +138,9 @@ def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path,
     text = err.decode()
     assert text.startswith(f"watching {folder} (inotify) into {store_dir}; Ctrl-C or SIGTERM stops\n")
     assert text.endswith("stopped\n")
+    # Its error is one line, the name written out: the terminal printed it raw, over two lines.
+    assert "\x1b" not in text and text.count("\n") == 3, text
+    assert f"error: {folder}/bad\\x1b[2J\\nname.txt:1: the file name cannot be the article id" in text, text
     assert run_ledger("show", "late", store=store_dir).stdout == (folder / "late.txt").read_bytes()
     log = [json.loads(line) for line in run_ledger("log", "--format", "json", store=store_dir).stdout.splitlines()]
     assert [(e["article"], e["reason"]) for e in log] == [("early", "from the folder"), ("late", "from the folder")]
