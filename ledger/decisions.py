@@ -162,12 +162,10 @@ def record_data(event: EventFields, state: ArticleState | None, name: str) -> di
             raise InvalidEventError(f"{where}UpdateBlockAdded: index {out['index']} is past the {len(state.blocks)} blocks of {article!r}")
         return out
     if kind in ("UpdateBlockEdited", "UpdateBlockRemoved"):
-        index = data.get("index")
-        if isinstance(index, str):
-            # A number as text ("0"), which validation takes: checked and used as that number
-            # (unchecked, a block past the last raised IndexError, and a text changed nothing).
-            index = data["index"] = validate_data(kind, {"index": index}, where)["index"]
-        if isinstance(index, int) and not 0 <= index < len(state.blocks):
+        # The index first, alone (missing, negative, not a whole number: in validation's
+        # words), as the block's text and patch are read against the block it names.
+        index = validate_data(kind, {"index": data.get("index")} if "index" in data else {}, where)["index"]
+        if not 0 <= index < len(state.blocks):
             raise InvalidEventError(f"{where}{kind}: {article!r} has no update block {index} (it has {len(state.blocks)})")
         if kind == "UpdateBlockRemoved":
             return validate_data(kind, data, where)
@@ -177,7 +175,7 @@ def record_data(event: EventFields, state: ArticleState | None, name: str) -> di
             text = data.pop("text")
             if not isinstance(text, str):
                 raise InvalidEventError(f"{where}UpdateBlockEdited: text: must be a string")
-            data["patch"] = make_patch(state.blocks[index][1], text) if isinstance(index, int) else None
+            data["patch"] = make_patch(state.blocks[index][1], text)
         out = validate_data(kind, data, where)
         block = state.blocks[out["index"]]
         if out["heading"] == block[0]:

@@ -27,6 +27,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictInt,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -36,7 +37,11 @@ from typing_extensions import TypedDict
 
 from ledger.errors import InvalidEventError, InvalidInputError, InvalidTimeError
 from ledger.model import Model
-from ledger.patches import Patch
+
+# Whole numbers only as JSON numbers: pydantic would also read "0", 0.0 and true as 0 or 1, so a
+# quoted or mistyped number would be recorded as another value than the one written.
+WholeNumber = StrictInt
+Patch = list[tuple[WholeNumber, WholeNumber, str]]
 
 ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
@@ -255,13 +260,13 @@ class UpdateBlockAdded(_Data):
 
     heading: OneLine = Field(min_length=1)
     text: str = ""
-    index: int | None = Field(default=None, ge=0)
+    index: WholeNumber | None = Field(default=None, ge=0)
 
 
 class UpdateBlockEdited(_Data):
     """A correction to an existing update block: a new heading and/or a patch of its text."""
 
-    index: int = Field(ge=0)
+    index: WholeNumber = Field(ge=0)
     heading: OneLine | None = Field(default=None, min_length=1)
     patch: Patch | None = None
 
@@ -269,7 +274,7 @@ class UpdateBlockEdited(_Data):
 class UpdateBlockRemoved(_Data):
     """An update block taken out of the article (it stays in history)."""
 
-    index: int = Field(ge=0)
+    index: WholeNumber = Field(ge=0)
 
 
 class CategoriesChanged(_Data):
@@ -409,7 +414,7 @@ class EventIn(Model):
     actor: OneLine | None = Field(default=None, max_length=200)
     reason: OneLine | None = Field(default=None, max_length=2000)
     occurred_at: Annotated[datetime | None, BeforeValidator(_check_occurred_at)] = None
-    expected_version: int | None = Field(default=None, ge=0)
+    expected_version: WholeNumber | None = Field(default=None, ge=0)
 
 
 class NewRecord(NamedTuple):
@@ -649,7 +654,7 @@ _Heading = Annotated[str, Field(min_length=1), AfterValidator(_check_one_line), 
 # An optional one: the models' `OneLine | None = Field(min_length=1)`, whose length pydantic checks
 # after the one-line checks (with its own words for an empty one, which messages keep).
 _NewHeading = Annotated[OneLine | None, Field(min_length=1)]
-_BlockIndex = Annotated[int, Field(ge=0)]
+_BlockIndex = Annotated[WholeNumber, Field(ge=0)]
 _Categories = Annotated[list[Category], AfterValidator(_dedupe)]
 
 
@@ -666,7 +671,7 @@ class EventFields(TypedDict, total=False):
     actor: Annotated[OneLine, Field(max_length=200)] | None
     reason: Annotated[OneLine, Field(max_length=2000)] | None
     occurred_at: Annotated[datetime | None, BeforeValidator(_check_occurred_at)]
-    expected_version: Annotated[int, Field(ge=0)] | None
+    expected_version: Annotated[WholeNumber, Field(ge=0)] | None
 
 
 EVENT_FIELDS: TypeAdapter[EventFields] = TypeAdapter(EventFields)

@@ -277,24 +277,27 @@ def test_bad_events_are_named_in_plain_words(led: ledger.Ledger, fields: dict[st
 
 @pytest.mark.parametrize(
     ("data", "message"),
-    [({"index": "5"}, "UpdateBlockRemoved: 'a1' has no update block 5 (it has 1)"),
-     ({"index": "5", "heading": "X"}, "UpdateBlockEdited: 'a1' has no update block 5 (it has 1)"),
-     ({"index": "x", "heading": "X"}, "UpdateBlockEdited: index: must be a whole number, not 'x'")],
-    ids=["removed", "edited", "not-a-number"],
+    [({"index": "5"}, "UpdateBlockRemoved: index: must be a whole number, not '5'"),
+     ({"index": "0", "heading": "X"}, "UpdateBlockEdited: index: must be a whole number, not '0'"),
+     ({"index": 0.0}, "UpdateBlockRemoved: index: must be a whole number, not 0.0"),
+     ({"index": True}, "UpdateBlockRemoved: index: must be a whole number, not true/false"),
+     ({"index": "x", "heading": "X"}, "UpdateBlockEdited: index: must be a whole number, not 'x'"),
+     ({"index": 0, "patch": [["0", 1, "x"]]}, "UpdateBlockEdited: patch.0.0: must be a whole number, not '0'")],
+    ids=["removed", "edited", "float", "true", "not-a-number", "patch"],
 )
-def test_a_block_index_given_as_text_is_checked_as_the_number(store: Path, data: dict[str, Any], message: str) -> None:
-    # Validation takes "5" for 5: the index must be checked as that number, not raise IndexError.
+def test_a_number_given_as_text_or_another_kind_is_refused(store: Path, data: dict[str, Any], message: str) -> None:
+    # "0", 0.0 and true were taken for 0, 0 and 1: the log kept another value than the one written.
     with ledger.open(store) as led:
         led.append([{"type": "UpdateBlockAdded", "article": "a1", "data": {"heading": "H", "text": "old"}}])
-    kind = "UpdateBlockEdited" if "heading" in data else "UpdateBlockRemoved"
+    kind = "UpdateBlockEdited" if {"heading", "patch"} & set(data) else "UpdateBlockRemoved"
     refused(store, ["append"], 3, message, input=line({"type": kind, "article": "a1", "data": data}))
 
 
-def test_a_block_text_given_with_its_index_as_text_changes_the_block(led: ledger.Ledger) -> None:
-    led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}])
-    led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": "H", "text": "old"}}])
-    led.append([{"type": "UpdateBlockEdited", "article": "a", "data": {"index": "0", "text": "new"}}])
-    assert led.article("a").blocks[0].text == "new"
+@pytest.mark.parametrize("value", ["0", 0.0, False, True])
+def test_an_expected_version_that_is_not_a_json_whole_number_is_refused(led: ledger.Ledger, value: Any) -> None:
+    # `true` was read as 1 and refused as a conflict; "0", 0.0 and false were taken for 0.
+    with pytest.raises(ledger.InvalidEventError, match=r"^event 1: expected_version: must be a whole number, not "):
+        led.append([{"type": "ArticleCreated", "article": "z", "data": {"title": "T"}, "expected_version": value}])
 
 @pytest.mark.parametrize(
     ("event", "message"),
