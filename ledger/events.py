@@ -47,7 +47,11 @@ ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
 _EVENT_ID_RE = re.compile(r"[!-~]{1,128}")
 # Lone surrogates are not text: they cannot be written as UTF-8 (nor sealed into the log).
-_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+# (C1 controls too: U+0085 is a line break to some readers, and the rest act on terminals.)
+_CONTROL_RE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+# Line breaks other than CR and LF: the next line (U+0085, a C1 control) and Unicode's line and
+# paragraph separators, which editors and browsers show as new lines.
+_LINE_BREAK_RE = re.compile("[\n\r\x85\u2028\u2029]")
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
 MAX_NESTING = 32
 """How deep metadata values may nest (lists and mappings inside each other)."""
@@ -91,7 +95,7 @@ def _check_event_id(value: str) -> str:
 
 
 def _check_one_line(value: str) -> str:
-    if "\n" in value or "\r" in value:
+    if _LINE_BREAK_RE.search(value):
         raise ValueError("must be a single line")
     return value
 
@@ -616,6 +620,9 @@ def _plain(error: Any, model: type[BaseModel] | None) -> str:
         return f"{_what(value)} is not allowed (expected {ctx['expected']})"
     if kind in _EXPECTED:
         return f"must be {_EXPECTED[kind]}, not {_what(value)}"
+    if kind == "string_unicode":
+        # An unpaired surrogate (`"\\ud800"` in JSON), which no UTF-8 can write.
+        return "text with unpaired surrogates (text must be Unicode: a \\ud800-\\udfff escape only as half of a surrogate pair)"
     if kind == "string_too_short" or (kind == "too_short" and isinstance(value, str)):
         # (`too_short` on text: a length checked on an optional text, which pydantic words for lists.)
         return "must not be empty" if ctx.get("min_length") == 1 else f"must be at least {ctx['min_length']} characters"
