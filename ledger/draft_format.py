@@ -124,6 +124,17 @@ def _loader() -> type[yaml.SafeLoader]:
             finally:
                 self._depth -= 1
 
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            # A key given twice is refused, as in TOML and JSON front matter: YAML would keep the
+            # last value without a word.
+            seen: set[str] = set()
+            for key_node, _ in node.value:
+                if isinstance(key_node, yaml.ScalarNode):
+                    if key_node.value in seen:
+                        raise _Refused(f"front matter: key {key_node.value!r} is given twice in one mapping", key_node.start_mark)
+                    seen.add(key_node.value)
+            return super().construct_mapping(node, deep)
+
     def construct_yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
         # Python reads no decimal integer of more than 4,300 digits (ValueError, a traceback
         # here): one of over 40 digits is far beyond 64 bits already, and is refused as such
@@ -365,6 +376,36 @@ def _fenced(text: str, opening: re.Match[str], fence: str, name: str) -> tuple[s
     raise DraftError(f"{name}:1: front matter is not closed: no '{fence}' line after the opening one")
 
 
+_YAML_PROBLEMS = (
+    ("found character '\\t' that cannot start any token", "a tab where YAML wants spaces: indent with spaces"),
+    ("found unhashable key", "a list or mapping cannot be a key"),
+    ("expected ',' or ']'", "a list '[' is not closed"),
+    ("expected ',' or '}'", "a mapping '{' is not closed"),
+    ("found unexpected end of stream", "a quoted text is not closed"),
+    ("mapping values are not allowed here", "a ': ' where no key can be (put a value holding ': ' in quotes, or check the indentation)"),
+    ("expected <block end>", "a line that does not line up with the ones above it (check the indentation)"),
+    ("could not find expected ':'", "a line that is not `key: value`"),
+)
+"""PyYAML's problems (the start of its message), in plain words; its own are kept for the rest."""
+
+
+def _yaml_problem(exc: Any) -> str:
+    """What is wrong in YAML front matter, in plain words where PyYAML's are a parser's."""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    tag = re.match(r"could not determine a constructor for the tag '(?:tag:yaml\.org,2002:)?(.*)'", problem)
+    if tag:
+        shown = tag.group(1) if tag.group(1).startswith("!") else f"!!{tag.group(1)}"
+        return f"the YAML tag {shown} is not allowed in front matter (write the value plainly)"
+    char = re.match(r"found character (.*) that cannot start any token", problem)
+    if char and not problem.startswith(_YAML_PROBLEMS[0][0]):
+        return f"{char.group(1)} cannot start a value: put the value in quotes (\"...\")"
+    known = next((words for start, words in _YAML_PROBLEMS if problem.startswith(start)), None)
+    if known is not None:
+        return known
+    context = getattr(exc, "context", None)
+    return f"{problem}{f' ({context})' if context else ''}"
+
+
 def _yaml_front(front: str, name: str) -> Any:
     import yaml
 
@@ -375,11 +416,11 @@ def _yaml_front(front: str, name: str) -> Any:
     except yaml.YAMLError as exc:
         # The line where the broken construct began (an unclosed bracket) says more than where
         # the parser gave up (often the end of the front matter).
-        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
+        # (A key that cannot be one is where it is, not where its mapping began.)
+        marks = ("problem_mark", "context_mark") if str(getattr(exc, "problem", "")).startswith("found unhashable key") else ("context_mark", "problem_mark")
+        mark = getattr(exc, marks[0], None) or getattr(exc, marks[1], None)
         line = mark.line + 2 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        context = getattr(exc, "context", None)
-        raise DraftError(f"{name}:{line}: broken front matter: {problem}{f' ({context})' if context else ''}") from None
+        raise DraftError(f"{name}:{line}: broken front matter: {_yaml_problem(exc)}") from None
 
 
 def _deeper_than(value: Any, limit: int) -> bool:

@@ -59,7 +59,7 @@ def test_a_bad_draft_exits_3_and_appends_nothing(store_dir: Path, tmp_path: Path
     done = run_ledger("ingest", str(DRAFTS / "library-late-opening.txt"), str(bad), store=store_dir)
     assert done.returncode == 3
     assert done.stdout == b""
-    assert done.stderr.decode() == f"error: {bad}:3: broken front matter: expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)\n"
+    assert done.stderr.decode() == f"error: {bad}:3: broken front matter: a list '[' is not closed\n"
     assert run_ledger("log", "--format", "json", store=store_dir).stdout == b""
 
 

@@ -172,6 +172,32 @@ def test_hostile_toml_json_and_plain_markdown_are_refused_in_one_line(text: str,
     assert str(refused.value) == message
 
 
+@pytest.mark.parametrize(
+    ("front", "message"),
+    [
+        ("title: T\ntitle: U", "x.md:3: front matter: key 'title' is given twice in one mapping"),
+        ("title: T\nm:\n  a: 1\n  a: 2", "x.md:5: front matter: key 'a' is given twice in one mapping"),
+        ("title: T\nx: !custom 1", "x.md:3: broken front matter: the YAML tag !custom is not allowed in front matter (write the value plainly)"),
+        ("title: T\nx: !!python/object/apply:os.system [ls]",
+         "x.md:3: broken front matter: the YAML tag !!python/object/apply:os.system is not allowed in front matter (write the value plainly)"),
+        ("title: T\n? [a, b]\n: 1", "x.md:3: broken front matter: a list or mapping cannot be a key"),
+        ("title: T\n\tx: 1", "x.md:3: broken front matter: a tab where YAML wants spaces: indent with spaces"),
+        ("title: T\nx: @me", "x.md:3: broken front matter: '@' cannot start a value: put the value in quotes (\"...\")"),
+        ("title: T\nx: {a: 1", "x.md:3: broken front matter: a mapping '{' is not closed"),
+        ("title: T\nx: \"open", "x.md:3: broken front matter: a quoted text is not closed"),
+        ("title: T\nx: a: b", "x.md:3: broken front matter: a ': ' where no key can be (put a value holding ': ' in quotes, or check the indentation)"),
+        ("title: T\n[1, 2]", "x.md:3: broken front matter: a line that is not `key: value`"),
+    ],
+    ids=["duplicate", "nested duplicate", "tag", "python tag", "list key", "tab", "at sign", "open mapping", "open quote", "colon", "no key"],
+)
+def test_yaml_problems_are_named_in_plain_words(front: str, message: str) -> None:
+    # PyYAML's own words ("could not determine a constructor", "found unhashable key (while
+    # constructing a mapping)") came through, and a key given twice kept the last value unsaid.
+    with pytest.raises(ledger.DraftError) as refused:
+        parse_draft(f"---\n{front}\n---\n\nBody\n", "x.md")
+    assert str(refused.value) == message
+
+
 def test_json_dates_are_text_as_in_yaml() -> None:
     # JSON has no dates: a date that is no day is text as written, as YAML keeps it.
     for text in ('{"title": "T", "date": "2024-02-30"}\n', "---\ntitle: T\ndate: 2024-02-30\n---\n"):
