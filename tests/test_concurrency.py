@@ -9,6 +9,7 @@ process holding the lock makes `ledger append` time out.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -199,3 +200,52 @@ def test_two_processes_sending_the_same_ids_record_each_once(store_dir: Path) ->
         assert led.verify().ok
     assert [e.id for e in events] == [f"dup-{n}" for n in range(count)]
     assert [e.position for e in events] == [row[1] for row in one] == list(range(1, count + 1))
+
+
+def _append_in_another_process(store: Path, article: str) -> None:
+    done = run_ledger("append", "-", store=store, input=json.dumps({"type": "ArticleEdited", "article": article, "data": {"body": f"at {time.time()}"}}).encode())
+    assert done.returncode == 0, done.stderr
+
+
+def test_verify_while_another_process_appends_and_indexes_is_ok(store_dir: Path) -> None:
+    # The trial: verify read the log up to its size at the start, then asked the index, which
+    # another process had moved past that size meanwhile: "truncated after the fact" (exit 8).
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "x"}}])
+        led.head()
+
+        def append_when_read(done: int, total: int) -> None:
+            if done == total:  # the log is read: its index is asked next
+                _append_in_another_process(store_dir, "a")
+
+        report = led.verify(progress=append_when_read)
+    assert (report.ok, report.events, report.problems) == (True, 1, []), report
+    assert run_ledger("verify", store=store_dir).stdout.startswith(b"ok: 2 events")
+
+
+def test_verify_takes_an_append_being_written_for_no_loss(store_dir: Path, tmp_path: Path) -> None:
+    # An append half written when verify read the end, finished and folded into the views before
+    # verify asked them: verify called it a loss the views had seen (exit 8).
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "x"}}])
+        led.categories()
+    twin = tmp_path / "twin"
+    shutil.copytree(store_dir, twin)
+    before = (twin / LOG_FILE).stat().st_size
+    with ledger.open(twin) as copy:
+        copy.append([{"type": "ArticleEdited", "article": "a", "data": {"body": "y"}}, {"type": "ArticleCreated", "article": "b", "data": {"title": "B"}}])
+    append = (twin / LOG_FILE).read_bytes()[before:]
+    half = append.index(b"\n") + 1
+    with (store_dir / LOG_FILE).open("ab") as log:
+        log.write(append[:half])
+    with ledger.open(store_dir, recover=False) as led:
+
+        def finish_when_read(done: int, total: int) -> None:
+            if done == total:
+                with (store_dir / LOG_FILE).open("ab") as log:
+                    log.write(append[half:])
+                assert run_ledger("categories", store=store_dir).returncode == 0  # the views fold it
+
+        report = led.verify(progress=finish_when_read)
+    assert (report.ok, report.torn_tail_bytes, report.problems) == (True, 0, []), report
+    assert run_ledger("verify", store=store_dir).stdout.startswith(b"ok: 3 events")

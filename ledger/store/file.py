@@ -785,6 +785,10 @@ class FileEventStore(EventStore):
         closed (see `ledger.store.verify`); that what the index saw committed is still there; and
         that a torn tail is no loss the store's witness saw (which the next open would not cut)."""
         report = verify_log(self._read_fd, progress, self._committed_but_missing)
+        if report.torn_tail_bytes and os.fstat(self._read_fd).st_size > report.log_bytes:
+            # The log grew while it was read: its last bytes were an append another process was
+            # writing, not a torn one.
+            return report.model_copy(update={"torn_tail_bytes": 0})
         loss = self._witnessed_loss(report.head_position) if report.ok and report.torn_tail_bytes else None
         if loss is None:
             return report
