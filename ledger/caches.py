@@ -114,7 +114,10 @@ def cannot_write(exc: BaseException) -> bool:
     while seen is not None:
         if isinstance(seen, OSError):
             return True
-        if isinstance(seen, sqlite3.Error) and getattr(seen, "sqlite_errorcode", 0) & 0xFF in _CANNOT_WRITE:
+        code = getattr(seen, "sqlite_errorcode", 0)
+        # A short read is no failure to write: the file is shorter than its -wal and -shm say,
+        # deleted while another process had it open and theirs left over (a cache to rebuild).
+        if isinstance(seen, sqlite3.Error) and code & 0xFF in _CANNOT_WRITE and code != sqlite3.SQLITE_IOERR_SHORT_READ:
             return True
         seen = seen.__context__
     return False

@@ -951,3 +951,23 @@ def test_a_folder_where_a_cache_goes_is_named_as_one(store_dir: Path, cache: str
     assert (replayed.returncode, b"is a folder" in replayed.stderr) == (0 if cache == INDEX_FILE else 6, True), replayed.stderr
     assert replayed.stdout.startswith(b"replayed 10 events of 2 articles")
     assert cache == INDEX_FILE or replayed.stderr.endswith(b"error: the views were rebuilt in memory only, as their files cannot be written (see the warning above): the next command builds them again\n")
+
+
+def test_a_cache_deleted_while_another_process_has_it_open_is_rebuilt_once(store_dir: Path) -> None:
+    # Its -wal and -shm stay while that process runs: every other command called the new file
+    # unwritable ("is the disk full?") and kept the views in memory, run after run.
+    _ten_events(store_dir)
+    with ledger.open(store_dir) as held:
+        held.categories()
+        held.search("text")
+        want = [run_ledger(*command, store=store_dir).stdout for command in (("categories",), ("search", "text"))]
+        for name in (VIEWS_FILE, "text.sqlite"):
+            (store_dir / name).unlink()
+        first = [run_ledger(*command, store=store_dir) for command in (("categories",), ("search", "text"))]
+        again = [run_ledger(*command, store=store_dir) for command in (("categories",), ("search", "text"))]
+        assert [(r.returncode, r.stdout) for r in first + again] == [(0, out) for out in want + want]
+        said = b"".join(r.stderr for r in first)
+        assert b"rebuilding" in said and b"is the disk full" not in said, said
+        assert b"in memory" not in said, said
+        assert [r.stderr for r in again] == [b"", b""]
+        assert [c.name for c in held.categories()] == ["x"]
