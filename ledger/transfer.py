@@ -411,32 +411,46 @@ def _import(
             progress(total * 2, total * 2)
         return ImportResult(mode="exact", read=read, imported=0, skipped=read, head=head)
 
+    moved: Head | None = None
     if gap is None and reaches_head:
         exact.finish()
         imported = 0
         new_head = head
-        with ledger.bulk():
-            batch: list[bytes] = []
-            labels: list[str] = []
-            size = 0
-            for label, line, record in records(2, strict=False):
-                if record["pos"] <= head.position:
-                    continue
-                batch.append(line + b"\n")
-                labels.append(label)
-                size += len(line) + 1
-                if size >= _IMPORT_BATCH and record.get("end"):
-                    new_head = store.append_raw(batch, labels)
-                    imported += len(batch)
-                    batch, labels, size = [], [], 0
-            if batch:
-                new_head = store.append_raw(batch, labels)
-                imported += len(batch)
-        if progress is not None:
-            progress(total * 2, total * 2)
-        # The head from the appends themselves: the index catches up on the next read.
-        return ImportResult(mode="exact", read=read, imported=imported, skipped=read - imported, head=new_head)
+        # Other writers are held off from the head read again to the last batch: what was
+        # checked against the head must still be the log it continues.
+        with store.exclusive():
+            now = store.head()
+            if now != head:
+                moved = now
+            else:
+                with ledger.bulk():
+                    batch: list[bytes] = []
+                    labels: list[str] = []
+                    size = 0
+                    for label, line, record in records(2, strict=False):
+                        if record["pos"] <= head.position:
+                            continue
+                        batch.append(line + b"\n")
+                        labels.append(label)
+                        size += len(line) + 1
+                        if size >= _IMPORT_BATCH and record.get("end"):
+                            new_head = store.append_raw(batch, labels)
+                            imported += len(batch)
+                            batch, labels, size = [], [], 0
+                    if batch:
+                        new_head = store.append_raw(batch, labels)
+                        imported += len(batch)
+        if moved is None:
+            if progress is not None:
+                progress(total * 2, total * 2)
+            # The head from the appends themselves: the index catches up on the next read.
+            return ImportResult(mode="exact", read=read, imported=imported, skipped=read - imported, head=new_head)
 
+    if moved is not None and not reappend:
+        raise InvalidEventError(
+            f"{name}: another writer appended while the file was read (head position {head.position}, now {moved.position}): "
+            "it no longer continues this store's log as it is; run the import again (--reappend appends it anew)"
+        )
     if not reappend:
         why = gap or f"{name}: does not continue this store's log (head position {head.position}): the store has other events"
         raise InvalidEventError(f"{why}; only a whole piece of this log is imported as it is (--reappend appends anything else anew)")

@@ -249,3 +249,37 @@ def test_verify_takes_an_append_being_written_for_no_loss(store_dir: Path, tmp_p
         report = led.verify(progress=finish_when_read)
     assert (report.ok, report.torn_tail_bytes, report.problems) == (True, 0, []), report
     assert run_ledger("verify", store=store_dir).stdout.startswith(b"ok: 3 events")
+
+
+@pytest.mark.parametrize("reappend", [True, False], ids=["reappend", "exact-only"])
+def test_an_import_while_another_process_appends(store_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reappend: bool) -> None:
+    # The trial: an exact import chose its mode from a head read without the writers' lock; a
+    # writer appending meanwhile made it fail with "does not continue this log" (exit 3), also
+    # when --reappend was given.
+    from ledger import transfer
+
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "x"}}])
+    # What continues this store's log exactly: made on a copy of it, exported whole.
+    twin = tmp_path / "twin"
+    shutil.copytree(store_dir, twin)
+    with ledger.open(twin) as copy:
+        copy.append([{"type": "ArticleCreated", "article": "imported", "data": {"title": "I"}}])
+        lines = list(copy.export())
+    checked = transfer._ExactImport.finish
+
+    def finish_while_another_appends(self: transfer._ExactImport) -> None:
+        _append_in_another_process(store_dir, "a")
+        checked(self)
+
+    monkeypatch.setattr(transfer._ExactImport, "finish", finish_while_another_appends)
+    with ledger.open(store_dir) as led:
+        if reappend:
+            result = led.import_records(lines, name="in.jsonl", reappend=True)
+            assert (result.mode, result.imported) == ("reappended", 1)
+            assert [(e.article, e.version) for e in led.events()] == [("a", 1), ("a", 2), ("imported", 1)]
+        else:
+            with pytest.raises(ledger.InvalidEventError, match=r"^in\.jsonl: another writer appended while the file was read \(head position 1, now 2\)"):
+                led.import_records(lines, name="in.jsonl")
+            assert [(e.article, e.version) for e in led.events()] == [("a", 1), ("a", 2)]
+    assert run_ledger("verify", store=store_dir).returncode == 0
