@@ -13,6 +13,7 @@ import difflib
 import logging
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
@@ -104,10 +105,16 @@ beside the catalog (below it, starting the process would cost more than it saves
 
 
 def _location(path: str | os.PathLike[str] | None) -> str | os.PathLike[str]:
-    """`path`, else `$LEDGER_STORE`, else `./ledger-data` (a folder or a server's URL)."""
-    if path is not None:
-        return path
-    return os.environ.get(ENV_STORE) or DEFAULT_STORE
+    """`path`, else `$LEDGER_STORE`, else `./ledger-data` (a folder or a server's URL). Raises
+    `InvalidInputError` for an empty one (it would be the current folder) and for a URL that
+    names no PostgreSQL server (it would be taken for folders named `http:` and so on)."""
+    location = path if path is not None else os.environ.get(ENV_STORE) or DEFAULT_STORE
+    text = os.fspath(location)
+    if isinstance(text, str) and not text.strip():
+        raise InvalidInputError("the store location is empty: give a folder or a postgresql:// URL")
+    if isinstance(text, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", text) and not text.startswith(_SERVER_SCHEMES):
+        raise InvalidInputError(f"{text.split('://')[0]}:// names no store: a store is a folder or a postgresql:// URL")
+    return location
 
 
 # A store location starting so is a PostgreSQL server's URL (told apart here, so that a folder

@@ -404,3 +404,18 @@ def test_the_clis_store_default_is_the_librarys() -> None:
     # A URL is no folder: it was made a path, password and all.
     with pytest.raises(ledger.InvalidInputError, match=r"^postgresql://u:\*\*\*@h/db names a store on a PostgreSQL server, not a folder$"):
         ledger.store_path("postgresql://u:secret@h/db")
+
+
+@pytest.mark.parametrize(("store", "message"), [
+    ("", "error: the store location is empty: give a folder or a postgresql:// URL\n"),
+    ("   ", "error: the store location is empty: give a folder or a postgresql:// URL\n"),
+    ("http://example.org/news", "error: http:// names no store: a store is a folder or a postgresql:// URL\n"),
+])
+def test_a_store_location_that_names_no_store_is_refused(tmp_path: Path, store: str, message: str) -> None:
+    # `--store ''` made the current folder a store; `--store http://x` was the folder `http:/x`.
+    result = subprocess.run([str(Path(sys.executable).with_name("ledger")), "--store", store, "init"], cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "NO_COLOR": "1"}, check=False)
+    assert (result.returncode, result.stderr) == (3, message)
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ledger.InvalidInputError):
+        ledger.store_path(store)
