@@ -97,7 +97,7 @@ def schema(kind: str | None) -> None:
 @click.option("--article", "-a", help="Only this article's events.")
 @click.option("--type", "-t", "types", multiple=True, type=EventTypeChoice(), help="Only events of this type (repeatable).")
 @click.option("--from", "from_position", type=count(1), default=1, show_default=True, help="Start at this position.")
-@click.option("--limit", "-n", type=count(0), help="At most this many events.")
+@click.option("--limit", "-n", type=count(1), help="At most this many events.")
 @click.option(
     "--follow",
     "-f",

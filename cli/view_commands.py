@@ -291,7 +291,7 @@ def updated(ctx: click.Context, since: datetime, limit: int | None, offset: int,
 @click.option("--since", type=TIME, help="Changes at or after this time.")
 @click.option("--until", type=TIME, help="Changes at or before this time.")
 @click.option("--article", "-a", help="Only this article.")
-@click.option("--limit", "-n", type=count(0), help="At most this many (the newest).")
+@click.option("--limit", "-n", type=count(1), help="At most this many (the newest).")
 @format_option
 @click.pass_context
 def timeline(ctx: click.Context, since: datetime | None, until: datetime | None, article: str | None, limit: int | None, fmt: str) -> None:
