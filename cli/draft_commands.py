@@ -15,7 +15,7 @@ import click
 from ledger import DRAFT_SIZE_LIMIT
 
 from .group import main, open_ledger
-from .output import TIME, Seconds, console, format_option, json_line, notice, shown
+from .output import TIME, Seconds, console, count, format_option, json_line, notice, shown
 
 if TYPE_CHECKING:
     from ledger import IngestResult
@@ -25,7 +25,7 @@ follow_symlinks_option = click.option(
     help="Read symbolic links to drafts in the same folder (default: links are not followed; never out of the folder).",
 )
 max_draft_size_option = click.option(
-    "--max-draft-size", type=click.IntRange(min=1), default=DRAFT_SIZE_LIMIT, show_default=True, metavar="BYTES",
+    "--max-draft-size", type=count(1), default=DRAFT_SIZE_LIMIT, show_default=True, metavar="BYTES",
     envvar="LEDGER_MAX_DRAFT_SIZE", help="Refuse drafts bigger than this (else $LEDGER_MAX_DRAFT_SIZE).",
 )
 

@@ -103,8 +103,18 @@ def loads_input(data: bytes | str) -> Any:
     except RecursionError:
         raise InputJsonError("JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
-        words = f"{exc.msg[0].lower()}{exc.msg[1:]}"
-        problem = "the line ends before the JSON does" if exc.pos >= len(text.rstrip()) else f"{words} at column {exc.pos + 1}"
+        # (json's own words for a control character end in "at": the column follows here.)
+        words = f"{exc.msg[0].lower()}{exc.msg[1:]}".removesuffix(" at")
+        hint = ""
+        if words == "invalid control character" and exc.pos < len(text):
+            words += f" U+{ord(text[exc.pos]):04X}"
+            hint = f"; write it as the escape \\u{ord(text[exc.pos]):04x}"
+        if text.startswith("\ufeff"):
+            words = problem = "it starts with a byte order mark; save it as UTF-8 without one"
+        elif exc.pos >= len(text.rstrip()):
+            problem = "the line ends before the JSON does"
+        else:
+            problem = f"{words} at column {exc.pos + 1}{hint}"
         raise InputJsonError(f"malformed JSON ({problem})", words, exc.pos) from None
 
 

@@ -78,6 +78,8 @@ def apply_patch(old: str, patch: Patch) -> str:
     pieces: list[str] = []
     cursor = 0
     for start, end, text in patch:
+        if start < 0:
+            raise ValueError(f"patch operation [{start}, {end}] starts before the text does: offsets are 0 or more")
         if start < cursor:
             raise ValueError(f"patch operation [{start}, {end}] starts before the end of the one before it ({cursor}): operations must be in order and not overlap")
         if end < start:

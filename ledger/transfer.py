@@ -367,11 +367,12 @@ def _import(
             raise InvalidEventError(f"{where}: {exc}{_IMPORT_HINT}") from None
         for key, kind in _RECORD_FIELDS.items():
             if not isinstance(record.get(key), kind):
-                raise InvalidEventError(f"{where}: record field {key!r} is missing or not a {kind.__name__}")
+                what = {int: "a whole number", str: "text", dict: "an object"}[kind]
+                raise InvalidEventError(f"{where}: record field {key!r} is missing or not {what}")
         try:
             parse_time(record["occurred_at"])
         except ValueError:
-            raise InvalidEventError(f"{where}: occurred_at {record['occurred_at']!r} is not a log time") from None
+            raise InvalidEventError(f"{where}: occurred_at {record['occurred_at']!r} is not a log time (e.g. 2017-09-05T16:05:00.000000Z)") from None
         pos, prev = record["pos"], record.get("prev")
         if pos < 1 or isinstance(pos, bool):
             raise InvalidEventError(f"{where}: record field 'pos' is not a position (1, 2, 3 ...)")

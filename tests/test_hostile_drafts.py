@@ -281,6 +281,11 @@ def test_an_oversize_draft_is_refused_before_it_is_read(store_dir: Path, tmp_pat
     allowed = run_ledger("ingest", str(big), "--max-draft-size", str(2 * ledger.DRAFT_SIZE_LIMIT), store=store_dir)
     assert allowed.returncode == 0, allowed.stderr
     assert run_ledger("show", "big", store=store_dir).stdout == big.read_bytes()
+    # In the words every count option uses (it was click's "'abc' is not a valid integer range").
+    for given, env in (("abc", {}), (None, {"LEDGER_MAX_DRAFT_SIZE": "-1"})):
+        refused = run_ledger("ingest", str(big), *(["--max-draft-size", given] if given else []), store=store_dir, env=env)
+        shown = "'abc' is not a whole number" if given else "-1 is too small"
+        assert (refused.returncode, refused.stderr.decode()) == (2, f"error: ledger ingest: --max-draft-size: {shown} (expected 1 or more)\n")
 
 
 # --- point 10: FIFOs and other files that are no drafts --------------------------------------

@@ -423,6 +423,10 @@ CRAFTED: dict[str, tuple[Callable[[], list[bytes]], int, str]] = {
                               f":2: recorded_at {T1} is earlier than the record before it ({T2})"),
     "actor-null": (lambda: crafted({"actor": None}), 3, ":1: record field 'actor' is null"),
     "version-as-true": (lambda: crafted({"version": True}), 3, ":1: record field 'version' is not a whole number"),
+    # (It was "is missing or not a int", and a time of another form only "is not a log time".)
+    "version-as-text": (lambda: crafted({"version": "1"}), 3, ":1: record field 'version' is missing or not a whole number"),
+    "occurred-at-of-another-form": (lambda: crafted({"occurred_at": "2017-09-05 16:05"}), 3,
+                                    ":1: occurred_at '2017-09-05 16:05' is not a log time (e.g. 2017-09-05T16:05:00.000000Z)"),
     "edit-while-withdrawn": (lambda: crafted({}, {**EDIT, "type": "ArticleWithdrawn", "data": {}},
                                              {**EDIT, "version": 3, "data": {"title": "Y"}}), 5, ":3: article 'x' is withdrawn"),
     "no-such-block": (lambda: crafted({}, {**EDIT, "type": "UpdateBlockRemoved", "data": {"index": 0}}), 3,

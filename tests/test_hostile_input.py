@@ -201,9 +201,14 @@ def test_anything_an_append_accepts_can_be_read(tmp_path: Path, title: str, body
         ('{"type":"ArticleCreated","article":"b","data":{"title":"T","body":"x\\udc00"}}', ["ArticleCreated: body: text with unpaired surrogates (text must be Unicode"]),
         ('{"type": ', ["malformed JSON (the line ends before the JSON does)"]),
         ('{"type": "ArticleCreated" "article": "b"}', ["malformed JSON (expecting ',' delimiter at column 27)"]),
+        # "invalid control character at at column ...", and a byte order mark as "expecting value".
+        ('{"type":"ArticleCreated","article":"b","data":{"title":"T\x00"}}',
+         ["malformed JSON (invalid control character U+0000 at column 58; write it as the escape \\u0000)"]),
+        ('\ufeff{"type":"ArticleCreated","article":"b","data":{"title":"T"}}',
+         ["malformed JSON (it starts with a byte order mark; save it as UTF-8 without one)"]),
     ],
     ids=["bigint", "bigneg", "nan", "inf", "1e999", "dupkey", "dupkey-data", "time-int", "time-digits", "time-naive", "time-underflow",
-         "surrogate-actor", "surrogate-body", "truncated", "syntax"],
+         "surrogate-actor", "surrogate-body", "truncated", "syntax", "nul", "bom"],
 )
 def test_json_that_would_change_is_refused(store: Path, text: str, needles: list[str]) -> None:
     message = refused(store, ["append", "-"], 3, "error: <stdin>:2: ", *needles, input=b"\n" + line(text))

@@ -217,6 +217,9 @@ def test_a_patch_that_does_not_fit_is_refused_and_nothing_is_written(led: ledger
          r"UpdateBlockEdited: patch: patch operation \[3, 1\] ends before it starts"),
         ({"type": "ArticleEdited", "article": "a", "data": {"patch": [[0, 3, "X"], [2, 4, "Y"]]}},
          r"ArticleEdited: patch: patch operation \[2, 4\] starts before the end of the one before it \(3\): operations must be in order and not overlap"),
+        # (It was "starts before the end of the one before it (0)", with none before it.)
+        ({"type": "ArticleEdited", "article": "a", "data": {"patch": [[-1, 0, "x"]]}},
+         r"ArticleEdited: patch: patch operation \[-1, 0\] starts before the text does: offsets are 0 or more"),
     ]
     for event, message in bad:
         with pytest.raises(ledger.InvalidEventError, match=f"^event 1: {message}$"):
