@@ -187,6 +187,24 @@ def test_verify_reports_a_row_changed_by_hand(pg_url: str) -> None:
     assert code == 8 and "columns do not match" in err, (out, err)
 
 
+def test_verify_while_another_process_appends_is_ok(pg_url: str) -> None:
+    # It read past the head it began with, into rows committed meanwhile, and called that a
+    # head that does not match the log (exit 8 on a sound store).
+    with ledger.open(pg_url) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "Night", "body": "Night market"}}])
+        appended: list[int] = []
+
+        def append_meanwhile(done: int, total: int) -> None:
+            if not appended:
+                line = json.dumps({"type": "ArticleEdited", "article": "a", "data": {"body": f"edit at {time.time()}"}}).encode() + b"\n"
+                appended.append(cli(pg_url, "append", "-", input=line)[0])
+
+        report = led.verify(progress=append_meanwhile)
+        assert appended == [0]
+        assert (report.ok, report.events, report.head_position, report.problems) == (True, 1, 1, []), report
+        assert led.verify().head_position == 2
+
+
 def test_a_read_of_an_article_refuses_rows_changed_or_removed_by_hand(pg_url: str) -> None:
     store = PostgresEventStore(pg_url)
     try:

@@ -1209,11 +1209,12 @@ class PostgresEventStore(EventStore):
     # --- verification ------------------------------------------------------------------------------
 
     def verify(self, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-        """Check every row: the line's hash, its position (and the row's), the chain, versions,
-        appends closed, event ids once, the row's columns against its line, and the head
-        against the last closed append."""
+        """Check every row up to the last one committed when it starts: the line's hash, its
+        position (and the row's), the chain, versions, appends closed, event ids once, the row's
+        columns against its line, and that the last row closes an append. Appends committed
+        meanwhile are left for the next verify (they were read past, and called a head that
+        had moved)."""
         problems: list[Problem] = []
-        head = self.head()
         total_row = self._query("verifying", "SELECT count(*), coalesce(max(pos), 0) FROM ledger_events")[0]
         total, top = int(total_row[0]), int(total_row[1])
         prev: str | None = codec.GENESIS_HASH
@@ -1231,8 +1232,9 @@ class PostgresEventStore(EventStore):
         while len(problems) < 100:
             rows = self._query(
                 "verifying",
-                "SELECT pos, id, article, version, occurred_at, recorded_at, hash, closes, line FROM ledger_events WHERE pos > %s ORDER BY pos LIMIT %s",
-                (after, _PAGE),
+                "SELECT pos, id, article, version, occurred_at, recorded_at, hash, closes, line FROM ledger_events"
+                " WHERE pos > %s AND pos <= %s ORDER BY pos LIMIT %s",
+                (after, top, _PAGE),
                 binary=True,
             )
             if not rows:
@@ -1281,8 +1283,8 @@ class PostgresEventStore(EventStore):
         if not problems:
             if in_append:
                 problem(position, "the last append is not closed")
-            if (head.position, head.hash) != (committed_pos, committed_hash) or top != committed_pos:
-                problems.append(Problem(position=head.position, message=f"the head says position {head.position}, the log ends at {committed_pos}"))
+            if top != committed_pos:
+                problems.append(Problem(position=top, message=f"the last row is position {top}, the last closed append ends at {committed_pos}"))
         if progress is not None:
             progress(total, total)
         return VerifyReport(
