@@ -281,6 +281,17 @@ def test_markdown_headings_can_be_linked_to_and_ids_stay_unique(tmp_path: Path) 
     assert '<h2 id="at-1">At</h2>' in page
 
 
+def test_images_are_links_that_say_so_not_broken_pictures() -> None:
+    # The page loads nothing from other sites: a draft's remote image showed as a broken one.
+    from ledger.web.present import render_text
+
+    html = str(render_text("![a cat](https://example.org/cat.png), ![](/img/map.png) and ![data](data:image/png;base64,iVBORw0KGgo=)", markdown=True))
+    assert "<img" not in html
+    assert '<a href="https://example.org/cat.png" rel="noopener noreferrer">image: a cat</a>' in html
+    assert "<a title=\"/img/map.png (on the article's own site)\" rel=\"noopener noreferrer\">image: /img/map.png</a>" in html
+    assert ">image: data</a>" in html and "data:image" not in html
+
+
 def test_no_heading_takes_an_id_of_the_pages_own() -> None:
     from ledger.web.present import heading_id
 

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 from markupsafe import Markup, escape
 
 from ledger import ArticleView, Blame
@@ -72,6 +73,8 @@ def render_text(text: str, markdown: bool, top: int = 2, ids: set[str] | None = 
                 token.attrSet("id", heading_id(tokens[n + 1].content, taken))
             if token.type in ("heading_open", "heading_close"):
                 token.tag = renumbered[int(token.tag[1])]
+            if token.children:
+                token.children = [piece for child in token.children for piece in _image_as_link(child)]
             for child in token.children or ():
                 href = child.attrGet("href") if child.type == "link_open" else None
                 if isinstance(href, str) and not urlsplit(href).scheme and not href.startswith(("//", "#")):
@@ -81,6 +84,20 @@ def render_text(text: str, markdown: bool, top: int = 2, ids: set[str] | None = 
                     child.attrSet("title", f"{href} (on the article's own site)")
         return Markup(nh3.clean(_markdown.renderer.render(tokens, _markdown.options, {}), attributes=_HEADING_ATTRIBUTES))
     return Markup("").join(Markup("<p>{}</p>\n").format(paragraph) for paragraph in paragraphs(text))
+
+
+def _image_as_link(token: Token) -> list[Token]:
+    """An image of a draft as a link to it that says it is one (`image: a cat`): the page loads
+    nothing from other sites (its policy would show a broken image), and an image on the
+    article's own site is not on the viewer's. Any other token as it is."""
+    if token.type != "image":
+        return [token]
+    src = token.attrGet("src")
+    words = Token("text", "", 0, content=f"image: {token.content or src or 'no description'}")
+    if not isinstance(src, str) or not src:
+        return [words]
+    # Made a link here; one into the article's own site then loses its address as links do.
+    return [Token("link_open", "a", 1, attrs={"href": src}), words, Token("link_close", "a", -1)]
 
 
 def render_heading(heading: str, markdown: bool) -> Markup:
