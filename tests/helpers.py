@@ -200,3 +200,35 @@ def interruptible(command: list[str]) -> list[str]:
     becomes `command`: a default disposition stays through `exec`)."""
     reset = "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); os.execv(sys.argv[1], sys.argv[1:])"
     return [sys.executable, "-c", reset, *command]
+
+
+
+def import_in_batches_trying_another_writer(store: str | Path, monkeypatch: Any, source: list[bytes]) -> tuple[ledger.ImportResult, int, str]:
+    """Import `source` (an export that continues `store`'s log) one append a batch, and after
+    the first batch run another process's append that waits at most half a second for the
+    writers' lock; returns the import's result, and that append's exit code and stderr (exit 7:
+    an exact import holds other writers off from its first batch to its last)."""
+    import subprocess
+
+    from ledger import transfer
+
+    monkeypatch.setattr(transfer, "_IMPORT_BATCH", 1)
+    tried: list[subprocess.CompletedProcess[bytes]] = []
+    with ledger.open(store) as led:
+        store_type = type(led.store)
+        real = store_type.append_raw
+
+        def append_raw(self: Any, lines: Any, labels: Any = None) -> ledger.Head:
+            head = real(self, lines, labels)
+            if not tried:
+                command = [str(Path(sys.executable).with_name("ledger")), "--store", str(store), "--lock-timeout", "0.5", "append", "-"]
+                line = json.dumps({"type": "ArticleCreated", "article": "writer", "data": {"title": "W"}}).encode() + b"\n"
+                tried.append(subprocess.run(command, input=line, capture_output=True, timeout=DEADLINE, check=False))
+            return head
+
+        monkeypatch.setattr(store_type, "append_raw", append_raw)
+        try:
+            result = led.import_records(source, name="in.jsonl")
+        finally:
+            monkeypatch.undo()
+    return result, tried[0].returncode, tried[0].stderr.decode()

@@ -1119,9 +1119,13 @@ class PostgresEventStore(EventStore):
             raise NothingToDoError("nothing to import")
         decoded = [open_sealed(line, import_label(labels, n)) for n, line in enumerate(lines, 1)]
         articles = list(dict.fromkeys(str(r.get("article")) for r, _, _ in decoded))
+        # Inside `exclusive` the block's transaction holds the lock: committing here would let
+        # other writers in between an import's batches (the block commits, or undoes, them all).
+        owned = getattr(self._exclusive, "conn", None) is not None
         try:
             with self._conn("importing") as conn:
-                conn.execute("BEGIN")
+                if not owned:
+                    conn.execute("BEGIN")
                 try:
                     position, prev, recorded = self._lock_head(conn)
                     state = conn.execute(
@@ -1131,9 +1135,11 @@ class PostgresEventStore(EventStore):
                     order = RecordOrder({str(a): int(v) for a, v, _ in state}, {str(a): str(o) for a, _, o in state})
                     position, prev, _ = check_continuation(decoded, labels, order, position, prev, recorded)
                     self._insert(conn, decoded, position)
-                    conn.execute("COMMIT")
+                    if not owned:
+                        conn.execute("COMMIT")
                 except BaseException:
-                    _undo(conn)
+                    if not owned:
+                        _undo(conn)
                     raise
         except psycopg.errors.LockNotAvailable:
             raise StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s; nothing imported") from None
