@@ -52,8 +52,7 @@ FRONT_MATTER_DEPTH = 50
 """How deeply lists and mappings may nest in front matter."""
 
 _CATEGORY_MAX = 200
-# Control characters (C0 but the tab, and C1) and Unicode's line and paragraph separators.
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _OPEN_FENCE_RE = re.compile(r"\ufeff?---[ \t]*\r?\n")
 _TOML_FENCE_RE = re.compile(r"\ufeff?\+\+\+[ \t]*\r?\n")
 

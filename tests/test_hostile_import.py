@@ -497,3 +497,20 @@ def test_a_reappended_integer_beyond_64_bits_is_refused_not_rounded(copy: Path, 
     assert one_line_error(result, 3) == (
         f"error: {dump}:1: integer 1180591620717411303424 is beyond 64 bits (the log keeps integers from -2**63 to 2**63-1)")
     assert (copy / LOG).read_bytes() == before
+
+
+def test_what_the_log_once_took_is_imported_and_restored_again(tmp_path: Path) -> None:
+    # A rule made narrower for new events once refused old exports and restores of old versions
+    # (a title with U+2028 or U+0085): what a record held stays valid, or it needs a new schema.
+    odd = "Breaking\u2028news\u0085 and\u2029more\x85"
+    source = ledger.init(tmp_path / "source")
+    with ledger.open(source) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": odd, "categories": [odd]}, "actor": odd, "reason": odd}])
+        led.append([{"type": "UpdateBlockAdded", "article": "a", "data": {"heading": odd}}])
+        led.append([{"type": "ArticleEdited", "article": "a", "data": {"title": "Plain"}}])
+        lines = list(led.export())
+    copy = ledger.init(tmp_path / "copy")
+    with ledger.open(copy) as led:
+        assert led.import_records(lines, name="old.jsonl").imported == 3
+        led.restore("a", 2)
+        assert led.article("a").title == odd and led.article("a").blocks[0].heading == odd
