@@ -223,6 +223,28 @@ def test_verify_while_another_process_appends_and_indexes_is_ok(store_dir: Path)
     assert run_ledger("verify", store=store_dir).stdout.startswith(b"ok: 2 events")
 
 
+def test_verify_while_another_process_appends_between_the_logs_size_and_the_index(store_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The same, one step later: the append lands after verify took the log's size and before it
+    # read the index.
+    import ledger.store.file as file_store
+
+    with ledger.open(store_dir) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "x"}}])
+        led.head()
+        real = file_store.committed_but_missing
+        calls: list[int] = []
+
+        def append_first(*args: object) -> str | None:
+            if not calls:
+                _append_in_another_process(store_dir, "a")
+            calls.append(1)
+            return real(*args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(file_store, "committed_but_missing", append_first)
+        report = led.verify()
+    assert (report.ok, report.problems, len(calls)) == (True, [], 2), report
+
+
 def test_verify_takes_an_append_being_written_for_no_loss(store_dir: Path, tmp_path: Path) -> None:
     # An append half written when verify read the end, finished and folded into the views before
     # verify asked them: verify called it a loss the views had seen (exit 8).

@@ -797,8 +797,16 @@ class FileEventStore(EventStore):
 
     def _committed_but_missing(self, size: int) -> str | None:
         """What the index saw committed that the log (now `size` bytes) no longer holds
-        unchanged, if anything (see `index.committed_but_missing`)."""
-        return committed_but_missing(self._idx.path, self._marker["store_id"], size, self._read_fd, self.log_path)
+        unchanged, if anything (see `index.committed_but_missing`). Asked again while the log
+        grows: another process may append and index past `size` between its reading and the
+        index's, which is growth, not a cut."""
+        for _ in range(10):
+            missing = committed_but_missing(self._idx.path, self._marker["store_id"], size, self._read_fd, self.log_path)
+            now = os.fstat(self._read_fd).st_size
+            if missing is None or now == size:
+                return missing
+            size = now
+        return missing
 
     def close(self) -> None:
         """Sync anything pending and release files and connections."""
