@@ -290,19 +290,19 @@ def page_limit(limit: int | None) -> int | None:
     return limit
 
 
-def more_note(total: Callable[[], int], shown: int, limit: int | None, offset: int, noun: str) -> None:
+def more_note(total: Callable[[], int], rows: int, limit: int | None, offset: int, noun: str) -> None:
     """On a terminal, when the page is full, one line on stderr saying how many rows are left and
     how to see them; and, wherever the output goes, when `--offset` skipped past the last row.
     `total` counts them all (only called in those two cases)."""
-    if shown == 0 and offset > 0:
+    if rows == 0 and offset > 0:
         count_all = total()
         notice("note:", f"nothing from --offset {offset} on: there {'is' if count_all == 1 else 'are'} {count_all:,} {noun if count_all == 1 else noun + 's'} in all")
         return
-    if limit is None or shown < limit or not sys.stdout.isatty():
+    if limit is None or rows < limit or not sys.stdout.isatty():
         return
-    left = total() - offset - shown
+    left = total() - offset - rows
     if left > 0:
-        notice("note:", f"{left:,} more {noun if left == 1 else noun + 's'}: --offset {offset + shown} for the next page, --limit N for longer pages, or pipe the output for all")
+        notice("note:", f"{left:,} more {noun if left == 1 else noun + 's'}: --offset {offset + rows} for the next page, --limit N for longer pages, or pipe the output for all")
 
 
 def event_line(event: RecordedEvent) -> str:

@@ -75,6 +75,10 @@ def test_lists_drop_what_filters_exclude(site: Site) -> None:
     assert "Library" not in get(site, "/?category=weather").text
     assert "night market" not in get(site, "/feed?until=2024-03-06").text
     assert "not one of" in get(site, "/feed?kind=nonsense").text
+    # A category no article was ever in is a typo: a 404 naming close ones, not an empty list.
+    for path in ("/?category=wether", "/feed?category=wether", "/?q=bridge&category=wether", "/c/wether"):
+        page = get(site, path)
+        assert page.status_code == 404 and "no article was ever in category &#39;wether&#39; (did you mean &#39;weather&#39;?)" in page.text, path
 
 
 def test_every_page_is_json_too(site: Site) -> None:
@@ -290,6 +294,13 @@ def test_images_are_links_that_say_so_not_broken_pictures() -> None:
     assert '<a href="https://example.org/cat.png" rel="noopener noreferrer">image: a cat</a>' in html
     assert "<a title=\"/img/map.png (on the article's own site)\" rel=\"noopener noreferrer\">image: /img/map.png</a>" in html
     assert ">image: data</a>" in html and "data:image" not in html
+
+
+def test_a_heading_id_is_made_of_the_words_read_not_the_markdown() -> None:
+    from ledger.web.present import render_text
+
+    html = str(render_text("# The [background](http://x) story\n\n## _Why_ it `x.y`\n", markdown=True))
+    assert '<h2 id="the-background-story">' in html and '<h3 id="why-it-xy">' in html
 
 
 def test_no_heading_takes_an_id_of_the_pages_own() -> None:

@@ -70,7 +70,10 @@ def render_text(text: str, markdown: bool, top: int = 2, ids: set[str] | None = 
         renumbered = {level: f"h{min(top + n, 6)}" for n, level in enumerate(levels)}
         for n, token in enumerate(tokens):
             if token.type == "heading_open":
-                token.attrSet("id", heading_id(tokens[n + 1].content, taken))
+                # Its text as read (`# The [background](http://x) story` is "The background
+                # story"): the words of its runs and code, without the marks around them.
+                words = "".join(child.content for child in tokens[n + 1].children or () if child.type in ("text", "code_inline"))
+                token.attrSet("id", heading_id(words, taken))
             if token.type in ("heading_open", "heading_close"):
                 token.tag = renumbered[int(token.tag[1])]
             if token.children:
@@ -256,7 +259,7 @@ AGES = 6
 
 
 @dataclass(frozen=True)
-class BlameLine:
+class MarkedLine:
     """One line of a blamed text: the versions that wrote its words (its margin), and its runs
     as `(text, version, marked)`; `marked` runs start a new version inside a line of several,
     where the page names the version in words (the colour alone would carry it)."""
@@ -265,7 +268,7 @@ class BlameLine:
     pieces: tuple[tuple[str, int, bool], ...]
 
 
-def blame_lines(blame: Blame) -> list[BlameLine]:
+def blame_lines(blame: Blame) -> list[MarkedLine]:
     """The blamed text's lines (`Blame.lines`), each run of a line of several versions marked
     where a new version's words start."""
     shown = []
@@ -284,7 +287,7 @@ def blame_lines(blame: Blame) -> list[BlameLine]:
                 marked.append((words, version, True))
             else:
                 marked.append((text, version, False))
-        shown.append(BlameLine(versions, tuple(marked)))
+        shown.append(MarkedLine(versions, tuple(marked)))
     return shown
 
 
