@@ -37,6 +37,8 @@ _WRITTEN_OUT = {"\n": "\\n", "\r": "\\r"}
 def shown(text: str) -> str:
     """`text` with what a terminal would act on written out as escapes (`\\n`, `\\x1b`, `\\u202e`):
     a name from a file or the log printed on one line, as what it is."""
+    if text.isprintable():
+        return text  # (most text: checked in C, for the long tables)
     return _UNSHOWABLE.sub(lambda m: _WRITTEN_OUT.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100 else f"\\u{ord(m.group()):04x}"), text)
 
 
@@ -117,7 +119,7 @@ def table(columns: list[str], rows: Iterable[list[Any]], title: str | None = Non
     """Print a table for people: rich on a terminal (or at the width COLUMNS gives); plain aligned
     text, one line per row, when piped or longer than 1,000 rows. Longer tables are streamed, so
     the first rows appear at once and memory stays flat (see `_plain_table`)."""
-    cells = (["" if cell is None else str(cell) for cell in row] for row in rows)
+    cells = (["" if cell is None else shown(str(cell)) for cell in row] for row in rows)
     first = list(itertools.islice(cells, _RICH_MAX_ROWS + 1))
     # What console() would give: unbounded on a pipe unless COLUMNS is set. Decided before
     # creating one, so that piped output never loads rich's console.
@@ -309,7 +311,7 @@ def event_line(event: RecordedEvent) -> str:
     """One event on one line, for people (`ledger log --follow`)."""
     who = f"  {event.actor}" if event.actor else ""
     why = f"  ({event.reason})" if event.reason else ""
-    return f"{event.position:>6}  {local_time(event.occurred_at)}  {event.article} v{event.version}  {event.type}{who}{why}"
+    return shown(f"{event.position:>6}  {local_time(event.occurred_at)}  {event.article} v{event.version}  {event.type}{who}{why}")
 
 
 def show_progress() -> bool:

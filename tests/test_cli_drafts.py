@@ -144,3 +144,16 @@ def test_watch_as_a_process_stopped_by_a_signal(store_dir: Path, tmp_path: Path,
     assert run_ledger("show", "late", store=store_dir).stdout == (folder / "late.txt").read_bytes()
     log = [json.loads(line) for line in run_ledger("log", "--format", "json", store=store_dir).stdout.splitlines()]
     assert [(e["article"], e["reason"]) for e in log] == [("early", "from the folder"), ("late", "from the folder")]
+
+
+def test_texts_a_terminal_would_act_on_are_written_out_in_tables(store_dir: Path) -> None:
+    # A title may hold a C1 control (U+009B starts an escape sequence on some terminals) and an
+    # actor a mark that reorders what follows: tables print them as escapes, JSON as they are.
+    event = {"type": "ArticleCreated", "article": "q", "data": {"title": "T\u009b2J \u2028x"}, "actor": "a\u202eb"}
+    assert run_ledger("append", "-", store=store_dir, input=json.dumps(event).encode() + b"\n").returncode == 0
+    listed = run_ledger("articles", store=store_dir).stdout.decode()
+    logged = run_ledger("log", store=store_dir).stdout.decode()
+    assert "T\\x9b2J \\u2028x" in listed and "\u009b" not in listed and "\u2028" not in listed
+    assert "a\\u202eb" in logged and "\u202e" not in logged
+    raw = json.loads(run_ledger("articles", "--format", "json", store=store_dir).stdout)
+    assert raw["title"] == "T\u009b2J \u2028x"
