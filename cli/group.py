@@ -64,6 +64,11 @@ def _debug(ctx: click.Context) -> bool:
 _GLOBAL_OPTIONS = {"--store": "--store DIR", "--lock-timeout": "--lock-timeout SECONDS", "--max-event-bytes": "--max-event-bytes N", "--debug": "--debug"}
 
 
+def _a_command_takes(group: click.Group, option: str) -> bool:
+    """Whether any command of `group` takes `option`."""
+    return any(option in param.opts for command in group.commands.values() for param in command.params)
+
+
 class ClickProblem(click.ClickException):
     """An error click raises, shown as every other error is: one line `error: ...` on stderr,
     with click's exit code (1; `UsageProblem`: 2)."""
@@ -85,6 +90,12 @@ class ClickProblem(click.ClickException):
             # The store and the other options of ledger itself come before the command.
             name = exc.ctx.info_name
             message = f"{exc.option_name} is an option of ledger itself: put it before the command (ledger {_GLOBAL_OPTIONS[exc.option_name]} {name} ...)"
+        elif (
+            isinstance(exc, click.NoSuchOption) and exc.ctx is not None and exc.ctx.parent is None
+            and isinstance(exc.ctx.command, click.Group) and _a_command_takes(exc.ctx.command, exc.option_name)
+        ):
+            # The reverse: an option of the commands given before the command.
+            message = f"{exc.option_name} is an option of the command, not of ledger itself: put it after the command (ledger COMMAND {exc.option_name} ...)"
         elif isinstance(exc, click.NoSuchOption) and exc.option_name == "--version" and exc.ctx is not None and _takes_a_version(exc.ctx.command):
             # `blame --version N` is also taken; elsewhere a version is an argument.
             usage = " ".join(exc.ctx.command.collect_usage_pieces(exc.ctx)[1:])
@@ -232,7 +243,7 @@ class _StderrHandler(logging.Handler):
     envvar="LEDGER_LOCK_TIMEOUT",
     default=10.0,
     show_default=True,
-    help="Seconds to wait for another writer's lock before failing with exit code 7 (inf: wait for ever).",
+    help="Seconds to wait for another writer's lock before failing with exit code 7 (inf: wait for ever; else $LEDGER_LOCK_TIMEOUT).",
 )
 @click.option(
     "--max-event-bytes",
@@ -240,7 +251,7 @@ class _StderrHandler(logging.Handler):
     envvar="LEDGER_MAX_EVENT_BYTES",
     default=ledger.DEFAULT_MAX_EVENT_BYTES,
     show_default=True,
-    help="Refuse an event whose data, as JSON, is larger than this (exit code 3).",
+    help="Refuse an event whose data, as JSON, is larger than this (exit code 3; else $LEDGER_MAX_EVENT_BYTES).",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 @click.version_option(package_name="article-ledger", prog_name="ledger")

@@ -288,8 +288,8 @@ def updated(ctx: click.Context, since: datetime, limit: int | None, offset: int,
 
 
 @main.command()
-@click.option("--since", type=TIME, help="Changes at or after this time.")
-@click.option("--until", type=TIME, help="Changes at or before this time.")
+@click.option("--since", type=TIME, help="Changes at or after this time (ISO 8601 or an age like 2h).")
+@click.option("--until", type=TIME, help="Changes at or before this time (ISO 8601 or an age like 2h).")
 @click.option("--article", "-a", help="Only this article.")
 @click.option("--limit", "-n", type=count(1), help="At most this many (the newest).")
 @format_option
@@ -297,8 +297,9 @@ def updated(ctx: click.Context, since: datetime, limit: int | None, offset: int,
 def timeline(ctx: click.Context, since: datetime | None, until: datetime | None, article: str | None, limit: int | None, fmt: str) -> None:
     """List changes across all articles, newest first (one line per article version).
 
-    JSON fields (one line each): position, article, version, occurred_at, recorded_at, actor,
-    reason, changes, categories_added, categories_removed, headings, events.
+    JSON fields (one line each): position, article, version, title (the article's at that
+    version), occurred_at, recorded_at, actor, reason, changes, categories_added,
+    categories_removed, headings, events.
 
     \b
     Example:
@@ -347,8 +348,8 @@ def restore(ctx: click.Context, article: str, version: int, actor: str | None, r
 @format_option
 @click.pass_context
 def withdraw(ctx: click.Context, article: str, actor: str | None, reason: str | None, fmt: str) -> None:
-    """Withdraw ARTICLE: it leaves current views and listings, keeps its history, and `ledger
-    restore` brings it back.
+    """Withdraw ARTICLE: it leaves category listings and counts and the updated feed (`articles`
+    marks it withdrawn), keeps its history, and `ledger restore` brings it back.
 
     JSON fields: those of `ledger append --format json`.
 
@@ -469,7 +470,7 @@ def blame(ctx: click.Context, article: str, version: int | None, version_option:
 
 @main.command()
 @click.argument("phrase")
-@click.option("--article", metavar="ID", help="Search this article only.")
+@click.option("--article", "-a", metavar="ID", help="Search this article only.")
 @click.option("--since", type=TIME, help="Only where the phrase stood at this time or later (still standing, or went out at or after it).")
 @click.option("--exact", is_flag=True, help="Match the phrase as typed, case and punctuation (default: any case, any punctuation).")
 @format_option

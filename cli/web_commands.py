@@ -12,7 +12,7 @@ from .group import main, open_ledger
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on; anything but loopback prints a warning.")
 @click.pass_context
 def serve(ctx: click.Context, port: int, host: str) -> None:
-    """Open a read-only web viewer of the store: articles, history, diffs, feed, categories.
+    """Open a read-only web viewer of the store: articles, history, diffs, blame, search, feed, categories.
 
     Pages follow the log live: a version appended meanwhile shows on reload. Every page is also
     JSON (add .json to its address). Stop it with Ctrl+C.

@@ -297,7 +297,8 @@ class MetadataChanged(_Data):
 
 
 class ArticleWithdrawn(_Data):
-    """The article is taken down: it leaves current views and listings but stays in history."""
+    """The article is taken down: it leaves category listings and counts and the updated feed
+    (article listings mark it withdrawn) but stays in history."""
 
 
 class ArticleRestored(_Data):

@@ -229,10 +229,11 @@ def test_debug_keeps_the_documented_exit_code(store_dir: Path) -> None:
         (["history", "a", "--debug"], "ledger history: --debug is an option of ledger itself: put it before the command (ledger --debug history ...)"),
         (["show", "a", "--version", "3"], "ledger show: no such option '--version': a version is an argument here (ledger show ARTICLE [VERSION])"),
         (["diff", "a", "--version", "3"], "ledger diff: no such option '--version': a version is an argument here (ledger diff ARTICLE [FROM] [TO])"),
+        (["--format", "json", "show", "a"], "ledger: --format is an option of the command, not of ledger itself: put it after the command (ledger COMMAND --format ...)"),
     ],
     ids=["missing-path", "misspelt-option", "misspelt-command", "missing-argument", "bad-choice", "not-a-number", "too-small",
          "positional", "beyond-64-bits", "global-option", "seconds-not-a-number", "seconds-too-small", "store-after-command", "flag-after-command",
-         "show-version-option", "diff-version-option"],
+         "show-version-option", "diff-version-option", "command-option-before-command"],
 )
 def test_usage_errors_are_one_line_like_every_error(store_dir: Path, args: list[str], message: str) -> None:
     # Issue 14 points 2 and 3: click printed three lines ("Usage: ...", "Try ...", "Error: ...")

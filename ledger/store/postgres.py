@@ -500,7 +500,8 @@ def _safe(text: str) -> str:
 
 
 def cache_base() -> Path:
-    """Where caches of server stores go: `$LEDGER_CACHE_DIR`, else ~/.cache/ledger."""
+    """Where caches of server stores go: `$LEDGER_CACHE_DIR`, else `$XDG_CACHE_HOME/ledger`, else
+    ~/.cache/ledger."""
     configured = os.environ.get(ENV_CACHE)
     if configured:
         return Path(configured)
