@@ -45,5 +45,6 @@ run ledger verify
 if [ "${1:-}" = "--serve" ]; then
     run ledger serve
 else
-    printf '\nTo see these in a web browser: sh examples/demo.sh --serve, then open http://127.0.0.1:8000/\n'
+    # Said with the folder of the ledger used here: the quick start puts it on PATH for one command.
+    printf '\nTo see these in a web browser: PATH="%s:$PATH" sh examples/demo.sh --serve, then open http://127.0.0.1:8000/\n' "$(dirname "$(command -v ledger)")"
 fi
