@@ -1021,10 +1021,16 @@ def test_a_role_or_schema_the_server_refuses_is_one_line(pg_url: str, pg_cluster
     role = f"r_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-        conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
     try:
         reader = pg_url.replace(f"postgresql://{pgserver.USER}@", f"postgresql://{role}@", 1)
         assert reader != pg_url
+        # No right on the tables at all: opening the store read the schema table, a traceback.
+        for command in (("head",), ("init",)):
+            bare = run_ledger(*command, store=reader)
+            assert bare.returncode == 6 and bare.stderr.count(b"\n") == 1, bare.stderr
+            assert b"the server refused: permission denied for table ledger_schema" in bare.stderr, bare.stderr
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(sql.Identifier(role)))
         assert run_ledger("head", store=reader).returncode == 0  # reading needs no more
         appended = run_ledger("append", "-", store=reader, input=b'{"type": "ArticleCreated", "article": "a", "data": {"title": "T"}}\n')
         assert appended.returncode == 6 and appended.stderr.count(b"\n") == 1, appended.stderr
@@ -1033,6 +1039,9 @@ def test_a_role_or_schema_the_server_refuses_is_one_line(pg_url: str, pg_cluster
         made = run_ledger("init", store=nowhere)
         assert made.returncode == 6 and made.stderr.count(b"\n") == 1, made.stderr
         assert b"the schema named by search_path must exist" in made.stderr
+        # A read said "no ledger store in this database (run `ledger init`)".
+        read = run_ledger("stats", store=nowhere)
+        assert read.returncode == 6 and b"the schema named by search_path must exist" in read.stderr, read.stderr
         # Without CONNECT on the database: a grant mends it, so it is not "cannot reach" (10).
         with psycopg.connect(pg_url, autocommit=True) as conn:
             database = sql.Identifier(conn.info.dbname)

@@ -445,12 +445,19 @@ def _unusable(url: str, detail: str) -> StoreError:
     return StoreError(f"{redact(url)}: not a usable PostgreSQL URL ({' '.join(detail.split()).removeprefix('connection is bad: ')})")
 
 
-def _schema_of(conn: psycopg.Connection[Any]) -> tuple[int, str] | None:
-    """The schema's version and the store's id, None when the database holds no ledger."""
-    found = conn.execute("SELECT to_regclass('ledger_schema') IS NOT NULL").fetchone()
-    if not found or not found[0]:
-        return None
-    row = conn.execute("SELECT version, store_id FROM ledger_schema").fetchone()
+def _schema_of(conn: psycopg.Connection[Any], url: str) -> tuple[int, str] | None:
+    """The schema's version and the store's id, None when the database holds no ledger; a role
+    that may not read it, or a search_path naming no schema, is the server's refusal (a
+    `StoreError` saying so, not a traceback nor "no ledger store here")."""
+    try:
+        found = conn.execute("SELECT to_regclass('ledger_schema') IS NOT NULL, current_schema() IS NOT NULL").fetchone()
+        if found is not None and not found[1]:
+            raise StoreError(f"{redact(url)}: no schema of the server's search_path exists (the schema named by search_path must exist: create it first)")
+        if not found or not found[0]:
+            return None
+        row = conn.execute("SELECT version, store_id FROM ledger_schema").fetchone()
+    except _REFUSALS as exc:
+        raise _refused(url, exc) from None
     if row is None:
         return None
     return int(row[0]), str(row[1])
@@ -472,10 +479,10 @@ def init_schema(url: str) -> str:
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_INIT_LOCK,))
                 conn.execute("CREATE TABLE IF NOT EXISTS ledger_schema (one boolean PRIMARY KEY DEFAULT true CHECK (one), version integer NOT NULL, store_id text NOT NULL)")
-                found = _schema_of(conn)
+                found = _schema_of(conn, url)
                 if found is None:
                     conn.execute("INSERT INTO ledger_schema (version, store_id) VALUES (0, %s)", (str(uuid.uuid4()),))
-                    found = (0, cast("tuple[int, str]", _schema_of(conn))[1])
+                    found = (0, cast("tuple[int, str]", _schema_of(conn, url))[1])
                 version, store_id = found
                 _check_version(url, version)
                 for target, script in MIGRATIONS:
@@ -492,7 +499,7 @@ def init_schema(url: str) -> str:
 def schema_exists(url: str) -> bool:
     """Whether the database at `url` holds a ledger's tables."""
     with _connect(url) as conn:
-        return _schema_of(conn) is not None
+        return _schema_of(conn, url) is not None
 
 
 def _safe(text: str) -> str:
@@ -520,7 +527,7 @@ class PostgresEventStore(EventStore):
         self.url = url
         self.lock_timeout = lock_timeout
         with _connect(url) as conn:
-            found = _schema_of(conn)
+            found = _schema_of(conn, url)
             if found is None:
                 raise StoreNotFoundError(f"{redact(url)}: no ledger store in this database (run `ledger init`)")
             version, self.store_id = found
