@@ -298,6 +298,10 @@ _LISTEN_TIMEOUT = 1.0
 # How long the pool keeps trying to connect, waits doubling from 1 s, before it leaves it to the
 # next read (seconds).
 _RECONNECT_WINDOW = 10.0
+# How long one wait for a pooled connection lasts before it asks again (seconds): asking is what
+# makes the pool try to connect again once a window has passed without an answer, so a read
+# waiting through a longer outage goes on soon after the server is back, not at its timeout.
+_ASK_AGAIN = 2.0
 
 
 class _Array(bytes):
@@ -595,6 +599,25 @@ class PostgresEventStore(EventStore):
         return folder
 
     @contextmanager
+    def _pooled(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection of the pool, as `ConnectionPool.connection` gives it (its transaction
+        ended on the way out), asked for again every `_ASK_AGAIN` seconds up to the pool's
+        timeout (`PoolTimeout` then)."""
+        deadline = time.monotonic() + self._pool.timeout
+        while True:
+            try:
+                conn = self._pool.getconn(timeout=max(0.01, min(_ASK_AGAIN, deadline - time.monotonic())))
+                break
+            except PoolTimeout:
+                if time.monotonic() >= deadline:
+                    raise
+        try:
+            with conn:
+                yield conn
+        finally:
+            self._pool.putconn(conn)
+
+    @contextmanager
     def _conn(self, doing: str) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection; a connection lost meanwhile becomes `StoreConnectionError`."""
         owned = getattr(self._exclusive, "conn", None)
@@ -602,7 +625,7 @@ class PostgresEventStore(EventStore):
             yield owned
             return
         try:
-            with self._pool.connection() as conn:
+            with self._pooled() as conn:
                 yield conn
         except PoolTimeout:
             raise _NoConnectionError(f"{redact(self.url)}: no connection to the server could be had while {doing}") from None
@@ -853,7 +876,7 @@ class PostgresEventStore(EventStore):
             yield
             return
         try:
-            with self._pool.connection() as conn:
+            with self._pooled() as conn:
                 try:
                     conn.execute("BEGIN")
                     self._lock_head(conn)
@@ -919,7 +942,7 @@ class PostgresEventStore(EventStore):
             for attempt in (1, 2):
                 sent = [False]
                 try:
-                    with self._pool.connection() as conn:
+                    with self._pooled() as conn:
                         try:
                             deferred = self._commit_group(conn, group, locked=False, sent=sent)
                         except BaseException:
