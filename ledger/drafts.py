@@ -89,7 +89,9 @@ def describe(events: Iterable[Mapping[str, Any]], headings: Sequence[str] = ()) 
             index = data.get("index")
             blocks.insert(len(blocks) if index is None else index, data["heading"])
         elif kind == "UpdateBlockEdited":
-            parts.append(f"edited update block {named(data['index'])}")
+            # A new heading is said too: the old one alone read as if the block still had it.
+            renamed = f" now {data['heading'].strip()[:60]!r}" if "heading" in data else ""
+            parts.append(f"edited update block {named(data['index'])}{renamed}")
             if "heading" in data and data["index"] < len(blocks):
                 blocks[data["index"]] = data["heading"]
         elif kind == "UpdateBlockRemoved":

@@ -717,6 +717,9 @@ def test_an_ingest_names_the_blocks_it_edits_and_removes_by_heading(led: ledger.
     result = ingest_draft(led, parse_draft(f"T\n\nBody.\n\n{changed}Update 5:\nlast\n", "s.txt"))
     assert result.summary == "removed update block 2 'Update 2:', edited update block 3 'Update 4:', added update block 'Update 5:'"
     assert describe([{"type": "UpdateBlockEdited", "data": {"index": 0, "text": "x"}}]) == "edited update block 1"
+    # A new heading is said as well (the old one alone read as if the block still had it).
+    renamed = ingest_draft(led, parse_draft(f"T\n\nBody.\n\n{changed.replace('Update 3:', 'Update 3 (corrected):')}Update 5:\nlast\n", "s.txt"))
+    assert renamed.summary == "edited update block 2 'Update 3:' now 'Update 3 (corrected):'"
 
 
 def test_an_ingest_summary_never_reads_the_draft_layout_as_a_category_or_a_key(led: ledger.Ledger, tmp_path: Path) -> None:
