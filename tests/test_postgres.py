@@ -501,6 +501,26 @@ def test_an_older_schema_is_migrated_by_init_and_its_log_goes_on(pg_url: str, tm
         assert conn.execute("SELECT to_regclass('ledger_head')").fetchone() == (None,)
 
 
+def test_an_import_refused_inside_exclusive_leaves_the_block_usable(pg_url: str) -> None:
+    # Its insert failing (an id already in the store) left the block's transaction aborted: the
+    # next statement in it was psycopg's InFailedSqlTransaction, not a ledger answer.
+    store = PostgresEventStore(pg_url)
+    try:
+        store.append([rec("a", "ArticleCreated", id="taken", title="A", body="a")])
+        head = store.head()
+        now = "2026-01-01T00:00:00.000000Z"
+        lines, _ = seal_append([rec("b", "ArticleCreated", id="taken", title="B", body="b")], {"b": 1}, {"b": now}, "2099-01-01T00:00:00.000000Z",
+                               head.position, head.hash, 0)
+        with store.exclusive():
+            with pytest.raises(ledger.InvalidEventError, match="already in the store"):
+                store.append_raw(lines)
+            assert store.head() == head
+            store.append([rec("c", "ArticleCreated", title="C", body="c")])
+        assert store.head().position == head.position + 1 and store.verify().ok
+    finally:
+        store.close()
+
+
 def test_an_append_after_a_later_recorded_time_is_recorded_at_that_time(pg_url: str) -> None:
     # Another host's clock runs ahead: its append is recorded in the future of this one's.
     later = "2099-01-01T00:00:00.000000Z"

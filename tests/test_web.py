@@ -294,6 +294,9 @@ def test_images_are_links_that_say_so_not_broken_pictures() -> None:
     assert '<a href="https://example.org/cat.png" rel="noopener noreferrer">image: a cat</a>' in html
     assert "<a title=\"/img/map.png (on the article's own site)\" rel=\"noopener noreferrer\">image: /img/map.png</a>" in html
     assert ">image: data</a>" in html and "data:image" not in html
+    # A badge: the image inside a link is its words, and the link stays the author's.
+    badge = str(render_text("[![build](https://ci.example/badge.svg)](https://ci.example/job)", markdown=True))
+    assert badge == '<p><a href="https://ci.example/job" rel="noopener noreferrer">image: build</a></p>\n', badge
 
 
 def test_a_heading_id_is_made_of_the_words_read_not_the_markdown() -> None:

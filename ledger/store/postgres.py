@@ -611,6 +611,8 @@ class PostgresEventStore(EventStore):
             except PoolTimeout:
                 if time.monotonic() >= deadline:
                     raise
+        # (A wait that timed out stays in psycopg_pool's queue until a connection is handed out,
+        # so after an outage the pool may grow to its largest size once: idle ones close later.)
         try:
             with conn:
                 yield conn
@@ -1151,12 +1153,12 @@ class PostgresEventStore(EventStore):
         decoded = [open_sealed(line, import_label(labels, n)) for n, line in enumerate(lines, 1)]
         articles = list(dict.fromkeys(str(r.get("article")) for r, _, _ in decoded))
         # Inside `exclusive` the block's transaction holds the lock: committing here would let
-        # other writers in between an import's batches (the block commits, or undoes, them all).
+        # other writers in between an import's batches (the block commits them all). A batch
+        # refused there is undone to its savepoint, as an append is, leaving the block usable.
         owned = getattr(self._exclusive, "conn", None) is not None
         try:
             with self._conn("importing") as conn:
-                if not owned:
-                    conn.execute("BEGIN")
+                conn.execute("SAVEPOINT ledger_import" if owned else "BEGIN")
                 try:
                     position, prev, recorded = self._lock_head(conn)
                     state = conn.execute(
@@ -1166,11 +1168,12 @@ class PostgresEventStore(EventStore):
                     order = RecordOrder({str(a): int(v) for a, v, _ in state}, {str(a): str(o) for a, _, o in state})
                     position, prev, _ = check_continuation(decoded, labels, order, position, prev, recorded)
                     self._insert(conn, decoded, position)
-                    if not owned:
-                        conn.execute("COMMIT")
+                    conn.execute("RELEASE SAVEPOINT ledger_import" if owned else "COMMIT")
                 except BaseException:
                     if not owned:
                         _undo(conn)
+                    elif not conn.broken:
+                        conn.execute("ROLLBACK TO SAVEPOINT ledger_import")
                     raise
         except psycopg.errors.LockNotAvailable:
             raise StoreLockedError(f"{redact(self.url)}: another writer held the log for more than {self.lock_timeout} s; nothing imported") from None

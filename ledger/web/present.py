@@ -77,7 +77,7 @@ def render_text(text: str, markdown: bool, top: int = 2, ids: set[str] | None = 
             if token.type in ("heading_open", "heading_close"):
                 token.tag = renumbered[int(token.tag[1])]
             if token.children:
-                token.children = [piece for child in token.children for piece in _image_as_link(child)]
+                token.children = _images_as_links(token.children)
             for child in token.children or ():
                 href = child.attrGet("href") if child.type == "link_open" else None
                 if isinstance(href, str) and not urlsplit(href).scheme and not href.startswith(("//", "#")):
@@ -89,18 +89,26 @@ def render_text(text: str, markdown: bool, top: int = 2, ids: set[str] | None = 
     return Markup("").join(Markup("<p>{}</p>\n").format(paragraph) for paragraph in paragraphs(text))
 
 
-def _image_as_link(token: Token) -> list[Token]:
-    """An image of a draft as a link to it that says it is one (`image: a cat`): the page loads
-    nothing from other sites (its policy would show a broken image), and an image on the
-    article's own site is not on the viewer's. Any other token as it is."""
-    if token.type != "image":
-        return [token]
-    src = token.attrGet("src")
-    words = Token("text", "", 0, content=f"image: {token.content or src or 'no description'}")
-    if not isinstance(src, str) or not src:
-        return [words]
-    # Made a link here; one into the article's own site then loses its address as links do.
-    return [Token("link_open", "a", 1, attrs={"href": src}), words, Token("link_close", "a", -1)]
+def _images_as_links(tokens: list[Token]) -> list[Token]:
+    """A line's tokens with each image as a link to it that says it is one (`image: a cat`): the
+    page loads nothing from other sites (its policy would show a broken image), and an image on
+    the article's own site is not on the viewer's. An image inside a link (a badge) is its words
+    only: the link stays the author's."""
+    out: list[Token] = []
+    depth = 0
+    for token in tokens:
+        depth += {"link_open": 1, "link_close": -1}.get(token.type, 0)
+        if token.type != "image":
+            out.append(token)
+            continue
+        src = token.attrGet("src")
+        words = Token("text", "", 0, content=f"image: {token.content or src or 'no description'}")
+        if depth or not isinstance(src, str) or not src:
+            out.append(words)
+        else:
+            # Made a link here; one into the article's own site then loses its address as links do.
+            out += [Token("link_open", "a", 1, attrs={"href": src}), words, Token("link_close", "a", -1)]
+    return out
 
 
 def render_heading(heading: str, markdown: bool) -> Markup:
