@@ -228,6 +228,15 @@ class Count(click.IntRange):
     def __init__(self, minimum: int) -> None:
         super().__init__(min=minimum, max=INT64_MAX)
 
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        """`N` in usage and help (click's is `INTEGER RANGE`)."""
+        return "N"
+
+    def _describe_range(self) -> str:
+        # Help shows `[1 or more]`, not click's `[1<=x<=9223372036854775807]`: the top is only
+        # what the log holds, said when a number passes it.
+        return f"{self.min} or more"
+
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         """`value` as an int within the range, or a usage error saying what is expected."""
         expected = f"{self.min} or more"
