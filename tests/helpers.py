@@ -203,14 +203,24 @@ def interruptible(command: list[str]) -> list[str]:
 
 
 
-def import_in_batches_trying_another_writer(store: str | Path, monkeypatch: Any, source: list[bytes]) -> tuple[ledger.ImportResult, int, str]:
-    """Import `source` (an export that continues `store`'s log) one append a batch, and after
-    the first batch run another process's append that waits at most half a second for the
-    writers' lock; returns the import's result, and that append's exit code and stderr (exit 7:
-    an exact import holds other writers off from its first batch to its last)."""
+def import_in_batches_trying_another_writer(store: str | Path, monkeypatch: Any, scratch: Path) -> tuple[int, str]:
+    """Create article `a` in the empty `store`, then import exactly three edits of it made on a
+    copy in `scratch`, one append a batch, and after the first batch run another process's
+    append that waits at most half a second for the writers' lock; returns that append's exit
+    code and stderr (exit 7: an exact import holds other writers off from its first batch to its
+    last)."""
     import subprocess
 
     from ledger import transfer
+
+    with ledger.open(store) as led:
+        led.append([{"type": "ArticleCreated", "article": "a", "data": {"title": "A", "body": "x"}}])
+        start = list(led.export())
+    with ledger.open(ledger.init(scratch / "copy")) as copy:
+        copy.import_records(start, name="start.jsonl")
+        for n in range(3):
+            copy.append([{"type": "ArticleEdited", "article": "a", "data": {"body": f"x {n}"}}])
+        source = list(copy.export())
 
     monkeypatch.setattr(transfer, "_IMPORT_BATCH", 1)
     tried: list[subprocess.CompletedProcess[bytes]] = []
@@ -231,4 +241,5 @@ def import_in_batches_trying_another_writer(store: str | Path, monkeypatch: Any,
             result = led.import_records(source, name="in.jsonl")
         finally:
             monkeypatch.undo()
-    return result, tried[0].returncode, tried[0].stderr.decode()
+    assert (result.mode, result.imported) == ("exact", 3), result
+    return tried[0].returncode, tried[0].stderr.decode()
