@@ -209,8 +209,11 @@ class TimeParam(click.ParamType[str | datetime, Any]):
             parse_when(str(value))
             return str(value)
         except InvalidTimeError as exc:
-            where = param.get_error_hint(ctx) if param is not None and ctx is not None else "time"
-            raise InvalidTimeError(f"{where}: {exc}") from None
+            # Named as click names a bad value (`ledger show: --at: ...`), with the exit code of
+            # a bad time (3).
+            where = param.get_error_hint(ctx).replace("'", "") if param is not None and ctx is not None else "time"
+            command = f"{ctx.command_path}: " if ctx is not None else ""
+            raise InvalidTimeError(f"{command}{where}: {exc}") from None
 
 
 TIME = TimeParam()

@@ -70,7 +70,7 @@ def test_ingest_usage_errors(store_dir: Path, tmp_path: Path) -> None:
     done = run_ledger("ingest", str(DRAFTS), "-a", "x", store=store_dir)
     assert (done.returncode, done.stderr.decode()) == (3, "error: an article id can be given for one draft only, not 2\n")
     late = run_ledger("ingest", str(DRAFTS / "library-late-opening.txt"), "--at", "yesterday-ish", store=store_dir)
-    assert late.returncode == 3 and late.stderr.startswith(b"error: '--at': cannot read time")
+    assert late.returncode == 3 and late.stderr.startswith(b"error: ledger ingest: --at: cannot read time"), late.stderr
     assert run_ledger("log", "--format", "json", store=store_dir).stdout == b""
 
 

@@ -383,5 +383,5 @@ def test_time_param_reads_iso_8601_and_ages() -> None:
 def test_a_bad_time_is_invalid_input_naming_the_option() -> None:
     result = CliRunner().invoke(_time_command(), ["since", "--since", "yesterday"])
     assert result.exit_code == 3
-    assert result.stderr.startswith("error: '--since': cannot read time 'yesterday': use ISO 8601")
+    assert result.stderr.startswith("error: group since: --since: cannot read time 'yesterday': use ISO 8601"), result.stderr
     assert result.stderr.count("\n") == 1
