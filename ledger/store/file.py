@@ -796,10 +796,10 @@ class FileEventStore(EventStore):
         return report.model_copy(update={"ok": False, "problems": [problem], "torn_tail_bytes": 0})
 
     def _committed_but_missing(self, size: int) -> str | None:
-        """What the index saw committed that the log (now `size` bytes) no longer holds
+        """What the index saw committed that the log (`size` bytes when read) no longer holds
         unchanged, if anything (see `index.committed_but_missing`). Asked again while the log
-        grows: another process may append and index past `size` between its reading and the
-        index's, which is growth, not a cut."""
+        grows: another process may append and index past `size` after it was read, which is
+        growth, not a cut."""
         for _ in range(10):
             missing = committed_but_missing(self._idx.path, self._marker["store_id"], size, self._read_fd, self.log_path)
             now = os.fstat(self._read_fd).st_size

@@ -114,9 +114,7 @@ def verify_log(
     if progress is not None:
         progress(size, size)
     if not problems:
-        # Against the log as it is now: another process may have appended (and indexed) past
-        # the bytes checked meanwhile, which is growth, not a cut.
-        missing = committed_but_missing(os.fstat(fd).st_size)
+        missing = committed_but_missing(size)
         if missing is not None:
             problems.append(_problem(line=line_no + 1, position=None, offset=size, message=missing))
             committed_end = size
