@@ -41,7 +41,8 @@ from ledger.model import Model
 # Whole numbers only as JSON numbers: pydantic would also read "0", 0.0 and true as 0 or 1, so a
 # quoted or mistyped number would be recorded as another value than the one written.
 WholeNumber = StrictInt
-Patch = list[tuple[WholeNumber, WholeNumber, str]]
+# `ledger.patches.Patch` as events take it: its offsets whole numbers in that sense.
+_StrictPatch = list[tuple[WholeNumber, WholeNumber, str]]
 
 ARTICLE_ID_MAX = 200
 _ARTICLE_ID_RE = re.compile(r"[^\W_][\w.~-]*")
@@ -247,7 +248,7 @@ class ArticleEdited(_Data):
     """
 
     title: OneLine | None = Field(default=None, min_length=1)
-    patch: Patch | None = None
+    patch: _StrictPatch | None = None
 
 
 class UpdateBlockAdded(_Data):
@@ -268,7 +269,7 @@ class UpdateBlockEdited(_Data):
 
     index: WholeNumber = Field(ge=0)
     heading: OneLine | None = Field(default=None, min_length=1)
-    patch: Patch | None = None
+    patch: _StrictPatch | None = None
 
 
 class UpdateBlockRemoved(_Data):
@@ -710,7 +711,7 @@ def _data_checks() -> dict[str, tuple[TypeAdapter[Any], _Fields, str | None]]:
     @with_config(_FORBID)
     class _EditedData(TypedDict, total=False):
         title: _NewHeading
-        patch: Patch | None
+        patch: _StrictPatch | None
 
     @with_config(_FORBID)
     class _BlockAddedData(TypedDict, total=False):
@@ -722,7 +723,7 @@ def _data_checks() -> dict[str, tuple[TypeAdapter[Any], _Fields, str | None]]:
     class _BlockEditedData(TypedDict, total=False):
         index: Required[_BlockIndex]
         heading: _NewHeading
-        patch: Patch | None
+        patch: _StrictPatch | None
 
     @with_config(_FORBID)
     class _BlockRemovedData(TypedDict):
