@@ -395,12 +395,12 @@ def _yaml_problem(exc: Any) -> str:
     if tag:
         shown = tag.group(1) if tag.group(1).startswith("!") else f"!!{tag.group(1)}"
         return f"the YAML tag {shown} is not allowed in front matter (write the value plainly)"
-    char = re.match(r"found character (.*) that cannot start any token", problem)
-    if char and not problem.startswith(_YAML_PROBLEMS[0][0]):
-        return f"{char.group(1)} cannot start a value: put the value in quotes (\"...\")"
     known = next((words for start, words in _YAML_PROBLEMS if problem.startswith(start)), None)
     if known is not None:
         return known
+    char = re.match(r"found character (.*) that cannot start any token", problem)
+    if char:
+        return f"{char.group(1)} cannot start a value: put the value in quotes (\"...\")"
     context = getattr(exc, "context", None)
     return f"{problem}{f' ({context})' if context else ''}"
 

@@ -8,9 +8,9 @@ cores the replay then takes as long as the slower of the two instead of both tog
 
 The child reports the records it has folded as lines on its stdout; an error it raises comes
 back as one line naming its class, the log position it names (if any) and its message, and is
-raised again in the replaying process as the same error (a damaged log is a `CorruptStoreError` either way). Each rebuild is one SQLite
-transaction, so a rebuild stopped half way (the child killed, the replay interrupted) leaves the
-index it replaces, never half an index; stopping the replay stops the child (a replaying process
+raised again in the replaying process as the same error (a damaged log is a `CorruptStoreError`
+either way). Each rebuild is one SQLite transaction, so a rebuild stopped half way (the child
+killed, the replay interrupted) leaves the index it replaces, never half an index; stopping the replay stops the child (a replaying process
 killed outright leaves it to finish: the index is then the whole new one).
 """
 
